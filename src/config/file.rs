@@ -1,0 +1,135 @@
+//! The environment file as it is written on disk (`environments/<name>.toml`).
+//!
+//! Every table denies unknown keys, so a typo is an error that points at the key
+//! instead of a setting that is silently ignored.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Pilot,
+    Limited,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatGateways {
+    /// One NAT gateway in the first AZ, shared by every private subnet.
+    Shared,
+    /// One NAT gateway per AZ, so losing an AZ does not cut the others off.
+    PerAz,
+}
+
+#[allow(dead_code)] // database, api and alarms: see their types
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentFile {
+    pub name: String,
+    pub region: String,
+    pub phase: Phase,
+    #[serde(default)]
+    pub target: TargetSection,
+    pub network: NetworkSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub registry: RegistrySection,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Read and checked now, used by the data tier.
+    #[serde(default)]
+    pub database: Option<DatabaseSection>,
+    /// Read and checked now, used by the service tier.
+    #[serde(default)]
+    pub api: Option<ApiSection>,
+    /// Read and checked now, used by the service tier.
+    #[serde(default)]
+    pub alarms: Option<AlarmsSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// Send every AWS call to this endpoint (LocalStack or moto) instead of AWS.
+    pub endpoint_url: Option<String>,
+    /// Expected AWS account id; deploy refuses to run against another account.
+    pub account_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    pub vpc_cidr: String,
+    pub availability_zones: Vec<String>,
+    #[serde(default)]
+    pub public_subnet_prefix: Option<u8>,
+    #[serde(default)]
+    pub private_subnet_prefix: Option<u8>,
+    #[serde(default)]
+    pub public_subnet_cidrs: Option<Vec<String>>,
+    #[serde(default)]
+    pub private_subnet_cidrs: Option<Vec<String>>,
+    pub allowed_ingress_cidrs: Vec<String>,
+    #[serde(default)]
+    pub nat_gateways: Option<NatGateways>,
+    #[serde(default)]
+    pub api_port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub bucket_name: Option<String>,
+    pub noncurrent_version_expiration_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySection {
+    pub repository_name: Option<String>,
+    pub keep_last_images: Option<u32>,
+}
+
+// Checked now so that a typo fails early; read by the data and service tiers.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub engine_version: Option<String>,
+    pub instance_class: Option<String>,
+    pub allocated_storage_gb: Option<u32>,
+    pub multi_az: Option<bool>,
+    pub backup_retention_days: Option<u32>,
+    pub deletion_protection: Option<bool>,
+    /// Local target only: where the stand-in PostgreSQL listens.
+    pub local_host: Option<String>,
+    pub local_port: Option<u16>,
+}
+
+// Checked now so that a typo fails early; read by the data and service tiers.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    pub image_tag: Option<String>,
+    pub desired_count: Option<u32>,
+    pub cpu: Option<u32>,
+    pub memory: Option<u32>,
+    pub certificate_arn: Option<String>,
+    pub log_retention_days: Option<u32>,
+}
+
+// Checked now so that a typo fails early; read by the data and service tiers.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsSection {
+    pub action_arn: Option<String>,
+    pub p95_latency_ms: Option<u32>,
+    pub p99_latency_ms: Option<u32>,
+    pub target_5xx_count: Option<u32>,
+    pub rds_cpu_percent: Option<u32>,
+}

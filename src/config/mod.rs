@@ -1,0 +1,544 @@
+//! Environment files: loading, validation and the phase profiles.
+//!
+//! Everything here runs before any AWS call: a file that loads is a file the
+//! rest of the program can trust.
+
+mod file;
+mod source;
+
+pub use file::{NatGateways, Phase};
+pub use source::InvalidEnvironment;
+
+use file::EnvironmentFile;
+use ipnet::Ipv4Net;
+use source::Source;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Why an environment could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ConfigError {
+    #[error("no environment named `{name}` in {dir}: there is no {dir}/{name}.toml (environments here: {})", list_or_none(.available))]
+    NotFound {
+        name: String,
+        dir: String,
+        available: Vec<String>,
+    },
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(#[from] Box<InvalidEnvironment>),
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A checked environment: every value here has been validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub region: String,
+    pub phase: Phase,
+    pub endpoint_url: Option<String>,
+    pub expected_account_id: Option<String>,
+    pub network: Network,
+    pub storage: Storage,
+    pub registry: Registry,
+    /// User tags put on every resource, next to poolside's own.
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub vpc_cidr: Ipv4Net,
+    pub availability_zones: Vec<String>,
+    /// One per AZ, in the order of `availability_zones`.
+    pub public_subnets: Vec<Ipv4Net>,
+    pub private_subnets: Vec<Ipv4Net>,
+    pub allowed_ingress_cidrs: Vec<Ipv4Net>,
+    pub nat_gateways: NatGateways,
+    pub api_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// `None`: derived from the environment, account and region at plan time.
+    pub bucket_name: Option<String>,
+    pub noncurrent_version_expiration_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub repository_name: String,
+    pub keep_last_images: u32,
+}
+
+/// The names of the environments in `dir`, sorted.
+pub fn list_environments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension()? == "toml").then(|| path.file_stem()?.to_str().map(str::to_string))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Loads and validates `dir/<name>.toml`.
+pub fn load(dir: &Path, name: &str) -> Result<Config, ConfigError> {
+    let path: PathBuf = dir.join(format!("{name}.toml"));
+    if !path.is_file() {
+        return Err(ConfigError::NotFound {
+            name: name.to_string(),
+            dir: dir.display().to_string(),
+            available: list_environments(dir),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&path.display().to_string(), name, text).map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+/// Parses and validates the text of an environment file called `file_name`,
+/// expected to describe the environment `expected_name`.
+pub fn parse(
+    file_name: &str,
+    expected_name: &str,
+    text: String,
+) -> Result<Config, InvalidEnvironment> {
+    let source = Source::new(file_name, text);
+    let raw: EnvironmentFile =
+        toml::from_str(source.text()).map_err(|e| source.error_from_toml(&e))?;
+    Validator { source: &source }.validate(raw, expected_name)
+}
+
+struct Validator<'a> {
+    source: &'a Source,
+}
+
+type Checked<T> = Result<T, InvalidEnvironment>;
+
+impl Validator<'_> {
+    fn fail<T>(&self, path: &str, message: impl Into<String>) -> Checked<T> {
+        Err(self.source.error_at(path, message))
+    }
+
+    fn validate(&self, raw: EnvironmentFile, expected_name: &str) -> Checked<Config> {
+        self.check_name(&raw.name, expected_name)?;
+        self.check_region(&raw.region)?;
+        if let Some(url) = &raw.target.endpoint_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return self.fail(
+                    "target.endpoint_url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                );
+            }
+        }
+        if let Some(account) = &raw.target.account_id {
+            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
+                return self.fail(
+                    "target.account_id",
+                    format!("{account:?} is not a 12-digit AWS account id"),
+                );
+            }
+        }
+        let network = self.check_network(&raw)?;
+        self.check_tags(&raw.tags)?;
+        let storage = self.check_storage(&raw)?;
+        let registry = self.check_registry(&raw)?;
+        Ok(Config {
+            name: raw.name,
+            region: raw.region,
+            phase: raw.phase,
+            endpoint_url: raw.target.endpoint_url,
+            expected_account_id: raw.target.account_id,
+            network,
+            storage,
+            registry,
+            tags: raw.tags,
+        })
+    }
+
+    fn check_name(&self, name: &str, expected: &str) -> Checked<()> {
+        let valid = !name.is_empty()
+            && name.len() <= 20
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return self.fail(
+                "name",
+                format!("{name:?} must be 1-20 characters of a-z, 0-9 and '-', starting with a letter (it goes into resource names)"),
+            );
+        }
+        if name != expected {
+            return self.fail(
+                "name",
+                format!("{name:?} does not match the file name; expected {expected:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_region(&self, region: &str) -> Checked<()> {
+        let parts: Vec<&str> = region.split('-').collect();
+        let valid = parts.len() >= 3
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            })
+            && parts
+                .last()
+                .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
+        if !valid {
+            return self.fail(
+                "region",
+                format!("{region:?} is not an AWS region name such as \"eu-west-1\""),
+            );
+        }
+        Ok(())
+    }
+
+    fn cidr(&self, path: &str, text: &str) -> Checked<Ipv4Net> {
+        let net: Ipv4Net = match text.parse() {
+            Ok(net) => net,
+            Err(_) => {
+                return self.fail(
+                    path,
+                    format!("{text:?} is not a valid IPv4 CIDR block such as \"10.0.0.0/16\""),
+                )
+            }
+        };
+        if net.trunc() != net {
+            return self.fail(
+                path,
+                format!(
+                    "{text:?} has host bits set; did you mean \"{}\"?",
+                    net.trunc()
+                ),
+            );
+        }
+        Ok(net)
+    }
+
+    fn check_network(&self, raw: &EnvironmentFile) -> Checked<Network> {
+        let n = &raw.network;
+        let vpc = self.cidr("network.vpc_cidr", &n.vpc_cidr)?;
+        let private_ranges: [Ipv4Net; 3] = [
+            "10.0.0.0/8".parse().unwrap(),
+            "172.16.0.0/12".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+        ];
+        if !private_ranges.iter().any(|range| range.contains(&vpc)) {
+            return self.fail(
+                "network.vpc_cidr",
+                format!("{vpc} is outside the private ranges 10.0.0.0/8, 172.16.0.0/12 and 192.168.0.0/16"),
+            );
+        }
+        if !(16..=24).contains(&vpc.prefix_len()) {
+            return self.fail(
+                "network.vpc_cidr",
+                format!("{vpc} must be between /16 and /24 (AWS VPC limits)"),
+            );
+        }
+
+        let azs = &n.availability_zones;
+        if azs.len() < 2 {
+            return self.fail(
+                "network.availability_zones",
+                format!("needs at least 2 availability zones, found {}", azs.len()),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, az) in azs.iter().enumerate() {
+            let path = format!("network.availability_zones[{i}]");
+            if !seen.insert(az) {
+                return self.fail(&path, format!("{az:?} is listed twice"));
+            }
+            let suffix = az.strip_prefix(raw.region.as_str());
+            if !suffix.is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase())) {
+                return self.fail(
+                    &path,
+                    format!(
+                        "{az:?} is not an availability zone of region {:?}",
+                        raw.region
+                    ),
+                );
+            }
+        }
+
+        let public = self.subnets(
+            vpc,
+            azs.len(),
+            "public",
+            &n.public_subnet_cidrs,
+            n.public_subnet_prefix,
+        )?;
+        let private = self.subnets(
+            vpc,
+            azs.len(),
+            "private",
+            &n.private_subnet_cidrs,
+            n.private_subnet_prefix,
+        )?;
+        let (public, private) = self.place_subnets(vpc, azs.len(), public, private)?;
+
+        if n.allowed_ingress_cidrs.is_empty() {
+            return self.fail(
+                "network.allowed_ingress_cidrs",
+                "must list at least one CIDR allowed to reach the load balancer",
+            );
+        }
+        let mut allowed = Vec::new();
+        for (i, text) in n.allowed_ingress_cidrs.iter().enumerate() {
+            let path = format!("network.allowed_ingress_cidrs[{i}]");
+            let net = self.cidr(&path, text)?;
+            if allowed.contains(&net) {
+                return self.fail(&path, format!("{net} is listed twice"));
+            }
+            allowed.push(net);
+        }
+        let api_port = n.api_port.unwrap_or(3000);
+        if api_port == 0 {
+            return self.fail("network.api_port", "must be a port between 1 and 65535");
+        }
+        let nat_gateways = n.nat_gateways.unwrap_or(match raw.phase {
+            Phase::Pilot => NatGateways::Shared,
+            Phase::Limited | Phase::Full => NatGateways::PerAz,
+        });
+        Ok(Network {
+            vpc_cidr: vpc,
+            availability_zones: azs.clone(),
+            public_subnets: public,
+            private_subnets: private,
+            allowed_ingress_cidrs: allowed,
+            nat_gateways,
+            api_port,
+        })
+    }
+
+    /// Either explicit CIDRs (checked here) or a prefix length (placed later).
+    fn subnets(
+        &self,
+        vpc: Ipv4Net,
+        az_count: usize,
+        which: &str,
+        cidrs: &Option<Vec<String>>,
+        prefix: Option<u8>,
+    ) -> Checked<SubnetRequest> {
+        let cidrs_key = format!("network.{which}_subnet_cidrs");
+        let prefix_key = format!("network.{which}_subnet_prefix");
+        match (cidrs, prefix) {
+            (Some(_), Some(_)) => self.fail(
+                &prefix_key,
+                format!("set either {which}_subnet_cidrs or {which}_subnet_prefix, not both"),
+            ),
+            (Some(list), None) => {
+                if list.len() != az_count {
+                    return self.fail(&cidrs_key, format!("lists {} CIDRs but there are {az_count} availability zones; give one per zone", list.len()));
+                }
+                let mut nets = Vec::new();
+                for (i, text) in list.iter().enumerate() {
+                    let path = format!("{cidrs_key}[{i}]");
+                    let net = self.cidr(&path, text)?;
+                    if !vpc.contains(&net) {
+                        return self.fail(&path, format!("{net} is outside the VPC CIDR {vpc}"));
+                    }
+                    if !(16..=28).contains(&net.prefix_len()) {
+                        return self.fail(
+                            &path,
+                            format!("{net} must be between /16 and /28 (AWS subnet limits)"),
+                        );
+                    }
+                    nets.push((path, net));
+                }
+                Ok(SubnetRequest::Explicit(nets))
+            }
+            (None, prefix) => {
+                let default = if which == "public" {
+                    vpc.prefix_len() + 4
+                } else {
+                    vpc.prefix_len() + 2
+                };
+                let prefix = prefix.unwrap_or(default.min(28));
+                if prefix <= vpc.prefix_len() || prefix > 28 {
+                    return self.fail(
+                        &prefix_key,
+                        format!(
+                            "/{prefix} must be longer than the VPC's /{} and at most /28",
+                            vpc.prefix_len()
+                        ),
+                    );
+                }
+                Ok(SubnetRequest::Sized {
+                    prefix,
+                    key: prefix_key,
+                })
+            }
+        }
+    }
+
+    /// Places sized subnets in the free space of the VPC (largest first, so that
+    /// blocks stay aligned), then checks that no two subnets overlap.
+    fn place_subnets(
+        &self,
+        vpc: Ipv4Net,
+        az_count: usize,
+        public: SubnetRequest,
+        private: SubnetRequest,
+    ) -> Checked<(Vec<Ipv4Net>, Vec<Ipv4Net>)> {
+        let mut taken: Vec<(String, Ipv4Net)> = Vec::new();
+        for request in [&public, &private] {
+            if let SubnetRequest::Explicit(nets) = request {
+                for (path, net) in nets {
+                    if let Some((other_path, other)) = taken
+                        .iter()
+                        .find(|(_, t)| t.contains(net) || net.contains(t))
+                    {
+                        return self.fail(path, format!("{net} overlaps {other} (`{other_path}`)"));
+                    }
+                    taken.push((path.clone(), *net));
+                }
+            }
+        }
+        let mut sized: Vec<(&str, u8, usize)> = Vec::new();
+        for (which, request) in [("public", &public), ("private", &private)] {
+            if let SubnetRequest::Sized { prefix, .. } = request {
+                sized.push((which, *prefix, 0));
+            }
+        }
+        sized.sort_by_key(|(_, prefix, _)| *prefix);
+        let mut placed: BTreeMap<&str, Vec<Ipv4Net>> = BTreeMap::new();
+        for (which, prefix, _) in &sized {
+            let mut found = Vec::new();
+            for candidate in vpc
+                .subnets(*prefix)
+                .expect("prefix checked against the VPC")
+            {
+                if found.len() == az_count {
+                    break;
+                }
+                if taken
+                    .iter()
+                    .any(|(_, t)| t.contains(&candidate) || candidate.contains(t))
+                {
+                    continue;
+                }
+                found.push(candidate);
+                taken.push((format!("network.{which}_subnet_prefix"), candidate));
+            }
+            placed.insert(which, found);
+        }
+        let resolve = |which: &str, request: SubnetRequest| -> Checked<Vec<Ipv4Net>> {
+            match request {
+                SubnetRequest::Explicit(nets) => Ok(nets.into_iter().map(|(_, n)| n).collect()),
+                SubnetRequest::Sized { prefix, key } => {
+                    let nets = placed.get(which).cloned().unwrap_or_default();
+                    if nets.len() < az_count {
+                        return self.fail(&key, format!("{az_count} /{prefix} subnets (one per availability zone) do not fit in the VPC {vpc} next to the others"));
+                    }
+                    Ok(nets)
+                }
+            }
+        };
+        Ok((resolve("public", public)?, resolve("private", private)?))
+    }
+
+    fn check_tags(&self, tags: &BTreeMap<String, String>) -> Checked<()> {
+        for (key, value) in tags {
+            let path = format!("tags.{key}");
+            let lower = key.to_ascii_lowercase();
+            if lower.starts_with("aws:") || lower.starts_with("poolside:") || key == "Name" {
+                return self.fail(&path, format!("tag key {key:?} is reserved (aws:, poolside: and Name are set by poolside)"));
+            }
+            if key.is_empty() || key.chars().count() > 128 {
+                return self.fail(&path, "tag keys must be 1-128 characters");
+            }
+            if value.chars().count() > 256 {
+                return self.fail(&path, "tag values must be at most 256 characters");
+            }
+        }
+        Ok(())
+    }
+
+    fn check_storage(&self, raw: &EnvironmentFile) -> Checked<Storage> {
+        if let Some(name) = &raw.storage.bucket_name {
+            let valid = (3..=63).contains(&name.len())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && !name.contains("..");
+            if !valid {
+                return self.fail(
+                    "storage.bucket_name",
+                    format!("{name:?} is not a valid S3 bucket name (3-63 of a-z, 0-9, '-', '.')"),
+                );
+            }
+        }
+        let days = raw.storage.noncurrent_version_expiration_days.unwrap_or(30);
+        if days == 0 {
+            return self.fail(
+                "storage.noncurrent_version_expiration_days",
+                "must be at least 1 day",
+            );
+        }
+        Ok(Storage {
+            bucket_name: raw.storage.bucket_name.clone(),
+            noncurrent_version_expiration_days: days,
+        })
+    }
+
+    fn check_registry(&self, raw: &EnvironmentFile) -> Checked<Registry> {
+        let name = raw
+            .registry
+            .repository_name
+            .clone()
+            .unwrap_or_else(|| format!("poolside/{}/postgrest", raw.name));
+        let valid = (2..=256).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_./".contains(c))
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid {
+            return self.fail(
+                "registry.repository_name",
+                format!("{name:?} is not a valid ECR repository name"),
+            );
+        }
+        let keep = raw.registry.keep_last_images.unwrap_or(30);
+        if !(1..=1000).contains(&keep) {
+            return self.fail(
+                "registry.keep_last_images",
+                format!("{keep} must be between 1 and 1000"),
+            );
+        }
+        Ok(Registry {
+            repository_name: name,
+            keep_last_images: keep,
+        })
+    }
+}
+
+enum SubnetRequest {
+    Explicit(Vec<(String, Ipv4Net)>),
+    Sized { prefix: u8, key: String },
+}

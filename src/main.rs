@@ -1,0 +1,54 @@
+//! `poolside`: parse, dispatch, turn the outcome into an exit code.
+
+mod aws;
+mod blueprint;
+mod cli;
+mod config;
+mod engine;
+mod model;
+mod ops;
+mod output;
+mod resources;
+mod templates;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(cli::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            report(err);
+            ExitCode::from(cli::exit::ERROR)
+        }
+    }
+}
+
+fn report(err: anyhow::Error) {
+    match err.downcast::<config::ConfigError>() {
+        // Config errors carry the file's text: show the line with a marker.
+        Ok(config_error) => eprintln!("{:?}", miette::Report::new(config_error)),
+        Err(err) => eprintln!("error: {err:#}"),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "poolside=info",
+        2 => "poolside=debug,aws_config=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POOLSIDE_LOG")
+        .unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
