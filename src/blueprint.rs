@@ -1,0 +1,415 @@
+//! Config → the resources an environment should have. A pure function: no AWS
+//! call, so it is tested without an emulator.
+
+use crate::config::{Config, NatGateways};
+use crate::model::*;
+use crate::templates::render_json;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// Facts about the account that the blueprint needs (learned once per run).
+#[derive(Clone, Debug)]
+pub struct AccountFacts {
+    pub account_id: String,
+    pub partition: String,
+}
+
+pub const DATABASE_PORT: u16 = 5432;
+pub const HTTPS_PORT: u16 = 443;
+pub const HTTP_PORT: u16 = 80;
+
+/// The AWS services tasks reach through interface endpoints in the private subnets.
+pub const INTERFACE_ENDPOINTS: [(&str, &str); 4] = [
+    ("ecr-api", "ecr.api"),
+    ("ecr-dkr", "ecr.dkr"),
+    ("logs", "logs"),
+    ("secretsmanager", "secretsmanager"),
+];
+
+pub fn bucket_name(config: &Config, account: &AccountFacts) -> String {
+    config.storage.bucket_name.clone().unwrap_or_else(|| {
+        format!(
+            "poolside-{}-{}-{}",
+            config.name, account.account_id, config.region
+        )
+    })
+}
+
+pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desired>> {
+    let b = Builder { config };
+    let mut out = Vec::new();
+    let net = &config.network;
+    let vpc = ResourceId::new(Kind::Vpc, "main");
+    out.push(b.desired(&vpc, "vpc", |tags| {
+        Spec::Vpc(VpcSpec {
+            cidr: net.vpc_cidr.to_string(),
+            dns_support: true,
+            dns_hostnames: true,
+            tags,
+        })
+    }));
+
+    let igw = ResourceId::new(Kind::InternetGateway, "main");
+    out.push(b.desired(&igw, "igw", |tags| {
+        Spec::InternetGateway(InternetGatewaySpec {
+            vpc: Some(vpc.clone()),
+            tags,
+        })
+    }));
+
+    let mut public_subnets = Vec::new();
+    let mut private_subnets = Vec::new();
+    for (i, az) in net.availability_zones.iter().enumerate() {
+        for (tier, cidr, list) in [
+            ("public", net.public_subnets[i], &mut public_subnets),
+            ("private", net.private_subnets[i], &mut private_subnets),
+        ] {
+            let id = ResourceId::new(Kind::Subnet, &format!("{tier}-{az}"));
+            out.push(b.desired(&id, &format!("{tier}-{az}"), |mut tags| {
+                // The tag the AWS load balancer controller and people look for.
+                tags.insert("poolside:tier".into(), tier.into());
+                Spec::Subnet(SubnetSpec {
+                    vpc: vpc.clone(),
+                    cidr: cidr.to_string(),
+                    availability_zone: az.clone(),
+                    tags,
+                })
+            }));
+            list.push(id);
+        }
+    }
+
+    // NAT gateways: one in the first AZ shared by all, or one per AZ.
+    let nat_azs: Vec<usize> = match net.nat_gateways {
+        NatGateways::Shared => vec![0],
+        NatGateways::PerAz => (0..net.availability_zones.len()).collect(),
+    };
+    let mut nat_for_az = Vec::new();
+    for i in 0..net.availability_zones.len() {
+        let serving = if nat_azs.contains(&i) { i } else { nat_azs[0] };
+        nat_for_az.push(ResourceId::new(
+            Kind::NatGateway,
+            &net.availability_zones[serving],
+        ));
+    }
+    for &i in &nat_azs {
+        let az = &net.availability_zones[i];
+        let eip = ResourceId::new(Kind::ElasticIp, &format!("nat-{az}"));
+        out.push(b.desired(&eip, &format!("nat-{az}"), |tags| {
+            Spec::ElasticIp(ElasticIpSpec { tags })
+        }));
+        let nat = ResourceId::new(Kind::NatGateway, az);
+        out.push(b.desired(&nat, &format!("nat-{az}"), |tags| {
+            Spec::NatGateway(NatGatewaySpec {
+                subnet: public_subnets[i].clone(),
+                elastic_ip: eip.clone(),
+                tags,
+            })
+        }));
+    }
+
+    let public_rt = ResourceId::new(Kind::RouteTable, "public");
+    out.push(b.desired(&public_rt, "public", |tags| {
+        Spec::RouteTable(RouteTableSpec {
+            vpc: vpc.clone(),
+            routes: [Route {
+                destination: "0.0.0.0/0".into(),
+                target: igw.clone(),
+            }]
+            .into(),
+            subnets: public_subnets.iter().cloned().collect(),
+            tags,
+        })
+    }));
+    let mut private_rts = BTreeSet::new();
+    for (i, az) in net.availability_zones.iter().enumerate() {
+        let rt = ResourceId::new(Kind::RouteTable, &format!("private-{az}"));
+        out.push(b.desired(&rt, &format!("private-{az}"), |tags| {
+            Spec::RouteTable(RouteTableSpec {
+                vpc: vpc.clone(),
+                routes: [Route {
+                    destination: "0.0.0.0/0".into(),
+                    target: nat_for_az[i].clone(),
+                }]
+                .into(),
+                subnets: [private_subnets[i].clone()].into(),
+                tags,
+            })
+        }));
+        private_rts.insert(rt);
+    }
+
+    // Security groups: each tier accepts traffic only from the tier in front of it.
+    let sg = |name: &str| ResourceId::new(Kind::SecurityGroup, name);
+    let groups = [
+        (
+            "load-balancer",
+            "poolside load balancer: HTTP/HTTPS from the allowed CIDRs",
+        ),
+        (
+            "api",
+            "poolside API tasks: PostgREST port from the load balancer only",
+        ),
+        (
+            "database",
+            "poolside database: PostgreSQL from the API tasks only",
+        ),
+        (
+            "endpoints",
+            "poolside VPC interface endpoints: HTTPS from the API tasks only",
+        ),
+    ];
+    for (name, description) in groups {
+        out.push(b.desired(&sg(name), name, |tags| {
+            Spec::SecurityGroup(SecurityGroupSpec {
+                vpc: vpc.clone(),
+                group_name: format!("poolside-{}-{name}", config.name),
+                description: description.into(),
+                tags,
+            })
+        }));
+    }
+    let api_port = net.api_port;
+    let mut lb_ingress = BTreeSet::new();
+    for cidr in &net.allowed_ingress_cidrs {
+        lb_ingress.insert(Rule::tcp(
+            HTTP_PORT,
+            cidr.to_string(),
+            "HTTP from an allowed CIDR (redirected to HTTPS)",
+        ));
+        lb_ingress.insert(Rule::tcp(
+            HTTPS_PORT,
+            cidr.to_string(),
+            "HTTPS from an allowed CIDR",
+        ));
+    }
+    let rules = [
+        (
+            "load-balancer",
+            lb_ingress,
+            BTreeSet::from([Rule::tcp(api_port, sg("api").0, "to the API tasks")]),
+        ),
+        (
+            "api",
+            BTreeSet::from([Rule::tcp(api_port, sg("load-balancer").0, "from the load balancer")]),
+            BTreeSet::from([
+                Rule::tcp(DATABASE_PORT, sg("database").0, "to the database"),
+                Rule::tcp(HTTPS_PORT, "0.0.0.0/0", "HTTPS to AWS APIs (S3 via the gateway endpoint, others via interface endpoints)"),
+            ]),
+        ),
+        (
+            "database",
+            BTreeSet::from([Rule::tcp(DATABASE_PORT, sg("api").0, "from the API tasks")]),
+            BTreeSet::new(),
+        ),
+        (
+            "endpoints",
+            BTreeSet::from([Rule::tcp(HTTPS_PORT, sg("api").0, "from the API tasks")]),
+            BTreeSet::new(),
+        ),
+    ];
+    for (name, ingress, egress) in rules {
+        out.push(Desired {
+            id: ResourceId::new(Kind::SecurityGroupRules, name),
+            spec: Spec::SecurityGroupRules(SecurityGroupRulesSpec {
+                group: sg(name),
+                ingress,
+                egress,
+            }),
+        });
+    }
+
+    // VPC endpoints: private subnets reach S3, ECR, Logs and Secrets Manager without the internet.
+    let s3_endpoint = ResourceId::new(Kind::VpcEndpoint, "s3");
+    out.push(b.desired(&s3_endpoint, "s3", |tags| {
+        Spec::VpcEndpoint(VpcEndpointSpec {
+            vpc: vpc.clone(),
+            service_name: format!("com.amazonaws.{}.s3", config.region),
+            endpoint_type: "Gateway".into(),
+            route_tables: private_rts.clone(),
+            subnets: BTreeSet::new(),
+            security_groups: BTreeSet::new(),
+            private_dns: false,
+            tags,
+        })
+    }));
+    for (name, service) in INTERFACE_ENDPOINTS {
+        let id = ResourceId::new(Kind::VpcEndpoint, name);
+        out.push(b.desired(&id, name, |tags| {
+            Spec::VpcEndpoint(VpcEndpointSpec {
+                vpc: vpc.clone(),
+                service_name: format!("com.amazonaws.{}.{service}", config.region),
+                endpoint_type: "Interface".into(),
+                route_tables: BTreeSet::new(),
+                subnets: private_subnets.iter().cloned().collect(),
+                security_groups: [sg("endpoints")].into(),
+                private_dns: true,
+                tags,
+            })
+        }));
+    }
+
+    let bucket = bucket_name(config, account);
+    let policy = render_json(
+        "bucket-policy.json.j2",
+        json!({ "bucket": bucket, "partition": account.partition }),
+    )?;
+    out.push(b.desired(
+        &ResourceId::new(Kind::Bucket, "artifacts"),
+        "artifacts",
+        |tags| {
+            Spec::Bucket(BucketSpec {
+                name: bucket.clone(),
+                versioning: true,
+                encryption: "AES256".into(),
+                block_public_access: true,
+                policy: Some(policy),
+                noncurrent_version_expiration_days: Some(
+                    config.storage.noncurrent_version_expiration_days,
+                ),
+                tags,
+            })
+        },
+    ));
+
+    let lifecycle = render_json(
+        "ecr-lifecycle-policy.json.j2",
+        json!({ "keep_last_images": config.registry.keep_last_images }),
+    )?;
+    out.push(b.desired(
+        &ResourceId::new(Kind::Repository, "postgrest"),
+        "postgrest",
+        |tags| {
+            Spec::Repository(RepositorySpec {
+                name: config.registry.repository_name.clone(),
+                scan_on_push: true,
+                immutable_tags: true,
+                lifecycle_policy: Some(lifecycle),
+                tags,
+            })
+        },
+    ));
+    Ok(out)
+}
+
+struct Builder<'a> {
+    config: &'a Config,
+}
+
+impl Builder<'_> {
+    /// A resource with poolside's tags, the user's tags and a readable Name.
+    fn desired(
+        &self,
+        id: &ResourceId,
+        name_suffix: &str,
+        spec: impl FnOnce(Tags) -> Spec,
+    ) -> Desired {
+        let mut tags = self.config.tags.clone();
+        tags.insert(TAG_ENV.into(), self.config.name.clone());
+        tags.insert(TAG_ID.into(), id.0.clone());
+        tags.insert(
+            "Name".into(),
+            format!("poolside-{}-{name_suffix}", self.config.name),
+        );
+        Desired {
+            id: id.clone(),
+            spec: spec(tags),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra_network: &str) -> Config {
+        let text = format!(
+            "name = \"t\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\", \"eu-west-1c\"]\n\
+             allowed_ingress_cidrs = [\"203.0.113.0/24\"]\n{extra_network}"
+        );
+        crate::config::parse("t.toml", "t", text).unwrap()
+    }
+
+    fn account() -> AccountFacts {
+        AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+        }
+    }
+
+    fn ids(resources: &[Desired], kind: Kind) -> Vec<String> {
+        resources
+            .iter()
+            .filter(|d| d.id.kind() == Some(kind))
+            .map(|d| d.id.0.clone())
+            .collect()
+    }
+
+    #[test]
+    fn pilot_shares_one_nat_gateway() {
+        let resources = build(&config(""), &account()).unwrap();
+        assert_eq!(ids(&resources, Kind::NatGateway), ["nat/eu-west-1a"]);
+        let private_c = resources
+            .iter()
+            .find(|d| d.id.0 == "route-table/private-eu-west-1c")
+            .unwrap();
+        let Spec::RouteTable(rt) = &private_c.spec else {
+            panic!()
+        };
+        assert_eq!(rt.routes.first().unwrap().target.0, "nat/eu-west-1a");
+    }
+
+    #[test]
+    fn per_az_nat_gives_each_zone_its_own() {
+        let resources = build(&config("nat_gateways = \"per_az\"\n"), &account()).unwrap();
+        assert_eq!(ids(&resources, Kind::NatGateway).len(), 3);
+        assert_eq!(ids(&resources, Kind::ElasticIp).len(), 3);
+    }
+
+    #[test]
+    fn every_reference_points_at_a_resource_in_the_blueprint() {
+        let resources = build(&config(""), &account()).unwrap();
+        let known: BTreeSet<_> = resources.iter().map(|d| d.id.clone()).collect();
+        for d in &resources {
+            for r in d.spec.references() {
+                assert!(known.contains(&r), "{} refers to missing {}", d.id, r);
+            }
+        }
+    }
+
+    #[test]
+    fn database_accepts_postgres_only_from_the_api_group() {
+        let resources = build(&config(""), &account()).unwrap();
+        let rules = resources
+            .iter()
+            .find(|d| d.id.0 == "sg-rules/database")
+            .unwrap();
+        let Spec::SecurityGroupRules(rules) = &rules.spec else {
+            panic!()
+        };
+        assert_eq!(rules.ingress.len(), 1);
+        let only = rules.ingress.first().unwrap();
+        assert_eq!((only.from_port, only.peer.as_str()), (5432, "sg/api"));
+        assert!(rules.egress.is_empty());
+    }
+
+    #[test]
+    fn bucket_policy_denies_plain_http() {
+        let resources = build(&config(""), &account()).unwrap();
+        let bucket = resources
+            .iter()
+            .find(|d| d.id.0 == "bucket/artifacts")
+            .unwrap();
+        let Spec::Bucket(bucket) = &bucket.spec else {
+            panic!()
+        };
+        assert_eq!(bucket.name, "poolside-t-111122223333-eu-west-1");
+        let statement = &bucket.policy.as_ref().unwrap()["Statement"][0];
+        assert_eq!(statement["Effect"], "Deny");
+        assert_eq!(
+            statement["Condition"]["Bool"]["aws:SecureTransport"],
+            "false"
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! The resource model shared by the blueprint (desired), discovery (live) and
+//! the engine (diff and apply).
+//!
+//! A resource is named by a logical [`ResourceId`] such as `subnet/private-eu-west-1a`,
+//! stored on the AWS resource as the `poolside:id` tag. References between
+//! resources use logical ids too, so desired and live specs compare directly;
+//! something poolside does not manage (a rule added by hand that points at a
+//! foreign group, say) keeps its AWS id.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub type Tags = BTreeMap<String, String>;
+
+pub const TAG_ENV: &str = "poolside:env";
+pub const TAG_ID: &str = "poolside:id";
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ResourceId(pub String);
+
+impl ResourceId {
+    pub fn new(kind: Kind, name: &str) -> Self {
+        ResourceId(format!("{}/{name}", kind.prefix()))
+    }
+
+    /// The kind named by the id's prefix; `None` for an AWS id that poolside does not manage.
+    pub fn kind(&self) -> Option<Kind> {
+        let (prefix, _) = self.0.split_once('/')?;
+        Kind::ALL.into_iter().find(|k| k.prefix() == prefix)
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Vpc,
+    Subnet,
+    InternetGateway,
+    ElasticIp,
+    NatGateway,
+    RouteTable,
+    SecurityGroup,
+    SecurityGroupRules,
+    VpcEndpoint,
+    Bucket,
+    Repository,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 11] = [
+        Kind::Vpc,
+        Kind::Subnet,
+        Kind::InternetGateway,
+        Kind::ElasticIp,
+        Kind::NatGateway,
+        Kind::RouteTable,
+        Kind::SecurityGroup,
+        Kind::SecurityGroupRules,
+        Kind::VpcEndpoint,
+        Kind::Bucket,
+        Kind::Repository,
+    ];
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Vpc => "vpc",
+            Kind::Subnet => "subnet",
+            Kind::InternetGateway => "igw",
+            Kind::ElasticIp => "eip",
+            Kind::NatGateway => "nat",
+            Kind::RouteTable => "route-table",
+            Kind::SecurityGroup => "sg",
+            Kind::SecurityGroupRules => "sg-rules",
+            Kind::VpcEndpoint => "endpoint",
+            Kind::Bucket => "bucket",
+            Kind::Repository => "repository",
+        }
+    }
+
+    /// Deletes run in waves of increasing rank, so nothing is deleted while
+    /// something that depends on it still exists.
+    pub fn delete_rank(self) -> u8 {
+        match self {
+            Kind::VpcEndpoint | Kind::SecurityGroupRules | Kind::Bucket | Kind::Repository => 0,
+            Kind::NatGateway | Kind::RouteTable => 1,
+            Kind::InternetGateway | Kind::ElasticIp | Kind::Subnet | Kind::SecurityGroup => 2,
+            Kind::Vpc => 3,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Route {
+    pub destination: String,
+    /// `igw/...`, `nat/...`, or the AWS id of a target poolside does not manage.
+    pub target: ResourceId,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Rule {
+    pub protocol: String,
+    pub from_port: i32,
+    pub to_port: i32,
+    /// A CIDR block, a group (`sg/...` or an AWS group id) or a prefix list id.
+    pub peer: String,
+    pub description: String,
+}
+
+impl Rule {
+    pub fn tcp(port: u16, peer: impl Into<String>, description: &str) -> Self {
+        Rule {
+            protocol: "tcp".into(),
+            from_port: port.into(),
+            to_port: port.into(),
+            peer: peer.into(),
+            description: description.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VpcSpec {
+    pub cidr: String,
+    pub dns_support: bool,
+    pub dns_hostnames: bool,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubnetSpec {
+    pub vpc: ResourceId,
+    pub cidr: String,
+    pub availability_zone: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InternetGatewaySpec {
+    /// The VPC it is attached to.
+    pub vpc: Option<ResourceId>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ElasticIpSpec {
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NatGatewaySpec {
+    pub subnet: ResourceId,
+    pub elastic_ip: ResourceId,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouteTableSpec {
+    pub vpc: ResourceId,
+    pub routes: BTreeSet<Route>,
+    pub subnets: BTreeSet<ResourceId>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecurityGroupSpec {
+    pub vpc: ResourceId,
+    pub group_name: String,
+    pub description: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecurityGroupRulesSpec {
+    pub group: ResourceId,
+    pub ingress: BTreeSet<Rule>,
+    pub egress: BTreeSet<Rule>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VpcEndpointSpec {
+    pub vpc: ResourceId,
+    pub service_name: String,
+    pub endpoint_type: String,
+    pub route_tables: BTreeSet<ResourceId>,
+    pub subnets: BTreeSet<ResourceId>,
+    pub security_groups: BTreeSet<ResourceId>,
+    pub private_dns: bool,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BucketSpec {
+    pub name: String,
+    pub versioning: bool,
+    pub encryption: String,
+    pub block_public_access: bool,
+    pub policy: Option<Value>,
+    pub noncurrent_version_expiration_days: Option<u32>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RepositorySpec {
+    pub name: String,
+    pub scan_on_push: bool,
+    pub immutable_tags: bool,
+    pub lifecycle_policy: Option<Value>,
+    pub tags: Tags,
+}
+
+/// The properties of one resource, desired or observed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Spec {
+    Vpc(VpcSpec),
+    Subnet(SubnetSpec),
+    InternetGateway(InternetGatewaySpec),
+    ElasticIp(ElasticIpSpec),
+    NatGateway(NatGatewaySpec),
+    RouteTable(RouteTableSpec),
+    SecurityGroup(SecurityGroupSpec),
+    SecurityGroupRules(SecurityGroupRulesSpec),
+    VpcEndpoint(VpcEndpointSpec),
+    Bucket(BucketSpec),
+    Repository(RepositorySpec),
+}
+
+impl Spec {
+    /// Properties that AWS cannot change in place: a change to one replaces the resource.
+    pub fn immutable_properties(&self) -> &'static [&'static str] {
+        match self {
+            Spec::Vpc(_) => &["cidr"],
+            Spec::Subnet(_) => &["vpc", "cidr", "availability_zone"],
+            Spec::NatGateway(_) => &["subnet", "elastic_ip"],
+            Spec::RouteTable(_) => &["vpc"],
+            Spec::SecurityGroup(_) => &["vpc", "group_name", "description"],
+            Spec::SecurityGroupRules(_) => &["group"],
+            Spec::VpcEndpoint(_) => &["vpc", "service_name", "endpoint_type"],
+            Spec::Bucket(_) => &["name"],
+            Spec::Repository(_) => &["name"],
+            Spec::InternetGateway(_) | Spec::ElasticIp(_) => &[],
+        }
+    }
+
+    /// Every poolside resource this one refers to: its dependencies.
+    pub fn references(&self) -> Vec<ResourceId> {
+        let mut refs: Vec<ResourceId> = match self {
+            Spec::Vpc(_) | Spec::ElasticIp(_) | Spec::Bucket(_) | Spec::Repository(_) => vec![],
+            Spec::Subnet(s) => vec![s.vpc.clone()],
+            Spec::InternetGateway(s) => s.vpc.iter().cloned().collect(),
+            Spec::NatGateway(s) => vec![s.subnet.clone(), s.elastic_ip.clone()],
+            Spec::RouteTable(s) => {
+                let mut refs = vec![s.vpc.clone()];
+                refs.extend(s.routes.iter().map(|r| r.target.clone()));
+                refs.extend(s.subnets.iter().cloned());
+                refs
+            }
+            Spec::SecurityGroup(s) => vec![s.vpc.clone()],
+            Spec::SecurityGroupRules(s) => {
+                let mut refs = vec![s.group.clone()];
+                let peers = s
+                    .ingress
+                    .iter()
+                    .chain(&s.egress)
+                    .map(|r| ResourceId(r.peer.clone()));
+                refs.extend(peers);
+                refs
+            }
+            Spec::VpcEndpoint(s) => {
+                let mut refs = vec![s.vpc.clone()];
+                refs.extend(s.route_tables.iter().cloned());
+                refs.extend(s.subnets.iter().cloned());
+                refs.extend(s.security_groups.iter().cloned());
+                refs
+            }
+        };
+        refs.retain(|r| r.kind().is_some());
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+}
+
+/// A resource that exists in AWS and carries this environment's tags.
+#[derive(Clone, Debug, Serialize)]
+pub struct Live {
+    pub id: ResourceId,
+    pub physical_id: String,
+    pub spec: Spec,
+    /// Values worth reporting that are not desired state (a repository URI, say).
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A resource the blueprint wants.
+#[derive(Clone, Debug, Serialize)]
+pub struct Desired {
+    pub id: ResourceId,
+    pub spec: Spec,
+}

@@ -1,0 +1,29 @@
+//! JSON documents rendered from `templates/` (policies, later the task
+//! definition and dashboard), so they are read and reviewed as documents.
+
+use minijinja::Environment;
+use serde::Serialize;
+use serde_json::Value;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "bucket-policy.json.j2",
+        include_str!("../templates/bucket-policy.json.j2"),
+    ),
+    (
+        "ecr-lifecycle-policy.json.j2",
+        include_str!("../templates/ecr-lifecycle-policy.json.j2"),
+    ),
+];
+
+/// Renders a JSON template and parses the result, so a template that renders
+/// to invalid JSON fails here and not at AWS.
+pub fn render_json(name: &str, context: impl Serialize) -> anyhow::Result<Value> {
+    let mut env = Environment::new();
+    for (template_name, text) in TEMPLATES {
+        env.add_template(template_name, text)?;
+    }
+    let rendered = env.get_template(name)?.render(context)?;
+    serde_json::from_str(&rendered)
+        .map_err(|e| anyhow::anyhow!("template {name} rendered invalid JSON: {e}"))
+}
