@@ -1,0 +1,42 @@
+//! What apply reports while it runs; the CLI turns these into a progress bar,
+//! plain status lines or JSON.
+
+use super::plan::Action;
+use crate::model::ResourceId;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    ApplyStarted {
+        total: usize,
+    },
+    StepStarted {
+        id: ResourceId,
+        action: Action,
+    },
+    StepSucceeded {
+        id: ResourceId,
+        action: Action,
+        physical_id: String,
+        elapsed_ms: u64,
+    },
+    StepFailed {
+        id: ResourceId,
+        action: Action,
+        error: String,
+    },
+    StepSkipped {
+        id: ResourceId,
+        reason: String,
+    },
+    ApplyFinished {
+        succeeded: usize,
+        failed: usize,
+        skipped: usize,
+    },
+}
+
+pub trait EventSink: Sync {
+    fn emit(&self, event: Event);
+}

@@ -1,0 +1,268 @@
+//! Desired + live → the changes that make live look like desired.
+
+use crate::model::{Desired, Live, ResourceId, Spec};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// One property that differs. For sets and maps, one entry per element.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PropertyChange {
+    pub property: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub forces_replacement: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub id: ResourceId,
+    pub action: Action,
+    pub properties: Vec<PropertyChange>,
+    #[serde(skip)]
+    pub desired: Option<Spec>,
+    #[serde(skip)]
+    pub live: Option<Live>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    pub environment: String,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec<String>) -> Plan {
+    let live_by_id: BTreeMap<&ResourceId, &Live> = live.iter().map(|l| (&l.id, l)).collect();
+    let mut changes = Vec::new();
+    for want in desired {
+        match live_by_id.get(&want.id) {
+            None => changes.push(Change {
+                id: want.id.clone(),
+                action: Action::Create,
+                properties: diff(None, &want.spec),
+                desired: Some(want.spec.clone()),
+                live: None,
+            }),
+            Some(have) => {
+                let properties = diff(Some(&have.spec), &want.spec);
+                if properties.is_empty() {
+                    continue;
+                }
+                let action = if properties.iter().any(|p| p.forces_replacement) {
+                    Action::Replace
+                } else {
+                    Action::Update
+                };
+                changes.push(Change {
+                    id: want.id.clone(),
+                    action,
+                    properties,
+                    desired: Some(want.spec.clone()),
+                    live: Some((*have).clone()),
+                });
+            }
+        }
+    }
+    let wanted: std::collections::BTreeSet<&ResourceId> = desired.iter().map(|d| &d.id).collect();
+    for have in live.iter().filter(|l| !wanted.contains(&l.id)) {
+        changes.push(Change {
+            id: have.id.clone(),
+            action: Action::Delete,
+            properties: Vec::new(),
+            desired: None,
+            live: Some(have.clone()),
+        });
+    }
+    let mut summary = Summary::default();
+    for change in &changes {
+        *match change.action {
+            Action::Create => &mut summary.create,
+            Action::Update => &mut summary.update,
+            Action::Replace => &mut summary.replace,
+            Action::Delete => &mut summary.delete,
+        } += 1;
+    }
+    Plan {
+        environment: environment.to_string(),
+        changes,
+        warnings,
+        summary,
+    }
+}
+
+/// Property-by-property difference. Arrays are compared as sets (every list in
+/// a spec is a set), objects key by key, anything else as a whole.
+pub fn diff(before: Option<&Spec>, after: &Spec) -> Vec<PropertyChange> {
+    let immutable = after.immutable_properties();
+    let after_props = as_object(after);
+    let before_props = before.map(as_object).unwrap_or_default();
+    let mut keys: Vec<&String> = after_props.keys().chain(before_props.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for key in keys {
+        let old = before_props.get(key).filter(|v| !v.is_null());
+        let new = after_props.get(key).filter(|v| !v.is_null());
+        if old == new {
+            continue;
+        }
+        let forces_replacement = before.is_some() && immutable.contains(&key.as_str());
+        match (old, new) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => {
+                for removed in a.iter().filter(|x| !b.contains(x)) {
+                    out.push(element(
+                        key,
+                        Some(removed.clone()),
+                        None,
+                        forces_replacement,
+                    ));
+                }
+                for added in b.iter().filter(|x| !a.contains(x)) {
+                    out.push(element(key, None, Some(added.clone()), forces_replacement));
+                }
+            }
+            (Some(Value::Object(a)), Some(Value::Object(b))) if key == "tags" => {
+                for (k, v) in a.iter().filter(|(k, v)| b.get(*k) != Some(*v)) {
+                    let after = b.get(k).cloned();
+                    out.push(element(
+                        &format!("{key}.{k}"),
+                        Some(v.clone()),
+                        after,
+                        false,
+                    ));
+                }
+                for (k, v) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                    out.push(element(&format!("{key}.{k}"), None, Some(v.clone()), false));
+                }
+            }
+            _ => out.push(element(key, old.cloned(), new.cloned(), forces_replacement)),
+        }
+    }
+    out
+}
+
+fn element(
+    property: &str,
+    before: Option<Value>,
+    after: Option<Value>,
+    forces_replacement: bool,
+) -> PropertyChange {
+    PropertyChange {
+        property: property.to_string(),
+        before,
+        after,
+        forces_replacement,
+    }
+}
+
+fn as_object(spec: &Spec) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(spec).expect("specs serialize") {
+        Value::Object(map) => map,
+        _ => unreachable!("every spec is a struct"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    fn rules(ingress: &[Rule]) -> Spec {
+        Spec::SecurityGroupRules(SecurityGroupRulesSpec {
+            group: ResourceId("sg/database".into()),
+            ingress: ingress.iter().cloned().collect(),
+            egress: Default::default(),
+        })
+    }
+
+    #[test]
+    fn an_extra_rule_is_one_removal() {
+        let ours = Rule::tcp(5432, "sg/api", "from the API tasks");
+        let by_hand = Rule::tcp(22, "0.0.0.0/0", "ssh");
+        let changes = diff(Some(&rules(&[ours.clone(), by_hand])), &rules(&[ours]));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].property, "ingress");
+        assert!(changes[0].after.is_none());
+        assert_eq!(changes[0].before.as_ref().unwrap()["from_port"], 22);
+    }
+
+    #[test]
+    fn an_immutable_change_replaces_and_a_tag_change_updates() {
+        let subnet = |cidr: &str, owner: &str| {
+            Spec::Subnet(SubnetSpec {
+                vpc: ResourceId("vpc/main".into()),
+                cidr: cidr.into(),
+                availability_zone: "eu-west-1a".into(),
+                tags: [("owner".to_string(), owner.to_string())].into(),
+            })
+        };
+        let live = vec![Live {
+            id: ResourceId("subnet/a".into()),
+            physical_id: "subnet-1".into(),
+            spec: subnet("10.0.0.0/24", "x"),
+            attributes: Default::default(),
+        }];
+        let want = |cidr: &str, owner: &str| {
+            vec![Desired {
+                id: ResourceId("subnet/a".into()),
+                spec: subnet(cidr, owner),
+            }]
+        };
+        assert!(plan("e", &want("10.0.0.0/24", "x"), &live, vec![]).is_empty());
+        let tag_change = plan("e", &want("10.0.0.0/24", "y"), &live, vec![]);
+        assert_eq!(tag_change.changes[0].action, Action::Update);
+        assert_eq!(tag_change.changes[0].properties[0].property, "tags.owner");
+        let cidr_change = plan("e", &want("10.0.1.0/24", "x"), &live, vec![]);
+        assert_eq!(cidr_change.changes[0].action, Action::Replace);
+        let gone = plan("e", &[], &live, vec![]);
+        assert_eq!(gone.changes[0].action, Action::Delete);
+    }
+}
