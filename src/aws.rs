@@ -1,0 +1,257 @@
+//! The one place that builds AWS clients: region, endpoint override (LocalStack
+//! or moto), retries, timeouts, and the interceptor that counts every call.
+
+use crate::config::Config;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub sts: aws_sdk_sts::Client,
+    pub stats: Arc<CallStats>,
+}
+
+impl Clients {
+    pub async fn connect(config: &Config) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(5))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            );
+        if let Some(url) = &config.endpoint_url {
+            loader = loader.endpoint_url(url);
+            // Emulators accept any key; do not make people configure one.
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                && std::env::var_os("AWS_PROFILE").is_none()
+            {
+                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "poolside-emulator",
+                ));
+            }
+        }
+        let shared = loader.load().await;
+        let stats = Arc::new(CallStats::default());
+        let counter = CallCounter(stats.clone());
+        let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        // Emulators serve S3 on one host, so buckets go in the path, not the host name.
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.endpoint_url.is_some())
+            .interceptor(counter.clone())
+            .build();
+        let ecr = aws_sdk_ecr::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(&shared)
+            .interceptor(counter)
+            .build();
+        Clients {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            ecr: aws_sdk_ecr::Client::from_conf(ecr),
+            sts: aws_sdk_sts::Client::from_conf(sts),
+            stats,
+        }
+    }
+}
+
+/// What one operation cost during a run.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct OperationStats {
+    pub service: String,
+    pub operation: String,
+    pub calls: u64,
+    pub mutating: bool,
+    pub retries: u64,
+    pub errors: u64,
+    pub total_ms: u64,
+    #[serde(skip)]
+    attempts: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct CallStats {
+    by_operation: Mutex<BTreeMap<(String, String), OperationStats>>,
+}
+
+impl CallStats {
+    pub fn snapshot(&self) -> StatsReport {
+        let mut operations: Vec<OperationStats> = self
+            .by_operation
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect();
+        for op in &mut operations {
+            // The first attempt of each call is not a retry.
+            op.retries = op.attempts.saturating_sub(op.calls);
+        }
+        StatsReport {
+            total_calls: operations.iter().map(|o| o.calls).sum(),
+            mutating_calls: operations
+                .iter()
+                .filter(|o| o.mutating)
+                .map(|o| o.calls)
+                .sum(),
+            retries: operations.iter().map(|o| o.retries).sum(),
+            operations,
+        }
+    }
+
+    fn with(&self, metadata: &Metadata, update: impl FnOnce(&mut OperationStats)) {
+        let mut map = self.by_operation.lock().unwrap();
+        let key = (metadata.service().to_string(), metadata.name().to_string());
+        let entry = map.entry(key).or_insert_with(|| OperationStats {
+            service: metadata.service().to_string(),
+            operation: metadata.name().to_string(),
+            mutating: is_mutating(metadata.name()),
+            ..Default::default()
+        });
+        update(entry);
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsReport {
+    pub total_calls: u64,
+    pub mutating_calls: u64,
+    pub retries: u64,
+    pub operations: Vec<OperationStats>,
+}
+
+impl StatsReport {
+    pub fn render(&self, wall: Duration) -> String {
+        let mut out = format!(
+            "API calls: {} ({} mutating, {} retries) in {:.2}s\n",
+            self.total_calls,
+            self.mutating_calls,
+            self.retries,
+            wall.as_secs_f64()
+        );
+        out.push_str(&format!(
+            "  {:<8} {:<40} {:>5} {:>8} {:>7} {:>9}\n",
+            "service", "operation", "calls", "mutating", "retries", "time"
+        ));
+        for op in &self.operations {
+            out.push_str(&format!(
+                "  {:<8} {:<40} {:>5} {:>8} {:>7} {:>7}ms\n",
+                op.service,
+                op.operation,
+                op.calls,
+                if op.mutating { "yes" } else { "" },
+                op.retries,
+                op.total_ms
+            ));
+        }
+        out
+    }
+}
+
+/// Reads never change anything; every other operation is counted as mutating.
+pub fn is_mutating(operation: &str) -> bool {
+    const READ_PREFIXES: [&str; 5] = ["Describe", "Get", "List", "Head", "Lookup"];
+    !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
+}
+
+#[derive(Clone, Debug)]
+struct CallCounter(Arc<CallStats>);
+
+#[derive(Clone, Debug)]
+struct CallStarted(Instant);
+
+impl Storable for CallStarted {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "poolside::CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStarted(Instant::now()));
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            self.0.with(metadata, |op| op.attempts += 1);
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let elapsed = cfg
+            .load::<CallStarted>()
+            .map(|s| s.0.elapsed())
+            .unwrap_or_default();
+        let failed = matches!(context.output_or_error(), Some(Err(_)));
+        if let Some(metadata) = cfg.load::<Metadata>() {
+            self.0.with(metadata, |op| {
+                op.calls += 1;
+                op.total_ms += elapsed.as_millis() as u64;
+                if failed {
+                    op.errors += 1;
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mutating;
+
+    #[test]
+    fn reads_and_writes_are_told_apart() {
+        assert!(!is_mutating("DescribeVpcs"));
+        assert!(!is_mutating("GetBucketPolicy"));
+        assert!(!is_mutating("HeadBucket"));
+        assert!(is_mutating("CreateVpc"));
+        assert!(is_mutating("AuthorizeSecurityGroupIngress"));
+        assert!(is_mutating("PutBucketPolicy"));
+    }
+}

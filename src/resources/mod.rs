@@ -1,0 +1,314 @@
+//! One module per resource family. Each answers four questions: what exists
+//! (discover, one describe per resource type), and how to create, update and
+//! delete one resource, idempotently.
+
+mod endpoints;
+mod network;
+mod registry;
+mod security;
+mod storage;
+
+use crate::aws::Clients;
+use crate::model::*;
+use anyhow::{anyhow, Context as _};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// What every step needs: the clients, the environment, and the map from
+/// logical ids to AWS ids, seeded by discovery and grown by creates.
+pub struct Context {
+    pub clients: Clients,
+    pub environment: String,
+    pub region: String,
+    physical_ids: Mutex<BTreeMap<ResourceId, String>>,
+    attributes: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
+}
+
+impl Context {
+    pub fn new(clients: Clients, environment: &str, region: &str) -> Self {
+        Context {
+            clients,
+            environment: environment.to_string(),
+            region: region.to_string(),
+            physical_ids: Mutex::default(),
+            attributes: Mutex::default(),
+        }
+    }
+
+    /// Remembers what discovery found, so later steps can refer to it.
+    pub fn remember(&self, live: &[Live]) {
+        for l in live {
+            self.record(&l.id, &l.physical_id);
+            for (k, v) in &l.attributes {
+                self.record_attribute(&l.id, k, v);
+            }
+        }
+    }
+
+    pub fn record(&self, id: &ResourceId, physical_id: &str) {
+        self.physical_ids
+            .lock()
+            .unwrap()
+            .insert(id.clone(), physical_id.to_string());
+    }
+
+    pub fn record_attribute(&self, id: &ResourceId, key: &str, value: &str) {
+        self.attributes
+            .lock()
+            .unwrap()
+            .entry(id.clone())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+
+    pub fn physical_id(&self, id: &ResourceId) -> Option<String> {
+        self.physical_ids.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn attribute(&self, id: &ResourceId, key: &str) -> Option<String> {
+        self.attributes.lock().unwrap().get(id)?.get(key).cloned()
+    }
+
+    /// The AWS id behind a reference: ours from the map, anything else as written.
+    pub fn resolve(&self, reference: &ResourceId) -> anyhow::Result<String> {
+        if reference.kind().is_none() {
+            return Ok(reference.0.clone());
+        }
+        self.physical_id(reference).ok_or_else(|| {
+            anyhow!("{reference} does not exist yet (it failed or was skipped earlier in this run)")
+        })
+    }
+}
+
+/// Names that discovery cannot learn from tags alone (S3 and ECR are looked up by name).
+pub struct Lookup {
+    pub bucket_name: String,
+    pub repository_name: String,
+}
+
+/// Every resource of this environment, found by its tags.
+pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>> {
+    let (mut live, bucket, repository) = tokio::try_join!(
+        network::discover(cx),
+        storage::discover(cx, &lookup.bucket_name),
+        registry::discover(cx, &lookup.repository_name),
+    )?;
+    live.extend(bucket);
+    live.extend(repository);
+    Ok(live)
+}
+
+pub async fn create(cx: &Context, id: &ResourceId, spec: &Spec) -> anyhow::Result<String> {
+    let physical_id = match spec {
+        Spec::Vpc(s) => network::create_vpc(cx, s).await,
+        Spec::Subnet(s) => network::create_subnet(cx, s).await,
+        Spec::InternetGateway(s) => network::create_internet_gateway(cx, s).await,
+        Spec::ElasticIp(s) => network::create_elastic_ip(cx, s).await,
+        Spec::NatGateway(s) => network::create_nat_gateway(cx, s).await,
+        Spec::RouteTable(s) => network::create_route_table(cx, s).await,
+        Spec::SecurityGroup(s) => security::create_group(cx, s).await,
+        Spec::SecurityGroupRules(s) => security::reconcile_rules(cx, s).await,
+        Spec::VpcEndpoint(s) => endpoints::create(cx, s).await,
+        Spec::Bucket(s) => storage::create(cx, id, s).await,
+        Spec::Repository(s) => registry::create(cx, id, s).await,
+    }
+    .with_context(|| format!("creating {id}"))?;
+    cx.record(id, &physical_id);
+    Ok(physical_id)
+}
+
+pub async fn update(cx: &Context, live: &Live, desired: &Spec) -> anyhow::Result<()> {
+    let id = &live.physical_id;
+    match (&live.spec, desired) {
+        (Spec::Vpc(old), Spec::Vpc(new)) => network::update_vpc(cx, id, old, new).await,
+        (Spec::Subnet(old), Spec::Subnet(new)) => sync_ec2_tags(cx, id, &old.tags, &new.tags).await,
+        (Spec::InternetGateway(old), Spec::InternetGateway(new)) => {
+            network::update_internet_gateway(cx, id, old, new).await
+        }
+        (Spec::ElasticIp(old), Spec::ElasticIp(new)) => {
+            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
+        }
+        (Spec::NatGateway(old), Spec::NatGateway(new)) => {
+            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
+        }
+        (Spec::RouteTable(old), Spec::RouteTable(new)) => {
+            network::update_route_table(cx, id, old, new).await
+        }
+        (Spec::SecurityGroup(old), Spec::SecurityGroup(new)) => {
+            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
+        }
+        (Spec::SecurityGroupRules(_), Spec::SecurityGroupRules(new)) => {
+            security::reconcile_rules(cx, new).await.map(drop)
+        }
+        (Spec::VpcEndpoint(old), Spec::VpcEndpoint(new)) => {
+            endpoints::update(cx, id, old, new).await
+        }
+        (Spec::Bucket(old), Spec::Bucket(new)) => storage::update(cx, old, new).await,
+        (Spec::Repository(old), Spec::Repository(new)) => registry::update(cx, id, old, new).await,
+        _ => Err(anyhow!(
+            "the live resource is of another kind than the desired one"
+        )),
+    }
+    .with_context(|| format!("updating {} ({id})", live.id))
+}
+
+pub async fn delete(cx: &Context, live: &Live) -> anyhow::Result<()> {
+    let id = &live.physical_id;
+    match &live.spec {
+        Spec::Vpc(_) => network::delete_vpc(cx, id).await,
+        Spec::Subnet(_) => network::delete_subnet(cx, id).await,
+        Spec::InternetGateway(s) => network::delete_internet_gateway(cx, id, s).await,
+        Spec::ElasticIp(_) => network::release_elastic_ip(cx, id).await,
+        Spec::NatGateway(_) => network::delete_nat_gateway(cx, id).await,
+        Spec::RouteTable(_) => network::delete_route_table(cx, id).await,
+        Spec::SecurityGroup(_) => security::delete_group(cx, id).await,
+        Spec::SecurityGroupRules(_) => security::revoke_all_rules(cx, id).await,
+        Spec::VpcEndpoint(_) => endpoints::delete(cx, id).await,
+        Spec::Bucket(s) => storage::delete(cx, &s.name).await,
+        Spec::Repository(s) => registry::delete(cx, &s.name).await,
+    }
+    .with_context(|| format!("deleting {} ({id})", live.id))
+}
+
+/// Turns an SDK error into one that says which call failed and what AWS said.
+pub(crate) trait AwsResultExt<T> {
+    fn aws(self, operation: &str) -> anyhow::Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> AwsResultExt<T> for Result<T, E> {
+    fn aws(self, operation: &str) -> anyhow::Result<T> {
+        self.map_err(|e| anyhow!("{operation}: {}", DisplayErrorContext(&e)))
+    }
+}
+
+/// The error code AWS returned, if the call reached AWS and failed there.
+pub(crate) fn error_code<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Option<&str>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.code())
+}
+
+pub(crate) fn is_not_found_code(code: Option<&str>) -> bool {
+    code.is_some_and(|c| c.contains("NotFound") || c.starts_with("NoSuch"))
+}
+
+/// AWS-reserved tags (`aws:*`) are neither ours nor removable.
+pub(crate) fn user_visible_tags(tags: impl IntoIterator<Item = (String, String)>) -> Tags {
+    tags.into_iter()
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect()
+}
+
+pub(crate) fn ec2_tags(tags: &Tags) -> Vec<aws_sdk_ec2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub(crate) fn from_ec2_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Tags {
+    user_visible_tags(tags.iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+pub(crate) fn tag_spec(
+    resource_type: aws_sdk_ec2::types::ResourceType,
+    tags: &Tags,
+) -> aws_sdk_ec2::types::TagSpecification {
+    aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(resource_type)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+pub(crate) fn env_filter(environment: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{TAG_ENV}"))
+        .values(environment)
+        .build()
+}
+
+/// Makes the tags of an EC2 resource exactly `new`.
+pub(crate) async fn sync_ec2_tags(
+    cx: &Context,
+    physical_id: &str,
+    old: &Tags,
+    new: &Tags,
+) -> anyhow::Result<()> {
+    let changed: Tags = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let removed: Vec<&String> = old.keys().filter(|k| !new.contains_key(*k)).collect();
+    if !changed.is_empty() {
+        cx.clients
+            .ec2
+            .create_tags()
+            .resources(physical_id)
+            .set_tags(Some(ec2_tags(&changed)))
+            .send()
+            .await
+            .aws("CreateTags")?;
+    }
+    if !removed.is_empty() {
+        let keys = removed
+            .iter()
+            .map(|k| aws_sdk_ec2::types::Tag::builder().key(*k).build())
+            .collect();
+        cx.clients
+            .ec2
+            .delete_tags()
+            .resources(physical_id)
+            .set_tags(Some(keys))
+            .send()
+            .await
+            .aws("DeleteTags")?;
+    }
+    Ok(())
+}
+
+/// Maps AWS ids back to logical ids while discovery converts what it found.
+#[derive(Default)]
+pub(crate) struct Names(BTreeMap<String, ResourceId>);
+
+impl Names {
+    pub fn insert(&mut self, physical: &str, id: &ResourceId) {
+        self.0.insert(physical.to_string(), id.clone());
+    }
+
+    /// The logical id of an AWS id, or the AWS id itself for what poolside does not manage.
+    pub fn logical(&self, physical: &str) -> ResourceId {
+        self.0
+            .get(physical)
+            .cloned()
+            .unwrap_or_else(|| ResourceId(physical.to_string()))
+    }
+}
+
+/// The logical id in a resource's tags, if it belongs to this environment.
+/// Extra copies of one id (which tag-on-create should prevent) get a unique
+/// id of their own, so the plan deletes them instead of hiding them.
+pub(crate) fn identify(
+    environment: &str,
+    tags: &Tags,
+    physical_id: &str,
+    seen: &mut std::collections::BTreeSet<ResourceId>,
+) -> Option<ResourceId> {
+    if tags.get(TAG_ENV).map(String::as_str) != Some(environment) {
+        return None;
+    }
+    let id = ResourceId(tags.get(TAG_ID)?.clone());
+    if seen.insert(id.clone()) {
+        Some(id)
+    } else {
+        Some(ResourceId(format!("{}#{physical_id}", id.0)))
+    }
+}

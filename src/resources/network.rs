@@ -1,0 +1,860 @@
+//! VPC, subnets, internet gateway, Elastic IPs, NAT gateways and route tables;
+//! also the batched EC2 discovery shared with security groups and endpoints.
+
+use super::{
+    endpoints, env_filter, error_code, from_ec2_tags, identify, is_not_found_code, security,
+    sync_ec2_tags, tag_spec, AwsResultExt, Context, Names,
+};
+use crate::model::*;
+use anyhow::anyhow;
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, DomainType, Filter, ResourceType, VpcAttributeName,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How long to wait for a NAT gateway to become available or go away (AWS: 1–5 minutes).
+const NAT_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Every EC2 resource of the environment: one describe per resource type, run concurrently.
+pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
+    let ec2 = &cx.clients.ec2;
+    let env = || env_filter(&cx.environment);
+    let (vpcs, subnets, igws, addresses, nats, route_tables, groups, vpc_endpoints) = tokio::try_join!(
+        async {
+            ec2.describe_vpcs()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeVpcs")
+        },
+        async {
+            ec2.describe_subnets()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeSubnets")
+        },
+        async {
+            ec2.describe_internet_gateways()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeInternetGateways")
+        },
+        async {
+            ec2.describe_addresses()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeAddresses")
+        },
+        // moto ignores tag filters here; identify() checks the tags again below.
+        async {
+            ec2.describe_nat_gateways()
+                .filter(env())
+                .send()
+                .await
+                .aws("DescribeNatGateways")
+        },
+        async {
+            ec2.describe_route_tables()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeRouteTables")
+        },
+        async {
+            ec2.describe_security_groups()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeSecurityGroups")
+        },
+        async {
+            ec2.describe_vpc_endpoints()
+                .filters(env())
+                .send()
+                .await
+                .aws("DescribeVpcEndpoints")
+        },
+    )?;
+
+    let mut names = Names::default();
+    let mut seen = BTreeSet::new();
+    let environment = cx.environment.as_str();
+
+    let vpcs: Vec<(ResourceId, &aws_sdk_ec2::types::Vpc)> = vpcs
+        .vpcs()
+        .iter()
+        .filter_map(|v| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(v.tags()),
+                    v.vpc_id()?,
+                    &mut seen,
+                )?,
+                v,
+            ))
+        })
+        .collect();
+    let subnets: Vec<_> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(s.tags()),
+                    s.subnet_id()?,
+                    &mut seen,
+                )?,
+                s,
+            ))
+        })
+        .collect();
+    let igws: Vec<_> = igws
+        .internet_gateways()
+        .iter()
+        .filter_map(|g| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(g.tags()),
+                    g.internet_gateway_id()?,
+                    &mut seen,
+                )?,
+                g,
+            ))
+        })
+        .collect();
+    let addresses: Vec<_> = addresses
+        .addresses()
+        .iter()
+        .filter_map(|a| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(a.tags()),
+                    a.allocation_id()?,
+                    &mut seen,
+                )?,
+                a,
+            ))
+        })
+        .collect();
+    let nats: Vec<_> = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| {
+            use aws_sdk_ec2::types::NatGatewayState as S;
+            matches!(n.state(), Some(S::Pending | S::Available))
+        })
+        .filter_map(|n| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(n.tags()),
+                    n.nat_gateway_id()?,
+                    &mut seen,
+                )?,
+                n,
+            ))
+        })
+        .collect();
+    let route_tables: Vec<_> = route_tables
+        .route_tables()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(r.tags()),
+                    r.route_table_id()?,
+                    &mut seen,
+                )?,
+                r,
+            ))
+        })
+        .collect();
+    let groups: Vec<_> = groups
+        .security_groups()
+        .iter()
+        .filter_map(|g| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(g.tags()),
+                    g.group_id()?,
+                    &mut seen,
+                )?,
+                g,
+            ))
+        })
+        .collect();
+    let vpc_endpoints: Vec<_> = vpc_endpoints
+        .vpc_endpoints()
+        .iter()
+        .filter(|e| {
+            use aws_sdk_ec2::types::State as S;
+            !matches!(
+                e.state(),
+                Some(S::Deleted | S::Deleting | S::Failed | S::Rejected | S::Expired)
+            )
+        })
+        .filter_map(|e| {
+            Some((
+                identify(
+                    environment,
+                    &from_ec2_tags(e.tags()),
+                    e.vpc_endpoint_id()?,
+                    &mut seen,
+                )?,
+                e,
+            ))
+        })
+        .collect();
+
+    for (id, v) in &vpcs {
+        names.insert(v.vpc_id().unwrap_or_default(), id);
+    }
+    for (id, s) in &subnets {
+        names.insert(s.subnet_id().unwrap_or_default(), id);
+    }
+    for (id, g) in &igws {
+        names.insert(g.internet_gateway_id().unwrap_or_default(), id);
+    }
+    for (id, a) in &addresses {
+        names.insert(a.allocation_id().unwrap_or_default(), id);
+    }
+    for (id, n) in &nats {
+        names.insert(n.nat_gateway_id().unwrap_or_default(), id);
+    }
+    for (id, r) in &route_tables {
+        names.insert(r.route_table_id().unwrap_or_default(), id);
+    }
+    for (id, g) in &groups {
+        names.insert(g.group_id().unwrap_or_default(), id);
+    }
+
+    // Second round: what needs the ids found in the first.
+    let group_ids: Vec<String> = groups
+        .iter()
+        .filter_map(|(_, g)| g.group_id().map(str::to_string))
+        .collect();
+    let vpc_attributes = futures::future::try_join_all(
+        vpcs.iter()
+            .map(|(_, v)| vpc_dns_attributes(cx, v.vpc_id().unwrap_or_default())),
+    );
+    let (vpc_attributes, rules) =
+        tokio::try_join!(vpc_attributes, security::describe_rules(cx, &group_ids))?;
+
+    let mut live = Vec::new();
+    for ((id, v), (dns_support, dns_hostnames)) in vpcs.iter().zip(vpc_attributes) {
+        live.push(Live {
+            id: id.clone(),
+            physical_id: v.vpc_id().unwrap_or_default().to_string(),
+            spec: Spec::Vpc(VpcSpec {
+                cidr: v.cidr_block().unwrap_or_default().to_string(),
+                dns_support,
+                dns_hostnames,
+                tags: from_ec2_tags(v.tags()),
+            }),
+            attributes: BTreeMap::new(),
+        });
+    }
+    for (id, s) in &subnets {
+        live.push(Live {
+            id: id.clone(),
+            physical_id: s.subnet_id().unwrap_or_default().to_string(),
+            spec: Spec::Subnet(SubnetSpec {
+                vpc: names.logical(s.vpc_id().unwrap_or_default()),
+                cidr: s.cidr_block().unwrap_or_default().to_string(),
+                availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+                tags: from_ec2_tags(s.tags()),
+            }),
+            attributes: BTreeMap::new(),
+        });
+    }
+    for (id, g) in &igws {
+        let attached = g
+            .attachments()
+            .iter()
+            .find_map(|a| a.vpc_id())
+            .map(|v| names.logical(v));
+        live.push(Live {
+            id: id.clone(),
+            physical_id: g.internet_gateway_id().unwrap_or_default().to_string(),
+            spec: Spec::InternetGateway(InternetGatewaySpec {
+                vpc: attached,
+                tags: from_ec2_tags(g.tags()),
+            }),
+            attributes: BTreeMap::new(),
+        });
+    }
+    for (id, a) in &addresses {
+        live.push(Live {
+            id: id.clone(),
+            physical_id: a.allocation_id().unwrap_or_default().to_string(),
+            spec: Spec::ElasticIp(ElasticIpSpec {
+                tags: from_ec2_tags(a.tags()),
+            }),
+            attributes: [(
+                "public_ip".to_string(),
+                a.public_ip().unwrap_or_default().to_string(),
+            )]
+            .into(),
+        });
+    }
+    for (id, n) in &nats {
+        let allocation = n
+            .nat_gateway_addresses()
+            .iter()
+            .find_map(|a| a.allocation_id())
+            .unwrap_or_default();
+        live.push(Live {
+            id: id.clone(),
+            physical_id: n.nat_gateway_id().unwrap_or_default().to_string(),
+            spec: Spec::NatGateway(NatGatewaySpec {
+                subnet: names.logical(n.subnet_id().unwrap_or_default()),
+                elastic_ip: names.logical(allocation),
+                tags: from_ec2_tags(n.tags()),
+            }),
+            attributes: BTreeMap::new(),
+        });
+    }
+    for (id, r) in &route_tables {
+        live.push(Live {
+            id: id.clone(),
+            physical_id: r.route_table_id().unwrap_or_default().to_string(),
+            spec: Spec::RouteTable(RouteTableSpec {
+                vpc: names.logical(r.vpc_id().unwrap_or_default()),
+                routes: managed_routes(r.routes())
+                    .map(|(destination, target)| Route {
+                        destination,
+                        target: names.logical(&target),
+                    })
+                    .collect(),
+                subnets: r
+                    .associations()
+                    .iter()
+                    .filter_map(|a| a.subnet_id())
+                    .map(|s| names.logical(s))
+                    .collect(),
+                tags: from_ec2_tags(r.tags()),
+            }),
+            attributes: BTreeMap::new(),
+        });
+    }
+    live.extend(security::convert(&groups, &rules, &names));
+    live.extend(endpoints::convert(&vpc_endpoints, &names));
+    Ok(live)
+}
+
+/// Routes poolside reconciles: not the VPC's local route, and not the
+/// prefix-list routes a gateway endpoint manages itself.
+fn managed_routes(
+    routes: &[aws_sdk_ec2::types::Route],
+) -> impl Iterator<Item = (String, String)> + '_ {
+    routes.iter().filter_map(|r| {
+        let destination = r.destination_cidr_block()?;
+        let target = r
+            .gateway_id()
+            .or(r.nat_gateway_id())
+            .or(r.network_interface_id())
+            .or(r.vpc_peering_connection_id())
+            .or(r.transit_gateway_id())
+            .unwrap_or("unknown");
+        (target != "local").then(|| (destination.to_string(), target.to_string()))
+    })
+}
+
+async fn vpc_dns_attributes(cx: &Context, vpc_id: &str) -> anyhow::Result<(bool, bool)> {
+    let get = |attribute: VpcAttributeName| async move {
+        cx.clients
+            .ec2
+            .describe_vpc_attribute()
+            .vpc_id(vpc_id)
+            .attribute(attribute)
+            .send()
+            .await
+            .aws("DescribeVpcAttribute")
+    };
+    let (support, hostnames) = tokio::try_join!(
+        get(VpcAttributeName::EnableDnsSupport),
+        get(VpcAttributeName::EnableDnsHostnames)
+    )?;
+    Ok((
+        support
+            .enable_dns_support()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+        hostnames
+            .enable_dns_hostnames()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+    ))
+}
+
+pub async fn create_vpc(cx: &Context, spec: &VpcSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .create_vpc()
+        .cidr_block(&spec.cidr)
+        .tag_specifications(tag_spec(ResourceType::Vpc, &spec.tags))
+        .send()
+        .await
+        .aws("CreateVpc")?;
+    let vpc_id = out
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .ok_or_else(|| anyhow!("CreateVpc returned no id"))?
+        .to_string();
+    let created = VpcSpec {
+        dns_support: true,
+        dns_hostnames: false,
+        ..spec.clone()
+    };
+    update_vpc(cx, &vpc_id, &created, spec).await?;
+    Ok(vpc_id)
+}
+
+pub async fn update_vpc(
+    cx: &Context,
+    vpc_id: &str,
+    old: &VpcSpec,
+    new: &VpcSpec,
+) -> anyhow::Result<()> {
+    let flag = |value: bool| AttributeBooleanValue::builder().value(value).build();
+    // One attribute per call: the API refuses both at once.
+    if old.dns_support != new.dns_support {
+        cx.clients
+            .ec2
+            .modify_vpc_attribute()
+            .vpc_id(vpc_id)
+            .enable_dns_support(flag(new.dns_support))
+            .send()
+            .await
+            .aws("ModifyVpcAttribute")?;
+    }
+    if old.dns_hostnames != new.dns_hostnames {
+        cx.clients
+            .ec2
+            .modify_vpc_attribute()
+            .vpc_id(vpc_id)
+            .enable_dns_hostnames(flag(new.dns_hostnames))
+            .send()
+            .await
+            .aws("ModifyVpcAttribute")?;
+    }
+    sync_ec2_tags(cx, vpc_id, &old.tags, &new.tags).await
+}
+
+pub async fn delete_vpc(cx: &Context, vpc_id: &str) -> anyhow::Result<()> {
+    let result = cx.clients.ec2.delete_vpc().vpc_id(vpc_id).send().await;
+    ignore_not_found(result, "DeleteVpc")
+}
+
+pub async fn create_subnet(cx: &Context, spec: &SubnetSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .create_subnet()
+        .vpc_id(cx.resolve(&spec.vpc)?)
+        .cidr_block(&spec.cidr)
+        .availability_zone(&spec.availability_zone)
+        .tag_specifications(tag_spec(ResourceType::Subnet, &spec.tags))
+        .send()
+        .await
+        .aws("CreateSubnet")?;
+    out.subnet()
+        .and_then(|s| s.subnet_id())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("CreateSubnet returned no id"))
+}
+
+pub async fn delete_subnet(cx: &Context, subnet_id: &str) -> anyhow::Result<()> {
+    let result = cx
+        .clients
+        .ec2
+        .delete_subnet()
+        .subnet_id(subnet_id)
+        .send()
+        .await;
+    ignore_not_found(result, "DeleteSubnet")
+}
+
+pub async fn create_internet_gateway(
+    cx: &Context,
+    spec: &InternetGatewaySpec,
+) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .create_internet_gateway()
+        .tag_specifications(tag_spec(ResourceType::InternetGateway, &spec.tags))
+        .send()
+        .await
+        .aws("CreateInternetGateway")?;
+    let igw_id = out
+        .internet_gateway()
+        .and_then(|g| g.internet_gateway_id())
+        .ok_or_else(|| anyhow!("CreateInternetGateway returned no id"))?
+        .to_string();
+    let detached = InternetGatewaySpec {
+        vpc: None,
+        ..spec.clone()
+    };
+    update_internet_gateway(cx, &igw_id, &detached, spec).await?;
+    Ok(igw_id)
+}
+
+pub async fn update_internet_gateway(
+    cx: &Context,
+    igw_id: &str,
+    old: &InternetGatewaySpec,
+    new: &InternetGatewaySpec,
+) -> anyhow::Result<()> {
+    if old.vpc != new.vpc {
+        if let Some(previous) = &old.vpc {
+            cx.clients
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(igw_id)
+                .vpc_id(cx.resolve(previous)?)
+                .send()
+                .await
+                .aws("DetachInternetGateway")?;
+        }
+        if let Some(vpc) = &new.vpc {
+            cx.clients
+                .ec2
+                .attach_internet_gateway()
+                .internet_gateway_id(igw_id)
+                .vpc_id(cx.resolve(vpc)?)
+                .send()
+                .await
+                .aws("AttachInternetGateway")?;
+        }
+    }
+    sync_ec2_tags(cx, igw_id, &old.tags, &new.tags).await
+}
+
+pub async fn delete_internet_gateway(
+    cx: &Context,
+    igw_id: &str,
+    spec: &InternetGatewaySpec,
+) -> anyhow::Result<()> {
+    if let Some(vpc) = &spec.vpc {
+        let result = cx
+            .clients
+            .ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(igw_id)
+            .vpc_id(cx.resolve(vpc)?)
+            .send()
+            .await;
+        ignore_not_found(result, "DetachInternetGateway")?;
+    }
+    let result = cx
+        .clients
+        .ec2
+        .delete_internet_gateway()
+        .internet_gateway_id(igw_id)
+        .send()
+        .await;
+    ignore_not_found(result, "DeleteInternetGateway")
+}
+
+pub async fn create_elastic_ip(cx: &Context, spec: &ElasticIpSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(tag_spec(ResourceType::ElasticIp, &spec.tags))
+        .send()
+        .await
+        .aws("AllocateAddress")?;
+    out.allocation_id()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("AllocateAddress returned no allocation id"))
+}
+
+pub async fn release_elastic_ip(cx: &Context, allocation_id: &str) -> anyhow::Result<()> {
+    let result = cx
+        .clients
+        .ec2
+        .release_address()
+        .allocation_id(allocation_id)
+        .send()
+        .await;
+    ignore_not_found(result, "ReleaseAddress")
+}
+
+pub async fn create_nat_gateway(cx: &Context, spec: &NatGatewaySpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(cx.resolve(&spec.subnet)?)
+        .allocation_id(cx.resolve(&spec.elastic_ip)?)
+        .tag_specifications(tag_spec(ResourceType::Natgateway, &spec.tags))
+        .send()
+        .await
+        .aws("CreateNatGateway")?;
+    let nat_id = out
+        .nat_gateway()
+        .and_then(|n| n.nat_gateway_id())
+        .ok_or_else(|| anyhow!("CreateNatGateway returned no id"))?
+        .to_string();
+    use aws_sdk_ec2::client::Waiters;
+    cx.clients
+        .ec2
+        .wait_until_nat_gateway_available()
+        .nat_gateway_ids(&nat_id)
+        .wait(NAT_WAIT)
+        .await
+        .aws("waiting for the NAT gateway to become available")?;
+    Ok(nat_id)
+}
+
+pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()> {
+    let result = cx
+        .clients
+        .ec2
+        .delete_nat_gateway()
+        .nat_gateway_id(nat_id)
+        .send()
+        .await;
+    ignore_not_found(result, "DeleteNatGateway")?;
+    // Its Elastic IP and subnet cannot go before it has gone.
+    use aws_sdk_ec2::client::Waiters;
+    cx.clients
+        .ec2
+        .wait_until_nat_gateway_deleted()
+        .nat_gateway_ids(nat_id)
+        .wait(NAT_WAIT)
+        .await
+        .aws("waiting for the NAT gateway to be deleted")?;
+    Ok(())
+}
+
+pub async fn create_route_table(cx: &Context, spec: &RouteTableSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ec2
+        .create_route_table()
+        .vpc_id(cx.resolve(&spec.vpc)?)
+        .tag_specifications(tag_spec(ResourceType::RouteTable, &spec.tags))
+        .send()
+        .await
+        .aws("CreateRouteTable")?;
+    let rtb_id = out
+        .route_table()
+        .and_then(|r| r.route_table_id())
+        .ok_or_else(|| anyhow!("CreateRouteTable returned no id"))?
+        .to_string();
+    let empty = RouteTableSpec {
+        routes: BTreeSet::new(),
+        subnets: BTreeSet::new(),
+        ..spec.clone()
+    };
+    update_route_table(cx, &rtb_id, &empty, spec).await?;
+    Ok(rtb_id)
+}
+
+pub async fn update_route_table(
+    cx: &Context,
+    rtb_id: &str,
+    old: &RouteTableSpec,
+    new: &RouteTableSpec,
+) -> anyhow::Result<()> {
+    let ec2 = &cx.clients.ec2;
+    let old_by_destination: BTreeMap<&str, &Route> = old
+        .routes
+        .iter()
+        .map(|r| (r.destination.as_str(), r))
+        .collect();
+    let new_by_destination: BTreeMap<&str, &Route> = new
+        .routes
+        .iter()
+        .map(|r| (r.destination.as_str(), r))
+        .collect();
+    for (destination, route) in &new_by_destination {
+        if old_by_destination.get(destination) == Some(route) {
+            continue;
+        }
+        let target = cx.resolve(&route.target)?;
+        let is_nat = route.target.kind() == Some(Kind::NatGateway) || target.starts_with("nat-");
+        if old_by_destination.contains_key(destination) {
+            let call = ec2
+                .replace_route()
+                .route_table_id(rtb_id)
+                .destination_cidr_block(*destination);
+            let call = if is_nat {
+                call.nat_gateway_id(target)
+            } else {
+                call.gateway_id(target)
+            };
+            call.send().await.aws("ReplaceRoute")?;
+        } else {
+            let call = ec2
+                .create_route()
+                .route_table_id(rtb_id)
+                .destination_cidr_block(*destination);
+            let call = if is_nat {
+                call.nat_gateway_id(target)
+            } else {
+                call.gateway_id(target)
+            };
+            call.send().await.aws("CreateRoute")?;
+        }
+    }
+    for destination in old_by_destination
+        .keys()
+        .filter(|d| !new_by_destination.contains_key(*d))
+    {
+        let result = ec2
+            .delete_route()
+            .route_table_id(rtb_id)
+            .destination_cidr_block(*destination)
+            .send()
+            .await;
+        ignore_not_found(result, "DeleteRoute")?;
+    }
+
+    if old.subnets != new.subnets {
+        for subnet in new.subnets.difference(&old.subnets) {
+            associate(cx, rtb_id, &cx.resolve(subnet)?).await?;
+        }
+        let leaving: Vec<String> = old
+            .subnets
+            .difference(&new.subnets)
+            .map(|s| cx.resolve(s))
+            .collect::<Result<_, _>>()?;
+        if !leaving.is_empty() {
+            for association_id in associations(cx, rtb_id, Some(&leaving)).await? {
+                ec2.disassociate_route_table()
+                    .association_id(association_id)
+                    .send()
+                    .await
+                    .aws("DisassociateRouteTable")?;
+            }
+        }
+    }
+    sync_ec2_tags(cx, rtb_id, &old.tags, &new.tags).await
+}
+
+/// Associates a subnet, moving it over if another table holds it.
+async fn associate(cx: &Context, rtb_id: &str, subnet_id: &str) -> anyhow::Result<()> {
+    let ec2 = &cx.clients.ec2;
+    let result = ec2
+        .associate_route_table()
+        .route_table_id(rtb_id)
+        .subnet_id(subnet_id)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if error_code(&err) == Some("Resource.AlreadyAssociated") => {
+            let held_by = ec2
+                .describe_route_tables()
+                .filters(
+                    Filter::builder()
+                        .name("association.subnet-id")
+                        .values(subnet_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .aws("DescribeRouteTables")?;
+            let association_id = held_by
+                .route_tables()
+                .iter()
+                .flat_map(|r| r.associations())
+                .find(|a| a.subnet_id() == Some(subnet_id))
+                .and_then(|a| a.route_table_association_id())
+                .ok_or_else(|| {
+                    anyhow!("subnet {subnet_id} is associated, but no association was found")
+                })?;
+            ec2.replace_route_table_association()
+                .association_id(association_id)
+                .route_table_id(rtb_id)
+                .send()
+                .await
+                .aws("ReplaceRouteTableAssociation")?;
+            Ok(())
+        }
+        Err(err) => Err(err).aws("AssociateRouteTable"),
+    }
+}
+
+/// The subnet association ids of a route table, optionally only for some subnets.
+async fn associations(
+    cx: &Context,
+    rtb_id: &str,
+    subnets: Option<&[String]>,
+) -> anyhow::Result<Vec<String>> {
+    let out = cx
+        .clients
+        .ec2
+        .describe_route_tables()
+        .route_table_ids(rtb_id)
+        .send()
+        .await
+        .aws("DescribeRouteTables")?;
+    Ok(out
+        .route_tables()
+        .iter()
+        .flat_map(|r| r.associations())
+        .filter(|a| !a.main().unwrap_or(false))
+        .filter(|a| {
+            subnets.is_none_or(|s| a.subnet_id().is_some_and(|id| s.iter().any(|x| x == id)))
+        })
+        .filter_map(|a| a.route_table_association_id().map(str::to_string))
+        .collect())
+}
+
+pub async fn delete_route_table(cx: &Context, rtb_id: &str) -> anyhow::Result<()> {
+    for association_id in associations(cx, rtb_id, None).await? {
+        let result = cx
+            .clients
+            .ec2
+            .disassociate_route_table()
+            .association_id(association_id)
+            .send()
+            .await;
+        ignore_not_found(result, "DisassociateRouteTable")?;
+    }
+    let result = cx
+        .clients
+        .ec2
+        .delete_route_table()
+        .route_table_id(rtb_id)
+        .send()
+        .await;
+    ignore_not_found(result, "DeleteRouteTable")
+}
+
+/// A delete of something already gone has done its job: deletes stay idempotent.
+pub(crate) fn ignore_not_found<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    operation: &str,
+) -> anyhow::Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_not_found_code(error_code(&err)) => Ok(()),
+        Err(err) => Err(err).aws(operation),
+    }
+}

@@ -1,0 +1,259 @@
+//! The ECR repository for the PostgREST image: immutable tags, scan on push,
+//! and a lifecycle policy keeping the last N images. Found by its name.
+
+use super::{error_code, user_visible_tags, AwsResultExt, Context};
+use crate::model::*;
+use anyhow::{anyhow, bail};
+use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
+use std::collections::BTreeMap;
+
+pub async fn discover(cx: &Context, name: &str) -> anyhow::Result<Vec<Live>> {
+    let ecr = &cx.clients.ecr;
+    let found = match ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.repositories().first().cloned(),
+        Err(err) if error_code(&err) == Some("RepositoryNotFoundException") => None,
+        Err(err) => return Err(err).aws("DescribeRepositories"),
+    };
+    let Some(repository) = found else {
+        return Ok(vec![]);
+    };
+    Ok(vec![observe(cx, &repository).await?])
+}
+
+async fn observe(cx: &Context, repository: &Repository) -> anyhow::Result<Live> {
+    let ecr = &cx.clients.ecr;
+    let name = repository.repository_name().unwrap_or_default();
+    let arn = repository
+        .repository_arn()
+        .ok_or_else(|| anyhow!("repository {name} has no ARN"))?;
+    let (tags, lifecycle) = tokio::try_join!(
+        async {
+            ecr.list_tags_for_resource()
+                .resource_arn(arn)
+                .send()
+                .await
+                .aws("ListTagsForResource")
+        },
+        async {
+            match ecr
+                .get_lifecycle_policy()
+                .repository_name(name)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_string)),
+                Err(err) if error_code(&err) == Some("LifecyclePolicyNotFoundException") => {
+                    Ok(None)
+                }
+                Err(err) => Err(err).aws("GetLifecyclePolicy"),
+            }
+        },
+    )?;
+    let tags = user_visible_tags(
+        tags.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string())),
+    );
+    if let Some(owner) = tags.get(TAG_ENV).filter(|owner| **owner != cx.environment) {
+        bail!("the ECR repository {name:?} belongs to the poolside environment {owner:?}; set registry.repository_name");
+    }
+    let lifecycle_policy = match lifecycle {
+        Some(text) => Some(
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow!("lifecycle policy of {name} is not JSON: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Live {
+        id: ResourceId::new(Kind::Repository, "postgrest"),
+        physical_id: arn.to_string(),
+        spec: Spec::Repository(RepositorySpec {
+            name: name.to_string(),
+            scan_on_push: repository
+                .image_scanning_configuration()
+                .is_some_and(|c| c.scan_on_push()),
+            immutable_tags: repository.image_tag_mutability()
+                == Some(&ImageTagMutability::Immutable),
+            lifecycle_policy,
+            tags,
+        }),
+        attributes: BTreeMap::from([(
+            "uri".to_string(),
+            repository.repository_uri().unwrap_or_default().to_string(),
+        )]),
+    })
+}
+
+fn ecr_tags(tags: &Tags) -> anyhow::Result<Vec<Tag>> {
+    Ok(tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub async fn create(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &RepositorySpec,
+) -> anyhow::Result<String> {
+    let ecr = &cx.clients.ecr;
+    let created = ecr
+        .create_repository()
+        .repository_name(&spec.name)
+        .image_tag_mutability(if spec.immutable_tags {
+            ImageTagMutability::Immutable
+        } else {
+            ImageTagMutability::Mutable
+        })
+        .image_scanning_configuration(
+            ImageScanningConfiguration::builder()
+                .scan_on_push(spec.scan_on_push)
+                .build(),
+        )
+        .set_tags(Some(ecr_tags(&spec.tags)?))
+        .send()
+        .await;
+    let live = match created {
+        Ok(out) => {
+            let repository = out
+                .repository()
+                .ok_or_else(|| anyhow!("CreateRepository returned no repository"))?;
+            Live {
+                id: id.clone(),
+                physical_id: repository.repository_arn().unwrap_or_default().to_string(),
+                spec: Spec::Repository(RepositorySpec {
+                    lifecycle_policy: None,
+                    ..spec.clone()
+                }),
+                attributes: BTreeMap::from([(
+                    "uri".into(),
+                    repository.repository_uri().unwrap_or_default().to_string(),
+                )]),
+            }
+        }
+        // Created by a run that did not finish: adopt it and converge.
+        Err(err) if error_code(&err) == Some("RepositoryAlreadyExistsException") => {
+            discover(cx, &spec.name)
+                .await?
+                .pop()
+                .ok_or_else(|| anyhow!("repository {} exists but cannot be described", spec.name))?
+        }
+        Err(err) => return Err(err).aws("CreateRepository"),
+    };
+    let Spec::Repository(current) = &live.spec else {
+        unreachable!()
+    };
+    update(cx, &live.physical_id, current, spec).await?;
+    if let Some(uri) = live.attributes.get("uri") {
+        cx.record_attribute(id, "uri", uri);
+    }
+    Ok(live.physical_id)
+}
+
+pub async fn update(
+    cx: &Context,
+    arn: &str,
+    old: &RepositorySpec,
+    new: &RepositorySpec,
+) -> anyhow::Result<()> {
+    let ecr = &cx.clients.ecr;
+    let name = new.name.as_str();
+    if old.scan_on_push != new.scan_on_push {
+        ecr.put_image_scanning_configuration()
+            .repository_name(name)
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(new.scan_on_push)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("PutImageScanningConfiguration")?;
+    }
+    if old.immutable_tags != new.immutable_tags {
+        let mutability = if new.immutable_tags {
+            ImageTagMutability::Immutable
+        } else {
+            ImageTagMutability::Mutable
+        };
+        ecr.put_image_tag_mutability()
+            .repository_name(name)
+            .image_tag_mutability(mutability)
+            .send()
+            .await
+            .aws("PutImageTagMutability")?;
+    }
+    if old.lifecycle_policy != new.lifecycle_policy {
+        match &new.lifecycle_policy {
+            Some(policy) => {
+                ecr.put_lifecycle_policy()
+                    .repository_name(name)
+                    .lifecycle_policy_text(policy.to_string())
+                    .send()
+                    .await
+                    .aws("PutLifecyclePolicy")?;
+            }
+            None => {
+                ecr.delete_lifecycle_policy()
+                    .repository_name(name)
+                    .send()
+                    .await
+                    .aws("DeleteLifecyclePolicy")?;
+            }
+        }
+    }
+    let changed: Tags = new
+        .tags
+        .iter()
+        .filter(|(k, v)| old.tags.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !changed.is_empty() {
+        ecr.tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(ecr_tags(&changed)?))
+            .send()
+            .await
+            .aws("TagResource")?;
+    }
+    let removed: Vec<String> = old
+        .tags
+        .keys()
+        .filter(|k| !new.tags.contains_key(*k))
+        .cloned()
+        .collect();
+    if !removed.is_empty() {
+        ecr.untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("UntagResource")?;
+    }
+    Ok(())
+}
+
+/// Deletes an empty repository; one holding images is refused by AWS, and we
+/// do not force it: images are releases.
+pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
+    match cx
+        .clients
+        .ecr
+        .delete_repository()
+        .repository_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err) if error_code(&err) == Some("RepositoryNotFoundException") => Ok(()),
+        Err(err) if error_code(&err) == Some("RepositoryNotEmptyException") => {
+            bail!("repository {name} still holds images; poolside does not delete releases: remove them first if you mean to")
+        }
+        Err(err) => Err(err).aws("DeleteRepository"),
+    }
+}
