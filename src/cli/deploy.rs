@@ -1,0 +1,63 @@
+use super::{exit, Globals};
+use crate::engine::apply::apply;
+use crate::ops::Session;
+use crate::output::{self, Format, Progress};
+use anyhow::bail;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment to deploy (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+    /// Apply without asking for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
+    let config = globals.load(&args.env)?;
+    let session = Session::open(config).await?;
+    let plan = session.plan().await?;
+    output::print_plan(&plan, globals.output);
+
+    if !plan.is_empty() {
+        if !args.yes {
+            confirm(&args.env)?;
+        }
+        let progress = Progress::new(globals.output);
+        let report = apply(&session.cx, &plan, &progress).await;
+        if !report.is_success() {
+            globals.print_stats(&session, started);
+            if globals.output == Format::Json {
+                output::json_line("result", &report);
+            }
+            bail!(
+                "deploy of `{}` incomplete: {} failed, {} skipped, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
+                args.env,
+                report.failed.len(),
+                report.skipped.len(),
+                report.succeeded.len()
+            );
+        }
+    }
+    output::print_outputs(&session.outputs(), globals.output);
+    globals.print_stats(&session, started);
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn confirm(env: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to ask for confirmation: standard input is not a terminal. Re-run with --yes to apply without asking.");
+    }
+    eprint!("\nApply these changes to environment `{env}`? Only 'yes' is accepted: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        bail!("deploy cancelled: nothing was changed");
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Command-line parsing and dispatch. Each command is a small file: its
+//! arguments, then `exec`, which returns the process exit code.
+
+mod deploy;
+mod plan;
+mod validate;
+
+use crate::config::{self, Config};
+use crate::output::{self, Format};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "poolside",
+    version,
+    about = "Deploys the poolside AI code-assistant backend into an AWS account"
+)]
+pub struct Cli {
+    /// Where environment files (<name>.toml) live.
+    #[arg(
+        long,
+        global = true,
+        default_value = "environments",
+        env = "POOLSIDE_ENVIRONMENTS_DIR"
+    )]
+    pub environments_dir: PathBuf,
+    /// human: for people; json: one JSON object per line on stdout, for CI.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub output: Format,
+    /// More logging (-v: info, -vv: debug, -vvv: trace, including AWS SDK internals).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Report every AWS API call made: per service and operation, calls, mutating, retries, time.
+    #[arg(long, global = true)]
+    pub stats: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the changes a deploy would make.
+    Plan(plan::Args),
+    /// Show the plan, confirm, and apply it.
+    Deploy(deploy::Args),
+    /// Check an environment file; no AWS call.
+    Validate(validate::Args),
+}
+
+/// The exit codes poolside promises.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let globals = Globals {
+        environments_dir: cli.environments_dir,
+        output: cli.output,
+        stats: cli.stats,
+    };
+    match cli.command {
+        Command::Plan(args) => plan::exec(&globals, args, started).await,
+        Command::Deploy(args) => deploy::exec(&globals, args, started).await,
+        Command::Validate(args) => validate::exec(&globals, args),
+    }
+}
+
+pub struct Globals {
+    pub environments_dir: PathBuf,
+    pub output: Format,
+    pub stats: bool,
+}
+
+impl Globals {
+    pub fn load(&self, env: &str) -> Result<Config, config::ConfigError> {
+        config::load(&self.environments_dir, env)
+    }
+
+    pub fn print_stats(&self, session: &crate::ops::Session, started: Instant) {
+        if !self.stats {
+            return;
+        }
+        let report = session.cx.clients.stats.snapshot();
+        match self.output {
+            Format::Json => output::json_line(
+                "stats",
+                serde_json::json!({ "wall_ms": started.elapsed().as_millis() as u64, "calls": report }),
+            ),
+            Format::Human => eprint!("\n{}", report.render(started.elapsed())),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! What poolside prints: the plan, progress, outputs and stats, for people
+//! (human) or for CI (one JSON object per line on stdout).
+
+use crate::engine::events::{Event, EventSink};
+use crate::engine::plan::{Action, Plan};
+use crate::ops::Outputs;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Prints one JSON line on stdout: `{"type": kind, ...fields}`.
+pub fn json_line(kind: &str, fields: impl serde::Serialize) {
+    let mut value = serde_json::to_value(fields).expect("output serializes");
+    if let Value::Object(map) = &mut value {
+        map.insert("type".into(), Value::String(kind.into()));
+    } else {
+        value = json!({ "type": kind, "value": value });
+    }
+    println!("{value}");
+}
+
+pub fn print_plan(plan: &Plan, format: Format) {
+    if format == Format::Json {
+        json_line("plan", plan);
+        return;
+    }
+    for warning in &plan.warnings {
+        println!("warning: {warning}");
+    }
+    if plan.is_empty() {
+        println!(
+            "No changes. Environment `{}` matches its configuration.",
+            plan.environment
+        );
+        return;
+    }
+    println!("Environment `{}` needs these changes:\n", plan.environment);
+    for change in &plan.changes {
+        let reason = if change.action == Action::Replace {
+            let forced: BTreeSet<&str> = change
+                .properties
+                .iter()
+                .filter(|p| p.forces_replacement)
+                .map(|p| p.property.as_str())
+                .collect();
+            format!(
+                " ({} forces replacement)",
+                forced.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            String::new()
+        };
+        println!("  {:>3} {}{reason}", change.action.symbol(), change.id);
+        for property in &change.properties {
+            let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_default();
+            match (&property.before, &property.after) {
+                (None, Some(_)) if change.action == Action::Create => {
+                    println!("        {}: {}", property.property, show(&property.after))
+                }
+                (None, Some(_)) => {
+                    println!("      + {}: {}", property.property, show(&property.after))
+                }
+                (Some(_), None) => {
+                    println!("      - {}: {}", property.property, show(&property.before))
+                }
+                _ => println!(
+                    "      ~ {}: {} -> {}",
+                    property.property,
+                    show(&property.before),
+                    show(&property.after)
+                ),
+            }
+        }
+    }
+    let s = &plan.summary;
+    println!(
+        "\nPlan: {} to create, {} to update, {} to replace, {} to delete.",
+        s.create, s.update, s.replace, s.delete
+    );
+}
+
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Object(map) if map.contains_key("protocol") && map.contains_key("peer") => {
+            // A security group rule, the way people read them.
+            let port = if map["from_port"] == map["to_port"] {
+                map["from_port"].to_string()
+            } else {
+                format!("{}-{}", map["from_port"], map["to_port"])
+            };
+            format!(
+                "{} {} {} ({})",
+                map["protocol"].as_str().unwrap_or_default(),
+                port,
+                map["peer"].as_str().unwrap_or_default(),
+                map["description"].as_str().unwrap_or_default()
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+pub fn print_outputs(outputs: &Outputs, format: Format) {
+    if format == Format::Json {
+        json_line("outputs", outputs);
+        return;
+    }
+    println!("\nOutputs:");
+    let value = serde_json::to_value(outputs).expect("outputs serialize");
+    if let Value::Object(map) = value {
+        for (key, value) in map {
+            let shown = match value {
+                Value::String(s) => s,
+                Value::Null => "(none)".into(),
+                other => other.to_string(),
+            };
+            println!("  {key} = {shown}");
+        }
+    }
+}
+
+/// Shows apply's progress: a live bar on a terminal, status lines otherwise,
+/// JSON events with `--output json`.
+pub struct Progress {
+    format: Format,
+    bar: Option<ProgressBar>,
+    in_flight: Mutex<BTreeSet<String>>,
+}
+
+impl Progress {
+    pub fn new(format: Format) -> Self {
+        let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            format,
+            bar,
+            in_flight: Mutex::default(),
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn refresh(&self) {
+        if let Some(bar) = &self.bar {
+            let in_flight = self.in_flight.lock().unwrap();
+            bar.set_message(in_flight.iter().cloned().collect::<Vec<_>>().join(", "));
+        }
+    }
+}
+
+impl EventSink for Progress {
+    fn emit(&self, event: Event) {
+        if self.format == Format::Json {
+            json_line("event", &event);
+            return;
+        }
+        match event {
+            Event::ApplyStarted { total } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_length(total as u64);
+                }
+            }
+            Event::StepStarted { id, .. } => {
+                self.in_flight.lock().unwrap().insert(id.0);
+                self.refresh();
+            }
+            Event::StepSucceeded {
+                id,
+                action,
+                physical_id,
+                elapsed_ms,
+            } => {
+                self.in_flight.lock().unwrap().remove(&id.0);
+                let verb = match action {
+                    Action::Create => "Created",
+                    Action::Update => "Updated",
+                    Action::Replace => "Replaced",
+                    Action::Delete => "Deleted",
+                };
+                self.line(format!(
+                    "{verb:>10} {id} ({physical_id}) in {:.1}s",
+                    elapsed_ms as f64 / 1000.0
+                ));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                self.refresh();
+            }
+            Event::StepFailed { id, action, error } => {
+                self.in_flight.lock().unwrap().remove(&id.0);
+                self.line(format!(
+                    "{:>10} {id}: could not {}: {error}",
+                    "Failed",
+                    action.verb()
+                ));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                self.refresh();
+            }
+            Event::StepSkipped { id, reason } => {
+                self.line(format!("{:>10} {id}: {reason}", "Skipped"));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+            }
+            Event::ApplyFinished { .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.finish_and_clear();
+                }
+            }
+        }
+    }
+}
