@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs and starts the local stack, builds poolside, and deploys environments/local.toml.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+./localstack/install.sh
+./localstack/moto.sh start
+cargo build --quiet
+./target/debug/poolside deploy --env local --yes "$@"

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Stops the local stack started by ./start.sh or ./test.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+./localstack/moto.sh stop
