@@ -33,7 +33,13 @@ fn main() -> ExitCode {
 fn report(err: anyhow::Error) {
     match err.downcast::<config::ConfigError>() {
         // Config errors carry the file's text: show the line with a marker.
-        Ok(config_error) => eprintln!("{:?}", miette::Report::new(config_error)),
+        Ok(config_error) => {
+            // One line per message, so the file:line:column header stays greppable.
+            let _ = miette::set_hook(Box::new(|_| {
+                Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+            }));
+            eprintln!("{:?}", miette::Report::new(config_error))
+        }
         Err(err) => eprintln!("error: {err:#}"),
     }
 }

@@ -1,0 +1,207 @@
+//! Bad environment files: each fails with the file, line, column, key and
+//! what is wrong, and no AWS call is made (the endpoint is a listener of ours
+//! that must see no connection).
+
+use crate::support::poolside_in;
+use std::net::TcpListener;
+
+struct Case {
+    what: &'static str,
+    /// Replaces `{network}` in the template below.
+    network: &'static str,
+    /// Extra lines at the end of the file.
+    extra: &'static str,
+    /// Expected in stderr: line:column, key, message.
+    location: &'static str,
+    key: &'static str,
+    message: &'static str,
+}
+
+const TEMPLATE: &str = r#"name = "bad"
+region = "us-east-1"
+phase = "pilot"
+
+[target]
+endpoint_url = "{endpoint}"
+
+[network]
+{network}
+"#;
+
+const GOOD_NETWORK: &str = r#"vpc_cidr = "10.0.0.0/16"
+availability_zones = ["us-east-1a", "us-east-1b"]
+allowed_ingress_cidrs = ["10.1.0.0/16"]"#;
+
+const CASES: &[Case] = &[
+    Case {
+        what: "unknown key",
+        network: "vpc_cidr = \"10.0.0.0/16\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]\nnat_gatways = \"shared\"",
+        extra: "",
+        location: "bad.toml:12:1",
+        key: "`network.nat_gatways`",
+        message: "unknown field `nat_gatways`",
+    },
+    Case {
+        what: "wrong type",
+        network: "vpc_cidr = 10\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:9:12",
+        key: "`network.vpc_cidr`",
+        message: "invalid type: integer `10`, expected a string",
+    },
+    Case {
+        what: "invalid CIDR",
+        network: "vpc_cidr = \"10.0.0.0/33\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:9:12",
+        key: "`network.vpc_cidr`",
+        message: "\"10.0.0.0/33\" is not a valid IPv4 CIDR block",
+    },
+    Case {
+        what: "VPC outside the private ranges",
+        network: "vpc_cidr = \"8.8.0.0/16\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:9:12",
+        key: "`network.vpc_cidr`",
+        message: "8.8.0.0/16 is outside the private ranges",
+    },
+    Case {
+        what: "VPC larger than /16",
+        network: "vpc_cidr = \"10.0.0.0/12\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:9:12",
+        key: "`network.vpc_cidr`",
+        message: "10.0.0.0/12 must be between /16 and /24",
+    },
+    Case {
+        what: "VPC smaller than /24",
+        network: "vpc_cidr = \"10.0.0.0/26\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:9:12",
+        key: "`network.vpc_cidr`",
+        message: "10.0.0.0/26 must be between /16 and /24",
+    },
+    Case {
+        what: "overlapping subnets",
+        network: "vpc_cidr = \"10.0.0.0/16\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]\npublic_subnet_cidrs = [\"10.0.0.0/24\", \"10.0.1.0/24\"]\nprivate_subnet_cidrs = [\"10.0.2.0/24\", \"10.0.1.128/25\"]",
+        extra: "",
+        location: "bad.toml:13:40",
+        key: "`network.private_subnet_cidrs[1]`",
+        message: "10.0.1.128/25 overlaps 10.0.1.0/24 (`network.public_subnet_cidrs[1]`)",
+    },
+    Case {
+        what: "subnet outside the VPC",
+        network: "vpc_cidr = \"10.0.0.0/16\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]\npublic_subnet_cidrs = [\"10.0.0.0/24\", \"10.9.1.0/24\"]",
+        extra: "",
+        location: "bad.toml:12:39",
+        key: "`network.public_subnet_cidrs[1]`",
+        message: "10.9.1.0/24 is outside the VPC CIDR 10.0.0.0/16",
+    },
+    Case {
+        what: "one availability zone",
+        network: "vpc_cidr = \"10.0.0.0/16\"\navailability_zones = [\"us-east-1a\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:10:22",
+        key: "`network.availability_zones`",
+        message: "needs at least 2 availability zones, found 1",
+    },
+    Case {
+        what: "duplicated availability zone",
+        network: "vpc_cidr = \"10.0.0.0/16\"\navailability_zones = [\"us-east-1a\", \"us-east-1a\"]\nallowed_ingress_cidrs = [\"10.1.0.0/16\"]",
+        extra: "",
+        location: "bad.toml:10:37",
+        key: "`network.availability_zones[1]`",
+        message: "\"us-east-1a\" is listed twice",
+    },
+    Case {
+        what: "reserved tag",
+        network: GOOD_NETWORK,
+        extra: "\n[tags]\n\"poolside:env\" = \"other\"\n",
+        location: "bad.toml:14:18",
+        key: "`tags.poolside:env`",
+        message: "is reserved",
+    },
+];
+
+#[test]
+fn each_bad_file_names_file_line_column_key_and_problem_without_calling_aws() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let mut failures = Vec::new();
+    for case in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let text = TEMPLATE
+            .replace("{endpoint}", &endpoint)
+            .replace("{network}", case.network)
+            + case.extra;
+        std::fs::write(dir.path().join("bad.toml"), &text).unwrap();
+        for command in ["validate", "plan", "deploy"] {
+            let run = poolside_in(
+                dir.path(),
+                &[command, "--env", "bad", "--yes"][..if command == "deploy" { 4 } else { 3 }],
+            );
+            let stderr = run.stderr();
+            let expected = [case.location, case.key, case.message];
+            if run.code() != 1 || !expected.iter().all(|e| stderr.contains(e)) {
+                failures.push(format!(
+                    "{} ({command}): exit {}, expected {expected:?} in:\n{stderr}",
+                    case.what,
+                    run.code()
+                ));
+            }
+        }
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a bad file must not lead to any AWS call"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn an_unknown_environment_lists_the_ones_that_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TEMPLATE
+        .replace("{endpoint}", "http://127.0.0.1:9")
+        .replace("{network}", GOOD_NETWORK);
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        text.replace("name = \"bad\"", "name = \"staging\""),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("staging.toml"), "").unwrap();
+    let run = poolside_in(dir.path(), &["plan", "--env", "prod"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("no environment named `prod`"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        run.stderr().contains("environments here: bad, staging"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_good_file_validates_without_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TEMPLATE
+        .replace("{endpoint}", "http://127.0.0.1:9")
+        .replace("{network}", GOOD_NETWORK);
+    std::fs::write(dir.path().join("bad.toml"), text).unwrap();
+    let run = poolside_in(dir.path(), &["validate", "--env", "bad"]);
+    run.assert_code(0);
+    assert!(run.stdout().contains("VPC 10.0.0.0/16"), "{}", run.stdout());
+}
+
+#[test]
+fn the_shipped_environment_files_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
+    for name in ["local", "pilot", "limited", "full"] {
+        let run = poolside_in(&dir, &["validate", "--env", name]);
+        run.assert_code(0);
+    }
+}

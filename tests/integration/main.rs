@@ -1,0 +1,7 @@
+//! Integration tests: the real poolside binary against a real AWS emulator
+//! (moto server or LocalStack on POOLSIDE_TEST_ENDPOINT, default :4566).
+//! One test binary, so the AWS SDK is linked once.
+
+mod bad_config;
+mod deploy;
+mod support;

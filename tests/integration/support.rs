@@ -1,0 +1,210 @@
+//! Fixtures: a throwaway environment directory with a uniquely named
+//! environment, the poolside binary run against the local stack, and SDK
+//! clients to check what really exists.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn endpoint() -> String {
+    std::env::var("POOLSIDE_TEST_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
+}
+
+/// Fails loudly (not skips) when the emulator is not there: these tests must run.
+pub fn require_emulator() {
+    let url = endpoint();
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    if std::net::TcpStream::connect(address).is_err() {
+        panic!("no AWS emulator answers at {url}: run ./test.sh, or localstack/moto.sh start");
+    }
+}
+
+/// A unique, valid environment name: tests share one emulator and must not collide.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}{:x}{n}", (nanos ^ std::process::id()) & 0xfffff)
+}
+
+pub struct Env {
+    pub name: String,
+    dir: tempfile::TempDir,
+    pub allowed_cidrs: Vec<String>,
+    pub vpc_cidr: String,
+    pub extra: String,
+}
+
+impl Env {
+    pub fn new(prefix: &str) -> Env {
+        require_emulator();
+        Env {
+            name: unique_name(prefix),
+            dir: tempfile::tempdir().unwrap(),
+            allowed_cidrs: vec!["198.51.100.0/24".into()],
+            vpc_cidr: "10.20.0.0/16".into(),
+            extra: String::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self) -> PathBuf {
+        self.dir().join(format!("{}.toml", self.name))
+    }
+
+    pub fn write(&self) {
+        let allowed: Vec<String> = self
+            .allowed_cidrs
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        let text = format!(
+            "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"pilot\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
+             [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
+             allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n",
+            name = self.name,
+            endpoint = endpoint(),
+            vpc = self.vpc_cidr,
+            allowed = allowed.join(", "),
+            extra = self.extra,
+        );
+        std::fs::write(self.file(), text).unwrap();
+    }
+
+    pub fn poolside(&self, args: &[&str]) -> Run {
+        poolside_in(self.dir(), args)
+    }
+
+    /// `deploy --yes --output json --stats`, which must succeed.
+    pub fn deploy(&self) -> Run {
+        let run = self.poolside(&[
+            "deploy", "--env", &self.name, "--yes", "--output", "json", "--stats",
+        ]);
+        run.assert_code(0);
+        run
+    }
+
+    /// `plan --detailed-exitcode --output json --stats`.
+    pub fn plan(&self) -> Run {
+        self.poolside(&[
+            "plan",
+            "--env",
+            &self.name,
+            "--detailed-exitcode",
+            "--output",
+            "json",
+            "--stats",
+        ])
+    }
+}
+
+pub fn poolside_in(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--environments-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .output()
+        .expect("poolside runs");
+    Run { output }
+}
+
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn assert_code(&self, expected: i32) {
+        assert_eq!(
+            self.code(),
+            expected,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// The JSON lines on stdout of the given type.
+    pub fn json(&self, kind: &str) -> Vec<Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == kind)
+            .collect()
+    }
+
+    pub fn one(&self, kind: &str) -> Value {
+        let mut all = self.json(kind);
+        assert_eq!(
+            all.len(),
+            1,
+            "expected one {kind} line in:\n{}",
+            self.stdout()
+        );
+        all.remove(0)
+    }
+
+    pub fn mutating_calls(&self) -> u64 {
+        self.one("stats")["calls"]["mutating_calls"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+pub async fn aws() -> Aws {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(true)
+        .build();
+    Aws {
+        ec2: aws_sdk_ec2::Client::new(&config),
+        s3: aws_sdk_s3::Client::from_conf(s3),
+        ecr: aws_sdk_ecr::Client::new(&config),
+    }
+}
+
+pub fn env_filter(env: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:poolside:env")
+        .values(env)
+        .build()
+}
+
+pub fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
