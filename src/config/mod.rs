@@ -111,7 +111,7 @@ pub fn load(dir: &Path, name: &str) -> Result<Config, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&path.display().to_string(), name, text).map_err(|e| ConfigError::Invalid(Box::new(e)))
+    parse(&path.display().to_string(), name, text).map_err(ConfigError::Invalid)
 }
 
 /// Parses and validates the text of an environment file called `file_name`,
@@ -120,7 +120,7 @@ pub fn parse(
     file_name: &str,
     expected_name: &str,
     text: String,
-) -> Result<Config, InvalidEnvironment> {
+) -> Result<Config, Box<InvalidEnvironment>> {
     let source = Source::new(file_name, text);
     let raw: EnvironmentFile =
         toml::from_str(source.text()).map_err(|e| source.error_from_toml(&e))?;
@@ -131,7 +131,7 @@ struct Validator<'a> {
     source: &'a Source,
 }
 
-type Checked<T> = Result<T, InvalidEnvironment>;
+type Checked<T> = Result<T, Box<InvalidEnvironment>>;
 
 impl Validator<'_> {
     fn fail<T>(&self, path: &str, message: impl Into<String>) -> Checked<T> {

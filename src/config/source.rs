@@ -45,13 +45,13 @@ impl Source {
     /// An error about the value at a dotted path such as `network.public_subnet_cidrs[1]`.
     /// When the path is not written in the file (a missing key), the error points
     /// at the closest table that is.
-    pub fn error_at(&self, path: &str, message: impl Into<String>) -> InvalidEnvironment {
+    pub fn error_at(&self, path: &str, message: impl Into<String>) -> Box<InvalidEnvironment> {
         let span = self.span_of(path).unwrap_or(0..0);
         self.error_with_span(path.to_string(), span, message.into())
     }
 
     /// An error from the TOML deserializer, which knows a byte span but not the key.
-    pub fn error_from_toml(&self, err: &toml::de::Error) -> InvalidEnvironment {
+    pub fn error_from_toml(&self, err: &toml::de::Error) -> Box<InvalidEnvironment> {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim().to_string();
         let key = self
@@ -66,9 +66,9 @@ impl Source {
         key: String,
         span: Range<usize>,
         message: String,
-    ) -> InvalidEnvironment {
+    ) -> Box<InvalidEnvironment> {
         let (line, column) = line_column(&self.text, span.start);
-        InvalidEnvironment {
+        Box::new(InvalidEnvironment {
             file: self.file.clone(),
             line,
             column,
@@ -76,7 +76,7 @@ impl Source {
             message,
             source_code: NamedSource::new(self.file.clone(), self.text.clone()),
             span: (span.start, span.end.saturating_sub(span.start)).into(),
-        }
+        })
     }
 
     fn span_of(&self, path: &str) -> Option<Range<usize>> {
@@ -94,7 +94,7 @@ impl Source {
                             t.get_key_value(name)
                         }
                         Some(Item::Value(Value::InlineTable(t))) => {
-                            t.get_key_value(name).map(|(k, v)| (k, v))
+                            t.get_key_value(name)
                         }
                         _ => None,
                     };
