@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Benchmark poolside against the local stack.
+
+For each of --runs fresh environments (copies of environments/local.toml under
+new names, so runs do not share state): deploy from empty, a no-op deploy, and
+plan on the deployed environment. Reports the median wall time of each and the
+API calls each made (from --stats), as a Markdown table.
+
+    localstack/bench.py [--runs 5] [--binary target/debug/poolside]
+"""
+import argparse, json, os, pathlib, platform, re, statistics, subprocess, sys, tempfile, time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run(binary, env_dir, *args):
+    started = time.monotonic()
+    proc = subprocess.run(
+        [binary, "--environments-dir", env_dir, "--output", "json", "--stats", *args],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 2):
+        sys.exit(f"poolside {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    stats = next(l for l in lines if l["type"] == "stats")["calls"]
+    reads_per_op = [op["calls"] for op in stats["operations"] if not op["mutating"]]
+    steps = sum(l.get("elapsed_ms", 0) for l in lines if l["type"] == "event") / 1000
+    return {"wall": wall, "steps": steps, "calls": stats["total_calls"], "mutating": stats["mutating_calls"],
+            "max_reads_per_operation": max(reads_per_op, default=0)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--binary", default=str(ROOT / "target" / "debug" / "poolside"))
+    args = parser.parse_args()
+    template = (ROOT / "environments" / "local.toml").read_text()
+    results = {"deploy from empty": [], "no-op deploy": [], "plan (deployed)": []}
+    with tempfile.TemporaryDirectory() as env_dir:
+        for i in range(args.runs):
+            name = f"bench{os.getpid() % 10000}x{i}"
+            text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
+            (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
+            results["deploy from empty"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
+            results["no-op deploy"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
+            results["plan (deployed)"].append(run(args.binary, env_dir, "plan", "--env", name))
+
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566\n")
+    print("| operation | median wall time | sum of apply step times | API calls | mutating calls | max calls of one read operation |")
+    print("|---|---|---|---|---|---|")
+    for label, rows in results.items():
+        median = statistics.median(r["wall"] for r in rows)
+        calls = statistics.median(r["calls"] for r in rows)
+        mutating = max(r["mutating"] for r in rows)
+        reads = max(r["max_reads_per_operation"] for r in rows)
+        steps = statistics.median(r["steps"] for r in rows)
+        print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
+    noop = results["no-op deploy"] + results["plan (deployed)"]
+    if any(r["mutating"] for r in noop):
+        sys.exit("FAIL: a no-op deploy or plan made a mutating call")
+
+
+if __name__ == "__main__":
+    main()
