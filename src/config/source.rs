@@ -93,9 +93,7 @@ impl Source {
                             table_like = t;
                             t.get_key_value(name)
                         }
-                        Some(Item::Value(Value::InlineTable(t))) => {
-                            t.get_key_value(name)
-                        }
+                        Some(Item::Value(Value::InlineTable(t))) => t.get_key_value(name),
                         _ => None,
                     };
                     let Some((key, item)) = item else { break };

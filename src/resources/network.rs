@@ -80,163 +80,41 @@ pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
         },
     )?;
 
-    let mut names = Names::default();
-    let mut seen = BTreeSet::new();
-    let environment = cx.environment.as_str();
-
-    let vpcs: Vec<(ResourceId, &aws_sdk_ec2::types::Vpc)> = vpcs
-        .vpcs()
-        .iter()
-        .filter_map(|v| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(v.tags()),
-                    v.vpc_id()?,
-                    &mut seen,
-                )?,
-                v,
-            ))
-        })
-        .collect();
-    let subnets: Vec<_> = subnets
-        .subnets()
-        .iter()
-        .filter_map(|s| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(s.tags()),
-                    s.subnet_id()?,
-                    &mut seen,
-                )?,
-                s,
-            ))
-        })
-        .collect();
-    let igws: Vec<_> = igws
-        .internet_gateways()
-        .iter()
-        .filter_map(|g| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(g.tags()),
-                    g.internet_gateway_id()?,
-                    &mut seen,
-                )?,
-                g,
-            ))
-        })
-        .collect();
-    let addresses: Vec<_> = addresses
-        .addresses()
-        .iter()
-        .filter_map(|a| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(a.tags()),
-                    a.allocation_id()?,
-                    &mut seen,
-                )?,
-                a,
-            ))
-        })
-        .collect();
-    let nats: Vec<_> = nats
-        .nat_gateways()
-        .iter()
-        .filter(|n| {
+    let mut ours = Identifier::new(&cx.environment);
+    let vpcs = ours.keep(vpcs.vpcs(), |v| v.tags(), |v| v.vpc_id());
+    let subnets = ours.keep(subnets.subnets(), |s| s.tags(), |s| s.subnet_id());
+    let igws = ours.keep(
+        igws.internet_gateways(),
+        |g| g.tags(),
+        |g| g.internet_gateway_id(),
+    );
+    let addresses = ours.keep(addresses.addresses(), |a| a.tags(), |a| a.allocation_id());
+    let nats = ours.keep(
+        nats.nat_gateways().iter().filter(|n| {
             use aws_sdk_ec2::types::NatGatewayState as S;
             matches!(n.state(), Some(S::Pending | S::Available))
-        })
-        .filter_map(|n| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(n.tags()),
-                    n.nat_gateway_id()?,
-                    &mut seen,
-                )?,
-                n,
-            ))
-        })
-        .collect();
-    let route_tables: Vec<_> = route_tables
-        .route_tables()
-        .iter()
-        .filter_map(|r| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(r.tags()),
-                    r.route_table_id()?,
-                    &mut seen,
-                )?,
-                r,
-            ))
-        })
-        .collect();
-    let groups: Vec<_> = groups
-        .security_groups()
-        .iter()
-        .filter_map(|g| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(g.tags()),
-                    g.group_id()?,
-                    &mut seen,
-                )?,
-                g,
-            ))
-        })
-        .collect();
-    let vpc_endpoints: Vec<_> = vpc_endpoints
-        .vpc_endpoints()
-        .iter()
-        .filter(|e| {
+        }),
+        |n| n.tags(),
+        |n| n.nat_gateway_id(),
+    );
+    let route_tables = ours.keep(
+        route_tables.route_tables(),
+        |r| r.tags(),
+        |r| r.route_table_id(),
+    );
+    let groups = ours.keep(groups.security_groups(), |g| g.tags(), |g| g.group_id());
+    let vpc_endpoints = ours.keep(
+        vpc_endpoints.vpc_endpoints().iter().filter(|e| {
             use aws_sdk_ec2::types::State as S;
             !matches!(
                 e.state(),
                 Some(S::Deleted | S::Deleting | S::Failed | S::Rejected | S::Expired)
             )
-        })
-        .filter_map(|e| {
-            Some((
-                identify(
-                    environment,
-                    &from_ec2_tags(e.tags()),
-                    e.vpc_endpoint_id()?,
-                    &mut seen,
-                )?,
-                e,
-            ))
-        })
-        .collect();
-
-    for (id, v) in &vpcs {
-        names.insert(v.vpc_id().unwrap_or_default(), id);
-    }
-    for (id, s) in &subnets {
-        names.insert(s.subnet_id().unwrap_or_default(), id);
-    }
-    for (id, g) in &igws {
-        names.insert(g.internet_gateway_id().unwrap_or_default(), id);
-    }
-    for (id, a) in &addresses {
-        names.insert(a.allocation_id().unwrap_or_default(), id);
-    }
-    for (id, n) in &nats {
-        names.insert(n.nat_gateway_id().unwrap_or_default(), id);
-    }
-    for (id, r) in &route_tables {
-        names.insert(r.route_table_id().unwrap_or_default(), id);
-    }
-    for (id, g) in &groups {
-        names.insert(g.group_id().unwrap_or_default(), id);
-    }
+        }),
+        |e| e.tags(),
+        |e| e.vpc_endpoint_id(),
+    );
+    let names = ours.names;
 
     // Second round: what needs the ids found in the first.
     let group_ids: Vec<String> = groups
@@ -350,6 +228,45 @@ pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
     live.extend(security::convert(&groups, &rules, &names));
     live.extend(endpoints::convert(&vpc_endpoints, &names));
     Ok(live)
+}
+
+/// Keeps the resources of this environment and learns their logical names.
+struct Identifier<'e> {
+    environment: &'e str,
+    seen: BTreeSet<ResourceId>,
+    names: Names,
+}
+
+impl<'e> Identifier<'e> {
+    fn new(environment: &'e str) -> Self {
+        Identifier {
+            environment,
+            seen: BTreeSet::new(),
+            names: Names::default(),
+        }
+    }
+
+    fn keep<'a, T: 'a>(
+        &mut self,
+        items: impl IntoIterator<Item = &'a T>,
+        tags: impl Fn(&T) -> &[aws_sdk_ec2::types::Tag],
+        physical_id: impl Fn(&T) -> Option<&str>,
+    ) -> Vec<(ResourceId, &'a T)> {
+        items
+            .into_iter()
+            .filter_map(|item| {
+                let physical = physical_id(item)?;
+                let id = identify(
+                    self.environment,
+                    &from_ec2_tags(tags(item)),
+                    physical,
+                    &mut self.seen,
+                )?;
+                self.names.insert(physical, &id);
+                Some((id, item))
+            })
+            .collect()
+    }
 }
 
 /// Routes poolside reconciles: not the VPC's local route, and not the
