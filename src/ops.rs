@@ -141,6 +141,7 @@ async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<Acc
             None => "cannot call AWS STS: check your credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO login)".into(),
         })?;
     let account_id = identity.account().unwrap_or_default().to_string();
+    tracing::info!(account = %account_id, caller = identity.arn().unwrap_or_default(), "connected");
     if let Some(expected) = &config.expected_account_id {
         if *expected != account_id {
             bail!(

@@ -172,6 +172,7 @@ async fn run_waves<'a>(
 }
 
 async fn run_step(cx: &Context, change: &Change) -> anyhow::Result<String> {
+    tracing::debug!(id = %change.id, action = change.action.verb(), "step");
     match change.action {
         Action::Create => {
             let desired = change
