@@ -40,6 +40,7 @@ impl Session {
         let live = resources::discover(&self.cx, &lookup)
             .await
             .context("discovering the environment")?;
+        tracing::info!(environment = %self.config.name, found = live.len(), wanted = self.desired.len(), "discovered");
         self.cx.remember(&live);
         Ok(plan::plan(
             &self.config.name,
