@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./localstack/install.sh
 ./localstack/moto.sh start
-cargo build --quiet
-./target/debug/poolside deploy --env local --yes "$@"
+# cargo run honours CARGO_TARGET_DIR, wherever the build lives.
+cargo run --quiet -- deploy --env local --yes "$@"
