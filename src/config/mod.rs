@@ -418,15 +418,15 @@ impl Validator<'_> {
                 }
             }
         }
-        let mut sized: Vec<(&str, u8, usize)> = Vec::new();
+        let mut sized: Vec<(&str, u8)> = Vec::new();
         for (which, request) in [("public", &public), ("private", &private)] {
             if let SubnetRequest::Sized { prefix, .. } = request {
-                sized.push((which, *prefix, 0));
+                sized.push((which, *prefix));
             }
         }
-        sized.sort_by_key(|(_, prefix, _)| *prefix);
+        sized.sort_by_key(|(_, prefix)| *prefix);
         let mut placed: BTreeMap<&str, Vec<Ipv4Net>> = BTreeMap::new();
-        for (which, prefix, _) in &sized {
+        for (which, prefix) in &sized {
             let mut found = Vec::new();
             for candidate in vpc
                 .subnets(*prefix)

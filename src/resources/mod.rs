@@ -192,8 +192,28 @@ where
     err.as_service_error().and_then(|e| e.code())
 }
 
-pub(crate) fn is_not_found_code(code: Option<&str>) -> bool {
+fn is_not_found_code(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.contains("NotFound") || c.starts_with("NoSuch"))
+}
+
+/// A delete of something already gone has done its job: deletes stay idempotent.
+pub(crate) fn ignore_not_found<T, E, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    operation: &str,
+) -> anyhow::Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if is_not_found_code(error_code(&err)) => Ok(()),
+        Err(err) => Err(err).aws(operation),
+    }
 }
 
 /// AWS-reserved tags (`aws:*`) are neither ours nor removable.
@@ -242,12 +262,7 @@ pub(crate) async fn sync_ec2_tags(
     old: &Tags,
     new: &Tags,
 ) -> anyhow::Result<()> {
-    let changed: Tags = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let removed: Vec<&String> = old.keys().filter(|k| !new.contains_key(*k)).collect();
+    let (changed, removed) = tag_changes(old, new);
     if !changed.is_empty() {
         cx.clients
             .ec2
@@ -261,7 +276,7 @@ pub(crate) async fn sync_ec2_tags(
     if !removed.is_empty() {
         let keys = removed
             .iter()
-            .map(|k| aws_sdk_ec2::types::Tag::builder().key(*k).build())
+            .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())
             .collect();
         cx.clients
             .ec2
@@ -273,6 +288,21 @@ pub(crate) async fn sync_ec2_tags(
             .aws("DeleteTags")?;
     }
     Ok(())
+}
+
+/// What turns `old` tags into `new`: tags to set (new or changed) and keys to remove.
+pub(crate) fn tag_changes(old: &Tags, new: &Tags) -> (Tags, Vec<String>) {
+    let set = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, removed)
 }
 
 /// Maps AWS ids back to logical ids while discovery converts what it found.

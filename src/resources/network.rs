@@ -2,7 +2,7 @@
 //! also the batched EC2 discovery shared with security groups and endpoints.
 
 use super::{
-    endpoints, env_filter, error_code, from_ec2_tags, identify, is_not_found_code, security,
+    endpoints, env_filter, error_code, from_ec2_tags, identify, ignore_not_found, security,
     sync_ec2_tags, tag_spec, AwsResultExt, Context, Names,
 };
 use crate::model::*;
@@ -754,24 +754,4 @@ pub async fn delete_route_table(cx: &Context, rtb_id: &str) -> anyhow::Result<()
         .send()
         .await;
     ignore_not_found(result, "DeleteRouteTable")
-}
-
-/// A delete of something already gone has done its job: deletes stay idempotent.
-pub(crate) fn ignore_not_found<T, E, R>(
-    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
-    operation: &str,
-) -> anyhow::Result<()>
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if is_not_found_code(error_code(&err)) => Ok(()),
-        Err(err) => Err(err).aws(operation),
-    }
 }

@@ -1,7 +1,7 @@
 //! The ECR repository for the PostgREST image: immutable tags, scan on push,
 //! and a lifecycle policy keeping the last N images. Found by its name.
 
-use super::{error_code, user_visible_tags, AwsResultExt, Context};
+use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
@@ -207,12 +207,7 @@ pub async fn update(
             }
         }
     }
-    let changed: Tags = new
-        .tags
-        .iter()
-        .filter(|(k, v)| old.tags.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let (changed, removed) = tag_changes(&old.tags, &new.tags);
     if !changed.is_empty() {
         ecr.tag_resource()
             .resource_arn(arn)
@@ -221,12 +216,6 @@ pub async fn update(
             .await
             .aws("TagResource")?;
     }
-    let removed: Vec<String> = old
-        .tags
-        .keys()
-        .filter(|k| !new.tags.contains_key(*k))
-        .cloned()
-        .collect();
     if !removed.is_empty() {
         ecr.untag_resource()
             .resource_arn(arn)
