@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./localstack/moto.sh stop
+./localstack/postgres.sh stop

@@ -10,3 +10,14 @@ RUN_DIR="$POOLSIDE_HOME/run"
 mkdir -p "$POOLSIDE_HOME" "$RUN_DIR"
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# PostgreSQL 15 with pg_cron (Debian) and pgvector (built from Debian trixie's source
+# package): the stand-in for RDS's data plane. A non-default port keeps it clear of a
+# system PostgreSQL.
+PG_VERSION="15"
+PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
+PGVECTOR_VERSION="0.8.0"
+PG_HOST="127.0.0.1"
+PG_PORT="${POOLSIDE_PG_PORT:-15432}"
+# Outside $HOME: the postgres user that runs the server cannot enter /root.
+PG_DATA="${POOLSIDE_PG_DATA:-/var/lib/poolside/postgres-$PG_VERSION/data}"

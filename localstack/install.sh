@@ -29,3 +29,39 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
   touch "$MOTO_VENV/.installed"
 fi
 log "moto server $MOTO_VERSION installed"
+
+pg_packages=("postgresql-$PG_VERSION" "postgresql-$PG_VERSION-cron" "postgresql-server-dev-$PG_VERSION" dpkg-dev)
+missing=()
+for package in "${pg_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing PostgreSQL packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian starts a cluster of its own on :5432 when the package is installed; the
+# local stack runs its own cluster on $PG_PORT and leaves that one alone.
+
+# pgvector is not packaged for bookworm; Debian trixie's source package builds here.
+if [ ! -f "$("$PG_BIN/pg_config" --sharedir)/extension/vector--$PGVECTOR_VERSION.sql" ]; then
+  log "building pgvector $PGVECTOR_VERSION from Debian trixie's source package"
+  sources=/etc/apt/sources.list.d/poolside-trixie-src.sources
+  if [ ! -f "$sources" ]; then
+    printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' 'Suites: trixie' \
+      'Components: main' 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' >"$sources"
+  fi
+  apt-get update -qq
+  build_dir="$(mktemp -d)"
+  (
+    cd "$build_dir"
+    apt-get source -qq --download-only "pgvector=$PGVECTOR_VERSION-*" >/dev/null 2>&1 \
+      || apt-get source -qq --download-only pgvector >/dev/null
+    dpkg-source -x --no-check ./pgvector_*.dsc src >/dev/null
+    cd src
+    make -s PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+    make -s install PG_CONFIG="$PG_BIN/pg_config" >/dev/null
+  )
+  rm -rf "$build_dir"
+fi
+log "PostgreSQL $PG_VERSION with pg_cron and pgvector $PGVECTOR_VERSION installed"
