@@ -39,9 +39,8 @@ pub struct EnvironmentFile {
     pub registry: RegistrySection,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
-    /// Read and checked now, used by the data tier.
     #[serde(default)]
-    pub database: Option<DatabaseSection>,
+    pub database: DatabaseSection,
     /// Read and checked now, used by the service tier.
     #[serde(default)]
     pub api: Option<ApiSection>,
@@ -93,9 +92,7 @@ pub struct RegistrySection {
     pub keep_last_images: Option<u32>,
 }
 
-// Checked now so that a typo fails early; read by the data and service tiers.
-#[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     pub engine_version: Option<String>,
@@ -104,9 +101,26 @@ pub struct DatabaseSection {
     pub multi_az: Option<bool>,
     pub backup_retention_days: Option<u32>,
     pub deletion_protection: Option<bool>,
-    /// Local target only: where the stand-in PostgreSQL listens.
-    pub local_host: Option<String>,
-    pub local_port: Option<u16>,
+    /// The application database, created with the instance.
+    pub name: Option<String>,
+    pub master_username: Option<String>,
+    /// Connect here instead of the instance endpoint: the stand-in PostgreSQL
+    /// on the moto target, or an SSM port-forward to a private instance.
+    pub connect_host: Option<String>,
+    pub connect_port: Option<u16>,
+    /// `verify-full` (default) or `disable` (emulator targets only).
+    pub tls: Option<DatabaseTls>,
+    /// PEM bundle of the CAs that sign the database certificate (the RDS bundle).
+    pub ca_bundle: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseTls {
+    /// TLS, with the server's certificate checked against the CA bundle and its name.
+    VerifyFull,
+    /// Plain text: only for a local stand-in database.
+    Disable,
 }
 
 // Checked now so that a typo fails early; read by the data and service tiers.

@@ -6,7 +6,7 @@
 mod file;
 mod source;
 
-pub use file::{NatGateways, Phase};
+pub use file::{DatabaseTls, NatGateways, Phase};
 pub use source::InvalidEnvironment;
 
 use file::EnvironmentFile;
@@ -53,6 +53,7 @@ pub struct Config {
     pub network: Network,
     pub storage: Storage,
     pub registry: Registry,
+    pub database: Database,
     /// User tags put on every resource, next to poolside's own.
     pub tags: BTreeMap<String, String>,
 }
@@ -74,6 +75,25 @@ pub struct Storage {
     /// `None`: derived from the environment, account and region at plan time.
     pub bucket_name: Option<String>,
     pub noncurrent_version_expiration_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The instance and its parameter group are named after the environment.
+    pub engine_version: String,
+    /// The major version, e.g. 16: it names the parameter group family.
+    pub engine_major: u32,
+    pub instance_class: String,
+    pub allocated_storage_gb: u32,
+    pub multi_az: bool,
+    pub backup_retention_days: u32,
+    pub deletion_protection: bool,
+    pub name: String,
+    pub master_username: String,
+    /// Where deploy connects, when not the instance endpoint.
+    pub connect_override: Option<(String, u16)>,
+    pub tls: DatabaseTls,
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +181,7 @@ impl Validator<'_> {
         self.check_tags(&raw.tags)?;
         let storage = self.check_storage(&raw)?;
         let registry = self.check_registry(&raw)?;
+        let database = self.check_database(&raw)?;
         Ok(Config {
             name: raw.name,
             region: raw.region,
@@ -170,6 +191,7 @@ impl Validator<'_> {
             network,
             storage,
             registry,
+            database,
             tags: raw.tags,
         })
     }
@@ -535,6 +557,178 @@ impl Validator<'_> {
             repository_name: name,
             keep_last_images: keep,
         })
+    }
+}
+
+impl Validator<'_> {
+    fn check_database(&self, raw: &EnvironmentFile) -> Checked<Database> {
+        let d = &raw.database;
+        let phase = raw.phase;
+        let engine_version = d.engine_version.clone().unwrap_or_else(|| "16.4".into());
+        let engine_major = engine_version
+            .split('.')
+            .next()
+            .and_then(|major| major.parse::<u32>().ok())
+            .filter(|major| (14..=17).contains(major))
+            .filter(|_| {
+                engine_version
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '.')
+            });
+        let Some(engine_major) = engine_major else {
+            return self.fail(
+                "database.engine_version",
+                format!("{engine_version:?} is not a PostgreSQL version poolside supports (14 to 17, such as \"16.4\")"),
+            );
+        };
+        let instance_class = d.instance_class.clone().unwrap_or_else(|| {
+            match phase {
+                Phase::Pilot => "db.t4g.medium",
+                Phase::Limited => "db.r6g.large",
+                Phase::Full => "db.r6g.xlarge",
+            }
+            .into()
+        });
+        if !instance_class.starts_with("db.") || instance_class.split('.').count() != 3 {
+            return self.fail(
+                "database.instance_class",
+                format!(
+                    "{instance_class:?} is not an RDS instance class such as \"db.t4g.medium\""
+                ),
+            );
+        }
+        let allocated_storage_gb = d.allocated_storage_gb.unwrap_or(match phase {
+            Phase::Pilot => 20,
+            Phase::Limited => 100,
+            Phase::Full => 200,
+        });
+        if !(20..=65536).contains(&allocated_storage_gb) {
+            return self.fail(
+                "database.allocated_storage_gb",
+                format!("{allocated_storage_gb} must be between 20 and 65536 (gp3 limits)"),
+            );
+        }
+        let backup_retention_days = d.backup_retention_days.unwrap_or(match phase {
+            Phase::Pilot => 7,
+            Phase::Limited => 14,
+            Phase::Full => 30,
+        });
+        if backup_retention_days > 35 {
+            return self.fail(
+                "database.backup_retention_days",
+                format!("{backup_retention_days} is more than RDS allows (35 days)"),
+            );
+        }
+        if backup_retention_days == 0 && phase != Phase::Pilot {
+            return self.fail(
+                "database.backup_retention_days",
+                "0 turns backups off; only the pilot phase may run without them",
+            );
+        }
+        let name = d.name.clone().unwrap_or_else(|| "poolside".into());
+        self.check_identifier(
+            "database.name",
+            &name,
+            &["postgres", "template0", "template1", "rdsadmin"],
+        )?;
+        let master_username = d
+            .master_username
+            .clone()
+            .unwrap_or_else(|| "poolside_admin".into());
+        self.check_identifier(
+            "database.master_username",
+            &master_username,
+            &[
+                "postgres",
+                "rdsadmin",
+                "admin",
+                "authenticator",
+                "web_anon",
+                "api_user",
+            ],
+        )?;
+        let connect_override = match (&d.connect_host, d.connect_port) {
+            (Some(host), Some(port)) if !host.is_empty() && port != 0 => Some((host.clone(), port)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return self.fail(
+                    "database.connect_host",
+                    "needs database.connect_port as well",
+                )
+            }
+            (None, Some(_)) => {
+                return self.fail(
+                    "database.connect_port",
+                    "needs database.connect_host as well",
+                )
+            }
+            (Some(_), Some(_)) => {
+                return self.fail(
+                    "database.connect_port",
+                    "must be a host name and a port between 1 and 65535",
+                )
+            }
+        };
+        let tls = d.tls.unwrap_or(DatabaseTls::VerifyFull);
+        if tls == DatabaseTls::Disable && raw.target.endpoint_url.is_none() {
+            return self.fail(
+                "database.tls",
+                "\"disable\" is only allowed with target.endpoint_url (an emulator): the RDS parameter group forces TLS",
+            );
+        }
+        let ca_bundle = d.ca_bundle.as_ref().map(|path| {
+            let path = PathBuf::from(path);
+            match self.source.directory() {
+                Some(dir) if path.is_relative() => dir.join(path),
+                _ => path,
+            }
+        });
+        if let (Some(path), Some(text)) = (&ca_bundle, &d.ca_bundle) {
+            if tls == DatabaseTls::VerifyFull && !path.is_file() {
+                return self.fail(
+                    "database.ca_bundle",
+                    format!("{text:?} is not a file (resolved to {})", path.display()),
+                );
+            }
+        }
+        Ok(Database {
+            engine_version,
+            engine_major,
+            instance_class,
+            allocated_storage_gb,
+            multi_az: d.multi_az.unwrap_or(phase != Phase::Pilot),
+            backup_retention_days,
+            deletion_protection: d.deletion_protection.unwrap_or(phase != Phase::Pilot),
+            name,
+            master_username,
+            connect_override,
+            tls,
+            ca_bundle,
+        })
+    }
+
+    /// PostgreSQL names poolside creates or connects to: lower case, so they need no quoting.
+    fn check_identifier(&self, path: &str, name: &str, reserved: &[&str]) -> Checked<()> {
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return self.fail(
+                path,
+                format!(
+                    "{name:?} must be 1-63 characters of a-z, 0-9 and '_', starting with a letter"
+                ),
+            );
+        }
+        if reserved.contains(&name) {
+            return self.fail(
+                path,
+                format!("{name:?} is reserved (by PostgreSQL, RDS or poolside's own roles)"),
+            );
+        }
+        Ok(())
     }
 }
 

@@ -42,6 +42,11 @@ impl Source {
         &self.text
     }
 
+    /// The directory of the file, against which relative paths in it are read.
+    pub fn directory(&self) -> Option<&std::path::Path> {
+        std::path::Path::new(&self.file).parent()
+    }
+
     /// An error about the value at a dotted path such as `network.public_subnet_cidrs[1]`.
     /// When the path is not written in the file (a missing key), the error points
     /// at the closest table that is.
