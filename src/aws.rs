@@ -24,6 +24,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
     pub stats: Arc<CallStats>,
 }
@@ -68,6 +70,12 @@ impl Clients {
         let ecr = aws_sdk_ecr::config::Builder::from(&shared)
             .interceptor(counter.clone())
             .build();
+        let rds = aws_sdk_rds::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
         let sts = aws_sdk_sts::config::Builder::from(&shared)
             .interceptor(counter)
             .build();
@@ -75,6 +83,8 @@ impl Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             s3: aws_sdk_s3::Client::from_conf(s3),
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
+            rds: aws_sdk_rds::Client::from_conf(rds),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
             sts: aws_sdk_sts::Client::from_conf(sts),
             stats,
         }

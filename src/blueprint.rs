@@ -289,7 +289,108 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
             })
         },
     ));
+
+    out.extend(data_tier(&b, config, &private_subnets));
     Ok(out)
+}
+
+pub const AUTHENTICATOR_SECRET: &str = "authenticator";
+pub const JWT_SECRET: &str = "jwt";
+
+/// The name of one of the environment's generated secrets.
+pub fn secret_name(config: &Config, which: &str) -> String {
+    format!("poolside/{}/{which}", config.name)
+}
+
+/// RDS PostgreSQL and the secrets the API connects and signs with.
+fn data_tier(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Vec<Desired> {
+    let db = &config.database;
+    let base = format!("poolside-{}", config.name);
+    let subnet_group = ResourceId::new(Kind::DbSubnetGroup, "main");
+    let parameter_group = ResourceId::new(Kind::DbParameterGroup, "main");
+    let mut out = vec![
+        b.desired(&subnet_group, "db", |tags| {
+            Spec::DbSubnetGroup(DbSubnetGroupSpec {
+                name: base.clone(),
+                description: format!("poolside {}: private subnets of the database", config.name),
+                subnets: private_subnets.iter().cloned().collect(),
+                tags,
+            })
+        }),
+        b.desired(&parameter_group, "db", |tags| {
+            Spec::DbParameterGroup(DbParameterGroupSpec {
+                // The family is in the name: a major upgrade needs a new group.
+                name: format!("{base}-postgres{}", db.engine_major),
+                family: format!("postgres{}", db.engine_major),
+                description: format!("poolside {}: pg_cron, TLS only", config.name),
+                parameters: database_parameters(config),
+                tags,
+            })
+        }),
+        b.desired(&ResourceId::new(Kind::DbInstance, "main"), "db", |tags| {
+            Spec::DbInstance(DbInstanceSpec {
+                identifier: base.clone(),
+                engine: "postgres".into(),
+                engine_version: db.engine_version.clone(),
+                instance_class: db.instance_class.clone(),
+                allocated_storage_gb: db.allocated_storage_gb as i32,
+                storage_type: "gp3".into(),
+                storage_encrypted: true,
+                multi_az: db.multi_az,
+                publicly_accessible: false,
+                backup_retention_days: db.backup_retention_days as i32,
+                deletion_protection: db.deletion_protection,
+                db_name: db.name.clone(),
+                master_username: db.master_username.clone(),
+                manage_master_password: true,
+                subnet_group: subnet_group.clone(),
+                parameter_group: parameter_group.clone(),
+                security_groups: [ResourceId::new(Kind::SecurityGroup, "database")].into(),
+                tags,
+            })
+        }),
+    ];
+    let secrets = [
+        (
+            AUTHENTICATOR_SECRET,
+            "the PostgreSQL login PostgREST connects with",
+            GeneratedSecret::Login {
+                username: "authenticator".into(),
+            },
+        ),
+        (
+            JWT_SECRET,
+            "the key PostgREST checks API tokens with (HS256)",
+            GeneratedSecret::Random,
+        ),
+    ];
+    for (which, purpose, value) in secrets {
+        let id = ResourceId::new(Kind::Secret, which);
+        out.push(b.desired(&id, which, |tags| {
+            Spec::Secret(SecretSpec {
+                name: secret_name(config, which),
+                description: format!("poolside {}: {purpose}", config.name),
+                value,
+                tags,
+            })
+        }));
+    }
+    out
+}
+
+/// The parameters poolside sets in the group. pg_cron must be preloaded and
+/// told which database holds its jobs; the jobs run in background workers so
+/// they need no password.
+pub fn database_parameters(config: &Config) -> std::collections::BTreeMap<String, String> {
+    [
+        ("shared_preload_libraries", "pg_cron"),
+        ("cron.database_name", config.database.name.as_str()),
+        ("cron.use_background_workers", "1"),
+        ("rds.force_ssl", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 struct Builder<'a> {

@@ -53,10 +53,14 @@ pub enum Kind {
     VpcEndpoint,
     Bucket,
     Repository,
+    Secret,
+    DbSubnetGroup,
+    DbParameterGroup,
+    DbInstance,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Vpc,
         Kind::Subnet,
         Kind::InternetGateway,
@@ -68,6 +72,10 @@ impl Kind {
         Kind::VpcEndpoint,
         Kind::Bucket,
         Kind::Repository,
+        Kind::Secret,
+        Kind::DbSubnetGroup,
+        Kind::DbParameterGroup,
+        Kind::DbInstance,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -83,6 +91,10 @@ impl Kind {
             Kind::VpcEndpoint => "endpoint",
             Kind::Bucket => "bucket",
             Kind::Repository => "repository",
+            Kind::Secret => "secret",
+            Kind::DbSubnetGroup => "db-subnet-group",
+            Kind::DbParameterGroup => "db-parameter-group",
+            Kind::DbInstance => "db-instance",
         }
     }
 
@@ -90,10 +102,17 @@ impl Kind {
     /// something that depends on it still exists.
     pub fn delete_rank(self) -> u8 {
         match self {
-            Kind::VpcEndpoint | Kind::SecurityGroupRules | Kind::Bucket | Kind::Repository => 0,
-            Kind::NatGateway | Kind::RouteTable => 1,
-            Kind::InternetGateway | Kind::ElasticIp | Kind::Subnet | Kind::SecurityGroup => 2,
-            Kind::Vpc => 3,
+            Kind::DbInstance => 0,
+            Kind::VpcEndpoint
+            | Kind::SecurityGroupRules
+            | Kind::Bucket
+            | Kind::Repository
+            | Kind::Secret
+            | Kind::DbSubnetGroup
+            | Kind::DbParameterGroup => 1,
+            Kind::NatGateway | Kind::RouteTable => 2,
+            Kind::InternetGateway | Kind::ElasticIp | Kind::Subnet | Kind::SecurityGroup => 3,
+            Kind::Vpc => 4,
         }
     }
 }
@@ -217,6 +236,68 @@ pub struct RepositorySpec {
     pub tags: Tags,
 }
 
+/// A Secrets Manager secret whose value poolside generates once, at create,
+/// and never regenerates, prints or compares.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecretSpec {
+    pub name: String,
+    pub description: String,
+    /// How the value is made at create; not a property of the live secret.
+    #[serde(skip)]
+    pub value: GeneratedSecret,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum GeneratedSecret {
+    /// `{"username": ..., "password": <random>}`: a database login.
+    Login { username: String },
+    /// A random string of this many alphanumeric characters.
+    #[default]
+    Random,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbSubnetGroupSpec {
+    pub name: String,
+    pub description: String,
+    pub subnets: BTreeSet<ResourceId>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbParameterGroupSpec {
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    /// The parameters set by poolside; the rest keep the family's defaults.
+    pub parameters: BTreeMap<String, String>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DbInstanceSpec {
+    pub identifier: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub allocated_storage_gb: i32,
+    pub storage_type: String,
+    pub storage_encrypted: bool,
+    pub multi_az: bool,
+    pub publicly_accessible: bool,
+    pub backup_retention_days: i32,
+    pub deletion_protection: bool,
+    pub db_name: String,
+    pub master_username: String,
+    /// The master password lives in a secret RDS manages; poolside never sees it set.
+    pub manage_master_password: bool,
+    pub subnet_group: ResourceId,
+    pub parameter_group: ResourceId,
+    pub security_groups: BTreeSet<ResourceId>,
+    pub tags: Tags,
+}
+
 /// The properties of one resource, desired or observed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -232,6 +313,10 @@ pub enum Spec {
     VpcEndpoint(VpcEndpointSpec),
     Bucket(BucketSpec),
     Repository(RepositorySpec),
+    Secret(SecretSpec),
+    DbSubnetGroup(DbSubnetGroupSpec),
+    DbParameterGroup(DbParameterGroupSpec),
+    DbInstance(DbInstanceSpec),
 }
 
 impl Spec {
@@ -247,6 +332,16 @@ impl Spec {
             Spec::VpcEndpoint(_) => &["vpc", "service_name", "endpoint_type"],
             Spec::Bucket(_) => &["name"],
             Spec::Repository(_) => &["name"],
+            Spec::Secret(_) => &["name"],
+            Spec::DbSubnetGroup(_) => &["name"],
+            Spec::DbParameterGroup(_) => &["name", "family"],
+            Spec::DbInstance(_) => &[
+                "identifier",
+                "engine",
+                "storage_encrypted",
+                "db_name",
+                "master_username",
+            ],
             Spec::InternetGateway(_) | Spec::ElasticIp(_) => &[],
         }
     }
@@ -254,7 +349,18 @@ impl Spec {
     /// Every poolside resource this one refers to: its dependencies.
     pub fn references(&self) -> Vec<ResourceId> {
         let mut refs: Vec<ResourceId> = match self {
-            Spec::Vpc(_) | Spec::ElasticIp(_) | Spec::Bucket(_) | Spec::Repository(_) => vec![],
+            Spec::Vpc(_)
+            | Spec::ElasticIp(_)
+            | Spec::Bucket(_)
+            | Spec::Repository(_)
+            | Spec::Secret(_)
+            | Spec::DbParameterGroup(_) => vec![],
+            Spec::DbSubnetGroup(s) => s.subnets.iter().cloned().collect(),
+            Spec::DbInstance(s) => {
+                let mut refs = vec![s.subnet_group.clone(), s.parameter_group.clone()];
+                refs.extend(s.security_groups.iter().cloned());
+                refs
+            }
             Spec::Subnet(s) => vec![s.vpc.clone()],
             Spec::InternetGateway(s) => s.vpc.iter().cloned().collect(),
             Spec::NatGateway(s) => vec![s.subnet.clone(), s.elastic_ip.clone()],

@@ -2,10 +2,11 @@
 //! blueprint, discover, plan, apply, and collect outputs.
 
 use crate::aws::Clients;
-use crate::blueprint::{self, AccountFacts, INTERFACE_ENDPOINTS};
+use crate::blueprint::{self, AccountFacts, AUTHENTICATOR_SECRET, INTERFACE_ENDPOINTS, JWT_SECRET};
 use crate::config::Config;
 use crate::engine::plan::{self, Plan};
 use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::resources::rds::DatabaseNames;
 use crate::resources::{self, Context, Lookup};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -33,10 +34,7 @@ impl Session {
 
     /// Discovers what exists and plans the changes to reach the blueprint.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
-        let lookup = Lookup {
-            bucket_name: self.spec_name(Kind::Bucket),
-            repository_name: self.spec_name(Kind::Repository),
-        };
+        let lookup = self.lookup();
         let live = resources::discover(&self.cx, &lookup)
             .await
             .context("discovering the environment")?;
@@ -50,15 +48,38 @@ impl Session {
         ))
     }
 
-    fn spec_name(&self, kind: Kind) -> String {
-        self.desired
-            .iter()
-            .find_map(|d| match (&d.spec, kind) {
-                (Spec::Bucket(b), Kind::Bucket) => Some(b.name.clone()),
-                (Spec::Repository(r), Kind::Repository) => Some(r.name.clone()),
-                _ => None,
-            })
-            .expect("the blueprint always has a bucket and a repository")
+    /// The names of the resources found by name rather than by tag, from the blueprint.
+    fn lookup(&self) -> Lookup {
+        let mut bucket_name = None;
+        let mut repository_name = None;
+        let mut subnet_group = None;
+        let mut parameter_group = None;
+        let mut instance = None;
+        let mut secrets = Vec::new();
+        for d in &self.desired {
+            match &d.spec {
+                Spec::Bucket(b) => bucket_name = Some(b.name.clone()),
+                Spec::Repository(r) => repository_name = Some(r.name.clone()),
+                Spec::DbSubnetGroup(g) => subnet_group = Some(g.name.clone()),
+                Spec::DbParameterGroup(g) => parameter_group = Some(g.name.clone()),
+                Spec::DbInstance(i) => instance = Some(i.identifier.clone()),
+                Spec::Secret(s) => secrets.push((d.id.clone(), s.name.clone())),
+                _ => {}
+            }
+        }
+        let expect =
+            |name: Option<String>| name.expect("the blueprint always has each named resource");
+        Lookup {
+            bucket_name: expect(bucket_name),
+            repository_name: expect(repository_name),
+            database: DatabaseNames {
+                subnet_group: expect(subnet_group),
+                parameter_group: expect(parameter_group),
+                instance: expect(instance),
+                engine_version: self.config.database.engine_version.clone(),
+            },
+            secrets,
+        }
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -112,6 +133,22 @@ impl Session {
             repository_uri: self
                 .cx
                 .attribute(&ResourceId::new(Kind::Repository, "postgrest"), "uri"),
+            database_endpoint: {
+                let db = ResourceId::new(Kind::DbInstance, "main");
+                match (
+                    self.cx.attribute(&db, "address"),
+                    self.cx.attribute(&db, "port"),
+                ) {
+                    (Some(address), Some(port)) => Some(format!("{address}:{port}")),
+                    _ => None,
+                }
+            },
+            database_master_secret_arn: self.cx.attribute(
+                &ResourceId::new(Kind::DbInstance, "main"),
+                "master_secret_arn",
+            ),
+            authenticator_secret_arn: id(Kind::Secret, AUTHENTICATOR_SECRET),
+            jwt_secret_arn: id(Kind::Secret, JWT_SECRET),
         }
     }
 }
@@ -128,6 +165,11 @@ pub struct Outputs {
     pub vpc_endpoint_ids: BTreeMap<String, String>,
     pub bucket_name: Option<String>,
     pub repository_uri: Option<String>,
+    pub database_endpoint: Option<String>,
+    /// Secrets are referred to by ARN only; their values are never printed.
+    pub database_master_secret_arn: Option<String>,
+    pub authenticator_secret_arn: Option<String>,
+    pub jwt_secret_arn: Option<String>,
 }
 
 async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<AccountFacts> {

@@ -133,7 +133,7 @@ async fn run_waves<'a>(
             });
             running.push(async move {
                 let started = Instant::now();
-                let result = run_step(cx, change).await;
+                let result = run_step(cx, change, events).await;
                 (change, result, started.elapsed())
             });
         }
@@ -171,7 +171,8 @@ async fn run_waves<'a>(
     }
 }
 
-async fn run_step(cx: &Context, change: &Change) -> anyhow::Result<String> {
+async fn run_step(cx: &Context, change: &Change, events: &dyn EventSink) -> anyhow::Result<String> {
+    let waits = resources::Waits::new(events);
     tracing::debug!(id = %change.id, action = change.action.verb(), "step");
     match change.action {
         Action::Create => {
@@ -179,7 +180,7 @@ async fn run_step(cx: &Context, change: &Change) -> anyhow::Result<String> {
                 .desired
                 .as_ref()
                 .expect("a create has a desired spec");
-            resources::create(cx, &change.id, desired).await
+            resources::create(cx, &change.id, desired, &waits).await
         }
         Action::Update => {
             let live = change.live.as_ref().expect("an update has a live resource");
@@ -187,21 +188,21 @@ async fn run_step(cx: &Context, change: &Change) -> anyhow::Result<String> {
                 .desired
                 .as_ref()
                 .expect("an update has a desired spec");
-            resources::update(cx, live, desired).await?;
+            resources::update(cx, live, desired, &waits).await?;
             Ok(live.physical_id.clone())
         }
         Action::Replace => {
             let live = change.live.as_ref().expect("a replace has a live resource");
-            resources::delete(cx, live).await?;
+            resources::delete(cx, live, &waits).await?;
             let desired = change
                 .desired
                 .as_ref()
                 .expect("a replace has a desired spec");
-            resources::create(cx, &change.id, desired).await
+            resources::create(cx, &change.id, desired, &waits).await
         }
         Action::Delete => {
             let live = change.live.as_ref().expect("a delete has a live resource");
-            resources::delete(cx, live).await?;
+            resources::delete(cx, live, &waits).await?;
             Ok(live.physical_id.clone())
         }
     }

@@ -21,6 +21,13 @@ pub enum Event {
         physical_id: String,
         elapsed_ms: u64,
     },
+    /// A step is waiting for AWS (an instance to become available, say).
+    StepWaiting {
+        id: ResourceId,
+        until: String,
+        elapsed_s: u64,
+        limit_s: u64,
+    },
     StepFailed {
         id: ResourceId,
         action: Action,

@@ -4,16 +4,20 @@
 
 mod endpoints;
 mod network;
+pub mod rds;
 mod registry;
+pub mod secrets;
 mod security;
 mod storage;
 
 use crate::aws::Clients;
+use crate::engine::events::{Event, EventSink};
 use crate::model::*;
 use anyhow::{anyhow, Context as _};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// What every step needs: the clients, the environment, and the map from
 /// logical ids to AWS ids, seeded by discovery and grown by creates.
@@ -81,25 +85,87 @@ impl Context {
     }
 }
 
-/// Names that discovery cannot learn from tags alone (S3 and ECR are looked up by name).
+/// Names that discovery cannot learn from tags alone: S3, ECR, RDS and
+/// Secrets Manager resources are looked up by name.
 pub struct Lookup {
     pub bucket_name: String,
     pub repository_name: String,
+    pub database: rds::DatabaseNames,
+    pub secrets: Vec<(ResourceId, String)>,
 }
 
-/// Every resource of this environment, found by its tags.
+/// Every resource of this environment, found by its tags or names.
 pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>> {
-    let (mut live, bucket, repository) = tokio::try_join!(
+    let (mut live, bucket, repository, secrets) = tokio::try_join!(
         network::discover(cx),
         storage::discover(cx, &lookup.bucket_name),
         registry::discover(cx, &lookup.repository_name),
+        secrets::discover(cx, &lookup.secrets),
     )?;
+    // The database refers to subnets and groups by AWS id: name them first.
+    let mut names = Names::default();
+    // A rule set shares its group's AWS id; the group is what is referred to.
+    for l in live
+        .iter()
+        .filter(|l| l.id.kind() != Some(Kind::SecurityGroupRules))
+    {
+        names.insert(&l.physical_id, &l.id);
+    }
+    let database = rds::discover(cx, &lookup.database, &names).await?;
     live.extend(bucket);
     live.extend(repository);
+    live.extend(secrets);
+    live.extend(database);
     Ok(live)
 }
 
-pub async fn create(cx: &Context, id: &ResourceId, spec: &Spec) -> anyhow::Result<String> {
+/// Long waits (an RDS instance becoming available) report how long they have
+/// been waiting, so that ten quiet minutes do not look like a hang.
+pub struct Waits<'a> {
+    events: &'a dyn EventSink,
+}
+
+/// How often a long wait says it is still waiting.
+const WAIT_REPORT_EVERY: Duration = Duration::from_secs(15);
+
+impl<'a> Waits<'a> {
+    pub fn new(events: &'a dyn EventSink) -> Self {
+        Waits { events }
+    }
+
+    pub async fn report<T>(
+        &self,
+        id: &ResourceId,
+        until: &str,
+        limit: Duration,
+        wait: impl std::future::Future<Output = T>,
+    ) -> T {
+        let started = Instant::now();
+        let mut ticks = tokio::time::interval_at(
+            tokio::time::Instant::now() + WAIT_REPORT_EVERY,
+            WAIT_REPORT_EVERY,
+        );
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                done = &mut wait => return done,
+                _ = ticks.tick() => self.events.emit(Event::StepWaiting {
+                    id: id.clone(),
+                    until: until.to_string(),
+                    elapsed_s: started.elapsed().as_secs(),
+                    limit_s: limit.as_secs(),
+                }),
+            }
+        }
+    }
+}
+
+pub async fn create(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &Spec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<String> {
     let physical_id = match spec {
         Spec::Vpc(s) => network::create_vpc(cx, s).await,
         Spec::Subnet(s) => network::create_subnet(cx, s).await,
@@ -112,14 +178,24 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &Spec) -> anyhow::Resul
         Spec::VpcEndpoint(s) => endpoints::create(cx, s).await,
         Spec::Bucket(s) => storage::create(cx, id, s).await,
         Spec::Repository(s) => registry::create(cx, id, s).await,
+        Spec::Secret(s) => secrets::create(cx, id, s).await,
+        Spec::DbSubnetGroup(s) => rds::create_subnet_group(cx, s).await,
+        Spec::DbParameterGroup(s) => rds::create_parameter_group(cx, s).await,
+        Spec::DbInstance(s) => rds::create_instance(cx, id, s, waits).await,
     }
     .with_context(|| format!("creating {id}"))?;
     cx.record(id, &physical_id);
     Ok(physical_id)
 }
 
-pub async fn update(cx: &Context, live: &Live, desired: &Spec) -> anyhow::Result<()> {
+pub async fn update(
+    cx: &Context,
+    live: &Live,
+    desired: &Spec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
     let id = &live.physical_id;
+    let arn = live.attributes.get("arn").map(String::as_str).unwrap_or(id);
     match (&live.spec, desired) {
         (Spec::Vpc(old), Spec::Vpc(new)) => network::update_vpc(cx, id, old, new).await,
         (Spec::Subnet(old), Spec::Subnet(new)) => sync_ec2_tags(cx, id, &old.tags, &new.tags).await,
@@ -146,6 +222,16 @@ pub async fn update(cx: &Context, live: &Live, desired: &Spec) -> anyhow::Result
         }
         (Spec::Bucket(old), Spec::Bucket(new)) => storage::update(cx, old, new).await,
         (Spec::Repository(old), Spec::Repository(new)) => registry::update(cx, id, old, new).await,
+        (Spec::Secret(old), Spec::Secret(new)) => secrets::update(cx, arn, old, new).await,
+        (Spec::DbSubnetGroup(old), Spec::DbSubnetGroup(new)) => {
+            rds::update_subnet_group(cx, arn, old, new).await
+        }
+        (Spec::DbParameterGroup(old), Spec::DbParameterGroup(new)) => {
+            rds::update_parameter_group(cx, arn, old, new).await
+        }
+        (Spec::DbInstance(old), Spec::DbInstance(new)) => {
+            rds::update_instance(cx, &live.id, arn, old, new, waits).await
+        }
         _ => Err(anyhow!(
             "the live resource is of another kind than the desired one"
         )),
@@ -153,7 +239,7 @@ pub async fn update(cx: &Context, live: &Live, desired: &Spec) -> anyhow::Result
     .with_context(|| format!("updating {} ({id})", live.id))
 }
 
-pub async fn delete(cx: &Context, live: &Live) -> anyhow::Result<()> {
+pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
     let id = &live.physical_id;
     match &live.spec {
         Spec::Vpc(_) => network::delete_vpc(cx, id).await,
@@ -167,6 +253,10 @@ pub async fn delete(cx: &Context, live: &Live) -> anyhow::Result<()> {
         Spec::VpcEndpoint(_) => endpoints::delete(cx, id).await,
         Spec::Bucket(s) => storage::delete(cx, &s.name).await,
         Spec::Repository(s) => registry::delete(cx, &s.name).await,
+        Spec::Secret(_) => secrets::delete(cx, id).await,
+        Spec::DbSubnetGroup(_) => rds::delete_subnet_group(cx, id).await,
+        Spec::DbParameterGroup(_) => rds::delete_parameter_group(cx, id).await,
+        Spec::DbInstance(_) => rds::delete_instance(cx, &live.id, id, waits).await,
     }
     .with_context(|| format!("deleting {} ({id})", live.id))
 }

@@ -1,0 +1,733 @@
+//! RDS PostgreSQL: the DB subnet group, the parameter group (pg_cron, TLS
+//! only) and the instance, with its master password managed by RDS in
+//! Secrets Manager. All three are found by name, then checked for our tags.
+
+use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context, Names, Waits};
+use crate::model::*;
+use anyhow::{anyhow, bail};
+use aws_sdk_rds::client::Waiters;
+use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, Tag};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A real create takes about ten minutes, a multi-AZ conversion longer.
+const AVAILABLE_WITHIN: Duration = Duration::from_secs(60 * 60);
+const DELETED_WITHIN: Duration = Duration::from_secs(30 * 60);
+
+/// Parameters PostgreSQL reads only at start: changing one needs a reboot.
+const STATIC_PARAMETERS: [&str; 3] = [
+    "shared_preload_libraries",
+    "cron.database_name",
+    "cron.use_background_workers",
+];
+
+/// What discovery needs to know to find the database resources.
+pub struct DatabaseNames {
+    pub subnet_group: String,
+    pub parameter_group: String,
+    pub instance: String,
+    /// RDS applies minor upgrades by itself; a newer minor of the same major
+    /// than the one asked for is not drift.
+    pub engine_version: String,
+}
+
+pub async fn discover(
+    cx: &Context,
+    names: &DatabaseNames,
+    network: &Names,
+) -> anyhow::Result<Vec<Live>> {
+    let (subnet_group, parameter_group, instance) = tokio::try_join!(
+        discover_subnet_group(cx, &names.subnet_group, network),
+        discover_parameter_group(cx, &names.parameter_group),
+        discover_instance(cx, names, network),
+    )?;
+    Ok(subnet_group
+        .into_iter()
+        .chain(parameter_group)
+        .chain(instance)
+        .collect())
+}
+
+async fn tags_of(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
+    let out = cx
+        .clients
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .aws("ListTagsForResource")?;
+    Ok(from_rds_tags(out.tag_list()))
+}
+
+fn from_rds_tags(tags: &[Tag]) -> Tags {
+    user_visible_tags(tags.iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+fn rds_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Refuses to manage a resource of the same name that another environment (or nobody) tagged.
+fn check_owner(cx: &Context, what: &str, name: &str, tags: &Tags) -> anyhow::Result<()> {
+    match tags.get(TAG_ENV) {
+        Some(owner) if *owner == cx.environment => Ok(()),
+        Some(owner) => bail!("the {what} {name:?} belongs to the poolside environment {owner:?}"),
+        None => bail!("an {what} named {name:?} exists but was not made by poolside (no {TAG_ENV} tag); rename or remove it"),
+    }
+}
+
+async fn discover_subnet_group(
+    cx: &Context,
+    name: &str,
+    network: &Names,
+) -> anyhow::Result<Option<Live>> {
+    let found = match cx
+        .clients
+        .rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_subnet_groups().first().cloned(),
+        Err(err) if error_code(&err) == Some("DBSubnetGroupNotFoundFault") => None,
+        Err(err) => return Err(err).aws("DescribeDBSubnetGroups"),
+    };
+    let Some(group) = found else { return Ok(None) };
+    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
+    let tags = tags_of(cx, &arn).await?;
+    check_owner(cx, "DB subnet group", name, &tags)?;
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DbSubnetGroup, "main"),
+        physical_id: name.to_string(),
+        spec: Spec::DbSubnetGroup(DbSubnetGroupSpec {
+            name: name.to_string(),
+            description: group
+                .db_subnet_group_description()
+                .unwrap_or_default()
+                .to_string(),
+            subnets: group
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_identifier())
+                .map(|id| network.logical(id))
+                .collect(),
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn)]),
+    }))
+}
+
+async fn discover_parameter_group(cx: &Context, name: &str) -> anyhow::Result<Option<Live>> {
+    let rds = &cx.clients.rds;
+    let found = match rds
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_parameter_groups().first().cloned(),
+        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
+        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
+    };
+    let Some(group) = found else { return Ok(None) };
+    let arn = group
+        .db_parameter_group_arn()
+        .unwrap_or_default()
+        .to_string();
+    let tags = tags_of(cx, &arn).await?;
+    check_owner(cx, "DB parameter group", name, &tags)?;
+    let mut parameters = BTreeMap::new();
+    let mut pages = rds
+        .describe_db_parameters()
+        .db_parameter_group_name(name)
+        .source("user")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("DescribeDBParameters")?.parameters() {
+            if let (Some(k), Some(v)) = (p.parameter_name(), p.parameter_value()) {
+                parameters.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DbParameterGroup, "main"),
+        physical_id: name.to_string(),
+        spec: Spec::DbParameterGroup(DbParameterGroupSpec {
+            name: name.to_string(),
+            family: group
+                .db_parameter_group_family()
+                .unwrap_or_default()
+                .to_string(),
+            description: group.description().unwrap_or_default().to_string(),
+            parameters,
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn)]),
+    }))
+}
+
+async fn describe_instance(cx: &Context, identifier: &str) -> anyhow::Result<Option<DbInstance>> {
+    match cx
+        .clients
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.db_instances().first().cloned()),
+        Err(err) if error_code(&err) == Some("DBInstanceNotFound") => Ok(None),
+        Err(err) => Err(err).aws("DescribeDBInstances"),
+    }
+}
+
+async fn discover_instance(
+    cx: &Context,
+    names: &DatabaseNames,
+    network: &Names,
+) -> anyhow::Result<Option<Live>> {
+    let Some(db) = describe_instance(cx, &names.instance).await? else {
+        return Ok(None);
+    };
+    let tags = from_rds_tags(db.tag_list());
+    check_owner(cx, "RDS instance", &names.instance, &tags)?;
+    if db.db_instance_status() == Some("deleting") {
+        // Gone for planning purposes; a create waits for the name to free up.
+        return Ok(None);
+    }
+    let live = observe_instance(&db, tags, names, network);
+    Ok(Some(live))
+}
+
+fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network: &Names) -> Live {
+    let identifier = db.db_instance_identifier().unwrap_or_default().to_string();
+    let engine_version = match db.engine_version() {
+        Some(live) if same_major_not_older(live, &names.engine_version) => {
+            names.engine_version.clone()
+        }
+        other => other.unwrap_or_default().to_string(),
+    };
+    let mut attributes = BTreeMap::new();
+    if let Some(endpoint) = db.endpoint() {
+        attributes.insert(
+            "address".to_string(),
+            endpoint.address().unwrap_or_default().to_string(),
+        );
+        attributes.insert(
+            "port".to_string(),
+            endpoint.port().unwrap_or(5432).to_string(),
+        );
+    }
+    if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
+        attributes.insert("master_secret_arn".to_string(), secret.to_string());
+    }
+    if let Some(arn) = db.db_instance_arn() {
+        attributes.insert("arn".to_string(), arn.to_string());
+    }
+    Live {
+        id: ResourceId::new(Kind::DbInstance, "main"),
+        physical_id: identifier.clone(),
+        spec: Spec::DbInstance(DbInstanceSpec {
+            identifier,
+            engine: db.engine().unwrap_or_default().to_string(),
+            engine_version,
+            instance_class: db.db_instance_class().unwrap_or_default().to_string(),
+            allocated_storage_gb: db.allocated_storage().unwrap_or_default(),
+            storage_type: db.storage_type().unwrap_or_default().to_string(),
+            storage_encrypted: db.storage_encrypted().unwrap_or_default(),
+            multi_az: db.multi_az().unwrap_or_default(),
+            publicly_accessible: db.publicly_accessible().unwrap_or_default(),
+            backup_retention_days: db.backup_retention_period().unwrap_or_default(),
+            deletion_protection: db.deletion_protection().unwrap_or_default(),
+            db_name: db.db_name().unwrap_or_default().to_string(),
+            master_username: db.master_username().unwrap_or_default().to_string(),
+            manage_master_password: db.master_user_secret().is_some(),
+            subnet_group: logical_or_name(
+                db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+                &names.subnet_group,
+                Kind::DbSubnetGroup,
+            ),
+            parameter_group: logical_or_name(
+                db.db_parameter_groups()
+                    .first()
+                    .and_then(|g| g.db_parameter_group_name()),
+                &names.parameter_group,
+                Kind::DbParameterGroup,
+            ),
+            security_groups: db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .map(|id| network.logical(id))
+                .collect(),
+            tags,
+        }),
+        attributes,
+    }
+}
+
+/// Our group by its logical id; any other (a default group, say) by its name.
+fn logical_or_name(name: Option<&str>, ours: &str, kind: Kind) -> ResourceId {
+    match name.unwrap_or_default() {
+        name if name == ours => ResourceId::new(kind, "main"),
+        other => ResourceId(other.to_string()),
+    }
+}
+
+/// `16.6` satisfies a request for `16.4`; `16.2` and `17.1` do not.
+fn same_major_not_older(live: &str, desired: &str) -> bool {
+    let parse = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    let (live, desired) = (parse(live), parse(desired));
+    live.first() == desired.first() && live >= desired
+}
+
+pub async fn create_subnet_group(cx: &Context, spec: &DbSubnetGroupSpec) -> anyhow::Result<String> {
+    let subnets = resolve_all(cx, &spec.subnets)?;
+    cx.clients
+        .rds
+        .create_db_subnet_group()
+        .db_subnet_group_name(&spec.name)
+        .db_subnet_group_description(&spec.description)
+        .set_subnet_ids(Some(subnets))
+        .set_tags(Some(rds_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateDBSubnetGroup")?;
+    Ok(spec.name.clone())
+}
+
+pub async fn update_subnet_group(
+    cx: &Context,
+    arn: &str,
+    old: &DbSubnetGroupSpec,
+    new: &DbSubnetGroupSpec,
+) -> anyhow::Result<()> {
+    if old.subnets != new.subnets || old.description != new.description {
+        cx.clients
+            .rds
+            .modify_db_subnet_group()
+            .db_subnet_group_name(&new.name)
+            .db_subnet_group_description(&new.description)
+            .set_subnet_ids(Some(resolve_all(cx, &new.subnets)?))
+            .send()
+            .await
+            .aws("ModifyDBSubnetGroup")?;
+    }
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+pub async fn delete_subnet_group(cx: &Context, name: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients
+            .rds
+            .delete_db_subnet_group()
+            .db_subnet_group_name(name)
+            .send()
+            .await,
+        "DeleteDBSubnetGroup",
+    )
+}
+
+pub async fn create_parameter_group(
+    cx: &Context,
+    spec: &DbParameterGroupSpec,
+) -> anyhow::Result<String> {
+    cx.clients
+        .rds
+        .create_db_parameter_group()
+        .db_parameter_group_name(&spec.name)
+        .db_parameter_group_family(&spec.family)
+        .description(&spec.description)
+        .set_tags(Some(rds_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateDBParameterGroup")?;
+    set_parameters(cx, &spec.name, &BTreeMap::new(), &spec.parameters).await?;
+    Ok(spec.name.clone())
+}
+
+pub async fn update_parameter_group(
+    cx: &Context,
+    arn: &str,
+    old: &DbParameterGroupSpec,
+    new: &DbParameterGroupSpec,
+) -> anyhow::Result<()> {
+    set_parameters(cx, &new.name, &old.parameters, &new.parameters).await?;
+    if old.description != new.description {
+        bail!(
+            "the description of DB parameter group {} cannot be changed in place",
+            new.name
+        );
+    }
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+/// Sets the changed parameters and resets the ones poolside no longer sets.
+/// A static parameter waits for a reboot, which the data tier does after apply.
+async fn set_parameters(
+    cx: &Context,
+    group: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let method = |name: &str| {
+        if STATIC_PARAMETERS.contains(&name) {
+            ApplyMethod::PendingReboot
+        } else {
+            ApplyMethod::Immediate
+        }
+    };
+    let changed: Vec<Parameter> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_name(k)
+                .parameter_value(v)
+                .apply_method(method(k))
+                .build()
+        })
+        .collect();
+    // ModifyDBParameterGroup takes at most 20 parameters per call.
+    for batch in changed.chunks(20) {
+        cx.clients
+            .rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(batch.to_vec()))
+            .send()
+            .await
+            .aws("ModifyDBParameterGroup")?;
+    }
+    let removed: Vec<Parameter> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| {
+            Parameter::builder()
+                .parameter_name(k)
+                .apply_method(method(k))
+                .build()
+        })
+        .collect();
+    for batch in removed.chunks(20) {
+        cx.clients
+            .rds
+            .reset_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(batch.to_vec()))
+            .send()
+            .await
+            .aws("ResetDBParameterGroup")?;
+    }
+    Ok(())
+}
+
+pub async fn delete_parameter_group(cx: &Context, name: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients
+            .rds
+            .delete_db_parameter_group()
+            .db_parameter_group_name(name)
+            .send()
+            .await,
+        "DeleteDBParameterGroup",
+    )
+}
+
+pub async fn create_instance(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &DbInstanceSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<String> {
+    let created = cx
+        .clients
+        .rds
+        .create_db_instance()
+        .db_instance_identifier(&spec.identifier)
+        .engine(&spec.engine)
+        .engine_version(&spec.engine_version)
+        .db_instance_class(&spec.instance_class)
+        .allocated_storage(spec.allocated_storage_gb)
+        .storage_type(&spec.storage_type)
+        .storage_encrypted(spec.storage_encrypted)
+        .multi_az(spec.multi_az)
+        .publicly_accessible(spec.publicly_accessible)
+        .backup_retention_period(spec.backup_retention_days)
+        .deletion_protection(spec.deletion_protection)
+        .db_name(&spec.db_name)
+        .master_username(&spec.master_username)
+        .manage_master_user_password(spec.manage_master_password)
+        .db_subnet_group_name(cx.resolve(&spec.subnet_group)?)
+        .db_parameter_group_name(cx.resolve(&spec.parameter_group)?)
+        .set_vpc_security_group_ids(Some(resolve_all(cx, &spec.security_groups)?))
+        .copy_tags_to_snapshot(true)
+        .auto_minor_version_upgrade(true)
+        .set_tags(Some(rds_tags(&spec.tags)))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        // Created by a run that did not finish: wait for it like a new one.
+        Err(err) if error_code(&err) == Some("DBInstanceAlreadyExists") => {}
+        Err(err) => return Err(err).aws("CreateDBInstance"),
+    }
+    wait_available(cx, id, &spec.identifier, waits).await?;
+    Ok(spec.identifier.clone())
+}
+
+/// Waits with the SDK's waiter, reporting the time spent while it polls.
+async fn wait_available(
+    cx: &Context,
+    id: &ResourceId,
+    identifier: &str,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let waiter = cx
+        .clients
+        .rds
+        .wait_until_db_instance_available()
+        .db_instance_identifier(identifier)
+        .wait(AVAILABLE_WITHIN);
+    waits
+        .report(id, "available", AVAILABLE_WITHIN, waiter)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "waiting for RDS instance {identifier} to become available: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?;
+    // Record the endpoint and secret for the data tier.
+    if let Some(db) = describe_instance(cx, identifier).await? {
+        if let Some(endpoint) = db.endpoint() {
+            cx.record_attribute(id, "address", endpoint.address().unwrap_or_default());
+            cx.record_attribute(id, "port", &endpoint.port().unwrap_or(5432).to_string());
+        }
+        if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
+            cx.record_attribute(id, "master_secret_arn", secret);
+        }
+    }
+    Ok(())
+}
+
+pub async fn update_instance(
+    cx: &Context,
+    id: &ResourceId,
+    arn: &str,
+    old: &DbInstanceSpec,
+    new: &DbInstanceSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let rds = &cx.clients.rds;
+    let mut modify = rds
+        .modify_db_instance()
+        .db_instance_identifier(&new.identifier)
+        .apply_immediately(true);
+    let mut changed = false;
+    if old.engine_version != new.engine_version {
+        let major = |v: &str| v.split('.').next().map(str::to_string);
+        modify = modify
+            .engine_version(&new.engine_version)
+            .allow_major_version_upgrade(major(&old.engine_version) != major(&new.engine_version));
+        changed = true;
+    }
+    if old.instance_class != new.instance_class {
+        modify = modify.db_instance_class(&new.instance_class);
+        changed = true;
+    }
+    if old.allocated_storage_gb != new.allocated_storage_gb {
+        if new.allocated_storage_gb < old.allocated_storage_gb {
+            bail!(
+                "RDS storage cannot shrink ({} GB to {} GB); restore a snapshot into a new instance instead",
+                old.allocated_storage_gb,
+                new.allocated_storage_gb
+            );
+        }
+        modify = modify.allocated_storage(new.allocated_storage_gb);
+        changed = true;
+    }
+    if old.storage_type != new.storage_type {
+        modify = modify.storage_type(&new.storage_type);
+        changed = true;
+    }
+    if old.multi_az != new.multi_az {
+        modify = modify.multi_az(new.multi_az);
+        changed = true;
+    }
+    if old.publicly_accessible != new.publicly_accessible {
+        modify = modify.publicly_accessible(new.publicly_accessible);
+        changed = true;
+    }
+    if old.backup_retention_days != new.backup_retention_days {
+        modify = modify.backup_retention_period(new.backup_retention_days);
+        changed = true;
+    }
+    if old.deletion_protection != new.deletion_protection {
+        modify = modify.deletion_protection(new.deletion_protection);
+        changed = true;
+    }
+    if old.manage_master_password != new.manage_master_password {
+        modify = modify.manage_master_user_password(new.manage_master_password);
+        changed = true;
+    }
+    if old.subnet_group != new.subnet_group {
+        modify = modify.db_subnet_group_name(cx.resolve(&new.subnet_group)?);
+        changed = true;
+    }
+    if old.parameter_group != new.parameter_group {
+        modify = modify.db_parameter_group_name(cx.resolve(&new.parameter_group)?);
+        changed = true;
+    }
+    if old.security_groups != new.security_groups {
+        modify = modify.set_vpc_security_group_ids(Some(resolve_all(cx, &new.security_groups)?));
+        changed = true;
+    }
+    if changed {
+        modify.send().await.aws("ModifyDBInstance")?;
+        wait_available(cx, id, &new.identifier, waits).await?;
+    }
+    if old.tags != new.tags {
+        sync_tags(cx, arn, &old.tags, &new.tags).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the instance, keeping a final snapshot and the automated backups:
+/// a teardown must not lose data. Deletion protection is AWS's to enforce.
+pub async fn delete_instance(
+    cx: &Context,
+    id: &ResourceId,
+    identifier: &str,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let snapshot = format!(
+        "{identifier}-final-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    );
+    let deleted = cx
+        .clients
+        .rds
+        .delete_db_instance()
+        .db_instance_identifier(identifier)
+        .skip_final_snapshot(false)
+        .final_db_snapshot_identifier(&snapshot)
+        .delete_automated_backups(false)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => {}
+        Err(err) if error_code(&err) == Some("DBInstanceNotFound") => return Ok(()),
+        Err(err) if error_code(&err) == Some("InvalidDBInstanceState") => {
+            let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+            if text.contains("eletion protection") {
+                bail!("RDS instance {identifier} has deletion protection on: set database.deletion_protection = false and deploy first, if you mean to delete it");
+            }
+            return Err(err).aws("DeleteDBInstance");
+        }
+        Err(err) => return Err(err).aws("DeleteDBInstance"),
+    }
+    let waiter = cx
+        .clients
+        .rds
+        .wait_until_db_instance_deleted()
+        .db_instance_identifier(identifier)
+        .wait(DELETED_WITHIN);
+    waits
+        .report(id, "deleted", DELETED_WITHIN, waiter)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "waiting for RDS instance {identifier} to be deleted: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(())
+}
+
+/// Reboots the instance when its parameter group has changes that wait for one,
+/// and waits until it is back. Returns whether it rebooted.
+pub async fn reboot_if_parameters_pending(
+    cx: &Context,
+    id: &ResourceId,
+    identifier: &str,
+    waits: &Waits<'_>,
+) -> anyhow::Result<bool> {
+    let Some(db) = describe_instance(cx, identifier).await? else {
+        bail!("RDS instance {identifier} does not exist");
+    };
+    let pending = db
+        .db_parameter_groups()
+        .iter()
+        .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
+    if !pending {
+        return Ok(false);
+    }
+    cx.clients
+        .rds
+        .reboot_db_instance()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+        .aws("RebootDBInstance")?;
+    wait_available(cx, id, identifier, waits).await?;
+    Ok(true)
+}
+
+fn resolve_all<'a>(
+    cx: &Context,
+    refs: impl IntoIterator<Item = &'a ResourceId>,
+) -> anyhow::Result<Vec<String>> {
+    refs.into_iter().map(|r| cx.resolve(r)).collect()
+}
+
+async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::Result<()> {
+    let (changed, removed) = tag_changes(old, new);
+    if !changed.is_empty() {
+        cx.clients
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(rds_tags(&changed)))
+            .send()
+            .await
+            .aws("AddTagsToResource")?;
+    }
+    if !removed.is_empty() {
+        cx.clients
+            .rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("RemoveTagsFromResource")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_major_not_older;
+
+    #[test]
+    fn a_newer_minor_of_the_same_major_is_not_drift() {
+        assert!(same_major_not_older("16.6", "16.4"));
+        assert!(same_major_not_older("16.4", "16.4"));
+        assert!(!same_major_not_older("16.2", "16.4"));
+        assert!(!same_major_not_older("17.1", "16.4"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Secrets Manager secrets whose values poolside generates: the PostgREST
+//! database login and the JWT signing key. A value is made once, when the
+//! secret is created, and is never regenerated, compared, logged or printed.
+//! Found by name, so a secret left by an interrupted run is adopted as it is.
+
+use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
+use crate::model::*;
+use anyhow::{anyhow, bail};
+use aws_sdk_secretsmanager::types::Tag;
+use rand::distributions::{Alphanumeric, DistString};
+use std::collections::BTreeMap;
+
+/// Long enough for PostgREST's JWT secret (at least 32 characters) and for a password.
+const GENERATED_LENGTH: usize = 64;
+/// A deleted secret can be restored for this long.
+const RECOVERY_WINDOW_DAYS: i64 = 7;
+
+pub async fn discover(cx: &Context, names: &[(ResourceId, String)]) -> anyhow::Result<Vec<Live>> {
+    let found =
+        futures::future::try_join_all(names.iter().map(|(id, name)| describe(cx, id, name)))
+            .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<Option<Live>> {
+    let secret = match cx
+        .clients
+        .secrets
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(err) => return Err(err).aws("DescribeSecret"),
+    };
+    if secret.deleted_date().is_some() {
+        // Scheduled for deletion: absent for the plan; a create restores it.
+        return Ok(None);
+    }
+    let tags = user_visible_tags(secret.tags().iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }));
+    match tags.get(TAG_ENV) {
+        Some(owner) if *owner == cx.environment => {}
+        Some(owner) => bail!("the secret {name:?} belongs to the poolside environment {owner:?}"),
+        None => bail!("a secret named {name:?} exists but was not made by poolside (no {TAG_ENV} tag); poolside will not take over its value"),
+    }
+    let arn = secret.arn().unwrap_or_default().to_string();
+    Ok(Some(Live {
+        id: id.clone(),
+        physical_id: arn.clone(),
+        spec: Spec::Secret(SecretSpec {
+            name: name.to_string(),
+            description: secret.description().unwrap_or_default().to_string(),
+            value: GeneratedSecret::default(),
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn)]),
+    }))
+}
+
+fn generate(value: &GeneratedSecret) -> String {
+    let random = Alphanumeric.sample_string(&mut rand::rngs::OsRng, GENERATED_LENGTH);
+    match value {
+        GeneratedSecret::Random => random,
+        GeneratedSecret::Login { username } => {
+            serde_json::json!({ "username": username, "password": random }).to_string()
+        }
+    }
+}
+
+fn secret_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow::Result<String> {
+    let sm = &cx.clients.secrets;
+    let created = sm
+        .create_secret()
+        .name(&spec.name)
+        .description(&spec.description)
+        .secret_string(generate(&spec.value))
+        .set_tags(Some(secret_tags(&spec.tags)))
+        .send()
+        .await;
+    let arn = match created {
+        Ok(out) => out.arn().unwrap_or_default().to_string(),
+        Err(err) => {
+            let code = error_code(&err).map(str::to_string);
+            let message = err
+                .as_service_error()
+                .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(e))
+                .unwrap_or_default()
+                .to_string();
+            match code.as_deref() {
+                // Deleted by a teardown but still recoverable: restore it with
+                // its value rather than wait out the recovery window.
+                Some("InvalidRequestException") if message.contains("scheduled for deletion") => {
+                    let out = sm
+                        .restore_secret()
+                        .secret_id(&spec.name)
+                        .send()
+                        .await
+                        .aws("RestoreSecret")?;
+                    out.arn().unwrap_or_default().to_string()
+                }
+                // Made by a run that did not finish: keep its value.
+                Some("ResourceExistsException") => {
+                    let live = describe(cx, id, &spec.name).await?.ok_or_else(|| {
+                        anyhow!("secret {} exists but cannot be described", spec.name)
+                    })?;
+                    live.physical_id
+                }
+                _ => return Err(err).aws("CreateSecret"),
+            }
+        }
+    };
+    // Adopted or restored secrets converge on the description and tags.
+    if let Some(live) = describe(cx, id, &spec.name).await? {
+        if let Spec::Secret(current) = &live.spec {
+            update(cx, &arn, current, spec).await?;
+        }
+    }
+    cx.record_attribute(id, "arn", &arn);
+    Ok(arn)
+}
+
+pub async fn update(
+    cx: &Context,
+    arn: &str,
+    old: &SecretSpec,
+    new: &SecretSpec,
+) -> anyhow::Result<()> {
+    let sm = &cx.clients.secrets;
+    if old.description != new.description {
+        sm.update_secret()
+            .secret_id(arn)
+            .description(&new.description)
+            .send()
+            .await
+            .aws("UpdateSecret")?;
+    }
+    let (changed, removed) = tag_changes(&old.tags, &new.tags);
+    if !changed.is_empty() {
+        sm.tag_resource()
+            .secret_id(arn)
+            .set_tags(Some(secret_tags(&changed)))
+            .send()
+            .await
+            .aws("TagResource")?;
+    }
+    if !removed.is_empty() {
+        sm.untag_resource()
+            .secret_id(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("UntagResource")?;
+    }
+    Ok(())
+}
+
+/// Schedules the deletion with a recovery window: a mistaken teardown can be undone.
+pub async fn delete(cx: &Context, arn: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients
+            .secrets
+            .delete_secret()
+            .secret_id(arn)
+            .recovery_window_in_days(RECOVERY_WINDOW_DAYS)
+            .send()
+            .await,
+        "DeleteSecret",
+    )
+}
+
+/// The current value of a secret, for the data tier. Never log what this returns.
+pub async fn read_value(cx: &Context, arn: &str) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .aws("GetSecretValue")?;
+    out.secret_string()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("secret {arn} has no string value"))
+}
