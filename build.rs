@@ -1,0 +1,52 @@
+//! Embeds the SQL migrations (`sql/migrations/NNNN_name.sql`) in the binary,
+//! so the schema a build applies is the schema it was built and tested with.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new("sql/migrations");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut migrations = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("sql/migrations exists") {
+        let path = entry.expect("readable sql/migrations").path();
+        println!("cargo:rerun-if-changed={}", path.display());
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let Some(stem) = file.strip_suffix(".sql") else {
+            panic!("sql/migrations/{file}: only .sql files belong here");
+        };
+        let Some((version, name)) = stem.split_once('_') else {
+            panic!("sql/migrations/{file}: name it NNNN_description.sql");
+        };
+        let version: i64 = version
+            .parse()
+            .unwrap_or_else(|_| panic!("sql/migrations/{file}: {version:?} is not a number"));
+        migrations.push((
+            version,
+            name.to_string(),
+            file,
+            path.canonicalize().unwrap(),
+        ));
+    }
+    migrations.sort();
+    for pair in migrations.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0,
+            "sql/migrations: {} and {} have the same version",
+            pair[0].2,
+            pair[1].2
+        );
+    }
+    let mut out = String::from("/// (version, description, file name, SQL), in order.\npub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[\n");
+    for (version, name, file, path) in &migrations {
+        writeln!(
+            out,
+            "    ({version}, {name:?}, {file:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
+    out.push_str("];\n");
+    let target = Path::new(&std::env::var("OUT_DIR").unwrap()).join("migrations.rs");
+    std::fs::write(target, out).unwrap();
+}
