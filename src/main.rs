@@ -4,6 +4,7 @@ mod aws;
 mod blueprint;
 mod cli;
 mod config;
+mod database;
 mod engine;
 mod model;
 mod ops;

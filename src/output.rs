@@ -1,6 +1,7 @@
 //! What poolside prints: the plan, progress, outputs and stats, for people
 //! (human) or for CI (one JSON object per line on stdout).
 
+use crate::database::DataTierReport;
 use crate::engine::events::{Event, EventSink};
 use crate::engine::plan::{Action, Plan};
 use crate::ops::Outputs;
@@ -129,6 +130,41 @@ pub fn print_outputs(outputs: &Outputs, format: Format) {
     }
 }
 
+/// What the data tier did inside PostgreSQL.
+pub fn print_data_tier(report: &DataTierReport, format: Format) {
+    if format == Format::Json {
+        json_line("data_tier", report);
+        return;
+    }
+    eprintln!("\nDatabase {} at {}:", report.database, report.endpoint);
+    if report.rebooted_for_parameters {
+        eprintln!("  rebooted to apply the parameter group");
+    }
+    if report.database_created {
+        eprintln!("  created the database {}", report.database);
+    }
+    for m in &report.migrations_applied {
+        eprintln!("  applied {} in {} ms", m.file, m.elapsed_ms);
+    }
+    eprintln!(
+        "  migrations: {} applied now, {} in all",
+        report.migrations_applied.len(),
+        report.migrations_total
+    );
+    if report.authenticator_password_set {
+        eprintln!("  set the authenticator role's password from Secrets Manager");
+    }
+    for job in &report.jobs_changed {
+        eprintln!("  pg_cron job {}: {:?}", job.name, job.action);
+    }
+    eprintln!(
+        "  pg_cron jobs: {} declared, {} changed (kept in database {})",
+        report.jobs_total,
+        report.jobs_changed.len(),
+        report.cron_database
+    );
+}
+
 /// Shows apply's progress: a live bar on a terminal, status lines otherwise,
 /// JSON events with `--output json`.
 pub struct Progress {
@@ -210,6 +246,19 @@ impl EventSink for Progress {
                 }
                 self.refresh();
             }
+            Event::StepWaiting {
+                id,
+                until,
+                elapsed_s,
+                limit_s,
+            } => {
+                self.line(format!(
+                    "{:>10} {id}: waiting until {until}, {} so far (gives up after {})",
+                    "Waiting",
+                    minutes(elapsed_s),
+                    minutes(limit_s)
+                ));
+            }
             Event::StepFailed { id, action, error } => {
                 self.in_flight.lock().unwrap().remove(&id.0);
                 self.line(format!(
@@ -235,4 +284,8 @@ impl EventSink for Progress {
             }
         }
     }
+}
+
+fn minutes(seconds: u64) -> String {
+    format!("{}m{:02}s", seconds / 60, seconds % 60)
 }

@@ -1,8 +1,10 @@
 use super::{exit, Globals};
+use crate::database;
 use crate::engine::apply::apply;
 use crate::ops::Session;
 use crate::output::{self, Format, Progress};
-use anyhow::bail;
+use crate::resources::Waits;
+use anyhow::{bail, Context as _};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -43,6 +45,19 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             );
         }
     }
+    let progress = Progress::new(globals.output);
+    let waits = Waits::new(&progress);
+    let data_tier = database::converge(&session.cx, &session.config, &waits)
+        .await
+        .with_context(|| format!("deploy of `{}`: the AWS resources are in place, but the database step failed; fix the cause and run deploy again", args.env));
+    let data_tier = match data_tier {
+        Ok(report) => report,
+        Err(err) => {
+            globals.print_stats(&session, started);
+            return Err(err);
+        }
+    };
+    output::print_data_tier(&data_tier, globals.output);
     output::print_outputs(&session.outputs(), globals.output);
     globals.print_stats(&session, started);
     Ok(ExitCode::from(exit::OK))

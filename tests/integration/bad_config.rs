@@ -121,6 +121,38 @@ const CASES: &[Case] = &[
         key: "`tags.poolside:env`",
         message: "is reserved",
     },
+    Case {
+        what: "unsupported PostgreSQL version",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nengine_version = \"12.5\"\n",
+        location: "bad.toml:14:18",
+        key: "`database.engine_version`",
+        message: "is not a PostgreSQL version poolside supports",
+    },
+    Case {
+        what: "connect host without port",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nconnect_host = \"127.0.0.1\"\n",
+        location: "bad.toml:14:16",
+        key: "`database.connect_host`",
+        message: "needs database.connect_port as well",
+    },
+    Case {
+        what: "reserved master user",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nmaster_username = \"authenticator\"\n",
+        location: "bad.toml:14:19",
+        key: "`database.master_username`",
+        message: "is reserved",
+    },
+    Case {
+        what: "storage below the RDS minimum",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nallocated_storage_gb = 10\n",
+        location: "bad.toml:14:24",
+        key: "`database.allocated_storage_gb`",
+        message: "10 must be between 20 and 65536",
+    },
 ];
 
 #[test]

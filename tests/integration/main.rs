@@ -3,5 +3,6 @@
 //! One test binary, so the AWS SDK is linked once.
 
 mod bad_config;
+mod data_tier;
 mod deploy;
 mod support;

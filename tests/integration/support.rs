@@ -37,17 +37,104 @@ pub struct Env {
     pub allowed_cidrs: Vec<String>,
     pub vpc_cidr: String,
     pub extra: String,
+    /// Lines added to the `[database]` table.
+    pub database_extra: String,
+    /// The environment's own PostgreSQL, standing in for its RDS instance.
+    pub postgres: LocalPostgres,
+}
+
+/// A PostgreSQL cluster of one test's own, started with the local stack's
+/// script (pg_cron preloaded for `database`, pgvector installed), on a free
+/// port, with the master login moto's RDS secret holds. Stopped on drop.
+pub struct LocalPostgres {
+    pub port: u16,
+    pub database: String,
+    dir: tempfile::TempDir,
+}
+
+pub const MASTER_USER: &str = "admin";
+pub const MASTER_PASSWORD: &str = "P@55w0rd!";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/postgres.sh")
+}
+
+impl LocalPostgres {
+    pub fn start(database: &str) -> LocalPostgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let pg = LocalPostgres {
+            port,
+            database: database.to_string(),
+            dir,
+        };
+        let out = pg.script("start");
+        assert!(
+            out.status.success(),
+            "localstack/postgres.sh start failed (run ./localstack/install.sh first):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg
+    }
+
+    fn script(&self, command: &str) -> Output {
+        Command::new(script())
+            .arg(command)
+            .env("POOLSIDE_PG_DATA", self.dir.path().join("data"))
+            .env("POOLSIDE_PG_PORT", self.port.to_string())
+            .env("POOLSIDE_PG_CRON_DB", &self.database)
+            .output()
+            .expect("localstack/postgres.sh runs")
+    }
+
+    pub fn options(
+        &self,
+        user: &str,
+        password: &str,
+        database: &str,
+    ) -> sqlx::postgres::PgConnectOptions {
+        sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username(user)
+            .password(password)
+            .database(database)
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable)
+    }
+
+    /// The master user, in the app database.
+    pub async fn master(&self) -> sqlx::PgConnection {
+        use sqlx::ConnectOptions;
+        self.options(MASTER_USER, MASTER_PASSWORD, &self.database)
+            .connect()
+            .await
+            .expect("the master user connects to the app database")
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        let _ = self.script("stop");
+    }
 }
 
 impl Env {
     pub fn new(prefix: &str) -> Env {
         require_emulator();
+        let name = unique_name(prefix);
+        let database = format!("app_{}", name.replace('-', "_"));
         Env {
-            name: unique_name(prefix),
+            postgres: LocalPostgres::start(&database),
+            name,
             dir: tempfile::tempdir().unwrap(),
             allowed_cidrs: vec!["198.51.100.0/24".into()],
             vpc_cidr: "10.20.0.0/16".into(),
             extra: String::new(),
+            database_extra: String::new(),
         }
     }
 
@@ -68,12 +155,16 @@ impl Env {
         let text = format!(
             "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"pilot\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
              [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
-             allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n",
+             allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
+             [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"disable\"\n{database_extra}\n",
             name = self.name,
             endpoint = endpoint(),
             vpc = self.vpc_cidr,
             allowed = allowed.join(", "),
             extra = self.extra,
+            database = self.postgres.database,
+            port = self.postgres.port,
+            database_extra = self.database_extra,
         );
         std::fs::write(self.file(), text).unwrap();
     }
@@ -175,6 +266,8 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 pub async fn aws() -> Aws {
@@ -193,6 +286,8 @@ pub async fn aws() -> Aws {
         ec2: aws_sdk_ec2::Client::new(&config),
         s3: aws_sdk_s3::Client::from_conf(s3),
         ecr: aws_sdk_ecr::Client::new(&config),
+        rds: aws_sdk_rds::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
     }
 }
 

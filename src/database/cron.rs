@@ -1,0 +1,186 @@
+//! The scheduled jobs: declared in `sql/jobs.toml`, reconciled into pg_cron.
+//!
+//! pg_cron keeps its jobs in one database (the `cron.database_name` server
+//! setting); each job names the database it runs in. Poolside owns the jobs it
+//! scheduled, recorded in `platform.scheduled_jobs` of the app database: it
+//! creates or corrects the declared ones, unschedules the ones it owns that are
+//! no longer declared, and never touches any other job.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, Row};
+use std::collections::BTreeSet;
+
+const DECLARED: &str = include_str!("../../sql/jobs.toml");
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub name: String,
+    pub schedule: String,
+    pub command: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobsFile {
+    job: Vec<Job>,
+}
+
+/// The jobs this build declares. The file is embedded and checked by a unit
+/// test, so a bad edit fails the build's tests, not a deploy.
+pub fn declared() -> Vec<Job> {
+    toml::from_str::<JobsFile>(DECLARED)
+        .expect("sql/jobs.toml is valid (checked by tests)")
+        .job
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobAction {
+    Scheduled,
+    Corrected,
+    Unscheduled,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobChange {
+    pub name: String,
+    pub action: JobAction,
+}
+
+struct LiveJob {
+    id: i64,
+    name: String,
+    schedule: String,
+    command: String,
+    database: String,
+    active: bool,
+}
+
+/// Makes pg_cron's jobs for `app_database` match `jobs`. `cron` is connected
+/// to pg_cron's database, `app` to the application database (they may be one).
+pub async fn reconcile(
+    cron: &mut PgConnection,
+    app: &mut PgConnection,
+    app_database: &str,
+    jobs: &[Job],
+) -> Result<Vec<JobChange>, sqlx::Error> {
+    let live: Vec<LiveJob> = sqlx::query(
+        "SELECT jobid, jobname, schedule, command, database, active
+         FROM cron.job WHERE username = current_user AND jobname IS NOT NULL",
+    )
+    .fetch_all(&mut *cron)
+    .await?
+    .into_iter()
+    .map(|row| LiveJob {
+        id: row.get("jobid"),
+        name: row.get("jobname"),
+        schedule: row.get("schedule"),
+        command: row.get("command"),
+        database: row.get("database"),
+        active: row.get("active"),
+    })
+    .collect();
+    let owned: BTreeSet<String> = sqlx::query_scalar("SELECT name FROM platform.scheduled_jobs")
+        .fetch_all(&mut *app)
+        .await?
+        .into_iter()
+        .collect();
+
+    let mut changes = Vec::new();
+    for job in jobs {
+        let current = live.iter().find(|l| l.name == job.name);
+        let action = match current {
+            None => {
+                sqlx::query("SELECT cron.schedule_in_database($1, $2, $3, $4)")
+                    .bind(&job.name)
+                    .bind(&job.schedule)
+                    .bind(&job.command)
+                    .bind(app_database)
+                    .execute(&mut *cron)
+                    .await?;
+                Some(JobAction::Scheduled)
+            }
+            Some(l)
+                if l.schedule != job.schedule
+                    || l.command != job.command
+                    || l.database != app_database
+                    || !l.active =>
+            {
+                sqlx::query(
+                    "SELECT cron.alter_job(job_id => $1, schedule => $2, command => $3,
+                                           database => $4, active => true)",
+                )
+                .bind(l.id)
+                .bind(&job.schedule)
+                .bind(&job.command)
+                .bind(app_database)
+                .execute(&mut *cron)
+                .await?;
+                Some(JobAction::Corrected)
+            }
+            Some(_) => None,
+        };
+        if !owned.contains(&job.name) {
+            sqlx::query(
+                "INSERT INTO platform.scheduled_jobs (name) VALUES ($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(&job.name)
+            .execute(&mut *app)
+            .await?;
+        }
+        if let Some(action) = action {
+            tracing::info!(job = %job.name, ?action, "cron job");
+            changes.push(JobChange {
+                name: job.name.clone(),
+                action,
+            });
+        }
+    }
+
+    let declared: BTreeSet<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    for name in owned.iter().filter(|n| !declared.contains(n.as_str())) {
+        // Only ours, and only if it still runs in our database.
+        if let Some(l) = live
+            .iter()
+            .find(|l| &l.name == name && l.database == app_database)
+        {
+            sqlx::query("SELECT cron.unschedule($1::bigint)")
+                .bind(l.id)
+                .execute(&mut *cron)
+                .await?;
+            changes.push(JobChange {
+                name: name.clone(),
+                action: JobAction::Unscheduled,
+            });
+        }
+        sqlx::query("DELETE FROM platform.scheduled_jobs WHERE name = $1")
+            .bind(name)
+            .execute(&mut *app)
+            .await?;
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_four_jobs_are_declared_with_their_schedules() {
+        let jobs = declared();
+        let pairs: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.schedule.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("process-training-jobs", "0 * * * *"),
+                ("generate-embeddings", "*/30 * * * *"),
+                ("cleanup-metrics", "0 2 * * *"),
+                ("weekly-fine-tune", "0 3 * * 0"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! The schema migrations, applied with sqlx's migrator primitives: the ledger
+//! table (`_sqlx_migrations`: version, description, checksum, installed_on,
+//! execution_time), a session advisory lock so two deploys cannot migrate at
+//! once, and each migration with its ledger row in one transaction, so a
+//! failing migration leaves neither its changes nor a ledger row behind.
+
+use serde::Serialize;
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType};
+use sqlx::PgConnection;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// One migration as shipped: where it came from, for error messages.
+pub struct Shipped {
+    pub migration: Migration,
+    pub file: String,
+}
+
+/// The migrations embedded in this build.
+pub fn shipped() -> Vec<Shipped> {
+    MIGRATIONS
+        .iter()
+        .map(|(version, description, file, sql)| Shipped {
+            migration: Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            ),
+            file: format!("sql/migrations/{file}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Applied {
+    pub version: i64,
+    pub file: String,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("{file} was changed after it was applied to this database (its checksum differs from the ledger's). Applied migrations are history: undo the edit and put the change in a new migration")]
+    Changed { file: String },
+    #[error("{file} failed and was rolled back (the database and the ledger are as they were): {message}")]
+    Failed { file: String, message: String },
+    #[error("this database has migration {version} applied, which this build of poolside does not have: was it migrated by a newer poolside?")]
+    Unknown { version: i64 },
+    #[error("migration {version} is marked as failed in the ledger (_sqlx_migrations); repair it by hand")]
+    Dirty { version: i64 },
+    #[error("migrating the database: {0}")]
+    Database(#[from] MigrateError),
+}
+
+/// Applies the migrations the database does not have yet, in order, and
+/// returns what it applied. Refuses to start if an applied one has changed.
+pub async fn migrate(
+    conn: &mut PgConnection,
+    migrations: &[Shipped],
+) -> Result<Vec<Applied>, MigrationError> {
+    conn.lock().await?;
+    let result = migrate_locked(conn, migrations).await;
+    // On error the connection is dropped by the caller, which frees the lock too.
+    if result.is_ok() {
+        conn.unlock().await?;
+    }
+    result
+}
+
+async fn migrate_locked(
+    conn: &mut PgConnection,
+    migrations: &[Shipped],
+) -> Result<Vec<Applied>, MigrationError> {
+    conn.ensure_migrations_table().await?;
+    if let Some(version) = conn.dirty_version().await? {
+        return Err(MigrationError::Dirty { version });
+    }
+    let applied: BTreeMap<i64, Vec<u8>> = conn
+        .list_applied_migrations()
+        .await?
+        .into_iter()
+        .map(|m| (m.version, m.checksum.into_owned()))
+        .collect();
+    let by_version: BTreeMap<i64, &Shipped> = migrations
+        .iter()
+        .map(|s| (s.migration.version, s))
+        .collect();
+    if let Some(version) = applied.keys().find(|v| !by_version.contains_key(v)) {
+        return Err(MigrationError::Unknown { version: *version });
+    }
+    // Check every applied one before applying anything new.
+    for (version, checksum) in &applied {
+        let shipped = by_version[version];
+        if shipped.migration.checksum.as_ref() != checksum.as_slice() {
+            return Err(MigrationError::Changed {
+                file: shipped.file.clone(),
+            });
+        }
+    }
+    let mut done = Vec::new();
+    for shipped in migrations {
+        if applied.contains_key(&shipped.migration.version) {
+            continue;
+        }
+        tracing::info!(file = %shipped.file, "applying migration");
+        let elapsed = conn
+            .apply(&shipped.migration)
+            .await
+            .map_err(|err| match err {
+                MigrateError::ExecuteMigration(source, _) => MigrationError::Failed {
+                    file: shipped.file.clone(),
+                    message: database_message(&source),
+                },
+                other => MigrationError::Database(other),
+            })?;
+        done.push(Applied {
+            version: shipped.migration.version,
+            file: shipped.file.clone(),
+            elapsed_ms: elapsed.as_millis() as u64,
+        });
+    }
+    Ok(done)
+}
+
+/// The server's own words, with its position hint when it gives one.
+pub fn database_message(err: &sqlx::Error) -> String {
+    match err.as_database_error() {
+        Some(db) => {
+            let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>();
+            let mut text = db.message().to_string();
+            if let Some(pg) = pg {
+                if let Some(detail) = pg.detail() {
+                    text.push_str(&format!(" ({detail})"));
+                }
+                if let Some(where_) = pg.r#where() {
+                    text.push_str(&format!(" [{}]", where_.replace('\n', "; ")));
+                }
+                text.push_str(&format!(" (SQLSTATE {})", pg.code()));
+            }
+            text
+        }
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_embedded_in_order_with_distinct_versions() {
+        let shipped = shipped();
+        assert!(shipped.len() >= 5, "found {}", shipped.len());
+        let versions: Vec<i64> = shipped.iter().map(|s| s.migration.version).collect();
+        let mut sorted = versions.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(versions, sorted);
+        assert!(shipped[0].file.starts_with("sql/migrations/0001_"));
+    }
+}

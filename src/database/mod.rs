@@ -1,0 +1,295 @@
+//! The data tier inside PostgreSQL, run by `deploy` once the RDS instance is
+//! available: apply pending parameter changes (reboot), make sure the app
+//! database exists, apply the migrations in `sql/migrations`, give the
+//! `authenticator` role its password from Secrets Manager, and reconcile the
+//! pg_cron jobs in `sql/jobs.toml`.
+//!
+//! Credentials come from Secrets Manager on every run and are never logged:
+//! the master login from the secret RDS manages, the authenticator's from ours.
+
+pub mod cron;
+pub mod migrations;
+mod password;
+
+use crate::blueprint::AUTHENTICATOR_SECRET;
+use crate::config::{Config, DatabaseTls};
+use crate::model::{Kind, ResourceId};
+use crate::resources::{rds, secrets, Context, Waits};
+use anyhow::{anyhow, bail, Context as _};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use std::time::{Duration, Instant};
+
+/// What the data tier did; empty lists and `false` mean nothing changed.
+#[derive(Debug, Default, Serialize)]
+pub struct DataTierReport {
+    pub endpoint: String,
+    pub database: String,
+    pub rebooted_for_parameters: bool,
+    pub database_created: bool,
+    pub migrations_applied: Vec<migrations::Applied>,
+    pub migrations_total: usize,
+    pub authenticator_password_set: bool,
+    pub cron_database: String,
+    pub jobs_changed: Vec<cron::JobChange>,
+    pub jobs_total: usize,
+    pub elapsed_ms: u64,
+}
+
+/// A database login as Secrets Manager stores it (the RDS-managed secret and ours).
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Login {{ username: {:?}, password: <hidden> }}",
+            self.username
+        )
+    }
+}
+
+async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login> {
+    let text = secrets::read_value(cx, arn).await?;
+    serde_json::from_str(&text).map_err(|_| {
+        anyhow!("the {what} secret {arn} does not hold a JSON login with username and password")
+    })
+}
+
+/// Where and how to reach the server: the instance endpoint, or the override.
+struct Server {
+    host: String,
+    port: u16,
+    tls: DatabaseTls,
+    ca_bundle: Option<std::path::PathBuf>,
+}
+
+impl Server {
+    fn options(&self, login: &Login, database: &str) -> PgConnectOptions {
+        let mut options = PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&login.username)
+            .password(&login.password)
+            .database(database)
+            .application_name("poolside-deploy");
+        options = match self.tls {
+            DatabaseTls::Disable => options.ssl_mode(PgSslMode::Disable),
+            DatabaseTls::VerifyFull => {
+                let options = options.ssl_mode(PgSslMode::VerifyFull);
+                match &self.ca_bundle {
+                    Some(path) => options.ssl_root_cert(path),
+                    None => options,
+                }
+            }
+        };
+        options
+    }
+
+    async fn connect(&self, login: &Login, database: &str) -> anyhow::Result<PgConnection> {
+        // A new instance's DNS name can lag its `available` state by a little.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.options(login, database).connect().await {
+                Ok(conn) => return Ok(conn),
+                Err(sqlx::Error::Io(err)) if attempt < 5 => {
+                    tracing::info!(%err, attempt, "database not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(err) => {
+                    let hint = match (&err, self.tls, &self.ca_bundle) {
+                        (sqlx::Error::Tls(_), DatabaseTls::VerifyFull, None) => {
+                            " (the RDS certificate authorities are not in the public roots: set database.ca_bundle to the RDS bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
+                        }
+                        (sqlx::Error::Io(_), _, _) => {
+                            " (a private instance is reachable only from inside its VPC: use a VPN, or an SSM port-forward with database.connect_host/connect_port)"
+                        }
+                        _ => "",
+                    };
+                    return Err(anyhow!(
+                        "cannot connect to PostgreSQL at {}:{} (database {database}, user {}): {}{hint}",
+                        self.host,
+                        self.port,
+                        login.username,
+                        migrations::database_message(&err)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Brings the inside of the database to what this build ships.
+pub async fn converge(
+    cx: &Context,
+    config: &Config,
+    waits: &Waits<'_>,
+) -> anyhow::Result<DataTierReport> {
+    let started = Instant::now();
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    let identifier = cx.physical_id(&instance).ok_or_else(|| {
+        anyhow!("{instance} does not exist: the data tier needs the RDS instance")
+    })?;
+    let mut report = DataTierReport {
+        database: config.database.name.clone(),
+        ..DataTierReport::default()
+    };
+    report.rebooted_for_parameters =
+        rds::reboot_if_parameters_pending(cx, &instance, &identifier, waits).await?;
+
+    let attribute = |key: &str| {
+        cx.attribute(&instance, key)
+            .ok_or_else(|| anyhow!("RDS instance {identifier} reports no {key}"))
+    };
+    let master_secret = attribute("master_secret_arn")
+        .context("the master password must be managed by RDS (ManageMasterUserPassword)")?;
+    let server = match &config.database.connect_override {
+        Some((host, port)) => Server {
+            host: host.clone(),
+            port: *port,
+            tls: config.database.tls,
+            ca_bundle: config.database.ca_bundle.clone(),
+        },
+        None => Server {
+            host: attribute("address")?,
+            port: attribute("port")?
+                .parse()
+                .context("the instance reports a port that is not a number")?,
+            tls: config.database.tls,
+            ca_bundle: config.database.ca_bundle.clone(),
+        },
+    };
+    report.endpoint = format!("{}:{}", server.host, server.port);
+    let master = read_login(cx, &master_secret, "RDS master").await?;
+    let app_database = config.database.name.as_str();
+
+    report.database_created = ensure_database(&server, &master, app_database).await?;
+
+    let mut app = server.connect(&master, app_database).await?;
+    let shipped = migrations::shipped();
+    report.migrations_total = shipped.len();
+    report.migrations_applied = match migrations::migrate(&mut app, &shipped).await {
+        Ok(applied) => applied,
+        Err(err) => {
+            // Dropping the connection releases the migration lock.
+            drop(app);
+            return Err(err.into());
+        }
+    };
+
+    let authenticator_secret = cx
+        .attribute(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET), "arn")
+        .or_else(|| cx.physical_id(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET)))
+        .ok_or_else(|| anyhow!("the authenticator secret does not exist"))?;
+    let authenticator = read_login(cx, &authenticator_secret, "authenticator").await?;
+    report.authenticator_password_set =
+        ensure_password(&server, &mut app, &authenticator, app_database).await?;
+
+    let cron_database: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
+            .fetch_one(&mut app)
+            .await?;
+    let Some(cron_database) = cron_database.filter(|d| !d.is_empty()) else {
+        bail!("pg_cron is not loaded on {}: shared_preload_libraries must include pg_cron (the parameter group sets it; it takes effect after a reboot)", report.endpoint);
+    };
+    report.cron_database = cron_database.clone();
+    let jobs = cron::declared();
+    report.jobs_total = jobs.len();
+    report.jobs_changed = if cron_database == app_database {
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            .execute(&mut app)
+            .await?;
+        // One connection plays both parts.
+        let mut cron_conn = server.connect(&master, app_database).await?;
+        let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
+        let _ = cron_conn.close().await;
+        changes
+    } else {
+        let mut cron_conn = server.connect(&master, &cron_database).await?;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            .execute(&mut cron_conn)
+            .await?;
+        let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
+        let _ = cron_conn.close().await;
+        changes
+    }
+    .map_err(|e| {
+        anyhow!(
+            "reconciling the pg_cron jobs: {}",
+            migrations::database_message(&e)
+        )
+    })?;
+    let _ = app.close().await;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Creates the app database when the server lacks it (RDS creates it with the
+/// instance; a stand-in server may not have it yet). Returns whether it did.
+async fn ensure_database(server: &Server, master: &Login, name: &str) -> anyhow::Result<bool> {
+    let mut conn = server.connect(master, "postgres").await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        // The name was checked to be a plain lower-case identifier.
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "creating database {name}: {}",
+                    migrations::database_message(&e)
+                )
+            })?;
+    }
+    let _ = conn.close().await;
+    Ok(!exists)
+}
+
+/// Gives `authenticator` the password from its secret, unless it already logs
+/// in with it. Returns whether it set it.
+async fn ensure_password(
+    server: &Server,
+    app: &mut PgConnection,
+    login: &Login,
+    database: &str,
+) -> anyhow::Result<bool> {
+    if let Ok(conn) = server.options(login, database).connect().await {
+        let _ = conn.close().await;
+        return Ok(false);
+    }
+    let plain_identifier = login.username.starts_with(|c: char| c.is_ascii_lowercase())
+        && login
+            .username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain_identifier {
+        bail!("the authenticator secret names the role {:?}, which is not a plain lower-case identifier", login.username);
+    }
+    let salt: [u8; 16] = rand::random();
+    let verifier = password::scram_verifier(&login.password, &salt);
+    // DDL takes no bind parameters; the verifier is base64, digits, '$' and ':'.
+    sqlx::query(&format!(
+        "ALTER ROLE \"{}\" WITH LOGIN PASSWORD '{verifier}'",
+        login.username
+    ))
+    .execute(&mut *app)
+    .await
+    .map_err(|e| {
+        anyhow!(
+            "setting the password of role {}: {}",
+            login.username,
+            migrations::database_message(&e)
+        )
+    })?;
+    Ok(true)
+}
