@@ -2,13 +2,14 @@
 """Benchmark poolside against the local stack.
 
 For each of --runs fresh environments (copies of environments/local.toml under
-new names, so runs do not share state): deploy from empty, a no-op deploy, and
+new names, each with a PostgreSQL cluster of its own standing in for its RDS
+instance, so runs do not share state): deploy from empty, a no-op deploy, and
 plan on the deployed environment. Reports the median wall time of each and the
 API calls each made (from --stats), as a Markdown table.
 
     localstack/bench.py [--runs 5] [--binary target/debug/poolside]
 """
-import argparse, json, os, pathlib, platform, re, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, pathlib, platform, re, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -25,8 +26,26 @@ def run(binary, env_dir, *args):
     stats = next(l for l in lines if l["type"] == "stats")["calls"]
     reads_per_op = [op["calls"] for op in stats["operations"] if not op["mutating"]]
     steps = sum(l.get("elapsed_ms", 0) for l in lines if l["type"] == "event") / 1000
-    return {"wall": wall, "steps": steps, "calls": stats["total_calls"], "mutating": stats["mutating_calls"],
+    data_tier = next((l for l in lines if l["type"] == "data_tier"), None)
+    return {"wall": wall, "steps": steps, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"],
             "max_reads_per_operation": max(reads_per_op, default=0)}
+
+
+@contextlib.contextmanager
+def postgres(database):
+    """A throwaway cluster from localstack/postgres.sh, on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, POOLSIDE_PG_DATA=f"{data}/data", POOLSIDE_PG_PORT=str(port),
+                   POOLSIDE_PG_CRON_DB=database)
+        script = str(ROOT / "localstack" / "postgres.sh")
+        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+        try:
+            yield port
+        finally:
+            subprocess.run([script, "stop"], env=env, capture_output=True)
 
 
 def main():
@@ -39,23 +58,26 @@ def main():
     with tempfile.TemporaryDirectory() as env_dir:
         for i in range(args.runs):
             name = f"bench{os.getpid() % 10000}x{i}"
-            text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
-            (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
-            results["deploy from empty"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
-            results["no-op deploy"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
-            results["plan (deployed)"].append(run(args.binary, env_dir, "plan", "--env", name))
+            with postgres("poolside") as port:
+                text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
+                text = re.sub(r'^connect_port = .*$', f'connect_port = {port}', text, flags=re.M)
+                (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
+                results["deploy from empty"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
+                results["no-op deploy"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
+                results["plan (deployed)"].append(run(args.binary, env_dir, "plan", "--env", name))
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566\n")
-    print("| operation | median wall time | sum of apply step times | API calls | mutating calls | max calls of one read operation |")
-    print("|---|---|---|---|---|---|")
+    print("| operation | median wall time | sum of apply step times | data tier (in the database) | API calls | mutating calls | max calls of one read operation |")
+    print("|---|---|---|---|---|---|---|")
     for label, rows in results.items():
         median = statistics.median(r["wall"] for r in rows)
         calls = statistics.median(r["calls"] for r in rows)
         mutating = max(r["mutating"] for r in rows)
         reads = max(r["max_reads_per_operation"] for r in rows)
         steps = statistics.median(r["steps"] for r in rows)
-        print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
+        data_tier = statistics.median(r["data_tier"] for r in rows)
+        print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
     noop = results["no-op deploy"] + results["plan (deployed)"]
     if any(r["mutating"] for r in noop):
         sys.exit("FAIL: a no-op deploy or plan made a mutating call")

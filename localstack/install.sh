@@ -53,6 +53,7 @@ if [ ! -f "$("$PG_BIN/pg_config" --sharedir)/extension/vector--$PGVECTOR_VERSION
   fi
   apt-get update -qq
   build_dir="$(mktemp -d)"
+  chmod 755 "$build_dir"  # apt downloads as _apt
   (
     cd "$build_dir"
     apt-get source -qq --download-only "pgvector=$PGVECTOR_VERSION-*" >/dev/null 2>&1 \

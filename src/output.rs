@@ -1,6 +1,7 @@
 //! What poolside prints: the plan, progress, outputs and stats, for people
 //! (human) or for CI (one JSON object per line on stdout).
 
+use crate::database::cron::JobAction;
 use crate::database::DataTierReport;
 use crate::engine::events::{Event, EventSink};
 use crate::engine::plan::{Action, Plan};
@@ -155,7 +156,12 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
         eprintln!("  set the authenticator role's password from Secrets Manager");
     }
     for job in &report.jobs_changed {
-        eprintln!("  pg_cron job {}: {:?}", job.name, job.action);
+        let action = match job.action {
+            JobAction::Scheduled => "scheduled",
+            JobAction::Corrected => "corrected to match sql/jobs.toml",
+            JobAction::Unscheduled => "unscheduled (no longer declared)",
+        };
+        eprintln!("  pg_cron job {}: {action}", job.name);
     }
     eprintln!(
         "  pg_cron jobs: {} declared, {} changed (kept in database {})",

@@ -17,7 +17,7 @@ use anyhow::{anyhow, Context as _};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What every step needs: the clients, the environment, and the map from
 /// logical ids to AWS ids, seeded by discovery and grown by creates.
@@ -140,7 +140,7 @@ impl<'a> Waits<'a> {
         limit: Duration,
         wait: impl std::future::Future<Output = T>,
     ) -> T {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let mut ticks = tokio::time::interval_at(
             tokio::time::Instant::now() + WAIT_REPORT_EVERY,
             WAIT_REPORT_EVERY,
@@ -430,5 +430,44 @@ pub(crate) fn identify(
         Some(id)
     } else {
         Some(ResourceId(format!("{}#{physical_id}", id.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Recorded(Mutex<Vec<Event>>);
+
+    impl EventSink for Recorded {
+        fn emit(&self, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_wait_reports_every_fifteen_seconds_and_returns_what_it_waited_for() {
+        let events = Recorded(Mutex::default());
+        let waits = Waits::new(&events);
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        let limit = Duration::from_secs(3600);
+        let done = waits
+            .report(&id, "available", limit, async {
+                tokio::time::sleep(Duration::from_secs(40)).await;
+                "ready"
+            })
+            .await;
+        assert_eq!(done, "ready");
+        let elapsed: Vec<u64> = events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::StepWaiting { elapsed_s, .. } => *elapsed_s,
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(elapsed, [15, 30]);
     }
 }
