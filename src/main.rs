@@ -16,7 +16,18 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    // Usage errors exit 1 like every other error: 2 means "changes found".
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::from(cli::exit::ERROR);
+        }
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::from(cli::exit::OK);
+        }
+    };
     init_tracing(cli.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,6 +3,7 @@
 
 mod deploy;
 mod plan;
+mod token;
 mod validate;
 
 use crate::config::{self, Config};
@@ -48,6 +49,8 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Check an environment file; no AWS call.
     Validate(validate::Args),
+    /// Print an API token (JWT) for the environment, signed with its secret.
+    Token(token::Args),
 }
 
 /// The exit codes poolside promises.
@@ -68,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::exec(&globals, args, started).await,
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Validate(args) => validate::exec(&globals, args),
+        Command::Token(args) => token::exec(&globals, args).await,
     }
 }
 

@@ -6,3 +6,4 @@ mod bad_config;
 mod data_tier;
 mod deploy;
 mod support;
+mod token;
