@@ -201,25 +201,14 @@ pub async fn converge(
     report.cron_database = cron_database.clone();
     let jobs = cron::declared();
     report.jobs_total = jobs.len();
-    report.jobs_changed = if cron_database == app_database {
-        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
-            .execute(&mut app)
-            .await?;
-        // One connection plays both parts.
-        let mut cron_conn = server.connect(&master, app_database).await?;
-        let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
-        let _ = cron_conn.close().await;
-        changes
-    } else {
-        let mut cron_conn = server.connect(&master, &cron_database).await?;
-        sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
-            .execute(&mut cron_conn)
-            .await?;
-        let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
-        let _ = cron_conn.close().await;
-        changes
-    }
-    .map_err(|e| {
+    // pg_cron's own database may be the app database (RDS) or another one.
+    let mut cron_conn = server.connect(&master, &cron_database).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        .execute(&mut cron_conn)
+        .await?;
+    let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
+    let _ = cron_conn.close().await;
+    report.jobs_changed = changes.map_err(|e| {
         anyhow!(
             "reconciling the pg_cron jobs: {}",
             migrations::database_message(&e)

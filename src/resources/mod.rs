@@ -306,6 +306,18 @@ where
     }
 }
 
+/// Refuses to manage a resource found by name that another environment (or
+/// nobody) tagged: a name clash must not become a takeover.
+pub(crate) fn check_owner(cx: &Context, what: &str, name: &str, tags: &Tags) -> anyhow::Result<()> {
+    match tags.get(TAG_ENV) {
+        Some(owner) if *owner == cx.environment => Ok(()),
+        Some(owner) => Err(anyhow!(
+            "the {what} {name:?} belongs to the poolside environment {owner:?}"
+        )),
+        None => Err(anyhow!("a {what} named {name:?} exists but was not made by poolside (no {TAG_ENV} tag); rename or remove it")),
+    }
+}
+
 /// AWS-reserved tags (`aws:*`) are neither ours nor removable.
 pub(crate) fn user_visible_tags(tags: impl IntoIterator<Item = (String, String)>) -> Tags {
     tags.into_iter()

@@ -2,9 +2,11 @@
 //! only) and the instance, with its master password managed by RDS in
 //! Secrets Manager. All three are found by name, then checked for our tags.
 
-use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context, Names, Waits};
+use super::{
+    check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context, Names, Waits,
+};
 use crate::model::*;
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, Tag};
 use std::collections::BTreeMap;
@@ -73,15 +75,6 @@ fn rds_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
-}
-
-/// Refuses to manage a resource of the same name that another environment (or nobody) tagged.
-fn check_owner(cx: &Context, what: &str, name: &str, tags: &Tags) -> anyhow::Result<()> {
-    match tags.get(TAG_ENV) {
-        Some(owner) if *owner == cx.environment => Ok(()),
-        Some(owner) => bail!("the {what} {name:?} belongs to the poolside environment {owner:?}"),
-        None => bail!("an {what} named {name:?} exists but was not made by poolside (no {TAG_ENV} tag); rename or remove it"),
-    }
 }
 
 async fn discover_subnet_group(
@@ -217,23 +210,7 @@ fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network:
         }
         other => other.unwrap_or_default().to_string(),
     };
-    let mut attributes = BTreeMap::new();
-    if let Some(endpoint) = db.endpoint() {
-        attributes.insert(
-            "address".to_string(),
-            endpoint.address().unwrap_or_default().to_string(),
-        );
-        attributes.insert(
-            "port".to_string(),
-            endpoint.port().unwrap_or(5432).to_string(),
-        );
-    }
-    if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
-        attributes.insert("master_secret_arn".to_string(), secret.to_string());
-    }
-    if let Some(arn) = db.db_instance_arn() {
-        attributes.insert("arn".to_string(), arn.to_string());
-    }
+    let attributes = instance_attributes(db);
     Live {
         id: ResourceId::new(Kind::DbInstance, "main"),
         physical_id: identifier.clone(),
@@ -274,6 +251,24 @@ fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network:
         }),
         attributes,
     }
+}
+
+/// What the data tier and tag updates read: the endpoint, the master secret, the ARN.
+fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
+    let mut attributes = BTreeMap::new();
+    if let Some(endpoint) = db.endpoint() {
+        let address = endpoint.address().unwrap_or_default().to_string();
+        attributes.insert("address".to_string(), address);
+        let port = endpoint.port().unwrap_or(5432).to_string();
+        attributes.insert("port".to_string(), port);
+    }
+    if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
+        attributes.insert("master_secret_arn".to_string(), secret.to_string());
+    }
+    if let Some(arn) = db.db_instance_arn() {
+        attributes.insert("arn".to_string(), arn.to_string());
+    }
+    attributes
 }
 
 /// Our group by its logical id; any other (a default group, say) by its name.
@@ -499,23 +494,17 @@ async fn wait_available(
         .wait_until_db_instance_available()
         .db_instance_identifier(identifier)
         .wait(AVAILABLE_WITHIN);
-    waits
+    let done = waits
         .report(id, "available", AVAILABLE_WITHIN, waiter)
         .await
-        .map_err(|e| {
-            anyhow!(
-                "waiting for RDS instance {identifier} to become available: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            )
-        })?;
-    // Record the endpoint and secret for the data tier.
-    if let Some(db) = describe_instance(cx, identifier).await? {
-        if let Some(endpoint) = db.endpoint() {
-            cx.record_attribute(id, "address", endpoint.address().unwrap_or_default());
-            cx.record_attribute(id, "port", &endpoint.port().unwrap_or(5432).to_string());
-        }
-        if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
-            cx.record_attribute(id, "master_secret_arn", secret);
+        .aws(&format!(
+            "waiting for RDS instance {identifier} to become available"
+        ))?;
+    // The waiter's last describe has the endpoint and secret the data tier needs.
+    let last = done.into_result().aws("DescribeDBInstances")?;
+    if let Some(db) = last.db_instances().first() {
+        for (key, value) in instance_attributes(db) {
+            cx.record_attribute(id, &key, &value);
         }
     }
     Ok(())
@@ -649,12 +638,9 @@ pub async fn delete_instance(
     waits
         .report(id, "deleted", DELETED_WITHIN, waiter)
         .await
-        .map_err(|e| {
-            anyhow!(
-                "waiting for RDS instance {identifier} to be deleted: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            )
-        })?;
+        .aws(&format!(
+            "waiting for RDS instance {identifier} to be deleted"
+        ))?;
     Ok(())
 }
 

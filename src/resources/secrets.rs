@@ -3,9 +3,9 @@
 //! secret is created, and is never regenerated, compared, logged or printed.
 //! Found by name, so a secret left by an interrupted run is adopted as it is.
 
-use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
+use super::{check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
 use crate::model::*;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use aws_sdk_secretsmanager::types::Tag;
 use rand::distributions::{Alphanumeric, DistString};
 use std::collections::BTreeMap;
@@ -45,11 +45,7 @@ async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<O
             t.value().unwrap_or_default().to_string(),
         ))
     }));
-    match tags.get(TAG_ENV) {
-        Some(owner) if *owner == cx.environment => {}
-        Some(owner) => bail!("the secret {name:?} belongs to the poolside environment {owner:?}"),
-        None => bail!("a secret named {name:?} exists but was not made by poolside (no {TAG_ENV} tag); poolside will not take over its value"),
-    }
+    check_owner(cx, "secret", name, &tags)?;
     let arn = secret.arn().unwrap_or_default().to_string();
     Ok(Some(Live {
         id: id.clone(),
@@ -90,46 +86,43 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow:
         .set_tags(Some(secret_tags(&spec.tags)))
         .send()
         .await;
-    let arn = match created {
-        Ok(out) => out.arn().unwrap_or_default().to_string(),
-        Err(err) => {
-            let code = error_code(&err).map(str::to_string);
-            let message = err
-                .as_service_error()
-                .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(e))
-                .unwrap_or_default()
-                .to_string();
-            match code.as_deref() {
-                // Deleted by a teardown but still recoverable: restore it with
-                // its value rather than wait out the recovery window.
-                Some("InvalidRequestException") if message.contains("scheduled for deletion") => {
-                    let out = sm
-                        .restore_secret()
-                        .secret_id(&spec.name)
-                        .send()
-                        .await
-                        .aws("RestoreSecret")?;
-                    out.arn().unwrap_or_default().to_string()
-                }
-                // Made by a run that did not finish: keep its value.
-                Some("ResourceExistsException") => {
-                    let live = describe(cx, id, &spec.name).await?.ok_or_else(|| {
-                        anyhow!("secret {} exists but cannot be described", spec.name)
-                    })?;
-                    live.physical_id
-                }
-                _ => return Err(err).aws("CreateSecret"),
-            }
+    let err = match created {
+        Ok(out) => {
+            let arn = out.arn().unwrap_or_default().to_string();
+            cx.record_attribute(id, "arn", &arn);
+            return Ok(arn);
         }
+        Err(err) => err,
     };
-    // Adopted or restored secrets converge on the description and tags.
-    if let Some(live) = describe(cx, id, &spec.name).await? {
-        if let Spec::Secret(current) = &live.spec {
-            update(cx, &arn, current, spec).await?;
+    let code = error_code(&err).map(str::to_string);
+    let message = err
+        .as_service_error()
+        .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::message(e))
+        .unwrap_or_default()
+        .to_string();
+    match code.as_deref() {
+        // Deleted by a teardown but still recoverable: restore it with
+        // its value rather than wait out the recovery window.
+        Some("InvalidRequestException") if message.contains("scheduled for deletion") => {
+            sm.restore_secret()
+                .secret_id(&spec.name)
+                .send()
+                .await
+                .aws("RestoreSecret")?;
         }
+        // Made by a run that did not finish: keep its value.
+        Some("ResourceExistsException") => {}
+        _ => return Err(err).aws("CreateSecret"),
     }
-    cx.record_attribute(id, "arn", &arn);
-    Ok(arn)
+    // Adopted or restored: converge on the description and tags, keep the value.
+    let live = describe(cx, id, &spec.name)
+        .await?
+        .ok_or_else(|| anyhow!("secret {} exists but cannot be described", spec.name))?;
+    if let Spec::Secret(current) = &live.spec {
+        update(cx, &live.physical_id, current, spec).await?;
+    }
+    cx.record_attribute(id, "arn", &live.physical_id);
+    Ok(live.physical_id)
 }
 
 pub async fn update(
