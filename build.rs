@@ -21,12 +21,7 @@ fn main() {
         let version: i64 = version
             .parse()
             .unwrap_or_else(|_| panic!("sql/migrations/{file}: {version:?} is not a number"));
-        migrations.push((
-            version,
-            name.to_string(),
-            file,
-            path.canonicalize().unwrap(),
-        ));
+        migrations.push((version, name.to_string(), file));
     }
     migrations.sort();
     for pair in migrations.windows(2) {
@@ -38,11 +33,13 @@ fn main() {
         );
     }
     let mut out = String::from("/// (version, description, file name, SQL), in order.\npub const MIGRATIONS: &[(i64, &str, &str, &str)] = &[\n");
-    for (version, name, file, path) in &migrations {
+    // Paths relative to the manifest, resolved when the crate compiles: a
+    // target dir shared between checkouts (CI's fresh clones) must not keep
+    // pointing at another checkout's files.
+    for (version, name, file) in &migrations {
         writeln!(
             out,
-            "    ({version}, {name:?}, {file:?}, include_str!({:?})),",
-            path.display().to_string()
+            "    ({version}, {name:?}, {file:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/sql/migrations/{file}\"))),"
         )
         .unwrap();
     }
