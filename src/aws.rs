@@ -27,6 +27,12 @@ pub struct Clients {
     pub rds: aws_sdk_rds::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sts: aws_sdk_sts::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub stats: Arc<CallStats>,
 }
 
@@ -77,6 +83,24 @@ impl Clients {
             .interceptor(counter.clone())
             .build();
         let sts = aws_sdk_sts::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let iam = aws_sdk_iam::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let ecs = aws_sdk_ecs::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let autoscaling = aws_sdk_applicationautoscaling::config::Builder::from(&shared)
             .interceptor(counter)
             .build();
         Clients {
@@ -86,6 +110,12 @@ impl Clients {
             rds: aws_sdk_rds::Client::from_conf(rds),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
             sts: aws_sdk_sts::Client::from_conf(sts),
+            iam: aws_sdk_iam::Client::from_conf(iam),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling),
             stats,
         }
     }

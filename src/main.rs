@@ -6,11 +6,14 @@ mod cli;
 mod config;
 mod database;
 mod engine;
+mod local_plane;
 mod model;
 mod ops;
 mod output;
+mod refs;
 mod resources;
 mod templates;
+mod verify;
 
 use clap::Parser;
 use std::process::ExitCode;

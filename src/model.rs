@@ -57,10 +57,21 @@ pub enum Kind {
     DbSubnetGroup,
     DbParameterGroup,
     DbInstance,
+    LogGroup,
+    Role,
+    Cluster,
+    TaskDefinition,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    Service,
+    Scaling,
+    Alarm,
+    Dashboard,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Vpc,
         Kind::Subnet,
         Kind::InternetGateway,
@@ -76,6 +87,17 @@ impl Kind {
         Kind::DbSubnetGroup,
         Kind::DbParameterGroup,
         Kind::DbInstance,
+        Kind::LogGroup,
+        Kind::Role,
+        Kind::Cluster,
+        Kind::TaskDefinition,
+        Kind::LoadBalancer,
+        Kind::TargetGroup,
+        Kind::Listener,
+        Kind::Service,
+        Kind::Scaling,
+        Kind::Alarm,
+        Kind::Dashboard,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -95,6 +117,17 @@ impl Kind {
             Kind::DbSubnetGroup => "db-subnet-group",
             Kind::DbParameterGroup => "db-parameter-group",
             Kind::DbInstance => "db-instance",
+            Kind::LogGroup => "log-group",
+            Kind::Role => "role",
+            Kind::Cluster => "cluster",
+            Kind::TaskDefinition => "task-definition",
+            Kind::LoadBalancer => "load-balancer",
+            Kind::TargetGroup => "target-group",
+            Kind::Listener => "listener",
+            Kind::Service => "service",
+            Kind::Scaling => "scaling",
+            Kind::Alarm => "alarm",
+            Kind::Dashboard => "dashboard",
         }
     }
 
@@ -102,8 +135,19 @@ impl Kind {
     /// something that depends on it still exists.
     pub fn delete_rank(self) -> u8 {
         match self {
-            Kind::DbInstance => 0,
-            Kind::VpcEndpoint
+            Kind::DbInstance
+            | Kind::Listener
+            | Kind::Service
+            | Kind::Scaling
+            | Kind::Alarm
+            | Kind::Dashboard => 0,
+            Kind::LoadBalancer
+            | Kind::TargetGroup
+            | Kind::Cluster
+            | Kind::TaskDefinition
+            | Kind::Role
+            | Kind::LogGroup
+            | Kind::VpcEndpoint
             | Kind::SecurityGroupRules
             | Kind::Bucket
             | Kind::Repository
@@ -114,6 +158,12 @@ impl Kind {
             Kind::InternetGateway | Kind::ElasticIp | Kind::Subnet | Kind::SecurityGroup => 3,
             Kind::Vpc => 4,
         }
+    }
+
+    /// An update that gives the resource a new AWS id: a task definition
+    /// update registers a new revision, so what refers to it must follow.
+    pub fn id_changes_on_update(self) -> bool {
+        self == Kind::TaskDefinition
     }
 }
 
@@ -298,6 +348,170 @@ pub struct DbInstanceSpec {
     pub tags: Tags,
 }
 
+// The service tier. References to other resources are `${...}` strings
+// (see `refs`), filled in at plan and apply time.
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogGroupSpec {
+    pub name: String,
+    pub retention_days: i32,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoleSpec {
+    pub name: String,
+    pub description: String,
+    pub trust_policy: Value,
+    /// Inline policies by name. Managed policies are not used: every
+    /// permission is written here, scoped to this environment's resources.
+    pub inline_policies: BTreeMap<String, Value>,
+    pub managed_policies: BTreeSet<String>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub container_insights: bool,
+    pub tags: Tags,
+}
+
+/// A Fargate task definition with one container. An update registers a new
+/// revision; the service then moves to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefinitionSpec {
+    pub family: String,
+    pub cpu: String,
+    pub memory: String,
+    pub execution_role: String,
+    pub task_role: String,
+    pub container: ContainerSpec,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub ports: BTreeSet<i32>,
+    pub environment: BTreeMap<String, String>,
+    /// Variable name → Secrets Manager ARN (with an optional `:json-key::`).
+    pub secrets: BTreeMap<String, String>,
+    pub log_driver: String,
+    pub log_options: BTreeMap<String, String>,
+    pub readonly_root_filesystem: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancerSpec {
+    pub name: String,
+    pub scheme: String,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: BTreeSet<String>,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroupSpec {
+    pub name: String,
+    pub port: i32,
+    pub protocol: String,
+    pub target_type: String,
+    pub vpc: String,
+    pub health_check_path: String,
+    pub health_check_port: String,
+    pub health_check_interval_s: i32,
+    pub healthy_threshold: i32,
+    pub unhealthy_threshold: i32,
+    pub matcher: String,
+    pub tags: Tags,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerSpec {
+    pub load_balancer: String,
+    pub port: i32,
+    pub protocol: String,
+    pub certificate: Option<String>,
+    pub ssl_policy: Option<String>,
+    pub action: ListenerAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ListenerAction {
+    Redirect {
+        port: String,
+        protocol: String,
+        status_code: String,
+    },
+    Forward {
+        target_group: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub cluster: String,
+    pub task_definition: String,
+    /// `None` while an autoscaler owns the count: then it is not drift.
+    pub desired_count: Option<i32>,
+    /// The count at create when the autoscaler owns it afterwards.
+    #[serde(skip)]
+    pub initial_count: i32,
+    pub subnets: BTreeSet<String>,
+    pub security_groups: BTreeSet<String>,
+    pub assign_public_ip: bool,
+    pub target_group: String,
+    pub container_name: String,
+    pub container_port: i32,
+    pub circuit_breaker_rollback: bool,
+    pub tags: Tags,
+    /// What must exist first that the spec does not name (the listener).
+    #[serde(skip)]
+    pub depends_on: Vec<ResourceId>,
+}
+
+/// Application Auto Scaling of the service: its bounds and target-tracking policies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScalingSpec {
+    /// `service/<cluster>/<service>`.
+    pub resource_id: String,
+    pub min_capacity: i32,
+    pub max_capacity: i32,
+    pub cpu_target_percent: i32,
+    pub requests_per_target: i32,
+    /// `app/<lb>/<id>/targetgroup/<tg>/<id>` for the requests metric.
+    pub request_label: String,
+    #[serde(skip)]
+    pub depends_on: Vec<ResourceId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlarmSpec {
+    pub name: String,
+    pub description: String,
+    pub namespace: String,
+    pub metric_name: String,
+    /// `Sum`, `Average`, `Maximum`... or a percentile such as `p95`.
+    pub statistic: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub period_s: i32,
+    pub evaluation_periods: i32,
+    pub threshold: f64,
+    pub comparison: String,
+    pub treat_missing_data: String,
+    pub actions: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DashboardSpec {
+    pub name: String,
+    pub body: Value,
+}
+
 /// The properties of one resource, desired or observed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -317,6 +531,17 @@ pub enum Spec {
     DbSubnetGroup(DbSubnetGroupSpec),
     DbParameterGroup(DbParameterGroupSpec),
     DbInstance(DbInstanceSpec),
+    LogGroup(LogGroupSpec),
+    Role(RoleSpec),
+    Cluster(ClusterSpec),
+    TaskDefinition(TaskDefinitionSpec),
+    LoadBalancer(LoadBalancerSpec),
+    TargetGroup(TargetGroupSpec),
+    Listener(ListenerSpec),
+    Service(ServiceSpec),
+    Scaling(ScalingSpec),
+    Alarm(AlarmSpec),
+    Dashboard(DashboardSpec),
 }
 
 impl Spec {
@@ -342,6 +567,14 @@ impl Spec {
                 "db_name",
                 "master_username",
             ],
+            Spec::LogGroup(_) | Spec::Role(_) | Spec::Cluster(_) => &["name"],
+            Spec::TaskDefinition(_) => &["family"],
+            Spec::LoadBalancer(_) => &["name", "scheme"],
+            Spec::TargetGroup(_) => &["name", "port", "protocol", "target_type", "vpc"],
+            Spec::Listener(_) => &["load_balancer", "port"],
+            Spec::Service(_) => &["name", "cluster"],
+            Spec::Scaling(_) => &["resource_id"],
+            Spec::Alarm(_) | Spec::Dashboard(_) => &["name"],
             Spec::InternetGateway(_) | Spec::ElasticIp(_) => &[],
         }
     }
@@ -355,6 +588,18 @@ impl Spec {
             | Spec::Repository(_)
             | Spec::Secret(_)
             | Spec::DbParameterGroup(_) => vec![],
+            Spec::Service(s) => s.depends_on.clone(),
+            Spec::Scaling(s) => s.depends_on.clone(),
+            // The service tier refers by `${...}` strings, collected below.
+            Spec::LogGroup(_)
+            | Spec::Role(_)
+            | Spec::Cluster(_)
+            | Spec::TaskDefinition(_)
+            | Spec::LoadBalancer(_)
+            | Spec::TargetGroup(_)
+            | Spec::Listener(_)
+            | Spec::Alarm(_)
+            | Spec::Dashboard(_) => vec![],
             Spec::DbSubnetGroup(s) => s.subnets.iter().cloned().collect(),
             Spec::DbInstance(s) => {
                 let mut refs = vec![s.subnet_group.clone(), s.parameter_group.clone()];
@@ -389,10 +634,55 @@ impl Spec {
                 refs
             }
         };
+        let value = serde_json::to_value(self).expect("specs serialize");
+        refs.extend(
+            crate::refs::references_in_json(&value)
+                .into_iter()
+                .map(|r| r.id),
+        );
         refs.retain(|r| r.kind().is_some());
         refs.sort();
         refs.dedup();
         refs
+    }
+}
+
+impl Spec {
+    /// The spec with its `${...}` references filled in where `resolve` knows
+    /// them. Only the service tier's specs hold references.
+    pub fn substitute(
+        &self,
+        resolve: &mut dyn FnMut(&crate::refs::Reference) -> Option<String>,
+    ) -> Spec {
+        fn roundtrip<T: Serialize + serde::de::DeserializeOwned>(
+            spec: &T,
+            resolve: &mut dyn FnMut(&crate::refs::Reference) -> Option<String>,
+        ) -> T {
+            let value = serde_json::to_value(spec).expect("specs serialize");
+            let filled = crate::refs::substitute_json(&value, resolve);
+            serde_json::from_value(filled).expect("filling in references keeps a spec's shape")
+        }
+        match self {
+            Spec::LogGroup(s) => Spec::LogGroup(roundtrip(s, resolve)),
+            Spec::Role(s) => Spec::Role(roundtrip(s, resolve)),
+            Spec::Cluster(s) => Spec::Cluster(roundtrip(s, resolve)),
+            Spec::TaskDefinition(s) => Spec::TaskDefinition(roundtrip(s, resolve)),
+            Spec::LoadBalancer(s) => Spec::LoadBalancer(roundtrip(s, resolve)),
+            Spec::TargetGroup(s) => Spec::TargetGroup(roundtrip(s, resolve)),
+            Spec::Listener(s) => Spec::Listener(roundtrip(s, resolve)),
+            Spec::Service(s) => Spec::Service(ServiceSpec {
+                initial_count: s.initial_count,
+                depends_on: s.depends_on.clone(),
+                ..roundtrip(s, resolve)
+            }),
+            Spec::Scaling(s) => Spec::Scaling(ScalingSpec {
+                depends_on: s.depends_on.clone(),
+                ..roundtrip(s, resolve)
+            }),
+            Spec::Alarm(s) => Spec::Alarm(roundtrip(s, resolve)),
+            Spec::Dashboard(s) => Spec::Dashboard(roundtrip(s, resolve)),
+            other => other.clone(),
+        }
     }
 }
 

@@ -6,8 +6,9 @@ use crate::blueprint::{self, AccountFacts, AUTHENTICATOR_SECRET, INTERFACE_ENDPO
 use crate::config::Config;
 use crate::engine::plan::{self, Plan};
 use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
-use crate::resources::{self, Context, Lookup};
+use crate::resources::{self, Context, Lookup, ServiceNames};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -79,6 +80,30 @@ impl Session {
                 engine_version: self.config.database.engine_version.clone(),
             },
             secrets,
+            service: self.service_names(),
+        }
+    }
+
+    pub fn service_names(&self) -> ServiceNames {
+        let config = &self.config;
+        let role = |name: &str| {
+            (
+                ResourceId::new(Kind::Role, name),
+                format!("poolside-{}-{name}", config.name),
+            )
+        };
+        ServiceNames {
+            log_group: blueprint::log_group_name(config),
+            roles: vec![role("task-execution"), role("task")],
+            cluster: blueprint::cluster_name(config),
+            task_family: format!("poolside-{}-api", config.name),
+            service: blueprint::service_name(config),
+            load_balancer: LoadBalancerNames {
+                load_balancer: format!("poolside-{}", config.name),
+                target_group: format!("poolside-{}", config.name),
+            },
+            alarm_prefix: blueprint::alarm_prefix(config),
+            dashboard: format!("poolside-{}", config.name),
         }
     }
 
@@ -92,6 +117,9 @@ impl Session {
             .any(|c| c.prefix_len() == 0)
         {
             warnings.push("network.allowed_ingress_cidrs contains 0.0.0.0/0: the load balancer is open to the whole internet".into());
+        }
+        if self.config.api.certificate_arn.is_none() {
+            warnings.push("api.certificate_arn is not set: the load balancer serves plain HTTP on port 80, and API tokens cross the network unencrypted".into());
         }
         warnings
     }
@@ -149,7 +177,32 @@ impl Session {
             ),
             authenticator_secret_arn: id(Kind::Secret, AUTHENTICATOR_SECRET),
             jwt_secret_arn: id(Kind::Secret, JWT_SECRET),
+            load_balancer_dns: self
+                .cx
+                .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name"),
+            api_url: self.api_url(),
+            ecs_cluster: id(Kind::Cluster, "main"),
+            ecs_service: id(Kind::Service, "api"),
+            task_definition_arn: id(Kind::TaskDefinition, "api"),
+            log_group: id(Kind::LogGroup, "api"),
+            dashboard: id(Kind::Dashboard, "main"),
         }
+    }
+
+    /// Where the API answers: the local stand-in on an emulator target, the
+    /// load balancer on AWS (HTTPS once it has a certificate).
+    pub fn api_url(&self) -> Option<String> {
+        if self.config.endpoint_url.is_some() {
+            return Some(format!("http://127.0.0.1:{}", self.config.api.local_port));
+        }
+        let dns = self
+            .cx
+            .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name")?;
+        let scheme = match self.config.api.certificate_arn {
+            Some(_) => "https",
+            None => "http",
+        };
+        Some(format!("{scheme}://{dns}"))
     }
 }
 
@@ -170,6 +223,13 @@ pub struct Outputs {
     pub database_master_secret_arn: Option<String>,
     pub authenticator_secret_arn: Option<String>,
     pub jwt_secret_arn: Option<String>,
+    pub load_balancer_dns: Option<String>,
+    pub api_url: Option<String>,
+    pub ecs_cluster: Option<String>,
+    pub ecs_service: Option<String>,
+    pub task_definition_arn: Option<String>,
+    pub log_group: Option<String>,
+    pub dashboard: Option<String>,
 }
 
 async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<AccountFacts> {

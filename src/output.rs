@@ -171,6 +171,33 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     );
 }
 
+pub fn print_local_api(local: &crate::local_plane::LocalApi, format: Format) {
+    if format == Format::Json {
+        json_line("local_api", local);
+        return;
+    }
+    eprintln!(
+        "\nLocal PostgREST (standing in for the ECS tasks) {} at {}, pid {}, from {}",
+        local.action, local.url, local.pid, local.task_definition
+    );
+}
+
+pub fn print_verification(verification: &crate::verify::Verification, format: Format) {
+    if format == Format::Json {
+        json_line("verification", verification);
+        return;
+    }
+    eprintln!("\nVerification:");
+    for check in &verification.checks {
+        let mark = match check.outcome {
+            crate::verify::Outcome::Passed => "ok  ",
+            crate::verify::Outcome::Failed => "FAIL",
+            crate::verify::Outcome::Skipped => "skip",
+        };
+        eprintln!("  {mark} {:<8} {}", check.name, check.detail);
+    }
+}
+
 /// Shows apply's progress: a live bar on a terminal, status lines otherwise,
 /// JSON events with `--output json`.
 pub struct Progress {

@@ -1,5 +1,5 @@
-//! JSON documents rendered from `templates/` (policies, later the task
-//! definition and dashboard), so they are read and reviewed as documents.
+//! JSON documents rendered from `templates/` (policies, the task definition,
+//! the dashboard), so they are read and reviewed as documents.
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -13,6 +13,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "ecr-lifecycle-policy.json.j2",
         include_str!("../templates/ecr-lifecycle-policy.json.j2"),
+    ),
+    (
+        "ecs-tasks-trust-policy.json.j2",
+        include_str!("../templates/ecs-tasks-trust-policy.json.j2"),
+    ),
+    (
+        "task-execution-policy.json.j2",
+        include_str!("../templates/task-execution-policy.json.j2"),
+    ),
+    (
+        "task-definition.json.j2",
+        include_str!("../templates/task-definition.json.j2"),
+    ),
+    (
+        "dashboard.json.j2",
+        include_str!("../templates/dashboard.json.j2"),
     ),
 ];
 

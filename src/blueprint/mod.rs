@@ -1,6 +1,10 @@
 //! Config → the resources an environment should have. A pure function: no AWS
 //! call, so it is tested without an emulator.
 
+mod service;
+
+pub use service::{alarm_prefix, cluster_name, log_group_name, service_name};
+
 use crate::config::{Config, NatGateways};
 use crate::model::*;
 use crate::templates::render_json;
@@ -187,11 +191,17 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
         (
             "load-balancer",
             lb_ingress,
-            BTreeSet::from([Rule::tcp(api_port, sg("api").0, "to the API tasks")]),
+            BTreeSet::from([
+                Rule::tcp(api_port, sg("api").0, "to the API tasks"),
+                Rule::tcp(api_port + 1, sg("api").0, "health checks of the API tasks (PostgREST admin server)"),
+            ]),
         ),
         (
             "api",
-            BTreeSet::from([Rule::tcp(api_port, sg("load-balancer").0, "from the load balancer")]),
+            BTreeSet::from([
+                Rule::tcp(api_port, sg("load-balancer").0, "from the load balancer"),
+                Rule::tcp(api_port + 1, sg("load-balancer").0, "health checks from the load balancer"),
+            ]),
             BTreeSet::from([
                 Rule::tcp(DATABASE_PORT, sg("database").0, "to the database"),
                 Rule::tcp(HTTPS_PORT, "0.0.0.0/0", "HTTPS to AWS APIs (S3 via the gateway endpoint, others via interface endpoints)"),
@@ -291,6 +301,13 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
     ));
 
     out.extend(data_tier(&b, config, &private_subnets));
+    out.extend(service::service_tier(
+        &b,
+        config,
+        account,
+        &public_subnets,
+        &private_subnets,
+    )?);
     Ok(out)
 }
 
@@ -405,6 +422,13 @@ impl Builder<'_> {
         name_suffix: &str,
         spec: impl FnOnce(Tags) -> Spec,
     ) -> Desired {
+        Desired {
+            id: id.clone(),
+            spec: spec(self.tags(id, name_suffix)),
+        }
+    }
+
+    fn tags(&self, id: &ResourceId, name_suffix: &str) -> Tags {
         let mut tags = self.config.tags.clone();
         tags.insert(TAG_ENV.into(), self.config.name.clone());
         tags.insert(TAG_ID.into(), id.0.clone());
@@ -412,10 +436,7 @@ impl Builder<'_> {
             "Name".into(),
             format!("poolside-{}-{name_suffix}", self.config.name),
         );
-        Desired {
-            id: id.clone(),
-            spec: spec(tags),
-        }
+        tags
     }
 }
 

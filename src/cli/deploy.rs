@@ -1,9 +1,11 @@
 use super::{exit, Globals};
 use crate::database;
 use crate::engine::apply::apply;
+use crate::local_plane;
 use crate::ops::Session;
 use crate::output::{self, Format, Progress};
 use crate::resources::Waits;
+use crate::verify;
 use anyhow::{bail, Context as _};
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -58,8 +60,35 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         }
     };
     output::print_data_tier(&data_tier, globals.output);
+
+    if session.config.endpoint_url.is_some() {
+        let local = local_plane::ensure_running(&session.cx, &session.config)
+            .await
+            .with_context(|| format!("deploy of `{}`: the local PostgREST (standing in for the ECS tasks) did not start", args.env));
+        match local {
+            Ok(local) => output::print_local_api(&local, globals.output),
+            Err(err) => {
+                globals.print_stats(&session, started);
+                return Err(err);
+            }
+        }
+    }
+    let api_url = session
+        .api_url()
+        .context("the load balancer's DNS name is unknown")?;
+    let verification = verify::verify(&session.cx, &session.config, &api_url, &waits).await;
+    output::print_verification(&verification, globals.output);
     output::print_outputs(&session.outputs(), globals.output);
     globals.print_stats(&session, started);
+    let failed = verification.failed();
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|c| c.name).collect();
+        bail!(
+            "deploy of `{}` is in place but its verification failed ({}): see the checks above",
+            args.env,
+            names.join(", ")
+        );
+    }
     Ok(ExitCode::from(exit::OK))
 }
 

@@ -23,7 +23,6 @@ pub enum NatGateways {
     PerAz,
 }
 
-#[allow(dead_code)] // database, api and alarms: see their types
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentFile {
@@ -41,12 +40,10 @@ pub struct EnvironmentFile {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub database: DatabaseSection,
-    /// Read and checked now, used by the service tier.
     #[serde(default)]
-    pub api: Option<ApiSection>,
-    /// Read and checked now, used by the service tier.
+    pub api: ApiSection,
     #[serde(default)]
-    pub alarms: Option<AlarmsSection>,
+    pub alarms: AlarmsSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,22 +120,25 @@ pub enum DatabaseTls {
     Disable,
 }
 
-// Checked now so that a typo fails early; read by the data and service tiers.
-#[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
+    /// A tag of the PostgREST image in the environment's repository, or a
+    /// digest (`sha256:...`).
     pub image_tag: Option<String>,
     pub desired_count: Option<u32>,
+    /// Above `desired_count`: the autoscaler may add tasks up to this many.
+    pub max_count: Option<u32>,
     pub cpu: Option<u32>,
     pub memory: Option<u32>,
     pub certificate_arn: Option<String>,
     pub log_retention_days: Option<u32>,
+    pub container_insights: Option<bool>,
+    /// Emulator targets: the local port the stand-in PostgREST listens on.
+    pub local_port: Option<u16>,
 }
 
-// Checked now so that a typo fails early; read by the data and service tiers.
-#[allow(dead_code)]
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmsSection {
     pub action_arn: Option<String>,
@@ -146,4 +146,8 @@ pub struct AlarmsSection {
     pub p99_latency_ms: Option<u32>,
     pub target_5xx_count: Option<u32>,
     pub rds_cpu_percent: Option<u32>,
+    pub rds_free_storage_gb: Option<u32>,
+    pub rds_connections: Option<u32>,
+    pub ecs_cpu_percent: Option<u32>,
+    pub ecs_memory_percent: Option<u32>,
 }

@@ -4,9 +4,11 @@
 //! rest of the program can trust.
 
 mod file;
+mod service;
 mod source;
 
 pub use file::{DatabaseTls, NatGateways, Phase};
+pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
 
 use file::EnvironmentFile;
@@ -54,6 +56,8 @@ pub struct Config {
     pub storage: Storage,
     pub registry: Registry,
     pub database: Database,
+    pub api: Api,
+    pub alarms: Alarms,
     /// User tags put on every resource, next to poolside's own.
     pub tags: BTreeMap<String, String>,
 }
@@ -182,6 +186,8 @@ impl Validator<'_> {
         let storage = self.check_storage(&raw)?;
         let registry = self.check_registry(&raw)?;
         let database = self.check_database(&raw)?;
+        let api = self.check_api(&raw)?;
+        let alarms = self.check_alarms(&raw)?;
         Ok(Config {
             name: raw.name,
             region: raw.region,
@@ -192,6 +198,8 @@ impl Validator<'_> {
             storage,
             registry,
             database,
+            api,
+            alarms,
             tags: raw.tags,
         })
     }

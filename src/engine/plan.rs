@@ -3,7 +3,7 @@
 use crate::model::{Desired, Live, ResourceId, Spec};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,36 +81,31 @@ impl Plan {
 
 pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec<String>) -> Plan {
     let live_by_id: BTreeMap<&ResourceId, &Live> = live.iter().map(|l| (&l.id, l)).collect();
-    let mut changes = Vec::new();
-    for want in desired {
-        match live_by_id.get(&want.id) {
-            None => changes.push(Change {
-                id: want.id.clone(),
-                action: Action::Create,
-                properties: diff(None, &want.spec),
-                desired: Some(want.spec.clone()),
-                live: None,
-            }),
-            Some(have) => {
-                let properties = diff(Some(&have.spec), &want.spec);
-                if properties.is_empty() {
-                    continue;
-                }
-                let action = if properties.iter().any(|p| p.forces_replacement) {
-                    Action::Replace
-                } else {
-                    Action::Update
-                };
-                changes.push(Change {
-                    id: want.id.clone(),
-                    action,
-                    properties,
-                    desired: Some(want.spec.clone()),
-                    live: Some((*have).clone()),
-                });
-            }
+    // A `${...}` reference is filled in with what exists, unless the plan
+    // gives that resource a new id (create, replace, a new task definition
+    // revision): then it stays a reference, so what refers to it changes too.
+    // That can cascade, so repeat until the set of new ids stops growing.
+    let mut new_ids = BTreeSet::new();
+    let changes = loop {
+        let changes: Vec<Change> = desired
+            .iter()
+            .filter_map(|want| change_for(want, &live_by_id, &new_ids))
+            .collect();
+        let grown: BTreeSet<ResourceId> = changes
+            .iter()
+            .filter(|c| match c.action {
+                Action::Create | Action::Replace => true,
+                Action::Update => c.id.kind().is_some_and(|k| k.id_changes_on_update()),
+                Action::Delete => false,
+            })
+            .map(|c| c.id.clone())
+            .collect();
+        if grown == new_ids {
+            break changes;
         }
-    }
+        new_ids = grown;
+    };
+    let mut changes = changes;
     let wanted: std::collections::BTreeSet<&ResourceId> = desired.iter().map(|d| &d.id).collect();
     for have in live.iter().filter(|l| !wanted.contains(&l.id)) {
         changes.push(Change {
@@ -135,6 +130,50 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         changes,
         warnings,
         summary,
+    }
+}
+
+fn change_for(
+    want: &Desired,
+    live_by_id: &BTreeMap<&ResourceId, &Live>,
+    new_ids: &BTreeSet<ResourceId>,
+) -> Option<Change> {
+    let spec = want.spec.substitute(&mut |r| {
+        if new_ids.contains(&r.id) {
+            return None;
+        }
+        let live = live_by_id.get(&r.id)?;
+        match &r.attribute {
+            None => Some(live.physical_id.clone()),
+            Some(attribute) => live.attributes.get(attribute).cloned(),
+        }
+    });
+    match live_by_id.get(&want.id) {
+        None => Some(Change {
+            id: want.id.clone(),
+            action: Action::Create,
+            properties: diff(None, &spec),
+            desired: Some(spec),
+            live: None,
+        }),
+        Some(have) => {
+            let properties = diff(Some(&have.spec), &spec);
+            if properties.is_empty() {
+                return None;
+            }
+            let action = if properties.iter().any(|p| p.forces_replacement) {
+                Action::Replace
+            } else {
+                Action::Update
+            };
+            Some(Change {
+                id: want.id.clone(),
+                action,
+                properties,
+                desired: Some(spec),
+                live: Some((*have).clone()),
+            })
+        }
     }
 }
 
@@ -169,24 +208,40 @@ pub fn diff(before: Option<&Spec>, after: &Spec) -> Vec<PropertyChange> {
                     out.push(element(key, None, Some(added.clone()), forces_replacement));
                 }
             }
-            (Some(Value::Object(a)), Some(Value::Object(b))) if key == "tags" => {
-                for (k, v) in a.iter().filter(|(k, v)| b.get(*k) != Some(*v)) {
-                    let after = b.get(k).cloned();
-                    out.push(element(
-                        &format!("{key}.{k}"),
-                        Some(v.clone()),
-                        after,
-                        false,
-                    ));
-                }
-                for (k, v) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                    out.push(element(&format!("{key}.{k}"), None, Some(v.clone()), false));
-                }
-            }
-            _ => out.push(element(key, old.cloned(), new.cloned(), forces_replacement)),
+            _ => diff_value(key, old, new, forces_replacement, &mut out),
         }
     }
     out
+}
+
+/// Objects (tags, a container's environment, a policy) are compared key by
+/// key, so a plan names the one entry that changed.
+fn diff_value(
+    path: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    forces_replacement: bool,
+    out: &mut Vec<PropertyChange>,
+) {
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (x, y) = (a.get(k), b.get(k));
+                if x != y {
+                    diff_value(&format!("{path}.{k}"), x, y, forces_replacement, out);
+                }
+            }
+        }
+        _ => out.push(element(
+            path,
+            old.cloned(),
+            new.cloned(),
+            forces_replacement,
+        )),
+    }
 }
 
 fn element(

@@ -2,10 +2,16 @@
 //! (discover, one describe per resource type), and how to create, update and
 //! delete one resource, idempotently.
 
+pub mod alarms;
+pub mod ecs;
 mod endpoints;
+mod iam;
+pub mod load_balancer;
+mod logs;
 mod network;
 pub mod rds;
 mod registry;
+mod scaling;
 pub mod secrets;
 mod security;
 mod storage;
@@ -74,6 +80,29 @@ impl Context {
         self.attributes.lock().unwrap().get(id)?.get(key).cloned()
     }
 
+    /// The spec with every `${...}` reference filled in from what discovery
+    /// found and this run created; an error names what does not exist yet.
+    pub fn fill_references(&self, spec: &Spec) -> anyhow::Result<Spec> {
+        let mut missing = Vec::new();
+        let filled = spec.substitute(&mut |r| {
+            let value = match &r.attribute {
+                None => self.physical_id(&r.id),
+                Some(attribute) => self.attribute(&r.id, attribute),
+            };
+            if value.is_none() {
+                missing.push(r.to_string());
+            }
+            value
+        });
+        if !missing.is_empty() {
+            return Err(anyhow!(
+                "{} does not exist yet (it failed or was skipped earlier in this run)",
+                missing.join(", ")
+            ));
+        }
+        Ok(filled)
+    }
+
     /// The AWS id behind a reference: ours from the map, anything else as written.
     pub fn resolve(&self, reference: &ResourceId) -> anyhow::Result<String> {
         if reference.kind().is_none() {
@@ -92,15 +121,36 @@ pub struct Lookup {
     pub repository_name: String,
     pub database: rds::DatabaseNames,
     pub secrets: Vec<(ResourceId, String)>,
+    pub service: ServiceNames,
+}
+
+/// The service tier's names, all derived from the environment's name.
+pub struct ServiceNames {
+    pub log_group: String,
+    pub roles: Vec<(ResourceId, String)>,
+    pub cluster: String,
+    pub task_family: String,
+    pub service: String,
+    pub load_balancer: load_balancer::LoadBalancerNames,
+    pub alarm_prefix: String,
+    pub dashboard: String,
+}
+
+impl ServiceNames {
+    /// Application Auto Scaling's name for the service.
+    pub fn scaling_resource_id(&self) -> String {
+        format!("service/{}/{}", self.cluster, self.service)
+    }
 }
 
 /// Every resource of this environment, found by its tags or names.
 pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>> {
-    let (mut live, bucket, repository, secrets) = tokio::try_join!(
+    let (mut live, bucket, repository, secrets, service_tier) = tokio::try_join!(
         network::discover(cx),
         storage::discover(cx, &lookup.bucket_name),
         registry::discover(cx, &lookup.repository_name),
         secrets::discover(cx, &lookup.secrets),
+        discover_service_tier(cx, &lookup.service),
     )?;
     // The database refers to subnets and groups by AWS id: name them first.
     let mut names = Names::default();
@@ -116,7 +166,49 @@ pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>
     live.extend(repository);
     live.extend(secrets);
     live.extend(database);
+    live.extend(service_tier);
     Ok(live)
+}
+
+async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Result<Vec<Live>> {
+    let scaling_id = names.scaling_resource_id();
+    let service = async {
+        // While an autoscaler owns the service's count, the count is not drift.
+        let scaling = scaling::discover(cx, &scaling_id).await?;
+        let service = ecs::discover_service(
+            cx,
+            &ResourceId::new(Kind::Service, "api"),
+            &names.cluster,
+            &names.service,
+            !scaling.is_empty(),
+        )
+        .await?;
+        anyhow::Ok([scaling, service].concat())
+    };
+    let log_group_id = ResourceId::new(Kind::LogGroup, "api");
+    let cluster_id = ResourceId::new(Kind::Cluster, "main");
+    let task_id = ResourceId::new(Kind::TaskDefinition, "api");
+    let (roles, log_group, cluster, task, load_balancer, alarms, dashboard, service) = tokio::try_join!(
+        iam::discover(cx, &names.roles),
+        logs::discover(cx, &log_group_id, &names.log_group),
+        ecs::discover_cluster(cx, &cluster_id, &names.cluster),
+        ecs::discover_task_definition(cx, &task_id, &names.task_family),
+        load_balancer::discover(cx, &names.load_balancer),
+        alarms::discover(cx, &names.alarm_prefix),
+        alarms::discover_dashboard(cx, &names.dashboard),
+        service,
+    )?;
+    Ok([
+        roles,
+        log_group,
+        cluster,
+        task,
+        load_balancer,
+        alarms,
+        dashboard,
+        service,
+    ]
+    .concat())
 }
 
 /// Long waits (an RDS instance becoming available) report how long they have
@@ -166,6 +258,9 @@ pub async fn create(
     spec: &Spec,
     waits: &Waits<'_>,
 ) -> anyhow::Result<String> {
+    let spec = &cx
+        .fill_references(spec)
+        .with_context(|| format!("creating {id}"))?;
     let physical_id = match spec {
         Spec::Vpc(s) => network::create_vpc(cx, s).await,
         Spec::Subnet(s) => network::create_subnet(cx, s).await,
@@ -182,6 +277,17 @@ pub async fn create(
         Spec::DbSubnetGroup(s) => rds::create_subnet_group(cx, s).await,
         Spec::DbParameterGroup(s) => rds::create_parameter_group(cx, s).await,
         Spec::DbInstance(s) => rds::create_instance(cx, id, s, waits).await,
+        Spec::LogGroup(s) => logs::create(cx, id, s).await,
+        Spec::Role(s) => iam::create(cx, id, s).await,
+        Spec::Cluster(s) => ecs::create_cluster(cx, s).await,
+        Spec::TaskDefinition(s) => ecs::register_task_definition(cx, id, s).await,
+        Spec::LoadBalancer(s) => load_balancer::create_load_balancer(cx, id, s).await,
+        Spec::TargetGroup(s) => load_balancer::create_target_group(cx, id, s).await,
+        Spec::Listener(s) => load_balancer::create_listener(cx, s).await,
+        Spec::Service(s) => ecs::create_service(cx, s).await,
+        Spec::Scaling(s) => scaling::put(cx, s).await,
+        Spec::Alarm(s) => alarms::put(cx, s, Some(id)).await,
+        Spec::Dashboard(s) => alarms::put_dashboard(cx, s).await,
     }
     .with_context(|| format!("creating {id}"))?;
     cx.record(id, &physical_id);
@@ -196,6 +302,9 @@ pub async fn update(
 ) -> anyhow::Result<()> {
     let id = &live.physical_id;
     let arn = live.attributes.get("arn").map(String::as_str).unwrap_or(id);
+    let desired = &cx
+        .fill_references(desired)
+        .with_context(|| format!("updating {} ({id})", live.id))?;
     match (&live.spec, desired) {
         (Spec::Vpc(old), Spec::Vpc(new)) => network::update_vpc(cx, id, old, new).await,
         (Spec::Subnet(old), Spec::Subnet(new)) => sync_ec2_tags(cx, id, &old.tags, &new.tags).await,
@@ -232,6 +341,29 @@ pub async fn update(
         (Spec::DbInstance(old), Spec::DbInstance(new)) => {
             rds::update_instance(cx, &live.id, arn, old, new, waits).await
         }
+        (Spec::LogGroup(old), Spec::LogGroup(new)) => logs::update(cx, arn, old, new).await,
+        (Spec::Role(old), Spec::Role(new)) => iam::update(cx, old, new).await,
+        (Spec::Cluster(old), Spec::Cluster(new)) => ecs::update_cluster(cx, id, old, new).await,
+        (Spec::TaskDefinition(_), Spec::TaskDefinition(new)) => {
+            ecs::register_task_definition(cx, &live.id, new)
+                .await
+                .map(drop)
+        }
+        (Spec::LoadBalancer(old), Spec::LoadBalancer(new)) => {
+            load_balancer::update_load_balancer(cx, id, old, new).await
+        }
+        (Spec::TargetGroup(old), Spec::TargetGroup(new)) => {
+            load_balancer::update_target_group(cx, id, old, new).await
+        }
+        (Spec::Listener(_), Spec::Listener(new)) => {
+            load_balancer::update_listener(cx, id, new).await
+        }
+        (Spec::Service(old), Spec::Service(new)) => ecs::update_service(cx, id, old, new).await,
+        (Spec::Scaling(_), Spec::Scaling(new)) => scaling::put(cx, new).await.map(drop),
+        (Spec::Alarm(_), Spec::Alarm(new)) => alarms::put(cx, new, None).await.map(drop),
+        (Spec::Dashboard(_), Spec::Dashboard(new)) => {
+            alarms::put_dashboard(cx, new).await.map(drop)
+        }
         _ => Err(anyhow!(
             "the live resource is of another kind than the desired one"
         )),
@@ -257,6 +389,17 @@ pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Res
         Spec::DbSubnetGroup(_) => rds::delete_subnet_group(cx, id).await,
         Spec::DbParameterGroup(_) => rds::delete_parameter_group(cx, id).await,
         Spec::DbInstance(_) => rds::delete_instance(cx, &live.id, id, waits).await,
+        Spec::LogGroup(s) => logs::delete(cx, &s.name).await,
+        Spec::Role(s) => iam::delete(cx, s).await,
+        Spec::Cluster(_) => ecs::delete_cluster(cx, id).await,
+        Spec::TaskDefinition(s) => ecs::delete_task_definition(cx, &s.family).await,
+        Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
+        Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
+        Spec::Listener(_) => load_balancer::delete_listener(cx, id).await,
+        Spec::Service(s) => ecs::delete_service(cx, s).await,
+        Spec::Scaling(_) => scaling::delete(cx, id).await,
+        Spec::Alarm(_) => alarms::delete(cx, id).await,
+        Spec::Dashboard(_) => alarms::delete_dashboard(cx, id).await,
     }
     .with_context(|| format!("deleting {} ({id})", live.id))
 }
@@ -282,7 +425,7 @@ where
     err.as_service_error().and_then(|e| e.code())
 }
 
-fn is_not_found_code(code: Option<&str>) -> bool {
+pub(crate) fn is_not_found_code(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.contains("NotFound") || c.starts_with("NoSuch"))
 }
 

@@ -2,8 +2,10 @@
 //! (moto server or LocalStack on POOLSIDE_TEST_ENDPOINT, default :4566).
 //! One test binary, so the AWS SDK is linked once.
 
+mod api;
 mod bad_config;
 mod data_tier;
 mod deploy;
+mod service_tier;
 mod support;
 mod token;

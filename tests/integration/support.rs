@@ -41,6 +41,49 @@ pub struct Env {
     pub database_extra: String,
     /// The environment's own PostgreSQL, standing in for its RDS instance.
     pub postgres: LocalPostgres,
+    /// Where deploy starts the environment's PostgREST (the admin server on the next port).
+    pub api_port: u16,
+    /// Lines added to the `[api]` and `[alarms]` tables.
+    pub api_extra: String,
+    pub alarms_extra: String,
+}
+
+/// A free port whose next port is free too (PostgREST's API and admin
+/// servers). Taken below Linux's ephemeral range (32768+), where the test
+/// clusters' ports (bound to port 0 and released) come from, so the two
+/// cannot race for the same port.
+fn free_port_pair() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 1_000) * 2;
+    loop {
+        let offset = NEXT.fetch_add(2, Ordering::SeqCst);
+        let port = (base + offset % 10_000) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 1) {
+            return port;
+        }
+    }
+}
+
+fn poolside_home() -> PathBuf {
+    std::env::var_os("POOLSIDE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".local/share/poolside")
+        })
+}
+
+impl Drop for Env {
+    /// The environment's PostgREST goes with it (deploy started it detached).
+    fn drop(&mut self) {
+        let pid_file = poolside_home()
+            .join("run")
+            .join(format!("postgrest-{}.pid", self.name));
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
 }
 
 /// A PostgreSQL cluster of one test's own, started with the local stack's
@@ -135,6 +178,9 @@ impl Env {
             vpc_cidr: "10.20.0.0/16".into(),
             extra: String::new(),
             database_extra: String::new(),
+            api_port: free_port_pair(),
+            api_extra: String::new(),
+            alarms_extra: String::new(),
         }
     }
 
@@ -156,7 +202,8 @@ impl Env {
             "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"pilot\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
              [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
              allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
-             [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"disable\"\n{database_extra}\n",
+             [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"disable\"\n{database_extra}\n\
+             [api]\nlocal_port = {api_port}\n{api_extra}\n[alarms]\n{alarms_extra}\n",
             name = self.name,
             endpoint = endpoint(),
             vpc = self.vpc_cidr,
@@ -165,6 +212,9 @@ impl Env {
             database = self.postgres.database,
             port = self.postgres.port,
             database_extra = self.database_extra,
+            api_port = self.api_port,
+            api_extra = self.api_extra,
+            alarms_extra = self.alarms_extra,
         );
         std::fs::write(self.file(), text).unwrap();
     }
@@ -268,6 +318,11 @@ pub struct Aws {
     pub ecr: aws_sdk_ecr::Client,
     pub rds: aws_sdk_rds::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 pub async fn aws() -> Aws {
@@ -288,6 +343,11 @@ pub async fn aws() -> Aws {
         ecr: aws_sdk_ecr::Client::new(&config),
         rds: aws_sdk_rds::Client::new(&config),
         secrets: aws_sdk_secretsmanager::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
     }
 }
 

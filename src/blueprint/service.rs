@@ -1,0 +1,476 @@
+//! The service tier: PostgREST on ECS Fargate behind the load balancer, its
+//! roles and logs, autoscaling, alarms and the dashboard.
+
+use super::{AccountFacts, Builder, AUTHENTICATOR_SECRET, JWT_SECRET};
+use crate::config::Config;
+use crate::model::*;
+use crate::refs::Reference;
+use crate::templates::render_json;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// PostgREST's admin server (`/live`, `/ready`) listens next to the API port.
+pub fn admin_port(config: &Config) -> u16 {
+    config.network.api_port + 1
+}
+
+pub const CONTAINER_NAME: &str = "postgrest";
+/// The TLS policy of the HTTPS listener: TLS 1.3, with 1.2 for older clients.
+pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+
+pub fn log_group_name(config: &Config) -> String {
+    format!("/poolside/{}/api", config.name)
+}
+
+pub fn cluster_name(config: &Config) -> String {
+    format!("poolside-{}", config.name)
+}
+
+pub fn service_name(config: &Config) -> String {
+    format!("poolside-{}-api", config.name)
+}
+
+/// Alarm names start with this, so discovery finds the environment's alarms.
+pub fn alarm_prefix(config: &Config) -> String {
+    format!("poolside-{}-", config.name)
+}
+
+fn id(kind: Kind, name: &str) -> ResourceId {
+    ResourceId::new(kind, name)
+}
+
+fn arn_of(kind: Kind, name: &str) -> String {
+    Reference::to_attribute(&id(kind, name), "arn")
+}
+
+pub(super) fn service_tier(
+    b: &Builder,
+    config: &Config,
+    account: &AccountFacts,
+    public_subnets: &[ResourceId],
+    private_subnets: &[ResourceId],
+) -> anyhow::Result<Vec<Desired>> {
+    let api = &config.api;
+    let env = &config.name;
+    let partition = &account.partition;
+    let mut out = Vec::new();
+
+    let log_group = log_group_name(config);
+    out.push(b.desired(&id(Kind::LogGroup, "api"), "api", |tags| {
+        Spec::LogGroup(LogGroupSpec {
+            name: log_group.clone(),
+            retention_days: api.log_retention_days as i32,
+            tags,
+        })
+    }));
+
+    // Roles: the agent's (pull, log, read the two secrets) and the task's own (nothing).
+    let trust = render_json(
+        "ecs-tasks-trust-policy.json.j2",
+        json!({ "account_id": account.account_id }),
+    )?;
+    let execution_policy = render_json(
+        "task-execution-policy.json.j2",
+        json!({
+            "repository_arn": format!(
+                "arn:{partition}:ecr:{}:{}:repository/{}",
+                config.region, account.account_id, config.registry.repository_name
+            ),
+            "log_group_arn": format!(
+                "arn:{partition}:logs:{}:{}:log-group:{log_group}",
+                config.region, account.account_id
+            ),
+            "secret_arns": [
+                Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
+                Reference::to(&id(Kind::Secret, JWT_SECRET)),
+            ],
+        }),
+    )?;
+    let roles = [
+        (
+            "task-execution",
+            "ECS agent for the API tasks: pull the image, write logs, read the API's two secrets",
+            BTreeMap::from([("poolside-task-execution".to_string(), execution_policy)]),
+        ),
+        (
+            "task",
+            "the API tasks themselves: PostgREST calls no AWS API, so no permissions",
+            BTreeMap::new(),
+        ),
+    ];
+    for (name, purpose, inline_policies) in roles {
+        out.push(b.desired(&id(Kind::Role, name), name, |tags| {
+            Spec::Role(RoleSpec {
+                name: format!("poolside-{env}-{name}"),
+                description: format!("poolside {env}: {purpose}"),
+                trust_policy: trust.clone(),
+                inline_policies,
+                managed_policies: BTreeSet::new(),
+                tags,
+            })
+        }));
+    }
+
+    out.push(b.desired(&id(Kind::Cluster, "main"), "cluster", |tags| {
+        Spec::Cluster(ClusterSpec {
+            name: cluster_name(config),
+            container_insights: api.container_insights,
+            tags,
+        })
+    }));
+
+    let mut task_definition = render_json(
+        "task-definition.json.j2",
+        json!({
+            "family": format!("poolside-{env}-api"),
+            "cpu": api.cpu,
+            "memory": api.memory,
+            "execution_role_arn": arn_of(Kind::Role, "task-execution"),
+            "task_role_arn": arn_of(Kind::Role, "task"),
+            "container_name": CONTAINER_NAME,
+            "image": format!(
+                "{}{}",
+                Reference::to_attribute(&id(Kind::Repository, "postgrest"), "uri"),
+                api.image_suffix
+            ),
+            "api_port": config.network.api_port,
+            "admin_port": admin_port(config),
+            "database_host": Reference::to_attribute(&id(Kind::DbInstance, "main"), "address"),
+            "database_port": Reference::to_attribute(&id(Kind::DbInstance, "main"), "port"),
+            "database_name": config.database.name,
+            "authenticator_secret_arn": Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
+            "jwt_secret_arn": Reference::to(&id(Kind::Secret, JWT_SECRET)),
+            "log_group": log_group,
+            "region": config.region,
+        }),
+    )?;
+    let task_definition_id = id(Kind::TaskDefinition, "api");
+    task_definition["tags"] = json!(b.tags(&task_definition_id, "api"));
+    let task_definition: TaskDefinitionSpec =
+        serde_json::from_value(task_definition).map_err(|e| {
+            anyhow::anyhow!(
+                "templates/task-definition.json.j2 does not render a task definition: {e}"
+            )
+        })?;
+    out.push(Desired {
+        id: task_definition_id.clone(),
+        spec: Spec::TaskDefinition(task_definition),
+    });
+
+    let load_balancer = id(Kind::LoadBalancer, "api");
+    out.push(b.desired(&load_balancer, "api", |tags| {
+        Spec::LoadBalancer(LoadBalancerSpec {
+            name: format!("poolside-{env}"),
+            scheme: "internet-facing".into(),
+            subnets: public_subnets.iter().map(Reference::to).collect(),
+            security_groups: [Reference::to(&id(Kind::SecurityGroup, "load-balancer"))].into(),
+            tags,
+        })
+    }));
+    let target_group = id(Kind::TargetGroup, "api");
+    out.push(b.desired(&target_group, "api", |tags| {
+        Spec::TargetGroup(TargetGroupSpec {
+            // Target group names share the 32-character limit: no suffix.
+            name: format!("poolside-{env}"),
+            port: config.network.api_port.into(),
+            protocol: "HTTP".into(),
+            target_type: "ip".into(),
+            vpc: Reference::to(&id(Kind::Vpc, "main")),
+            health_check_path: "/ready".into(),
+            health_check_port: admin_port(config).to_string(),
+            health_check_interval_s: 15,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            matcher: "200".into(),
+            tags,
+        })
+    }));
+    let forward = ListenerAction::Forward {
+        target_group: Reference::to(&target_group),
+    };
+    let serving_listener = match &api.certificate_arn {
+        Some(certificate) => {
+            out.push(listener(
+                &load_balancer,
+                "http",
+                80,
+                "HTTP",
+                None,
+                ListenerAction::Redirect {
+                    port: "443".into(),
+                    protocol: "HTTPS".into(),
+                    status_code: "HTTP_301".into(),
+                },
+            ));
+            out.push(listener(
+                &load_balancer,
+                "https",
+                443,
+                "HTTPS",
+                Some(certificate),
+                forward,
+            ));
+            id(Kind::Listener, "https")
+        }
+        // No certificate (the local environment): plain HTTP, and plan warns.
+        None => {
+            out.push(listener(&load_balancer, "http", 80, "HTTP", None, forward));
+            id(Kind::Listener, "http")
+        }
+    };
+
+    let service = id(Kind::Service, "api");
+    out.push(b.desired(&service, "api", |tags| {
+        Spec::Service(ServiceSpec {
+            name: service_name(config),
+            cluster: Reference::to(&id(Kind::Cluster, "main")),
+            task_definition: Reference::to(&task_definition_id),
+            desired_count: match api.autoscaling {
+                Some(_) => None,
+                None => Some(api.desired_count as i32),
+            },
+            initial_count: api.desired_count as i32,
+            subnets: private_subnets.iter().map(Reference::to).collect(),
+            security_groups: [Reference::to(&id(Kind::SecurityGroup, "api"))].into(),
+            assign_public_ip: false,
+            target_group: Reference::to(&target_group),
+            container_name: CONTAINER_NAME.into(),
+            container_port: config.network.api_port.into(),
+            circuit_breaker_rollback: true,
+            // ECS refuses a target group that no listener uses yet.
+            depends_on: vec![serving_listener],
+            tags,
+        })
+    }));
+    if let Some(scaling) = &api.autoscaling {
+        out.push(Desired {
+            id: id(Kind::Scaling, "api"),
+            spec: Spec::Scaling(ScalingSpec {
+                resource_id: format!("service/{}/{}", cluster_name(config), service_name(config)),
+                min_capacity: api.desired_count as i32,
+                max_capacity: scaling.max_count as i32,
+                cpu_target_percent: scaling.cpu_target_percent as i32,
+                requests_per_target: scaling.requests_per_target as i32,
+                request_label: format!(
+                    "{}/{}",
+                    Reference::to_attribute(&load_balancer, "dimension"),
+                    Reference::to_attribute(&target_group, "dimension")
+                ),
+                depends_on: vec![service.clone()],
+            }),
+        });
+    }
+
+    out.extend(alarms(config));
+    let dashboard = render_json(
+        "dashboard.json.j2",
+        json!({
+            "region": config.region,
+            "load_balancer": Reference::to_attribute(&load_balancer, "dimension"),
+            "target_group": Reference::to_attribute(&target_group, "dimension"),
+            "cluster": cluster_name(config),
+            "service": service_name(config),
+            // No thresholds here: an alarm change must not change the dashboard too.
+            "database": format!("poolside-{env}"),
+        }),
+    )?;
+    out.push(Desired {
+        id: id(Kind::Dashboard, "main"),
+        spec: Spec::Dashboard(DashboardSpec {
+            name: format!("poolside-{env}"),
+            body: dashboard,
+        }),
+    });
+    Ok(out)
+}
+
+fn listener(
+    load_balancer: &ResourceId,
+    name: &str,
+    port: i32,
+    protocol: &str,
+    certificate: Option<&String>,
+    action: ListenerAction,
+) -> Desired {
+    Desired {
+        id: id(Kind::Listener, name),
+        spec: Spec::Listener(ListenerSpec {
+            load_balancer: Reference::to(load_balancer),
+            port,
+            protocol: protocol.into(),
+            certificate: certificate.cloned(),
+            ssl_policy: certificate.map(|_| TLS_POLICY.to_string()),
+            action,
+        }),
+    }
+}
+
+/// One alarm per observability point of the design; thresholds from `[alarms]`.
+fn alarms(config: &Config) -> Vec<Desired> {
+    let a = &config.alarms;
+    let load_balancer = Reference::to_attribute(&id(Kind::LoadBalancer, "api"), "dimension");
+    let target_group = Reference::to_attribute(&id(Kind::TargetGroup, "api"), "dimension");
+    let alb = BTreeMap::from([("LoadBalancer".to_string(), load_balancer.clone())]);
+    let targets = BTreeMap::from([
+        ("LoadBalancer".to_string(), load_balancer),
+        ("TargetGroup".to_string(), target_group),
+    ]);
+    let database = BTreeMap::from([(
+        "DBInstanceIdentifier".to_string(),
+        format!("poolside-{}", config.name),
+    )]);
+    let service = BTreeMap::from([
+        ("ClusterName".to_string(), cluster_name(config)),
+        ("ServiceName".to_string(), service_name(config)),
+    ]);
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+    let above = "GreaterThanThreshold";
+    // (name, what it means, namespace, metric, statistic, dimensions, period, periods, threshold, comparison)
+    let table = [
+        (
+            "api-latency-p95",
+            format!("API p95 response time above {} ms", a.p95_latency_ms),
+            "AWS/ApplicationELB",
+            "TargetResponseTime",
+            "p95",
+            &alb,
+            60,
+            5,
+            a.p95_latency_ms as f64 / 1000.0,
+            above,
+        ),
+        (
+            "api-latency-p99",
+            format!("API p99 response time above {} ms", a.p99_latency_ms),
+            "AWS/ApplicationELB",
+            "TargetResponseTime",
+            "p99",
+            &alb,
+            60,
+            5,
+            a.p99_latency_ms as f64 / 1000.0,
+            above,
+        ),
+        (
+            "api-target-5xx",
+            format!(
+                "more than {} 5xx answers from the API in 5 minutes",
+                a.target_5xx_count
+            ),
+            "AWS/ApplicationELB",
+            "HTTPCode_Target_5XX_Count",
+            "Sum",
+            &alb,
+            300,
+            1,
+            a.target_5xx_count as f64,
+            above,
+        ),
+        (
+            "api-unhealthy-targets",
+            "an API task failed its health check for 3 minutes".to_string(),
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            "Maximum",
+            &targets,
+            60,
+            3,
+            0.0,
+            above,
+        ),
+        (
+            "api-cpu",
+            format!("API tasks above {}% CPU", a.ecs_cpu_percent),
+            "AWS/ECS",
+            "CPUUtilization",
+            "Average",
+            &service,
+            300,
+            3,
+            a.ecs_cpu_percent as f64,
+            above,
+        ),
+        (
+            "api-memory",
+            format!("API tasks above {}% memory", a.ecs_memory_percent),
+            "AWS/ECS",
+            "MemoryUtilization",
+            "Average",
+            &service,
+            300,
+            3,
+            a.ecs_memory_percent as f64,
+            above,
+        ),
+        (
+            "db-cpu",
+            format!("database above {}% CPU", a.rds_cpu_percent),
+            "AWS/RDS",
+            "CPUUtilization",
+            "Average",
+            &database,
+            300,
+            3,
+            a.rds_cpu_percent as f64,
+            above,
+        ),
+        (
+            "db-free-storage",
+            format!("database free storage below {} GiB", a.rds_free_storage_gb),
+            "AWS/RDS",
+            "FreeStorageSpace",
+            "Minimum",
+            &database,
+            300,
+            1,
+            a.rds_free_storage_gb as f64 * GIB,
+            "LessThanThreshold",
+        ),
+        (
+            "db-connections",
+            format!("more than {} database connections", a.rds_connections),
+            "AWS/RDS",
+            "DatabaseConnections",
+            "Maximum",
+            &database,
+            300,
+            3,
+            a.rds_connections as f64,
+            above,
+        ),
+    ];
+    table
+        .into_iter()
+        .map(
+            |(
+                name,
+                meaning,
+                namespace,
+                metric,
+                statistic,
+                dimensions,
+                period_s,
+                evaluation_periods,
+                threshold,
+                comparison,
+            )| Desired {
+                id: id(Kind::Alarm, name),
+                spec: Spec::Alarm(AlarmSpec {
+                    name: format!("{}{name}", alarm_prefix(config)),
+                    description: format!("poolside {}: {meaning}", config.name),
+                    namespace: namespace.into(),
+                    metric_name: metric.into(),
+                    statistic: statistic.into(),
+                    dimensions: dimensions.clone(),
+                    period_s,
+                    evaluation_periods,
+                    threshold,
+                    comparison: comparison.into(),
+                    // No traffic is not an outage: an idle pilot stays OK.
+                    treat_missing_data: "notBreaching".into(),
+                    actions: a.action_arn.iter().cloned().collect(),
+                }),
+            },
+        )
+        .collect()
+}

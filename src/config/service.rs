@@ -1,0 +1,267 @@
+//! The `[api]` and `[alarms]` sections: the service tier's sizing, its
+//! certificate and the alarm thresholds, with phase defaults.
+
+use super::file::EnvironmentFile;
+use super::{Checked, Phase, Validator};
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// `:tag` or `@sha256:...`, appended to the repository URI.
+    pub image_suffix: String,
+    pub desired_count: u32,
+    pub autoscaling: Option<Autoscaling>,
+    /// Fargate task size: CPU units and MiB.
+    pub cpu: u32,
+    pub memory: u32,
+    /// `None`: the load balancer serves plain HTTP (plan warns).
+    pub certificate_arn: Option<String>,
+    pub log_retention_days: u32,
+    pub container_insights: bool,
+    /// Emulator targets: where the stand-in PostgREST listens (its admin
+    /// server, for readiness, on the next port).
+    pub local_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Autoscaling {
+    pub max_count: u32,
+    pub cpu_target_percent: u32,
+    pub requests_per_target: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Alarms {
+    pub action_arn: Option<String>,
+    pub p95_latency_ms: u32,
+    pub p99_latency_ms: u32,
+    pub target_5xx_count: u32,
+    pub rds_cpu_percent: u32,
+    pub rds_free_storage_gb: u32,
+    pub rds_connections: u32,
+    pub ecs_cpu_percent: u32,
+    pub ecs_memory_percent: u32,
+}
+
+/// The retention periods CloudWatch Logs accepts.
+const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Fargate's CPU units and the memory (MiB) each allows.
+fn fargate_memory_allowed(cpu: u32, memory: u32) -> bool {
+    match cpu {
+        256 => [512, 1024, 2048].contains(&memory),
+        512 => (1024..=4096).contains(&memory) && memory % 1024 == 0,
+        1024 => (2048..=8192).contains(&memory) && memory % 1024 == 0,
+        2048 => (4096..=16384).contains(&memory) && memory % 1024 == 0,
+        4096 => (8192..=30720).contains(&memory) && memory % 1024 == 0,
+        _ => false,
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn check_api(&self, raw: &EnvironmentFile) -> Checked<Api> {
+        let a = &raw.api;
+        let phase = raw.phase;
+        let image_tag = a.image_tag.clone().unwrap_or_else(|| "v12.0.2".into());
+        let image_suffix = if let Some(hex) = image_tag.strip_prefix("sha256:") {
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return self.fail(
+                    "api.image_tag",
+                    format!("{image_tag:?} is not an image digest (sha256: and 64 hex digits)"),
+                );
+            }
+            format!("@{image_tag}")
+        } else {
+            let valid = (1..=128).contains(&image_tag.len())
+                && image_tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                && image_tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !valid {
+                return self.fail(
+                    "api.image_tag",
+                    format!("{image_tag:?} is not an image tag (up to 128 of A-Z a-z 0-9 _ . -) or a digest (sha256:...)"),
+                );
+            }
+            format!(":{image_tag}")
+        };
+        let desired_count = a.desired_count.unwrap_or(match phase {
+            Phase::Pilot => 1,
+            Phase::Limited => 2,
+            Phase::Full => 3,
+        });
+        if !(1..=100).contains(&desired_count) {
+            return self.fail(
+                "api.desired_count",
+                format!("{desired_count} must be between 1 and 100"),
+            );
+        }
+        let max_count = a.max_count.unwrap_or(match phase {
+            Phase::Pilot => desired_count,
+            Phase::Limited => desired_count.max(6),
+            Phase::Full => desired_count.max(20),
+        });
+        if max_count < desired_count || max_count > 100 {
+            return self.fail(
+                "api.max_count",
+                format!("{max_count} must be between api.desired_count ({desired_count}) and 100"),
+            );
+        }
+        let autoscaling = (max_count > desired_count).then_some(Autoscaling {
+            max_count,
+            cpu_target_percent: 60,
+            requests_per_target: 1000,
+        });
+        let (default_cpu, default_memory) = match phase {
+            Phase::Pilot => (256, 512),
+            Phase::Limited => (512, 1024),
+            Phase::Full => (1024, 2048),
+        };
+        let cpu = a.cpu.unwrap_or(default_cpu);
+        let memory = a.memory.unwrap_or(if a.cpu.is_some() {
+            cpu * 2
+        } else {
+            default_memory
+        });
+        if !fargate_memory_allowed(cpu, memory) {
+            let key = if [256, 512, 1024, 2048, 4096].contains(&cpu) {
+                "api.memory"
+            } else {
+                "api.cpu"
+            };
+            return self.fail(
+                key,
+                format!("cpu {cpu} with memory {memory} MiB is not a Fargate task size (cpu 256/512/1024/2048/4096 with memory 512-30720 MiB as Fargate allows)"),
+            );
+        }
+        if let Some(arn) = &a.certificate_arn {
+            let parts: Vec<&str> = arn.split(':').collect();
+            if parts.len() != 6
+                || parts[0] != "arn"
+                || parts[2] != "acm"
+                || !parts[5].starts_with("certificate/")
+            {
+                return self.fail(
+                    "api.certificate_arn",
+                    format!("{arn:?} is not an ACM certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)"),
+                );
+            }
+            if parts[3] != raw.region {
+                return self.fail(
+                    "api.certificate_arn",
+                    format!("the certificate is in {}, but a load balancer in {} needs one from its own region", parts[3], raw.region),
+                );
+            }
+        }
+        let log_retention_days = a.log_retention_days.unwrap_or(match phase {
+            Phase::Pilot => 14,
+            Phase::Limited => 30,
+            Phase::Full => 90,
+        });
+        if !LOG_RETENTION_DAYS.contains(&log_retention_days) {
+            return self.fail(
+                "api.log_retention_days",
+                format!("{log_retention_days} is not a retention CloudWatch Logs offers ({LOG_RETENTION_DAYS:?})"),
+            );
+        }
+        let local_port = a.local_port.unwrap_or(3000);
+        if a.local_port.is_some() && raw.target.endpoint_url.is_none() {
+            return self.fail(
+                "api.local_port",
+                "only applies to an emulator target (target.endpoint_url): on AWS the API runs on ECS",
+            );
+        }
+        if local_port == 0 || local_port == u16::MAX {
+            return self.fail(
+                "api.local_port",
+                "must be a port between 1 and 65534 (the admin server takes the next one)",
+            );
+        }
+        Ok(Api {
+            image_suffix,
+            desired_count,
+            autoscaling,
+            cpu,
+            memory,
+            certificate_arn: a.certificate_arn.clone(),
+            log_retention_days,
+            container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
+            local_port,
+        })
+    }
+
+    pub(super) fn check_alarms(&self, raw: &EnvironmentFile) -> Checked<Alarms> {
+        let a = &raw.alarms;
+        let by_phase = |pilot: u32, limited: u32, full: u32| match raw.phase {
+            Phase::Pilot => pilot,
+            Phase::Limited => limited,
+            Phase::Full => full,
+        };
+        if let Some(arn) = &a.action_arn {
+            let parts: Vec<&str> = arn.split(':').collect();
+            if parts.len() < 6 || parts[0] != "arn" || parts[2] != "sns" {
+                return self.fail(
+                    "alarms.action_arn",
+                    format!(
+                        "{arn:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"
+                    ),
+                );
+            }
+        }
+        let percent = |key: &str, value: Option<u32>, default: u32| -> Checked<u32> {
+            let value = value.unwrap_or(default);
+            if !(1..=100).contains(&value) {
+                return self.fail(
+                    &format!("alarms.{key}"),
+                    format!("{value} must be a percentage between 1 and 100"),
+                );
+            }
+            Ok(value)
+        };
+        let positive = |key: &str, value: Option<u32>, default: u32| -> Checked<u32> {
+            let value = value.unwrap_or(default);
+            if value == 0 {
+                return self.fail(&format!("alarms.{key}"), "must be more than 0");
+            }
+            Ok(value)
+        };
+        let p95_latency_ms =
+            positive("p95_latency_ms", a.p95_latency_ms, by_phase(1000, 800, 500))?;
+        let p99_latency_ms = positive(
+            "p99_latency_ms",
+            a.p99_latency_ms,
+            by_phase(2500, 2000, 1500),
+        )?;
+        if p99_latency_ms < p95_latency_ms {
+            return self.fail(
+                "alarms.p99_latency_ms",
+                format!("{p99_latency_ms} is below alarms.p95_latency_ms ({p95_latency_ms}): the 99th percentile cannot be faster than the 95th"),
+            );
+        }
+        Ok(Alarms {
+            action_arn: a.action_arn.clone(),
+            p95_latency_ms,
+            p99_latency_ms,
+            target_5xx_count: positive(
+                "target_5xx_count",
+                a.target_5xx_count,
+                by_phase(10, 25, 50),
+            )?,
+            rds_cpu_percent: percent("rds_cpu_percent", a.rds_cpu_percent, 80)?,
+            rds_free_storage_gb: positive(
+                "rds_free_storage_gb",
+                a.rds_free_storage_gb,
+                by_phase(2, 10, 20),
+            )?,
+            rds_connections: positive(
+                "rds_connections",
+                a.rds_connections,
+                by_phase(80, 200, 400),
+            )?,
+            ecs_cpu_percent: percent("ecs_cpu_percent", a.ecs_cpu_percent, 85)?,
+            ecs_memory_percent: percent("ecs_memory_percent", a.ecs_memory_percent, 85)?,
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! The local data plane. moto runs no containers, so on an emulator target
+//! PostgREST runs here as the ECS task would: from the task definition the
+//! service runs, with its `secrets` read from Secrets Manager. A wrong
+//! variable or secret reference in the task definition breaks the local API
+//! the way it would break the service.
+//!
+//! What differs from ECS, like `docker run -p`: the listen address and ports
+//! (`api.local_port` and the next one for the admin server), and the database
+//! endpoint and TLS mode, which follow `[database] connect_host/connect_port/tls`
+//! because moto's RDS endpoint does not resolve.
+
+use crate::config::{Config, DatabaseTls};
+use crate::resources::{ecs, Context};
+use anyhow::{anyhow, bail, Context as _};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long PostgREST may take to answer `/ready` after a start.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, serde::Serialize)]
+pub struct LocalApi {
+    pub url: String,
+    pub task_definition: String,
+    /// `started`, `restarted` (the task definition or a secret changed) or `unchanged`.
+    pub action: &'static str,
+    pub pid: u32,
+}
+
+struct Paths {
+    binary: PathBuf,
+    pid: PathBuf,
+    fingerprint: PathBuf,
+    log: PathBuf,
+}
+
+/// Where the local stack scripts install and run things (`localstack/common.sh`).
+fn paths(environment: &str) -> anyhow::Result<Paths> {
+    let home = match std::env::var_os("POOLSIDE_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?)
+            .join(".local/share/poolside"),
+    };
+    let binary = match std::env::var_os("POOLSIDE_POSTGREST") {
+        Some(path) => PathBuf::from(path),
+        None => home.join("postgrest-12.0.2/postgrest"),
+    };
+    let run = home.join("run");
+    std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    Ok(Paths {
+        binary,
+        pid: run.join(format!("postgrest-{environment}.pid")),
+        fingerprint: run.join(format!("postgrest-{environment}.fingerprint")),
+        log: run.join(format!("postgrest-{environment}.log")),
+    })
+}
+
+/// Starts PostgREST for the environment, or restarts it when what it would
+/// run with changed; leaves a healthy one with the same configuration alone.
+pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<LocalApi> {
+    let cluster = crate::blueprint::cluster_name(config);
+    let service = crate::blueprint::service_name(config);
+    let running = ecs::service_counts(cx, &cluster, &service)
+        .await?
+        .ok_or_else(|| anyhow!("the ECS service {service} does not exist in cluster {cluster}"))?;
+    let (arn, container) = ecs::task_definition(cx, &running.task_definition).await?;
+
+    let mut environment = container.environment.clone();
+    for (name, value_from) in &container.secrets {
+        let value = resolve_secret(cx, value_from).await.with_context(|| {
+            format!("task definition {arn}: the secret {name} (valueFrom {value_from})")
+        })?;
+        environment.insert(name.clone(), value);
+    }
+    let api_port = config.api.local_port;
+    environment.insert("PGRST_SERVER_HOST".into(), "127.0.0.1".into());
+    environment.insert("PGRST_SERVER_PORT".into(), api_port.to_string());
+    environment.insert("PGRST_ADMIN_SERVER_PORT".into(), (api_port + 1).to_string());
+    if let Some((host, port)) = &config.database.connect_override {
+        environment.insert("PGHOST".into(), host.clone());
+        environment.insert("PGPORT".into(), port.to_string());
+    }
+    if config.database.tls == DatabaseTls::Disable {
+        environment.insert("PGSSLMODE".into(), "disable".into());
+    }
+
+    let paths = paths(&config.name)?;
+    if !paths.binary.is_file() {
+        bail!(
+            "PostgREST is not installed at {} (./localstack/install.sh installs it; POOLSIDE_POSTGREST names another binary)",
+            paths.binary.display()
+        );
+    }
+    let fingerprint = fingerprint(&paths.binary, &arn, &environment);
+    let admin = format!("http://127.0.0.1:{}", api_port + 1);
+    let url = format!("http://127.0.0.1:{api_port}");
+    let previous = running_pid(&paths);
+    if let Some(pid) = previous {
+        let same =
+            std::fs::read_to_string(&paths.fingerprint).ok().as_deref() == Some(&fingerprint);
+        if same && ready(&admin).await {
+            return Ok(LocalApi {
+                url,
+                task_definition: arn,
+                action: "unchanged",
+                pid,
+            });
+        }
+        stop_pid(pid).await;
+    }
+    let pid = spawn(&paths, &environment)?;
+    std::fs::write(&paths.pid, pid.to_string())?;
+    std::fs::write(&paths.fingerprint, &fingerprint)?;
+    wait_ready(&paths, pid, &admin).await?;
+    Ok(LocalApi {
+        url,
+        task_definition: arn,
+        action: if previous.is_some() {
+            "restarted"
+        } else {
+            "started"
+        },
+        pid,
+    })
+}
+
+/// ECS's `valueFrom`: a secret ARN, optionally followed by
+/// `:json-key:version-stage:version-id`.
+async fn resolve_secret(cx: &Context, value_from: &str) -> anyhow::Result<String> {
+    let parts: Vec<&str> = value_from.split(':').collect();
+    if parts.len() < 7 || parts[2] != "secretsmanager" {
+        bail!("not a Secrets Manager ARN");
+    }
+    let arn = parts[..7].join(":");
+    let json_key = parts.get(7).filter(|k| !k.is_empty());
+    let value = crate::resources::secrets::read_value(cx, &arn).await?;
+    let Some(key) = json_key else {
+        return Ok(value);
+    };
+    let document: serde_json::Value = serde_json::from_str(&value)
+        .map_err(|_| anyhow!("the secret is not JSON, so it has no key {key:?}"))?;
+    document
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the secret has no string key {key:?}"))
+}
+
+/// A digest of what PostgREST would run with; the secrets go in hashed, never as text.
+/// A new task definition revision restarts it, as ECS replaces the tasks.
+fn fingerprint(
+    binary: &std::path::Path,
+    task_definition: &str,
+    environment: &BTreeMap<String, String>,
+) -> String {
+    let mut hash = Sha256::new();
+    hash.update(binary.display().to_string());
+    hash.update([0]);
+    hash.update(task_definition);
+    for (k, v) in environment {
+        hash.update([0]);
+        hash.update(k);
+        hash.update([0]);
+        hash.update(v);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie or a reused pid is not our server: check what runs there.
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.contains("postgrest"))
+}
+
+fn running_pid(paths: &Paths) -> Option<u32> {
+    let pid = std::fs::read_to_string(&paths.pid)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    alive(pid).then_some(pid)
+}
+
+async fn stop_pid(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    for _ in 0..50 {
+        if !alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+}
+
+fn spawn(paths: &Paths, environment: &BTreeMap<String, String>) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&paths.log)
+        .with_context(|| format!("opening {}", paths.log.display()))?;
+    let child = std::process::Command::new(&paths.binary)
+        // Only what the task definition gives, as in a container.
+        .env_clear()
+        .envs(environment)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: it outlives this deploy and a Ctrl-C of it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", paths.binary.display()))?;
+    Ok(child.id())
+}
+
+async fn ready(admin: &str) -> bool {
+    let client = reqwest::Client::new();
+    matches!(
+        client
+            .get(format!("{admin}/ready"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await,
+        Ok(r) if r.status().is_success()
+    )
+}
+
+async fn wait_ready(paths: &Paths, pid: u32, admin: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + READY_WITHIN;
+    while tokio::time::Instant::now() < deadline {
+        if ready(admin).await {
+            return Ok(());
+        }
+        if !alive(pid) {
+            bail!(
+                "PostgREST exited at start; the end of {}:\n{}",
+                paths.log.display(),
+                log_tail(paths)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!(
+        "PostgREST did not become ready within {}s ({admin}/ready); the end of {}:\n{}",
+        READY_WITHIN.as_secs(),
+        paths.log.display(),
+        log_tail(paths)
+    )
+}
+
+fn log_tail(paths: &Paths) -> String {
+    let text = std::fs::read_to_string(&paths.log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}

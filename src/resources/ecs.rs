@@ -1,0 +1,564 @@
+//! ECS: the cluster, the API's task definition (one revision per change) and
+//! the Fargate service behind the load balancer.
+
+use super::{check_owner, error_code, tag_changes, AwsResultExt, Context};
+use crate::model::*;
+use anyhow::anyhow;
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
+    Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
+    KeyValuePair, LaunchType, LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration,
+    NetworkMode, PortMapping, PropagateTags, Secret, ServiceField, Tag, TaskDefinitionField,
+    TaskDefinitionStatus,
+};
+use std::collections::BTreeMap;
+
+fn ecs_tags(tags: &Tags) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn from_ecs_tags(tags: &[Tag]) -> Tags {
+    super::user_visible_tags(tags.iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::Result<()> {
+    let (changed, removed) = tag_changes(old, new);
+    if !changed.is_empty() {
+        cx.clients
+            .ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(ecs_tags(&changed)))
+            .send()
+            .await
+            .aws("TagResource")?;
+    }
+    if !removed.is_empty() {
+        cx.clients
+            .ecs
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("UntagResource")?;
+    }
+    Ok(())
+}
+
+// ---- cluster ----
+
+pub async fn discover_cluster(
+    cx: &Context,
+    id: &ResourceId,
+    name: &str,
+) -> anyhow::Result<Vec<Live>> {
+    let out = cx
+        .clients
+        .ecs
+        .describe_clusters()
+        .clusters(name)
+        .include(ClusterField::Tags)
+        .include(ClusterField::Settings)
+        .send()
+        .await
+        .aws("DescribeClusters")?;
+    let Some(cluster) = out
+        .clusters()
+        .iter()
+        .find(|c| c.cluster_name() == Some(name) && c.status() == Some("ACTIVE"))
+    else {
+        return Ok(vec![]);
+    };
+    let tags = from_ecs_tags(cluster.tags());
+    check_owner(cx, "ECS cluster", name, &tags)?;
+    let insights = cluster
+        .settings()
+        .iter()
+        .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
+        .and_then(|s| s.value())
+        .is_some_and(|v| v != "disabled");
+    Ok(vec![Live {
+        id: id.clone(),
+        physical_id: cluster.cluster_arn().unwrap_or_default().to_string(),
+        spec: Spec::Cluster(ClusterSpec {
+            name: name.to_string(),
+            container_insights: insights,
+            tags,
+        }),
+        attributes: BTreeMap::new(),
+    }])
+}
+
+fn insights_setting(on: bool) -> ClusterSetting {
+    ClusterSetting::builder()
+        .name(ClusterSettingName::ContainerInsights)
+        .value(if on { "enabled" } else { "disabled" })
+        .build()
+}
+
+pub async fn create_cluster(cx: &Context, spec: &ClusterSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ecs
+        .create_cluster()
+        .cluster_name(&spec.name)
+        .settings(insights_setting(spec.container_insights))
+        .set_tags(Some(ecs_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateCluster")?;
+    out.cluster()
+        .and_then(|c| c.cluster_arn())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("CreateCluster returned no ARN"))
+}
+
+pub async fn update_cluster(
+    cx: &Context,
+    arn: &str,
+    old: &ClusterSpec,
+    new: &ClusterSpec,
+) -> anyhow::Result<()> {
+    if old.container_insights != new.container_insights {
+        cx.clients
+            .ecs
+            .update_cluster_settings()
+            .cluster(arn)
+            .settings(insights_setting(new.container_insights))
+            .send()
+            .await
+            .aws("UpdateClusterSettings")?;
+    }
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+pub async fn delete_cluster(cx: &Context, arn: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients.ecs.delete_cluster().cluster(arn).send().await,
+        "DeleteCluster",
+    )
+}
+
+// ---- task definition ----
+
+/// The family's latest active revision.
+pub async fn discover_task_definition(
+    cx: &Context,
+    id: &ResourceId,
+    family: &str,
+) -> anyhow::Result<Vec<Live>> {
+    let out = match cx
+        .clients
+        .ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .include(TaskDefinitionField::Tags)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        // ECS says "Unable to describe task definition" as a ClientException.
+        Err(err) if error_code(&err) == Some("ClientException") => return Ok(vec![]),
+        Err(err) => return Err(err).aws("DescribeTaskDefinition"),
+    };
+    let Some(task) = out.task_definition() else {
+        return Ok(vec![]);
+    };
+    if task.status() != Some(&TaskDefinitionStatus::Active) {
+        return Ok(vec![]);
+    }
+    let tags = from_ecs_tags(out.tags());
+    check_owner(cx, "task definition family", family, &tags)?;
+    let [container] = task.container_definitions() else {
+        return Err(anyhow!(
+            "task definition {family} has {} containers; poolside's has exactly one",
+            task.container_definitions().len()
+        ));
+    };
+    Ok(vec![Live {
+        id: id.clone(),
+        physical_id: task.task_definition_arn().unwrap_or_default().to_string(),
+        spec: Spec::TaskDefinition(TaskDefinitionSpec {
+            family: family.to_string(),
+            cpu: task.cpu().unwrap_or_default().to_string(),
+            memory: task.memory().unwrap_or_default().to_string(),
+            execution_role: task.execution_role_arn().unwrap_or_default().to_string(),
+            task_role: task.task_role_arn().unwrap_or_default().to_string(),
+            container: container_spec(container),
+            tags,
+        }),
+        attributes: BTreeMap::new(),
+    }])
+}
+
+fn container_spec(c: &ContainerDefinition) -> ContainerSpec {
+    let log = c.log_configuration();
+    ContainerSpec {
+        name: c.name().unwrap_or_default().to_string(),
+        image: c.image().unwrap_or_default().to_string(),
+        ports: c
+            .port_mappings()
+            .iter()
+            .filter_map(|p| p.container_port())
+            .collect(),
+        environment: c
+            .environment()
+            .iter()
+            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
+            .collect(),
+        secrets: c
+            .secrets()
+            .iter()
+            .map(|s| (s.name().to_string(), s.value_from().to_string()))
+            .collect(),
+        log_driver: log
+            .map(|l| l.log_driver().as_str().to_string())
+            .unwrap_or_default(),
+        log_options: log
+            .and_then(|l| l.options())
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
+    }
+}
+
+fn container_definition(c: &ContainerSpec) -> anyhow::Result<ContainerDefinition> {
+    let mut secrets = Vec::new();
+    for (name, value_from) in &c.secrets {
+        secrets.push(
+            Secret::builder()
+                .name(name)
+                .value_from(value_from)
+                .build()?,
+        );
+    }
+    let log = LogConfiguration::builder()
+        .log_driver(LogDriver::from(c.log_driver.as_str()))
+        .set_options(Some(c.log_options.clone().into_iter().collect()))
+        .build()?;
+    Ok(ContainerDefinition::builder()
+        .name(&c.name)
+        .image(&c.image)
+        .essential(true)
+        .set_port_mappings(Some(
+            c.ports
+                .iter()
+                .map(|p| {
+                    PortMapping::builder()
+                        .container_port(*p)
+                        .protocol(aws_sdk_ecs::types::TransportProtocol::Tcp)
+                        .build()
+                })
+                .collect(),
+        ))
+        .set_environment(Some(
+            c.environment
+                .iter()
+                .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
+                .collect(),
+        ))
+        .set_secrets(Some(secrets))
+        .log_configuration(log)
+        .readonly_root_filesystem(c.readonly_root_filesystem)
+        .build())
+}
+
+/// Registers a revision: both the create and every update.
+pub async fn register_task_definition(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &TaskDefinitionSpec,
+) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ecs
+        .register_task_definition()
+        .family(&spec.family)
+        .cpu(&spec.cpu)
+        .memory(&spec.memory)
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .execution_role_arn(&spec.execution_role)
+        .task_role_arn(&spec.task_role)
+        .container_definitions(container_definition(&spec.container)?)
+        .set_tags(Some(ecs_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("RegisterTaskDefinition")?;
+    let arn = out
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .ok_or_else(|| anyhow!("RegisterTaskDefinition returned no ARN"))?
+        .to_string();
+    // The new revision is what the service must move to in this run.
+    cx.record(id, &arn);
+    Ok(arn)
+}
+
+/// Deregisters every active revision of the family.
+pub async fn delete_task_definition(cx: &Context, family: &str) -> anyhow::Result<()> {
+    let ecs = &cx.clients.ecs;
+    let revisions = ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .aws("ListTaskDefinitions")?;
+    for arn in revisions.task_definition_arns() {
+        ecs.deregister_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .aws("DeregisterTaskDefinition")?;
+    }
+    Ok(())
+}
+
+// ---- service ----
+
+/// How long a new task may fail health checks while PostgREST connects to
+/// the database. Set on every create and update, not compared: moto does not
+/// report it back.
+const HEALTH_CHECK_GRACE_PERIOD_S: i32 = 60;
+
+pub async fn discover_service(
+    cx: &Context,
+    id: &ResourceId,
+    cluster: &str,
+    name: &str,
+    autoscaled: bool,
+) -> anyhow::Result<Vec<Live>> {
+    let out = match cx
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .include(ServiceField::Tags)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(err) if error_code(&err) == Some("ClusterNotFoundException") => return Ok(vec![]),
+        Err(err) => return Err(err).aws("DescribeServices"),
+    };
+    let Some(service) = out
+        .services()
+        .iter()
+        .find(|s| s.service_name() == Some(name) && s.status() == Some("ACTIVE"))
+    else {
+        return Ok(vec![]);
+    };
+    let tags = from_ecs_tags(service.tags());
+    check_owner(cx, "ECS service", name, &tags)?;
+    let network = service
+        .network_configuration()
+        .and_then(|n| n.awsvpc_configuration());
+    let load_balancer = service.load_balancers().first();
+    let breaker = service
+        .deployment_configuration()
+        .and_then(|d| d.deployment_circuit_breaker());
+    Ok(vec![Live {
+        id: id.clone(),
+        physical_id: service.service_arn().unwrap_or_default().to_string(),
+        spec: Spec::Service(ServiceSpec {
+            name: name.to_string(),
+            cluster: service.cluster_arn().unwrap_or_default().to_string(),
+            task_definition: service.task_definition().unwrap_or_default().to_string(),
+            desired_count: (!autoscaled).then_some(service.desired_count()),
+            initial_count: service.desired_count(),
+            subnets: network
+                .map(|n| n.subnets().iter().cloned().collect())
+                .unwrap_or_default(),
+            security_groups: network
+                .map(|n| n.security_groups().iter().cloned().collect())
+                .unwrap_or_default(),
+            assign_public_ip: network.and_then(|n| n.assign_public_ip())
+                == Some(&AssignPublicIp::Enabled),
+            target_group: load_balancer
+                .and_then(|l| l.target_group_arn())
+                .unwrap_or_default()
+                .to_string(),
+            container_name: load_balancer
+                .and_then(|l| l.container_name())
+                .unwrap_or_default()
+                .to_string(),
+            container_port: load_balancer
+                .and_then(|l| l.container_port())
+                .unwrap_or_default(),
+            // AWS always reports the breaker (disabled or not); moto never
+            // does (EMULATOR.md), so there a missing one is not drift.
+            circuit_breaker_rollback: breaker.map_or(true, |b| b.enable() && b.rollback()),
+            tags,
+            depends_on: vec![],
+        }),
+        attributes: BTreeMap::from([("name".to_string(), name.to_string())]),
+    }])
+}
+
+fn network(spec: &ServiceSpec) -> anyhow::Result<NetworkConfiguration> {
+    Ok(NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .set_subnets(Some(spec.subnets.iter().cloned().collect()))
+                .set_security_groups(Some(spec.security_groups.iter().cloned().collect()))
+                .assign_public_ip(if spec.assign_public_ip {
+                    AssignPublicIp::Enabled
+                } else {
+                    AssignPublicIp::Disabled
+                })
+                .build()?,
+        )
+        .build())
+}
+
+fn deployment(spec: &ServiceSpec) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(spec.circuit_breaker_rollback)
+                .rollback(spec.circuit_breaker_rollback)
+                .build(),
+        )
+        // Rolling: new tasks start before old ones stop, so capacity never drops.
+        .maximum_percent(200)
+        .minimum_healthy_percent(100)
+        .build()
+}
+
+fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
+    LoadBalancer::builder()
+        .target_group_arn(&spec.target_group)
+        .container_name(&spec.container_name)
+        .container_port(spec.container_port)
+        .build()
+}
+
+pub async fn create_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .ecs
+        .create_service()
+        .cluster(&spec.cluster)
+        .service_name(&spec.name)
+        .task_definition(&spec.task_definition)
+        .desired_count(spec.desired_count.unwrap_or(spec.initial_count))
+        .launch_type(LaunchType::Fargate)
+        .network_configuration(network(spec)?)
+        .load_balancers(load_balancer(spec))
+        .deployment_configuration(deployment(spec))
+        .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S)
+        .propagate_tags(PropagateTags::Service)
+        .enable_ecs_managed_tags(true)
+        .set_tags(Some(ecs_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateService")?;
+    out.service()
+        .and_then(|s| s.service_arn())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("CreateService returned no ARN"))
+}
+
+pub async fn update_service(
+    cx: &Context,
+    arn: &str,
+    old: &ServiceSpec,
+    new: &ServiceSpec,
+) -> anyhow::Result<()> {
+    let mut call = cx
+        .clients
+        .ecs
+        .update_service()
+        .cluster(&new.cluster)
+        .service(&new.name)
+        .task_definition(&new.task_definition)
+        .network_configuration(network(new)?)
+        .load_balancers(load_balancer(new))
+        .deployment_configuration(deployment(new))
+        .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S);
+    // An autoscaled service keeps the count the autoscaler chose.
+    if let Some(count) = new.desired_count {
+        call = call.desired_count(count);
+    }
+    call.send().await.aws("UpdateService")?;
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+pub async fn delete_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients
+            .ecs
+            .delete_service()
+            .cluster(&spec.cluster)
+            .service(&spec.name)
+            .force(true)
+            .send()
+            .await,
+        "DeleteService",
+    )
+}
+
+/// The service's tasks, for verification: how many run of how many wanted.
+pub struct ServiceCounts {
+    pub running: i32,
+    pub desired: i32,
+    pub task_definition: String,
+}
+
+pub async fn service_counts(
+    cx: &Context,
+    cluster: &str,
+    name: &str,
+) -> anyhow::Result<Option<ServiceCounts>> {
+    let out = cx
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .aws("DescribeServices")?;
+    Ok(out
+        .services()
+        .iter()
+        .find(|s| s.status() == Some("ACTIVE"))
+        .map(|s| ServiceCounts {
+            running: s.running_count(),
+            desired: s.desired_count(),
+            task_definition: s.task_definition().unwrap_or_default().to_string(),
+        }))
+}
+
+/// The task definition a service runs, as registered (for the local data plane).
+pub async fn task_definition(cx: &Context, arn: &str) -> anyhow::Result<(String, ContainerSpec)> {
+    let out = cx
+        .clients
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .aws("DescribeTaskDefinition")?;
+    let task = out
+        .task_definition()
+        .ok_or_else(|| anyhow!("task definition {arn} not found"))?;
+    let container = task
+        .container_definitions()
+        .first()
+        .ok_or_else(|| anyhow!("task definition {arn} has no container"))?;
+    Ok((
+        task.task_definition_arn().unwrap_or(arn).to_string(),
+        container_spec(container),
+    ))
+}
