@@ -48,6 +48,30 @@ def postgres(database):
             subprocess.run([script, "stop"], env=env, capture_output=True)
 
 
+def free_port_pair(start):
+    """A port whose next port is free too (PostgREST's API and admin servers)."""
+    def free(port):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+    port = start
+    while not (free(port) and free(port + 1)):
+        port += 2
+    return port
+
+
+def stop_postgrest(name):
+    """Deploy leaves the environment's PostgREST running (as ./start.sh wants); a bench run does not."""
+    home = pathlib.Path(os.environ.get("POOLSIDE_HOME", pathlib.Path.home() / ".local/share/poolside"))
+    pid_file = home / "run" / f"postgrest-{name}.pid"
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+        os.kill(int(pid_file.read_text().strip()), 15)
+        pid_file.unlink()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -61,10 +85,12 @@ def main():
             with postgres("poolside") as port:
                 text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
                 text = re.sub(r'^connect_port = .*$', f'connect_port = {port}', text, flags=re.M)
+                text = re.sub(r'^local_port = .*$', f'local_port = {free_port_pair(23000)}', text, flags=re.M)
                 (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
                 results["deploy from empty"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
                 results["no-op deploy"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
                 results["plan (deployed)"].append(run(args.binary, env_dir, "plan", "--env", name))
+                stop_postgrest(name)
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566\n")

@@ -110,10 +110,11 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         }
         stop_pid(pid).await;
     }
-    let pid = spawn(&paths, &environment)?;
+    let mut child = spawn(&paths, &environment)?;
+    let pid = child.id();
     std::fs::write(&paths.pid, pid.to_string())?;
     std::fs::write(&paths.fingerprint, &fingerprint)?;
-    wait_ready(&paths, pid, &admin).await?;
+    wait_ready(&paths, &mut child, &admin).await?;
     Ok(LocalApi {
         url,
         task_definition: arn,
@@ -198,7 +199,10 @@ async fn stop_pid(pid: u32) {
         .status();
 }
 
-fn spawn(paths: &Paths, environment: &BTreeMap<String, String>) -> anyhow::Result<u32> {
+fn spawn(
+    paths: &Paths,
+    environment: &BTreeMap<String, String>,
+) -> anyhow::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -216,7 +220,7 @@ fn spawn(paths: &Paths, environment: &BTreeMap<String, String>) -> anyhow::Resul
         .process_group(0)
         .spawn()
         .with_context(|| format!("starting {}", paths.binary.display()))?;
-    Ok(child.id())
+    Ok(child)
 }
 
 async fn ready(admin: &str) -> bool {
@@ -231,15 +235,19 @@ async fn ready(admin: &str) -> bool {
     )
 }
 
-async fn wait_ready(paths: &Paths, pid: u32, admin: &str) -> anyhow::Result<()> {
+async fn wait_ready(
+    paths: &Paths,
+    child: &mut std::process::Child,
+    admin: &str,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + READY_WITHIN;
     while tokio::time::Instant::now() < deadline {
         if ready(admin).await {
             return Ok(());
         }
-        if !alive(pid) {
+        if let Some(status) = child.try_wait()? {
             bail!(
-                "PostgREST exited at start; the end of {}:\n{}",
+                "PostgREST exited at start ({status}); the end of {}:\n{}",
                 paths.log.display(),
                 log_tail(paths)
             );

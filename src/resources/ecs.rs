@@ -397,7 +397,7 @@ pub async fn discover_service(
                 .unwrap_or_default(),
             // AWS always reports the breaker (disabled or not); moto never
             // does (EMULATOR.md), so there a missing one is not drift.
-            circuit_breaker_rollback: breaker.map_or(true, |b| b.enable() && b.rollback()),
+            circuit_breaker_rollback: breaker.is_none_or(|b| b.enable() && b.rollback()),
             tags,
             depends_on: vec![],
         }),

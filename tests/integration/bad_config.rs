@@ -153,6 +153,38 @@ const CASES: &[Case] = &[
         key: "`database.allocated_storage_gb`",
         message: "10 must be between 20 and 65536",
     },
+    Case {
+        what: "a task size Fargate does not offer",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\ncpu = 256\nmemory = 4096\n",
+        location: "bad.toml:15:10",
+        key: "`api.memory`",
+        message: "cpu 256 with memory 4096 MiB is not a Fargate task size",
+    },
+    Case {
+        what: "a certificate from another region",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\ncertificate_arn = \"arn:aws:acm:eu-west-1:123456789012:certificate/abc\"\n",
+        location: "bad.toml:14:19",
+        key: "`api.certificate_arn`",
+        message: "the certificate is in eu-west-1, but a load balancer in us-east-1 needs one from its own region",
+    },
+    Case {
+        what: "fewer tasks at most than at least",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\ndesired_count = 3\nmax_count = 2\n",
+        location: "bad.toml:15:13",
+        key: "`api.max_count`",
+        message: "2 must be between api.desired_count (3) and 100",
+    },
+    Case {
+        what: "a p99 alarm below the p95 one",
+        network: GOOD_NETWORK,
+        extra: "\n[alarms]\np95_latency_ms = 900\np99_latency_ms = 500\n",
+        location: "bad.toml:15:18",
+        key: "`alarms.p99_latency_ms`",
+        message: "500 is below alarms.p95_latency_ms (900)",
+    },
 ];
 
 #[test]

@@ -538,3 +538,180 @@ async fn a_new_image_tag_registers_a_revision_and_moves_the_service_to_it() {
     assert_eq!(local["task_definition"], second_arn.as_str());
     env.plan().assert_code(0);
 }
+
+#[tokio::test]
+async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_insights() {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let aws = aws().await;
+    let certificate = aws
+        .acm
+        .request_certificate()
+        .domain_name("api.poolside.example")
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_string();
+    let mut env = Env::new("ltd");
+    env.phase = "limited";
+    env.api_extra = format!("certificate_arn = \"{certificate}\"\n");
+    env.write();
+    let run = env.deploy();
+    let name = env.name.clone();
+    assert!(
+        !run.one("plan")["warnings"]
+            .to_string()
+            .contains("certificate_arn"),
+        "a certificate means no plain-HTTP warning"
+    );
+
+    // Port 80 redirects to 443; 443 terminates TLS 1.3 with our certificate.
+    let lb = aws
+        .elb
+        .describe_load_balancers()
+        .names(format!("poolside-{name}"))
+        .send()
+        .await
+        .unwrap();
+    let listeners = aws
+        .elb
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let by_port = |port: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+            .unwrap_or_else(|| panic!("a listener on {port}"))
+    };
+    let redirect = by_port(80).default_actions()[0].redirect_config().unwrap();
+    assert_eq!(
+        (
+            redirect.protocol(),
+            redirect.port(),
+            redirect.status_code().map(|c| c.as_str())
+        ),
+        (Some("HTTPS"), Some("443"), Some("HTTP_301"))
+    );
+    let https = by_port(443);
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    assert_eq!(
+        https.ssl_policy(),
+        Some("ELBSecurityPolicy-TLS13-1-2-2021-06")
+    );
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(certificate.as_str())
+    );
+
+    // The phase's sizing, Container Insights and log retention.
+    let task = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(format!("poolside-{name}-api"))
+        .send()
+        .await
+        .unwrap();
+    let task = task.task_definition().unwrap();
+    assert_eq!((task.cpu(), task.memory()), (Some("512"), Some("1024")));
+    let clusters = aws
+        .ecs
+        .describe_clusters()
+        .clusters(format!("poolside-{name}"))
+        .include(aws_sdk_ecs::types::ClusterField::Settings)
+        .send()
+        .await
+        .unwrap();
+    let insights = clusters.clusters()[0]
+        .settings()
+        .iter()
+        .find(|s| s.name() == Some(&aws_sdk_ecs::types::ClusterSettingName::ContainerInsights))
+        .and_then(|s| s.value())
+        .map(str::to_string);
+    assert_eq!(insights.as_deref(), Some("enabled"));
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/poolside/{name}/api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+
+    // Autoscaling between 2 and 6 tasks on CPU and on requests per target.
+    let resource_id = format!("service/poolside-{name}/poolside-{name}-api");
+    let targets = aws
+        .autoscaling
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_ids(&resource_id)
+        .send()
+        .await
+        .unwrap();
+    let target = &targets.scalable_targets()[0];
+    assert_eq!((target.min_capacity(), target.max_capacity()), (2, 6));
+    let policies = aws
+        .autoscaling
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(&resource_id)
+        .send()
+        .await
+        .unwrap();
+    let mut tracked: Vec<(String, f64)> = policies
+        .scaling_policies()
+        .iter()
+        .map(|p| {
+            let configuration = p.target_tracking_scaling_policy_configuration().unwrap();
+            let metric = configuration.predefined_metric_specification().unwrap();
+            if metric.predefined_metric_type().as_str() == "ALBRequestCountPerTarget" {
+                let label = metric.resource_label().unwrap();
+                assert!(
+                    label.starts_with("app/") && label.contains("/targetgroup/"),
+                    "{label}"
+                );
+            }
+            (
+                metric.predefined_metric_type().as_str().to_string(),
+                configuration.target_value(),
+            )
+        })
+        .collect();
+    tracked.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        tracked,
+        [
+            ("ALBRequestCountPerTarget".to_string(), 1000.0),
+            ("ECSServiceAverageCPUUtilization".to_string(), 60.0)
+        ]
+    );
+    let services = aws
+        .ecs
+        .describe_services()
+        .cluster(format!("poolside-{name}"))
+        .services(format!("poolside-{name}-api"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.services()[0].desired_count(), 2);
+
+    env.plan().assert_code(0);
+    // The autoscaler owns the count: a new floor changes the scaling target only.
+    env.api_extra = format!("certificate_arn = \"{certificate}\"\ndesired_count = 3\n");
+    env.write();
+    let plan = env.plan();
+    plan.assert_code(2);
+    assert_eq!(
+        changes(&plan.one("plan")),
+        [(
+            "scaling/api".to_string(),
+            "update".to_string(),
+            vec!["min_capacity".to_string()]
+        )]
+    );
+}

@@ -33,6 +33,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 pub struct Env {
     pub name: String,
+    pub phase: &'static str,
     dir: tempfile::TempDir,
     pub allowed_cidrs: Vec<String>,
     pub vpc_cidr: String,
@@ -173,6 +174,7 @@ impl Env {
         Env {
             postgres: LocalPostgres::start(&database),
             name,
+            phase: "pilot",
             dir: tempfile::tempdir().unwrap(),
             allowed_cidrs: vec!["198.51.100.0/24".into()],
             vpc_cidr: "10.20.0.0/16".into(),
@@ -199,12 +201,13 @@ impl Env {
             .map(|c| format!("{c:?}"))
             .collect();
         let text = format!(
-            "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"pilot\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
+            "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"{phase}\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
              [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
              allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
              [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"disable\"\n{database_extra}\n\
              [api]\nlocal_port = {api_port}\n{api_extra}\n[alarms]\n{alarms_extra}\n",
             name = self.name,
+            phase = self.phase,
             endpoint = endpoint(),
             vpc = self.vpc_cidr,
             allowed = allowed.join(", "),
@@ -323,6 +326,8 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub acm: aws_sdk_acm::Client,
 }
 
 pub async fn aws() -> Aws {
@@ -348,6 +353,8 @@ pub async fn aws() -> Aws {
         ecs: aws_sdk_ecs::Client::new(&config),
         elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
+        autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
+        acm: aws_sdk_acm::Client::new(&config),
     }
 }
 
