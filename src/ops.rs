@@ -57,6 +57,9 @@ impl Session {
         let mut parameter_group = None;
         let mut instance = None;
         let mut secrets = Vec::new();
+        let mut roles = Vec::new();
+        let (mut log_group, mut cluster, mut task_family, mut service) = (None, None, None, None);
+        let (mut load_balancer, mut target_group, mut dashboard) = (None, None, None);
         for d in &self.desired {
             match &d.spec {
                 Spec::Bucket(b) => bucket_name = Some(b.name.clone()),
@@ -65,6 +68,14 @@ impl Session {
                 Spec::DbParameterGroup(g) => parameter_group = Some(g.name.clone()),
                 Spec::DbInstance(i) => instance = Some(i.identifier.clone()),
                 Spec::Secret(s) => secrets.push((d.id.clone(), s.name.clone())),
+                Spec::Role(r) => roles.push((d.id.clone(), r.name.clone())),
+                Spec::LogGroup(g) => log_group = Some(g.name.clone()),
+                Spec::Cluster(c) => cluster = Some(c.name.clone()),
+                Spec::TaskDefinition(t) => task_family = Some(t.family.clone()),
+                Spec::Service(s) => service = Some(s.name.clone()),
+                Spec::LoadBalancer(l) => load_balancer = Some(l.name.clone()),
+                Spec::TargetGroup(t) => target_group = Some(t.name.clone()),
+                Spec::Dashboard(b) => dashboard = Some(b.name.clone()),
                 _ => {}
             }
         }
@@ -80,30 +91,20 @@ impl Session {
                 engine_version: self.config.database.engine_version.clone(),
             },
             secrets,
-            service: self.service_names(),
-        }
-    }
-
-    pub fn service_names(&self) -> ServiceNames {
-        let config = &self.config;
-        let role = |name: &str| {
-            (
-                ResourceId::new(Kind::Role, name),
-                format!("poolside-{}-{name}", config.name),
-            )
-        };
-        ServiceNames {
-            log_group: blueprint::log_group_name(config),
-            roles: vec![role("task-execution"), role("task")],
-            cluster: blueprint::cluster_name(config),
-            task_family: format!("poolside-{}-api", config.name),
-            service: blueprint::service_name(config),
-            load_balancer: LoadBalancerNames {
-                load_balancer: format!("poolside-{}", config.name),
-                target_group: format!("poolside-{}", config.name),
+            service: ServiceNames {
+                log_group: expect(log_group),
+                roles,
+                cluster: expect(cluster),
+                task_family: expect(task_family),
+                service: expect(service),
+                load_balancer: LoadBalancerNames {
+                    load_balancer: expect(load_balancer),
+                    target_group: expect(target_group),
+                },
+                // Alarms are found by prefix: an alarm no longer wanted still is.
+                alarm_prefix: blueprint::alarm_prefix(&self.config),
+                dashboard: expect(dashboard),
             },
-            alarm_prefix: blueprint::alarm_prefix(config),
-            dashboard: format!("poolside-{}", config.name),
         }
     }
 

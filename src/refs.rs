@@ -45,17 +45,6 @@ impl std::fmt::Display for Reference {
     }
 }
 
-/// Every reference in a text, in order.
-#[cfg(test)]
-pub fn references_in(text: &str) -> Vec<Reference> {
-    let mut found = Vec::new();
-    substitute(text, &mut |r| {
-        found.push(r.clone());
-        None
-    });
-    found
-}
-
 /// Replaces each reference that `resolve` knows; leaves the others as written.
 pub fn substitute(text: &str, resolve: &mut dyn FnMut(&Reference) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
@@ -128,7 +117,7 @@ mod tests {
             filled,
             "arn:aws:secretsmanager:x:1:secret:a-Ab12:password:: and ${db-instance/main:address} and ${not a ref}"
         );
-        let refs = references_in(text);
+        let refs = references_in_json(&Value::String(text.into()));
         assert_eq!(refs.len(), 2);
         assert_eq!(refs[1].attribute.as_deref(), Some("address"));
     }

@@ -3,7 +3,7 @@
 
 mod service;
 
-pub use service::{alarm_prefix, cluster_name, log_group_name, service_name};
+pub use service::{alarm_prefix, cluster_name, service_name};
 
 use crate::config::{Config, NatGateways};
 use crate::model::*;
@@ -319,10 +319,15 @@ pub fn secret_name(config: &Config, which: &str) -> String {
     format!("poolside/{}/{which}", config.name)
 }
 
+/// The RDS instance's identifier (also its groups' base name and the alarms' dimension).
+pub fn database_identifier(config: &Config) -> String {
+    format!("poolside-{}", config.name)
+}
+
 /// RDS PostgreSQL and the secrets the API connects and signs with.
 fn data_tier(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Vec<Desired> {
     let db = &config.database;
-    let base = format!("poolside-{}", config.name);
+    let base = database_identifier(config);
     let subnet_group = ResourceId::new(Kind::DbSubnetGroup, "main");
     let parameter_group = ResourceId::new(Kind::DbParameterGroup, "main");
     let mut out = vec![

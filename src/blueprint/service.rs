@@ -18,7 +18,7 @@ pub const CONTAINER_NAME: &str = "postgrest";
 /// The TLS policy of the HTTPS listener: TLS 1.3, with 1.2 for older clients.
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
-pub fn log_group_name(config: &Config) -> String {
+fn log_group_name(config: &Config) -> String {
     format!("/poolside/{}/api", config.name)
 }
 
@@ -271,7 +271,7 @@ pub(super) fn service_tier(
             "cluster": cluster_name(config),
             "service": service_name(config),
             // No thresholds here: an alarm change must not change the dashboard too.
-            "database": format!("poolside-{env}"),
+            "database": super::database_identifier(config),
         }),
     )?;
     out.push(Desired {
@@ -317,7 +317,7 @@ fn alarms(config: &Config) -> Vec<Desired> {
     ]);
     let database = BTreeMap::from([(
         "DBInstanceIdentifier".to_string(),
-        format!("poolside-{}", config.name),
+        super::database_identifier(config),
     )]);
     let service = BTreeMap::from([
         ("ClusterName".to_string(), cluster_name(config)),
