@@ -25,7 +25,8 @@ impl Session {
         let clients = Clients::connect(&config).await;
         let account = account_facts(&clients, &config).await?;
         let desired = blueprint::build(&config, &account)?;
-        let cx = Context::new(clients, &config.name, &config.region);
+        let mut cx = Context::new(clients, &config.name, &config.region);
+        cx.emulator = config.endpoint_url.is_some();
         Ok(Session {
             config,
             cx,
@@ -41,12 +42,45 @@ impl Session {
             .context("discovering the environment")?;
         tracing::info!(environment = %self.config.name, found = live.len(), wanted = self.desired.len(), "discovered");
         self.cx.remember(&live);
-        Ok(plan::plan(
-            &self.config.name,
-            &self.desired,
-            &live,
-            self.warnings(),
-        ))
+        let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
+        self.pin_engine_version(&mut plan).await;
+        Ok(plan)
+    }
+
+    /// A new instance asked for by major version (`"16"`) gets the minor RDS
+    /// would choose for it, so the plan shows what will be created.
+    async fn pin_engine_version(&self, plan: &mut Plan) {
+        let Some(change) = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.action == plan::Action::Create && c.id.kind() == Some(Kind::DbInstance))
+        else {
+            return;
+        };
+        let Some(Spec::DbInstance(spec)) = change.desired.as_mut() else {
+            return;
+        };
+        if spec.engine_version.contains('.') {
+            return;
+        }
+        match resources::rds::default_minor(&self.cx, &spec.engine_version).await {
+            Ok(Some(minor)) => {
+                spec.engine_version = minor;
+                change.properties = plan::diff(None, change.desired.as_ref().expect("set above"));
+            }
+            Ok(None) => plan.warnings.push(format!(
+                "RDS lists no PostgreSQL {} version in {}: the instance is created with engine version {:?} as written",
+                spec.engine_version, self.config.region, spec.engine_version
+            )),
+            Err(_) if self.cx.emulator => plan.warnings.push(format!(
+                "the emulator does not list RDS engine versions: the instance is created with engine version {:?} as written",
+                spec.engine_version
+            )),
+            Err(err) => plan.warnings.push(format!(
+                "cannot list RDS engine versions ({err:#}); the instance is created with engine version {:?}, and RDS picks the minor",
+                spec.engine_version
+            )),
+        }
     }
 
     /// The names of the resources found by name rather than by tag, from the blueprint.

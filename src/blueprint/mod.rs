@@ -103,13 +103,15 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
             Spec::ElasticIp(ElasticIpSpec { tags })
         }));
         let nat = ResourceId::new(Kind::NatGateway, az);
-        out.push(b.desired(&nat, &format!("nat-{az}"), |tags| {
+        let nat_gateway = b.desired(&nat, &format!("nat-{az}"), |tags| {
             Spec::NatGateway(NatGatewaySpec {
                 subnet: public_subnets[i].clone(),
                 elastic_ip: eip.clone(),
                 tags,
             })
-        }));
+        });
+        // AWS: `Gateway.NotAttached` until the VPC has its internet gateway.
+        out.push(nat_gateway.after(&igw));
     }
 
     let public_rt = ResourceId::new(Kind::RouteTable, "public");
@@ -209,7 +211,15 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
         ),
         (
             "database",
-            BTreeSet::from([Rule::tcp(DATABASE_PORT, sg("api").0, "from the API tasks")]),
+            std::iter::once(Rule::tcp(DATABASE_PORT, sg("api").0, "from the API tasks"))
+                .chain(config.database.admin_ingress_cidrs.iter().map(|cidr| {
+                    Rule::tcp(
+                        DATABASE_PORT,
+                        cidr.to_string(),
+                        "from an operator network (database.admin_ingress_cidrs)",
+                    )
+                }))
+                .collect(),
             BTreeSet::new(),
         ),
         (
@@ -226,6 +236,7 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
                 ingress,
                 egress,
             }),
+            after: vec![],
         });
     }
 
@@ -401,13 +412,14 @@ fn data_tier(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Ve
 }
 
 /// The parameters poolside sets in the group. pg_cron must be preloaded and
-/// told which database holds its jobs; the jobs run in background workers so
-/// they need no password.
+/// told which database holds its jobs. RDS preloads `pg_stat_statements` by
+/// default; setting the list replaces it, so it is kept. Only parameters RDS
+/// lets a customer modify belong here: `cron.use_background_workers`, for one,
+/// is refused by ModifyDBParameterGroup on RDS (moto accepts it).
 pub fn database_parameters(config: &Config) -> std::collections::BTreeMap<String, String> {
     [
-        ("shared_preload_libraries", "pg_cron"),
+        ("shared_preload_libraries", "pg_stat_statements,pg_cron"),
         ("cron.database_name", config.database.name.as_str()),
-        ("cron.use_background_workers", "1"),
         ("rds.force_ssl", "1"),
     ]
     .into_iter()
@@ -430,6 +442,7 @@ impl Builder<'_> {
         Desired {
             id: id.clone(),
             spec: spec(self.tags(id, name_suffix)),
+            after: vec![],
         }
     }
 
@@ -519,6 +532,57 @@ mod tests {
         let only = rules.ingress.first().unwrap();
         assert_eq!((only.from_port, only.peer.as_str()), (5432, "sg/api"));
         assert!(rules.egress.is_empty());
+    }
+
+    #[test]
+    fn nat_gateways_and_the_load_balancer_wait_for_the_internet_gateway() {
+        let resources = build(&config("nat_gateways = \"per_az\"\n"), &account()).unwrap();
+        let igw = ResourceId::new(Kind::InternetGateway, "main");
+        let waiting: Vec<&str> = resources
+            .iter()
+            .filter(|d| d.dependencies().contains(&igw))
+            .filter_map(|d| d.id.kind().map(|k| k.prefix()))
+            .collect();
+        // Three NAT gateways, the load balancer, and the public route table's route.
+        assert_eq!(
+            waiting.iter().filter(|k| **k == "nat").count(),
+            3,
+            "{waiting:?}"
+        );
+        assert!(waiting.contains(&"load-balancer"), "{waiting:?}");
+    }
+
+    #[test]
+    fn the_parameter_group_sets_only_what_rds_lets_customers_modify() {
+        let parameters = database_parameters(&config(""));
+        assert_eq!(
+            parameters["shared_preload_libraries"],
+            "pg_stat_statements,pg_cron"
+        );
+        assert!(!parameters.contains_key("cron.use_background_workers"));
+    }
+
+    #[test]
+    fn operator_networks_reach_postgres_only_when_listed() {
+        let text = "name = \"t\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
+             [database]\nadmin_ingress_cidrs = [\"172.16.0.0/12\"]\n";
+        let config = crate::config::parse("t.toml", "t", text.to_string()).unwrap();
+        let resources = build(&config, &account()).unwrap();
+        let Spec::SecurityGroupRules(rules) = &resources
+            .iter()
+            .find(|d| d.id.0 == "sg-rules/database")
+            .unwrap()
+            .spec
+        else {
+            panic!()
+        };
+        let peers: Vec<(i32, &str)> = rules
+            .ingress
+            .iter()
+            .map(|r| (r.from_port, r.peer.as_str()))
+            .collect();
+        assert_eq!(peers, [(5432, "172.16.0.0/12"), (5432, "sg/api")]);
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct Database {
     pub connect_override: Option<(String, u16)>,
     pub tls: DatabaseTls,
     pub ca_bundle: Option<PathBuf>,
+    /// Operator networks admitted to PostgreSQL (VPN, Direct Connect).
+    pub admin_ingress_cidrs: Vec<Ipv4Net>,
 }
 
 #[derive(Debug, Clone)]
@@ -572,7 +574,9 @@ impl Validator<'_> {
     fn check_database(&self, raw: &EnvironmentFile) -> Checked<Database> {
         let d = &raw.database;
         let phase = raw.phase;
-        let engine_version = d.engine_version.clone().unwrap_or_else(|| "16.4".into());
+        // A major version: RDS retires minors (16.4 can no longer be created),
+        // so the newest minor is chosen when the instance is created.
+        let engine_version = d.engine_version.clone().unwrap_or_else(|| "16".into());
         let engine_major = engine_version
             .split('.')
             .next()
@@ -586,7 +590,7 @@ impl Validator<'_> {
         let Some(engine_major) = engine_major else {
             return self.fail(
                 "database.engine_version",
-                format!("{engine_version:?} is not a PostgreSQL version poolside supports (14 to 17, such as \"16.4\")"),
+                format!("{engine_version:?} is not a PostgreSQL version poolside supports (14 to 17: a major version such as \"16\", which creates the newest minor RDS offers, or a minor such as \"16.9\")"),
             );
         };
         let instance_class = d.instance_class.clone().unwrap_or_else(|| {
@@ -699,7 +703,23 @@ impl Validator<'_> {
                 );
             }
         }
+        let mut admin_ingress_cidrs = Vec::new();
+        for (i, text) in d.admin_ingress_cidrs.iter().enumerate() {
+            let path = format!("database.admin_ingress_cidrs[{i}]");
+            let net = self.cidr(&path, text)?;
+            if net.prefix_len() < 8 {
+                return self.fail(
+                    &path,
+                    format!("{net} would open the database to a large part of the internet: name the VPN or Direct Connect network (at most a /8)"),
+                );
+            }
+            if admin_ingress_cidrs.contains(&net) {
+                return self.fail(&path, format!("{net} is listed twice"));
+            }
+            admin_ingress_cidrs.push(net);
+        }
         Ok(Database {
+            admin_ingress_cidrs,
             engine_version,
             engine_major,
             instance_class,

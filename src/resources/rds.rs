@@ -8,20 +8,24 @@ use super::{
 use crate::model::*;
 use anyhow::bail;
 use aws_sdk_rds::client::Waiters;
-use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, Tag};
+use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, PendingModifiedValues, Tag};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A real create takes about ten minutes, a multi-AZ conversion longer.
 const AVAILABLE_WITHIN: Duration = Duration::from_secs(60 * 60);
 const DELETED_WITHIN: Duration = Duration::from_secs(30 * 60);
+/// Right after ModifyDBInstance or RebootDBInstance, DescribeDBInstances may
+/// still read `available` for a while: a wait that trusts it returns before
+/// the change has started. How long to look for the change to start.
+const CHANGE_STARTS_WITHIN: Duration = Duration::from_secs(5 * 60);
+/// ModifyDBParameterGroup is eventually consistent: AWS asks for a wait
+/// before a new instance uses the group. How long to wait for the values to show.
+const PARAMETERS_SHOW_WITHIN: Duration = Duration::from_secs(5 * 60);
+const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// Parameters PostgreSQL reads only at start: changing one needs a reboot.
-const STATIC_PARAMETERS: [&str; 3] = [
-    "shared_preload_libraries",
-    "cron.database_name",
-    "cron.use_background_workers",
-];
+const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
 
 /// What discovery needs to know to find the database resources.
 pub struct DatabaseNames {
@@ -138,20 +142,7 @@ async fn discover_parameter_group(cx: &Context, name: &str) -> anyhow::Result<Op
         .to_string();
     let tags = tags_of(cx, &arn).await?;
     check_owner(cx, "DB parameter group", name, &tags)?;
-    let mut parameters = BTreeMap::new();
-    let mut pages = rds
-        .describe_db_parameters()
-        .db_parameter_group_name(name)
-        .source("user")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for p in page.aws("DescribeDBParameters")?.parameters() {
-            if let (Some(k), Some(v)) = (p.parameter_name(), p.parameter_value()) {
-                parameters.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
+    let parameters = user_parameters(cx, name).await?;
     Ok(Some(Live {
         id: ResourceId::new(Kind::DbParameterGroup, "main"),
         physical_id: name.to_string(),
@@ -286,6 +277,27 @@ fn same_major_not_older(live: &str, desired: &str) -> bool {
     live.first() == desired.first() && live >= desired
 }
 
+/// The minor version RDS creates for a major (`"16"`): the family's default.
+/// `None` when RDS lists none. moto answers this call with HTTP 500.
+pub async fn default_minor(cx: &Context, major: &str) -> anyhow::Result<Option<String>> {
+    let out = cx
+        .clients
+        .rds
+        .describe_db_engine_versions()
+        .engine("postgres")
+        .db_parameter_group_family(format!("postgres{major}"))
+        .default_only(true)
+        .send()
+        .await
+        .aws("DescribeDBEngineVersions")?;
+    Ok(out
+        .db_engine_versions()
+        .iter()
+        .filter_map(|v| v.engine_version())
+        .find(|v| v.split('.').next() == Some(major))
+        .map(str::to_string))
+}
+
 pub async fn create_subnet_group(cx: &Context, spec: &DbSubnetGroupSpec) -> anyhow::Result<String> {
     let subnets = resolve_all(cx, &spec.subnets)?;
     cx.clients
@@ -348,7 +360,58 @@ pub async fn create_parameter_group(
         .await
         .aws("CreateDBParameterGroup")?;
     set_parameters(cx, &spec.name, &BTreeMap::new(), &spec.parameters).await?;
+    wait_parameters_visible(cx, &spec.name, &spec.parameters).await?;
     Ok(spec.name.clone())
+}
+
+/// The user-set parameters of a group, as DescribeDBParameters reports them.
+async fn user_parameters(cx: &Context, group: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut parameters = BTreeMap::new();
+    let mut pages = cx
+        .clients
+        .rds
+        .describe_db_parameters()
+        .db_parameter_group_name(group)
+        .source("user")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("DescribeDBParameters")?.parameters() {
+            if let (Some(k), Some(v)) = (p.parameter_name(), p.parameter_value()) {
+                parameters.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(parameters)
+}
+
+/// Polls until every parameter poolside set shows with its value, so the
+/// instance that the next step creates starts with them.
+async fn wait_parameters_visible(
+    cx: &Context,
+    group: &str,
+    wanted: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let shown = user_parameters(cx, group).await?;
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|(k, v)| shown.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= PARAMETERS_SHOW_WITHIN {
+            bail!(
+                "DB parameter group {group} still does not show {} {}s after it was modified; run deploy again",
+                missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                PARAMETERS_SHOW_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
 }
 
 pub async fn update_parameter_group(
@@ -583,7 +646,17 @@ pub async fn update_instance(
         changed = true;
     }
     if changed {
-        modify.send().await.aws("ModifyDBInstance")?;
+        let out = modify.send().await.aws("ModifyDBInstance")?;
+        // A change RDS makes at once (deletion protection, say) leaves the
+        // instance `available` with nothing pending: then there is nothing to
+        // wait for. Anything else must be seen to start before a wait for
+        // `available` means anything.
+        let starts_a_change = out
+            .db_instance()
+            .is_some_and(|db| db.db_instance_status() != Some("available") || has_pending(db));
+        if starts_a_change {
+            wait_change_started(cx, id, &new.identifier, waits).await?;
+        }
         wait_available(cx, id, &new.identifier, waits).await?;
     }
     if old.tags != new.tags {
@@ -669,8 +742,53 @@ pub async fn reboot_if_parameters_pending(
         .send()
         .await
         .aws("RebootDBInstance")?;
+    wait_change_started(cx, id, identifier, waits).await?;
     wait_available(cx, id, identifier, waits).await?;
     Ok(true)
+}
+
+/// Whether the instance lists modifications not yet applied.
+fn has_pending(db: &DbInstance) -> bool {
+    db.pending_modified_values()
+        .is_some_and(|p| *p != PendingModifiedValues::builder().build())
+}
+
+/// Polls until the instance is seen to leave `available` (or its pending
+/// changes to clear, if RDS applied them between two looks). Gives up
+/// quietly after [`CHANGE_STARTS_WITHIN`]: the change may have been quicker
+/// than the polling, and the wait for `available` that follows still holds.
+async fn wait_change_started(
+    cx: &Context,
+    id: &ResourceId,
+    identifier: &str,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let poll = async {
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            let Some(db) = describe_instance(cx, identifier).await? else {
+                bail!("RDS instance {identifier} disappeared while it was being changed");
+            };
+            let status = db.db_instance_status().unwrap_or_default();
+            let pending = has_pending(&db);
+            let rebooting_for_parameters = db
+                .db_parameter_groups()
+                .iter()
+                .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
+            if status != "available" || (!pending && !rebooting_for_parameters) {
+                tracing::debug!(identifier, status, "RDS change started");
+                return Ok(());
+            }
+            if started.elapsed() >= CHANGE_STARTS_WITHIN {
+                tracing::warn!(identifier, "RDS still reports `available` with changes pending; waiting for `available` anyway");
+                return Ok(());
+            }
+        }
+    };
+    waits
+        .report(id, "the change to start", CHANGE_STARTS_WITHIN, poll)
+        .await
 }
 
 fn resolve_all<'a>(
@@ -707,7 +825,169 @@ async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
-    use super::same_major_not_older;
+    use super::*;
+    use crate::resources::testing::{context, Quiet};
+    use aws_sdk_rds::operation::create_db_parameter_group::CreateDbParameterGroupOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
+    use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
+    use aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput;
+    use aws_sdk_rds::Client;
+    use aws_smithy_mocks::mock;
+
+    fn instance(status: &str, pending_class: Option<&str>) -> DbInstance {
+        let mut db = DbInstance::builder()
+            .db_instance_identifier("poolside-pilot")
+            .db_instance_status(status);
+        if let Some(class) = pending_class {
+            db = db.pending_modified_values(
+                PendingModifiedValues::builder()
+                    .db_instance_class(class)
+                    .build(),
+            );
+        }
+        db.build()
+    }
+
+    fn spec(class: &str) -> DbInstanceSpec {
+        DbInstanceSpec {
+            identifier: "poolside-pilot".into(),
+            engine: "postgres".into(),
+            engine_version: "16".into(),
+            instance_class: class.into(),
+            allocated_storage_gb: 20,
+            storage_type: "gp3".into(),
+            storage_encrypted: true,
+            multi_az: false,
+            publicly_accessible: false,
+            backup_retention_days: 7,
+            deletion_protection: false,
+            db_name: "poolside".into(),
+            master_username: "poolside_admin".into(),
+            manage_master_password: true,
+            subnet_group: ResourceId::new(Kind::DbSubnetGroup, "main"),
+            parameter_group: ResourceId::new(Kind::DbParameterGroup, "main"),
+            security_groups: Default::default(),
+            tags: Default::default(),
+        }
+    }
+
+    /// AWS reads `available` for a while after ModifyDBInstance: a wait that
+    /// trusts the first look returns before the class change has started.
+    #[tokio::test(start_paused = true)]
+    async fn a_modify_waits_for_the_change_to_start_before_waiting_for_available() {
+        let describe = |status: &'static str, pending: Option<&'static str>| {
+            mock!(Client::describe_db_instances).then_output(move || {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance(status, pending))
+                    .build()
+            })
+        };
+        let modify = mock!(Client::modify_db_instance).then_output(|| {
+            ModifyDbInstanceOutput::builder()
+                .db_instance(instance("available", Some("db.t4g.large")))
+                .build()
+        });
+        let stale = describe("available", Some("db.t4g.large"));
+        let modifying = describe("modifying", None);
+        let done = describe("available", None);
+        let cx =
+            context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&modify, &stale, &modifying, &done]));
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        update_instance(
+            &cx,
+            &id,
+            "arn:aws:rds:eu-west-1:123456789012:db:poolside-pilot",
+            &spec("db.t4g.medium"),
+            &spec("db.t4g.large"),
+            &Waits::new(&Quiet),
+        )
+        .await
+        .unwrap();
+        for (rule, what) in [
+            (&stale, "stale"),
+            (&modifying, "modifying"),
+            (&done, "done"),
+        ] {
+            assert_eq!(rule.num_calls(), 1, "the {what} describe was not read");
+        }
+    }
+
+    /// A change RDS makes at once (nothing pending) is not waited for twice.
+    #[tokio::test(start_paused = true)]
+    async fn a_modify_with_nothing_pending_waits_only_for_available() {
+        let modify = mock!(Client::modify_db_instance).then_output(|| {
+            ModifyDbInstanceOutput::builder()
+                .db_instance(instance("available", None))
+                .build()
+        });
+        let done = mock!(Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(instance("available", None))
+                .build()
+        });
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&modify, &done]));
+        let mut protected = spec("db.t4g.medium");
+        protected.deletion_protection = true;
+        update_instance(
+            &cx,
+            &ResourceId::new(Kind::DbInstance, "main"),
+            "arn",
+            &spec("db.t4g.medium"),
+            &protected,
+            &Waits::new(&Quiet),
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.num_calls(), 1);
+    }
+
+    /// AWS: wait until a parameter group's changes show before an instance
+    /// uses it. The group is done only when DescribeDBParameters shows them.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_parameter_group_is_done_when_its_values_show() {
+        let wanted: BTreeMap<String, String> = [
+            ("shared_preload_libraries", "pg_stat_statements,pg_cron"),
+            ("cron.database_name", "poolside"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let create = mock!(Client::create_db_parameter_group)
+            .then_output(|| CreateDbParameterGroupOutput::builder().build());
+        let modify = mock!(Client::modify_db_parameter_group)
+            .then_output(|| ModifyDbParameterGroupOutput::builder().build());
+        let not_yet = mock!(Client::describe_db_parameters)
+            .then_output(|| DescribeDbParametersOutput::builder().build());
+        let shown_values = wanted.clone();
+        let shown = mock!(Client::describe_db_parameters).then_output(move || {
+            DescribeDbParametersOutput::builder()
+                .set_parameters(Some(
+                    shown_values
+                        .iter()
+                        .map(|(k, v)| {
+                            Parameter::builder()
+                                .parameter_name(k)
+                                .parameter_value(v)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        });
+        let cx =
+            context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&create, &modify, &not_yet, &shown]));
+        let spec = DbParameterGroupSpec {
+            name: "poolside-pilot-postgres16".into(),
+            family: "postgres16".into(),
+            description: "test".into(),
+            parameters: wanted,
+            tags: Default::default(),
+        };
+        create_parameter_group(&cx, &spec).await.unwrap();
+        assert_eq!(not_yet.num_calls(), 1);
+        assert_eq!(shown.num_calls(), 1);
+    }
 
     #[test]
     fn a_newer_minor_of_the_same_major_is_not_drift() {
