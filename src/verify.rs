@@ -62,7 +62,7 @@ pub async fn verify(
         check_targets(cx, config, waits).await
     };
     let api = check_api(api_url, if emulator { 5 } else { 24 }).await;
-    let alarms = check_alarms(cx, config).await;
+    let alarms = check_alarms(cx).await;
     Verification {
         checks: vec![api, targets, alarms],
     }
@@ -192,8 +192,9 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
     }
 }
 
-async fn check_alarms(cx: &Context, config: &Config) -> Check {
-    match alarms::firing(cx, &crate::blueprint::alarm_prefix(config)).await {
+async fn check_alarms(cx: &Context) -> Check {
+    let ours = cx.physical_ids_of(crate::model::Kind::Alarm);
+    match alarms::firing(cx, &ours).await {
         Ok(firing) if firing.is_empty() => Check {
             name: "alarms",
             outcome: Outcome::Passed,

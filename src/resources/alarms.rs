@@ -1,12 +1,58 @@
-//! CloudWatch alarms (found by the environment's name prefix) and the dashboard.
+//! CloudWatch alarms (found by the environment's tags) and the dashboard
+//! (by its exact name: dashboards take no tags).
 
 use super::{error_code, AwsResultExt, Context};
 use crate::model::*;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricAlarm, StateValue, Statistic,
+};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 
+/// How many ListTagsForResource calls discovery keeps in flight.
+const TAG_READS_IN_FLIGHT: usize = 8;
+
+/// The environment's alarms. The name prefix only narrows the search: the
+/// prefix of environment `pilot` also matches `pilot-eu`'s alarms, so an alarm
+/// is ours only when its `poolside:env` tag says so.
 pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
+    let candidates = describe_by_prefix(cx, prefix).await?;
+    let tagged: Vec<(MetricAlarm, Tags)> = stream::iter(candidates)
+        .map(|alarm| async move {
+            let tags = alarm_tags(cx, alarm.alarm_arn().unwrap_or_default()).await?;
+            anyhow::Ok((alarm, tags))
+        })
+        .buffered(TAG_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let mut seen = std::collections::BTreeSet::new();
     let mut live = Vec::new();
+    for (alarm, tags) in tagged {
+        let name = alarm.alarm_name().unwrap_or_default();
+        let Some(id) = super::identify(&cx.environment, &tags, name, &mut seen) else {
+            continue;
+        };
+        live.push(observe(&alarm, id));
+    }
+    Ok(live)
+}
+
+async fn alarm_tags(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
+    let out = cx
+        .clients
+        .cloudwatch
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .aws("ListTagsForResource")?;
+    Ok(super::user_visible_tags(out.tags().iter().filter_map(
+        |t| Some((t.key()?.to_string(), t.value()?.to_string())),
+    )))
+}
+
+async fn describe_by_prefix(cx: &Context, prefix: &str) -> anyhow::Result<Vec<MetricAlarm>> {
+    let mut alarms = Vec::new();
     let mut next = None;
     loop {
         let out = cx
@@ -18,47 +64,51 @@ pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
             .send()
             .await
             .aws("DescribeAlarms")?;
-        for alarm in out.metric_alarms() {
-            let name = alarm.alarm_name().unwrap_or_default();
-            let Some(short) = name.strip_prefix(prefix) else {
-                continue;
-            };
-            let statistic = alarm
-                .extended_statistic()
-                .map(str::to_string)
-                .or_else(|| alarm.statistic().map(|s| s.as_str().to_string()))
-                .unwrap_or_default();
-            live.push(Live {
-                id: ResourceId::new(Kind::Alarm, short),
-                physical_id: name.to_string(),
-                spec: Spec::Alarm(AlarmSpec {
-                    name: name.to_string(),
-                    description: alarm.alarm_description().unwrap_or_default().to_string(),
-                    namespace: alarm.namespace().unwrap_or_default().to_string(),
-                    metric_name: alarm.metric_name().unwrap_or_default().to_string(),
-                    statistic,
-                    dimensions: alarm
-                        .dimensions()
-                        .iter()
-                        .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
-                        .collect(),
-                    period_s: alarm.period().unwrap_or_default(),
-                    evaluation_periods: alarm.evaluation_periods().unwrap_or_default(),
-                    threshold: alarm.threshold().unwrap_or_default(),
-                    comparison: alarm
-                        .comparison_operator()
-                        .map(|c| c.as_str().to_string())
-                        .unwrap_or_default(),
-                    treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
-                    actions: alarm.alarm_actions().iter().cloned().collect(),
-                }),
-                attributes: BTreeMap::new(),
-            });
-        }
+        alarms.extend(
+            out.metric_alarms()
+                .iter()
+                .filter(|a| a.alarm_name().is_some_and(|n| n.starts_with(prefix)))
+                .cloned(),
+        );
         next = out.next_token().map(str::to_string);
         if next.is_none() {
-            return Ok(live);
+            return Ok(alarms);
         }
+    }
+}
+
+fn observe(alarm: &MetricAlarm, id: ResourceId) -> Live {
+    let name = alarm.alarm_name().unwrap_or_default();
+    let statistic = alarm
+        .extended_statistic()
+        .map(str::to_string)
+        .or_else(|| alarm.statistic().map(|s| s.as_str().to_string()))
+        .unwrap_or_default();
+    Live {
+        id,
+        physical_id: name.to_string(),
+        spec: Spec::Alarm(AlarmSpec {
+            name: name.to_string(),
+            description: alarm.alarm_description().unwrap_or_default().to_string(),
+            namespace: alarm.namespace().unwrap_or_default().to_string(),
+            metric_name: alarm.metric_name().unwrap_or_default().to_string(),
+            statistic,
+            dimensions: alarm
+                .dimensions()
+                .iter()
+                .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+                .collect(),
+            period_s: alarm.period().unwrap_or_default(),
+            evaluation_periods: alarm.evaluation_periods().unwrap_or_default(),
+            threshold: alarm.threshold().unwrap_or_default(),
+            comparison: alarm
+                .comparison_operator()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
+            actions: alarm.alarm_actions().iter().cloned().collect(),
+        }),
+        attributes: BTreeMap::new(),
     }
 }
 
@@ -122,20 +172,25 @@ pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
         .map(drop)
 }
 
-/// The environment's alarms now in ALARM: (name, reason).
-pub async fn firing(cx: &Context, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let out = cx
-        .clients
-        .cloudwatch
-        .describe_alarms()
-        .alarm_name_prefix(prefix)
-        .state_value(StateValue::Alarm)
-        .send()
-        .await
-        .aws("DescribeAlarms")?;
+/// Which of the named alarms (the environment's own, by exact name, never by
+/// prefix) are in ALARM now: (name, reason).
+pub async fn firing(cx: &Context, names: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut alarms = Vec::new();
+    // DescribeAlarms takes at most 100 names a call.
+    for batch in names.chunks(100) {
+        let out = cx
+            .clients
+            .cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(batch.to_vec()))
+            .state_value(StateValue::Alarm)
+            .send()
+            .await
+            .aws("DescribeAlarms")?;
+        alarms.extend(out.metric_alarms().iter().cloned());
+    }
     // moto ignores the StateValue filter and returns every alarm: check again here.
-    Ok(out
-        .metric_alarms()
+    Ok(alarms
         .iter()
         .filter(|a| a.state_value() == Some(&StateValue::Alarm))
         .map(|a| {

@@ -543,7 +543,10 @@ async fn a_run_that_stopped_after_creating_the_vpc_is_finished_not_duplicated() 
 #[tokio::test]
 async fn two_environments_side_by_side_do_not_see_each_other() {
     let first = Env::new("side");
-    let second = Env::new("side");
+    // A name that begins with the other's: its alarm names begin with the
+    // other's alarm prefix (`poolside-<first>-`), and must still not be taken.
+    let mut second = Env::new("side");
+    second.name = format!("{}-eu", first.name);
     first.write();
     second.write();
     let first_outputs = first.deploy().one("outputs");
@@ -568,6 +571,18 @@ async fn two_environments_side_by_side_do_not_see_each_other() {
             .unwrap();
         assert_eq!(vpcs.vpcs().len(), 1);
     }
+    let alarms = aws
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(format!("poolside-{}-", first.name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        alarms.metric_alarms().len(),
+        18,
+        "both environments' 9 alarms remain"
+    );
 }
 
 #[tokio::test]
