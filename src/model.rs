@@ -468,6 +468,10 @@ pub struct ServiceSpec {
     pub container_name: String,
     pub container_port: i32,
     pub circuit_breaker_rollback: bool,
+    /// The service's newest deployment failed (its circuit breaker tripped
+    /// with nothing to roll back to, say). Never desired: a deploy that finds
+    /// it starts a new deployment, even when nothing else changed.
+    pub last_deployment_failed: bool,
     pub tags: Tags,
     /// What must exist first that the spec does not name (the listener).
     #[serde(skip)]
@@ -701,4 +705,25 @@ pub struct Live {
 pub struct Desired {
     pub id: ResourceId,
     pub spec: Spec,
+    /// What must be done first although the spec does not name it: AWS
+    /// refuses a NAT gateway or an internet-facing load balancer until the
+    /// VPC's internet gateway is attached, say.
+    pub after: Vec<ResourceId>,
+}
+
+impl Desired {
+    /// The same resource, made only once `first` is done.
+    pub fn after(mut self, first: &ResourceId) -> Self {
+        self.after.push(first.clone());
+        self
+    }
+
+    /// Everything that must be done before this resource.
+    pub fn dependencies(&self) -> Vec<ResourceId> {
+        let mut all = self.spec.references();
+        all.extend(self.after.iter().cloned());
+        all.sort();
+        all.dedup();
+        all
+    }
 }

@@ -248,9 +248,10 @@ impl EventSink for Progress {
             return;
         }
         match event {
+            // Deploy applies in two stages around the schema step: one bar for both.
             Event::ApplyStarted { total } => {
                 if let Some(bar) = &self.bar {
-                    bar.set_length(total as u64);
+                    bar.inc_length(total as u64);
                 }
             }
             Event::StepStarted { id, .. } => {

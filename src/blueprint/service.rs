@@ -155,10 +155,11 @@ pub(super) fn service_tier(
     out.push(Desired {
         id: task_definition_id.clone(),
         spec: Spec::TaskDefinition(task_definition),
+        after: vec![],
     });
 
     let load_balancer = id(Kind::LoadBalancer, "api");
-    out.push(b.desired(&load_balancer, "api", |tags| {
+    let internet_facing = b.desired(&load_balancer, "api", |tags| {
         Spec::LoadBalancer(LoadBalancerSpec {
             name: format!("poolside-{env}"),
             scheme: "internet-facing".into(),
@@ -166,7 +167,10 @@ pub(super) fn service_tier(
             security_groups: [Reference::to(&id(Kind::SecurityGroup, "load-balancer"))].into(),
             tags,
         })
-    }));
+    });
+    // AWS: `InvalidSubnet` for an internet-facing load balancer until the
+    // VPC's internet gateway is attached.
+    out.push(internet_facing.after(&id(Kind::InternetGateway, "main")));
     let target_group = id(Kind::TargetGroup, "api");
     out.push(b.desired(&target_group, "api", |tags| {
         Spec::TargetGroup(TargetGroupSpec {
@@ -237,6 +241,7 @@ pub(super) fn service_tier(
             container_name: CONTAINER_NAME.into(),
             container_port: config.network.api_port.into(),
             circuit_breaker_rollback: true,
+            last_deployment_failed: false,
             // ECS refuses a target group that no listener uses yet.
             depends_on: vec![serving_listener],
             tags,
@@ -258,6 +263,7 @@ pub(super) fn service_tier(
                 ),
                 depends_on: vec![service.clone()],
             }),
+            after: vec![],
         });
     }
 
@@ -280,6 +286,7 @@ pub(super) fn service_tier(
             name: format!("poolside-{env}"),
             body: dashboard,
         }),
+        after: vec![],
     });
     Ok(out)
 }
@@ -302,6 +309,7 @@ fn listener(
             ssl_policy: certificate.map(|_| TLS_POLICY.to_string()),
             action,
         }),
+        after: vec![],
     }
 }
 
@@ -470,6 +478,7 @@ fn alarms(config: &Config) -> Vec<Desired> {
                     treat_missing_data: "notBreaching".into(),
                     actions: a.action_arn.iter().cloned().collect(),
                 }),
+                after: vec![],
             },
         )
         .collect()

@@ -1,7 +1,9 @@
 use super::{exit, Globals};
 use crate::database;
-use crate::engine::apply::apply;
+use crate::engine::apply::{apply, ApplyReport};
+use crate::engine::plan::Plan;
 use crate::local_plane;
+use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format, Progress};
 use crate::resources::Waits;
@@ -27,31 +29,47 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let plan = session.plan().await?;
     output::print_plan(&plan, globals.output);
 
-    if !plan.is_empty() {
-        if !args.yes {
-            confirm(&args.env)?;
-        }
-        let progress = Progress::new(globals.output);
-        let report = apply(&session.cx, &plan, &progress).await;
+    if !plan.is_empty() && !args.yes {
+        confirm(&args.env)?;
+    }
+    // The schema step runs between the resources the API service needs and
+    // the service itself: its tasks log in as `authenticator`, which the
+    // migrations create and the schema step gives its password.
+    let (before_schema, after_schema) = plan.split_at(&ResourceId::new(Kind::Service, "api"));
+    let progress = Progress::new(globals.output);
+    if !before_schema.is_empty() {
+        let report = apply(&session.cx, &before_schema, &progress).await;
         if !report.is_success() {
-            globals.print_stats(&session, started);
-            if globals.output == Format::Json {
-                output::json_line("result", &report);
-            }
-            bail!(
-                "deploy of `{}` incomplete: {} failed, {} skipped, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
-                args.env,
-                report.failed.len(),
-                report.skipped.len(),
-                report.succeeded.len()
+            return incomplete(
+                globals,
+                &session,
+                started,
+                &args.env,
+                &report,
+                &after_schema,
             );
         }
     }
-    let progress = Progress::new(globals.output);
     let waits = Waits::new(&progress);
     let data_tier = database::converge(&session.cx, &session.config, &waits)
         .await
-        .with_context(|| format!("deploy of `{}`: the AWS resources are in place, but the database step failed; fix the cause and run deploy again", args.env));
+        .with_context(|| {
+            let held_back = if after_schema.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} held back until it succeeds: {})",
+                    after_schema.changes.len(),
+                    after_schema
+                        .changes
+                        .iter()
+                        .map(|c| c.id.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            format!("deploy of `{}`: the AWS resources the database needs are in place, but the schema step failed{held_back}; fix the cause and run deploy again", args.env)
+        });
     let data_tier = match data_tier {
         Ok(report) => report,
         Err(err) => {
@@ -60,6 +78,19 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         }
     };
     output::print_data_tier(&data_tier, globals.output);
+    if !after_schema.is_empty() {
+        let report = apply(&session.cx, &after_schema, &progress).await;
+        if !report.is_success() {
+            return incomplete(
+                globals,
+                &session,
+                started,
+                &args.env,
+                &report,
+                &Plan::default(),
+            );
+        }
+    }
 
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)
@@ -90,6 +121,31 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         );
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// Reports an apply that did not finish, naming what was held back with it.
+fn incomplete(
+    globals: &Globals,
+    session: &Session,
+    started: Instant,
+    env: &str,
+    report: &ApplyReport,
+    held_back: &Plan,
+) -> anyhow::Result<ExitCode> {
+    globals.print_stats(session, started);
+    if globals.output == Format::Json {
+        output::json_line("result", report);
+    }
+    let not_started = match held_back.changes.len() {
+        0 => String::new(),
+        n => format!(", {n} not started (they wait for the schema step)"),
+    };
+    bail!(
+        "deploy of `{env}` incomplete: {} failed, {} skipped{not_started}, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
+        report.failed.len(),
+        report.skipped.len(),
+        report.succeeded.len()
+    );
 }
 
 fn confirm(env: &str) -> anyhow::Result<()> {

@@ -51,15 +51,8 @@ pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyRe
     let mut waiting_on: BTreeMap<&ResourceId, BTreeSet<ResourceId>> = others
         .iter()
         .map(|c| {
-            let deps = c
-                .desired
-                .as_ref()
-                .map(|s| s.references())
-                .unwrap_or_default();
-            (
-                &c.id,
-                deps.into_iter().filter(|d| in_plan.contains(d)).collect(),
-            )
+            let deps = c.dependencies.iter().filter(|d| in_plan.contains(d));
+            (&c.id, deps.cloned().collect())
         })
         .collect();
     run_waves(cx, events, &mut report, &others, |done, pending| {

@@ -55,6 +55,9 @@ pub struct Change {
     pub desired: Option<Spec>,
     #[serde(skip)]
     pub live: Option<Live>,
+    /// What must be done first (references and explicit ordering).
+    #[serde(skip)]
+    pub dependencies: Vec<ResourceId>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -65,7 +68,22 @@ pub struct Summary {
     pub delete: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
+impl Summary {
+    fn of(changes: &[Change]) -> Summary {
+        let mut summary = Summary::default();
+        for change in changes {
+            *match change.action {
+                Action::Create => &mut summary.create,
+                Action::Update => &mut summary.update,
+                Action::Replace => &mut summary.replace,
+                Action::Delete => &mut summary.delete,
+            } += 1;
+        }
+        summary
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Plan {
     pub environment: String,
     pub changes: Vec<Change>,
@@ -74,6 +92,40 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Splits the plan at a gate: the second part holds `gate` and every
+    /// change that depends on it, directly or not, and every delete (deletes
+    /// run last anyway); the first part holds the rest. Deploy runs the schema
+    /// step between the two, so the API service never starts before the
+    /// roles and tables it logs in with exist.
+    pub fn split_at(&self, gate: &ResourceId) -> (Plan, Plan) {
+        let mut after: BTreeSet<&ResourceId> = BTreeSet::from([gate]);
+        loop {
+            let grown: BTreeSet<&ResourceId> = self
+                .changes
+                .iter()
+                .filter(|c| c.dependencies.iter().any(|d| after.contains(d)))
+                .map(|c| &c.id)
+                .chain(after.iter().copied())
+                .collect();
+            if grown.len() == after.len() {
+                break;
+            }
+            after = grown;
+        }
+        let (second, first): (Vec<Change>, Vec<Change>) = self
+            .changes
+            .iter()
+            .cloned()
+            .partition(|c| c.action == Action::Delete || after.contains(&c.id));
+        let part = |changes: Vec<Change>| Plan {
+            environment: self.environment.clone(),
+            summary: Summary::of(&changes),
+            changes,
+            warnings: Vec::new(),
+        };
+        (part(first), part(second))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
@@ -114,22 +166,14 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
             properties: Vec::new(),
             desired: None,
             live: Some(have.clone()),
+            dependencies: Vec::new(),
         });
-    }
-    let mut summary = Summary::default();
-    for change in &changes {
-        *match change.action {
-            Action::Create => &mut summary.create,
-            Action::Update => &mut summary.update,
-            Action::Replace => &mut summary.replace,
-            Action::Delete => &mut summary.delete,
-        } += 1;
     }
     Plan {
         environment: environment.to_string(),
+        summary: Summary::of(&changes),
         changes,
         warnings,
-        summary,
     }
 }
 
@@ -155,6 +199,7 @@ fn change_for(
             properties: diff(None, &spec),
             desired: Some(spec),
             live: None,
+            dependencies: want.dependencies(),
         }),
         Some(have) => {
             let properties = diff(Some(&have.spec), &spec);
@@ -172,6 +217,7 @@ fn change_for(
                 properties,
                 desired: Some(spec),
                 live: Some((*have).clone()),
+                dependencies: want.dependencies(),
             })
         }
     }
@@ -309,6 +355,7 @@ mod tests {
             vec![Desired {
                 id: ResourceId("subnet/a".into()),
                 spec: subnet(cidr, owner),
+                after: vec![],
             }]
         };
         assert!(plan("e", &want("10.0.0.0/24", "x"), &live, vec![]).is_empty());
@@ -319,5 +366,39 @@ mod tests {
         assert_eq!(cidr_change.changes[0].action, Action::Replace);
         let gone = plan("e", &[], &live, vec![]);
         assert_eq!(gone.changes[0].action, Action::Delete);
+    }
+
+    #[test]
+    fn a_split_puts_the_gate_what_depends_on_it_and_deletes_second() {
+        let change = |id: &str, action: Action, deps: &[&str]| Change {
+            id: ResourceId(id.into()),
+            action,
+            properties: vec![],
+            desired: None,
+            live: None,
+            dependencies: deps.iter().map(|d| ResourceId(d.to_string())).collect(),
+        };
+        let plan = Plan {
+            environment: "e".into(),
+            changes: vec![
+                change("task-definition/api", Action::Create, &[]),
+                change("service/api", Action::Create, &["task-definition/api"]),
+                change("scaling/api", Action::Create, &["service/api"]),
+                change("alarm/cpu", Action::Create, &["scaling/api"]),
+                change("db-instance/main", Action::Update, &[]),
+                change("alarm/old", Action::Delete, &[]),
+            ],
+            warnings: vec![],
+            summary: Summary::default(),
+        };
+        let (first, second) = plan.split_at(&ResourceId("service/api".into()));
+        let ids = |p: &Plan| p.changes.iter().map(|c| c.id.0.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&first), ["task-definition/api", "db-instance/main"]);
+        assert_eq!(
+            ids(&second),
+            ["service/api", "scaling/api", "alarm/cpu", "alarm/old"]
+        );
+        assert_eq!(second.summary.create, 3);
+        assert_eq!(second.summary.delete, 1);
     }
 }
