@@ -282,6 +282,75 @@ impl Intercept for CallCounter {
 }
 
 #[cfg(test)]
+impl Clients {
+    /// Clients that reach nothing, for unit tests that swap in the ones they
+    /// mock (aws-smithy-mocks); a call to any other fails at once.
+    pub fn offline() -> Clients {
+        let shared = aws_types::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "unit-test"),
+                ),
+            )
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Clients {
+            ec2: aws_sdk_ec2::Client::new(&shared),
+            s3: aws_sdk_s3::Client::new(&shared),
+            ecr: aws_sdk_ecr::Client::new(&shared),
+            rds: aws_sdk_rds::Client::new(&shared),
+            secrets: aws_sdk_secretsmanager::Client::new(&shared),
+            sts: aws_sdk_sts::Client::new(&shared),
+            iam: aws_sdk_iam::Client::new(&shared),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&shared),
+            ecs: aws_sdk_ecs::Client::new(&shared),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
+            autoscaling: aws_sdk_applicationautoscaling::Client::new(&shared),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// Builds a client of one AWS crate that answers with aws-smithy-mocks rules,
+/// in order, like `aws_smithy_mocks::mock_client!` but without the crates'
+/// `test-util` feature (which would make the test build compile the SDK again).
+#[cfg(test)]
+#[macro_export]
+macro_rules! mocked {
+    ($aws_crate:ident, $rules:expr) => {{
+        let mut interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
+            .rule_mode(aws_smithy_mocks::RuleMode::Sequential);
+        for rule in $rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        $aws_crate::Client::from_conf(
+            $aws_crate::Config::builder()
+                .behavior_version($crate::aws::latest_behavior())
+                .region(aws_config::Region::new("eu-west-1"))
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "unit-test",
+                ))
+                .http_client(aws_smithy_mocks::create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        )
+    }};
+}
+
+#[cfg(test)]
+pub fn latest_behavior() -> BehaviorVersion {
+    BehaviorVersion::latest()
+}
+
+#[cfg(test)]
 mod tests {
     use super::is_mutating;
 

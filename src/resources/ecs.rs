@@ -7,9 +7,9 @@ use anyhow::anyhow;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
     Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    KeyValuePair, LaunchType, LoadBalancer, LogConfiguration, LogDriver, NetworkConfiguration,
-    NetworkMode, PortMapping, PropagateTags, Secret, ServiceField, Tag, TaskDefinitionField,
-    TaskDefinitionStatus,
+    DeploymentRolloutState, KeyValuePair, LaunchType, LoadBalancer, LogConfiguration, LogDriver,
+    NetworkConfiguration, NetworkMode, PortMapping, PropagateTags, Secret, ServiceField, Tag,
+    TaskDefinitionField, TaskDefinitionStatus,
 };
 use std::collections::BTreeMap;
 
@@ -104,17 +104,60 @@ fn insights_setting(on: bool) -> ClusterSetting {
         .build()
 }
 
-pub async fn create_cluster(cx: &Context, spec: &ClusterSpec) -> anyhow::Result<String> {
-    let out = cx
+/// ECS's service-linked role. In a new account it may not exist yet; ECS then
+/// refuses CreateCluster and CreateService with "Unable to assume the service
+/// linked role".
+const ECS_SERVICE: &str = "ecs.amazonaws.com";
+
+/// Creates ECS's service-linked role; one that exists already is fine.
+pub async fn ensure_service_linked_role(cx: &Context) -> anyhow::Result<()> {
+    match cx
         .clients
-        .ecs
-        .create_cluster()
-        .cluster_name(&spec.name)
-        .settings(insights_setting(spec.container_insights))
-        .set_tags(Some(ecs_tags(&spec.tags)))
+        .iam
+        .create_service_linked_role()
+        .aws_service_name(ECS_SERVICE)
         .send()
         .await
-        .aws("CreateCluster")?;
+    {
+        Ok(_) => Ok(()),
+        // AWS: InvalidInput "Service role name AWSServiceRoleForECS has been taken".
+        Err(err)
+            if error_code(&err) == Some("EntityAlreadyExists")
+                || (error_code(&err) == Some("InvalidInput")
+                    && super::error_message(&err)
+                        .is_some_and(|m| m.contains("has been taken"))) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(err).aws("CreateServiceLinkedRole"),
+    }
+}
+
+/// ECS cannot use a role yet that IAM made seconds ago: the service-linked
+/// role, or a role named in the call.
+fn role_not_assumable_yet<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> bool
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    error_code(err) == Some("InvalidParameterException")
+        && super::error_message(err).is_some_and(|m| m.contains("Unable to assume"))
+}
+
+pub async fn create_cluster(cx: &Context, spec: &ClusterSpec) -> anyhow::Result<String> {
+    ensure_service_linked_role(cx).await?;
+    let out = super::retry_while_settling("CreateCluster", role_not_assumable_yet, || {
+        cx.clients
+            .ecs
+            .create_cluster()
+            .cluster_name(&spec.name)
+            .settings(insights_setting(spec.container_insights))
+            .set_tags(Some(ecs_tags(&spec.tags)))
+            .send()
+    })
+    .await
+    .aws("CreateCluster")?;
     out.cluster()
         .and_then(|c| c.cluster_arn())
         .map(str::to_string)
@@ -398,6 +441,7 @@ pub async fn discover_service(
             // AWS always reports the breaker (disabled or not); moto never
             // does (EMULATOR.md), so there a missing one is not drift.
             circuit_breaker_rollback: breaker.is_none_or(|b| b.enable() && b.rollback()),
+            last_deployment_failed: last_deployment_failed(service),
             tags,
             depends_on: vec![],
         }),
@@ -443,26 +487,51 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
         .build()
 }
 
+/// Whether the newest deployment (ECS lists the PRIMARY one first) failed.
+fn last_deployment_failed(service: &aws_sdk_ecs::types::Service) -> bool {
+    service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .is_some_and(|d| d.rollout_state() == Some(&DeploymentRolloutState::Failed))
+}
+
+/// On AWS, tasks pull their image from ECR: a service pointed at an image
+/// the repository lacks never starts a task, and its circuit breaker trips
+/// with nothing to roll back to. Refuse that before asking ECS.
+async fn ensure_image_pullable(cx: &Context, task_definition: &str) -> anyhow::Result<()> {
+    if cx.emulator {
+        // The emulator's ECR holds no layers and runs no tasks: the local data
+        // plane runs the installed PostgREST binary instead (README).
+        return Ok(());
+    }
+    let (_, container) = task_definition_container(cx, task_definition).await?;
+    super::registry::ensure_image_exists(cx, &container.image).await
+}
+
 pub async fn create_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<String> {
-    let out = cx
-        .clients
-        .ecs
-        .create_service()
-        .cluster(&spec.cluster)
-        .service_name(&spec.name)
-        .task_definition(&spec.task_definition)
-        .desired_count(spec.desired_count.unwrap_or(spec.initial_count))
-        .launch_type(LaunchType::Fargate)
-        .network_configuration(network(spec)?)
-        .load_balancers(load_balancer(spec))
-        .deployment_configuration(deployment(spec))
-        .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S)
-        .propagate_tags(PropagateTags::Service)
-        .enable_ecs_managed_tags(true)
-        .set_tags(Some(ecs_tags(&spec.tags)))
-        .send()
-        .await
-        .aws("CreateService")?;
+    ensure_image_pullable(cx, &spec.task_definition).await?;
+    let network = network(spec)?;
+    let out = super::retry_while_settling("CreateService", role_not_assumable_yet, || {
+        cx.clients
+            .ecs
+            .create_service()
+            .cluster(&spec.cluster)
+            .service_name(&spec.name)
+            .task_definition(&spec.task_definition)
+            .desired_count(spec.desired_count.unwrap_or(spec.initial_count))
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(network.clone())
+            .load_balancers(load_balancer(spec))
+            .deployment_configuration(deployment(spec))
+            .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S)
+            .propagate_tags(PropagateTags::Service)
+            .enable_ecs_managed_tags(true)
+            .set_tags(Some(ecs_tags(&spec.tags)))
+            .send()
+    })
+    .await
+    .aws("CreateService")?;
     out.service()
         .and_then(|s| s.service_arn())
         .map(str::to_string)
@@ -475,6 +544,7 @@ pub async fn update_service(
     old: &ServiceSpec,
     new: &ServiceSpec,
 ) -> anyhow::Result<()> {
+    ensure_image_pullable(cx, &new.task_definition).await?;
     let mut call = cx
         .clients
         .ecs
@@ -482,6 +552,8 @@ pub async fn update_service(
         .cluster(&new.cluster)
         .service(&new.name)
         .task_definition(&new.task_definition)
+        // A failed deployment is not retried by ECS: start a new one.
+        .force_new_deployment(old.last_deployment_failed)
         .network_configuration(network(new)?)
         .load_balancers(load_balancer(new))
         .deployment_configuration(deployment(new))
@@ -542,6 +614,13 @@ pub async fn service_counts(
 
 /// The task definition a service runs, as registered (for the local data plane).
 pub async fn task_definition(cx: &Context, arn: &str) -> anyhow::Result<(String, ContainerSpec)> {
+    task_definition_container(cx, arn).await
+}
+
+async fn task_definition_container(
+    cx: &Context,
+    arn: &str,
+) -> anyhow::Result<(String, ContainerSpec)> {
     let out = cx
         .clients
         .ecs
@@ -561,4 +640,166 @@ pub async fn task_definition(cx: &Context, arn: &str) -> anyhow::Result<(String,
         task.task_definition_arn().unwrap_or(arn).to_string(),
         container_spec(container),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{context, json_error, query_error};
+    use aws_sdk_ecs::operation::create_cluster::CreateClusterOutput;
+    use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
+    use aws_sdk_ecs::types::{Cluster, TaskDefinition};
+    use aws_smithy_mocks::mock;
+
+    /// A new account: IAM says the role exists already (a second deploy, or
+    /// another tool made it), and ECS cannot assume it for a few seconds.
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_is_made_once_ecs_can_assume_its_service_linked_role() {
+        let role = mock!(aws_sdk_iam::Client::create_service_linked_role)
+            .sequence()
+            .http_status(
+                400,
+                Some(query_error(
+                    "InvalidInput",
+                    "Service role name AWSServiceRoleForECS has been taken in this account, please try a different suffix.",
+                )),
+            )
+            .build();
+        let not_yet = mock!(aws_sdk_ecs::Client::create_cluster)
+            .sequence()
+            .http_status(
+                400,
+                Some(json_error(
+                    "InvalidParameterException",
+                    "Unable to assume the service linked role. Please verify that the ECS service linked role exists.",
+                )),
+            )
+            .times(2)
+            .build();
+        let created = mock!(aws_sdk_ecs::Client::create_cluster).then_output(|| {
+            CreateClusterOutput::builder()
+                .cluster(
+                    Cluster::builder()
+                        .cluster_arn("arn:aws:ecs:eu-west-1:1:cluster/poolside-pilot")
+                        .build(),
+                )
+                .build()
+        });
+        let cx = context(|c| {
+            c.iam = crate::mocked!(aws_sdk_iam, [&role]);
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&not_yet, &created]);
+        });
+        let spec = ClusterSpec {
+            name: "poolside-pilot".into(),
+            container_insights: false,
+            tags: Default::default(),
+        };
+        let arn = create_cluster(&cx, &spec).await.unwrap();
+        assert_eq!(arn, "arn:aws:ecs:eu-west-1:1:cluster/poolside-pilot");
+        assert_eq!(role.num_calls(), 1);
+        assert_eq!(not_yet.num_calls(), 2);
+    }
+
+    /// Any other refusal is not retried: it is the user's to fix.
+    #[tokio::test(start_paused = true)]
+    async fn other_invalid_parameters_fail_at_once() {
+        let role = mock!(aws_sdk_iam::Client::create_service_linked_role)
+            .then_output(|| aws_sdk_iam::operation::create_service_linked_role::CreateServiceLinkedRoleOutput::builder().build());
+        let refused = mock!(aws_sdk_ecs::Client::create_cluster)
+            .sequence()
+            .http_status(
+                400,
+                Some(json_error(
+                    "InvalidParameterException",
+                    "Tags can only contain ...",
+                )),
+            )
+            .build();
+        let cx = context(|c| {
+            c.iam = crate::mocked!(aws_sdk_iam, [&role]);
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&refused]);
+        });
+        let spec = ClusterSpec {
+            name: "poolside-pilot".into(),
+            container_insights: false,
+            tags: Default::default(),
+        };
+        let err = create_cluster(&cx, &spec).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("InvalidParameterException"),
+            "{err:#}"
+        );
+        assert_eq!(refused.num_calls(), 1);
+    }
+
+    /// An empty repository: ECS is not asked to start tasks that cannot pull
+    /// their image, and the error gives the command that copies it there.
+    #[tokio::test]
+    async fn a_service_whose_image_is_not_in_ecr_is_refused_with_the_copy_command() {
+        let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/poolside-pilot/postgrest:v12.0.2";
+        let task = mock!(aws_sdk_ecs::Client::describe_task_definition).then_output(move || {
+            DescribeTaskDefinitionOutput::builder()
+                .task_definition(
+                    TaskDefinition::builder()
+                        .task_definition_arn(
+                            "arn:aws:ecs:eu-west-1:1:task-definition/poolside-pilot-api:1",
+                        )
+                        .container_definitions(
+                            ContainerDefinition::builder()
+                                .name("postgrest")
+                                .image(image)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let missing = mock!(aws_sdk_ecr::Client::describe_images)
+            .match_requests(|r| {
+                r.repository_name() == Some("poolside-pilot/postgrest")
+                    && r.registry_id() == Some("123456789012")
+                    && r.image_ids()[0].image_tag() == Some("v12.0.2")
+            })
+            .sequence()
+            .http_status(
+                400,
+                Some(json_error(
+                    "ImageNotFoundException",
+                    "The image with imageId {imageDigest:'null', imageTag:'v12.0.2'} does not exist within the repository with name 'poolside-pilot/postgrest' in the registry with id '123456789012'",
+                )),
+            )
+            .build();
+        let cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&task]);
+            c.ecr = crate::mocked!(aws_sdk_ecr, [&missing]);
+        });
+        let spec = ServiceSpec {
+            name: "poolside-pilot-api".into(),
+            cluster: "arn:aws:ecs:eu-west-1:1:cluster/poolside-pilot".into(),
+            task_definition: "arn:aws:ecs:eu-west-1:1:task-definition/poolside-pilot-api:1".into(),
+            desired_count: Some(1),
+            initial_count: 1,
+            subnets: ["subnet-1".to_string()].into(),
+            security_groups: ["sg-1".to_string()].into(),
+            assign_public_ip: false,
+            target_group: "arn:tg".into(),
+            container_name: "postgrest".into(),
+            container_port: 3000,
+            circuit_breaker_rollback: true,
+            last_deployment_failed: false,
+            tags: Default::default(),
+            depends_on: vec![],
+        };
+        // No CreateService rule: a call to it would fail the test differently.
+        let err = format!("{:#}", create_service(&cx, &spec).await.unwrap_err());
+        assert!(
+            err.contains("is not in ECR repository poolside-pilot/postgrest"),
+            "{err}"
+        );
+        assert!(
+            err.contains("skopeo copy --all --preserve-digests --dest-creds \"AWS:$(aws ecr get-login-password --region eu-west-1)\" docker://docker.io/postgrest/postgrest:v12.0.2 docker://123456789012.dkr.ecr.eu-west-1.amazonaws.com/poolside-pilot/postgrest:v12.0.2"),
+            "{err}"
+        );
+        assert_eq!(missing.num_calls(), 1);
+    }
 }

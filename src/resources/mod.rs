@@ -10,7 +10,7 @@ pub mod load_balancer;
 mod logs;
 mod network;
 pub mod rds;
-mod registry;
+pub mod registry;
 mod scaling;
 pub mod secrets;
 mod security;
@@ -31,6 +31,8 @@ pub struct Context {
     pub clients: Clients,
     pub environment: String,
     pub region: String,
+    /// The target is an emulator (moto, LocalStack): no image pulls, no tasks.
+    pub emulator: bool,
     physical_ids: Mutex<BTreeMap<ResourceId, String>>,
     attributes: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
 }
@@ -41,6 +43,7 @@ impl Context {
             clients,
             environment: environment.to_string(),
             region: region.to_string(),
+            emulator: false,
             physical_ids: Mutex::default(),
             attributes: Mutex::default(),
         }
@@ -74,6 +77,17 @@ impl Context {
 
     pub fn physical_id(&self, id: &ResourceId) -> Option<String> {
         self.physical_ids.lock().unwrap().get(id).cloned()
+    }
+
+    /// The AWS ids of every resource of one kind that discovery found or this run made.
+    pub fn physical_ids_of(&self, kind: Kind) -> Vec<String> {
+        self.physical_ids
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id.kind() == Some(kind))
+            .map(|(_, physical)| physical.clone())
+            .collect()
     }
 
     pub fn attribute(&self, id: &ResourceId, key: &str) -> Option<String> {
@@ -415,6 +429,54 @@ impl<T, E: std::error::Error + Send + Sync + 'static> AwsResultExt<T> for Result
     }
 }
 
+/// How long, in all, a call is retried while AWS catches up with itself.
+pub(crate) const EVENTUAL_CONSISTENCY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Calls `call` again, with exponential backoff (2 s, 4 s, ... 16 s), while
+/// its error is one that `settling` says AWS clears by itself, such as a role
+/// made seconds ago that a service cannot assume yet. Gives up after
+/// [`EVENTUAL_CONSISTENCY_LIMIT`] and returns the last error.
+pub(crate) async fn retry_while_settling<T, E, R, F, Fut>(
+    what: &str,
+    settling: impl Fn(&aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool,
+    mut call: F,
+) -> Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    >,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_secs(2);
+    loop {
+        match call().await {
+            Err(err)
+                if settling(&err) && started.elapsed() + pause <= EVENTUAL_CONSISTENCY_LIMIT =>
+            {
+                tracing::info!(
+                    what,
+                    pause_s = pause.as_secs(),
+                    "AWS is still settling; retrying"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(16));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The error message AWS returned, if the call reached AWS and failed there.
+pub(crate) fn error_message<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Option<&str>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+{
+    err.as_service_error().and_then(|e| e.message())
+}
+
 /// The error code AWS returned, if the call reached AWS and failed there.
 pub(crate) fn error_code<E, R>(
     err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
@@ -585,6 +647,39 @@ pub(crate) fn identify(
         Some(id)
     } else {
         Some(ResourceId(format!("{}#{physical_id}", id.0)))
+    }
+}
+
+/// What unit tests of AWS error paths share: a context whose clients they
+/// replace with mocked ones, and an event sink that drops everything.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct Quiet;
+
+    impl EventSink for Quiet {
+        fn emit(&self, _: Event) {}
+    }
+
+    pub fn context(with: impl FnOnce(&mut Clients)) -> Context {
+        let mut clients = Clients::offline();
+        with(&mut clients);
+        let mut cx = Context::new(clients, "pilot", "eu-west-1");
+        cx.emulator = false;
+        cx
+    }
+
+    /// The XML error body of the Query-protocol services (IAM, RDS, EC2, ELB).
+    pub fn query_error(code: &str, message: &str) -> String {
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>test</RequestId></ErrorResponse>"
+        )
+    }
+
+    /// The JSON error body of the JSON-protocol services (ECS, ECR).
+    pub fn json_error(code: &str, message: &str) -> String {
+        serde_json::json!({ "__type": code, "message": message }).to_string()
     }
 }
 

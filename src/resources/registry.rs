@@ -246,3 +246,127 @@ pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
         Err(err) => Err(err).aws("DeleteRepository"),
     }
 }
+
+/// An image reference in ECR: `<account>.dkr.ecr.<region>.amazonaws.com/<repository>`
+/// followed by `:<tag>` or `@sha256:<digest>`.
+#[derive(Debug, PartialEq)]
+pub struct EcrImage<'a> {
+    pub registry_id: &'a str,
+    pub repository: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+}
+
+impl<'a> EcrImage<'a> {
+    /// `None` for an image outside ECR (poolside does not check those).
+    pub fn parse(image: &'a str) -> Option<EcrImage<'a>> {
+        let (host, path) = image.split_once('/')?;
+        let (registry_id, _) = host.split_once(".dkr.ecr.")?;
+        let (repository, tag, digest) = match path.split_once('@') {
+            Some((repository, digest)) => (repository, None, Some(digest)),
+            None => match path.rsplit_once(':') {
+                Some((repository, tag)) => (repository, Some(tag), None),
+                None => (path, Some("latest"), None),
+            },
+        };
+        Some(EcrImage {
+            registry_id,
+            repository,
+            tag,
+            digest,
+        })
+    }
+}
+
+/// Fails, naming the command that fixes it, unless `image` is in its ECR
+/// repository. DescribeImages is ECR's own answer: what a task would pull.
+pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()> {
+    let Some(ecr_image) = EcrImage::parse(image) else {
+        return Ok(());
+    };
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+        .set_image_tag(ecr_image.tag.map(str::to_string))
+        .set_image_digest(ecr_image.digest.map(str::to_string))
+        .build();
+    let found = cx
+        .clients
+        .ecr
+        .describe_images()
+        .registry_id(ecr_image.registry_id)
+        .repository_name(ecr_image.repository)
+        .image_ids(id)
+        .send()
+        .await;
+    match found {
+        Ok(out) if !out.image_details().is_empty() => Ok(()),
+        Ok(_) => Err(missing_image(cx, image, &ecr_image)),
+        Err(err)
+            if matches!(
+                error_code(&err),
+                Some("ImageNotFoundException" | "RepositoryNotFoundException")
+            ) =>
+        {
+            Err(missing_image(cx, image, &ecr_image))
+        }
+        Err(err) => Err(err).aws("DescribeImages"),
+    }
+}
+
+/// The error for an image the repository lacks, with the copy command.
+fn missing_image(cx: &Context, image: &str, ecr_image: &EcrImage<'_>) -> anyhow::Error {
+    let repository_uri = image
+        .split(['@'])
+        .next()
+        .map(|s| match ecr_image.tag {
+            Some(tag) => s.trim_end_matches(&format!(":{tag}")).to_string(),
+            None => s.to_string(),
+        })
+        .unwrap_or_default();
+    let (source, destination) = match (ecr_image.tag, ecr_image.digest) {
+        (_, Some(digest)) => (
+            format!("docker://docker.io/postgrest/postgrest@{digest}"),
+            // A push needs a tag; --preserve-digests keeps the digest asked for.
+            format!(
+                "docker://{repository_uri}:{}",
+                digest
+                    .trim_start_matches("sha256:")
+                    .get(..12)
+                    .unwrap_or("pinned")
+            ),
+        ),
+        (Some(tag), None) => (
+            format!("docker://docker.io/postgrest/postgrest:{tag}"),
+            format!("docker://{repository_uri}:{tag}"),
+        ),
+        (None, None) => unreachable!("EcrImage::parse sets a tag or a digest"),
+    };
+    anyhow!(
+        "the image {image} is not in ECR repository {repository}, so the API tasks could not start. \
+         Copy PostgREST's published image into it (skopeo needs no Docker engine), then run deploy again:\n  \
+         skopeo copy --all --preserve-digests --dest-creds \"AWS:$(aws ecr get-login-password --region {region})\" {source} {destination}",
+        repository = ecr_image.repository,
+        region = cx.region,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EcrImage;
+
+    #[test]
+    fn ecr_image_references_parse_by_tag_and_by_digest() {
+        let by_tag = EcrImage::parse(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/poolside-p/postgrest:v12.0.2",
+        )
+        .unwrap();
+        assert_eq!(by_tag.registry_id, "123456789012");
+        assert_eq!(by_tag.repository, "poolside-p/postgrest");
+        assert_eq!(by_tag.tag, Some("v12.0.2"));
+        let by_digest =
+            EcrImage::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/postgrest@sha256:abc")
+                .unwrap();
+        assert_eq!(by_digest.digest, Some("sha256:abc"));
+        assert_eq!(by_digest.tag, None);
+        assert_eq!(EcrImage::parse("docker.io/postgrest/postgrest:v12"), None);
+    }
+}
