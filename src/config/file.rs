@@ -109,6 +109,10 @@ pub struct DatabaseSection {
     pub tls: Option<DatabaseTls>,
     /// PEM bundle of the CAs that sign the database certificate (the RDS bundle).
     pub ca_bundle: Option<String>,
+    /// Networks (a VPN, Direct Connect) from which deploy may reach PostgreSQL
+    /// directly: admitted on 5432 by the database's security group.
+    #[serde(default)]
+    pub admin_ingress_cidrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,7 @@
 pub mod cron;
 pub mod migrations;
 mod password;
+mod tunnel;
 
 use crate::blueprint::AUTHENTICATOR_SECRET;
 use crate::config::{Config, DatabaseTls};
@@ -61,23 +62,83 @@ async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login
     })
 }
 
-/// Where and how to reach the server: the instance endpoint, or the override.
+/// How long one connection attempt may take before deploy says why it
+/// cannot reach the server, instead of stalling on a dropped SYN for minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to reach the server: the instance endpoint, or a tunnel.
 struct Server {
+    /// The name the server's certificate must carry: the instance's address.
     host: String,
     port: u16,
     tls: DatabaseTls,
     ca_bundle: Option<std::path::PathBuf>,
+    /// Set when deploy goes through `database.connect_host/connect_port`.
+    route: Route,
+}
+
+enum Route {
+    /// Straight to `host:port` (inside the VPC, a VPN, Direct Connect).
+    Direct,
+    /// Through a tunnel, without TLS: the emulator's stand-in PostgreSQL.
+    Plain { host: String, port: u16 },
+    /// Through a tunnel, with TLS verified against the instance's name.
+    Relayed {
+        tunnel: String,
+        relay: tunnel::TunnelRelay,
+    },
 }
 
 impl Server {
+    fn new(config: &Config, address: String, port: u16) -> anyhow::Result<Server> {
+        let tls = config.database.tls;
+        let route = match (&config.database.connect_override, tls) {
+            (None, _) => Route::Direct,
+            (Some((host, port)), DatabaseTls::Disable) => Route::Plain {
+                host: host.clone(),
+                port: *port,
+            },
+            (Some((tunnel_host, tunnel_port)), DatabaseTls::VerifyFull) => Route::Relayed {
+                tunnel: format!("{tunnel_host}:{tunnel_port}"),
+                relay: tunnel::TunnelRelay::start(tunnel_host, *tunnel_port, port)
+                    .context("starting the local relay to database.connect_host")?,
+            },
+        };
+        Ok(Server {
+            host: address,
+            port,
+            tls,
+            ca_bundle: config.database.ca_bundle.clone(),
+            route,
+        })
+    }
+
+    /// What the report and errors call the place deploy connects to.
+    fn describe(&self) -> String {
+        match &self.route {
+            Route::Direct => format!("{}:{}", self.host, self.port),
+            Route::Plain { host, port } => format!("{host}:{port}"),
+            Route::Relayed { tunnel, .. } => {
+                format!("{}:{} through the tunnel at {tunnel}", self.host, self.port)
+            }
+        }
+    }
+
     fn options(&self, login: &Login, database: &str) -> PgConnectOptions {
         let mut options = PgConnectOptions::new()
-            .host(&self.host)
-            .port(self.port)
             .username(&login.username)
             .password(&login.password)
             .database(database)
             .application_name("poolside-deploy");
+        options = match &self.route {
+            Route::Direct => options.host(&self.host).port(self.port),
+            Route::Plain { host, port } => options.host(host).port(*port),
+            // sqlx dials the socket and checks the certificate against `host`.
+            Route::Relayed { relay, .. } => options
+                .socket(relay.directory())
+                .host(&self.host)
+                .port(self.port),
+        };
         options = match self.tls {
             DatabaseTls::Disable => options.ssl_mode(PgSslMode::Disable),
             DatabaseTls::VerifyFull => {
@@ -91,36 +152,75 @@ impl Server {
         options
     }
 
+    async fn try_connect(&self, login: &Login, database: &str) -> Result<PgConnection, Unreached> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.options(login, database).connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(err)) => Err(Unreached::Refused(err)),
+            Err(_) => Err(Unreached::Silent),
+        }
+    }
+
     async fn connect(&self, login: &Login, database: &str) -> anyhow::Result<PgConnection> {
         // A new instance's DNS name can lag its `available` state by a little.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.options(login, database).connect().await {
+            match self.try_connect(login, database).await {
                 Ok(conn) => return Ok(conn),
-                Err(sqlx::Error::Io(err)) if attempt < 5 => {
+                Err(Unreached::Refused(sqlx::Error::Io(err))) if attempt < 5 => {
                     tracing::info!(%err, attempt, "database not reachable yet; retrying");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                Err(err) => {
-                    let hint = match (&err, self.tls, &self.ca_bundle) {
-                        (sqlx::Error::Tls(_), DatabaseTls::VerifyFull, None) => {
-                            " (the RDS certificate authorities are not in the public roots: set database.ca_bundle to the RDS bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
-                        }
-                        (sqlx::Error::Io(_), _, _) => {
-                            " (a private instance is reachable only from inside its VPC: use a VPN, or an SSM port-forward with database.connect_host/connect_port)"
-                        }
-                        _ => "",
-                    };
+                Err(unreached) => {
                     return Err(anyhow!(
-                        "cannot connect to PostgreSQL at {}:{} (database {database}, user {}): {}{hint}",
-                        self.host,
-                        self.port,
+                        "cannot connect to PostgreSQL at {} (database {database}, user {}): {}{}",
+                        self.describe(),
                         login.username,
-                        migrations::database_message(&err)
-                    ));
+                        unreached.cause(),
+                        self.hint(&unreached)
+                    ))
                 }
             }
+        }
+    }
+
+    /// What to do about a connection that failed, for the error message.
+    fn hint(&self, unreached: &Unreached) -> &'static str {
+        const REACH: &str =
+            "\n  The instance is private. Deploy must reach it from inside the VPC: \
+            over a VPN or Direct Connect (list that network in database.admin_ingress_cidrs), \
+            or through a tunnel whose local end is database.connect_host/connect_port \
+            (an SSM port forward, say); TLS is still verified against the instance's name. \
+            README: \"Reaching the database\".";
+        match (unreached, &self.route) {
+            (Unreached::Refused(sqlx::Error::Tls(_)), _)
+                if self.tls == DatabaseTls::VerifyFull && self.ca_bundle.is_none() =>
+            {
+                "\n  The RDS certificate authorities are not in the public roots: set database.ca_bundle to the RDS global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
+            }
+            (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), Route::Direct) => REACH,
+            (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), _) => {
+                "\n  Nothing answers through database.connect_host/connect_port: is the tunnel open, and does it lead to the instance's address and port?"
+            }
+            _ => "",
+        }
+    }
+}
+
+/// Why a connection attempt failed.
+enum Unreached {
+    /// The server or the network said no.
+    Refused(sqlx::Error),
+    /// Nothing answered within [`CONNECT_TIMEOUT`]: a security group or
+    /// route that drops packets, typically.
+    Silent,
+}
+
+impl Unreached {
+    fn cause(&self) -> String {
+        match self {
+            Unreached::Refused(err) => migrations::database_message(err),
+            Unreached::Silent => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
         }
     }
 }
@@ -149,23 +249,11 @@ pub async fn converge(
     };
     let master_secret = attribute("master_secret_arn")
         .context("the master password must be managed by RDS (ManageMasterUserPassword)")?;
-    let server = match &config.database.connect_override {
-        Some((host, port)) => Server {
-            host: host.clone(),
-            port: *port,
-            tls: config.database.tls,
-            ca_bundle: config.database.ca_bundle.clone(),
-        },
-        None => Server {
-            host: attribute("address")?,
-            port: attribute("port")?
-                .parse()
-                .context("the instance reports a port that is not a number")?,
-            tls: config.database.tls,
-            ca_bundle: config.database.ca_bundle.clone(),
-        },
-    };
-    report.endpoint = format!("{}:{}", server.host, server.port);
+    let port = attribute("port")?
+        .parse()
+        .context("the instance reports a port that is not a number")?;
+    let server = Server::new(config, attribute("address")?, port)?;
+    report.endpoint = server.describe();
     let master = read_login(cx, &master_secret, "RDS master").await?;
     let app_database = config.database.name.as_str();
 
@@ -252,7 +340,7 @@ async fn ensure_password(
     login: &Login,
     database: &str,
 ) -> anyhow::Result<bool> {
-    if let Ok(conn) = server.options(login, database).connect().await {
+    if let Ok(conn) = server.try_connect(login, database).await {
         let _ = conn.close().await;
         return Ok(false);
     }

@@ -130,6 +130,14 @@ const CASES: &[Case] = &[
         message: "is not a PostgreSQL version poolside supports",
     },
     Case {
+        what: "the database opened to the internet",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nadmin_ingress_cidrs = [\"10.8.0.0/16\", \"0.0.0.0/0\"]\n",
+        location: "bad.toml:14:39",
+        key: "`database.admin_ingress_cidrs[1]`",
+        message: "0.0.0.0/0 would open the database to a large part of the internet",
+    },
+    Case {
         what: "connect host without port",
         network: GOOD_NETWORK,
         extra: "\n[database]\nconnect_host = \"127.0.0.1\"\n",
