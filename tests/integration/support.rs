@@ -47,6 +47,8 @@ pub struct Env {
     /// Lines added to the `[api]` and `[alarms]` tables.
     pub api_extra: String,
     pub alarms_extra: String,
+    /// The AWS endpoint the file names: the emulator, or a proxy in front of it.
+    pub endpoint: String,
 }
 
 /// A free port whose next port is free too (PostgREST's API and admin
@@ -183,6 +185,7 @@ impl Env {
             api_port: free_port_pair(),
             api_extra: String::new(),
             alarms_extra: String::new(),
+            endpoint: endpoint(),
         }
     }
 
@@ -208,7 +211,7 @@ impl Env {
              [api]\nlocal_port = {api_port}\n{api_extra}\n[alarms]\n{alarms_extra}\n",
             name = self.name,
             phase = self.phase,
-            endpoint = endpoint(),
+            endpoint = self.endpoint,
             vpc = self.vpc_cidr,
             allowed = allowed.join(", "),
             extra = self.extra,
@@ -331,9 +334,14 @@ pub struct Aws {
 }
 
 pub async fn aws() -> Aws {
+    aws_at(&endpoint()).await
+}
+
+/// SDK clients for an endpoint of the tests' own (a proxy in front of the emulator).
+pub async fn aws_at(endpoint: &str) -> Aws {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(
             "test", "test", None, None, "tests",
         ))

@@ -1,0 +1,244 @@
+//! What AWS refuses or reports that moto does not: a first deploy through
+//! `tests/realistic_aws.py`, a proxy in front of moto that plays those
+//! behaviours, must converge in one run, and a plan right after must be empty.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// The proxy, on a port of its own, in front of the test emulator.
+struct Proxy {
+    child: Child,
+    url: String,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        require_emulator();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realistic_aws.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(endpoint())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs the proxy");
+        let proxy = Proxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the proxy did not listen on {port}");
+    }
+
+    /// The kinds of AWS behaviour the proxy played, in order.
+    async fn played(&self) -> Vec<String> {
+        let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        events
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// SDK clients that talk to AWS through the proxy.
+    async fn aws(&self) -> Aws {
+        aws_at(&self.url).await
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The proxy is test equipment: it must refuse what AWS refuses, or the
+/// deploy test below proves nothing.
+#[tokio::test]
+async fn the_proxy_refuses_what_aws_refuses() {
+    let proxy = Proxy::start();
+    let aws = proxy.aws().await;
+    let group = unique_name("proxy");
+    aws.rds
+        .create_db_parameter_group()
+        .db_parameter_group_name(&group)
+        .db_parameter_group_family("postgres16")
+        .description("proxy test")
+        .send()
+        .await
+        .unwrap();
+    let refused = aws
+        .rds
+        .modify_db_parameter_group()
+        .db_parameter_group_name(&group)
+        .parameters(
+            aws_sdk_rds::types::Parameter::builder()
+                .parameter_name("cron.use_background_workers")
+                .parameter_value("1")
+                .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let refused = refused.into_service_error();
+    assert_eq!(
+        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&refused),
+        Some("InvalidParameterValue")
+    );
+
+    let vpc = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.77.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet = aws
+        .ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.77.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let eip = aws
+        .ec2
+        .allocate_address()
+        .send()
+        .await
+        .unwrap()
+        .allocation_id()
+        .unwrap()
+        .to_string();
+    let nat = aws
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(&subnet)
+        .allocation_id(&eip)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(
+        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&nat),
+        Some("Gateway.NotAttached")
+    );
+    let played = proxy.played().await;
+    assert_eq!(
+        played,
+        ["parameter_refused", "nat_refused_without_igw"],
+        "{played:?}"
+    );
+    let _ = aws.ec2.release_address().allocation_id(eip).send().await;
+    let _ = aws.ec2.delete_subnet().subnet_id(subnet).send().await;
+    let _ = aws.ec2.delete_vpc().vpc_id(vpc).send().await;
+    let _ = aws
+        .rds
+        .delete_db_parameter_group()
+        .db_parameter_group_name(group)
+        .send()
+        .await;
+}
+
+#[tokio::test]
+async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_than_moto() {
+    let proxy = Proxy::start();
+    let mut env = Env::new("real");
+    env.endpoint = proxy.url.clone();
+    env.write();
+
+    let run = env.deploy();
+    let result: Vec<Value> = run.json("event");
+    let failed: Vec<&Value> = result
+        .iter()
+        .filter(|e| e["event"] == "step_failed" || e["event"] == "step_skipped")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    env.plan().assert_code(0);
+
+    let played = proxy.played().await;
+    for expected in [
+        "engine_versions_listed",
+        "parameters_not_visible_yet",
+        "instance_creating",
+        "nat_pending",
+        "ecs_role_not_assumable",
+    ] {
+        assert!(
+            played.iter().any(|p| p == expected),
+            "the proxy never played {expected}: {played:?}"
+        );
+    }
+    for refusal in [
+        "parameter_refused",
+        "engine_version_refused",
+        "nat_refused_without_igw",
+        "load_balancer_refused_without_igw",
+    ] {
+        assert!(
+            !played.iter().any(|p| p == refusal),
+            "AWS would have refused: {refusal} in {played:?}"
+        );
+    }
+
+    // The major version was pinned to the minor RDS lists as the default.
+    let aws = aws().await;
+    let db = aws
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(format!("poolside-{}", env.name))
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(db.engine_version(), Some("16.8"));
+
+    // The schema step finished before the API service was created: its
+    // tasks log in as the role the migrations create.
+    let lines: Vec<Value> = run
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let schema = lines
+        .iter()
+        .position(|l| l["type"] == "data_tier")
+        .expect("a data_tier line");
+    let service = lines
+        .iter()
+        .position(|l| l["event"] == "step_started" && l["id"] == "service/api")
+        .expect("the service was created");
+    assert!(
+        schema < service,
+        "the service started before the schema step"
+    );
+}

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""A small proxy in front of moto that answers as AWS does where moto does not.
+
+moto accepts what AWS refuses and is "available" at once. This proxy forwards
+every request to moto unchanged, except for the AWS behaviours below, which it
+plays the way the AWS documentation describes them (error codes, messages and
+states). It is test equipment for tests/integration/real_aws.rs, not a product:
+standard library only, one file, read top to bottom.
+
+  RDS   ModifyDBParameterGroup refuses parameters customers cannot modify
+        (cron.use_background_workers), with InvalidParameterValue.
+  RDS   CreateDBInstance refuses retired minor versions (16.1-16.4), with
+        InvalidParameterCombination; DescribeDBEngineVersions (moto: HTTP 500)
+        answers with the family's default minor.
+  RDS   a parameter group's new values are not visible to the first
+        DescribeDBParameters after a change (eventual consistency).
+  RDS   a new instance reads `creating` on create and on its first describe;
+        after ModifyDBInstance / RebootDBInstance the first describe still reads
+        `available`, the next `modifying` / `rebooting`.
+  EC2   CreateNatGateway in a VPC without an attached internet gateway fails
+        with Gateway.NotAttached; a new NAT gateway reads `pending` once.
+  ELB   an internet-facing CreateLoadBalancer in such a VPC fails with InvalidSubnet.
+  ECS   CreateCluster / CreateService fail with "Unable to assume the service
+        linked role" until ECS's service-linked role was created, and for two
+        seconds after (IAM eventual consistency).
+
+Every behaviour it plays is recorded; GET /__proxy/events returns them as JSON.
+
+usage: realistic_aws.py PORT [UPSTREAM]   (UPSTREAM default http://127.0.0.1:4566)
+"""
+
+import http.client
+import json
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+UPSTREAM = urllib.parse.urlsplit(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:4566")
+RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
+DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
+NOT_MODIFIABLE = {"cron.use_background_workers"}
+ROLE_SETTLES_AFTER_S = 2.0
+
+lock = threading.Lock()
+events = []                 # what the proxy played, in order
+instance_script = {}        # DB identifier -> statuses the next describes report
+stale_parameter_groups = set()
+nat_pending = set()
+ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
+
+
+def record(kind, **details):
+    with lock:
+        events.append(dict(kind=kind, at=time.time(), **details))
+
+
+def upstream(method, path, body=b"", headers=None):
+    conn = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, response.getheaders(), data
+
+
+def ec2_query(action, **params):
+    """A call of the proxy's own to moto's EC2 (moto does not check signatures)."""
+    form = urllib.parse.urlencode(dict(Action=action, Version="2016-11-15", **params))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return upstream("POST", "/", form.encode(), headers)[2].decode()
+
+
+def igw_attached(subnet_id):
+    subnets = ec2_query("DescribeSubnets", **{"SubnetId.1": subnet_id})
+    vpc = re.search(r"<vpcId>([^<]+)</vpcId>", subnets)
+    if not vpc:
+        return True, None  # let moto answer for a subnet it does not know
+    gateways = ec2_query(
+        "DescribeInternetGateways",
+        **{"Filter.1.Name": "attachment.vpc-id", "Filter.1.Value.1": vpc.group(1)},
+    )
+    return "<internetGatewayId>" in gateways, vpc.group(1)
+
+
+def query_error(status, code, message, ec2=False):
+    if ec2:
+        body = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
+    else:
+        body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>proxy</RequestId></ErrorResponse>"
+    return status, "text/xml", body.encode()
+
+
+def json_error(status, code, message):
+    return status, "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message}).encode()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def reply(self, status, content_type, body, extra_headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra_headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/__proxy/events":
+            with lock:
+                body = json.dumps(events).encode()
+            return self.reply(200, "application/json", body)
+        if self.path == "/__proxy/ready":
+            return self.reply(200, "text/plain", b"ready")
+        self.forward()
+
+    def do_HEAD(self):
+        self.forward()
+
+    def do_PUT(self):
+        self.forward()
+
+    def do_DELETE(self):
+        self.forward()
+
+    def do_POST(self):
+        self.forward()
+
+    def forward(self):
+        body = self.read_body() if self.command in ("POST", "PUT") else b""
+        service = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
+        service = service.group(1) if service else ""
+        target = self.headers.get("X-Amz-Target", "")
+        form = {}
+        if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        action = form.get("Action") or target.rsplit(".", 1)[-1]
+
+        played = self.play_before(service, action, form, body)
+        if played:
+            return self.reply(*played)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "content-length")}
+        headers["Content-Length"] = str(len(body))
+        status, response_headers, data = upstream(self.command, self.path, body, headers)
+        data = self.play_after(service, action, form, status, data)
+        passed = [(k, v) for k, v in response_headers
+                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-type", "server", "date")]
+        content_type = dict((k.lower(), v) for k, v in response_headers).get("content-type", "text/xml")
+        self.reply(status, content_type, data, passed)
+
+    # What AWS refuses or answers differently, before moto sees the call.
+    def play_before(self, service, action, form, body):
+        global ecs_role_seen_at
+        if service == "rds" and action == "ModifyDBParameterGroup":
+            names = [v for k, v in form.items() if k.endswith("ParameterName")]
+            refused = [n for n in names if n in NOT_MODIFIABLE]
+            if refused:
+                record("parameter_refused", parameter=refused[0])
+                return query_error(400, "InvalidParameterValue", f"The parameter {refused[0]} cannot be modified.")
+        if service == "rds" and action == "DescribeDBEngineVersions":
+            family = form.get("DBParameterGroupFamily", "postgres16")
+            major = family.removeprefix("postgres")
+            version = DEFAULT_MINOR.get(major, major)
+            record("engine_versions_listed", family=family, default=version)
+            xml = (
+                '<DescribeDBEngineVersionsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+                "<DescribeDBEngineVersionsResult><DBEngineVersions><DBEngineVersion>"
+                f"<Engine>postgres</Engine><EngineVersion>{version}</EngineVersion>"
+                f"<DBParameterGroupFamily>{family}</DBParameterGroupFamily><Status>available</Status>"
+                "</DBEngineVersion></DBEngineVersions></DescribeDBEngineVersionsResult>"
+                "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeDBEngineVersionsResponse>"
+            )
+            return 200, "text/xml", xml.encode()
+        if service == "rds" and action == "CreateDBInstance":
+            version = form.get("EngineVersion", "")
+            if version in RETIRED_MINORS:
+                record("engine_version_refused", version=version)
+                return query_error(400, "InvalidParameterCombination", f"Cannot find version {version} for postgres")
+        if service == "rds" and action == "DescribeDBParameters" and form.get("Source") == "user":
+            group = form.get("DBParameterGroupName")
+            with lock:
+                stale = group in stale_parameter_groups
+                stale_parameter_groups.discard(group)
+            if stale:
+                record("parameters_not_visible_yet", group=group)
+                xml = (
+                    '<DescribeDBParametersResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+                    "<DescribeDBParametersResult><Parameters/></DescribeDBParametersResult>"
+                    "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeDBParametersResponse>"
+                )
+                return 200, "text/xml", xml.encode()
+        if service == "ec2" and action == "CreateNatGateway":
+            attached, vpc = igw_attached(form.get("SubnetId", ""))
+            if not attached:
+                record("nat_refused_without_igw", vpc=vpc)
+                return query_error(400, "Gateway.NotAttached", f"Network {vpc} has no Internet gateway attached", ec2=True)
+        if service == "elasticloadbalancing" and action == "CreateLoadBalancer":
+            if form.get("Scheme", "internet-facing") == "internet-facing":
+                attached, vpc = igw_attached(form.get("Subnets.member.1", ""))
+                if not attached:
+                    record("load_balancer_refused_without_igw", vpc=vpc)
+                    return query_error(400, "InvalidSubnet", f"VPC {vpc} has no internet gateway")
+        if service == "ecs" and action in ("CreateCluster", "CreateService"):
+            with lock:
+                seen = ecs_role_seen_at
+            if seen is None or time.time() - seen < ROLE_SETTLES_AFTER_S:
+                record("ecs_role_not_assumable", action=action)
+                return json_error(
+                    400,
+                    "InvalidParameterException",
+                    "Unable to assume the service linked role. Please verify that the ECS service linked role exists.",
+                )
+        return None
+
+    # What AWS reports differently, after moto answered.
+    def play_after(self, service, action, form, status, data):
+        global ecs_role_seen_at
+        if status >= 300:
+            if service == "iam" and action == "CreateServiceLinkedRole" and form.get("AWSServiceName") == "ecs.amazonaws.com":
+                with lock:
+                    ecs_role_seen_at = ecs_role_seen_at or time.time()
+            return data
+        text = data.decode(errors="replace")
+        if service == "iam" and action == "CreateServiceLinkedRole" and form.get("AWSServiceName") == "ecs.amazonaws.com":
+            with lock:
+                ecs_role_seen_at = time.time()
+        if service == "rds" and action in ("CreateDBParameterGroup", "ModifyDBParameterGroup"):
+            with lock:
+                stale_parameter_groups.add(form.get("DBParameterGroupName"))
+        if service == "rds" and action == "CreateDBInstance":
+            identifier = form.get("DBInstanceIdentifier")
+            with lock:
+                instance_script[identifier] = ["creating"]
+            record("instance_creating", identifier=identifier)
+            text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", "<DBInstanceStatus>creating</DBInstanceStatus>")
+        if service == "rds" and action in ("ModifyDBInstance", "RebootDBInstance"):
+            identifier = form.get("DBInstanceIdentifier")
+            state = "modifying" if action == "ModifyDBInstance" else "rebooting"
+            with lock:
+                instance_script[identifier] = ["available", state]
+            record("instance_changing", identifier=identifier, state=state)
+        if service == "rds" and action == "DescribeDBInstances":
+            identifier = form.get("DBInstanceIdentifier")
+            with lock:
+                script = instance_script.get(identifier) or []
+                status_now = script.pop(0) if script else None
+            if status_now:
+                text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", f"<DBInstanceStatus>{status_now}</DBInstanceStatus>")
+        if service == "ec2" and action == "CreateNatGateway":
+            nat = re.search(r"<natGatewayId>([^<]+)</natGatewayId>", text)
+            if nat:
+                with lock:
+                    nat_pending.add(nat.group(1))
+                text = text.replace("<state>available</state>", "<state>pending</state>")
+        if service == "ec2" and action == "DescribeNatGateways":
+            ids = [v for k, v in form.items() if k.startswith("NatGatewayId.")]
+            with lock:
+                pending = [i for i in ids if i in nat_pending]
+                nat_pending.difference_update(pending)
+            if pending:
+                record("nat_pending", nat=pending[0])
+                text = text.replace("<state>available</state>", "<state>pending</state>")
+        return text.encode()
+
+
+def main():
+    port = int(sys.argv[1])
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
