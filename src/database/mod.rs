@@ -167,7 +167,9 @@ impl Server {
             attempt += 1;
             match self.try_connect(login, database).await {
                 Ok(conn) => return Ok(conn),
-                Err(Unreached::Refused(sqlx::Error::Io(err))) if attempt < 5 => {
+                Err(Unreached::Refused(sqlx::Error::Io(err)))
+                    if attempt < 5 && !is_certificate_error(&err) =>
+                {
                     tracing::info!(%err, attempt, "database not reachable yet; retrying");
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
@@ -192,11 +194,17 @@ impl Server {
             or through a tunnel whose local end is database.connect_host/connect_port \
             (an SSM port forward, say); TLS is still verified against the instance's name. \
             README: \"Reaching the database\".";
+        let certificate = match unreached {
+            Unreached::Refused(sqlx::Error::Tls(_)) => true,
+            Unreached::Refused(sqlx::Error::Io(err)) => is_certificate_error(err),
+            _ => false,
+        };
         match (unreached, &self.route) {
-            (Unreached::Refused(sqlx::Error::Tls(_)), _)
-                if self.tls == DatabaseTls::VerifyFull && self.ca_bundle.is_none() =>
-            {
+            _ if certificate && self.ca_bundle.is_none() => {
                 "\n  The RDS certificate authorities are not in the public roots: set database.ca_bundle to the RDS global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
+            }
+            _ if certificate => {
+                "\n  The server's certificate must name the instance and be signed by a CA in database.ca_bundle. Through a tunnel, make sure it leads to this environment's instance."
             }
             (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), Route::Direct) => REACH,
             (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), _) => {
@@ -205,6 +213,11 @@ impl Server {
             _ => "",
         }
     }
+}
+
+/// rustls refuses a certificate as an I/O error of the TLS stream.
+fn is_certificate_error(err: &std::io::Error) -> bool {
+    err.to_string().contains("certificate")
 }
 
 /// Why a connection attempt failed.

@@ -242,3 +242,135 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         "the service started before the schema step"
     );
 }
+
+/// A CA and a server certificate for `name`, as files the `postgres` user
+/// can read (the server runs as postgres); returns (ca, cert, key).
+fn certificates(dir: &Path, name: &str) -> (String, String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&[
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test RDS CA",
+        "-keyout", &path("ca.key"), "-out", &path("ca.pem"),
+    ]);
+    openssl(&[
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
+        "-keyout", &path("server.key"), "-out", &path("server.csr"),
+    ]);
+    std::fs::write(
+        path("san.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509", "-req", "-in", &path("server.csr"), "-CA", &path("ca.pem"), "-CAkey", &path("ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", &path("san.ext"), "-out", &path("server.pem"),
+    ]);
+    for args in [
+        vec!["755", dir.to_str().unwrap()],
+        vec!["600", &path("server.key")],
+    ] {
+        assert!(Command::new("chmod").args(&args).status().unwrap().success());
+    }
+    assert!(Command::new("chown")
+        .args(["postgres", &path("server.key"), &path("server.pem")])
+        .status()
+        .unwrap()
+        .success());
+    (path("ca.pem"), path("server.pem"), path("server.key"))
+}
+
+async fn serve_tls(env: &Env, cert: &str, key: &str) {
+    let mut master = env.postgres.master().await;
+    for setting in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{cert}'"),
+        format!("ALTER SYSTEM SET ssl_key_file = '{key}'"),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+    ] {
+        sqlx::query(&setting).execute(&mut master).await.unwrap();
+    }
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut master)
+        .await
+        .unwrap();
+}
+
+/// Through a tunnel that ends on 127.0.0.1, `verify-full` still checks the
+/// certificate against the instance's own name, and refuses another name.
+#[tokio::test]
+async fn tls_through_a_tunnel_verifies_the_instance_name() {
+    let mut env = Env::new("tls");
+    env.write();
+    let outputs = env.deploy().one("outputs");
+    let endpoint = outputs["database_endpoint"].as_str().unwrap();
+    let (address, _) = endpoint.rsplit_once(':').unwrap();
+    let certs = std::env::temp_dir().join(format!("poolside-certs-{}", env.name));
+
+    let (ca, cert, key) = certificates(&certs.join("right"), address);
+    serve_tls(&env, &cert, &key).await;
+    env.database_tls = "verify-full";
+    env.database_extra = format!("ca_bundle = {ca:?}\n");
+    env.write();
+    let run = env.deploy();
+    let report = run.one("data_tier");
+    assert!(
+        report["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{address}:5432 through the tunnel at 127.0.0.1:")),
+        "{report}"
+    );
+
+    // A server whose certificate names something else is refused, although
+    // the same CA signed it: that is what verify-ca would have accepted.
+    let (_, wrong_cert, wrong_key) = certificates(&certs.join("wrong"), "db.example.org");
+    // Same CA for both: sign the wrong one with the right CA.
+    let sign = Command::new("openssl")
+        .args([
+            "x509", "-req", "-in", &certs.join("wrong/server.csr").to_string_lossy(),
+            "-CA", &ca, "-CAkey", &certs.join("right/ca.key").to_string_lossy(), "-CAcreateserial",
+            "-days", "2", "-extfile", &certs.join("wrong/san.ext").to_string_lossy(), "-out", &wrong_cert,
+        ])
+        .output()
+        .unwrap();
+    assert!(sign.status.success());
+    serve_tls(&env, &wrong_cert, &wrong_key).await;
+    let refused = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    refused.assert_code(1);
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains(&format!("certificate not valid for name \"{address}\"")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("The server's certificate must name the instance"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(certs);
+}
+
+/// A server that accepts the connection and never answers (a security group
+/// that drops packets looks the same from outside) fails in bounded time,
+/// with what to do.
+#[tokio::test]
+async fn a_database_that_never_answers_fails_in_bounded_time_saying_what_to_do() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let env = Env::new("silent");
+    env.write();
+    let text = std::fs::read_to_string(env.file()).unwrap().replace(
+        &format!("connect_port = {}", env.postgres.port),
+        &format!("connect_port = {port}"),
+    );
+    std::fs::write(env.file(), text).unwrap();
+    let run = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(stderr.contains("no answer within 10s"), "{stderr}");
+    assert!(stderr.contains("is the tunnel open"), "{stderr}");
+    assert!(stderr.contains("held back until it succeeds"), "{stderr}");
+    drop(silent);
+}

@@ -49,6 +49,8 @@ pub struct Env {
     pub alarms_extra: String,
     /// The AWS endpoint the file names: the emulator, or a proxy in front of it.
     pub endpoint: String,
+    /// `database.tls`: `disable` for the stand-in, `verify-full` to test TLS.
+    pub database_tls: &'static str,
 }
 
 /// A free port whose next port is free too (PostgREST's API and admin
@@ -186,6 +188,7 @@ impl Env {
             api_extra: String::new(),
             alarms_extra: String::new(),
             endpoint: endpoint(),
+            database_tls: "disable",
         }
     }
 
@@ -207,7 +210,7 @@ impl Env {
             "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"{phase}\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
              [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
              allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
-             [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"disable\"\n{database_extra}\n\
+             [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"{tls}\"\n{database_extra}\n\
              [api]\nlocal_port = {api_port}\n{api_extra}\n[alarms]\n{alarms_extra}\n",
             name = self.name,
             phase = self.phase,
@@ -218,6 +221,7 @@ impl Env {
             database = self.postgres.database,
             port = self.postgres.port,
             database_extra = self.database_extra,
+            tls = self.database_tls,
             api_port = self.api_port,
             api_extra = self.api_extra,
             alarms_extra = self.alarms_extra,
