@@ -425,6 +425,8 @@ pub struct TargetGroupSpec {
     pub healthy_threshold: i32,
     pub unhealthy_threshold: i32,
     pub matcher: String,
+    /// How long a task being replaced keeps its in-flight requests.
+    pub deregistration_delay_s: i32,
     pub tags: Tags,
 }
 

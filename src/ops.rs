@@ -8,6 +8,7 @@ use crate::engine::plan::{self, Plan};
 use crate::model::{Desired, Kind, ResourceId, Spec};
 use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
+use crate::resources::AwsResultExt;
 use crate::resources::{self, Context, Lookup, ServiceNames};
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -18,6 +19,7 @@ pub struct Session {
     pub config: Config,
     pub cx: Context,
     pub desired: Vec<Desired>,
+    account: AccountFacts,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
             config,
             cx,
             desired,
+            account,
         })
     }
 
@@ -153,6 +156,9 @@ impl Session {
         {
             warnings.push("network.allowed_ingress_cidrs contains 0.0.0.0/0: the load balancer is open to the whole internet".into());
         }
+        if self.account.s3_prefix_list.is_none() {
+            warnings.push(format!("no S3 prefix list found in {}: the API tasks' HTTPS egress stays open to 0.0.0.0/0 instead of S3 and the VPC endpoints only", self.config.region));
+        }
         if self.config.api.certificate_arn.is_none() {
             warnings.push("api.certificate_arn is not set: the load balancer serves plain HTTP on port 80, and API tokens cross the network unencrypted".into());
         }
@@ -224,20 +230,34 @@ impl Session {
         }
     }
 
-    /// Where the API answers: the local stand-in on an emulator target, the
-    /// load balancer on AWS (HTTPS once it has a certificate).
+    /// Where the API answers: the local stand-in on an emulator target; on
+    /// AWS the domain name with a certificate, the load balancer without.
     pub fn api_url(&self) -> Option<String> {
         if self.config.endpoint_url.is_some() {
             return Some(format!("http://127.0.0.1:{}", self.config.api.local_port));
         }
-        let dns = self
-            .cx
-            .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name")?;
-        let scheme = match self.config.api.certificate_arn {
-            Some(_) => "https",
-            None => "http",
-        };
-        Some(format!("{scheme}://{dns}"))
+        match (
+            &self.config.api.certificate_arn,
+            &self.config.api.domain_name,
+        ) {
+            (Some(_), Some(domain)) => Some(format!("https://{domain}")),
+            (_, Some(domain)) => Some(format!("http://{domain}")),
+            _ => Some(format!("http://{}", self.load_balancer_dns()?)),
+        }
+    }
+
+    /// On AWS, the load balancer whose addresses the API's domain name is
+    /// pinned to for verification, so the check needs no DNS record yet.
+    pub fn verify_through(&self) -> Option<String> {
+        if self.config.endpoint_url.is_some() || self.config.api.domain_name.is_none() {
+            return None;
+        }
+        self.load_balancer_dns()
+    }
+
+    fn load_balancer_dns(&self) -> Option<String> {
+        self.cx
+            .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name")
     }
 }
 
@@ -267,6 +287,12 @@ pub struct Outputs {
     pub dashboard: Option<String>,
 }
 
+/// The account the credentials reach, for commands that need no session.
+pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
+    let clients = Clients::connect(config).await;
+    account_facts(&clients, config).await
+}
+
 async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<AccountFacts> {
     let identity = clients
         .sts
@@ -293,8 +319,33 @@ async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<Acc
         .and_then(|arn| arn.split(':').nth(1))
         .unwrap_or("aws")
         .to_string();
+    let s3_prefix_list = s3_prefix_list(clients, &config.region).await?;
     Ok(AccountFacts {
         account_id,
         partition,
+        s3_prefix_list,
     })
+}
+
+/// The AWS-managed prefix list of S3 in the region: the API tasks reach S3
+/// (ECR's image layers) through the gateway endpoint, and their egress rule
+/// names this list instead of the whole internet.
+async fn s3_prefix_list(clients: &Clients, region: &str) -> anyhow::Result<Option<String>> {
+    let out = clients
+        .ec2
+        .describe_prefix_lists()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("prefix-list-name")
+                .values(format!("com.amazonaws.{region}.s3"))
+                .build(),
+        )
+        .send()
+        .await
+        .aws("DescribePrefixLists")?;
+    Ok(out
+        .prefix_lists()
+        .first()
+        .and_then(|p| p.prefix_list_id())
+        .map(str::to_string))
 }

@@ -16,6 +16,8 @@ use std::collections::BTreeSet;
 pub struct AccountFacts {
     pub account_id: String,
     pub partition: String,
+    /// `pl-...`: the region's S3 prefix list, if EC2 lists one.
+    pub s3_prefix_list: Option<String>,
 }
 
 pub const DATABASE_PORT: u16 = 5432;
@@ -195,19 +197,24 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
             lb_ingress,
             BTreeSet::from([
                 Rule::tcp(api_port, sg("api").0, "to the API tasks"),
-                Rule::tcp(api_port + 1, sg("api").0, "health checks of the API tasks (PostgREST admin server)"),
+                Rule::tcp(
+                    api_port + 1,
+                    sg("api").0,
+                    "health checks of the API tasks (PostgREST admin server)",
+                ),
             ]),
         ),
         (
             "api",
             BTreeSet::from([
                 Rule::tcp(api_port, sg("load-balancer").0, "from the load balancer"),
-                Rule::tcp(api_port + 1, sg("load-balancer").0, "health checks from the load balancer"),
+                Rule::tcp(
+                    api_port + 1,
+                    sg("load-balancer").0,
+                    "health checks from the load balancer",
+                ),
             ]),
-            BTreeSet::from([
-                Rule::tcp(DATABASE_PORT, sg("database").0, "to the database"),
-                Rule::tcp(HTTPS_PORT, "0.0.0.0/0", "HTTPS to AWS APIs (S3 via the gateway endpoint, others via interface endpoints)"),
-            ]),
+            api_egress(account, &sg),
         ),
         (
             "database",
@@ -411,6 +418,33 @@ fn data_tier(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Ve
     out
 }
 
+/// Where the API tasks may connect: the database, and AWS over HTTPS only
+/// through the VPC endpoints (ECR, Logs and Secrets Manager through the
+/// interface endpoints' group, ECR's image layers from S3 through the gateway
+/// endpoint, named by the region's prefix list). Not the internet.
+fn api_egress(account: &AccountFacts, sg: &dyn Fn(&str) -> ResourceId) -> BTreeSet<Rule> {
+    let s3 = match &account.s3_prefix_list {
+        // No description: moto drops the description of prefix-list rules
+        // (AWS keeps it), and a rule must compare equal on both.
+        Some(prefix_list) => Rule::tcp(HTTPS_PORT, prefix_list.clone(), ""),
+        // No list found (ops warns): the tasks must still pull their image.
+        None => Rule::tcp(
+            HTTPS_PORT,
+            "0.0.0.0/0",
+            "HTTPS to AWS APIs (no S3 prefix list was found)",
+        ),
+    };
+    BTreeSet::from([
+        Rule::tcp(DATABASE_PORT, sg("database").0, "to the database"),
+        Rule::tcp(
+            HTTPS_PORT,
+            sg("endpoints").0,
+            "HTTPS to the interface endpoints (ECR, Logs, Secrets Manager)",
+        ),
+        s3,
+    ])
+}
+
 /// The parameters poolside sets in the group. pg_cron must be preloaded and
 /// told which database holds its jobs. RDS preloads `pg_stat_statements` by
 /// default; setting the list replaces it, so it is kept. Only parameters RDS
@@ -475,6 +509,7 @@ mod tests {
         AccountFacts {
             account_id: "111122223333".into(),
             partition: "aws".into(),
+            s3_prefix_list: Some("pl-6da54004".into()),
         }
     }
 
@@ -550,6 +585,32 @@ mod tests {
             "{waiting:?}"
         );
         assert!(waiting.contains(&"load-balancer"), "{waiting:?}");
+    }
+
+    #[test]
+    fn api_tasks_reach_aws_only_through_the_endpoints() {
+        let resources = build(&config(""), &account()).unwrap();
+        let Spec::SecurityGroupRules(rules) = &resources
+            .iter()
+            .find(|d| d.id.0 == "sg-rules/api")
+            .unwrap()
+            .spec
+        else {
+            panic!()
+        };
+        let peers: Vec<(i32, &str)> = rules
+            .egress
+            .iter()
+            .map(|r| (r.from_port, r.peer.as_str()))
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                (443, "pl-6da54004"),
+                (443, "sg/endpoints"),
+                (5432, "sg/database")
+            ]
+        );
     }
 
     #[test]

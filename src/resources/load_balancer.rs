@@ -117,6 +117,7 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
         check_owner(cx, "target group", &names.target_group, &tags)?;
+        let deregistration_delay_s = deregistration_delay(cx, &arn).await?;
         live.push(Live {
             id: ResourceId::new(Kind::TargetGroup, "api"),
             physical_id: arn.clone(),
@@ -142,6 +143,7 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
                     .and_then(|m| m.http_code())
                     .unwrap_or_default()
                     .to_string(),
+                deregistration_delay_s,
                 tags,
             }),
             attributes: BTreeMap::from([("dimension".to_string(), target_group_dimension(&arn))]),
@@ -343,7 +345,46 @@ pub async fn create_target_group(
         .ok_or_else(|| anyhow!("CreateTargetGroup returned no target group"))?
         .to_string();
     cx.record_attribute(id, "dimension", &target_group_dimension(&arn));
+    set_deregistration_delay(cx, &arn, spec.deregistration_delay_s).await?;
     Ok(arn)
+}
+
+const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+
+/// The target group's deregistration delay (AWS's default: 300 s).
+async fn deregistration_delay(cx: &Context, arn: &str) -> anyhow::Result<i32> {
+    let out = cx
+        .clients
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .aws("DescribeTargetGroupAttributes")?;
+    Ok(out
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
+        .and_then(|a| a.value())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300))
+}
+
+async fn set_deregistration_delay(cx: &Context, arn: &str, seconds: i32) -> anyhow::Result<()> {
+    cx.clients
+        .elb
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                .key(DEREGISTRATION_DELAY)
+                .value(seconds.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .aws("ModifyTargetGroupAttributes")
+        .map(drop)
 }
 
 pub async fn update_target_group(
@@ -381,6 +422,9 @@ pub async fn update_target_group(
             .send()
             .await
             .aws("ModifyTargetGroup")?;
+    }
+    if old.deregistration_delay_s != new.deregistration_delay_s {
+        set_deregistration_delay(cx, arn, new.deregistration_delay_s).await?;
     }
     sync_tags(cx, arn, &old.tags, &new.tags).await
 }

@@ -156,6 +156,60 @@ async fn deploy_from_empty_creates_every_resource_with_its_properties() {
     // Security groups: each tier reachable only from the one in front of it.
     let groups = &outputs["security_group_ids"];
     let group = |name: &str| groups[name].as_str().unwrap().to_string();
+    // The API tasks reach the database, the interface endpoints and S3 (by its
+    // prefix list), and nothing on the internet.
+    let api = aws
+        .ec2
+        .describe_security_groups()
+        .group_ids(group("api"))
+        .send()
+        .await
+        .unwrap();
+    let egress = api.security_groups()[0].ip_permissions_egress();
+    let mut peers: Vec<String> = egress
+        .iter()
+        .flat_map(|p| {
+            let port = p.from_port().unwrap();
+            p.ip_ranges()
+                .iter()
+                .filter_map(|r| r.cidr_ip().map(str::to_string))
+                .chain(
+                    p.user_id_group_pairs()
+                        .iter()
+                        .filter_map(|g| g.group_id().map(str::to_string)),
+                )
+                .chain(
+                    p.prefix_list_ids()
+                        .iter()
+                        .filter_map(|l| l.prefix_list_id().map(str::to_string)),
+                )
+                .map(move |peer| format!("{port} {peer}"))
+        })
+        .collect();
+    peers.sort();
+    let s3_list = aws
+        .ec2
+        .describe_prefix_lists()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("prefix-list-name")
+                .values("com.amazonaws.us-east-1.s3")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .prefix_lists()[0]
+        .prefix_list_id()
+        .unwrap()
+        .to_string();
+    let mut expected = vec![
+        format!("443 {}", group("endpoints")),
+        format!("443 {s3_list}"),
+        format!("5432 {}", group("database")),
+    ];
+    expected.sort();
+    assert_eq!(peers, expected);
     let described = aws
         .ec2
         .describe_security_groups()

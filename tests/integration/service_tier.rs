@@ -314,6 +314,23 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
     assert_eq!(tg.port(), Some(3000));
     assert_eq!(tg.health_check_path(), Some("/ready"));
     assert_eq!(tg.health_check_port(), Some("3001"));
+    let attributes = aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(tg.target_group_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let delay = attributes
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value());
+    assert_eq!(
+        delay,
+        Some("30"),
+        "a replaced task drains for 30 s, not AWS's 300"
+    );
     let listeners = aws
         .elb
         .describe_listeners()
@@ -556,7 +573,8 @@ async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_i
         .to_string();
     let mut env = Env::new("ltd");
     env.phase = "limited";
-    env.api_extra = format!("certificate_arn = \"{certificate}\"\n");
+    env.api_extra =
+        format!("certificate_arn = \"{certificate}\"\ndomain_name = \"api.poolside.example\"\n");
     env.write();
     let run = env.deploy();
     let name = env.name.clone();
@@ -702,7 +720,9 @@ async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_i
 
     env.plan().assert_code(0);
     // The autoscaler owns the count: a new floor changes the scaling target only.
-    env.api_extra = format!("certificate_arn = \"{certificate}\"\ndesired_count = 3\n");
+    env.api_extra = format!(
+        "certificate_arn = \"{certificate}\"\ndomain_name = \"api.poolside.example\"\ndesired_count = 3\n"
+    );
     env.write();
     let plan = env.plan();
     plan.assert_code(2);
