@@ -45,10 +45,14 @@ pub const HELLO: &str = "hello world";
 /// How long a new service may take to run its tasks and pass health checks.
 const STABLE_WITHIN: Duration = Duration::from_secs(15 * 60);
 
+/// `through`: a host name whose addresses the API URL's host is pinned to
+/// (the load balancer behind the API's domain name), so the check reaches it
+/// and verifies TLS for the domain before any DNS record exists.
 pub async fn verify(
     cx: &Context,
     config: &Config,
     api_url: &str,
+    through: Option<&str>,
     waits: &Waits<'_>,
 ) -> Verification {
     let emulator = config.endpoint_url.is_some();
@@ -61,21 +65,29 @@ pub async fn verify(
     } else {
         check_targets(cx, config, waits).await
     };
-    let api = check_api(api_url, if emulator { 5 } else { 24 }).await;
+    let api = check_api(api_url, through, if emulator { 5 } else { 24 }).await;
     let alarms = check_alarms(cx).await;
     Verification {
         checks: vec![api, targets, alarms],
     }
 }
 
-async fn check_api(api_url: &str, attempts: u32) -> Check {
+async fn check_api(api_url: &str, through: Option<&str>, attempts: u32) -> Check {
     let url = format!("{api_url}/rpc/hello");
-    let client = reqwest::Client::new();
     let mut last = String::new();
     for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
+        // Resolved on every attempt: a new load balancer's name takes a
+        // while to resolve, and its addresses change.
+        let client = match pinned_client(&url, through).await {
+            Ok(client) => client,
+            Err(err) => {
+                last = err;
+                continue;
+            }
+        };
         match client
             .get(&url)
             .timeout(Duration::from_secs(10))
@@ -104,6 +116,25 @@ async fn check_api(api_url: &str, attempts: u32) -> Check {
         outcome: Outcome::Failed,
         detail: last,
     }
+}
+
+/// A client that sends requests for the URL's host to `through`'s addresses.
+async fn pinned_client(url: &str, through: Option<&str>) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder();
+    let Some(through) = through else {
+        return builder.build().map_err(|e| e.to_string());
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((through, port))
+        .await
+        .map_err(|e| format!("{through} does not resolve yet: {e}"))?
+        .collect();
+    builder
+        .resolve_to_addrs(&host, &addresses)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 fn truncate(text: &str) -> String {
@@ -214,5 +245,43 @@ async fn check_alarms(cx: &Context) -> Check {
             outcome: Outcome::Failed,
             detail: format!("{err:#}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The API's domain has no DNS record (`.invalid` never resolves), yet the
+    /// check reaches the server behind `through` and asks it for that name.
+    #[tokio::test]
+    async fn the_api_check_reaches_the_domain_through_the_load_balancer_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0; 4096];
+            let n = socket.read(&mut request).await.unwrap();
+            let request = String::from_utf8_lossy(&request[..n]).into_owned();
+            let body = "\"hello world\"";
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            request
+        });
+        let url = format!("http://api.poolside.invalid:{port}");
+        let check = check_api(&url, Some("localhost"), 1).await;
+        assert_eq!(check.outcome, Outcome::Passed, "{}", check.detail);
+        let request = server.await.unwrap();
+        assert!(
+            request.contains(&format!("host: api.poolside.invalid:{port}")),
+            "{request}"
+        );
+        // Without the pin the name does not resolve, and the check says so.
+        let unpinned = check_api(&url, None, 1).await;
+        assert_eq!(unpinned.outcome, Outcome::Failed);
     }
 }

@@ -186,6 +186,9 @@ pub(super) fn service_tier(
             healthy_threshold: 2,
             unhealthy_threshold: 3,
             matcher: "200".into(),
+            // PostgREST answers in well under a second; AWS's default of 300 s
+            // would hold every rolling deployment up for five minutes.
+            deregistration_delay_s: 30,
             tags,
         })
     }));

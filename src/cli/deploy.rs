@@ -107,7 +107,14 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let api_url = session
         .api_url()
         .context("the load balancer's DNS name is unknown")?;
-    let verification = verify::verify(&session.cx, &session.config, &api_url, &waits).await;
+    let verification = verify::verify(
+        &session.cx,
+        &session.config,
+        &api_url,
+        session.verify_through().as_deref(),
+        &waits,
+    )
+    .await;
     output::print_verification(&verification, globals.output);
     output::print_outputs(&session.outputs(), globals.output);
     globals.print_stats(&session, started);

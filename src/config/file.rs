@@ -136,6 +136,8 @@ pub struct ApiSection {
     pub cpu: Option<u32>,
     pub memory: Option<u32>,
     pub certificate_arn: Option<String>,
+    /// The name clients call the API by (the certificate's name).
+    pub domain_name: Option<String>,
     pub log_retention_days: Option<u32>,
     pub container_insights: Option<bool>,
     /// Emulator targets: the local port the stand-in PostgREST listens on.

@@ -15,6 +15,9 @@ pub struct Api {
     pub memory: u32,
     /// `None`: the load balancer serves plain HTTP (plan warns).
     pub certificate_arn: Option<String>,
+    /// The name the certificate is for: clients call it, and so does
+    /// verification (pinned to the load balancer's addresses).
+    pub domain_name: Option<String>,
     pub log_retention_days: u32,
     pub container_insights: bool,
     /// Emulator targets: where the stand-in PostgREST listens (its admin
@@ -155,6 +158,20 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(name) = &a.domain_name {
+            if !is_domain_name(name) {
+                return self.fail(
+                    "api.domain_name",
+                    format!("{name:?} is not a DNS name such as \"api.example.com\" (lower-case labels of a-z, 0-9 and -, separated by dots)"),
+                );
+            }
+        }
+        if a.certificate_arn.is_some() && a.domain_name.is_none() {
+            return self.fail(
+                "api.certificate_arn",
+                "needs api.domain_name as well: the name the certificate is for. Clients call the API by it, and so does deploy's verification (the load balancer's own name never matches the certificate)",
+            );
+        }
         let log_retention_days = a.log_retention_days.unwrap_or(match phase {
             Phase::Pilot => 14,
             Phase::Limited => 30,
@@ -186,6 +203,7 @@ impl Validator<'_> {
             cpu,
             memory,
             certificate_arn: a.certificate_arn.clone(),
+            domain_name: a.domain_name.clone(),
             log_retention_days,
             container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
             local_port,
@@ -264,4 +282,19 @@ impl Validator<'_> {
             ecs_memory_percent: percent("ecs_memory_percent", a.ecs_memory_percent, 85)?,
         })
     }
+}
+
+/// A DNS name of at least two labels, lower case, as ACM certificates name them.
+fn is_domain_name(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }

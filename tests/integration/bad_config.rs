@@ -178,6 +178,22 @@ const CASES: &[Case] = &[
         message: "the certificate is in eu-west-1, but a load balancer in us-east-1 needs one from its own region",
     },
     Case {
+        what: "a certificate without the name it is for",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\ncertificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"\n",
+        location: "bad.toml:14:19",
+        key: "`api.certificate_arn`",
+        message: "needs api.domain_name as well",
+    },
+    Case {
+        what: "a domain name that is not one",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\ndomain_name = \"https://api.example.com\"\n",
+        location: "bad.toml:14:15",
+        key: "`api.domain_name`",
+        message: "is not a DNS name such as \"api.example.com\"",
+    },
+    Case {
         what: "fewer tasks at most than at least",
         network: GOOD_NETWORK,
         extra: "\n[api]\ndesired_count = 3\nmax_count = 2\n",
