@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod database;
 mod engine;
+mod iam_policy;
 mod local_plane;
 mod model;
 mod ops;

@@ -2,6 +2,7 @@
 //! arguments, then `exec`, which returns the process exit code.
 
 mod deploy;
+mod iam_policy;
 mod plan;
 mod token;
 mod validate;
@@ -51,6 +52,8 @@ pub enum Command {
     Validate(validate::Args),
     /// Print an API token (JWT) for the environment, signed with its secret.
     Token(token::Args),
+    /// Print the IAM policy an operator needs for the environment.
+    IamPolicy(iam_policy::Args),
 }
 
 /// The exit codes poolside promises.
@@ -72,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,
+        Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,
     }
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod bad_config;
 mod data_tier;
 mod deploy;
+mod iam_policy;
 mod real_aws;
 mod service_tier;
 mod support;

@@ -249,16 +249,42 @@ fn certificates(dir: &Path, name: &str) -> (String, String, String) {
     std::fs::create_dir_all(dir).unwrap();
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
     let openssl = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test RDS CA",
-        "-keyout", &path("ca.key"), "-out", &path("ca.pem"),
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test RDS CA",
+        "-keyout",
+        &path("ca.key"),
+        "-out",
+        &path("ca.pem"),
     ]);
     openssl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
-        "-keyout", &path("server.key"), "-out", &path("server.csr"),
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        &path("server.key"),
+        "-out",
+        &path("server.csr"),
     ]);
     std::fs::write(
         path("san.ext"),
@@ -266,14 +292,31 @@ fn certificates(dir: &Path, name: &str) -> (String, String, String) {
     )
     .unwrap();
     openssl(&[
-        "x509", "-req", "-in", &path("server.csr"), "-CA", &path("ca.pem"), "-CAkey", &path("ca.key"),
-        "-CAcreateserial", "-days", "2", "-extfile", &path("san.ext"), "-out", &path("server.pem"),
+        "x509",
+        "-req",
+        "-in",
+        &path("server.csr"),
+        "-CA",
+        &path("ca.pem"),
+        "-CAkey",
+        &path("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &path("san.ext"),
+        "-out",
+        &path("server.pem"),
     ]);
     for args in [
         vec!["755", dir.to_str().unwrap()],
         vec!["600", &path("server.key")],
     ] {
-        assert!(Command::new("chmod").args(&args).status().unwrap().success());
+        assert!(Command::new("chmod")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
     }
     assert!(Command::new("chown")
         .args(["postgres", &path("server.key"), &path("server.pem")])
@@ -330,9 +373,21 @@ async fn tls_through_a_tunnel_verifies_the_instance_name() {
     // Same CA for both: sign the wrong one with the right CA.
     let sign = Command::new("openssl")
         .args([
-            "x509", "-req", "-in", &certs.join("wrong/server.csr").to_string_lossy(),
-            "-CA", &ca, "-CAkey", &certs.join("right/ca.key").to_string_lossy(), "-CAcreateserial",
-            "-days", "2", "-extfile", &certs.join("wrong/san.ext").to_string_lossy(), "-out", &wrong_cert,
+            "x509",
+            "-req",
+            "-in",
+            &certs.join("wrong/server.csr").to_string_lossy(),
+            "-CA",
+            &ca,
+            "-CAkey",
+            &certs.join("right/ca.key").to_string_lossy(),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &certs.join("wrong/san.ext").to_string_lossy(),
+            "-out",
+            &wrong_cert,
         ])
         .output()
         .unwrap();

@@ -1,0 +1,1124 @@
+//! The IAM policy an operator needs to run poolside on one environment.
+//!
+//! One table lists every AWS operation poolside calls, by the names the
+//! `--stats` interceptor records (service, operation), with the IAM action
+//! it needs and what that action may be scoped to. The policy is rendered
+//! from that table, so an operation added to the code without a row here is
+//! caught by the test that compares a real run's `--stats` with it.
+//!
+//! Scoping follows what each service supports: names and ARNs of this
+//! environment where AWS allows resource-level permissions, `*` where it
+//! does not (most Describe and List calls, EC2 creates, task definitions,
+//! Application Auto Scaling).
+
+use crate::blueprint::{self, AccountFacts};
+use crate::config::Config;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What an action may be scoped to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    /// No resource-level permissions for this action (or none poolside can name).
+    Any,
+    Roles,
+    /// The same roles, passed to ECS tasks only.
+    PassRoles,
+    ServiceLinkedRoles,
+    Secrets,
+    /// The master secret RDS creates and manages for the instance (`rds!db-...`).
+    RdsManagedSecret,
+    LogGroup,
+    Repository,
+    Bucket,
+    Database,
+    LoadBalancer,
+    Ecs,
+    Alarms,
+    Dashboard,
+}
+
+/// (service as `--stats` names it, operation, IAM action, scope).
+const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
+    (
+        "STS",
+        "GetCallerIdentity",
+        "sts:GetCallerIdentity",
+        Scope::Any,
+    ),
+    // EC2: creates name no existing resource, and the network's resources are
+    // many kinds; scoping EC2 by tag condition is left to a later version.
+    ("EC2", "AllocateAddress", "ec2:AllocateAddress", Scope::Any),
+    (
+        "EC2",
+        "AssociateRouteTable",
+        "ec2:AssociateRouteTable",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "AttachInternetGateway",
+        "ec2:AttachInternetGateway",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "AuthorizeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroupEgress",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "AuthorizeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "CreateInternetGateway",
+        "ec2:CreateInternetGateway",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "CreateNatGateway",
+        "ec2:CreateNatGateway",
+        Scope::Any,
+    ),
+    ("EC2", "CreateRoute", "ec2:CreateRoute", Scope::Any),
+    (
+        "EC2",
+        "CreateRouteTable",
+        "ec2:CreateRouteTable",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "CreateSecurityGroup",
+        "ec2:CreateSecurityGroup",
+        Scope::Any,
+    ),
+    ("EC2", "CreateSubnet", "ec2:CreateSubnet", Scope::Any),
+    ("EC2", "CreateTags", "ec2:CreateTags", Scope::Any),
+    ("EC2", "CreateVpc", "ec2:CreateVpc", Scope::Any),
+    (
+        "EC2",
+        "CreateVpcEndpoint",
+        "ec2:CreateVpcEndpoint",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DeleteInternetGateway",
+        "ec2:DeleteInternetGateway",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DeleteNatGateway",
+        "ec2:DeleteNatGateway",
+        Scope::Any,
+    ),
+    ("EC2", "DeleteRoute", "ec2:DeleteRoute", Scope::Any),
+    (
+        "EC2",
+        "DeleteRouteTable",
+        "ec2:DeleteRouteTable",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DeleteSecurityGroup",
+        "ec2:DeleteSecurityGroup",
+        Scope::Any,
+    ),
+    ("EC2", "DeleteSubnet", "ec2:DeleteSubnet", Scope::Any),
+    ("EC2", "DeleteTags", "ec2:DeleteTags", Scope::Any),
+    ("EC2", "DeleteVpc", "ec2:DeleteVpc", Scope::Any),
+    (
+        "EC2",
+        "DeleteVpcEndpoints",
+        "ec2:DeleteVpcEndpoints",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeAddresses",
+        "ec2:DescribeAddresses",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeInternetGateways",
+        "ec2:DescribeInternetGateways",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeNatGateways",
+        "ec2:DescribeNatGateways",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribePrefixLists",
+        "ec2:DescribePrefixLists",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeRouteTables",
+        "ec2:DescribeRouteTables",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeSecurityGroupRules",
+        "ec2:DescribeSecurityGroupRules",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeSecurityGroups",
+        "ec2:DescribeSecurityGroups",
+        Scope::Any,
+    ),
+    ("EC2", "DescribeSubnets", "ec2:DescribeSubnets", Scope::Any),
+    (
+        "EC2",
+        "DescribeVpcAttribute",
+        "ec2:DescribeVpcAttribute",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DescribeVpcEndpoints",
+        "ec2:DescribeVpcEndpoints",
+        Scope::Any,
+    ),
+    ("EC2", "DescribeVpcs", "ec2:DescribeVpcs", Scope::Any),
+    (
+        "EC2",
+        "DetachInternetGateway",
+        "ec2:DetachInternetGateway",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "DisassociateRouteTable",
+        "ec2:DisassociateRouteTable",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "ModifyVpcAttribute",
+        "ec2:ModifyVpcAttribute",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "ModifyVpcEndpoint",
+        "ec2:ModifyVpcEndpoint",
+        Scope::Any,
+    ),
+    ("EC2", "ReleaseAddress", "ec2:ReleaseAddress", Scope::Any),
+    ("EC2", "ReplaceRoute", "ec2:ReplaceRoute", Scope::Any),
+    (
+        "EC2",
+        "ReplaceRouteTableAssociation",
+        "ec2:ReplaceRouteTableAssociation",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupEgress",
+        Scope::Any,
+    ),
+    (
+        "EC2",
+        "RevokeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+        Scope::Any,
+    ),
+    // S3: IAM's action names differ from the API's.
+    ("S3", "CreateBucket", "s3:CreateBucket", Scope::Bucket),
+    ("S3", "DeleteBucket", "s3:DeleteBucket", Scope::Bucket),
+    (
+        "S3",
+        "DeleteBucketLifecycle",
+        "s3:PutLifecycleConfiguration",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "DeleteBucketPolicy",
+        "s3:DeleteBucketPolicy",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "GetBucketEncryption",
+        "s3:GetEncryptionConfiguration",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "GetBucketLifecycleConfiguration",
+        "s3:GetLifecycleConfiguration",
+        Scope::Bucket,
+    ),
+    ("S3", "GetBucketPolicy", "s3:GetBucketPolicy", Scope::Bucket),
+    (
+        "S3",
+        "GetBucketTagging",
+        "s3:GetBucketTagging",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "GetBucketVersioning",
+        "s3:GetBucketVersioning",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "GetPublicAccessBlock",
+        "s3:GetBucketPublicAccessBlock",
+        Scope::Bucket,
+    ),
+    ("S3", "HeadBucket", "s3:ListBucket", Scope::Bucket),
+    (
+        "S3",
+        "PutBucketEncryption",
+        "s3:PutEncryptionConfiguration",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "PutBucketLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+        Scope::Bucket,
+    ),
+    ("S3", "PutBucketPolicy", "s3:PutBucketPolicy", Scope::Bucket),
+    (
+        "S3",
+        "PutBucketTagging",
+        "s3:PutBucketTagging",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "PutBucketVersioning",
+        "s3:PutBucketVersioning",
+        Scope::Bucket,
+    ),
+    (
+        "S3",
+        "PutPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+        Scope::Bucket,
+    ),
+    (
+        "ECR",
+        "CreateRepository",
+        "ecr:CreateRepository",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "DeleteLifecyclePolicy",
+        "ecr:DeleteLifecyclePolicy",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "DeleteRepository",
+        "ecr:DeleteRepository",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "DescribeImages",
+        "ecr:DescribeImages",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "DescribeRepositories",
+        "ecr:DescribeRepositories",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "GetLifecyclePolicy",
+        "ecr:GetLifecyclePolicy",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "ListTagsForResource",
+        "ecr:ListTagsForResource",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "PutImageScanningConfiguration",
+        "ecr:PutImageScanningConfiguration",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "PutImageTagMutability",
+        "ecr:PutImageTagMutability",
+        Scope::Repository,
+    ),
+    (
+        "ECR",
+        "PutLifecyclePolicy",
+        "ecr:PutLifecyclePolicy",
+        Scope::Repository,
+    ),
+    ("ECR", "TagResource", "ecr:TagResource", Scope::Repository),
+    (
+        "ECR",
+        "UntagResource",
+        "ecr:UntagResource",
+        Scope::Repository,
+    ),
+    (
+        "Secrets Manager",
+        "CreateSecret",
+        "secretsmanager:CreateSecret",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "DeleteSecret",
+        "secretsmanager:DeleteSecret",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "DescribeSecret",
+        "secretsmanager:DescribeSecret",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "GetSecretValue",
+        "secretsmanager:GetSecretValue",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "RestoreSecret",
+        "secretsmanager:RestoreSecret",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "TagResource",
+        "secretsmanager:TagResource",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "UntagResource",
+        "secretsmanager:UntagResource",
+        Scope::Secrets,
+    ),
+    (
+        "Secrets Manager",
+        "UpdateSecret",
+        "secretsmanager:UpdateSecret",
+        Scope::Secrets,
+    ),
+    (
+        "RDS",
+        "AddTagsToResource",
+        "rds:AddTagsToResource",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "CreateDBInstance",
+        "rds:CreateDBInstance",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "CreateDBParameterGroup",
+        "rds:CreateDBParameterGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "CreateDBSubnetGroup",
+        "rds:CreateDBSubnetGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DeleteDBInstance",
+        "rds:DeleteDBInstance",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DeleteDBParameterGroup",
+        "rds:DeleteDBParameterGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DeleteDBSubnetGroup",
+        "rds:DeleteDBSubnetGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DescribeDBEngineVersions",
+        "rds:DescribeDBEngineVersions",
+        Scope::Any,
+    ),
+    (
+        "RDS",
+        "DescribeDBInstances",
+        "rds:DescribeDBInstances",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DescribeDBParameterGroups",
+        "rds:DescribeDBParameterGroups",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DescribeDBParameters",
+        "rds:DescribeDBParameters",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "DescribeDBSubnetGroups",
+        "rds:DescribeDBSubnetGroups",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "ListTagsForResource",
+        "rds:ListTagsForResource",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "ModifyDBInstance",
+        "rds:ModifyDBInstance",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "ModifyDBParameterGroup",
+        "rds:ModifyDBParameterGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "ModifyDBSubnetGroup",
+        "rds:ModifyDBSubnetGroup",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "RebootDBInstance",
+        "rds:RebootDBInstance",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "RemoveTagsFromResource",
+        "rds:RemoveTagsFromResource",
+        Scope::Database,
+    ),
+    (
+        "RDS",
+        "ResetDBParameterGroup",
+        "rds:ResetDBParameterGroup",
+        Scope::Database,
+    ),
+    (
+        "IAM",
+        "AttachRolePolicy",
+        "iam:AttachRolePolicy",
+        Scope::Roles,
+    ),
+    ("IAM", "CreateRole", "iam:CreateRole", Scope::Roles),
+    (
+        "IAM",
+        "CreateServiceLinkedRole",
+        "iam:CreateServiceLinkedRole",
+        Scope::ServiceLinkedRoles,
+    ),
+    ("IAM", "DeleteRole", "iam:DeleteRole", Scope::Roles),
+    (
+        "IAM",
+        "DeleteRolePolicy",
+        "iam:DeleteRolePolicy",
+        Scope::Roles,
+    ),
+    (
+        "IAM",
+        "DetachRolePolicy",
+        "iam:DetachRolePolicy",
+        Scope::Roles,
+    ),
+    ("IAM", "GetRole", "iam:GetRole", Scope::Roles),
+    ("IAM", "GetRolePolicy", "iam:GetRolePolicy", Scope::Roles),
+    (
+        "IAM",
+        "ListAttachedRolePolicies",
+        "iam:ListAttachedRolePolicies",
+        Scope::Roles,
+    ),
+    (
+        "IAM",
+        "ListRolePolicies",
+        "iam:ListRolePolicies",
+        Scope::Roles,
+    ),
+    ("IAM", "PutRolePolicy", "iam:PutRolePolicy", Scope::Roles),
+    ("IAM", "TagRole", "iam:TagRole", Scope::Roles),
+    ("IAM", "UntagRole", "iam:UntagRole", Scope::Roles),
+    (
+        "IAM",
+        "UpdateAssumeRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        Scope::Roles,
+    ),
+    ("IAM", "UpdateRole", "iam:UpdateRole", Scope::Roles),
+    (
+        "CloudWatch Logs",
+        "CreateLogGroup",
+        "logs:CreateLogGroup",
+        Scope::LogGroup,
+    ),
+    (
+        "CloudWatch Logs",
+        "DeleteLogGroup",
+        "logs:DeleteLogGroup",
+        Scope::LogGroup,
+    ),
+    (
+        "CloudWatch Logs",
+        "DescribeLogGroups",
+        "logs:DescribeLogGroups",
+        Scope::Any,
+    ),
+    (
+        "CloudWatch Logs",
+        "ListTagsForResource",
+        "logs:ListTagsForResource",
+        Scope::LogGroup,
+    ),
+    (
+        "CloudWatch Logs",
+        "PutRetentionPolicy",
+        "logs:PutRetentionPolicy",
+        Scope::LogGroup,
+    ),
+    (
+        "CloudWatch Logs",
+        "TagResource",
+        "logs:TagResource",
+        Scope::LogGroup,
+    ),
+    (
+        "CloudWatch Logs",
+        "UntagResource",
+        "logs:UntagResource",
+        Scope::LogGroup,
+    ),
+    ("ECS", "CreateCluster", "ecs:CreateCluster", Scope::Ecs),
+    ("ECS", "CreateService", "ecs:CreateService", Scope::Ecs),
+    ("ECS", "DeleteCluster", "ecs:DeleteCluster", Scope::Ecs),
+    ("ECS", "DeleteService", "ecs:DeleteService", Scope::Ecs),
+    (
+        "ECS",
+        "DeregisterTaskDefinition",
+        "ecs:DeregisterTaskDefinition",
+        Scope::Any,
+    ),
+    (
+        "ECS",
+        "DescribeClusters",
+        "ecs:DescribeClusters",
+        Scope::Ecs,
+    ),
+    (
+        "ECS",
+        "DescribeServices",
+        "ecs:DescribeServices",
+        Scope::Ecs,
+    ),
+    (
+        "ECS",
+        "DescribeTaskDefinition",
+        "ecs:DescribeTaskDefinition",
+        Scope::Any,
+    ),
+    (
+        "ECS",
+        "ListTaskDefinitions",
+        "ecs:ListTaskDefinitions",
+        Scope::Any,
+    ),
+    (
+        "ECS",
+        "RegisterTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        Scope::Any,
+    ),
+    ("ECS", "TagResource", "ecs:TagResource", Scope::Ecs),
+    ("ECS", "UntagResource", "ecs:UntagResource", Scope::Ecs),
+    (
+        "ECS",
+        "UpdateClusterSettings",
+        "ecs:UpdateClusterSettings",
+        Scope::Ecs,
+    ),
+    ("ECS", "UpdateService", "ecs:UpdateService", Scope::Ecs),
+    (
+        "Elastic Load Balancing v2",
+        "AddTags",
+        "elasticloadbalancing:AddTags",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "CreateListener",
+        "elasticloadbalancing:CreateListener",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "CreateLoadBalancer",
+        "elasticloadbalancing:CreateLoadBalancer",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "CreateTargetGroup",
+        "elasticloadbalancing:CreateTargetGroup",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DeleteListener",
+        "elasticloadbalancing:DeleteListener",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DeleteLoadBalancer",
+        "elasticloadbalancing:DeleteLoadBalancer",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DeleteTargetGroup",
+        "elasticloadbalancing:DeleteTargetGroup",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeListeners",
+        "elasticloadbalancing:DescribeListeners",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeTags",
+        "elasticloadbalancing:DescribeTags",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeTargetGroupAttributes",
+        "elasticloadbalancing:DescribeTargetGroupAttributes",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetGroups",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "DescribeTargetHealth",
+        "elasticloadbalancing:DescribeTargetHealth",
+        Scope::Any,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "ModifyListener",
+        "elasticloadbalancing:ModifyListener",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "ModifyTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroup",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "ModifyTargetGroupAttributes",
+        "elasticloadbalancing:ModifyTargetGroupAttributes",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "RemoveTags",
+        "elasticloadbalancing:RemoveTags",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "SetSecurityGroups",
+        "elasticloadbalancing:SetSecurityGroups",
+        Scope::LoadBalancer,
+    ),
+    (
+        "Elastic Load Balancing v2",
+        "SetSubnets",
+        "elasticloadbalancing:SetSubnets",
+        Scope::LoadBalancer,
+    ),
+    (
+        "CloudWatch",
+        "DeleteAlarms",
+        "cloudwatch:DeleteAlarms",
+        Scope::Alarms,
+    ),
+    (
+        "CloudWatch",
+        "DeleteDashboards",
+        "cloudwatch:DeleteDashboards",
+        Scope::Dashboard,
+    ),
+    (
+        "CloudWatch",
+        "DescribeAlarms",
+        "cloudwatch:DescribeAlarms",
+        Scope::Any,
+    ),
+    (
+        "CloudWatch",
+        "GetDashboard",
+        "cloudwatch:GetDashboard",
+        Scope::Dashboard,
+    ),
+    (
+        "CloudWatch",
+        "ListTagsForResource",
+        "cloudwatch:ListTagsForResource",
+        Scope::Alarms,
+    ),
+    (
+        "CloudWatch",
+        "PutDashboard",
+        "cloudwatch:PutDashboard",
+        Scope::Dashboard,
+    ),
+    (
+        "CloudWatch",
+        "PutMetricAlarm",
+        "cloudwatch:PutMetricAlarm",
+        Scope::Alarms,
+    ),
+    (
+        "Application Auto Scaling",
+        "DeregisterScalableTarget",
+        "application-autoscaling:DeregisterScalableTarget",
+        Scope::Any,
+    ),
+    (
+        "Application Auto Scaling",
+        "DescribeScalableTargets",
+        "application-autoscaling:DescribeScalableTargets",
+        Scope::Any,
+    ),
+    (
+        "Application Auto Scaling",
+        "DescribeScalingPolicies",
+        "application-autoscaling:DescribeScalingPolicies",
+        Scope::Any,
+    ),
+    (
+        "Application Auto Scaling",
+        "PutScalingPolicy",
+        "application-autoscaling:PutScalingPolicy",
+        Scope::Any,
+    ),
+    (
+        "Application Auto Scaling",
+        "RegisterScalableTarget",
+        "application-autoscaling:RegisterScalableTarget",
+        Scope::Any,
+    ),
+];
+
+/// Actions no API call of poolside's names, which AWS checks on its behalf.
+const IMPLIED: &[(&str, Scope, &str)] = &[
+    // RegisterTaskDefinition names the two roles: ECS must be allowed them.
+    (
+        "iam:PassRole",
+        Scope::PassRoles,
+        "the task definition names the task and execution roles",
+    ),
+    // PutMetricAlarm with tags.
+    (
+        "cloudwatch:TagResource",
+        Scope::Alarms,
+        "alarms are tagged at create",
+    ),
+    // ManageMasterUserPassword: RDS creates the master secret as the caller.
+    (
+        "secretsmanager:CreateSecret",
+        Scope::RdsManagedSecret,
+        "RDS creates the master secret as the caller",
+    ),
+    (
+        "secretsmanager:TagResource",
+        Scope::RdsManagedSecret,
+        "RDS tags the master secret as the caller",
+    ),
+];
+
+/// The services whose service-linked roles a first deploy may create (ECS
+/// explicitly; RDS, ELB and Application Auto Scaling on first use).
+const SERVICE_LINKED: [&str; 4] = [
+    "ecs.amazonaws.com",
+    "rds.amazonaws.com",
+    "elasticloadbalancing.amazonaws.com",
+    "ecs.application-autoscaling.amazonaws.com",
+];
+
+#[derive(Debug, Serialize)]
+pub struct Generated {
+    pub policy: Value,
+    /// `"<service> <operation>"` → IAM action, for every operation poolside calls.
+    pub operations: BTreeMap<String, String>,
+}
+
+/// The resources of one scope, as IAM ARNs.
+fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<String> {
+    let (partition, region, id, env) = (
+        &account.partition,
+        &config.region,
+        &account.account_id,
+        &config.name,
+    );
+    let arn = |service: &str, region: &str, rest: String| {
+        format!("arn:{partition}:{service}:{region}:{id}:{rest}")
+    };
+    let db = blueprint::database_identifier(config);
+    match scope {
+        Scope::Any => vec!["*".into()],
+        Scope::Roles | Scope::PassRoles => vec![arn("iam", "", format!("role/poolside-{env}-*"))],
+        Scope::ServiceLinkedRoles => vec![arn("iam", "", "role/aws-service-role/*".into())],
+        Scope::Secrets => vec![arn(
+            "secretsmanager",
+            region,
+            format!("secret:poolside/{env}/*"),
+        )],
+        Scope::RdsManagedSecret => vec![arn("secretsmanager", region, "secret:rds!db-*".into())],
+        Scope::LogGroup => vec![
+            arn("logs", region, format!("log-group:/poolside/{env}/*")),
+            arn("logs", region, format!("log-group:/poolside/{env}/*:*")),
+        ],
+        Scope::Repository => vec![arn(
+            "ecr",
+            region,
+            format!("repository/{}", config.registry.repository_name),
+        )],
+        Scope::Bucket => vec![format!(
+            "arn:{partition}:s3:::{}",
+            blueprint::bucket_name(config, account)
+        )],
+        Scope::Database => vec![
+            arn("rds", region, format!("db:{db}")),
+            arn("rds", region, format!("pg:{db}-*")),
+            arn("rds", region, format!("subgrp:{db}")),
+            arn("rds", region, format!("snapshot:{db}-final-*")),
+        ],
+        Scope::LoadBalancer => vec![
+            arn(
+                "elasticloadbalancing",
+                region,
+                format!("loadbalancer/app/poolside-{env}/*"),
+            ),
+            arn(
+                "elasticloadbalancing",
+                region,
+                format!("listener/app/poolside-{env}/*"),
+            ),
+            arn(
+                "elasticloadbalancing",
+                region,
+                format!("targetgroup/poolside-{env}/*"),
+            ),
+        ],
+        Scope::Ecs => vec![
+            arn(
+                "ecs",
+                region,
+                format!("cluster/{}", blueprint::cluster_name(config)),
+            ),
+            arn(
+                "ecs",
+                region,
+                format!("service/{}/*", blueprint::cluster_name(config)),
+            ),
+            arn(
+                "ecs",
+                region,
+                format!("task-definition/poolside-{env}-api:*"),
+            ),
+        ],
+        Scope::Alarms => vec![arn(
+            "cloudwatch",
+            region,
+            format!("alarm:{}*", blueprint::alarm_prefix(config)),
+        )],
+        Scope::Dashboard => vec![arn("cloudwatch", "", format!("dashboard/poolside-{env}"))],
+    }
+}
+
+pub fn generate(config: &Config, account: &AccountFacts) -> Generated {
+    let mut by_scope: BTreeMap<Scope, Vec<&str>> = BTreeMap::new();
+    for (_, _, action, scope) in OPERATIONS {
+        by_scope.entry(*scope).or_default().push(action);
+    }
+    for (action, scope, _) in IMPLIED {
+        by_scope.entry(*scope).or_default().push(action);
+    }
+    let statements: Vec<Value> = by_scope
+        .into_iter()
+        .map(|(scope, mut actions)| {
+            actions.sort();
+            actions.dedup();
+            let mut statement = json!({
+                "Sid": format!("{scope:?}"),
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": resources(scope, config, account),
+            });
+            match scope {
+                Scope::ServiceLinkedRoles => {
+                    statement["Condition"] =
+                        json!({ "StringEquals": { "iam:AWSServiceName": SERVICE_LINKED } })
+                }
+                Scope::PassRoles => {
+                    statement["Condition"] =
+                        json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } })
+                }
+                _ => {}
+            }
+            statement
+        })
+        .collect();
+    Generated {
+        policy: json!({ "Version": "2012-10-17", "Statement": statements }),
+        operations: OPERATIONS
+            .iter()
+            .map(|(service, operation, action, _)| {
+                (format!("{service} {operation}"), action.to_string())
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_listed_once_with_an_action_of_its_service() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (service, operation, action, _) in OPERATIONS {
+            assert!(
+                seen.insert((service, operation)),
+                "{service} {operation} twice"
+            );
+            let (prefix, name) = action.split_once(':').expect("prefix:Action");
+            assert!(
+                !prefix.is_empty() && name.starts_with(char::is_uppercase),
+                "{action}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_policy_names_this_environment_and_not_others() {
+        let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
+        let account = AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        };
+        let generated = generate(&config, &account);
+        let statements = generated.policy["Statement"].as_array().unwrap();
+        let roles = statements.iter().find(|s| s["Sid"] == "Roles").unwrap();
+        assert_eq!(
+            roles["Resource"],
+            json!(["arn:aws:iam::111122223333:role/poolside-acme-*"])
+        );
+        let pass = statements.iter().find(|s| s["Sid"] == "PassRoles").unwrap();
+        assert_eq!(pass["Action"], json!(["iam:PassRole"]));
+        assert_eq!(
+            pass["Condition"]["StringEquals"]["iam:PassedToService"],
+            "ecs-tasks.amazonaws.com"
+        );
+        let secrets = statements.iter().find(|s| s["Sid"] == "Secrets").unwrap();
+        assert_eq!(
+            secrets["Resource"],
+            json!(["arn:aws:secretsmanager:eu-west-1:111122223333:secret:poolside/acme/*"])
+        );
+        let linked = statements
+            .iter()
+            .find(|s| s["Sid"] == "ServiceLinkedRoles")
+            .unwrap();
+        assert_eq!(
+            linked["Condition"]["StringEquals"]["iam:AWSServiceName"][0],
+            "ecs.amazonaws.com"
+        );
+        // Only the EC2 network, reads and the unscopable few are on `*`.
+        let any = statements.iter().find(|s| s["Sid"] == "Any").unwrap();
+        for action in any["Action"].as_array().unwrap() {
+            let action = action.as_str().unwrap();
+            assert!(
+                action.starts_with("ec2:")
+                    || action.contains(":Describe")
+                    || action.contains(":List")
+                    || action.starts_with("application-autoscaling:")
+                    || action.starts_with("ecs:")
+                    || action == "sts:GetCallerIdentity"
+                    || action == "ecs:RegisterTaskDefinition",
+                "{action} is on every resource"
+            );
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `poolside iam-policy`: every AWS operation that a deploy from empty, a
+//! no-op deploy and a plan really make (as `--stats` records them) is in the
+//! policy, through the action IAM checks for it.
+
+use crate::support::*;
+use std::collections::BTreeSet;
+
+fn operations(run: &Run) -> BTreeSet<String> {
+    run.json("stats")
+        .iter()
+        .flat_map(|s| s["calls"]["operations"].as_array().unwrap().clone())
+        .map(|op| {
+            format!(
+                "{} {}",
+                op["service"].as_str().unwrap(),
+                op["operation"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_policy_covers_every_operation_deploy_and_plan_make() {
+    let env = Env::new("iam");
+    env.write();
+    let mut made = operations(&env.deploy());
+    made.extend(operations(&env.deploy()));
+    let plan = env.plan();
+    plan.assert_code(0);
+    made.extend(operations(&plan));
+    assert!(made.len() > 60, "too few operations seen: {made:?}");
+
+    let run = env.poolside(&["iam-policy", "--env", &env.name, "--output", "json"]);
+    run.assert_code(0);
+    let generated = run.one("iam_policy");
+    let allowed: BTreeSet<&str> = generated["policy"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["Action"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for operation in &made {
+        let action = generated["operations"][operation.as_str()].as_str();
+        let Some(action) = action else {
+            panic!("{operation} is made but not in the policy table (src/iam_policy.rs)");
+        };
+        assert!(
+            allowed.contains(action),
+            "{operation} needs {action}, which the policy does not allow"
+        );
+    }
+    // Named resources are this environment's.
+    let text = generated["policy"].to_string();
+    assert!(text.contains(&format!("role/poolside-{}-*", env.name)));
+}
