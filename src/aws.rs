@@ -49,18 +49,16 @@ impl Clients {
             );
         if let Some(url) = &config.endpoint_url {
             loader = loader.endpoint_url(url);
-            // Emulators accept any key; do not make people configure one.
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
-                && std::env::var_os("AWS_PROFILE").is_none()
-            {
-                loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                    "test",
-                    "test",
-                    None,
-                    None,
-                    "poolside-emulator",
-                ));
-            }
+            // Emulators accept any key, and a profile exported for real AWS
+            // (SSO, say) must not stand between a user and the local stack:
+            // an emulator target always uses the emulator's test key.
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "poolside-emulator",
+            ));
         }
         let shared = loader.load().await;
         let stats = Arc::new(CallStats::default());

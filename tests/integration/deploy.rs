@@ -639,6 +639,31 @@ async fn two_environments_side_by_side_do_not_see_each_other() {
     );
 }
 
+/// Onboarding engineers keep a profile for the customer's account exported
+/// (SSO, say); the local stack must still answer with its own test key.
+#[tokio::test]
+async fn an_exported_profile_does_not_break_the_emulator_target() {
+    let env = Env::new("profile");
+    env.write();
+    let config = env.dir().join("aws-config");
+    std::fs::write(
+        &config,
+        "[profile customer-sso]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\nsso_account_id = 111122223333\nsso_role_name = Admin\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let run = poolside_with(
+        env.dir(),
+        &["plan", "--env", &env.name, "--output", "json"],
+        &[
+            ("AWS_PROFILE", "customer-sso"),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    );
+    run.assert_code(0);
+    assert!(run.one("plan")["summary"]["create"].as_u64().unwrap() > 0);
+}
+
 #[tokio::test]
 async fn deploy_refuses_to_prompt_without_a_terminal() {
     let env = Env::new("prompt");

@@ -257,12 +257,19 @@ impl Env {
 }
 
 pub fn poolside_in(dir: &Path, args: &[&str]) -> Run {
+    poolside_with(dir, args, &[])
+}
+
+/// poolside with these environment variables set (and no AWS credentials of
+/// the caller's otherwise).
+pub fn poolside_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_poolside"))
         .arg("--environments-dir")
         .arg(dir)
         .args(args)
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_ACCESS_KEY_ID")
+        .envs(vars.iter().copied())
         .output()
         .expect("poolside runs");
     Run { output }
