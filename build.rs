@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
+    embed_git_commit();
     let dir = Path::new("sql/migrations");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut migrations = Vec::new();
@@ -46,4 +47,31 @@ fn main() {
     out.push_str("];\n");
     let target = Path::new(&std::env::var("OUT_DIR").unwrap()).join("migrations.rs");
     std::fs::write(target, out).unwrap();
+}
+
+/// `poolside --version` names the commit it was built from (`unknown` outside
+/// a git checkout, `+dirty` with uncommitted changes).
+fn embed_git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    let suffix = if dirty { "+dirty" } else { "" };
+    println!("cargo:rustc-env=POOLSIDE_GIT_COMMIT={commit}{suffix}");
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
+    }
+    if let Some(refs) = git(&["rev-parse", "--git-path", "refs"]) {
+        println!("cargo:rerun-if-changed={refs}");
+    }
+    if let Some(index) = git(&["rev-parse", "--git-path", "index"]) {
+        println!("cargo:rerun-if-changed={index}");
+    }
 }

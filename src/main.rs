@@ -20,6 +20,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // `poolside plan | head` ends quietly, as Unix tools do, instead of
+    // panicking on the closed pipe: take back the default SIGPIPE action
+    // that the Rust runtime replaces with "ignore".
+    // SAFETY: called first, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Usage errors exit 1 like every other error: 2 means "changes found".
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

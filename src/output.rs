@@ -35,8 +35,9 @@ pub fn print_plan(plan: &Plan, format: Format) {
         json_line("plan", plan);
         return;
     }
+    // Diagnostics go to stderr, so stdout stays the plan alone.
     for warning in &plan.warnings {
-        println!("warning: {warning}");
+        eprintln!("warning: {warning}");
     }
     if plan.is_empty() {
         println!(

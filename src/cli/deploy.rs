@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     pub env: String,
     /// Apply without asking for confirmation.
-    #[arg(long)]
+    #[arg(short, long)]
     pub yes: bool,
 }
 

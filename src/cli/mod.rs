@@ -17,7 +17,7 @@ use std::time::Instant;
 #[derive(Debug, Parser)]
 #[command(
     name = "poolside",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("POOLSIDE_GIT_COMMIT"), ")"),
     about = "Deploys the poolside AI code-assistant backend into an AWS account"
 )]
 pub struct Cli {

@@ -4,6 +4,7 @@
 
 mod api;
 mod bad_config;
+mod cli;
 mod data_tier;
 mod deploy;
 mod iam_policy;

@@ -1,0 +1,64 @@
+//! The conventions of a command-line tool: version, pipes, streams, short flags.
+
+use crate::support::*;
+use std::process::Command;
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commit = text
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(commit, _)| commit.trim_end_matches("+dirty").to_string())
+        .unwrap_or_default();
+    assert!(
+        commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plan_piped_into_a_closed_pipe_ends_quietly_and_warnings_stay_off_stdout() {
+    let env = Env::new("pipe");
+    env.write();
+    let script = format!(
+        "{bin} --environments-dir {dir} plan --env {name} | true",
+        bin = env!("CARGO_BIN_EXE_poolside"),
+        dir = env.dir().display(),
+        name = env.name
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+
+    let run = env.poolside(&["plan", "--env", &env.name]);
+    run.assert_code(0);
+    // No certificate: the plain-HTTP warning goes to stderr, not stdout.
+    assert!(run
+        .stderr()
+        .contains("warning: api.certificate_arn is not set"));
+    assert!(!run.stdout().contains("warning:"), "{}", run.stdout());
+}
+
+#[test]
+fn y_is_short_for_yes() {
+    let env = Env::new("short");
+    env.write();
+    let run = env.poolside(&["deploy", "--env", "no-such-environment", "-y"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("no environment named `no-such-environment`"),
+        "{}",
+        run.stderr()
+    );
+}
