@@ -30,6 +30,13 @@ if [ ! -f "$MOTO_VENV/.installed" ]; then
 fi
 log "moto server $MOTO_VERSION installed"
 
+# A real OCI registry (the CNCF distribution server) for the image-copy tests.
+if ! command -v docker-registry >/dev/null; then
+  log "installing docker-registry (an OCI registry for the image-copy tests)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+fi
+
 pg_packages=("postgresql-$PG_VERSION" "postgresql-$PG_VERSION-cron" "postgresql-server-dev-$PG_VERSION" dpkg-dev)
 missing=()
 for package in "${pg_packages[@]}"; do

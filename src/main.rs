@@ -7,6 +7,7 @@ mod config;
 mod database;
 mod engine;
 mod iam_policy;
+mod image;
 mod local_plane;
 mod model;
 mod ops;

@@ -3,6 +3,7 @@
 
 mod deploy;
 mod iam_policy;
+mod image;
 mod plan;
 mod token;
 mod validate;
@@ -54,6 +55,9 @@ pub enum Command {
     Token(token::Args),
     /// Print the IAM policy an operator needs for the environment.
     IamPolicy(iam_policy::Args),
+    /// The PostgREST image in the environment's ECR repository.
+    #[command(subcommand)]
+    Image(image::Command),
 }
 
 /// The exit codes poolside promises.
@@ -76,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,
+        Command::Image(command) => image::exec(&globals, command).await,
     }
 }
 

@@ -130,6 +130,8 @@ pub struct ApiSection {
     /// A tag of the PostgREST image in the environment's repository, or a
     /// digest (`sha256:...`).
     pub image_tag: Option<String>,
+    /// Where `poolside image push` copies the image from (a repository, no tag).
+    pub image_source: Option<String>,
     pub desired_count: Option<u32>,
     /// Above `desired_count`: the autoscaler may add tasks up to this many.
     pub max_count: Option<u32>,

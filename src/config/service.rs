@@ -8,6 +8,8 @@ use super::{Checked, Phase, Validator};
 pub struct Api {
     /// `:tag` or `@sha256:...`, appended to the repository URI.
     pub image_suffix: String,
+    /// The published image `poolside image push` copies (no tag or digest).
+    pub image_source: String,
     pub desired_count: u32,
     pub autoscaling: Option<Autoscaling>,
     /// Fargate task size: CPU units and MiB.
@@ -63,6 +65,9 @@ fn fargate_memory_allowed(cpu: u32, memory: u32) -> bool {
     }
 }
 
+/// PostgREST's own published image.
+pub const DEFAULT_IMAGE_SOURCE: &str = "docker.io/postgrest/postgrest";
+
 impl Validator<'_> {
     pub(super) fn check_api(&self, raw: &EnvironmentFile) -> Checked<Api> {
         let a = &raw.api;
@@ -90,6 +95,24 @@ impl Validator<'_> {
             }
             format!(":{image_tag}")
         };
+        let image_source = a
+            .image_source
+            .clone()
+            .unwrap_or_else(|| DEFAULT_IMAGE_SOURCE.into());
+        let plain_repository = !image_source.is_empty()
+            && !image_source.contains('@')
+            && !image_source
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .contains(':')
+            && image_source.parse::<oci_client::Reference>().is_ok();
+        if !plain_repository {
+            return self.fail(
+                "api.image_source",
+                format!("{image_source:?} is not an image repository such as \"docker.io/postgrest/postgrest\" (no tag or digest: api.image_tag gives it)"),
+            );
+        }
         let desired_count = a.desired_count.unwrap_or(match phase {
             Phase::Pilot => 1,
             Phase::Limited => 2,
@@ -198,6 +221,7 @@ impl Validator<'_> {
         }
         Ok(Api {
             image_suffix,
+            image_source,
             desired_count,
             autoscaling,
             cpu,

@@ -278,11 +278,10 @@ impl<'a> EcrImage<'a> {
     }
 }
 
-/// Fails, naming the command that fixes it, unless `image` is in its ECR
-/// repository. DescribeImages is ECR's own answer: what a task would pull.
-pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()> {
+/// Whether ECR lists `image` (by its tag or digest) in its repository.
+pub async fn image_exists(cx: &Context, image: &str) -> anyhow::Result<bool> {
     let Some(ecr_image) = EcrImage::parse(image) else {
-        return Ok(());
+        anyhow::bail!("{image} is not an ECR image reference");
     };
     let id = aws_sdk_ecr::types::ImageIdentifier::builder()
         .set_image_tag(ecr_image.tag.map(str::to_string))
@@ -298,17 +297,29 @@ pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()
         .send()
         .await;
     match found {
-        Ok(out) if !out.image_details().is_empty() => Ok(()),
-        Ok(_) => Err(missing_image(cx, image, &ecr_image)),
+        Ok(out) => Ok(!out.image_details().is_empty()),
         Err(err)
             if matches!(
                 error_code(&err),
                 Some("ImageNotFoundException" | "RepositoryNotFoundException")
             ) =>
         {
-            Err(missing_image(cx, image, &ecr_image))
+            Ok(false)
         }
         Err(err) => Err(err).aws("DescribeImages"),
+    }
+}
+
+/// Fails, naming the command that fixes it, unless `image` is in its ECR
+/// repository. DescribeImages is ECR's own answer: what a task would pull.
+pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()> {
+    let Some(ecr_image) = EcrImage::parse(image) else {
+        return Ok(());
+    };
+    if image_exists(cx, image).await? {
+        Ok(())
+    } else {
+        Err(missing_image(cx, image, &ecr_image))
     }
 }
 
@@ -342,10 +353,13 @@ fn missing_image(cx: &Context, image: &str, ecr_image: &EcrImage<'_>) -> anyhow:
     };
     anyhow!(
         "the image {image} is not in ECR repository {repository}, so the API tasks could not start. \
-         Copy PostgREST's published image into it (skopeo needs no Docker engine), then run deploy again:\n  \
+         Copy PostgREST's published image into it, then run deploy again:\n  \
+         poolside image push --env {environment}\n\
+         or, with skopeo:\n  \
          skopeo copy --all --preserve-digests --dest-creds \"AWS:$(aws ecr get-login-password --region {region})\" {source} {destination}",
         repository = ecr_image.repository,
         region = cx.region,
+        environment = cx.environment,
     )
 }
 

@@ -62,3 +62,17 @@ fn y_is_short_for_yes() {
         run.stderr()
     );
 }
+
+#[test]
+fn image_push_on_an_emulator_says_there_is_nothing_to_push() {
+    let env = Env::new("push");
+    env.write();
+    let run = env.poolside(&["image", "push", "--env", &env.name]);
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("targets an emulator, whose ECR keeps no image layers"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -1,0 +1,167 @@
+use super::{exit, Globals};
+use crate::image::{self, Endpoint};
+use crate::model::{Kind, ResourceId, Spec};
+use crate::ops::Session;
+use crate::output::{self, Format};
+use crate::resources::{self, registry, AwsResultExt as _};
+use anyhow::{anyhow, bail, Context as _};
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth;
+use oci_client::Reference;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Copy the pinned PostgREST image into the environment's ECR repository
+    /// (creating the repository if deploy has not yet); no Docker engine needed.
+    Push(PushArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// The environment (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+}
+
+pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCode> {
+    let Command::Push(args) = command;
+    let config = globals.load(&args.env)?;
+    if config.endpoint_url.is_some() {
+        bail!(
+            "`{}` targets an emulator, whose ECR keeps no image layers and runs no tasks: there is nothing to push. The local PostgREST stands in for the tasks.",
+            args.env
+        );
+    }
+    let source_text = format!("{}{}", config.api.image_source, config.api.image_suffix);
+    let session = Session::open(config).await?;
+    let cx = &session.cx;
+    let repository_uri = ensure_repository(&session).await?;
+    let destination_text = format!("{repository_uri}{}", session.config.api.image_suffix);
+    if registry::image_exists(cx, &destination_text).await? {
+        report(globals, &destination_text, None);
+        return Ok(ExitCode::from(exit::OK));
+    }
+    let (user, password) = login(&session).await?;
+    let from = Endpoint {
+        reference: source_text
+            .parse::<Reference>()
+            .map_err(|e| anyhow!("{source_text}: {e}"))?,
+        auth: RegistryAuth::Anonymous,
+    };
+    let to = Endpoint {
+        reference: destination_text
+            .parse::<Reference>()
+            .map_err(|e| anyhow!("{destination_text}: {e}"))?,
+        auth: RegistryAuth::Basic(user, password),
+    };
+    let copied = image::copy(&image::client(vec![]), &from, &to)
+        .await
+        .with_context(|| format!("copying {source_text} to {destination_text}"))?;
+    if !registry::image_exists(cx, &destination_text).await? {
+        bail!("{destination_text} was pushed, but ECR does not list it: run `poolside image push` again");
+    }
+    report(globals, &destination_text, Some(&copied));
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// The repository's URI; creates the repository as deploy would (same spec,
+/// same tags) when it does not exist yet, so the image can go first.
+async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
+    let id = ResourceId::new(Kind::Repository, "postgrest");
+    let desired = session
+        .desired
+        .iter()
+        .find(|d| d.id == id)
+        .expect("the blueprint always has the repository");
+    let Spec::Repository(spec) = &desired.spec else {
+        unreachable!("repository/postgrest is a repository")
+    };
+    let found = registry::discover(&session.cx, &spec.name).await?;
+    if found.is_empty() {
+        resources::create(
+            &session.cx,
+            &id,
+            &desired.spec,
+            &resources::Waits::new(&Silent),
+        )
+        .await?;
+    } else {
+        session.cx.remember(&found);
+    }
+    session
+        .cx
+        .attribute(&id, "uri")
+        .ok_or_else(|| anyhow!("ECR repository {} reports no URI", spec.name))
+}
+
+struct Silent;
+
+impl crate::engine::events::EventSink for Silent {
+    fn emit(&self, _: crate::engine::events::Event) {}
+}
+
+/// ECR's registry login: the user and password in GetAuthorizationToken's token.
+async fn login(session: &Session) -> anyhow::Result<(String, String)> {
+    let out = session
+        .cx
+        .clients
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .aws("GetAuthorizationToken")?;
+    let token = out
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .ok_or_else(|| anyhow!("GetAuthorizationToken returned no token"))?;
+    registry_login(token)
+}
+
+fn registry_login(token: &str) -> anyhow::Result<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| anyhow!("ECR's authorization token is not base64"))?;
+    let text =
+        String::from_utf8(decoded).map_err(|_| anyhow!("ECR's authorization token is not text"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("ECR's authorization token is not user:password"))?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+fn report(globals: &Globals, destination: &str, copied: Option<&image::Copied>) {
+    match (globals.output, copied) {
+        (Format::Json, copied) => output::json_line(
+            "image",
+            serde_json::json!({ "destination": destination, "copied": copied }),
+        ),
+        (Format::Human, None) => {
+            println!("{destination} is already in the repository: nothing to copy.")
+        }
+        (Format::Human, Some(c)) => println!(
+            "Copied {destination} ({}): {} manifests, {} blobs, {:.1} MB.",
+            c.digest,
+            c.manifests,
+            c.blobs,
+            c.bytes as f64 / 1e6
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::registry_login;
+
+    #[test]
+    fn ecr_tokens_decode_to_the_registry_login() {
+        // base64("AWS:secret-password"), as GetAuthorizationToken encodes it.
+        let (user, password) = registry_login("QVdTOnNlY3JldC1wYXNzd29yZA==").unwrap();
+        assert_eq!(
+            (user.as_str(), password.as_str()),
+            ("AWS", "secret-password")
+        );
+        assert!(registry_login("not base64!").is_err());
+    }
+}
