@@ -513,6 +513,26 @@ mod tests {
         }
     }
 
+    /// The ingress or egress rules of one group, as (port, peer).
+    fn rules_of(resources: &[Desired], group: &str, egress: bool) -> Vec<(i32, String)> {
+        let Some(Spec::SecurityGroupRules(rules)) = resources
+            .iter()
+            .find(|d| d.id.0 == format!("sg-rules/{group}"))
+            .map(|d| &d.spec)
+        else {
+            panic!("no sg-rules/{group}")
+        };
+        let chosen = if egress {
+            &rules.egress
+        } else {
+            &rules.ingress
+        };
+        chosen
+            .iter()
+            .map(|r| (r.from_port, r.peer.clone()))
+            .collect()
+    }
+
     fn ids(resources: &[Desired], kind: Kind) -> Vec<String> {
         resources
             .iter()
@@ -590,25 +610,12 @@ mod tests {
     #[test]
     fn api_tasks_reach_aws_only_through_the_endpoints() {
         let resources = build(&config(""), &account()).unwrap();
-        let Spec::SecurityGroupRules(rules) = &resources
-            .iter()
-            .find(|d| d.id.0 == "sg-rules/api")
-            .unwrap()
-            .spec
-        else {
-            panic!()
-        };
-        let peers: Vec<(i32, &str)> = rules
-            .egress
-            .iter()
-            .map(|r| (r.from_port, r.peer.as_str()))
-            .collect();
         assert_eq!(
-            peers,
+            rules_of(&resources, "api", true),
             [
-                (443, "pl-6da54004"),
-                (443, "sg/endpoints"),
-                (5432, "sg/database")
+                (443, "pl-6da54004".to_string()),
+                (443, "sg/endpoints".to_string()),
+                (5432, "sg/database".to_string())
             ]
         );
     }
@@ -630,20 +637,13 @@ mod tests {
              [database]\nadmin_ingress_cidrs = [\"172.16.0.0/12\"]\n";
         let config = crate::config::parse("t.toml", "t", text.to_string()).unwrap();
         let resources = build(&config, &account()).unwrap();
-        let Spec::SecurityGroupRules(rules) = &resources
-            .iter()
-            .find(|d| d.id.0 == "sg-rules/database")
-            .unwrap()
-            .spec
-        else {
-            panic!()
-        };
-        let peers: Vec<(i32, &str)> = rules
-            .ingress
-            .iter()
-            .map(|r| (r.from_port, r.peer.as_str()))
-            .collect();
-        assert_eq!(peers, [(5432, "172.16.0.0/12"), (5432, "sg/api")]);
+        assert_eq!(
+            rules_of(&resources, "database", false),
+            [
+                (5432, "172.16.0.0/12".to_string()),
+                (5432, "sg/api".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use super::{exit, Globals};
 use crate::database;
-use crate::engine::apply::{apply, ApplyReport};
+use crate::engine::apply::apply;
 use crate::engine::plan::Plan;
 use crate::local_plane;
 use crate::model::{Kind, ResourceId};
@@ -37,19 +37,14 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     // migrations create and the schema step gives its password.
     let (before_schema, after_schema) = plan.split_at(&ResourceId::new(Kind::Service, "api"));
     let progress = Progress::new(globals.output);
-    if !before_schema.is_empty() {
-        let report = apply(&session.cx, &before_schema, &progress).await;
-        if !report.is_success() {
-            return incomplete(
-                globals,
-                &session,
-                started,
-                &args.env,
-                &report,
-                &after_schema,
-            );
-        }
-    }
+    let stage = Stage {
+        globals,
+        session: &session,
+        started,
+        env: &args.env,
+        progress: &progress,
+    };
+    stage.apply(&before_schema, &after_schema).await?;
     let waits = Waits::new(&progress);
     let data_tier = database::converge(&session.cx, &session.config, &waits)
         .await
@@ -78,19 +73,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         }
     };
     output::print_data_tier(&data_tier, globals.output);
-    if !after_schema.is_empty() {
-        let report = apply(&session.cx, &after_schema, &progress).await;
-        if !report.is_success() {
-            return incomplete(
-                globals,
-                &session,
-                started,
-                &args.env,
-                &report,
-                &Plan::default(),
-            );
-        }
-    }
+    stage.apply(&after_schema, &Plan::default()).await?;
 
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)
@@ -130,29 +113,42 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     Ok(ExitCode::from(exit::OK))
 }
 
-/// Reports an apply that did not finish, naming what was held back with it.
-fn incomplete(
-    globals: &Globals,
-    session: &Session,
+/// What applying one stage of a plan needs, to report a stage that failed.
+struct Stage<'a> {
+    globals: &'a Globals,
+    session: &'a Session,
     started: Instant,
-    env: &str,
-    report: &ApplyReport,
-    held_back: &Plan,
-) -> anyhow::Result<ExitCode> {
-    globals.print_stats(session, started);
-    if globals.output == Format::Json {
-        output::json_line("result", report);
+    env: &'a str,
+    progress: &'a Progress,
+}
+
+impl Stage<'_> {
+    /// Applies `changes`; if they do not all succeed, reports the run and
+    /// fails naming what failed, was skipped, and is held back with it.
+    async fn apply(&self, changes: &Plan, held_back: &Plan) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let report = apply(&self.session.cx, changes, self.progress).await;
+        if report.is_success() {
+            return Ok(());
+        }
+        self.globals.print_stats(self.session, self.started);
+        if self.globals.output == Format::Json {
+            output::json_line("result", &report);
+        }
+        let not_started = match held_back.changes.len() {
+            0 => String::new(),
+            n => format!(", {n} not started (they wait for the schema step)"),
+        };
+        bail!(
+            "deploy of `{}` incomplete: {} failed, {} skipped{not_started}, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
+            self.env,
+            report.failed.len(),
+            report.skipped.len(),
+            report.succeeded.len()
+        );
     }
-    let not_started = match held_back.changes.len() {
-        0 => String::new(),
-        n => format!(", {n} not started (they wait for the schema step)"),
-    };
-    bail!(
-        "deploy of `{env}` incomplete: {} failed, {} skipped{not_started}, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
-        report.failed.len(),
-        report.skipped.len(),
-        report.succeeded.len()
-    );
 }
 
 fn confirm(env: &str) -> anyhow::Result<()> {
