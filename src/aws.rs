@@ -33,6 +33,8 @@ pub struct Clients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
     pub stats: Arc<CallStats>,
 }
 
@@ -99,6 +101,13 @@ impl Clients {
             .interceptor(counter.clone())
             .build();
         let autoscaling = aws_sdk_applicationautoscaling::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        let acm = aws_sdk_acm::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
+        // Route 53 is global; its endpoint rules pick the global endpoint.
+        let route53 = aws_sdk_route53::config::Builder::from(&shared)
             .interceptor(counter)
             .build();
         Clients {
@@ -114,6 +123,8 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling),
+            acm: aws_sdk_acm::Client::from_conf(acm),
+            route53: aws_sdk_route53::Client::from_conf(route53),
             stats,
         }
     }
@@ -308,6 +319,8 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(&shared),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&shared),
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&shared),
+            acm: aws_sdk_acm::Client::new(&shared),
+            route53: aws_sdk_route53::Client::new(&shared),
             stats: Arc::default(),
         }
     }

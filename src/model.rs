@@ -68,10 +68,12 @@ pub enum Kind {
     Scaling,
     Alarm,
     Dashboard,
+    Certificate,
+    DnsRecord,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 26] = [
+    pub const ALL: [Kind; 28] = [
         Kind::Vpc,
         Kind::Subnet,
         Kind::InternetGateway,
@@ -98,6 +100,8 @@ impl Kind {
         Kind::Scaling,
         Kind::Alarm,
         Kind::Dashboard,
+        Kind::Certificate,
+        Kind::DnsRecord,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -128,6 +132,8 @@ impl Kind {
             Kind::Scaling => "scaling",
             Kind::Alarm => "alarm",
             Kind::Dashboard => "dashboard",
+            Kind::Certificate => "certificate",
+            Kind::DnsRecord => "dns-record",
         }
     }
 
@@ -140,7 +146,8 @@ impl Kind {
             | Kind::Service
             | Kind::Scaling
             | Kind::Alarm
-            | Kind::Dashboard => 0,
+            | Kind::Dashboard
+            | Kind::DnsRecord => 0,
             Kind::LoadBalancer
             | Kind::TargetGroup
             | Kind::Cluster
@@ -153,7 +160,8 @@ impl Kind {
             | Kind::Repository
             | Kind::Secret
             | Kind::DbSubnetGroup
-            | Kind::DbParameterGroup => 1,
+            | Kind::DbParameterGroup
+            | Kind::Certificate => 1,
             Kind::NatGateway | Kind::RouteTable => 2,
             Kind::InternetGateway | Kind::ElasticIp | Kind::Subnet | Kind::SecurityGroup => 3,
             Kind::Vpc => 4,
@@ -518,6 +526,31 @@ pub struct DashboardSpec {
     pub body: Value,
 }
 
+/// An ACM certificate for the API's domain, validated through DNS in a
+/// Route 53 zone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    pub domain_name: String,
+    /// Where the validation record goes; ACM does not report it back.
+    #[serde(skip)]
+    pub zone_id: String,
+    pub tags: Tags,
+}
+
+/// The API's name in a Route 53 zone: an alias to the load balancer, with a
+/// TXT record beside it that says which environment owns the name (Route 53
+/// records take no tags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecordSpec {
+    pub zone_id: String,
+    pub name: String,
+    /// The load balancer's DNS name and its canonical hosted zone.
+    pub alias_target: String,
+    pub alias_zone: String,
+    /// `poolside:env=<env>`, the TXT record's text.
+    pub owner: String,
+}
+
 /// The properties of one resource, desired or observed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -548,6 +581,8 @@ pub enum Spec {
     Scaling(ScalingSpec),
     Alarm(AlarmSpec),
     Dashboard(DashboardSpec),
+    Certificate(CertificateSpec),
+    DnsRecord(DnsRecordSpec),
 }
 
 impl Spec {
@@ -581,6 +616,8 @@ impl Spec {
             Spec::Service(_) => &["name", "cluster"],
             Spec::Scaling(_) => &["resource_id"],
             Spec::Alarm(_) | Spec::Dashboard(_) => &["name"],
+            Spec::Certificate(_) => &["domain_name"],
+            Spec::DnsRecord(_) => &["zone_id", "name"],
             Spec::InternetGateway(_) | Spec::ElasticIp(_) => &[],
         }
     }
@@ -605,7 +642,9 @@ impl Spec {
             | Spec::TargetGroup(_)
             | Spec::Listener(_)
             | Spec::Alarm(_)
-            | Spec::Dashboard(_) => vec![],
+            | Spec::Dashboard(_)
+            | Spec::Certificate(_)
+            | Spec::DnsRecord(_) => vec![],
             Spec::DbSubnetGroup(s) => s.subnets.iter().cloned().collect(),
             Spec::DbInstance(s) => {
                 let mut refs = vec![s.subnet_group.clone(), s.parameter_group.clone()];
@@ -687,6 +726,7 @@ impl Spec {
             }),
             Spec::Alarm(s) => Spec::Alarm(roundtrip(s, resolve)),
             Spec::Dashboard(s) => Spec::Dashboard(roundtrip(s, resolve)),
+            Spec::DnsRecord(s) => Spec::DnsRecord(roundtrip(s, resolve)),
             other => other.clone(),
         }
     }

@@ -6,6 +6,7 @@ use crate::blueprint::{self, AccountFacts, AUTHENTICATOR_SECRET, INTERFACE_ENDPO
 use crate::config::Config;
 use crate::engine::plan::{self, Plan};
 use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::resources::domain::DomainNames;
 use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
 use crate::resources::AwsResultExt;
@@ -141,6 +142,16 @@ impl Session {
                 // Alarms are found by prefix: an alarm no longer wanted still is.
                 alarm_prefix: blueprint::alarm_prefix(&self.config),
                 dashboard: expect(dashboard),
+                domain: match (
+                    &self.config.api.domain_name,
+                    &self.config.api.hosted_zone_id,
+                ) {
+                    (Some(domain_name), Some(zone_id)) => Some(DomainNames {
+                        domain_name: domain_name.clone(),
+                        zone_id: zone_id.clone(),
+                    }),
+                    _ => None,
+                },
             },
         }
     }
@@ -159,7 +170,7 @@ impl Session {
         if self.account.s3_prefix_list.is_none() {
             warnings.push(format!("no S3 prefix list found in {}: the API tasks' HTTPS egress stays open to 0.0.0.0/0 instead of S3 and the VPC endpoints only", self.config.region));
         }
-        if self.config.api.certificate_arn.is_none() {
+        if !self.config.api.https() {
             warnings.push("api.certificate_arn is not set: the load balancer serves plain HTTP on port 80, and API tokens cross the network unencrypted".into());
         }
         warnings
@@ -236,12 +247,9 @@ impl Session {
         if self.config.endpoint_url.is_some() {
             return Some(format!("http://127.0.0.1:{}", self.config.api.local_port));
         }
-        match (
-            &self.config.api.certificate_arn,
-            &self.config.api.domain_name,
-        ) {
-            (Some(_), Some(domain)) => Some(format!("https://{domain}")),
-            (_, Some(domain)) => Some(format!("http://{domain}")),
+        match (self.config.api.https(), &self.config.api.domain_name) {
+            (true, Some(domain)) => Some(format!("https://{domain}")),
+            (false, Some(domain)) => Some(format!("http://{domain}")),
             _ => Some(format!("http://{}", self.load_balancer_dns()?)),
         }
     }

@@ -195,7 +195,36 @@ pub(super) fn service_tier(
     let forward = ListenerAction::Forward {
         target_group: Reference::to(&target_group),
     };
-    let serving_listener = match &api.certificate_arn {
+    // The certificate: the one given, or one poolside makes in the zone.
+    let certificate = match (&api.certificate_arn, &api.hosted_zone_id, &api.domain_name) {
+        (Some(arn), _, _) => Some(arn.clone()),
+        (None, Some(zone), Some(domain)) => {
+            let certificate = id(Kind::Certificate, "api");
+            out.push(b.desired(&certificate, "api", |tags| {
+                Spec::Certificate(CertificateSpec {
+                    domain_name: domain.clone(),
+                    zone_id: zone.clone(),
+                    tags,
+                })
+            }));
+            Some(Reference::to(&certificate))
+        }
+        _ => None,
+    };
+    if let (Some(zone), Some(domain)) = (&api.hosted_zone_id, &api.domain_name) {
+        out.push(Desired {
+            id: id(Kind::DnsRecord, "api"),
+            spec: Spec::DnsRecord(DnsRecordSpec {
+                zone_id: zone.clone(),
+                name: domain.clone(),
+                alias_target: Reference::to_attribute(&load_balancer, "dns_name"),
+                alias_zone: Reference::to_attribute(&load_balancer, "canonical_zone"),
+                owner: format!("poolside:env={env}"),
+            }),
+            after: vec![],
+        });
+    }
+    let serving_listener = match &certificate {
         Some(certificate) => {
             out.push(listener(
                 &load_balancer,

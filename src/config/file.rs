@@ -140,6 +140,9 @@ pub struct ApiSection {
     pub certificate_arn: Option<String>,
     /// The name clients call the API by (the certificate's name).
     pub domain_name: Option<String>,
+    /// A Route 53 zone for the name: poolside creates its alias record, and a
+    /// DNS-validated certificate when `certificate_arn` is not given.
+    pub hosted_zone_id: Option<String>,
     pub log_retention_days: Option<u32>,
     pub container_insights: Option<bool>,
     /// Emulator targets: the local port the stand-in PostgREST listens on.

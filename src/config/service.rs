@@ -15,11 +15,14 @@ pub struct Api {
     /// Fargate task size: CPU units and MiB.
     pub cpu: u32,
     pub memory: u32,
-    /// `None`: the load balancer serves plain HTTP (plan warns).
+    /// `None`: the load balancer serves plain HTTP (plan warns), unless
+    /// poolside makes a certificate in `hosted_zone_id`.
     pub certificate_arn: Option<String>,
     /// The name the certificate is for: clients call it, and so does
     /// verification (pinned to the load balancer's addresses).
     pub domain_name: Option<String>,
+    /// The Route 53 zone poolside writes the domain's records into.
+    pub hosted_zone_id: Option<String>,
     pub log_retention_days: u32,
     pub container_insights: bool,
     /// Emulator targets: where the stand-in PostgREST listens (its admin
@@ -67,6 +70,14 @@ fn fargate_memory_allowed(cpu: u32, memory: u32) -> bool {
 
 /// PostgREST's own published image.
 pub const DEFAULT_IMAGE_SOURCE: &str = "docker.io/postgrest/postgrest";
+
+impl Api {
+    /// Whether the load balancer serves HTTPS: with a certificate given, or
+    /// one poolside makes for the domain in its zone.
+    pub fn https(&self) -> bool {
+        self.certificate_arn.is_some() || self.hosted_zone_id.is_some()
+    }
+}
 
 impl Validator<'_> {
     pub(super) fn check_api(&self, raw: &EnvironmentFile) -> Checked<Api> {
@@ -189,6 +200,24 @@ impl Validator<'_> {
                 );
             }
         }
+        if let Some(zone) = &a.hosted_zone_id {
+            let valid = (2..=32).contains(&zone.len())
+                && zone
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if !valid {
+                return self.fail(
+                    "api.hosted_zone_id",
+                    format!("{zone:?} is not a Route 53 hosted zone id (upper-case letters and digits such as \"Z0123456789ABCDEFGHIJ\", as `aws route53 list-hosted-zones` shows it, without /hostedzone/)"),
+                );
+            }
+            if a.domain_name.is_none() {
+                return self.fail(
+                    "api.hosted_zone_id",
+                    "needs api.domain_name as well: the name to create in the zone",
+                );
+            }
+        }
         if a.certificate_arn.is_some() && a.domain_name.is_none() {
             return self.fail(
                 "api.certificate_arn",
@@ -228,6 +257,7 @@ impl Validator<'_> {
             memory,
             certificate_arn: a.certificate_arn.clone(),
             domain_name: a.domain_name.clone(),
+            hosted_zone_id: a.hosted_zone_id.clone(),
             log_retention_days,
             container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
             local_port,

@@ -108,6 +108,12 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
                     "dns_name".to_string(),
                     lb.dns_name().unwrap_or_default().to_string(),
                 ),
+                (
+                    "canonical_zone".to_string(),
+                    lb.canonical_hosted_zone_id()
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
                 ("dimension".to_string(), load_balancer_dimension(&arn)),
             ]),
         });
@@ -245,6 +251,11 @@ pub async fn create_load_balancer(
         .ok_or_else(|| anyhow!("CreateLoadBalancer returned no load balancer"))?;
     let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
     cx.record_attribute(id, "dns_name", lb.dns_name().unwrap_or_default());
+    cx.record_attribute(
+        id,
+        "canonical_zone",
+        lb.canonical_hosted_zone_id().unwrap_or_default(),
+    );
     cx.record_attribute(id, "dimension", &load_balancer_dimension(&arn));
     Ok(arn)
 }

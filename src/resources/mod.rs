@@ -3,6 +3,7 @@
 //! delete one resource, idempotently.
 
 pub mod alarms;
+pub mod domain;
 pub mod ecs;
 mod endpoints;
 mod iam;
@@ -148,6 +149,8 @@ pub struct ServiceNames {
     pub load_balancer: load_balancer::LoadBalancerNames,
     pub alarm_prefix: String,
     pub dashboard: String,
+    /// The API's name, when poolside manages it in a Route 53 zone.
+    pub domain: Option<domain::DomainNames>,
 }
 
 impl ServiceNames {
@@ -202,7 +205,13 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     let log_group_id = ResourceId::new(Kind::LogGroup, "api");
     let cluster_id = ResourceId::new(Kind::Cluster, "main");
     let task_id = ResourceId::new(Kind::TaskDefinition, "api");
-    let (roles, log_group, cluster, task, load_balancer, alarms, dashboard, service) = tokio::try_join!(
+    let domain = async {
+        match &names.domain {
+            Some(names) => domain::discover(cx, names).await,
+            None => Ok(vec![]),
+        }
+    };
+    let (roles, log_group, cluster, task, load_balancer, alarms, dashboard, service, domain) = tokio::try_join!(
         iam::discover(cx, &names.roles),
         logs::discover(cx, &log_group_id, &names.log_group),
         ecs::discover_cluster(cx, &cluster_id, &names.cluster),
@@ -211,6 +220,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
         alarms::discover(cx, &names.alarm_prefix),
         alarms::discover_dashboard(cx, &names.dashboard),
         service,
+        domain,
     )?;
     Ok([
         roles,
@@ -221,6 +231,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
         alarms,
         dashboard,
         service,
+        domain,
     ]
     .concat())
 }
@@ -302,6 +313,8 @@ pub async fn create(
         Spec::Scaling(s) => scaling::put(cx, s).await,
         Spec::Alarm(s) => alarms::put(cx, s, Some(id)).await,
         Spec::Dashboard(s) => alarms::put_dashboard(cx, s).await,
+        Spec::Certificate(s) => domain::create_certificate(cx, id, s, waits).await,
+        Spec::DnsRecord(s) => domain::put_record(cx, s, waits).await,
     }
     .with_context(|| format!("creating {id}"))?;
     cx.record(id, &physical_id);
@@ -378,6 +391,12 @@ pub async fn update(
         (Spec::Dashboard(_), Spec::Dashboard(new)) => {
             alarms::put_dashboard(cx, new).await.map(drop)
         }
+        (Spec::Certificate(old), Spec::Certificate(new)) => {
+            domain::update_certificate(cx, id, old, new).await
+        }
+        (Spec::DnsRecord(_), Spec::DnsRecord(new)) => {
+            domain::put_record(cx, new, waits).await.map(drop)
+        }
         _ => Err(anyhow!(
             "the live resource is of another kind than the desired one"
         )),
@@ -414,6 +433,8 @@ pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Res
         Spec::Scaling(_) => scaling::delete(cx, id).await,
         Spec::Alarm(_) => alarms::delete(cx, id).await,
         Spec::Dashboard(_) => alarms::delete_dashboard(cx, id).await,
+        Spec::Certificate(_) => domain::delete_certificate(cx, id).await,
+        Spec::DnsRecord(s) => domain::delete_record(cx, s).await,
     }
     .with_context(|| format!("deleting {} ({id})", live.id))
 }

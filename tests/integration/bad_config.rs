@@ -186,6 +186,14 @@ const CASES: &[Case] = &[
         message: "needs api.domain_name as well",
     },
     Case {
+        what: "a hosted zone without the name to create in it",
+        network: GOOD_NETWORK,
+        extra: "\n[api]\nhosted_zone_id = \"Z0123456789ABCDEFGHIJ\"\n",
+        location: "bad.toml:14:18",
+        key: "`api.hosted_zone_id`",
+        message: "needs api.domain_name as well",
+    },
+    Case {
         what: "a domain name that is not one",
         network: GOOD_NETWORK,
         extra: "\n[api]\ndomain_name = \"https://api.example.com\"\n",

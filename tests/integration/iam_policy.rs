@@ -21,7 +21,26 @@ fn operations(run: &Run) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn the_policy_covers_every_operation_deploy_and_plan_make() {
-    let env = Env::new("iam");
+    // With a hosted zone, so the certificate and DNS operations are made too.
+    let mut env = Env::new("iam");
+    let aws = aws().await;
+    let zone = aws
+        .route53
+        .create_hosted_zone()
+        .name(format!("{}.poolside.test", env.name))
+        .caller_reference(unique_name("zone"))
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    env.api_extra = format!(
+        "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\n",
+        env.name
+    );
     env.write();
     let mut made = operations(&env.deploy());
     made.extend(operations(&env.deploy()));
@@ -53,4 +72,11 @@ async fn the_policy_covers_every_operation_deploy_and_plan_make() {
     // Named resources are this environment's.
     let text = generated["policy"].to_string();
     assert!(text.contains(&format!("role/poolside-{}-*", env.name)));
+    assert!(text.contains(&format!("hostedzone/{zone}")));
+    for service in ["ACM ", "Route 53 "] {
+        assert!(
+            made.iter().any(|op| op.starts_with(service)),
+            "no {service}operation was made: {made:?}"
+        );
+    }
 }

@@ -342,6 +342,7 @@ pub struct Aws {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
 }
 
 pub async fn aws() -> Aws {
@@ -374,6 +375,7 @@ pub async fn aws_at(endpoint: &str) -> Aws {
         cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         autoscaling: aws_sdk_applicationautoscaling::Client::new(&config),
         acm: aws_sdk_acm::Client::new(&config),
+        route53: aws_sdk_route53::Client::new(&config),
     }
 }
 

@@ -1,0 +1,424 @@
+//! The API's domain name in the customer's Route 53 zone: an alias record to
+//! the load balancer (with a TXT record beside it naming the environment that
+//! owns the name, since Route 53 records take no tags), and an ACM
+//! certificate for the name, validated through a CNAME in the same zone.
+
+use super::{identify, AwsResultExt, Context, Waits};
+use crate::model::*;
+use anyhow::{anyhow, bail};
+use aws_sdk_acm::types::{CertificateStatus, Tag as AcmTag, ValidationMethod};
+use aws_sdk_route53::types::{
+    AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// AWS: DNS validation usually completes in minutes once the record exists.
+const ISSUED_WITHIN: Duration = Duration::from_secs(45 * 60);
+/// How long ACM may take to say which validation record it wants.
+const RECORD_NAMED_WITHIN: Duration = Duration::from_secs(5 * 60);
+/// Route 53 changes reach its name servers within about a minute.
+const IN_SYNC_WITHIN: Duration = Duration::from_secs(10 * 60);
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// What discovery needs: the name, and the zone it lives in.
+pub struct DomainNames {
+    pub domain_name: String,
+    pub zone_id: String,
+}
+
+pub async fn discover(cx: &Context, names: &DomainNames) -> anyhow::Result<Vec<Live>> {
+    let (certificates, record) = tokio::try_join!(
+        discover_certificates(cx, &names.domain_name),
+        discover_record(cx, names),
+    )?;
+    Ok(certificates.into_iter().chain(record).collect())
+}
+
+// ---- certificate ----
+
+async fn discover_certificates(cx: &Context, domain: &str) -> anyhow::Result<Vec<Live>> {
+    let mut arns = Vec::new();
+    let mut pages = cx.clients.acm.list_certificates().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for summary in page.aws("ListCertificates")?.certificate_summary_list() {
+            if summary.domain_name() == Some(domain) {
+                arns.extend(summary.certificate_arn().map(str::to_string));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut live = Vec::new();
+    for arn in arns {
+        let tags = certificate_tags(cx, &arn).await?;
+        let Some(id) = identify(&cx.environment, &tags, &arn, &mut seen) else {
+            continue;
+        };
+        live.push(Live {
+            id,
+            physical_id: arn.clone(),
+            spec: Spec::Certificate(CertificateSpec {
+                domain_name: domain.to_string(),
+                zone_id: String::new(),
+                tags,
+            }),
+            attributes: BTreeMap::from([("arn".to_string(), arn)]),
+        });
+    }
+    Ok(live)
+}
+
+async fn certificate_tags(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
+    let out = cx
+        .clients
+        .acm
+        .list_tags_for_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .aws("ListTagsForCertificate")?;
+    Ok(super::user_visible_tags(out.tags().iter().map(|t| {
+        (
+            t.key().to_string(),
+            t.value().unwrap_or_default().to_string(),
+        )
+    })))
+}
+
+fn acm_tags(tags: &Tags) -> anyhow::Result<Vec<AcmTag>> {
+    Ok(tags
+        .iter()
+        .map(|(k, v)| AcmTag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Requests the certificate, writes its validation record into the zone and
+/// waits until ACM issues it: the HTTPS listener that names it comes next.
+pub async fn create_certificate(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &CertificateSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<String> {
+    // The same token within an hour gives back the same certificate, so a
+    // run that stopped after this call does not make a second one.
+    let seed = format!("{}/{}", cx.environment, spec.domain_name);
+    let token: String = format!("{:x}", Sha256::digest(seed.as_bytes()))
+        .chars()
+        .take(32)
+        .collect();
+    let out = cx
+        .clients
+        .acm
+        .request_certificate()
+        .domain_name(&spec.domain_name)
+        .validation_method(ValidationMethod::Dns)
+        .idempotency_token(token)
+        .set_tags(Some(acm_tags(&spec.tags)?))
+        .send()
+        .await
+        .aws("RequestCertificate")?;
+    let arn = out
+        .certificate_arn()
+        .ok_or_else(|| anyhow!("RequestCertificate returned no ARN"))?
+        .to_string();
+    cx.record(id, &arn);
+    let record = waits
+        .report(
+            id,
+            "ACM to name its validation record",
+            RECORD_NAMED_WITHIN,
+            validation_record(cx, &arn),
+        )
+        .await?;
+    upsert(cx, &spec.zone_id, vec![record]).await?;
+    waits
+        .report(id, "issued", ISSUED_WITHIN, issued(cx, &arn))
+        .await?;
+    cx.record_attribute(id, "arn", &arn);
+    Ok(arn)
+}
+
+/// The CNAME ACM asks for, once DescribeCertificate names it.
+async fn validation_record(cx: &Context, arn: &str) -> anyhow::Result<ResourceRecordSet> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let out = cx
+            .clients
+            .acm
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .aws("DescribeCertificate")?;
+        let record = out
+            .certificate()
+            .and_then(|c| c.domain_validation_options().first())
+            .and_then(|o| o.resource_record());
+        if let Some(record) = record {
+            return Ok(ResourceRecordSet::builder()
+                .name(record.name())
+                .r#type(RrType::Cname)
+                .ttl(300)
+                .resource_records(ResourceRecord::builder().value(record.value()).build()?)
+                .build()?);
+        }
+        if started.elapsed() >= RECORD_NAMED_WITHIN {
+            bail!(
+                "ACM has not named the validation record of {arn} after {}s",
+                RECORD_NAMED_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+async fn issued(cx: &Context, arn: &str) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let out = cx
+            .clients
+            .acm
+            .describe_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await
+            .aws("DescribeCertificate")?;
+        match out.certificate().and_then(|c| c.status()) {
+            Some(CertificateStatus::Issued) => return Ok(()),
+            Some(CertificateStatus::PendingValidation) | None => {}
+            Some(other) => bail!(
+                "ACM certificate {arn} is {}: it will not be issued (is the zone authoritative for the name?)",
+                other.as_str()
+            ),
+        }
+        if started.elapsed() >= ISSUED_WITHIN {
+            bail!("ACM certificate {arn} is still not issued after {} minutes: check that the hosted zone is the one the domain's name servers serve", ISSUED_WITHIN.as_secs() / 60);
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+pub async fn update_certificate(
+    cx: &Context,
+    arn: &str,
+    old: &CertificateSpec,
+    new: &CertificateSpec,
+) -> anyhow::Result<()> {
+    let (changed, removed) = super::tag_changes(&old.tags, &new.tags);
+    if !changed.is_empty() {
+        cx.clients
+            .acm
+            .add_tags_to_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(acm_tags(&changed)?))
+            .send()
+            .await
+            .aws("AddTagsToCertificate")?;
+    }
+    if !removed.is_empty() {
+        let keys = removed
+            .iter()
+            .map(|k| AcmTag::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()?;
+        cx.clients
+            .acm
+            .remove_tags_from_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(keys))
+            .send()
+            .await
+            .aws("RemoveTagsFromCertificate")?;
+    }
+    Ok(())
+}
+
+/// Deletes the certificate (its listener went first). The validation CNAME
+/// stays in the zone: it is harmless, and ACM reuses it for the same name.
+pub async fn delete_certificate(cx: &Context, arn: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients
+            .acm
+            .delete_certificate()
+            .certificate_arn(arn)
+            .send()
+            .await,
+        "DeleteCertificate",
+    )
+}
+
+// ---- alias record ----
+
+/// Route 53 writes names with a trailing dot, and in lower case.
+fn canonical(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+async fn discover_record(cx: &Context, names: &DomainNames) -> anyhow::Result<Option<Live>> {
+    let out = cx
+        .clients
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&names.zone_id)
+        .start_record_name(&names.domain_name)
+        .max_items(10)
+        .send()
+        .await
+        .aws("ListResourceRecordSets")?;
+    let here: Vec<&ResourceRecordSet> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| canonical(r.name()) == canonical(&names.domain_name))
+        .collect();
+    let alias = here.iter().find(|r| r.r#type() == &RrType::A);
+    let owner = here
+        .iter()
+        .find(|r| r.r#type() == &RrType::Txt)
+        .and_then(|r| r.resource_records().first())
+        .map(|r| r.value().trim_matches('"').to_string());
+    let Some(alias) = alias else {
+        return Ok(None);
+    };
+    let ours = format!("poolside:env={}", cx.environment);
+    if owner.as_deref() != Some(ours.as_str()) {
+        bail!(
+            "the record {} A in hosted zone {} exists and was not made by this environment ({}); remove it, or choose another api.domain_name",
+            names.domain_name,
+            names.zone_id,
+            owner.map_or("no poolside TXT record beside it".to_string(), |o| format!("its TXT record says {o:?}"))
+        );
+    }
+    let target = alias.alias_target();
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DnsRecord, "api"),
+        physical_id: format!("{}/{}", names.zone_id, canonical(&names.domain_name)),
+        spec: Spec::DnsRecord(DnsRecordSpec {
+            zone_id: names.zone_id.clone(),
+            name: names.domain_name.clone(),
+            alias_target: target.map(|t| canonical(t.dns_name())).unwrap_or_default(),
+            alias_zone: target
+                .map(|t| t.hosted_zone_id().to_string())
+                .unwrap_or_default(),
+            owner: ours,
+        }),
+        attributes: BTreeMap::new(),
+    }))
+}
+
+fn record_sets(spec: &DnsRecordSpec) -> anyhow::Result<Vec<ResourceRecordSet>> {
+    Ok(vec![
+        ResourceRecordSet::builder()
+            .name(&spec.name)
+            .r#type(RrType::A)
+            .alias_target(
+                AliasTarget::builder()
+                    .dns_name(&spec.alias_target)
+                    .hosted_zone_id(&spec.alias_zone)
+                    .evaluate_target_health(false)
+                    .build()?,
+            )
+            .build()?,
+        ResourceRecordSet::builder()
+            .name(&spec.name)
+            .r#type(RrType::Txt)
+            .ttl(300)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(format!("\"{}\"", spec.owner))
+                    .build()?,
+            )
+            .build()?,
+    ])
+}
+
+/// Create and update are one UPSERT of both records, then a wait until
+/// Route 53 reports the change in sync.
+pub async fn put_record(
+    cx: &Context,
+    spec: &DnsRecordSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<String> {
+    let change = upsert(cx, &spec.zone_id, record_sets(spec)?).await?;
+    let id = ResourceId::new(Kind::DnsRecord, "api");
+    waits
+        .report(&id, "in sync", IN_SYNC_WITHIN, in_sync(cx, &change))
+        .await?;
+    Ok(format!("{}/{}", spec.zone_id, canonical(&spec.name)))
+}
+
+async fn upsert(
+    cx: &Context,
+    zone: &str,
+    records: Vec<ResourceRecordSet>,
+) -> anyhow::Result<String> {
+    change(cx, zone, ChangeAction::Upsert, records).await
+}
+
+async fn change(
+    cx: &Context,
+    zone: &str,
+    action: ChangeAction,
+    records: Vec<ResourceRecordSet>,
+) -> anyhow::Result<String> {
+    let changes = records
+        .into_iter()
+        .map(|record| {
+            Change::builder()
+                .action(action.clone())
+                .resource_record_set(record)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = cx
+        .clients
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build()?)
+        .send()
+        .await
+        .aws("ChangeResourceRecordSets")?;
+    Ok(out
+        .change_info()
+        .map(|c| c.id().to_string())
+        .unwrap_or_default())
+}
+
+async fn in_sync(cx: &Context, change: &str) -> anyhow::Result<()> {
+    if change.is_empty() {
+        return Ok(());
+    }
+    let started = tokio::time::Instant::now();
+    loop {
+        let out = cx
+            .clients
+            .route53
+            .get_change()
+            .id(change)
+            .send()
+            .await
+            .aws("GetChange")?;
+        if out.change_info().map(|c| c.status().as_str()) == Some("INSYNC") {
+            return Ok(());
+        }
+        if started.elapsed() >= IN_SYNC_WITHIN {
+            bail!(
+                "Route 53 change {change} is not in sync after {} minutes",
+                IN_SYNC_WITHIN.as_secs() / 60
+            );
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Deletes both records; a DELETE must name exactly what exists, which the
+/// live spec does.
+pub async fn delete_record(cx: &Context, spec: &DnsRecordSpec) -> anyhow::Result<()> {
+    match change(cx, &spec.zone_id, ChangeAction::Delete, record_sets(spec)?).await {
+        Ok(_) => Ok(()),
+        // Already gone (InvalidChangeBatch: "not found"): the delete has done its job.
+        Err(err) if format!("{err:#}").contains("not found") => Ok(()),
+        Err(err) => Err(err),
+    }
+}
