@@ -62,6 +62,13 @@ async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login
     })
 }
 
+/// The RDS certificate authorities (`certs/README.md`): the default for
+/// `verify-full`, so a first deploy needs no download.
+const RDS_CA_BUNDLE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/certs/rds-ca-bundle.pem"
+));
+
 /// How long one connection attempt may take before deploy says why it
 /// cannot reach the server, instead of stalling on a dropped SYN for minutes.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,7 +152,7 @@ impl Server {
                 let options = options.ssl_mode(PgSslMode::VerifyFull);
                 match &self.ca_bundle {
                     Some(path) => options.ssl_root_cert(path),
-                    None => options,
+                    None => options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec()),
                 }
             }
         };
@@ -201,7 +208,7 @@ impl Server {
         };
         match (unreached, &self.route) {
             _ if certificate && self.ca_bundle.is_none() => {
-                "\n  The RDS certificate authorities are not in the public roots: set database.ca_bundle to the RDS global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
+                "\n  The server's certificate is not signed by an RDS certificate authority poolside knows (certs/rds-ca-bundle.pem): through a tunnel, make sure it leads to the instance; if AWS has issued a newer CA, set database.ca_bundle to AWS's current global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
             }
             _ if certificate => {
                 "\n  The server's certificate must name the instance and be signed by a CA in database.ca_bundle. Through a tunnel, make sure it leads to this environment's instance."
@@ -382,4 +389,51 @@ async fn ensure_password(
         )
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RDS_CA_BUNDLE;
+    use base64::Engine as _;
+
+    /// The certificates of the embedded bundle, as DER.
+    fn certificates() -> Vec<Vec<u8>> {
+        let text = std::str::from_utf8(RDS_CA_BUNDLE).unwrap();
+        text.split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .map(|block| {
+                let body: String = block
+                    .split("-----END CERTIFICATE-----")
+                    .next()
+                    .unwrap()
+                    .split_whitespace()
+                    .collect();
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .expect("each certificate is base64")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_rds_bundle_holds_every_regions_roots() {
+        let all = certificates();
+        assert!(all.len() >= 100, "{} certificates", all.len());
+        let has = |name: &str| {
+            all.iter()
+                .any(|der| der.windows(name.len()).any(|w| w == name.as_bytes()))
+        };
+        for region in [
+            "us-east-1",
+            "eu-west-1",
+            "eu-central-1",
+            "ap-southeast-2",
+            "sa-east-1",
+        ] {
+            for kind in ["RSA2048 G1", "RSA4096 G1", "ECC384 G1"] {
+                let name = format!("Amazon RDS {region} Root CA {kind}");
+                assert!(has(&name), "no {name}");
+            }
+        }
+    }
 }

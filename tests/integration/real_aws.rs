@@ -404,6 +404,21 @@ async fn tls_through_a_tunnel_verifies_the_instance_name() {
         stderr.contains("The server's certificate must name the instance"),
         "{stderr}"
     );
+
+    // Without database.ca_bundle, the RDS certificate authorities poolside
+    // ships are the only ones trusted: the test CA's certificate is refused.
+    serve_tls(&env, &cert, &key).await;
+    env.database_extra = String::new();
+    env.write();
+    let untrusted = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    untrusted.assert_code(1);
+    assert!(
+        untrusted
+            .stderr()
+            .contains("not signed by an RDS certificate authority poolside knows"),
+        "{}",
+        untrusted.stderr()
+    );
     let _ = std::fs::remove_dir_all(certs);
 }
 
