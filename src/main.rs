@@ -41,17 +41,36 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    let json = cli.output == output::Format::Json;
+    let command = cli.command.name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    match runtime.block_on(cli::run(cli)) {
-        Ok(code) => code,
+    let (code, error) = match runtime.block_on(cli::run(cli)) {
+        Ok(code) => (code, None),
         Err(err) => {
+            let message = format!("{err:#}");
             report(err);
-            ExitCode::from(cli::exit::ERROR)
+            (ExitCode::from(cli::exit::ERROR), Some(message))
         }
+    };
+    // With --output json, every command ends with one `result` line, so CI
+    // reads the outcome (and a config error's message) from stdout.
+    if json {
+        let status = if error.is_some() {
+            "error"
+        } else if code == ExitCode::from(cli::exit::CHANGES) {
+            "changes"
+        } else {
+            "ok"
+        };
+        output::json_line(
+            "result",
+            serde_json::json!({ "command": command, "status": status, "error": error }),
+        );
     }
+    code
 }
 
 fn report(err: anyhow::Error) {

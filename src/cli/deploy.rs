@@ -135,7 +135,7 @@ impl Stage<'_> {
         }
         self.globals.print_stats(self.session, self.started);
         if self.globals.output == Format::Json {
-            output::json_line("result", &report);
+            output::json_line("apply_report", &report);
         }
         let not_started = match held_back.changes.len() {
             0 => String::new(),

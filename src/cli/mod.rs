@@ -60,6 +60,20 @@ pub enum Command {
     Image(image::Command),
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Plan(_) => "plan",
+            Command::Deploy(_) => "deploy",
+            Command::Validate(_) => "validate",
+            Command::Token(_) => "token",
+            Command::IamPolicy(_) => "iam-policy",
+            Command::Image(_) => "image",
+        }
+    }
+}
+
 /// The exit codes poolside promises.
 pub mod exit {
     pub const OK: u8 = 0;

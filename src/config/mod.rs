@@ -245,6 +245,21 @@ impl Validator<'_> {
                 format!("{region:?} is not an AWS region name such as \"eu-west-1\""),
             );
         }
+        // A typo of a region that exists would otherwise surface as dozens of
+        // calls to an endpoint that does not exist. A name close to none of
+        // them may be a region AWS opened since this list: it is let through.
+        if !KNOWN_REGIONS.contains(&region) {
+            if let Some(near) = KNOWN_REGIONS
+                .iter()
+                .filter(|known| edit_distance(region, known) <= 2)
+                .min_by_key(|known| edit_distance(region, known))
+            {
+                return self.fail(
+                    "region",
+                    format!("{region:?} is not an AWS region; did you mean {near:?}?"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -494,6 +509,17 @@ impl Validator<'_> {
     }
 
     fn check_tags(&self, tags: &BTreeMap<String, String>) -> Checked<()> {
+        // AWS allows 50 tags per resource, poolside's own included.
+        if tags.len() > MAX_USER_TAGS {
+            return self.fail(
+                "tags",
+                format!(
+                    "{} tags: AWS allows 50 per resource, and poolside adds up to {} of its own (poolside:env, poolside:id, poolside:tier, Name), so at most {MAX_USER_TAGS}",
+                    tags.len(),
+                    50 - MAX_USER_TAGS
+                ),
+            );
+        }
         for (key, value) in tags {
             let path = format!("tags.{key}");
             let lower = key.to_ascii_lowercase();
@@ -763,4 +789,38 @@ impl Validator<'_> {
 enum SubnetRequest {
     Explicit(Vec<(String, Ipv4Net)>),
     Sized { prefix: u8, key: String },
+}
+
+/// AWS's limit of 50 tags per resource, less poolside's own four.
+const MAX_USER_TAGS: usize = 46;
+
+/// The AWS regions as of 2026-11 (commercial, China, GovCloud, European
+/// Sovereign Cloud), to catch a misspelt region before any call.
+#[rustfmt::skip]
+const KNOWN_REGIONS: &[&str] = &[
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+    "ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
+    "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
+    "eu-south-1", "eu-south-2", "eu-north-1", "eusc-de-east-1",
+    "af-south-1", "il-central-1", "me-south-1", "me-central-1",
+    "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2",
+    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+    "cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1",
+];
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }

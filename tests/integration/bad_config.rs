@@ -301,3 +301,50 @@ fn the_shipped_environment_files_are_valid() {
         run.assert_code(0);
     }
 }
+
+/// Limits AWS enforces fail validation, before any call (measured before:
+/// 60 tags validated, then deploy failed with TagLimitExceeded after 54 calls;
+/// a misspelt region made 54-80 calls before an unreadable parse error).
+#[test]
+fn limits_aws_enforces_are_checked_before_any_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let base = TEMPLATE
+        .replace("{endpoint}", &endpoint)
+        .replace("{network}", GOOD_NETWORK);
+    let tags: String = (0..47).map(|i| format!("team{i} = \"x\"\n")).collect();
+    let cases = [
+        (
+            base.replace("us-east-1", "eu-wset-1").replace(
+                "\"eu-wset-1a\", \"eu-wset-1b\"",
+                "\"eu-west-1a\", \"eu-west-1b\"",
+            ),
+            "`region`: \"eu-wset-1\" is not an AWS region; did you mean \"eu-west-1\"?",
+        ),
+        (
+            format!("{base}\n[tags]\n{tags}"),
+            "`tags`: 47 tags: AWS allows 50 per resource, and poolside adds up to 4 of its own",
+        ),
+    ];
+    for (text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.toml"), &text).unwrap();
+        for command in ["validate", "deploy"] {
+            let run = poolside_in(
+                dir.path(),
+                &[command, "--env", "bad", "--yes"][..if command == "deploy" { 4 } else { 3 }],
+            );
+            run.assert_code(1);
+            assert!(
+                run.stderr().contains(expected),
+                "{command}: {}",
+                run.stderr()
+            );
+        }
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a file over AWS's limits must not lead to any AWS call"
+    );
+}

@@ -76,3 +76,26 @@ fn image_push_on_an_emulator_says_there_is_nothing_to_push() {
         run.stderr()
     );
 }
+
+#[test]
+fn json_runs_end_with_one_result_line_also_for_a_bad_file() {
+    let env = Env::new("json");
+    env.write();
+    let plan = env.plan();
+    plan.assert_code(2);
+    assert_eq!(plan.one("result")["status"], "changes");
+    let text = std::fs::read_to_string(env.file())
+        .unwrap()
+        .replace("phase = \"pilot\"", "phase = \"pilto\"");
+    std::fs::write(env.file(), text).unwrap();
+    let run = env.poolside(&["validate", "--env", &env.name, "--output", "json"]);
+    run.assert_code(1);
+    let result = run.one("result");
+    assert_eq!(result["command"], "validate");
+    assert_eq!(result["status"], "error");
+    assert!(
+        result["error"].as_str().unwrap().contains("phase"),
+        "{result}"
+    );
+    assert_eq!(run.stdout().lines().count(), 1, "{}", run.stdout());
+}

@@ -239,6 +239,14 @@ impl Env {
             "deploy", "--env", &self.name, "--yes", "--output", "json", "--stats",
         ]);
         run.assert_code(0);
+        // Every JSON run ends with exactly one result line.
+        let last = run.stdout().lines().last().unwrap_or_default().to_string();
+        let result: serde_json::Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(
+            (result["type"].as_str(), result["status"].as_str()),
+            (Some("result"), Some("ok")),
+            "{last}"
+        );
         run
     }
 
