@@ -197,29 +197,39 @@ pub struct StatsReport {
 
 impl StatsReport {
     pub fn render(&self, wall: Duration) -> String {
-        let mut out = format!(
-            "API calls: {} ({} mutating, {} retries) in {:.2}s\n",
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::NOTHING)
+            .set_header([
+                "service",
+                "operation",
+                "calls",
+                "mutating",
+                "retries",
+                "time",
+            ]);
+        for op in &self.operations {
+            table.add_row([
+                op.service.clone(),
+                op.operation.clone(),
+                op.calls.to_string(),
+                if op.mutating { "yes" } else { "" }.to_string(),
+                op.retries.to_string(),
+                format!("{}ms", op.total_ms),
+            ]);
+        }
+        for column in 2..6 {
+            if let Some(c) = table.column_mut(column) {
+                c.set_cell_alignment(comfy_table::CellAlignment::Right);
+            }
+        }
+        format!(
+            "API calls: {} ({} mutating, {} retries) in {:.2}s\n{table}\n",
             self.total_calls,
             self.mutating_calls,
             self.retries,
             wall.as_secs_f64()
-        );
-        out.push_str(&format!(
-            "  {:<8} {:<40} {:>5} {:>8} {:>7} {:>9}\n",
-            "service", "operation", "calls", "mutating", "retries", "time"
-        ));
-        for op in &self.operations {
-            out.push_str(&format!(
-                "  {:<8} {:<40} {:>5} {:>8} {:>7} {:>7}ms\n",
-                op.service,
-                op.operation,
-                op.calls,
-                if op.mutating { "yes" } else { "" },
-                op.retries,
-                op.total_ms
-            ));
-        }
-        out
+        )
     }
 }
 
@@ -363,7 +373,34 @@ pub fn latest_behavior() -> BehaviorVersion {
 
 #[cfg(test)]
 mod tests {
-    use super::is_mutating;
+    use super::*;
+
+    #[test]
+    fn the_stats_table_keeps_its_columns_with_long_service_names() {
+        let op = |service: &str, operation: &str| OperationStats {
+            service: service.into(),
+            operation: operation.into(),
+            calls: 12,
+            ..Default::default()
+        };
+        let report = StatsReport {
+            total_calls: 24,
+            mutating_calls: 0,
+            retries: 0,
+            operations: vec![
+                op("EC2", "DescribeVpcs"),
+                op("Elastic Load Balancing v2", "DescribeTargetGroupAttributes"),
+            ],
+        };
+        let text = report.render(Duration::from_millis(1500));
+        let offsets: Vec<usize> = text
+            .lines()
+            .filter(|l| l.contains("Describe"))
+            .map(|l| l.find("12").unwrap())
+            .collect();
+        assert_eq!(offsets.len(), 2);
+        assert_eq!(offsets[0], offsets[1], "{text}");
+    }
 
     #[test]
     fn reads_and_writes_are_told_apart() {

@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch. Each command is a small file: its
 //! arguments, then `exec`, which returns the process exit code.
 
+mod completions;
 mod deploy;
 mod iam_policy;
 mod image;
+mod outputs;
 mod plan;
 mod token;
 mod validate;
@@ -58,6 +60,12 @@ pub enum Command {
     /// The PostgREST image in the environment's ECR repository.
     #[command(subcommand)]
     Image(image::Command),
+    /// Print a deployed environment's outputs (or one of them, alone).
+    Outputs(outputs::Args),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff).
+    Man,
 }
 
 impl Command {
@@ -70,6 +78,9 @@ impl Command {
             Command::Token(_) => "token",
             Command::IamPolicy(_) => "iam-policy",
             Command::Image(_) => "image",
+            Command::Outputs(_) => "outputs",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
         }
     }
 }
@@ -95,6 +106,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(args) => token::exec(&globals, args).await,
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,
         Command::Image(command) => image::exec(&globals, command).await,
+        Command::Outputs(args) => outputs::exec(&globals, args).await,
+        Command::Completions(args) => completions::completions(args),
+        Command::Man => completions::man(),
     }
 }
 

@@ -99,3 +99,59 @@ fn json_runs_end_with_one_result_line_also_for_a_bad_file() {
     );
     assert_eq!(run.stdout().lines().count(), 1, "{}", run.stdout());
 }
+
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_poolside"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["deploy", "plan", "iam-policy", "outputs"] {
+            assert!(
+                script.contains(command),
+                "{shell} completion lacks {command}"
+            );
+        }
+    }
+    let man = Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(man.status.success());
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.contains(".TH poolside 1"), "{page}");
+}
+
+#[test]
+fn outputs_of_a_deployed_environment_one_alone_for_scripts() {
+    let env = Env::new("outs");
+    env.write();
+    let not_yet = env.poolside(&["outputs", "--env", &env.name]);
+    not_yet.assert_code(1);
+    assert!(
+        not_yet.stderr().contains("is not deployed"),
+        "{}",
+        not_yet.stderr()
+    );
+
+    let deployed = env.deploy().one("outputs");
+    let run = env.poolside(&["outputs", "--env", &env.name, "api_url"]);
+    run.assert_code(0);
+    assert_eq!(run.stdout().trim(), deployed["api_url"].as_str().unwrap());
+    let all = env.poolside(&["outputs", "--env", &env.name, "--output", "json"]);
+    all.assert_code(0);
+    assert_eq!(all.one("outputs")["vpc_id"], deployed["vpc_id"]);
+    let unknown = env.poolside(&["outputs", "--env", &env.name, "api_uri"]);
+    unknown.assert_code(1);
+    assert!(
+        unknown
+            .stderr()
+            .contains("there is no output named `api_uri`"),
+        "{}",
+        unknown.stderr()
+    );
+    assert!(unknown.stderr().contains("api_url"));
+}
