@@ -1,11 +1,9 @@
-//! Copies a container image from one registry to another by its manifests
-//! and blobs, as `skopeo copy --all --preserve-digests` does: no Docker
-//! engine, and the digest is unchanged (the manifests are pushed byte for
-//! byte), so a task definition pinned to `@sha256:...` runs exactly the image
-//! that was pinned.
-//!
-//! An image index (several platforms, attestations) is copied whole: every
-//! manifest it lists, then the index itself.
+//! Copies a container image from one registry to another over the registry
+//! API (no Docker engine), adding one layer on the way: PostgREST's published
+//! image, with the RDS certificate authorities its tasks verify the database
+//! with. Every platform of an image index is derived; the source's layers are
+//! copied as they are, and the result depends only on the source and the
+//! added file, so copying again gives the same digest.
 
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{
@@ -71,53 +69,214 @@ pub fn client(plain_http: Vec<String>) -> Client {
     })
 }
 
-/// Copies `from` to `to`; `to`'s tag (or digest) names the copy.
-pub async fn copy(client: &Client, from: &Endpoint, to: &Endpoint) -> Result<Copied, ImageError> {
+/// A file laid on top of an image, as one more layer.
+pub struct AddedFile {
+    /// Inside the image, without the leading `/`.
+    pub path: &'static str,
+    pub contents: &'static [u8],
+}
+
+/// Copies `from` to `to` with one more layer holding `file`, on every
+/// platform of the image. The new layer, configs, manifests and index get
+/// new digests, which depend only on the source and the file, so a second
+/// copy gives the same digest. Attestation manifests (platform
+/// `unknown/unknown`) describe the source image and are left out.
+pub async fn copy_with_file(
+    client: &Client,
+    from: &Endpoint,
+    to: &Endpoint,
+    file: &AddedFile,
+) -> Result<Copied, ImageError> {
+    client
+        .auth(&to.reference, &to.auth, RegistryOperation::Push)
+        .await
+        .map_err(|source| ImageError::Registry {
+            registry: to.reference.registry().to_string(),
+            source,
+        })?;
+    let (raw, _) = client
+        .pull_manifest_raw(&from.reference, &from.auth, &MANIFEST_TYPES)
+        .await
+        .map_err(|source| ImageError::Registry {
+            registry: from.reference.registry().to_string(),
+            source,
+        })?;
+    let layer = Layer::of(file);
+    let mut copied = Copied::default();
+    let document = parse(&from.reference, &raw)?;
+    let (top, top_document) = match document.get("manifests").and_then(Value::as_array) {
+        Some(children) => {
+            let mut derived = Vec::new();
+            for child in children {
+                if child["platform"]["os"].as_str() == Some("unknown") {
+                    continue;
+                }
+                let digest = child["digest"].as_str().unwrap_or_default();
+                let source = Endpoint {
+                    reference: at(&from.reference, digest),
+                    auth: from.auth.clone(),
+                };
+                let (child_raw, _) = client
+                    .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
+                    .await
+                    .map_err(|source| ImageError::Registry {
+                        registry: from.reference.registry().to_string(),
+                        source,
+                    })?;
+                let child_document = parse(&source.reference, &child_raw)?;
+                let (manifest, manifest_document) =
+                    derive_manifest(client, &source, to, &child_document, &layer, &mut copied)
+                        .await?;
+                let manifest_digest = sha256(&manifest);
+                let mut descriptor = child.clone();
+                descriptor["digest"] = Value::String(manifest_digest.clone());
+                descriptor["size"] = Value::from(manifest.len());
+                push_manifest(
+                    client,
+                    &at(&to.reference, &manifest_digest),
+                    manifest,
+                    &manifest_document,
+                )
+                .await?;
+                copied.manifests += 1;
+                derived.push(descriptor);
+            }
+            let mut index = document.clone();
+            index["manifests"] = Value::Array(derived);
+            let bytes = serde_json::to_vec(&index).expect("JSON serializes");
+            (bytes, index)
+        }
+        None => derive_manifest(client, from, to, &document, &layer, &mut copied).await?,
+    };
+    copied.digest = sha256(&top);
+    push_manifest(client, &to.reference, top, &top_document).await?;
+    copied.manifests += 1;
+    Ok(copied)
+}
+
+/// One more layer: a gzipped tar of one file, byte for byte the same every time.
+struct Layer {
+    /// The uncompressed tar's digest: the config's `rootfs.diff_ids` entry.
+    diff_id: String,
+    gzipped: Vec<u8>,
+}
+
+impl Layer {
+    fn of(file: &AddedFile) -> Layer {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut directories = Vec::new();
+        let mut path = std::path::PathBuf::new();
+        for part in std::path::Path::new(file.path)
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.iter())
+        {
+            path.push(part);
+            directories.push(path.clone());
+        }
+        let header = |kind: tar::EntryType, mode: u32, size: u64| {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(size);
+            header
+        };
+        for directory in directories {
+            let mut h = header(tar::EntryType::Directory, 0o755, 0);
+            tar.append_data(&mut h, &directory, std::io::empty())
+                .expect("writing to memory");
+        }
+        let mut h = header(tar::EntryType::Regular, 0o644, file.contents.len() as u64);
+        tar.append_data(&mut h, file.path, file.contents)
+            .expect("writing to memory");
+        let uncompressed = tar.into_inner().expect("writing to memory");
+        let mut gzip = flate2::GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, &uncompressed).expect("writing to memory");
+        Layer {
+            diff_id: sha256(&uncompressed),
+            gzipped: gzip.finish().expect("writing to memory"),
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
+}
+
+/// One platform's manifest with the layer added: its layers copied, the new
+/// layer and the new config pushed. Returns the new manifest's bytes.
+async fn derive_manifest(
+    client: &Client,
+    from: &Endpoint,
+    to: &Endpoint,
+    manifest: &Value,
+    layer: &Layer,
+    copied: &mut Copied,
+) -> Result<(Vec<u8>, Value), ImageError> {
     let registry_error = |reference: &Reference| {
         let registry = reference.registry().to_string();
         move |source| ImageError::Registry { registry, source }
     };
+    let layers_only = serde_json::json!({ "layers": manifest["layers"].clone() });
+    copy_blobs(client, from, to, &layers_only, copied).await?;
+    let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default();
+    let mut config_bytes = Vec::new();
     client
-        .auth(&to.reference, &to.auth, RegistryOperation::Push)
-        .await
-        .map_err(registry_error(&to.reference))?;
-    let (raw, digest) = client
-        .pull_manifest_raw(&from.reference, &from.auth, &MANIFEST_TYPES)
+        .pull_blob(&from.reference, config_digest, &mut config_bytes)
         .await
         .map_err(registry_error(&from.reference))?;
-    let mut copied = Copied {
-        digest: digest.clone(),
-        ..Copied::default()
-    };
-    let document = parse(&from.reference, &raw)?;
-    if let Some(children) = document.get("manifests").and_then(Value::as_array) {
-        for child in children {
-            let child_digest = child["digest"].as_str().unwrap_or_default().to_string();
-            let source = Endpoint {
-                reference: at(&from.reference, &child_digest),
-                auth: from.auth.clone(),
-            };
-            let (child_raw, _) = client
-                .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
-                .await
-                .map_err(registry_error(&from.reference))?;
-            let child_document = parse(&source.reference, &child_raw)?;
-            copy_blobs(client, &source, to, &child_document, &mut copied).await?;
-            push_manifest(
-                client,
-                &at(&to.reference, &child_digest),
-                child_raw,
-                &child_document,
-            )
-            .await?;
-            copied.manifests += 1;
+    let mut config = parse(&from.reference, &config_bytes)?;
+    match config["rootfs"]["diff_ids"].as_array_mut() {
+        Some(diff_ids) => diff_ids.push(Value::String(layer.diff_id.clone())),
+        None => {
+            return Err(ImageError::Manifest {
+                reference: from.reference.whole(),
+                detail: "its config has no rootfs.diff_ids".into(),
+            })
         }
-    } else {
-        copy_blobs(client, from, to, &document, &mut copied).await?;
     }
-    push_manifest(client, &to.reference, raw, &document).await?;
-    copied.manifests += 1;
-    Ok(copied)
+    if let Some(history) = config["history"].as_array_mut() {
+        history
+            .push(serde_json::json!({ "created_by": "poolside: the RDS certificate authorities" }));
+    }
+    let config_bytes = serde_json::to_vec(&config).expect("JSON serializes");
+    let config_digest = sha256(&config_bytes);
+    let layer_digest = sha256(&layer.gzipped);
+    for (blob, digest) in [
+        (&config_bytes, &config_digest),
+        (&layer.gzipped, &layer_digest),
+    ] {
+        client
+            .push_blob(&to.reference, blob, digest)
+            .await
+            .map_err(registry_error(&to.reference))?;
+        copied.blobs += 1;
+        copied.bytes += blob.len() as u64;
+    }
+    let docker = manifest["mediaType"].as_str() == Some(IMAGE_MANIFEST_MEDIA_TYPE);
+    let layer_type = if docker {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    };
+    let mut derived = manifest.clone();
+    derived["config"]["digest"] = Value::String(config_digest);
+    derived["config"]["size"] = Value::from(config_bytes.len());
+    derived["layers"]
+        .as_array_mut()
+        .expect("an image manifest lists layers")
+        .push(serde_json::json!({
+            "mediaType": layer_type,
+            "digest": layer_digest,
+            "size": layer.gzipped.len(),
+        }));
+    let bytes = serde_json::to_vec(&derived).expect("JSON serializes");
+    Ok((bytes, derived))
 }
 
 /// The same repository at another digest.
@@ -350,7 +509,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_multi_platform_image_is_copied_with_its_digest_unchanged() {
+    async fn every_platform_gets_the_added_file_as_one_more_layer() {
         let source = LocalRegistry::start();
         let destination = LocalRegistry::start();
         let client = client(vec![source.address.clone(), destination.address.clone()]);
@@ -364,35 +523,79 @@ mod tests {
             .await
             .unwrap();
         let (index_digest, layer) = seed(&client, &published).await;
-
+        let file = AddedFile {
+            path: "etc/poolside/rds-ca-bundle.pem",
+            contents: b"-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n",
+        };
         let from = Endpoint {
             reference: at(&published, &index_digest),
             auth: RegistryAuth::Anonymous,
         };
         let to = Endpoint {
-            reference: destination.reference("poolside-pilot/postgrest", "v12.0.2"),
+            reference: destination.reference("poolside-pilot/postgrest", "v12.0.2-rds-ca"),
             auth: RegistryAuth::Anonymous,
         };
-        let copied = copy(&client, &from, &to).await.unwrap();
-        assert_eq!(copied.digest, index_digest);
-        assert_eq!((copied.manifests, copied.blobs), (3, 4));
+        let copied = copy_with_file(&client, &from, &to, &file).await.unwrap();
+        assert_eq!(copied.manifests, 3, "two platforms and the index");
 
-        // The destination serves the same bytes under the tag, and the layers.
-        let (raw, served_digest) = client
+        let (raw, served) = client
             .pull_manifest_raw(&to.reference, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
             .await
             .unwrap();
-        assert_eq!(served_digest, index_digest);
-        assert_eq!(digest(&raw), index_digest);
+        assert_eq!(served, copied.digest);
+        let index: Value = serde_json::from_slice(&raw).unwrap();
+        let platforms = index["manifests"].as_array().unwrap();
+        assert_eq!(platforms.len(), 2);
+        for platform in platforms {
+            let child = at(&to.reference, platform["digest"].as_str().unwrap());
+            let (child_raw, _) = client
+                .pull_manifest_raw(&child, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
+                .await
+                .unwrap();
+            let manifest: Value = serde_json::from_slice(&child_raw).unwrap();
+            let layers = manifest["layers"].as_array().unwrap();
+            assert_eq!(layers.len(), 2, "the source's layer and the added one");
+            // The added layer holds the file, at its path.
+            let mut gzipped = Vec::new();
+            client
+                .pull_blob(&child, layers[1]["digest"].as_str().unwrap(), &mut gzipped)
+                .await
+                .unwrap();
+            let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&gzipped[..]));
+            let mut found = None;
+            for entry in archive.entries().unwrap() {
+                let mut entry = entry.unwrap();
+                if entry.path().unwrap().to_str() == Some(file.path) {
+                    let mut text = Vec::new();
+                    std::io::Read::read_to_end(&mut entry, &mut text).unwrap();
+                    found = Some(text);
+                }
+            }
+            assert_eq!(found.as_deref(), Some(file.contents));
+            // The config names the new layer among its diff_ids.
+            let mut config = Vec::new();
+            client
+                .pull_blob(
+                    &child,
+                    manifest["config"]["digest"].as_str().unwrap(),
+                    &mut config,
+                )
+                .await
+                .unwrap();
+            let config: Value = serde_json::from_slice(&config).unwrap();
+            assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        }
+        // The source's first layer was copied as it was.
+        let first_platform = at(&to.reference, platforms[0]["digest"].as_str().unwrap());
         let mut pulled = Vec::new();
         client
-            .pull_blob(&to.reference, digest(&layer).as_str(), &mut pulled)
+            .pull_blob(&first_platform, digest(&layer).as_str(), &mut pulled)
             .await
             .unwrap();
         assert_eq!(pulled, layer);
 
-        // Copying again changes nothing and gives the same digest.
-        let again = copy(&client, &from, &to).await.unwrap();
-        assert_eq!(again.digest, index_digest);
+        // Copying again gives the same digest: nothing in it depends on time.
+        let again = copy_with_file(&client, &from, &to, &file).await.unwrap();
+        assert_eq!(again.digest, copied.digest);
     }
 }

@@ -82,9 +82,14 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         environment.insert("PGHOST".into(), host.clone());
         environment.insert("PGPORT".into(), port.to_string());
     }
-    if config.database.tls == DatabaseTls::Disable {
-        environment.insert("PGSSLMODE".into(), "disable".into());
-    }
+    // The task verifies the instance's certificate with the bundle its image
+    // carries; locally the server is reached through connect_host, whose name
+    // the certificate does not carry, and the image's file is not here.
+    environment.remove("PGSSLROOTCERT");
+    match config.database.tls {
+        DatabaseTls::Disable => environment.insert("PGSSLMODE".into(), "disable".into()),
+        DatabaseTls::VerifyFull => environment.insert("PGSSLMODE".into(), "require".into()),
+    };
 
     let paths = paths(&config.name)?;
     if !paths.binary.is_file() {

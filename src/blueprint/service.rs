@@ -131,7 +131,7 @@ pub(super) fn service_tier(
             "image": format!(
                 "{}{}",
                 Reference::to_attribute(&id(Kind::Repository, "postgrest"), "uri"),
-                api.image_suffix
+                api.repository_suffix
             ),
             "api_port": config.network.api_port,
             "admin_port": admin_port(config),

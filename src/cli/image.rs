@@ -10,10 +10,18 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use std::process::ExitCode;
 
+/// Where the tasks find the RDS certificate authorities (the task
+/// definition's PGSSLROOTCERT).
+const RDS_CA_FILE: image::AddedFile = image::AddedFile {
+    path: "etc/poolside/rds-ca-bundle.pem",
+    contents: crate::database::RDS_CA_BUNDLE,
+};
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Copy the pinned PostgREST image into the environment's ECR repository
-    /// (creating the repository if deploy has not yet); no Docker engine needed.
+    /// Copy the pinned PostgREST image into the environment's ECR repository,
+    /// with the RDS certificate authorities added (creating the repository if
+    /// deploy has not yet); no Docker engine needed.
     Push(PushArgs),
 }
 
@@ -37,7 +45,7 @@ pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCod
     let session = Session::open(config).await?;
     let cx = &session.cx;
     let repository_uri = ensure_repository(&session).await?;
-    let destination_text = format!("{repository_uri}{}", session.config.api.image_suffix);
+    let destination_text = format!("{repository_uri}{}", session.config.api.repository_suffix);
     if registry::image_exists(cx, &destination_text).await? {
         report(globals, &destination_text, None);
         return Ok(ExitCode::from(exit::OK));
@@ -55,7 +63,7 @@ pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCod
             .map_err(|e| anyhow!("{destination_text}: {e}"))?,
         auth: RegistryAuth::Basic(user, password),
     };
-    let copied = image::copy(&image::client(vec![]), &from, &to)
+    let copied = image::copy_with_file(&image::client(vec![]), &from, &to, &RDS_CA_FILE)
         .await
         .with_context(|| format!("copying {source_text} to {destination_text}"))?;
     if !registry::image_exists(cx, &destination_text).await? {

@@ -6,8 +6,12 @@ use super::{Checked, Phase, Validator};
 
 #[derive(Debug, Clone)]
 pub struct Api {
-    /// `:tag` or `@sha256:...`, appended to the repository URI.
+    /// `:tag` or `@sha256:...` of the published image (`image_source`).
     pub image_suffix: String,
+    /// `:<tag>-rds-ca`: the image in the environment's repository, which is
+    /// the published one with the RDS certificate authorities added (so the
+    /// tasks verify the database's certificate); what the task definition runs.
+    pub repository_suffix: String,
     /// The published image `poolside image push` copies (no tag or digest).
     pub image_source: String,
     pub desired_count: u32,
@@ -249,6 +253,7 @@ impl Validator<'_> {
             );
         }
         Ok(Api {
+            repository_suffix: format!(":{}-rds-ca", image_tag.replace(':', "-")),
             image_suffix,
             image_source,
             desired_count,

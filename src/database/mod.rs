@@ -64,7 +64,7 @@ async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login
 
 /// The RDS certificate authorities (`certs/README.md`): the default for
 /// `verify-full`, so a first deploy needs no download.
-const RDS_CA_BUNDLE: &[u8] = include_bytes!(concat!(
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/certs/rds-ca-bundle.pem"
 ));

@@ -323,42 +323,13 @@ pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()
     }
 }
 
-/// The error for an image the repository lacks, with the copy command.
+/// The error for an image the repository lacks, with the command that puts it there.
 fn missing_image(cx: &Context, image: &str, ecr_image: &EcrImage<'_>) -> anyhow::Error {
-    let repository_uri = image
-        .split(['@'])
-        .next()
-        .map(|s| match ecr_image.tag {
-            Some(tag) => s.trim_end_matches(&format!(":{tag}")).to_string(),
-            None => s.to_string(),
-        })
-        .unwrap_or_default();
-    let (source, destination) = match (ecr_image.tag, ecr_image.digest) {
-        (_, Some(digest)) => (
-            format!("docker://docker.io/postgrest/postgrest@{digest}"),
-            // A push needs a tag; --preserve-digests keeps the digest asked for.
-            format!(
-                "docker://{repository_uri}:{}",
-                digest
-                    .trim_start_matches("sha256:")
-                    .get(..12)
-                    .unwrap_or("pinned")
-            ),
-        ),
-        (Some(tag), None) => (
-            format!("docker://docker.io/postgrest/postgrest:{tag}"),
-            format!("docker://{repository_uri}:{tag}"),
-        ),
-        (None, None) => unreachable!("EcrImage::parse sets a tag or a digest"),
-    };
     anyhow!(
         "the image {image} is not in ECR repository {repository}, so the API tasks could not start. \
-         Copy PostgREST's published image into it, then run deploy again:\n  \
-         poolside image push --env {environment}\n\
-         or, with skopeo:\n  \
-         skopeo copy --all --preserve-digests --dest-creds \"AWS:$(aws ecr get-login-password --region {region})\" {source} {destination}",
+         Copy PostgREST's published image into it (with the RDS certificate authorities the tasks \
+         verify the database with), then run deploy again:\n  poolside image push --env {environment}",
         repository = ecr_image.repository,
-        region = cx.region,
         environment = cx.environment,
     )
 }

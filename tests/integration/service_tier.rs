@@ -107,9 +107,11 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
         [aws_sdk_ecs::types::Compatibility::Fargate]
     );
     let container = &task.container_definitions()[0];
+    // The published tag with the RDS certificate authorities added, which
+    // the tasks verify the database's certificate with.
     assert_eq!(
         container.image(),
-        Some(format!("{repository_uri}:v12.0.2").as_str())
+        Some(format!("{repository_uri}:v12.0.2-rds-ca").as_str())
     );
     let ports: BTreeSet<i32> = container
         .port_mappings()
@@ -125,6 +127,11 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
             .and_then(|kv| kv.value())
             .map(str::to_string)
     };
+    assert_eq!(env_var("PGSSLMODE").as_deref(), Some("verify-full"));
+    assert_eq!(
+        env_var("PGSSLROOTCERT").as_deref(),
+        Some("/etc/poolside/rds-ca-bundle.pem")
+    );
     assert_eq!(env_var("PGRST_DB_SCHEMAS").as_deref(), Some("api"));
     assert_eq!(env_var("PGRST_DB_ANON_ROLE").as_deref(), Some("web_anon"));
     assert_eq!(env_var("PGRST_ADMIN_SERVER_PORT").as_deref(), Some("3001"));
