@@ -140,20 +140,28 @@ pub async fn create_certificate(
     Ok(arn)
 }
 
+async fn describe_certificate(
+    cx: &Context,
+    arn: &str,
+) -> anyhow::Result<Option<aws_sdk_acm::types::CertificateDetail>> {
+    let out = cx
+        .clients
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .aws("DescribeCertificate")?;
+    Ok(out.certificate().cloned())
+}
+
 /// The CNAME ACM asks for, once DescribeCertificate names it.
 async fn validation_record(cx: &Context, arn: &str) -> anyhow::Result<ResourceRecordSet> {
     let started = tokio::time::Instant::now();
     loop {
-        let out = cx
-            .clients
-            .acm
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .aws("DescribeCertificate")?;
-        let record = out
-            .certificate()
+        let certificate = describe_certificate(cx, arn).await?;
+        let record = certificate
+            .as_ref()
             .and_then(|c| c.domain_validation_options().first())
             .and_then(|o| o.resource_record());
         if let Some(record) = record {
@@ -177,15 +185,8 @@ async fn validation_record(cx: &Context, arn: &str) -> anyhow::Result<ResourceRe
 async fn issued(cx: &Context, arn: &str) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     loop {
-        let out = cx
-            .clients
-            .acm
-            .describe_certificate()
-            .certificate_arn(arn)
-            .send()
-            .await
-            .aws("DescribeCertificate")?;
-        match out.certificate().and_then(|c| c.status()) {
+        let certificate = describe_certificate(cx, arn).await?;
+        match certificate.as_ref().and_then(|c| c.status()) {
             Some(CertificateStatus::Issued) => return Ok(()),
             Some(CertificateStatus::PendingValidation) | None => {}
             Some(other) => bail!(
