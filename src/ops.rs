@@ -307,7 +307,7 @@ async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<Acc
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", aws_smithy_types::error::display::DisplayErrorContext(&e)))
+        .aws("GetCallerIdentity")
         .with_context(|| match &config.endpoint_url {
             Some(url) => format!("cannot reach the AWS endpoint {url} (is the local stack running? ./start.sh starts it)"),
             None => "cannot call AWS STS: check your credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO login)".into(),

@@ -21,6 +21,7 @@ use crate::aws::Clients;
 use crate::engine::events::{Event, EventSink};
 use crate::model::*;
 use anyhow::{anyhow, Context as _};
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -444,9 +445,84 @@ pub(crate) trait AwsResultExt<T> {
     fn aws(self, operation: &str) -> anyhow::Result<T>;
 }
 
-impl<T, E: std::error::Error + Send + Sync + 'static> AwsResultExt<T> for Result<T, E> {
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     fn aws(self, operation: &str) -> anyhow::Result<T> {
-        self.map_err(|e| anyhow!("{operation}: {}", DisplayErrorContext(&e)))
+        self.map_err(|e| {
+            // The whole chain (HTTP bodies included) only in the debug log.
+            tracing::debug!(operation, error = %DisplayErrorContext(&e), "AWS call failed");
+            anyhow!("{operation}: {}", describe_sdk_error(&e))
+        })
+    }
+}
+
+impl<T, O, E> AwsResultExt<T>
+    for Result<T, aws_smithy_runtime_api::client::waiters::error::WaiterError<O, E>>
+where
+    O: std::fmt::Debug + Send + Sync + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn aws(self, operation: &str) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            tracing::debug!(operation, error = %DisplayErrorContext(&e), "AWS wait failed");
+            anyhow!("{operation}: {}", innermost(&e))
+        })
+    }
+}
+
+/// What a user needs from an SDK error: AWS's code and message when AWS
+/// answered; the cause, in a few words, when the call never reached it.
+pub(crate) fn describe_sdk_error<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                _ => format!(
+                    "AWS answered with an error it did not name ({})",
+                    innermost(e)
+                ),
+            }
+        }
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            format!("no answer in time ({})", innermost(err))
+        }
+        SdkError::DispatchFailure(_) => {
+            format!("could not reach the endpoint ({})", innermost(err))
+        }
+        SdkError::TimeoutError(_) => "no answer in time".to_string(),
+        SdkError::ResponseError(_) => format!(
+            "the answer could not be read ({}); is the endpoint an AWS API?",
+            innermost(err)
+        ),
+        _ => innermost(err),
+    }
+}
+
+/// The last error in a chain: the root cause, without the layers that wrap it.
+pub(crate) fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    let text = current.to_string();
+    // An unparsable body can be a whole HTML page: keep the first line, short.
+    let first = text.lines().next().unwrap_or_default();
+    match first.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &first[..cut]),
+        None => first.to_string(),
     }
 }
 
@@ -714,6 +790,51 @@ mod tests {
         fn emit(&self, event: Event) {
             self.0.lock().unwrap().push(event);
         }
+    }
+
+    /// AWS's code and message, not the SDK's debug dump of the response.
+    #[tokio::test]
+    async fn an_aws_error_reads_as_its_code_and_message() {
+        use aws_smithy_mocks::mock;
+        let refused = mock!(aws_sdk_ec2::Client::describe_vpcs)
+            .sequence()
+            .http_status(
+                403,
+                Some("<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>r</RequestID></Response>".into()),
+            )
+            .build();
+        let ec2 = crate::mocked!(aws_sdk_ec2, [&refused]);
+        let err = ec2
+            .describe_vpcs()
+            .send()
+            .await
+            .aws("DescribeVpcs")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DescribeVpcs: UnauthorizedOperation: You are not authorized to perform this operation."
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_reads_as_its_cause() {
+        let ec2 = Clients::offline().ec2;
+        let err = ec2
+            .describe_vpcs()
+            .send()
+            .await
+            .aws("DescribeVpcs")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("DescribeVpcs: could not reach the endpoint ("),
+            "{text}"
+        );
+        assert!(text.contains("onnection refused"), "{text}");
+        assert!(
+            !text.contains("SdkBody") && !text.contains("DispatchFailure"),
+            "{text}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -155,3 +155,28 @@ fn outputs_of_a_deployed_environment_one_alone_for_scripts() {
     );
     assert!(unknown.stderr().contains("api_url"));
 }
+
+#[test]
+fn an_endpoint_where_nothing_listens_names_the_cause_without_sdk_internals() {
+    let env = Env::new("nothing");
+    env.write();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = std::fs::read_to_string(env.file())
+        .unwrap()
+        .replace(&endpoint(), &format!("http://127.0.0.1:{port}"));
+    std::fs::write(env.file(), text).unwrap();
+    let run = env.poolside(&["plan", "--env", &env.name]);
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(stderr.contains("is the local stack running?"), "{stderr}");
+    assert!(
+        stderr.contains("GetCallerIdentity: could not reach the endpoint"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("SdkBody") && !stderr.contains("DispatchFailure"),
+        "{stderr}"
+    );
+}
