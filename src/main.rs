@@ -8,6 +8,7 @@ mod database;
 mod engine;
 mod iam_policy;
 mod image;
+mod interrupt;
 mod local_plane;
 mod model;
 mod ops;
@@ -47,8 +48,20 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
-    let (code, error) = match runtime.block_on(cli::run(cli)) {
+    let outcome = runtime.block_on(async {
+        interrupt::install();
+        cli::run(cli).await
+    });
+    let mut interrupted = false;
+    let (code, error) = match outcome {
         Ok(code) => (code, None),
+        // Whatever failed after Ctrl-C failed because of it.
+        Err(err)
+            if interrupt::requested() || err.downcast_ref::<interrupt::Interrupted>().is_some() =>
+        {
+            interrupted = true;
+            (ExitCode::from(interrupt::EXIT_CODE), Some(err.to_string()))
+        }
         Err(err) => {
             let message = format!("{err:#}");
             report(err);
@@ -58,7 +71,9 @@ fn main() -> ExitCode {
     // With --output json, every command ends with one `result` line, so CI
     // reads the outcome (and a config error's message) from stdout.
     if json {
-        let status = if error.is_some() {
+        let status = if interrupted {
+            "interrupted"
+        } else if error.is_some() {
             "error"
         } else if code == ExitCode::from(cli::exit::CHANGES) {
             "changes"

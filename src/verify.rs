@@ -162,6 +162,16 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
                 .wait(STABLE_WITHIN),
         )
         .await;
+    let stable = match stable {
+        Ok(stable) => stable,
+        Err(interrupted) => {
+            return Check {
+                name: "targets",
+                outcome: Outcome::Skipped,
+                detail: interrupted.to_string(),
+            }
+        }
+    };
     if let Err(err) = stable {
         let counts = ecs::service_counts(cx, &cluster, &service)
             .await

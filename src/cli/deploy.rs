@@ -45,6 +45,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         progress: &progress,
     };
     stage.apply(&before_schema, &after_schema).await?;
+    stop_if_interrupted("the schema step and the service")?;
     let waits = Waits::new(&progress);
     let data_tier = database::converge(&session.cx, &session.config, &waits)
         .await
@@ -73,7 +74,9 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         }
     };
     output::print_data_tier(&data_tier, globals.output);
+    stop_if_interrupted("the service")?;
     stage.apply(&after_schema, &Plan::default()).await?;
+    stop_if_interrupted("verification")?;
 
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)
@@ -113,6 +116,15 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     Ok(ExitCode::from(exit::OK))
 }
 
+/// Between the phases of a deploy: after Ctrl-C, say what did not start.
+fn stop_if_interrupted(not_started: &str) -> anyhow::Result<()> {
+    if crate::interrupt::requested() {
+        eprintln!("Interrupted before {not_started}. Run deploy again to finish: every step is idempotent.");
+        return Err(crate::interrupt::Interrupted.into());
+    }
+    Ok(())
+}
+
 /// What applying one stage of a plan needs, to report a stage that failed.
 struct Stage<'a> {
     globals: &'a Globals,
@@ -136,6 +148,15 @@ impl Stage<'_> {
         self.globals.print_stats(self.session, self.started);
         if self.globals.output == Format::Json {
             output::json_line("apply_report", &report);
+        }
+        if crate::interrupt::requested() {
+            eprintln!(
+                "Interrupted: {} done, {} not finished (waits abandoned: AWS goes on with them), {} not started. Run deploy again to finish: every step is idempotent.",
+                report.succeeded.len(),
+                report.failed.len(),
+                report.skipped.len() + held_back.changes.len()
+            );
+            return Err(crate::interrupt::Interrupted.into());
         }
         let not_started = match held_back.changes.len() {
             0 => String::new(),

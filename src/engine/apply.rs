@@ -112,7 +112,8 @@ async fn run_waves<'a>(
     loop {
         let startable = ready(&done, &pending);
         for id in startable {
-            if running.len() >= MAX_CONCURRENT_STEPS {
+            // After Ctrl-C, what is in flight finishes and nothing new starts.
+            if running.len() >= MAX_CONCURRENT_STEPS || crate::interrupt::requested() {
                 break;
             }
             let position = pending
@@ -155,10 +156,15 @@ async fn run_waves<'a>(
             }
         }
     }
+    let reason = if crate::interrupt::requested() {
+        "interrupted (Ctrl-C) before it started"
+    } else {
+        "a resource it depends on failed"
+    };
     for change in pending {
         events.emit(Event::StepSkipped {
             id: change.id.clone(),
-            reason: "a resource it depends on failed".into(),
+            reason: reason.into(),
         });
         report.skipped.push(change.id.clone());
     }

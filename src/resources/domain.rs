@@ -131,11 +131,11 @@ pub async fn create_certificate(
             RECORD_NAMED_WITHIN,
             validation_record(cx, &arn),
         )
-        .await?;
+        .await??;
     upsert(cx, &spec.zone_id, vec![record]).await?;
     waits
         .report(id, "issued", ISSUED_WITHIN, issued(cx, &arn))
-        .await?;
+        .await??;
     cx.record_attribute(id, "arn", &arn);
     Ok(arn)
 }
@@ -344,7 +344,7 @@ pub async fn put_record(
     let id = ResourceId::new(Kind::DnsRecord, "api");
     waits
         .report(&id, "in sync", IN_SYNC_WITHIN, in_sync(cx, &change))
-        .await?;
+        .await??;
     Ok(format!("{}/{}", spec.zone_id, canonical(&spec.name)))
 }
 

@@ -251,13 +251,17 @@ impl<'a> Waits<'a> {
         Waits { events }
     }
 
+    /// Waits for `wait`, reporting every 15 s; gives up with [`Interrupted`]
+    /// on Ctrl-C (the resource goes on changing in AWS; the next run finds it).
+    ///
+    /// [`Interrupted`]: crate::interrupt::Interrupted
     pub async fn report<T>(
         &self,
         id: &ResourceId,
         until: &str,
         limit: Duration,
         wait: impl std::future::Future<Output = T>,
-    ) -> T {
+    ) -> Result<T, crate::interrupt::Interrupted> {
         let started = tokio::time::Instant::now();
         let mut ticks = tokio::time::interval_at(
             tokio::time::Instant::now() + WAIT_REPORT_EVERY,
@@ -266,7 +270,8 @@ impl<'a> Waits<'a> {
         tokio::pin!(wait);
         loop {
             tokio::select! {
-                done = &mut wait => return done,
+                done = &mut wait => return Ok(done),
+                _ = crate::interrupt::wait() => return Err(crate::interrupt::Interrupted),
                 _ = ticks.tick() => self.events.emit(Event::StepWaiting {
                     id: id.clone(),
                     until: until.to_string(),
@@ -848,7 +853,8 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(40)).await;
                 "ready"
             })
-            .await;
+            .await
+            .unwrap();
         assert_eq!(done, "ready");
         let elapsed: Vec<u64> = events
             .0

@@ -559,7 +559,7 @@ async fn wait_available(
         .wait(AVAILABLE_WITHIN);
     let done = waits
         .report(id, "available", AVAILABLE_WITHIN, waiter)
-        .await
+        .await?
         .aws(&format!(
             "waiting for RDS instance {identifier} to become available"
         ))?;
@@ -710,7 +710,7 @@ pub async fn delete_instance(
         .wait(DELETED_WITHIN);
     waits
         .report(id, "deleted", DELETED_WITHIN, waiter)
-        .await
+        .await?
         .aws(&format!(
             "waiting for RDS instance {identifier} to be deleted"
         ))?;
@@ -788,7 +788,7 @@ async fn wait_change_started(
     };
     waits
         .report(id, "the change to start", CHANGE_STARTS_WITHIN, poll)
-        .await
+        .await?
 }
 
 fn resolve_all<'a>(

@@ -444,3 +444,61 @@ async fn a_database_that_never_answers_fails_in_bounded_time_saying_what_to_do()
     assert!(stderr.contains("held back until it succeeds"), "{stderr}");
     drop(silent);
 }
+
+/// Ctrl-C during a long wait (the proxy keeps the new instance `creating`
+/// for the SDK waiter's first 30 s): no new step starts, the wait is
+/// abandoned, the run ends with 130 and a summary, and a second deploy
+/// finishes the job.
+#[tokio::test]
+async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
+    use std::io::BufRead;
+    let proxy = Proxy::start();
+    let mut env = Env::new("sigint");
+    env.endpoint = proxy.url.clone();
+    env.write();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--environments-dir")
+        .arg(env.dir())
+        .args(["deploy", "--env", &env.name, "--yes", "--output", "json"])
+        .env_remove("AWS_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("deploy ended before the instance was created: {seen:?}");
+        }
+        let waiting_on_instance =
+            line.contains("\"step_started\"") && line.contains("\"db-instance/main\"");
+        seen.push(line);
+        if waiting_on_instance {
+            break;
+        }
+    }
+    // The waiter has made its first look (`creating`) and sleeps.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Interrupted: "), "{stderr}");
+    assert!(stderr.contains("Run deploy again to finish"), "{stderr}");
+    let last = rest.lines().last().unwrap_or_default();
+    assert!(last.contains("\"status\":\"interrupted\""), "{last}");
+    let service_started = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|l| l["event"] == "step_started" && l["id"] == "service/api");
+    assert!(!service_started, "the service must not start after Ctrl-C");
+
+    env.deploy();
+    env.plan().assert_code(0);
+}
