@@ -115,6 +115,21 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         }
         stop_pid(pid).await;
     }
+    // Whatever answers on a taken port is not this environment's server:
+    // refuse rather than report another environment's API as ours.
+    for port in [api_port, api_port + 1] {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            let holder = match port_holder(&paths, port) {
+                Some((environment, pid)) => {
+                    format!("environment `{environment}`'s PostgREST (pid {pid})")
+                }
+                None => "another process".to_string(),
+            };
+            bail!(
+                "port {port} is in use by {holder}: give this environment another api.local_port (its admin server takes the next port)"
+            );
+        }
+    }
     let mut child = spawn(&paths, &environment)?;
     let pid = child.id();
     std::fs::write(&paths.pid, pid.to_string())?;
@@ -172,6 +187,41 @@ fn fingerprint(
         hash.update(v);
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The environment whose local PostgREST listens on `port`, from the pid
+/// files beside ours and the environment each process was started with.
+fn port_holder(paths: &Paths, port: u16) -> Option<(String, u32)> {
+    let run = paths.pid.parent()?;
+    for entry in std::fs::read_dir(run).ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(environment) = name
+            .strip_prefix("postgrest-")
+            .and_then(|n| n.strip_suffix(".pid"))
+        else {
+            continue;
+        };
+        let Some(pid) = std::fs::read_to_string(entry.path())
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|pid| alive(*pid))
+        else {
+            continue;
+        };
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let listens = environ.split(|b| *b == 0).any(|var| {
+            let var = String::from_utf8_lossy(var);
+            [
+                format!("PGRST_SERVER_PORT={port}"),
+                format!("PGRST_ADMIN_SERVER_PORT={port}"),
+            ]
+            .contains(&var.to_string())
+        });
+        if listens {
+            return Some((environment.to_string(), pid));
+        }
+    }
+    None
 }
 
 fn alive(pid: u32) -> bool {
@@ -247,15 +297,17 @@ async fn wait_ready(
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + READY_WITHIN;
     while tokio::time::Instant::now() < deadline {
-        if ready(admin).await {
-            return Ok(());
-        }
+        // Ours must still run when the port answers: a server that could not
+        // bind has exited, and what answers is someone else's.
         if let Some(status) = child.try_wait()? {
             bail!(
                 "PostgREST exited at start ({status}); the end of {}:\n{}",
                 paths.log.display(),
                 log_tail(paths)
             );
+        }
+        if ready(admin).await && child.try_wait()?.is_none() {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -53,5 +53,44 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for warning in shared_local_ports(globals, &config) {
+        eprintln!("warning: {warning}");
+    }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// Other environment files in the directory whose local PostgREST would
+/// listen on the same ports (emulator targets only).
+fn shared_local_ports(globals: &Globals, config: &crate::config::Config) -> Vec<String> {
+    if config.endpoint_url.is_none() {
+        return Vec::new();
+    }
+    let ours = config.api.local_port;
+    let Ok(entries) = std::fs::read_dir(&globals.environments_dir) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(other) = name.strip_suffix(".toml") else {
+            continue;
+        };
+        if other == config.name {
+            continue;
+        }
+        // A file that does not load has its own errors; it is not this check's.
+        let Ok(other_config) = globals.load(other) else {
+            continue;
+        };
+        if other_config.endpoint_url.is_none() {
+            continue;
+        }
+        let theirs = other_config.api.local_port;
+        if ours.abs_diff(theirs) <= 1 {
+            warnings.push(format!(
+                "{name} also runs its local PostgREST on port {theirs} (api.local_port; the admin server takes the next port): the two environments cannot run at once"
+            ));
+        }
+    }
+    warnings
 }

@@ -180,3 +180,47 @@ fn an_endpoint_where_nothing_listens_names_the_cause_without_sdk_internals() {
         "{stderr}"
     );
 }
+
+/// Measured before: the second environment's PostgREST could not bind, yet
+/// deploy reported the first environment's API as its own.
+#[test]
+fn a_local_port_taken_by_another_environment_is_refused_and_named() {
+    let first = Env::new("porta");
+    first.write();
+    first.deploy();
+    let mut second = Env::new("portb");
+    second.api_port = first.api_port;
+    second.write();
+    let run = second.poolside(&["deploy", "--env", &second.name, "--yes"]);
+    run.assert_code(1);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "port {} is in use by environment `{}`'s PostgREST",
+            first.api_port, first.name
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !run.stdout().contains("answered \"hello world\""),
+        "{}",
+        run.stdout()
+    );
+
+    // validate says so before anything runs, for files in one directory.
+    std::fs::copy(
+        second.file(),
+        first.dir().join(format!("{}.toml", second.name)),
+    )
+    .unwrap();
+    let validate = first.poolside(&["validate", "--env", &second.name]);
+    validate.assert_code(0);
+    assert!(
+        validate.stderr().contains(&format!(
+            "{}.toml also runs its local PostgREST on port {}",
+            first.name, first.api_port
+        )),
+        "{}",
+        validate.stderr()
+    );
+}
