@@ -41,7 +41,8 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::exit::OK);
         }
     };
-    init_tracing(cli.verbose);
+    let colour_logs = cli.color.apply();
+    init_tracing(cli.verbose, colour_logs);
     let json = cli.output == output::Format::Json;
     let command = cli.command.name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -102,7 +103,7 @@ fn report(err: anyhow::Error) {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, colour: bool) {
     let level = match verbose {
         0 => "warn",
         1 => "poolside=info",
@@ -114,6 +115,6 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(colour)
         .init();
 }

@@ -30,6 +30,45 @@ pub fn json_line(kind: &str, fields: impl serde::Serialize) {
     println!("{value}");
 }
 
+/// Terraform's colours: create green, update yellow, replace and delete red.
+fn action_style(action: Action) -> anstyle::Style {
+    let colour = match action {
+        Action::Create => anstyle::AnsiColor::Green,
+        Action::Update => anstyle::AnsiColor::Yellow,
+        Action::Replace | Action::Delete => anstyle::AnsiColor::Red,
+    };
+    anstyle::Style::new().fg_color(Some(colour.into())).bold()
+}
+
+/// `--color`: `auto` colours a terminal unless NO_COLOR is set; `always`
+/// and `never` say what they mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Sets the choice for everything printed through `anstream`, and says
+    /// whether logs on stderr get colour.
+    pub fn apply(self) -> bool {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let choice = match self {
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+            ColorWhen::Auto if no_color => anstream::ColorChoice::Never,
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+        };
+        choice.write_global();
+        match choice {
+            anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+            anstream::ColorChoice::Never => false,
+            anstream::ColorChoice::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
 pub fn print_plan(plan: &Plan, format: Format) {
     if format == Format::Json {
         json_line("plan", plan);
@@ -62,7 +101,12 @@ pub fn print_plan(plan: &Plan, format: Format) {
         } else {
             String::new()
         };
-        println!("  {:>3} {}{reason}", change.action.symbol(), change.id);
+        let style = action_style(change.action);
+        anstream::println!(
+            "  {style}{:>3} {}{style:#}{reason}",
+            change.action.symbol(),
+            change.id
+        );
         for property in &change.properties {
             let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_default();
             match (&property.before, &property.after) {

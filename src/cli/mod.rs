@@ -35,6 +35,9 @@ pub struct Cli {
     /// human: for people; json: one JSON object per line on stdout, for CI.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub output: Format,
+    /// Colour: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: output::ColorWhen,
     /// More logging (-v: info, -vv: debug, -vvv: trace, including AWS SDK internals).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -224,3 +224,29 @@ fn a_local_port_taken_by_another_environment_is_refused_and_named() {
         validate.stderr()
     );
 }
+
+#[test]
+fn plan_symbols_are_coloured_only_when_asked_or_on_a_terminal() {
+    let env = Env::new("colour");
+    env.write();
+    let coloured = env.poolside(&["plan", "--env", &env.name, "--color", "always"]);
+    coloured.assert_code(0);
+    assert!(
+        coloured.stdout().contains("\u{1b}[") && coloured.stdout().contains("+ vpc/main"),
+        "{}",
+        coloured.stdout()
+    );
+    // Piped (not a terminal), NO_COLOR, or never: plain text.
+    let piped = env.poolside(&["plan", "--env", &env.name]);
+    let no_color = poolside_with(
+        env.dir(),
+        &["plan", "--env", &env.name],
+        &[("NO_COLOR", "1")],
+    );
+    let never = env.poolside(&["plan", "--env", &env.name, "--color", "never"]);
+    for run in [piped, no_color, never] {
+        run.assert_code(0);
+        assert!(!run.stdout().contains('\u{1b}'), "{}", run.stdout());
+        assert!(run.stdout().contains("  +   vpc/main") || run.stdout().contains("+ vpc/main"));
+    }
+}
