@@ -76,6 +76,13 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     output::print_data_tier(&data_tier, globals.output);
     stop_if_interrupted("the service")?;
     stage.apply(&after_schema, &Plan::default()).await?;
+    if globals.output == Format::Human && !plan.is_empty() {
+        let s = &plan.summary;
+        println!(
+            "Apply complete: {} created, {} updated, {} replaced, {} deleted.",
+            s.create, s.update, s.replace, s.delete
+        );
+    }
     stop_if_interrupted("verification")?;
 
     if session.config.endpoint_url.is_some() {

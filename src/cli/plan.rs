@@ -18,9 +18,12 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
     let plan = session.plan().await;
+    if let Ok(plan) = &plan {
+        output::print_plan(plan, globals.output);
+    }
+    // After the plan, as deploy prints them after what it did.
     globals.print_stats(&session, started);
     let plan = plan?;
-    output::print_plan(&plan, globals.output);
     let code = if args.detailed_exitcode && !plan.is_empty() {
         exit::CHANGES
     } else {

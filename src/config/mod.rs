@@ -26,6 +26,8 @@ pub enum ConfigError {
         dir: String,
         available: Vec<String>,
     },
+    #[error("the environments directory {dir} does not exist (--environments-dir, or POOLSIDE_ENVIRONMENTS_DIR; the default is ./environments)")]
+    NoDirectory { dir: String },
     #[error("cannot read {path}: {source}")]
     Unreadable {
         path: String,
@@ -126,6 +128,11 @@ pub fn list_environments(dir: &Path) -> Vec<String> {
 /// Loads and validates `dir/<name>.toml`.
 pub fn load(dir: &Path, name: &str) -> Result<Config, ConfigError> {
     let path: PathBuf = dir.join(format!("{name}.toml"));
+    if !dir.is_dir() {
+        return Err(ConfigError::NoDirectory {
+            dir: dir.display().to_string(),
+        });
+    }
     if !path.is_file() {
         return Err(ConfigError::NotFound {
             name: name.to_string(),

@@ -188,7 +188,10 @@ async fn run_step(cx: &Context, change: &Change, events: &dyn EventSink) -> anyh
                 .as_ref()
                 .expect("an update has a desired spec");
             resources::update(cx, live, desired, &waits).await?;
-            Ok(live.physical_id.clone())
+            // An update that makes a new id (a task definition revision) recorded it.
+            Ok(cx
+                .physical_id(&change.id)
+                .unwrap_or_else(|| live.physical_id.clone()))
         }
         Action::Replace => {
             let live = change.live.as_ref().expect("a replace has a live resource");

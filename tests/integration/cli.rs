@@ -250,3 +250,47 @@ fn plan_symbols_are_coloured_only_when_asked_or_on_a_terminal() {
         assert!(run.stdout().contains("  +   vpc/main") || run.stdout().contains("+ vpc/main"));
     }
 }
+
+#[test]
+fn a_missing_environments_directory_is_named() {
+    let run = poolside_in(
+        std::path::Path::new("/nonexistent/environments"),
+        &["validate", "--env", "pilot"],
+    );
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("the environments directory /nonexistent/environments does not exist"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_human_deploy_ends_its_apply_with_a_summary_and_the_new_revision() {
+    let mut env = Env::new("summary");
+    env.write();
+    let first = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    first.assert_code(0);
+    assert!(
+        first.stdout().contains("Apply complete: ")
+            && first
+                .stdout()
+                .contains(" created, 0 updated, 0 replaced, 0 deleted."),
+        "{}",
+        first.stdout()
+    );
+    env.api_extra = "image_tag = \"v12.0.3\"\n".into();
+    env.write();
+    let second = env.poolside(&["deploy", "--env", &env.name, "--yes", "--output", "json"]);
+    second.assert_code(0);
+    let updated = second
+        .json("event")
+        .into_iter()
+        .find(|e| e["event"] == "step_succeeded" && e["id"] == "task-definition/api")
+        .expect("the task definition was updated");
+    assert!(
+        updated["physical_id"].as_str().unwrap().ends_with(":2"),
+        "the update reports the revision it registered: {updated}"
+    );
+}
