@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             (ExitCode::from(interrupt::EXIT_CODE), Some(err.to_string()))
         }
         Err(err) => {
-            let message = format!("{err:#}");
+            let message = error_text(&err);
             report(err);
             (ExitCode::from(cli::exit::ERROR), Some(message))
         }
@@ -87,6 +87,18 @@ fn main() -> ExitCode {
         );
     }
     code
+}
+
+/// The error for the JSON result line: every problem of a bad file, one per line.
+fn error_text(err: &anyhow::Error) -> String {
+    match err.downcast_ref::<config::ConfigError>() {
+        Some(config::ConfigError::Invalid(invalid)) => std::iter::once(invalid.as_ref())
+            .chain(invalid.others.iter())
+            .map(|problem| problem.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => format!("{err:#}"),
+    }
 }
 
 fn report(err: anyhow::Error) {

@@ -171,9 +171,66 @@ impl Validator<'_> {
         Err(self.source.error_at(path, message))
     }
 
+    /// Checks every section, and reports each section's first problem at
+    /// once: a user fixes a file in one pass, not one error per run.
     fn validate(&self, raw: EnvironmentFile, expected_name: &str) -> Checked<Config> {
-        self.check_name(&raw.name, expected_name)?;
-        self.check_region(&raw.region)?;
+        let mut problems = Vec::new();
+        let mut keep = |checked: Checked<()>| {
+            if let Err(problem) = checked {
+                problems.push(*problem);
+            }
+        };
+        keep(self.check_name(&raw.name, expected_name));
+        keep(self.check_region(&raw.region));
+        keep(self.check_target(&raw));
+        keep(self.check_tags(&raw.tags));
+        let network = self.check_network(&raw);
+        let storage = self.check_storage(&raw);
+        let registry = self.check_registry(&raw);
+        let database = self.check_database(&raw);
+        let api = self.check_api(&raw);
+        let alarms = self.check_alarms(&raw);
+        match (network, storage, registry, database, api, alarms) {
+            (Ok(network), Ok(storage), Ok(registry), Ok(database), Ok(api), Ok(alarms))
+                if problems.is_empty() =>
+            {
+                Ok(Config {
+                    name: raw.name,
+                    region: raw.region,
+                    phase: raw.phase,
+                    endpoint_url: raw.target.endpoint_url,
+                    expected_account_id: raw.target.account_id,
+                    network,
+                    storage,
+                    registry,
+                    database,
+                    api,
+                    alarms,
+                    tags: raw.tags,
+                })
+            }
+            (network, storage, registry, database, api, alarms) => {
+                problems.extend(
+                    [
+                        network.err(),
+                        storage.err(),
+                        registry.err(),
+                        database.err(),
+                        api.err(),
+                        alarms.err(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| *p),
+                );
+                let mut first = problems.remove(0);
+                first.others = problems;
+                Err(Box::new(first))
+            }
+        }
+    }
+
+    fn check_target(&self, raw: &EnvironmentFile) -> Checked<()> {
         if let Some(url) = &raw.target.endpoint_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return self.fail(
@@ -190,27 +247,7 @@ impl Validator<'_> {
                 );
             }
         }
-        let network = self.check_network(&raw)?;
-        self.check_tags(&raw.tags)?;
-        let storage = self.check_storage(&raw)?;
-        let registry = self.check_registry(&raw)?;
-        let database = self.check_database(&raw)?;
-        let api = self.check_api(&raw)?;
-        let alarms = self.check_alarms(&raw)?;
-        Ok(Config {
-            name: raw.name,
-            region: raw.region,
-            phase: raw.phase,
-            endpoint_url: raw.target.endpoint_url,
-            expected_account_id: raw.target.account_id,
-            network,
-            storage,
-            registry,
-            database,
-            api,
-            alarms,
-            tags: raw.tags,
-        })
+        Ok(())
     }
 
     fn check_name(&self, name: &str, expected: &str) -> Checked<()> {
@@ -258,8 +295,8 @@ impl Validator<'_> {
         if !KNOWN_REGIONS.contains(&region) {
             if let Some(near) = KNOWN_REGIONS
                 .iter()
-                .filter(|known| edit_distance(region, known) <= 2)
-                .min_by_key(|known| edit_distance(region, known))
+                .filter(|known| source::edit_distance(region, known) <= 2)
+                .min_by_key(|known| source::edit_distance(region, known))
             {
                 return self.fail(
                     "region",
@@ -816,18 +853,3 @@ const KNOWN_REGIONS: &[&str] = &[
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
     "cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1",
 ];
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = previous[j] + usize::from(ca != *cb);
-            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}

@@ -18,6 +18,10 @@ pub struct InvalidEnvironment {
     source_code: NamedSource<String>,
     #[label("here")]
     span: SourceSpan,
+    /// The file's other problems, shown with the first (`validate` reports
+    /// every section's first problem at once).
+    #[related]
+    pub others: Vec<InvalidEnvironment>,
 }
 
 /// The text of an environment file and its parsed layout, kept together so
@@ -58,7 +62,7 @@ impl Source {
     /// An error from the TOML deserializer, which knows a byte span but not the key.
     pub fn error_from_toml(&self, err: &toml::de::Error) -> Box<InvalidEnvironment> {
         let span = err.span().unwrap_or(0..0);
-        let message = err.message().trim().to_string();
+        let message = did_you_mean(err.message().trim());
         let key = self
             .path_at(span.start)
             .or_else(|| missing_field_name(&message))
@@ -81,6 +85,7 @@ impl Source {
             message,
             source_code: NamedSource::new(self.file.clone(), self.text.clone()),
             span: (span.start, span.end.saturating_sub(span.start)).into(),
+            others: Vec::new(),
         })
     }
 
@@ -197,6 +202,43 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, before[line_start..].chars().count() + 1)
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" gains the closest
+/// known name, when one is close.
+fn did_you_mean(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let nearest = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (edit_distance(unknown, known), known))
+        .filter(|(distance, known)| *distance <= 2.max(known.len() / 4))
+        .min();
+    match nearest {
+        Some((_, known)) => format!("{message}; did you mean `{known}`?"),
+        None => message.to_string(),
+    }
+}
+
+/// Levenshtein distance.
+pub(super) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 #[cfg(test)]

@@ -348,3 +348,45 @@ fn limits_aws_enforces_are_checked_before_any_call() {
         "a file over AWS's limits must not lead to any AWS call"
     );
 }
+
+/// Every section's first problem at once, in human and JSON output; an
+/// unknown key gets the closest known one.
+#[test]
+fn validate_reports_every_problem_at_once_and_suggests_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TEMPLATE
+        .replace("{endpoint}", "http://127.0.0.1:9")
+        .replace("{network}", GOOD_NETWORK)
+        + "\n[database]\nengine_version = \"12.5\"\n\n[api]\ndomain_name = \"https://api.example.com\"\n";
+    std::fs::write(dir.path().join("bad.toml"), &text).unwrap();
+    let human = poolside_in(dir.path(), &["validate", "--env", "bad"]);
+    human.assert_code(1);
+    let stderr = human.stderr();
+    assert!(stderr.contains("`database.engine_version`"), "{stderr}");
+    assert!(stderr.contains("`api.domain_name`"), "{stderr}");
+    let json = poolside_in(
+        dir.path(),
+        &["validate", "--env", "bad", "--output", "json"],
+    );
+    let result = json.one("result");
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains("database.engine_version") && error.contains("api.domain_name"),
+        "{error}"
+    );
+
+    let typo = TEMPLATE
+        .replace("{endpoint}", "http://127.0.0.1:9")
+        .replace(
+            "{network}",
+            &format!("{GOOD_NETWORK}\nnat_gatways = \"shared\""),
+        );
+    std::fs::write(dir.path().join("bad.toml"), &typo).unwrap();
+    let run = poolside_in(dir.path(), &["validate", "--env", "bad"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("did you mean `nat_gateways`?"),
+        "{}",
+        run.stderr()
+    );
+}
