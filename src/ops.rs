@@ -25,6 +25,9 @@ pub struct Session {
 
 impl Session {
     pub async fn open(config: Config) -> anyhow::Result<Session> {
+        if let Some(url) = &config.endpoint_url {
+            probe_emulator(url).await?;
+        }
         let clients = Clients::connect(&config).await;
         let account = account_facts(&clients, &config).await?;
         let desired = blueprint::build(&config, &account)?;
@@ -293,6 +296,21 @@ pub struct Outputs {
     pub task_definition_arn: Option<String>,
     pub log_group: Option<String>,
     pub dashboard: Option<String>,
+}
+
+/// An emulator that is not running fails in a second, not after the SDK's
+/// retries of a refused connection (seconds of backoff for nothing).
+async fn probe_emulator(url: &str) -> anyhow::Result<()> {
+    let parsed =
+        reqwest::Url::parse(url).with_context(|| format!("target.endpoint_url {url:?}"))?;
+    let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => bail!("cannot reach the AWS endpoint {url} ({err}): is the local stack running? ./start.sh starts it"),
+        Err(_) => bail!("cannot reach the AWS endpoint {url} (no answer within 1s): is the local stack running? ./start.sh starts it"),
+    }
 }
 
 /// The account the credentials reach, for commands that need no session.
