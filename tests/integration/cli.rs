@@ -172,7 +172,9 @@ fn an_endpoint_where_nothing_listens_names_the_cause_without_sdk_internals() {
     let stderr = run.stderr();
     assert!(stderr.contains("is the local stack running?"), "{stderr}");
     assert!(
-        stderr.contains("GetCallerIdentity: could not reach the endpoint"),
+        stderr.contains(&format!(
+            "cannot reach the AWS endpoint http://127.0.0.1:{port} (Connection refused"
+        )),
         "{stderr}"
     );
     assert!(
