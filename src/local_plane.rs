@@ -240,18 +240,17 @@ fn running_pid(paths: &Paths) -> Option<u32> {
 }
 
 async fn stop_pid(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .arg(pid.to_string())
-        .status();
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let process = Pid::from_raw(pid as i32);
+    let _ = kill(process, Signal::SIGTERM);
     for _ in 0..50 {
         if !alive(pid) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status();
+    let _ = kill(process, Signal::SIGKILL);
 }
 
 fn spawn(

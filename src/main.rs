@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     // that the Rust runtime replaces with "ignore".
     // SAFETY: called first, before any thread exists; SIG_DFL is a valid handler.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
     }
     // Usage errors exit 1 like every other error: 2 means "changes found".
     let cli = match cli::Cli::try_parse() {

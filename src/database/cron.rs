@@ -166,6 +166,31 @@ pub async fn reconcile(
 mod tests {
     use super::*;
 
+    /// A schedule pg_cron would refuse fails here, not at deploy time.
+    #[test]
+    fn every_declared_schedule_is_a_five_field_cron_expression() {
+        for job in declared() {
+            let fields = job.schedule.split_whitespace().count();
+            assert_eq!(
+                fields, 5,
+                "{}: {:?} must have 5 fields (pg_cron has no seconds field)",
+                job.name, job.schedule
+            );
+            let parsed = job.schedule.parse::<croner::Cron>();
+            assert!(
+                parsed.is_ok(),
+                "{}: {:?} is not a cron expression: {parsed:?}",
+                job.name,
+                job.schedule
+            );
+        }
+        for bad in ["0 25 * * *", "*/0 * * * *", "0 * * *", "every hour"] {
+            let refused =
+                bad.split_whitespace().count() != 5 || bad.parse::<croner::Cron>().is_err();
+            assert!(refused, "{bad:?} should be refused");
+        }
+    }
+
     #[test]
     fn the_four_jobs_are_declared_with_their_schedules() {
         let jobs = declared();

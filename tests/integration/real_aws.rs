@@ -481,9 +481,11 @@ async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
     }
     // The waiter has made its first look (`creating`) and sleeps.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let output = child.wait_with_output().unwrap();

@@ -85,7 +85,12 @@ impl Drop for Env {
             .join("run")
             .join(format!("postgrest-{}.pid", self.name));
         if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
             let _ = std::fs::remove_file(pid_file);
         }
     }
