@@ -287,6 +287,13 @@ pub async fn default_minor(cx: &Context, major: &str) -> anyhow::Result<Option<S
         .engine("postgres")
         .db_parameter_group_family(format!("postgres{major}"))
         .default_only(true)
+        // Informational: a failure is a plan warning, and moto's HTTP 500
+        // must not cost the SDK's retries (8 s measured) on every plan.
+        .customize()
+        .config_override(
+            aws_sdk_rds::config::Builder::default()
+                .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()),
+        )
         .send()
         .await
         .aws("DescribeDBEngineVersions")?;
