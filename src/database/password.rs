@@ -19,16 +19,8 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// PBKDF2-HMAC-SHA-256 with one output block: SCRAM's `Hi()` (RFC 5802).
 fn salted_password(password: &str, salt: &[u8], iterations: u32) -> [u8; 32] {
-    let mut block = salt.to_vec();
-    block.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(password.as_bytes(), &block);
-    let mut result = u;
-    for _ in 1..iterations {
-        u = hmac(password.as_bytes(), &u);
-        for (r, x) in result.iter_mut().zip(u) {
-            *r ^= x;
-        }
-    }
+    let mut result = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations, &mut result);
     result
 }
 
