@@ -90,17 +90,11 @@ pub async fn copy_with_file(
     client
         .auth(&to.reference, &to.auth, RegistryOperation::Push)
         .await
-        .map_err(|source| ImageError::Registry {
-            registry: to.reference.registry().to_string(),
-            source,
-        })?;
+        .map_err(registry_error(&to.reference))?;
     let (raw, _) = client
         .pull_manifest_raw(&from.reference, &from.auth, &MANIFEST_TYPES)
         .await
-        .map_err(|source| ImageError::Registry {
-            registry: from.reference.registry().to_string(),
-            source,
-        })?;
+        .map_err(registry_error(&from.reference))?;
     let layer = Layer::of(file);
     let mut copied = Copied::default();
     let document = parse(&from.reference, &raw)?;
@@ -119,10 +113,7 @@ pub async fn copy_with_file(
                 let (child_raw, _) = client
                     .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
                     .await
-                    .map_err(|source| ImageError::Registry {
-                        registry: from.reference.registry().to_string(),
-                        source,
-                    })?;
+                    .map_err(registry_error(&from.reference))?;
                 let child_document = parse(&source.reference, &child_raw)?;
                 let (manifest, manifest_document) =
                     derive_manifest(client, &source, to, &child_document, &layer, &mut copied)
@@ -218,12 +209,7 @@ async fn derive_manifest(
     layer: &Layer,
     copied: &mut Copied,
 ) -> Result<(Vec<u8>, Value), ImageError> {
-    let registry_error = |reference: &Reference| {
-        let registry = reference.registry().to_string();
-        move |source| ImageError::Registry { registry, source }
-    };
-    let layers_only = serde_json::json!({ "layers": manifest["layers"].clone() });
-    copy_blobs(client, from, to, &layers_only, copied).await?;
+    copy_layers(client, from, to, manifest, copied).await?;
     let config_digest = manifest["config"]["digest"].as_str().unwrap_or_default();
     let mut config_bytes = Vec::new();
     client
@@ -279,6 +265,14 @@ async fn derive_manifest(
     Ok((bytes, derived))
 }
 
+/// Wraps a registry client error with the registry it came from.
+fn registry_error(
+    reference: &Reference,
+) -> impl FnOnce(oci_client::errors::OciDistributionError) -> ImageError {
+    let registry = reference.registry().to_string();
+    move |source| ImageError::Registry { registry, source }
+}
+
 /// The same repository at another digest.
 fn at(reference: &Reference, digest: &str) -> Reference {
     Reference::with_digest(
@@ -295,35 +289,29 @@ fn parse(reference: &Reference, raw: &[u8]) -> Result<Value, ImageError> {
     })
 }
 
-/// The config and the layers of one image manifest.
-async fn copy_blobs(
+/// The layers of one image manifest, as they are (its config is replaced).
+async fn copy_layers(
     client: &Client,
     from: &Endpoint,
     to: &Endpoint,
     manifest: &Value,
     copied: &mut Copied,
 ) -> Result<(), ImageError> {
-    let digests = manifest
-        .get("config")
+    let digests = manifest["layers"]
+        .as_array()
         .into_iter()
-        .chain(manifest["layers"].as_array().into_iter().flatten())
+        .flatten()
         .filter_map(|d| d["digest"].as_str());
     for digest in digests {
         let mut blob = Vec::new();
         client
             .pull_blob(&from.reference, digest, &mut blob)
             .await
-            .map_err(|source| ImageError::Registry {
-                registry: from.reference.registry().to_string(),
-                source,
-            })?;
+            .map_err(registry_error(&from.reference))?;
         client
             .push_blob(&to.reference, &blob, digest)
             .await
-            .map_err(|source| ImageError::Registry {
-                registry: to.reference.registry().to_string(),
-                source,
-            })?;
+            .map_err(registry_error(&to.reference))?;
         copied.blobs += 1;
         copied.bytes += blob.len() as u64;
     }
@@ -354,10 +342,7 @@ async fn push_manifest(
     let location = client
         .push_manifest_raw(to, raw, content_type)
         .await
-        .map_err(|source| ImageError::Registry {
-            registry: to.registry().to_string(),
-            source,
-        })?;
+        .map_err(registry_error(to))?;
     // Registries answer with the manifest's location, which names its digest.
     if let Some(pushed) = location
         .rsplit('/')

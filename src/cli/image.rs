@@ -91,7 +91,7 @@ async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
             &session.cx,
             &id,
             &desired.spec,
-            &resources::Waits::new(&Silent),
+            &resources::Waits::new(&crate::engine::events::Discard),
         )
         .await?;
     } else {
@@ -101,12 +101,6 @@ async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
         .cx
         .attribute(&id, "uri")
         .ok_or_else(|| anyhow!("ECR repository {} reports no URI", spec.name))
-}
-
-struct Silent;
-
-impl crate::engine::events::EventSink for Silent {
-    fn emit(&self, _: crate::engine::events::Event) {}
 }
 
 /// ECR's registry login: the user and password in GetAuthorizationToken's token.

@@ -47,3 +47,11 @@ pub enum Event {
 pub trait EventSink: Sync {
     fn emit(&self, event: Event);
 }
+
+/// A sink for work whose progress nobody watches (a one-off create outside
+/// an apply, unit tests).
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn emit(&self, _: Event) {}
+}

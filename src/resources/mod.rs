@@ -753,16 +753,10 @@ pub(crate) fn identify(
 }
 
 /// What unit tests of AWS error paths share: a context whose clients they
-/// replace with mocked ones, and an event sink that drops everything.
+/// replace with mocked ones.
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-
-    pub struct Quiet;
-
-    impl EventSink for Quiet {
-        fn emit(&self, _: Event) {}
-    }
 
     pub fn context(with: impl FnOnce(&mut Clients)) -> Context {
         let mut clients = Clients::offline();

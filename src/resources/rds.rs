@@ -833,7 +833,8 @@ async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::testing::{context, Quiet};
+    use crate::engine::events::Discard;
+    use crate::resources::testing::context;
     use aws_sdk_rds::operation::create_db_parameter_group::CreateDbParameterGroupOutput;
     use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
     use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
@@ -907,7 +908,7 @@ mod tests {
             "arn:aws:rds:eu-west-1:123456789012:db:poolside-pilot",
             &spec("db.t4g.medium"),
             &spec("db.t4g.large"),
-            &Waits::new(&Quiet),
+            &Waits::new(&Discard),
         )
         .await
         .unwrap();
@@ -942,7 +943,7 @@ mod tests {
             "arn",
             &spec("db.t4g.medium"),
             &protected,
-            &Waits::new(&Quiet),
+            &Waits::new(&Discard),
         )
         .await
         .unwrap();
