@@ -165,6 +165,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("CloudWatch Logs", "CreateLogGroup", "logs:CreateLogGroup", Scope::LogGroup),
     ("CloudWatch Logs", "DeleteLogGroup", "logs:DeleteLogGroup", Scope::LogGroup),
     ("CloudWatch Logs", "DescribeLogGroups", "logs:DescribeLogGroups", Scope::Any),
+    ("CloudWatch Logs", "GetLogEvents", "logs:GetLogEvents", Scope::LogGroup),
     ("CloudWatch Logs", "ListTagsForResource", "logs:ListTagsForResource", Scope::LogGroup),
     ("CloudWatch Logs", "PutRetentionPolicy", "logs:PutRetentionPolicy", Scope::LogGroup),
     ("CloudWatch Logs", "TagResource", "logs:TagResource", Scope::LogGroup),
@@ -176,6 +177,10 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ECS", "DeregisterTaskDefinition", "ecs:DeregisterTaskDefinition", Scope::Any),
     ("ECS", "DescribeClusters", "ecs:DescribeClusters", Scope::Ecs),
     ("ECS", "DescribeServices", "ecs:DescribeServices", Scope::Ecs),
+    // The schema task (database.schema_runner = "ecs-task").
+    ("ECS", "DescribeTasks", "ecs:DescribeTasks", Scope::Ecs),
+    ("ECS", "RunTask", "ecs:RunTask", Scope::Ecs),
+    ("ECS", "StopTask", "ecs:StopTask", Scope::Ecs),
     ("ECS", "DescribeTaskDefinition", "ecs:DescribeTaskDefinition", Scope::Any),
     ("ECS", "ListTaskDefinitions", "ecs:ListTaskDefinitions", Scope::Any),
     ("ECS", "RegisterTaskDefinition", "ecs:RegisterTaskDefinition", Scope::Any),
@@ -230,8 +235,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
 /// Actions no API call of poolside's names, which AWS checks on its behalf.
 #[rustfmt::skip]
 const IMPLIED: &[(&str, Scope, &str)] = &[
-    // RegisterTaskDefinition names the two roles: ECS must be allowed them.
-    ("iam:PassRole", Scope::PassRoles, "the task definition names the task and execution roles"),
+    // RegisterTaskDefinition and RunTask name the roles: ECS must be allowed them.
+    ("iam:PassRole", Scope::PassRoles, "the task definitions name the task and execution roles"),
     // PutMetricAlarm with tags.
     ("cloudwatch:TagResource", Scope::Alarms, "alarms are tagged at create"),
     // ManageMasterUserPassword: RDS creates the master secret as the caller.
@@ -328,6 +333,16 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
                 "ecs",
                 region,
                 format!("task-definition/poolside-{env}-api:*"),
+            ),
+            arn(
+                "ecs",
+                region,
+                format!("task-definition/poolside-{env}-schema:*"),
+            ),
+            arn(
+                "ecs",
+                region,
+                format!("task/{}/*", blueprint::cluster_name(config)),
             ),
         ],
         Scope::Alarms => vec![arn(

@@ -402,6 +402,9 @@ pub struct TaskDefinitionSpec {
 pub struct ContainerSpec {
     pub name: String,
     pub image: String,
+    /// Overrides the image's command; empty keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     pub ports: BTreeSet<i32>,
     pub environment: BTreeMap<String, String>,
     /// Variable name → Secrets Manager ARN (with an optional `:json-key::`).

@@ -135,8 +135,22 @@ pub fn print_plan(plan: &Plan, format: Format) {
     );
 }
 
+/// Longer strings (the schema script, a shell command) are shown by size and
+/// digest: a plan says that they change, `--output json` says how.
+const LONGEST_SHOWN: usize = 200;
+
 fn compact(value: &Value) -> String {
     match value {
+        Value::String(s) if s.len() > LONGEST_SHOWN => {
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(s.as_bytes());
+            let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "({} lines, {} bytes, sha256 {hex}…)",
+                s.lines().count(),
+                s.len()
+            )
+        }
         Value::String(s) => format!("{s:?}"),
         Value::Object(map) if map.contains_key("protocol") && map.contains_key("peer") => {
             // A security group rule, the way people read them.
@@ -367,4 +381,22 @@ impl EventSink for Progress {
 
 fn minutes(seconds: u64) -> String {
     format!("{}m{:02}s", seconds / 60, seconds % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compact;
+    use serde_json::json;
+
+    #[test]
+    fn long_strings_are_shown_by_size_and_digest_and_short_ones_whole() {
+        assert_eq!(compact(&json!("verify-full")), "\"verify-full\"");
+        let script = "SELECT 1;\n".repeat(50);
+        let shown = compact(&json!(script));
+        assert!(
+            shown.starts_with("(50 lines, 500 bytes, sha256 "),
+            "{shown}"
+        );
+        assert_ne!(shown, compact(&json!("SELECT 2;\n".repeat(50))));
+    }
 }

@@ -1,7 +1,7 @@
 //! JSON documents rendered from `templates/` (policies, the task definition,
 //! the dashboard), so they are read and reviewed as documents.
 
-use minijinja::Environment;
+use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/task-definition.json.j2"),
     ),
     (
+        "schema-task-definition.json.j2",
+        include_str!("../templates/schema-task-definition.json.j2"),
+    ),
+    (
         "dashboard.json.j2",
         include_str!("../templates/dashboard.json.j2"),
     ),
@@ -36,6 +40,9 @@ const TEMPLATES: &[(&str, &str)] = &[
 /// to invalid JSON fails here and not at AWS.
 pub fn render_json(name: &str, context: impl Serialize) -> anyhow::Result<Value> {
     let mut env = Environment::new();
+    // Values are placed in quotes by the templates; `tojson` where they are
+    // not. Escaping by file name would quote them twice.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
     for (template_name, text) in TEMPLATES {
         env.add_template(template_name, text)?;
     }

@@ -2,7 +2,7 @@
 //! roles and logs, autoscaling, alarms and the dashboard.
 
 use super::{AccountFacts, Builder, AUTHENTICATOR_SECRET, JWT_SECRET};
-use crate::config::Config;
+use crate::config::{Config, SchemaRunner};
 use crate::model::*;
 use crate::refs::Reference;
 use crate::templates::render_json;
@@ -157,6 +157,10 @@ pub(super) fn service_tier(
         spec: Spec::TaskDefinition(task_definition),
         after: vec![],
     });
+
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        out.extend(schema_task(b, config, account, &trust, &log_group)?);
+    }
 
     let load_balancer = id(Kind::LoadBalancer, "api");
     let internet_facing = b.desired(&load_balancer, "api", |tags| {
@@ -318,6 +322,95 @@ pub(super) fn service_tier(
             name: format!("poolside-{env}"),
             body: dashboard,
         }),
+        after: vec![],
+    });
+    Ok(out)
+}
+
+/// The one-off task that runs the schema step inside the VPC
+/// (`database::in_vpc`), and the role its agent uses: the API's pull and log
+/// rights, and the two logins it needs (RDS's master secret, authenticator's).
+fn schema_task(
+    b: &Builder,
+    config: &Config,
+    account: &AccountFacts,
+    trust: &serde_json::Value,
+    log_group: &str,
+) -> anyhow::Result<Vec<Desired>> {
+    use crate::database::in_vpc;
+    let env = &config.name;
+    let partition = &account.partition;
+    let master_secret = Reference::to_attribute(&id(Kind::DbInstance, "main"), "master_secret_arn");
+    let execution_policy = render_json(
+        "task-execution-policy.json.j2",
+        json!({
+            "repository_arn": format!(
+                "arn:{partition}:ecr:{}:{}:repository/{}",
+                config.region, account.account_id, config.registry.repository_name
+            ),
+            "log_group_arn": format!(
+                "arn:{partition}:logs:{}:{}:log-group:{log_group}",
+                config.region, account.account_id
+            ),
+            "secret_arns": [master_secret, Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET))],
+        }),
+    )?;
+    let role = id(Kind::Role, "schema-execution");
+    let mut out = vec![b.desired(&role, "schema-execution", |tags| {
+        Spec::Role(RoleSpec {
+            name: format!("poolside-{env}-schema-execution"),
+            description: format!(
+                "poolside {env}: ECS agent for the schema task: pull its image, write logs, read the master and authenticator logins"
+            ),
+            trust_policy: trust.clone(),
+            inline_policies: BTreeMap::from([(
+                "poolside-schema-execution".to_string(),
+                execution_policy,
+            )]),
+            managed_policies: BTreeSet::new(),
+            tags,
+        })
+    })];
+    let script = in_vpc::script(
+        &config.database.name,
+        &crate::database::migrations::shipped(),
+        &crate::database::cron::declared(),
+    )?;
+    let mut definition = render_json(
+        "schema-task-definition.json.j2",
+        json!({
+            "family": format!("poolside-{env}-schema"),
+            "execution_role_arn": arn_of(Kind::Role, "schema-execution"),
+            "task_role_arn": arn_of(Kind::Role, "task"),
+            "container_name": in_vpc::CONTAINER_NAME,
+            "image": format!(
+                "{}:{}",
+                Reference::to_attribute(&id(Kind::Repository, "postgrest"), "uri"),
+                in_vpc::RUNNER_REPOSITORY_TAG
+            ),
+            "bootstrap": in_vpc::BOOTSTRAP,
+            "database_host": Reference::to_attribute(&id(Kind::DbInstance, "main"), "address"),
+            "database_port": Reference::to_attribute(&id(Kind::DbInstance, "main"), "port"),
+            "database_name": config.database.name,
+            "ca_file": in_vpc::CA_FILE,
+            "script_variable": in_vpc::SCRIPT_VARIABLE,
+            "script": script,
+            "master_secret_arn": master_secret,
+            "authenticator_secret_arn": Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
+            "log_group": log_group,
+            "region": config.region,
+        }),
+    )?;
+    let definition_id = id(Kind::TaskDefinition, in_vpc::CONTAINER_NAME);
+    definition["tags"] = json!(b.tags(&definition_id, in_vpc::CONTAINER_NAME));
+    let definition: TaskDefinitionSpec = serde_json::from_value(definition).map_err(|e| {
+        anyhow::anyhow!(
+            "templates/schema-task-definition.json.j2 does not render a task definition: {e}"
+        )
+    })?;
+    out.push(Desired {
+        id: definition_id,
+        spec: Spec::TaskDefinition(definition),
         after: vec![],
     });
     Ok(out)

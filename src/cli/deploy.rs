@@ -47,7 +47,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     stage.apply(&before_schema, &after_schema).await?;
     stop_if_interrupted("the schema step and the service")?;
     let waits = Waits::new(&progress);
-    let data_tier = database::converge(&session.cx, &session.config, &waits)
+    let data_tier = database::converge(&session.cx, &session.config, &session.desired, &waits)
         .await
         .with_context(|| {
             let held_back = if after_schema.is_empty() {

@@ -1,4 +1,6 @@
 use super::{exit, Globals};
+use crate::config::SchemaRunner;
+use crate::database::in_vpc;
 use crate::image::{self, Endpoint};
 use crate::model::{Kind, ResourceId, Spec};
 use crate::ops::Session;
@@ -19,9 +21,10 @@ const RDS_CA_FILE: image::AddedFile = image::AddedFile {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Copy the pinned PostgREST image into the environment's ECR repository,
-    /// with the RDS certificate authorities added (creating the repository if
-    /// deploy has not yet); no Docker engine needed.
+    /// Copy the pinned PostgREST image (and, for database.schema_runner =
+    /// "ecs-task", the psql image of the schema task) into the environment's
+    /// ECR repository, with the RDS certificate authorities added (creating
+    /// the repository if deploy has not yet); no Docker engine needed.
     Push(PushArgs),
 }
 
@@ -41,16 +44,42 @@ pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCod
             args.env
         );
     }
-    let source_text = format!("{}{}", config.api.image_source, config.api.image_suffix);
-    let session = Session::open(config).await?;
-    let cx = &session.cx;
-    let repository_uri = ensure_repository(&session).await?;
-    let destination_text = format!("{repository_uri}{}", session.config.api.repository_suffix);
-    if registry::image_exists(cx, &destination_text).await? {
-        report(globals, &destination_text, None);
-        return Ok(ExitCode::from(exit::OK));
+    let mut copies = vec![(
+        format!("{}{}", config.api.image_source, config.api.image_suffix),
+        config.api.repository_suffix.clone(),
+    )];
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        copies.push((
+            format!(
+                "{}:{}",
+                in_vpc::RUNNER_IMAGE_SOURCE,
+                in_vpc::RUNNER_IMAGE_TAG
+            ),
+            format!(":{}", in_vpc::RUNNER_REPOSITORY_TAG),
+        ));
     }
-    let (user, password) = login(&session).await?;
+    let session = Session::open(config).await?;
+    let repository_uri = ensure_repository(&session).await?;
+    for (source_text, suffix) in copies {
+        let destination_text = format!("{repository_uri}{suffix}");
+        let copied = copy_unless_present(&session, &source_text, &destination_text).await?;
+        report(globals, &destination_text, copied.as_ref());
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Copies `source_text` to `destination_text` (in the environment's
+/// repository) unless ECR already lists it; `None` when it did.
+async fn copy_unless_present(
+    session: &Session,
+    source_text: &str,
+    destination_text: &str,
+) -> anyhow::Result<Option<image::Copied>> {
+    let cx = &session.cx;
+    if registry::image_exists(cx, destination_text).await? {
+        return Ok(None);
+    }
+    let (user, password) = login(session).await?;
     let from = Endpoint {
         reference: source_text
             .parse::<Reference>()
@@ -66,11 +95,10 @@ pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCod
     let copied = image::copy_with_file(&image::client(vec![]), &from, &to, &RDS_CA_FILE)
         .await
         .with_context(|| format!("copying {source_text} to {destination_text}"))?;
-    if !registry::image_exists(cx, &destination_text).await? {
+    if !registry::image_exists(cx, destination_text).await? {
         bail!("{destination_text} was pushed, but ECR does not list it: run `poolside image push` again");
     }
-    report(globals, &destination_text, Some(&copied));
-    Ok(ExitCode::from(exit::OK))
+    Ok(Some(copied))
 }
 
 /// The repository's URI; creates the repository as deploy would (same spec,
@@ -154,7 +182,14 @@ fn report(globals: &Globals, destination: &str, copied: Option<&image::Copied>) 
 
 #[cfg(test)]
 mod tests {
-    use super::registry_login;
+    use super::{in_vpc, registry_login, RDS_CA_FILE};
+
+    #[test]
+    fn the_images_carry_the_bundle_where_the_task_definitions_look() {
+        assert_eq!(format!("/{}", RDS_CA_FILE.path), in_vpc::CA_FILE);
+        let api = include_str!("../../templates/task-definition.json.j2");
+        assert!(api.contains(&format!("\"PGSSLROOTCERT\": \"{}\"", in_vpc::CA_FILE)));
+    }
 
     #[test]
     fn ecr_tokens_decode_to_the_registry_login() {

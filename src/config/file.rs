@@ -113,6 +113,21 @@ pub struct DatabaseSection {
     /// directly: admitted on 5432 by the database's security group.
     #[serde(default)]
     pub admin_ingress_cidrs: Vec<String>,
+    /// Where the schema step runs: `deploy-host` (this machine connects) or
+    /// `ecs-task` (a one-off task inside the VPC). Default: `ecs-task` on AWS
+    /// unless a tunnel or an admin network is configured.
+    pub schema_runner: Option<SchemaRunner>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchemaRunner {
+    /// The machine running deploy connects to PostgreSQL (inside the VPC, a
+    /// VPN, Direct Connect, or a tunnel at connect_host/connect_port).
+    DeployHost,
+    /// A one-off Fargate task in the API's subnets and security group runs
+    /// the schema step with psql and reports back through its logs.
+    EcsTask,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

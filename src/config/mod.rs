@@ -7,7 +7,7 @@ mod file;
 mod service;
 mod source;
 
-pub use file::{DatabaseTls, NatGateways, Phase};
+pub use file::{DatabaseTls, NatGateways, Phase, SchemaRunner};
 pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
 
@@ -102,6 +102,8 @@ pub struct Database {
     pub ca_bundle: Option<PathBuf>,
     /// Operator networks admitted to PostgreSQL (VPN, Direct Connect).
     pub admin_ingress_cidrs: Vec<Ipv4Net>,
+    /// Where the schema step runs (README: "Reaching the database").
+    pub schema_runner: SchemaRunner,
 }
 
 #[derive(Debug, Clone)]
@@ -788,7 +790,36 @@ impl Validator<'_> {
             }
             admin_ingress_cidrs.push(net);
         }
+        let emulator = raw.target.endpoint_url.is_some();
+        let schema_runner = match d.schema_runner {
+            Some(runner) => runner,
+            None if emulator || connect_override.is_some() || !admin_ingress_cidrs.is_empty() => {
+                SchemaRunner::DeployHost
+            }
+            None => SchemaRunner::EcsTask,
+        };
+        if schema_runner == SchemaRunner::EcsTask {
+            if emulator {
+                return self.fail(
+                    "database.schema_runner",
+                    "\"ecs-task\" needs real AWS: the emulator runs no tasks. Use \"deploy-host\" (the local PostgreSQL is reachable from here)",
+                );
+            }
+            if d.ca_bundle.is_some() {
+                return self.fail(
+                    "database.ca_bundle",
+                    "is read on this machine, but with database.schema_runner = \"ecs-task\" the schema step runs in a task that trusts the bundle in its image (`poolside image push` adds it): remove the key, or set schema_runner = \"deploy-host\"",
+                );
+            }
+            if connect_override.is_some() {
+                return self.fail(
+                    "database.connect_host",
+                    "is where this machine connects, but with database.schema_runner = \"ecs-task\" a task inside the VPC runs the schema step: remove connect_host/connect_port, or set schema_runner = \"deploy-host\"",
+                );
+            }
+        }
         Ok(Database {
+            schema_runner,
             admin_ingress_cidrs,
             engine_version,
             engine_major,
@@ -853,3 +884,60 @@ const KNOWN_REGIONS: &[&str] = &[
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
     "cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_file(database: &str) -> String {
+        format!(
+            "name = \"t\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
+             [database]\n{database}\n"
+        )
+    }
+
+    fn runner(database: &str) -> Result<SchemaRunner, String> {
+        parse("t.toml", "t", aws_file(database))
+            .map(|c| c.database.schema_runner)
+            .map_err(|e| format!("{:?}", miette::Report::new(*e)))
+    }
+
+    #[test]
+    fn the_schema_runs_in_the_vpc_unless_this_machine_has_a_way_in() {
+        assert_eq!(runner(""), Ok(SchemaRunner::EcsTask));
+        assert_eq!(
+            runner("admin_ingress_cidrs = [\"10.8.0.0/16\"]"),
+            Ok(SchemaRunner::DeployHost)
+        );
+        assert_eq!(
+            runner("connect_host = \"127.0.0.1\"\nconnect_port = 15432"),
+            Ok(SchemaRunner::DeployHost)
+        );
+        assert_eq!(
+            runner("schema_runner = \"deploy-host\""),
+            Ok(SchemaRunner::DeployHost)
+        );
+    }
+
+    #[test]
+    fn settings_the_schema_task_would_ignore_are_refused() {
+        let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/rds-ca-bundle.pem");
+        let err = runner(&format!(
+            "schema_runner = \"ecs-task\"\nca_bundle = {bundle:?}"
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("database.ca_bundle") && err.contains("trusts the bundle in its image"),
+            "{err}"
+        );
+        let err = runner(
+            "schema_runner = \"ecs-task\"\nconnect_host = \"127.0.0.1\"\nconnect_port = 15432",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("database.connect_host") && err.contains("a task inside the VPC"),
+            "{err}"
+        );
+    }
+}

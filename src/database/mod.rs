@@ -8,13 +8,14 @@
 //! the master login from the secret RDS manages, the authenticator's from ours.
 
 pub mod cron;
+pub mod in_vpc;
 pub mod migrations;
 mod password;
 mod tunnel;
 
 use crate::blueprint::AUTHENTICATOR_SECRET;
-use crate::config::{Config, DatabaseTls};
-use crate::model::{Kind, ResourceId};
+use crate::config::{Config, DatabaseTls, SchemaRunner};
+use crate::model::{Desired, Kind, ResourceId};
 use crate::resources::{rds, secrets, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
 use serde::{Deserialize, Serialize};
@@ -245,10 +246,12 @@ impl Unreached {
     }
 }
 
-/// Brings the inside of the database to what this build ships.
+/// Brings the inside of the database to what this build ships, from this
+/// machine or from a task inside the VPC (`database.schema_runner`).
 pub async fn converge(
     cx: &Context,
     config: &Config,
+    desired: &[Desired],
     waits: &Waits<'_>,
 ) -> anyhow::Result<DataTierReport> {
     let started = Instant::now();
@@ -262,6 +265,16 @@ pub async fn converge(
     };
     report.rebooted_for_parameters =
         rds::reboot_if_parameters_pending(cx, &instance, &identifier, waits).await?;
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        let shipped = migrations::shipped();
+        report.migrations_total = shipped.len();
+        report.jobs_total = cron::declared().len();
+        report.cron_database = config.database.name.clone();
+        let placement = in_vpc::Placement::from_blueprint(cx, desired)?;
+        in_vpc::run(cx, &placement, &shipped, waits, &mut report).await?;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
 
     let attribute = |key: &str| {
         cx.attribute(&instance, key)

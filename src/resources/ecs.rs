@@ -247,6 +247,7 @@ fn container_spec(c: &ContainerDefinition) -> ContainerSpec {
     ContainerSpec {
         name: c.name().unwrap_or_default().to_string(),
         image: c.image().unwrap_or_default().to_string(),
+        command: c.command().to_vec(),
         ports: c
             .port_mappings()
             .iter()
@@ -290,6 +291,7 @@ fn container_definition(c: &ContainerSpec) -> anyhow::Result<ContainerDefinition
     Ok(ContainerDefinition::builder()
         .name(&c.name)
         .image(&c.image)
+        .set_command((!c.command.is_empty()).then(|| c.command.clone()))
         .essential(true)
         .set_port_mappings(Some(
             c.ports
@@ -650,6 +652,34 @@ mod tests {
     use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
     use aws_sdk_ecs::types::{Cluster, TaskDefinition};
     use aws_smithy_mocks::mock;
+
+    /// What is registered reads back the same, or every plan would show a change.
+    #[test]
+    fn a_container_reads_back_as_it_was_registered() {
+        let spec = ContainerSpec {
+            name: "schema".into(),
+            image: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/r:psql".into(),
+            command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            ports: [3000].into(),
+            environment: [("PGHOST".to_string(), "db".to_string())].into(),
+            secrets: [(
+                "PGPASSWORD".to_string(),
+                "arn:aws:secretsmanager:eu-west-1:1:secret:x:password::".to_string(),
+            )]
+            .into(),
+            log_driver: "awslogs".into(),
+            log_options: [("awslogs-group".to_string(), "/g".to_string())].into(),
+            readonly_root_filesystem: true,
+        };
+        assert_eq!(container_spec(&container_definition(&spec).unwrap()), spec);
+        let no_command = ContainerSpec {
+            command: vec![],
+            ..spec
+        };
+        let registered = container_definition(&no_command).unwrap();
+        assert!(registered.command().is_empty());
+        assert_eq!(container_spec(&registered), no_command);
+    }
 
     /// A new account: IAM says the role exists already (a second deploy, or
     /// another tool made it), and ECS cannot assume it for a few seconds.

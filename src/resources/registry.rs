@@ -326,8 +326,8 @@ pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()
 /// The error for an image the repository lacks, with the command that puts it there.
 fn missing_image(cx: &Context, image: &str, ecr_image: &EcrImage<'_>) -> anyhow::Error {
     anyhow!(
-        "the image {image} is not in ECR repository {repository}, so the API tasks could not start. \
-         Copy PostgREST's published image into it (with the RDS certificate authorities the tasks \
+        "the image {image} is not in ECR repository {repository}, so no task could start from it. \
+         Copy the published images into it (with the RDS certificate authorities the tasks \
          verify the database with), then run deploy again:\n  poolside image push --env {environment}",
         repository = ecr_image.repository,
         environment = cx.environment,

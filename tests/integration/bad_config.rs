@@ -138,6 +138,14 @@ const CASES: &[Case] = &[
         message: "0.0.0.0/0 would open the database to a large part of the internet",
     },
     Case {
+        what: "the schema task on an emulator, which runs no tasks",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nschema_runner = \"ecs-task\"\n",
+        location: "bad.toml:14:17",
+        key: "`database.schema_runner`",
+        message: "needs real AWS: the emulator runs no tasks",
+    },
+    Case {
         what: "connect host without port",
         network: GOOD_NETWORK,
         extra: "\n[database]\nconnect_host = \"127.0.0.1\"\n",
