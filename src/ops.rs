@@ -99,7 +99,8 @@ impl Session {
         let mut instance = None;
         let mut secrets = Vec::new();
         let mut roles = Vec::new();
-        let (mut log_group, mut cluster, mut task_family, mut service) = (None, None, None, None);
+        let (mut log_group, mut cluster, mut service) = (None, None, None);
+        let mut task_families = Vec::new();
         let (mut load_balancer, mut target_group, mut dashboard) = (None, None, None);
         for d in &self.desired {
             match &d.spec {
@@ -112,13 +113,25 @@ impl Session {
                 Spec::Role(r) => roles.push((d.id.clone(), r.name.clone())),
                 Spec::LogGroup(g) => log_group = Some(g.name.clone()),
                 Spec::Cluster(c) => cluster = Some(c.name.clone()),
-                Spec::TaskDefinition(t) => task_family = Some(t.family.clone()),
+                Spec::TaskDefinition(t) => task_families.push((d.id.clone(), t.family.clone())),
                 Spec::Service(s) => service = Some(s.name.clone()),
                 Spec::LoadBalancer(l) => load_balancer = Some(l.name.clone()),
                 Spec::TargetGroup(t) => target_group = Some(t.name.clone()),
                 Spec::Dashboard(b) => dashboard = Some(b.name.clone()),
                 _ => {}
             }
+        }
+        // The schema task's role and family are looked for even when the
+        // blueprint has them not (database.schema_runner = "deploy-host"), so
+        // a change of runner deletes them and destroy finds them.
+        let env = &self.config.name;
+        let schema_role = ResourceId::new(Kind::Role, "schema-execution");
+        if !roles.iter().any(|(id, _)| id == &schema_role) {
+            roles.push((schema_role, format!("poolside-{env}-schema-execution")));
+        }
+        let schema_task = ResourceId::new(Kind::TaskDefinition, "schema");
+        if !task_families.iter().any(|(id, _)| id == &schema_task) {
+            task_families.push((schema_task, format!("poolside-{env}-schema")));
         }
         let expect =
             |name: Option<String>| name.expect("the blueprint always has each named resource");
@@ -136,7 +149,7 @@ impl Session {
                 log_group: expect(log_group),
                 roles,
                 cluster: expect(cluster),
-                task_family: expect(task_family),
+                task_families,
                 service: expect(service),
                 load_balancer: LoadBalancerNames {
                     load_balancer: expect(load_balancer),

@@ -145,7 +145,8 @@ pub struct ServiceNames {
     pub log_group: String,
     pub roles: Vec<(ResourceId, String)>,
     pub cluster: String,
-    pub task_family: String,
+    /// The API's task definition family, and the schema task's.
+    pub task_families: Vec<(ResourceId, String)>,
     pub service: String,
     pub load_balancer: load_balancer::LoadBalancerNames,
     pub alarm_prefix: String,
@@ -205,7 +206,16 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     };
     let log_group_id = ResourceId::new(Kind::LogGroup, "api");
     let cluster_id = ResourceId::new(Kind::Cluster, "main");
-    let task_id = ResourceId::new(Kind::TaskDefinition, "api");
+    let tasks = async {
+        let found = futures::future::try_join_all(
+            names
+                .task_families
+                .iter()
+                .map(|(id, family)| ecs::discover_task_definition(cx, id, family)),
+        )
+        .await?;
+        anyhow::Ok(found.concat())
+    };
     let domain = async {
         match &names.domain {
             Some(names) => domain::discover(cx, names).await,
@@ -216,7 +226,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
         iam::discover(cx, &names.roles),
         logs::discover(cx, &log_group_id, &names.log_group),
         ecs::discover_cluster(cx, &cluster_id, &names.cluster),
-        ecs::discover_task_definition(cx, &task_id, &names.task_family),
+        tasks,
         load_balancer::discover(cx, &names.load_balancer),
         alarms::discover(cx, &names.alarm_prefix),
         alarms::discover_dashboard(cx, &names.dashboard),

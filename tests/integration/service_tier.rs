@@ -742,3 +742,57 @@ async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_i
         )]
     );
 }
+
+/// With database.schema_runner = "deploy-host" (the emulator's), a schema
+/// task definition left by an earlier "ecs-task" deploy is found next to the
+/// API's and deleted: both families are discovered, neither hides the other.
+#[tokio::test]
+async fn a_schema_task_left_from_the_ecs_task_runner_is_found_and_deleted() {
+    let env = Env::new("leftover");
+    env.write();
+    env.deploy();
+    let aws = aws().await;
+    let family = format!("poolside-{}-schema", env.name);
+    let tag = |k: &str, v: &str| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build();
+    aws.ecs
+        .register_task_definition()
+        .family(&family)
+        .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+        .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("schema")
+                .image("psql")
+                .command("sh")
+                .build(),
+        )
+        .tags(tag("poolside:env", &env.name))
+        .tags(tag("poolside:id", "task-definition/schema"))
+        .send()
+        .await
+        .unwrap();
+
+    let plan = env.plan();
+    plan.assert_code(2);
+    let planned: Vec<(String, String)> = changes(&plan.one("plan"))
+        .into_iter()
+        .map(|(id, action, _)| (id, action))
+        .collect();
+    assert_eq!(
+        planned,
+        [("task-definition/schema".to_string(), "delete".to_string())]
+    );
+    env.deploy();
+    let active = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(&family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(active.task_definition_arns(), [] as [String; 0]);
+    env.plan().assert_code(0);
+}
