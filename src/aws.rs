@@ -342,9 +342,14 @@ impl Clients {
 #[cfg(test)]
 #[macro_export]
 macro_rules! mocked {
-    ($aws_crate:ident, $rules:expr) => {{
+    ($aws_crate:ident, $rules:expr) => {
+        $crate::mocked!($aws_crate, $rules, Sequential)
+    };
+    // `MatchAny`: each call takes the first rule that matches it, so a rule
+    // that answers repeatedly can stand next to others.
+    ($aws_crate:ident, $rules:expr, $mode:ident) => {{
         let mut interceptor = aws_smithy_mocks::MockResponseInterceptor::new()
-            .rule_mode(aws_smithy_mocks::RuleMode::Sequential);
+            .rule_mode(aws_smithy_mocks::RuleMode::$mode);
         for rule in $rules {
             interceptor = interceptor.with_rule(rule);
         }

@@ -32,6 +32,8 @@ enum Scope {
     LogGroup,
     Repository,
     Bucket,
+    /// The bucket's objects (`<bucket>/*`).
+    BucketObjects,
     Database,
     LoadBalancer,
     Ecs,
@@ -58,6 +60,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("EC2", "CreateRouteTable", "ec2:CreateRouteTable", Scope::Any),
     ("EC2", "CreateSecurityGroup", "ec2:CreateSecurityGroup", Scope::Any),
     ("EC2", "CreateSubnet", "ec2:CreateSubnet", Scope::Any),
+    // What still holds a subnet or group that destroy cannot delete.
+    ("EC2", "DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", Scope::Any),
     ("EC2", "CreateTags", "ec2:CreateTags", Scope::Any),
     ("EC2", "CreateVpc", "ec2:CreateVpc", Scope::Any),
     ("EC2", "CreateVpcEndpoint", "ec2:CreateVpcEndpoint", Scope::Any),
@@ -95,6 +99,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("S3", "DeleteBucket", "s3:DeleteBucket", Scope::Bucket),
     ("S3", "DeleteBucketLifecycle", "s3:PutLifecycleConfiguration", Scope::Bucket),
     ("S3", "DeleteBucketPolicy", "s3:DeleteBucketPolicy", Scope::Bucket),
+    // destroy --delete-data empties the bucket, every version.
+    ("S3", "DeleteObjects", "s3:DeleteObjectVersion", Scope::BucketObjects),
     ("S3", "GetBucketEncryption", "s3:GetEncryptionConfiguration", Scope::Bucket),
     ("S3", "GetBucketLifecycleConfiguration", "s3:GetLifecycleConfiguration", Scope::Bucket),
     ("S3", "GetBucketPolicy", "s3:GetBucketPolicy", Scope::Bucket),
@@ -102,6 +108,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("S3", "GetBucketVersioning", "s3:GetBucketVersioning", Scope::Bucket),
     ("S3", "GetPublicAccessBlock", "s3:GetBucketPublicAccessBlock", Scope::Bucket),
     ("S3", "HeadBucket", "s3:ListBucket", Scope::Bucket),
+    ("S3", "ListObjectVersions", "s3:ListBucketVersions", Scope::Bucket),
     ("S3", "PutBucketEncryption", "s3:PutEncryptionConfiguration", Scope::Bucket),
     ("S3", "PutBucketLifecycleConfiguration", "s3:PutLifecycleConfiguration", Scope::Bucket),
     ("S3", "PutBucketPolicy", "s3:PutBucketPolicy", Scope::Bucket),
@@ -114,6 +121,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ECR", "DescribeImages", "ecr:DescribeImages", Scope::Repository),
     ("ECR", "DescribeRepositories", "ecr:DescribeRepositories", Scope::Repository),
     ("ECR", "GetLifecyclePolicy", "ecr:GetLifecyclePolicy", Scope::Repository),
+    ("ECR", "ListImages", "ecr:ListImages", Scope::Repository),
     ("ECR", "ListTagsForResource", "ecr:ListTagsForResource", Scope::Repository),
     ("ECR", "PutImageScanningConfiguration", "ecr:PutImageScanningConfiguration", Scope::Repository),
     ("ECR", "PutImageTagMutability", "ecr:PutImageTagMutability", Scope::Repository),
@@ -242,6 +250,8 @@ const IMPLIED: &[(&str, Scope, &str)] = &[
     // ManageMasterUserPassword: RDS creates the master secret as the caller.
     ("secretsmanager:CreateSecret", Scope::RdsManagedSecret, "RDS creates the master secret as the caller"),
     ("secretsmanager:TagResource", Scope::RdsManagedSecret, "RDS tags the master secret as the caller"),
+    // DeleteDBInstance with FinalDBSnapshotIdentifier.
+    ("rds:CreateDBSnapshot", Scope::Database, "the final snapshot is taken as the caller"),
 ];
 
 /// The services whose service-linked roles a first deploy may create (ECS
@@ -293,6 +303,10 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
         )],
         Scope::Bucket => vec![format!(
             "arn:{partition}:s3:::{}",
+            blueprint::bucket_name(config, account)
+        )],
+        Scope::BucketObjects => vec![format!(
+            "arn:{partition}:s3:::{}/*",
             blueprint::bucket_name(config, account)
         )],
         Scope::Database => vec![

@@ -323,3 +323,131 @@ fn log_tail(paths: &Paths) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
+
+/// Stops the environment's local PostgREST, if it runs. Returns its pid.
+pub async fn stop(environment: &str) -> anyhow::Result<Option<u32>> {
+    let paths = paths(environment)?;
+    let pid = running_pid(&paths);
+    if let Some(pid) = pid {
+        stop_pid(pid).await;
+    }
+    let _ = std::fs::remove_file(&paths.pid);
+    let _ = std::fs::remove_file(&paths.fingerprint);
+    Ok(pid)
+}
+
+/// The local stand-in for RDS's final snapshot: the environment's database,
+/// dumped by pg_dump (custom format, `pg_restore` reads it) into the local
+/// stack's `snapshots/` directory. `None` when the database does not exist.
+pub async fn dump_database(
+    config: &Config,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<Option<PathBuf>> {
+    let (host, port) = local_server(config)?;
+    let mut admin = admin_connection(config, user, password).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(&config.database.name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let home = paths(&config.name)?
+        .pid
+        .parent()
+        .and_then(|run| run.parent())
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("the local stack has no home directory"))?;
+    let dir = home.join("snapshots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let file = dir.join(format!(
+        "{}-{}-final-{stamp}.dump",
+        config.name, config.database.name
+    ));
+    let out = tokio::process::Command::new(pg_tool("pg_dump"))
+        .args(["--format=custom", "--no-password", "--file"])
+        .arg(&file)
+        .args([
+            "--host",
+            &host,
+            "--port",
+            &port.to_string(),
+            "--username",
+            user,
+        ])
+        .arg(&config.database.name)
+        // The password goes by environment, never on a command line.
+        .env("PGPASSWORD", password)
+        .output()
+        .await
+        .context("running pg_dump (installed with PostgreSQL by ./localstack/install.sh)")?;
+    if !out.status.success() {
+        bail!(
+            "pg_dump of database {} failed: {}",
+            config.database.name,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(Some(file))
+}
+
+/// Drops the environment's database from the local server (its sessions
+/// ended first), as deleting the RDS instance takes it with it.
+pub async fn drop_database(config: &Config, user: &str, password: &str) -> anyhow::Result<()> {
+    let mut admin = admin_connection(config, user, password).await?;
+    // The name was checked to be a plain lower-case identifier.
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        config.database.name
+    ))
+    .execute(&mut admin)
+    .await
+    .with_context(|| format!("dropping database {}", config.database.name))?;
+    Ok(())
+}
+
+fn local_server(config: &Config) -> anyhow::Result<(String, u16)> {
+    config.database.connect_override.clone().ok_or_else(|| {
+        anyhow!("the local PostgreSQL is reached through database.connect_host/connect_port, which are not set")
+    })
+}
+
+async fn admin_connection(
+    config: &Config,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<sqlx::PgConnection> {
+    use sqlx::ConnectOptions as _;
+    let (host, port) = local_server(config)?;
+    let ssl = match config.database.tls {
+        DatabaseTls::Disable => sqlx::postgres::PgSslMode::Disable,
+        DatabaseTls::VerifyFull => sqlx::postgres::PgSslMode::Require,
+    };
+    sqlx::postgres::PgConnectOptions::new()
+        .host(&host)
+        .port(port)
+        .username(user)
+        .password(password)
+        .database("postgres")
+        .ssl_mode(ssl)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to the local PostgreSQL at {host}:{port}"))
+}
+
+/// A PostgreSQL client program: the local stack's version first (its
+/// server's), then whatever is on PATH.
+fn pg_tool(name: &str) -> PathBuf {
+    let local = PathBuf::from("/usr/lib/postgresql/15/bin").join(name);
+    if local.is_file() {
+        local
+    } else {
+        PathBuf::from(name)
+    }
+}

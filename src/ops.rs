@@ -54,6 +54,24 @@ impl Session {
         Ok(plan)
     }
 
+    /// Discovers what exists and plans deleting all of it, in the order
+    /// apply deletes (by kind, dependents first).
+    pub async fn destroy_plan(&self) -> anyhow::Result<Plan> {
+        let lookup = self.lookup();
+        let live = resources::discover(&self.cx, &lookup)
+            .await
+            .context("discovering the environment")?;
+        self.cx.remember(&live);
+        let mut plan = plan::plan(&self.config.name, &[], &live, Vec::new());
+        plan.changes.sort_by_key(|c| {
+            (
+                c.id.kind().map(|k| k.delete_rank()).unwrap_or_default(),
+                c.id.clone(),
+            )
+        });
+        Ok(plan)
+    }
+
     /// A new instance asked for by major version (`"16"`) gets the minor RDS
     /// would choose for it, so the plan shows what will be created.
     async fn pin_engine_version(&self, plan: &mut Plan) {

@@ -86,6 +86,23 @@ pub fn print_plan(plan: &Plan, format: Format) {
         return;
     }
     println!("Environment `{}` needs these changes:\n", plan.environment);
+    print_changes(plan);
+}
+
+/// What `destroy` will delete, in the plan's format (every line a `-`).
+pub fn print_destroy_plan(plan: &Plan, format: Format) {
+    if format == Format::Json {
+        json_line("plan", plan);
+        return;
+    }
+    println!(
+        "Destroying environment `{}` deletes these resources:\n",
+        plan.environment
+    );
+    print_changes(plan);
+}
+
+fn print_changes(plan: &Plan) {
     for change in &plan.changes {
         let reason = if change.action == Action::Replace {
             let forced: BTreeSet<&str> = change
@@ -98,6 +115,13 @@ pub fn print_plan(plan: &Plan, format: Format) {
                 " ({} forces replacement)",
                 forced.into_iter().collect::<Vec<_>>().join(", ")
             )
+        } else if change.action == Action::Delete {
+            // What is deleted is named by its AWS id too: it is about to go.
+            change
+                .live
+                .as_ref()
+                .map(|l| format!(" ({})", l.physical_id))
+                .unwrap_or_default()
         } else {
             String::new()
         };

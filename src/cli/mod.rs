@@ -3,6 +3,7 @@
 
 mod completions;
 mod deploy;
+mod destroy;
 mod iam_policy;
 mod image;
 mod outputs;
@@ -54,6 +55,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Show the plan, confirm, and apply it.
     Deploy(deploy::Args),
+    /// Delete everything of the environment (asks for its name; keeps data unless told).
+    Destroy(destroy::Args),
     /// Check an environment file; no AWS call.
     Validate(validate::Args),
     /// Print an API token (JWT) for the environment, signed with its secret.
@@ -77,6 +80,7 @@ impl Command {
         match self {
             Command::Plan(_) => "plan",
             Command::Deploy(_) => "deploy",
+            Command::Destroy(_) => "destroy",
             Command::Validate(_) => "validate",
             Command::Token(_) => "token",
             Command::IamPolicy(_) => "iam-policy",
@@ -105,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plan(args) => plan::exec(&globals, args, started).await,
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
+        Command::Destroy(args) => destroy::exec(&globals, args, started).await,
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,

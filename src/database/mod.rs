@@ -41,9 +41,9 @@ pub struct DataTierReport {
 
 /// A database login as Secrets Manager stores it (the RDS-managed secret and ours).
 #[derive(Deserialize)]
-struct Login {
-    username: String,
-    password: String,
+pub struct Login {
+    pub username: String,
+    pub password: String,
 }
 
 impl std::fmt::Debug for Login {
@@ -61,6 +61,15 @@ async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login
     serde_json::from_str(&text).map_err(|_| {
         anyhow!("the {what} secret {arn} does not hold a JSON login with username and password")
     })
+}
+
+/// The master login RDS keeps for the instance, when the instance exists.
+pub async fn master_login(cx: &Context) -> anyhow::Result<Option<Login>> {
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    match cx.attribute(&instance, "master_secret_arn") {
+        Some(arn) => Ok(Some(read_login(cx, &arn, "RDS master").await?)),
+        None => Ok(None),
+    }
 }
 
 /// The RDS certificate authorities (`certs/README.md`): the default for

@@ -1,9 +1,9 @@
 //! ECS: the cluster, the API's task definition (one revision per change) and
 //! the Fargate service behind the load balancer.
 
-use super::{check_owner, error_code, tag_changes, AwsResultExt, Context};
+use super::{check_owner, error_code, tag_changes, AwsResultExt, Context, Waits};
 use crate::model::*;
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
     Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
@@ -12,6 +12,7 @@ use aws_sdk_ecs::types::{
     TaskDefinitionField, TaskDefinitionStatus,
 };
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 fn ecs_tags(tags: &Tags) -> Vec<Tag> {
     tags.iter()
@@ -568,7 +569,18 @@ pub async fn update_service(
     sync_tags(cx, arn, &old.tags, &new.tags).await
 }
 
-pub async fn delete_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<()> {
+/// How long a deleted service may take to drain its tasks.
+const DRAINED_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// Deletes the service (scaling its tasks down with it) and waits until ECS
+/// reports it INACTIVE: until then its tasks still hold their network
+/// interfaces, and the cluster refuses to be deleted.
+pub async fn delete_service(
+    cx: &Context,
+    id: &ResourceId,
+    spec: &ServiceSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
     super::ignore_not_found(
         cx.clients
             .ecs
@@ -579,7 +591,50 @@ pub async fn delete_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<
             .send()
             .await,
         "DeleteService",
-    )
+    )?;
+    let drained = async {
+        let mut pause = Duration::from_secs(2);
+        loop {
+            let out = cx
+                .clients
+                .ecs
+                .describe_services()
+                .cluster(&spec.cluster)
+                .services(&spec.name)
+                .send()
+                .await;
+            let status = match out {
+                Ok(out) => out
+                    .services()
+                    .first()
+                    .and_then(|s| s.status())
+                    .map(str::to_string),
+                Err(err) if super::error_code(&err) == Some("ClusterNotFoundException") => None,
+                Err(err) => return Err(err).aws("DescribeServices"),
+            };
+            if status.as_deref().is_none_or(|s| s == "INACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(15));
+        }
+    };
+    match waits
+        .report(
+            id,
+            "its tasks have stopped (INACTIVE)",
+            DRAINED_WITHIN,
+            tokio::time::timeout(DRAINED_WITHIN, drained),
+        )
+        .await?
+    {
+        Ok(result) => result,
+        Err(_) => bail!(
+            "service {} was deleted but still drains its tasks after {} minutes",
+            spec.name,
+            DRAINED_WITHIN.as_secs() / 60
+        ),
+    }
 }
 
 /// The service's tasks, for verification: how many run of how many wanted.
@@ -803,7 +858,51 @@ mod tests {
             c.ecs = crate::mocked!(aws_sdk_ecs, [&task]);
             c.ecr = crate::mocked!(aws_sdk_ecr, [&missing]);
         });
-        let spec = ServiceSpec {
+        let spec = service_spec();
+        // No CreateService rule: a call to it would fail the test differently.
+        let err = format!("{:#}", create_service(&cx, &spec).await.unwrap_err());
+        assert!(
+            err.contains("is not in ECR repository poolside-pilot/postgrest"),
+            "{err}"
+        );
+        assert_eq!(missing.num_calls(), 1);
+    }
+
+    /// A deleted service drains its tasks before ECS calls it INACTIVE; the
+    /// cluster and the subnets cannot go before that.
+    #[tokio::test(start_paused = true)]
+    async fn deleting_the_service_waits_until_it_has_drained() {
+        use aws_sdk_ecs::operation::delete_service::DeleteServiceOutput;
+        use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+        let delete = mock!(aws_sdk_ecs::Client::delete_service)
+            .match_requests(|r| r.force() == Some(true))
+            .then_output(|| DeleteServiceOutput::builder().build());
+        let status = |s: &'static str| {
+            mock!(aws_sdk_ecs::Client::describe_services).then_output(move || {
+                DescribeServicesOutput::builder()
+                    .services(aws_sdk_ecs::types::Service::builder().status(s).build())
+                    .build()
+            })
+        };
+        let (draining, still, inactive) =
+            (status("DRAINING"), status("DRAINING"), status("INACTIVE"));
+        let cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&delete, &draining, &still, &inactive]);
+        });
+        let id = ResourceId::new(Kind::Service, "api");
+        delete_service(
+            &cx,
+            &id,
+            &service_spec(),
+            &Waits::new(&crate::engine::events::Discard),
+        )
+        .await
+        .unwrap();
+        assert_eq!(inactive.num_calls(), 1);
+    }
+
+    fn service_spec() -> ServiceSpec {
+        ServiceSpec {
             name: "poolside-pilot-api".into(),
             cluster: "arn:aws:ecs:eu-west-1:1:cluster/poolside-pilot".into(),
             task_definition: "arn:aws:ecs:eu-west-1:1:task-definition/poolside-pilot-api:1".into(),
@@ -819,13 +918,6 @@ mod tests {
             last_deployment_failed: false,
             tags: Default::default(),
             depends_on: vec![],
-        };
-        // No CreateService rule: a call to it would fail the test differently.
-        let err = format!("{:#}", create_service(&cx, &spec).await.unwrap_err());
-        assert!(
-            err.contains("is not in ECR repository poolside-pilot/postgrest"),
-            "{err}"
-        );
-        assert_eq!(missing.num_calls(), 1);
+        }
     }
 }

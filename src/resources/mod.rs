@@ -15,7 +15,7 @@ pub mod registry;
 mod scaling;
 pub mod secrets;
 mod security;
-mod storage;
+pub mod storage;
 
 use crate::aws::Clients;
 use crate::engine::events::{Event, EventSink};
@@ -27,6 +27,26 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// What deleting a stateful resource may do. The default keeps data: a
+/// bucket or repository that holds anything is not deleted, and an instance
+/// leaves a final snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct DeletionPolicy {
+    /// Empty a bucket (every version and delete marker) and a repository
+    /// (every image) before deleting it.
+    pub delete_data: bool,
+    pub final_snapshot: bool,
+}
+
+impl Default for DeletionPolicy {
+    fn default() -> Self {
+        DeletionPolicy {
+            delete_data: false,
+            final_snapshot: true,
+        }
+    }
+}
+
 /// What every step needs: the clients, the environment, and the map from
 /// logical ids to AWS ids, seeded by discovery and grown by creates.
 pub struct Context {
@@ -35,6 +55,8 @@ pub struct Context {
     pub region: String,
     /// The target is an emulator (moto, LocalStack): no image pulls, no tasks.
     pub emulator: bool,
+    /// What a delete may take with it; `destroy` sets it from its flags.
+    pub deletion: DeletionPolicy,
     physical_ids: Mutex<BTreeMap<ResourceId, String>>,
     attributes: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
 }
@@ -46,6 +68,7 @@ impl Context {
             environment: environment.to_string(),
             region: region.to_string(),
             emulator: false,
+            deletion: DeletionPolicy::default(),
             physical_ids: Mutex::default(),
             attributes: Mutex::default(),
         }
@@ -420,7 +443,62 @@ pub async fn update(
     .with_context(|| format!("updating {} ({id})", live.id))
 }
 
+/// How long a delete retries while AWS says something still uses the
+/// resource: the ENIs of a deleted load balancer or task linger for minutes.
+const IN_USE_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// What AWS answers while something being deleted still holds the resource:
+/// EC2's DependencyViolation (subnets, groups, gateways, the VPC), an Elastic
+/// IP still mapped, a target group still attached, a cluster still draining.
+const IN_USE_CODES: [&str; 5] = [
+    "DependencyViolation",
+    "InvalidIPAddress.InUse",
+    "ResourceInUse",
+    "ClusterContainsServicesException",
+    "ClusterContainsTasksException",
+];
+
+fn still_in_use(err: &anyhow::Error) -> bool {
+    let text = format!("{err:#}");
+    IN_USE_CODES.iter().any(|code| text.contains(code))
+}
+
+/// Deletes one resource, retrying with bounded backoff while AWS says it is
+/// still in use; on giving up, names what still uses it where EC2 can say.
 pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
+    let retrying = async {
+        let mut pause = Duration::from_secs(5);
+        let started = tokio::time::Instant::now();
+        loop {
+            match delete_once(cx, live, waits).await {
+                Err(err) if still_in_use(&err) && started.elapsed() + pause <= IN_USE_LIMIT => {
+                    tracing::info!(id = %live.id, error = %format!("{err:#}"), "still in use; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(30));
+                }
+                Err(err) if still_in_use(&err) => {
+                    let users = network::interfaces_using(cx, &live.spec, &live.physical_id).await;
+                    let named = if users.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; network interfaces still in it: {}", users.join(", "))
+                    };
+                    return Err(err.context(format!(
+                        "{} is still in use after {} minutes{named}",
+                        live.id,
+                        IN_USE_LIMIT.as_secs() / 60
+                    )));
+                }
+                other => return other,
+            }
+        }
+    };
+    waits
+        .report(&live.id, "nothing uses it any more", IN_USE_LIMIT, retrying)
+        .await?
+}
+
+async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
     let id = &live.physical_id;
     match &live.spec {
         Spec::Vpc(_) => network::delete_vpc(cx, id).await,
@@ -445,7 +523,7 @@ pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Res
         Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
         Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
         Spec::Listener(_) => load_balancer::delete_listener(cx, id).await,
-        Spec::Service(s) => ecs::delete_service(cx, s).await,
+        Spec::Service(s) => ecs::delete_service(cx, &live.id, s, waits).await,
         Spec::Scaling(_) => scaling::delete(cx, id).await,
         Spec::Alarm(_) => alarms::delete(cx, id).await,
         Spec::Dashboard(_) => alarms::delete_dashboard(cx, id).await,
@@ -799,6 +877,103 @@ mod tests {
         fn emit(&self, event: Event) {
             self.0.lock().unwrap().push(event);
         }
+    }
+
+    fn ec2_error(code: &str, message: &str) -> String {
+        format!("<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>r</RequestID></Response>")
+    }
+
+    fn subnet() -> Live {
+        Live {
+            id: ResourceId::new(Kind::Subnet, "private-eu-west-1a"),
+            physical_id: "subnet-0123".into(),
+            spec: Spec::Subnet(SubnetSpec {
+                vpc: ResourceId::new(Kind::Vpc, "main"),
+                cidr: "10.0.16.0/20".into(),
+                availability_zone: "eu-west-1a".into(),
+                tags: Tags::new(),
+            }),
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    /// A load balancer's network interfaces outlive it by minutes: the
+    /// subnet's delete is retried until AWS lets it go.
+    #[tokio::test(start_paused = true)]
+    async fn a_subnet_still_in_use_is_deleted_once_aws_releases_it() {
+        use aws_smithy_mocks::mock;
+        let busy = mock!(aws_sdk_ec2::Client::delete_subnet)
+            .sequence()
+            .http_status(
+                400,
+                Some(ec2_error(
+                    "DependencyViolation",
+                    "The subnet 'subnet-0123' has dependencies and cannot be deleted.",
+                )),
+            )
+            .times(3)
+            .output(|| aws_sdk_ec2::operation::delete_subnet::DeleteSubnetOutput::builder().build())
+            .build();
+        let cx = testing::context(|c| c.ec2 = crate::mocked!(aws_sdk_ec2, [&busy]));
+        let sink = Recorded(Mutex::default());
+        delete(&cx, &subnet(), &Waits::new(&sink)).await.unwrap();
+        assert_eq!(busy.num_calls(), 4);
+    }
+
+    /// When AWS never lets go, the error names what still holds the subnet.
+    #[tokio::test(start_paused = true)]
+    async fn giving_up_on_a_subnet_names_the_interfaces_still_in_it() {
+        use aws_sdk_ec2::operation::describe_network_interfaces::DescribeNetworkInterfacesOutput;
+        use aws_sdk_ec2::types::NetworkInterface;
+        use aws_smithy_mocks::mock;
+        let busy = mock!(aws_sdk_ec2::Client::delete_subnet)
+            .sequence()
+            .http_status(
+                400,
+                Some(ec2_error(
+                    "DependencyViolation",
+                    "The subnet 'subnet-0123' has dependencies and cannot be deleted.",
+                )),
+            )
+            .repeatedly()
+            .build();
+        let interfaces = mock!(aws_sdk_ec2::Client::describe_network_interfaces)
+            .match_requests(|r| {
+                r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some("subnet-id") && f.values() == ["subnet-0123"])
+            })
+            .then_output(|| {
+                DescribeNetworkInterfacesOutput::builder()
+                    .network_interfaces(
+                        NetworkInterface::builder()
+                            .network_interface_id("eni-0abc")
+                            .description("ELB app/poolside-pilot/50dc6c495c0c9188")
+                            .build(),
+                    )
+                    .build()
+            });
+        let cx = testing::context(|c| {
+            c.ec2 = crate::mocked!(aws_sdk_ec2, [&busy, &interfaces], MatchAny)
+        });
+        let sink = Recorded(Mutex::default());
+        let err = delete(&cx, &subnet(), &Waits::new(&sink))
+            .await
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("is still in use after 15 minutes"), "{text}");
+        assert!(
+            text.contains("eni-0abc (ELB app/poolside-pilot/50dc6c495c0c9188)"),
+            "{text}"
+        );
+        assert!(text.contains("DependencyViolation"), "{text}");
+        // It said what it waited for while it waited.
+        assert!(sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::StepWaiting { .. })));
     }
 
     /// AWS's code and message, not the SDK's debug dump of the response.

@@ -105,10 +105,12 @@ pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
     let groups = ours.keep(groups.security_groups(), |g| g.tags(), |g| g.group_id());
     let vpc_endpoints = ours.keep(
         vpc_endpoints.vpc_endpoints().iter().filter(|e| {
-            use aws_sdk_ec2::types::State as S;
+            // EC2 answers `deleted` where the SDK's enum spells `Deleted`:
+            // compare the text, or a deleted endpoint is found for hours.
+            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
             !matches!(
-                e.state(),
-                Some(S::Deleted | S::Deleting | S::Failed | S::Rejected | S::Expired)
+                state.as_deref(),
+                Some("deleted" | "deleting" | "failed" | "rejected" | "expired")
             )
         }),
         |e| e.tags(),
@@ -367,6 +369,38 @@ pub async fn update_vpc(
             .aws("ModifyVpcAttribute")?;
     }
     sync_ec2_tags(cx, vpc_id, &old.tags, &new.tags).await
+}
+
+/// The network interfaces in a subnet, security group or VPC, as
+/// `eni-… (description)`: what keeps it from being deleted. Empty for other
+/// kinds, or when EC2 cannot be asked.
+pub async fn interfaces_using(cx: &Context, spec: &Spec, id: &str) -> Vec<String> {
+    let filter = match spec {
+        Spec::Subnet(_) => "subnet-id",
+        Spec::SecurityGroup(_) => "group-id",
+        Spec::Vpc(_) => "vpc-id",
+        _ => return vec![],
+    };
+    let out = cx
+        .clients
+        .ec2
+        .describe_network_interfaces()
+        .filters(Filter::builder().name(filter).values(id).build())
+        .send()
+        .await;
+    let Ok(out) = out else {
+        return vec![];
+    };
+    out.network_interfaces()
+        .iter()
+        .map(|eni| {
+            format!(
+                "{} ({})",
+                eni.network_interface_id().unwrap_or("?"),
+                eni.description().unwrap_or("no description")
+            )
+        })
+        .collect()
 }
 
 pub async fn delete_vpc(cx: &Context, vpc_id: &str) -> anyhow::Result<()> {

@@ -687,17 +687,19 @@ pub async fn delete_instance(
             .map(|d| d.as_secs())
             .unwrap_or_default()
     );
+    let keep = cx.deletion.final_snapshot;
     let deleted = cx
         .clients
         .rds
         .delete_db_instance()
         .db_instance_identifier(identifier)
-        .skip_final_snapshot(false)
-        .final_db_snapshot_identifier(&snapshot)
+        .skip_final_snapshot(!keep)
+        .set_final_db_snapshot_identifier(keep.then(|| snapshot.clone()))
         .delete_automated_backups(false)
         .send()
         .await;
     match deleted {
+        Ok(_) if keep => cx.record_attribute(id, "final_snapshot", &snapshot),
         Ok(_) => {}
         Err(err) if error_code(&err) == Some("DBInstanceNotFound") => return Ok(()),
         Err(err) if error_code(&err) == Some("InvalidDBInstanceState") => {

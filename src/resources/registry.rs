@@ -235,15 +235,34 @@ pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
         .ecr
         .delete_repository()
         .repository_name(name)
+        // With images only when the run may delete data (destroy --delete-data).
+        .force(cx.deletion.delete_data)
         .send()
         .await
     {
         Ok(_) => Ok(()),
         Err(err) if error_code(&err) == Some("RepositoryNotFoundException") => Ok(()),
         Err(err) if error_code(&err) == Some("RepositoryNotEmptyException") => {
-            bail!("repository {name} still holds images; poolside does not delete releases: remove them first if you mean to")
+            bail!("repository {name} still holds images; poolside does not delete releases unless told to: `poolside destroy --delete-data` deletes them with it")
         }
         Err(err) => Err(err).aws("DeleteRepository"),
+    }
+}
+
+/// How many images the repository holds, counting up to `limit`.
+pub async fn count_images(cx: &Context, name: &str, limit: i32) -> anyhow::Result<usize> {
+    match cx
+        .clients
+        .ecr
+        .list_images()
+        .repository_name(name)
+        .max_results(limit)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.image_ids().len()),
+        Err(err) if error_code(&err) == Some("RepositoryNotFoundException") => Ok(0),
+        Err(err) => Err(err).aws("ListImages"),
     }
 }
 

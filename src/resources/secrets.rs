@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 /// Long enough for PostgREST's JWT secret (at least 32 characters) and for a password.
 const GENERATED_LENGTH: usize = 64;
 /// A deleted secret can be restored for this long.
-const RECOVERY_WINDOW_DAYS: i64 = 7;
+pub const RECOVERY_WINDOW_DAYS: i64 = 7;
 
 pub async fn discover(cx: &Context, names: &[(ResourceId, String)]) -> anyhow::Result<Vec<Live>> {
     let found =

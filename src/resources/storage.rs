@@ -332,15 +332,117 @@ pub async fn update(cx: &Context, old: &BucketSpec, new: &BucketSpec) -> anyhow:
     Ok(())
 }
 
-/// Deletes an empty bucket. A bucket with objects is never emptied by poolside:
+/// Deletes an empty bucket. A bucket that holds anything is deleted only
+/// when the run may delete data (`destroy --delete-data`), after emptying it:
 /// model artifacts are data, and losing them is not a deploy's call to make.
 pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
+    if cx.deletion.delete_data {
+        if cx.emulator {
+            // The policy admits TLS only, and an emulator speaks plain HTTP;
+            // on AWS the policy stays, and HTTPS satisfies it.
+            let result = cx
+                .clients
+                .s3
+                .delete_bucket_policy()
+                .bucket(name)
+                .send()
+                .await;
+            if let Err(err) = result {
+                if error_code(&err) != Some("NoSuchBucket") {
+                    return Err(err).aws("DeleteBucketPolicy");
+                }
+            }
+        }
+        empty(cx, name).await?;
+    }
     match cx.clients.s3.delete_bucket().bucket(name).send().await {
         Ok(_) => Ok(()),
         Err(err) if error_code(&err) == Some("NoSuchBucket") => Ok(()),
         Err(err) if error_code(&err) == Some("BucketNotEmpty") => {
-            bail!("bucket {name} still holds objects (model artifacts); poolside does not delete data: empty it first if you mean to")
+            bail!("bucket {name} still holds objects (model artifacts); poolside does not delete data unless told to: `poolside destroy --delete-data` empties it first")
         }
         Err(err) => Err(err).aws("DeleteBucket"),
+    }
+}
+
+/// How many versions and delete markers the bucket holds, counting up to
+/// `limit`: in a versioned bucket a deleted object is still data.
+pub async fn count_versions(cx: &Context, name: &str, limit: i32) -> anyhow::Result<usize> {
+    let out = cx
+        .clients
+        .s3
+        .list_object_versions()
+        .bucket(name)
+        .max_keys(limit)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out.versions().len() + out.delete_markers().len()),
+        Err(err) if error_code(&err) == Some("NoSuchBucket") => Ok(0),
+        Err(err) => Err(err).aws("ListObjectVersions"),
+    }
+}
+
+/// Deletes every object version and delete marker, a page (at most 1000,
+/// DeleteObjects' limit) at a time.
+async fn empty(cx: &Context, name: &str) -> anyhow::Result<()> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    loop {
+        let out = match cx
+            .clients
+            .s3
+            .list_object_versions()
+            .bucket(name)
+            .max_keys(1000)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) if error_code(&err) == Some("NoSuchBucket") => return Ok(()),
+            Err(err) => return Err(err).aws("ListObjectVersions"),
+        };
+        let identifiers: Vec<ObjectIdentifier> = out
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                out.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
+            .filter_map(|(key, version)| {
+                ObjectIdentifier::builder()
+                    .set_key(key.map(str::to_string))
+                    .set_version_id(version.map(str::to_string))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if identifiers.is_empty() {
+            return Ok(());
+        }
+        let deleted = cx
+            .clients
+            .s3
+            .delete_objects()
+            .bucket(name)
+            .delete(
+                Delete::builder()
+                    .set_objects(Some(identifiers))
+                    .quiet(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .aws("DeleteObjects")?;
+        if let Some(error) = deleted.errors().first() {
+            bail!(
+                "emptying bucket {name}: {} of its objects could not be deleted, e.g. {:?}: {} {}",
+                deleted.errors().len(),
+                error.key().unwrap_or_default(),
+                error.code().unwrap_or_default(),
+                error.message().unwrap_or_default()
+            );
+        }
     }
 }

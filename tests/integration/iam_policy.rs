@@ -1,5 +1,5 @@
 //! `poolside iam-policy`: every AWS operation that a deploy from empty, a
-//! no-op deploy and a plan really make (as `--stats` records them) is in the
+//! no-op deploy, a plan and a destroy really make (as `--stats` records them) is in the
 //! policy, through the action IAM checks for it.
 
 use crate::support::*;
@@ -20,7 +20,7 @@ fn operations(run: &Run) -> BTreeSet<String> {
 }
 
 #[tokio::test]
-async fn the_policy_covers_every_operation_deploy_and_plan_make() {
+async fn the_policy_covers_every_operation_deploy_plan_and_destroy_make() {
     // With a hosted zone, so the certificate and DNS operations are made too.
     let mut env = Env::new("iam");
     let aws = aws().await;
@@ -49,8 +49,22 @@ async fn the_policy_covers_every_operation_deploy_and_plan_make() {
     made.extend(operations(&plan));
     assert!(made.len() > 60, "too few operations seen: {made:?}");
 
+    // The policy is generated before the destroy: iam-policy reads the account
+    // from STS, and the environment must still be what it describes.
     let run = env.poolside(&["iam-policy", "--env", &env.name, "--output", "json"]);
     run.assert_code(0);
+    let destroyed = env.poolside(&[
+        "destroy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--delete-data",
+        "--output",
+        "json",
+        "--stats",
+    ]);
+    destroyed.assert_code(0);
+    made.extend(operations(&destroyed));
     let generated = run.one("iam_policy");
     let allowed: BTreeSet<&str> = generated["policy"]["Statement"]
         .as_array()

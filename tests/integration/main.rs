@@ -7,6 +7,7 @@ mod bad_config;
 mod cli;
 mod data_tier;
 mod deploy;
+mod destroy;
 mod domain;
 mod iam_policy;
 mod real_aws;

@@ -1,0 +1,241 @@
+//! `poolside destroy`: deletes everything of one environment, found by its
+//! tags and names (never by a name prefix, so another environment is never
+//! touched), in reverse dependency order.
+//!
+//! Data is kept unless the user says otherwise: a bucket or repository that
+//! holds anything is refused without `--delete-data`, the instance leaves a
+//! final snapshot unless `--skip-final-snapshot` (which phase `full` refuses),
+//! deletion protection is honoured, and the secrets go with Secrets Manager's
+//! recovery window. Every guard is checked before anything is deleted, and
+//! all of their problems are reported at once.
+//!
+//! A destroy that stops half-way is finished by running it again: discovery
+//! finds what is left. With nothing left it says so and exits 0.
+
+use super::{exit, Globals};
+use crate::config::Phase;
+use crate::database;
+use crate::engine::apply::apply;
+use crate::engine::plan::Plan;
+use crate::local_plane;
+use crate::model::{Kind, ResourceId, Spec};
+use crate::ops::Session;
+use crate::output::{self, Format, Progress};
+use crate::resources::{registry, storage, DeletionPolicy};
+use anyhow::{bail, Context as _};
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment to destroy (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+    /// Do not ask for the environment's name.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Empty the bucket (every object version) and the repository (every
+    /// image) and delete them; without it, either one holding data is refused.
+    #[arg(long)]
+    pub delete_data: bool,
+    /// Delete the instance without a final snapshot (refused in phase full).
+    #[arg(long)]
+    pub skip_final_snapshot: bool,
+}
+
+/// What destroy did, for `--output json`.
+#[derive(Debug, serde::Serialize)]
+struct DestroyReport<'a> {
+    deleted: usize,
+    final_snapshot: Option<String>,
+    secrets_recoverable_for_days: Option<i64>,
+    local_dump: Option<&'a str>,
+    local_api_stopped: Option<u32>,
+}
+
+pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
+    let config = globals.load(&args.env)?;
+    if args.skip_final_snapshot && config.phase == Phase::Full {
+        bail!(
+            "refusing --skip-final-snapshot: `{}` is in phase full, whose database is kept as a final snapshot when it is deleted",
+            args.env
+        );
+    }
+    let mut session = Session::open(config).await?;
+    session.cx.deletion = DeletionPolicy {
+        delete_data: args.delete_data,
+        final_snapshot: !args.skip_final_snapshot,
+    };
+    let plan = session.destroy_plan().await?;
+    let emulator = session.config.endpoint_url.is_some();
+    if plan.is_empty() {
+        let stopped = if emulator {
+            local_plane::stop(&args.env).await?
+        } else {
+            None
+        };
+        match globals.output {
+            Format::Json => output::json_line("plan", &plan),
+            Format::Human => println!(
+                "Nothing to destroy: no resource of environment `{}` exists.",
+                args.env
+            ),
+        }
+        if let Some(pid) = stopped {
+            eprintln!("Stopped the local PostgREST (pid {pid}).");
+        }
+        globals.print_stats(&session, started);
+        return Ok(ExitCode::from(exit::OK));
+    }
+    let problems = guards(&session, &plan, &args).await?;
+    output::print_destroy_plan(&plan, globals.output);
+    if !problems.is_empty() {
+        globals.print_stats(&session, started);
+        bail!(
+            "destroy of `{}` refused before deleting anything:\n  - {}",
+            args.env,
+            problems.join("\n  - ")
+        );
+    }
+    if !args.yes {
+        confirm_by_name(&args.env)?;
+    }
+
+    // The local stand-in for the final snapshot is taken before the instance
+    // (and with it, on moto, its master secret) goes.
+    let master = if emulator {
+        database::master_login(&session.cx).await?
+    } else {
+        None
+    };
+    let local_api_stopped = if emulator {
+        local_plane::stop(&args.env).await?
+    } else {
+        None
+    };
+    let local_dump = match &master {
+        Some(login) if session.cx.deletion.final_snapshot => {
+            local_plane::dump_database(&session.config, &login.username, &login.password)
+                .await
+                .context("dumping the local database before deleting it")?
+        }
+        _ => None,
+    };
+
+    let progress = Progress::new(globals.output);
+    let report = apply(&session.cx, &plan, &progress).await;
+    if !report.is_success() {
+        globals.print_stats(&session, started);
+        if globals.output == Format::Json {
+            output::json_line("apply_report", &report);
+        }
+        if crate::interrupt::requested() {
+            eprintln!(
+                "Interrupted: {} deleted, the rest not. Run destroy again to finish.",
+                report.succeeded.len()
+            );
+            return Err(crate::interrupt::Interrupted.into());
+        }
+        bail!(
+            "destroy of `{}` incomplete: {} failed, {} skipped, {} deleted. Fix the cause and run destroy again: it picks up what is left.",
+            args.env,
+            report.failed.len(),
+            report.skipped.len(),
+            report.succeeded.len()
+        );
+    }
+    if let Some(login) = &master {
+        local_plane::drop_database(&session.config, &login.username, &login.password).await?;
+    }
+
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    let final_snapshot = session.cx.attribute(&instance, "final_snapshot");
+    let has_secrets = plan
+        .changes
+        .iter()
+        .any(|c| c.id.kind() == Some(Kind::Secret));
+    let local_dump_text = local_dump.as_ref().map(|p| p.display().to_string());
+    let summary = DestroyReport {
+        deleted: report.succeeded.len(),
+        final_snapshot,
+        secrets_recoverable_for_days: has_secrets
+            .then_some(crate::resources::secrets::RECOVERY_WINDOW_DAYS),
+        local_dump: local_dump_text.as_deref(),
+        local_api_stopped,
+    };
+    match globals.output {
+        Format::Json => output::json_line("destroy", &summary),
+        Format::Human => {
+            println!(
+                "Destroy complete: {} deleted from environment `{}`.",
+                summary.deleted, args.env
+            );
+            if let Some(snapshot) = &summary.final_snapshot {
+                println!("Final snapshot of the database: {snapshot} (restore it with RestoreDBInstanceFromDBSnapshot).");
+            }
+            if let Some(days) = summary.secrets_recoverable_for_days {
+                println!(
+                    "The secrets can be restored for {days} days (Secrets Manager RestoreSecret)."
+                );
+            }
+            if let Some(dump) = &summary.local_dump {
+                println!("Local database dumped to {dump} (pg_restore reads it).");
+            }
+        }
+    }
+    globals.print_stats(&session, started);
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Every reason not to start, each saying what to pass or change.
+async fn guards(session: &Session, plan: &Plan, args: &Args) -> anyhow::Result<Vec<String>> {
+    let cx = &session.cx;
+    let mut problems = Vec::new();
+    for change in &plan.changes {
+        let Some(live) = &change.live else { continue };
+        match &live.spec {
+            Spec::DbInstance(db) if db.deletion_protection => problems.push(format!(
+                "RDS instance {} has deletion protection on: set database.deletion_protection = false in environments/{}.toml and run deploy, then destroy",
+                db.identifier, args.env
+            )),
+            Spec::Bucket(bucket) if !args.delete_data => {
+                let held = storage::count_versions(cx, &bucket.name, 10).await?;
+                if held > 0 {
+                    problems.push(format!(
+                        "bucket {} holds {} object versions or delete markers (model artifacts): pass --delete-data to delete them with it",
+                        bucket.name,
+                        if held >= 10 { "10 or more".to_string() } else { held.to_string() }
+                    ));
+                }
+            }
+            Spec::Repository(repository) if !args.delete_data => {
+                let held = registry::count_images(cx, &repository.name, 10).await?;
+                if held > 0 {
+                    problems.push(format!(
+                        "repository {} holds {} images (releases): pass --delete-data to delete them with it",
+                        repository.name,
+                        if held >= 10 { "10 or more".to_string() } else { held.to_string() }
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(problems)
+}
+
+/// Asks for the environment's name, as a deliberate act; never without a terminal.
+fn confirm_by_name(env: &str) -> anyhow::Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to ask for confirmation: standard input is not a terminal. Re-run with --yes to destroy without asking.");
+    }
+    eprint!("\nThis deletes environment `{env}` and cannot be undone. Type its name to confirm: ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != env {
+        bail!("destroy cancelled: nothing was deleted");
+    }
+    Ok(())
+}
