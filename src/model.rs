@@ -137,6 +137,16 @@ impl Kind {
         }
     }
 
+    /// Kinds that hold data a delete loses: the database, the model
+    /// artifacts, the images (releases), and the logins in the secrets.
+    /// Deploy deletes or replaces one only when the user names it.
+    pub fn holds_data(self) -> bool {
+        matches!(
+            self,
+            Kind::DbInstance | Kind::Bucket | Kind::Repository | Kind::Secret
+        )
+    }
+
     /// Deletes run in waves of increasing rank, so nothing is deleted while
     /// something that depends on it still exists.
     pub fn delete_rank(self) -> u8 {

@@ -71,7 +71,9 @@ impl ColorWhen {
 
 pub fn print_plan(plan: &Plan, format: Format) {
     if format == Format::Json {
-        json_line("plan", plan);
+        let mut value = serde_json::to_value(plan).expect("a plan serializes");
+        value["data_losses"] = serde_json::json!(plan.data_losses());
+        json_line("plan", &value);
         return;
     }
     // Diagnostics go to stderr, so stdout stays the plan alone.
@@ -131,6 +133,13 @@ fn print_changes(plan: &Plan) {
             change.action.symbol(),
             change.id
         );
+        if change.destroys_data() {
+            let loud = anstyle::AnsiColor::Red.on_default().bold();
+            anstream::println!(
+                "      {loud}! deletes the data it holds: deploy needs --allow-replace {}{loud:#}",
+                change.id
+            );
+        }
         for property in &change.properties {
             let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_default();
             match (&property.before, &property.after) {

@@ -21,6 +21,11 @@ pub struct Args {
     /// Apply without asking for confirmation.
     #[arg(short, long)]
     pub yes: bool,
+    /// Allow this plan to delete or replace a resource that holds data (the
+    /// DB instance, the bucket, the repository, a secret), e.g.
+    /// `--allow-replace db-instance/main`; repeat for each.
+    #[arg(long = "allow-replace", value_name = "ID")]
+    pub allow_replace: Vec<String>,
 }
 
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
@@ -28,6 +33,26 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let session = Session::open(config).await?;
     let plan = session.plan().await?;
     output::print_plan(&plan, globals.output);
+    let unallowed: Vec<String> = plan
+        .data_losses()
+        .into_iter()
+        .map(|id| id.0.clone())
+        .filter(|id| !args.allow_replace.contains(id))
+        .collect();
+    if !unallowed.is_empty() {
+        globals.print_stats(&session, started);
+        let flags: Vec<String> = unallowed
+            .iter()
+            .map(|id| format!("--allow-replace {id}"))
+            .collect();
+        bail!(
+            "deploy of `{}` refused: the plan deletes or replaces {}, which hold{} data (a replace deletes the old one; the instance leaves a final snapshot). Nothing was changed. If that is what you mean, run deploy again with {}",
+            args.env,
+            unallowed.join(", "),
+            if unallowed.len() == 1 { "s" } else { "" },
+            flags.join(" ")
+        );
+    }
 
     if !plan.is_empty() && !args.yes {
         confirm(&args.env)?;

@@ -60,6 +60,14 @@ pub struct Change {
     pub dependencies: Vec<ResourceId>,
 }
 
+impl Change {
+    /// A delete or replace of something that holds data (`Kind::holds_data`).
+    pub fn destroys_data(&self) -> bool {
+        matches!(self.action, Action::Delete | Action::Replace)
+            && self.id.kind().is_some_and(|k| k.holds_data())
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub create: usize,
@@ -89,6 +97,18 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
     pub summary: Summary,
+}
+
+impl Plan {
+    /// The changes that delete or replace something holding data, which
+    /// deploy applies only with `--allow-replace <id>`.
+    pub fn data_losses(&self) -> Vec<&ResourceId> {
+        self.changes
+            .iter()
+            .filter(|c| c.destroys_data())
+            .map(|c| &c.id)
+            .collect()
+    }
 }
 
 impl Plan {

@@ -698,3 +698,56 @@ fn raw_body<E: std::fmt::Debug>(
     assert_eq!(raw.status().as_u16(), 200, "{err:?}");
     String::from_utf8_lossy(raw.body().bytes().unwrap()).into_owned()
 }
+
+/// Changing the master user name replaces the instance: deploy refuses,
+/// `--yes` or not, until the user names it.
+#[tokio::test]
+async fn a_plan_that_replaces_the_database_is_refused_until_named() {
+    let mut env = Env::new("guard");
+    env.write();
+    env.deploy();
+    env.database_extra = "master_username = \"other_admin\"\n".into();
+    env.write();
+
+    let plan = env.plan();
+    plan.assert_code(2);
+    let plan = plan.one("plan");
+    assert_eq!(plan["data_losses"], serde_json::json!(["db-instance/main"]));
+    let human = env.poolside(&["plan", "--env", &env.name]);
+    assert!(
+        human
+            .stdout()
+            .contains("deletes the data it holds: deploy needs --allow-replace db-instance/main"),
+        "{}",
+        human.stdout()
+    );
+
+    let refused = env.poolside(&[
+        "deploy", "--env", &env.name, "--yes", "--output", "json", "--stats",
+    ]);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr()
+            .contains("refused: the plan deletes or replaces db-instance/main")
+            && refused
+                .stderr()
+                .contains("--allow-replace db-instance/main"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(refused.mutating_calls(), 0);
+
+    let allowed = env.poolside(&[
+        "deploy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--allow-replace",
+        "db-instance/main",
+        "--output",
+        "json",
+    ]);
+    allowed.assert_code(0);
+    env.plan().assert_code(0);
+}
