@@ -107,13 +107,18 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("S3", "GetBucketTagging", "s3:GetBucketTagging", Scope::Bucket),
     ("S3", "GetBucketVersioning", "s3:GetBucketVersioning", Scope::Bucket),
     ("S3", "GetPublicAccessBlock", "s3:GetBucketPublicAccessBlock", Scope::Bucket),
+    ("S3", "GetObject", "s3:GetObject", Scope::BucketObjects),
     ("S3", "HeadBucket", "s3:ListBucket", Scope::Bucket),
     ("S3", "ListObjectVersions", "s3:ListBucketVersions", Scope::Bucket),
+    ("S3", "ListObjectsV2", "s3:ListBucket", Scope::Bucket),
     ("S3", "PutBucketEncryption", "s3:PutEncryptionConfiguration", Scope::Bucket),
     ("S3", "PutBucketLifecycleConfiguration", "s3:PutLifecycleConfiguration", Scope::Bucket),
     ("S3", "PutBucketPolicy", "s3:PutBucketPolicy", Scope::Bucket),
     ("S3", "PutBucketTagging", "s3:PutBucketTagging", Scope::Bucket),
     ("S3", "PutBucketVersioning", "s3:PutBucketVersioning", Scope::Bucket),
+    // The lock and the history, in the state bucket.
+    ("S3", "PutObject", "s3:PutObject", Scope::BucketObjects),
+    ("S3", "DeleteObject", "s3:DeleteObject", Scope::BucketObjects),
     ("S3", "PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock", Scope::Bucket),
     ("ECR", "CreateRepository", "ecr:CreateRepository", Scope::Repository),
     ("ECR", "DeleteLifecyclePolicy", "ecr:DeleteLifecyclePolicy", Scope::Repository),
@@ -282,6 +287,7 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
         format!("arn:{partition}:{service}:{region}:{id}:{rest}")
     };
     let db = blueprint::database_identifier(config);
+    let state = crate::state::Store::bucket_name(id, region);
     match scope {
         Scope::Any => vec!["*".into()],
         Scope::Roles | Scope::PassRoles => vec![arn("iam", "", format!("role/poolside-{env}-*"))],
@@ -301,14 +307,22 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
             region,
             format!("repository/{}", config.registry.repository_name),
         )],
-        Scope::Bucket => vec![format!(
-            "arn:{partition}:s3:::{}",
-            blueprint::bucket_name(config, account)
-        )],
-        Scope::BucketObjects => vec![format!(
-            "arn:{partition}:s3:::{}/*",
-            blueprint::bucket_name(config, account)
-        )],
+        // The artifacts bucket, and the state bucket that holds the lock and history.
+        Scope::Bucket => vec![
+            format!(
+                "arn:{partition}:s3:::{}",
+                blueprint::bucket_name(config, account)
+            ),
+            format!("arn:{partition}:s3:::{state}"),
+        ],
+        Scope::BucketObjects => vec![
+            format!(
+                "arn:{partition}:s3:::{}/*",
+                blueprint::bucket_name(config, account)
+            ),
+            format!("arn:{partition}:s3:::{state}/locks/{env}.json"),
+            format!("arn:{partition}:s3:::{state}/history/{env}/*"),
+        ],
         Scope::Database => vec![
             arn("rds", region, format!("db:{db}")),
             arn("rds", region, format!("pg:{db}-*")),

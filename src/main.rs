@@ -15,6 +15,7 @@ mod ops;
 mod output;
 mod refs;
 mod resources;
+mod state;
 mod templates;
 mod verify;
 

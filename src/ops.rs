@@ -21,6 +21,8 @@ pub struct Session {
     pub cx: Context,
     pub desired: Vec<Desired>,
     account: AccountFacts,
+    /// The caller's ARN, as STS names it (who holds the lock, who ran what).
+    pub caller: String,
 }
 
 impl Session {
@@ -29,7 +31,7 @@ impl Session {
             probe_emulator(url).await?;
         }
         let clients = Clients::connect(&config).await;
-        let account = account_facts(&clients, &config).await?;
+        let (account, caller) = account_facts(&clients, &config).await?;
         let desired = blueprint::build(&config, &account)?;
         let mut cx = Context::new(clients, &config.name, &config.region);
         cx.emulator = config.endpoint_url.is_some();
@@ -38,7 +40,20 @@ impl Session {
             cx,
             desired,
             account,
+            caller,
         })
+    }
+
+    /// The state bucket of this account and region (made on first use).
+    pub async fn state(&self) -> anyhow::Result<crate::state::Store> {
+        crate::state::Store::open(
+            &self.cx.clients,
+            &self.account.account_id,
+            &self.config.region,
+            &self.account.partition,
+            self.cx.emulator,
+        )
+        .await
     }
 
     /// Discovers what exists and plans the changes to reach the blueprint.
@@ -347,10 +362,15 @@ async fn probe_emulator(url: &str) -> anyhow::Result<()> {
 /// The account the credentials reach, for commands that need no session.
 pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
     let clients = Clients::connect(config).await;
-    account_facts(&clients, config).await
+    account_facts(&clients, config)
+        .await
+        .map(|(account, _)| account)
 }
 
-async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<AccountFacts> {
+async fn account_facts(
+    clients: &Clients,
+    config: &Config,
+) -> anyhow::Result<(AccountFacts, String)> {
     let identity = clients
         .sts
         .get_caller_identity()
@@ -377,11 +397,15 @@ async fn account_facts(clients: &Clients, config: &Config) -> anyhow::Result<Acc
         .unwrap_or("aws")
         .to_string();
     let s3_prefix_list = s3_prefix_list(clients, &config.region).await?;
-    Ok(AccountFacts {
-        account_id,
-        partition,
-        s3_prefix_list,
-    })
+    let caller = identity.arn().unwrap_or("unknown caller").to_string();
+    Ok((
+        AccountFacts {
+            account_id,
+            partition,
+            s3_prefix_list,
+        },
+        caller,
+    ))
 }
 
 /// The AWS-managed prefix list of S3 in the region: the API tasks reach S3

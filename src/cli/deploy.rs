@@ -1,4 +1,4 @@
-use super::{exit, Globals};
+use super::{exit, guarded, Globals};
 use crate::database;
 use crate::engine::apply::apply;
 use crate::engine::plan::Plan;
@@ -26,12 +26,29 @@ pub struct Args {
     /// `--allow-replace db-instance/main`; repeat for each.
     #[arg(long = "allow-replace", value_name = "ID")]
     pub allow_replace: Vec<String>,
+    /// How long to wait for another command's lock on the environment (e.g. 5m).
+    #[arg(long, default_value = "0s", value_parser = guarded::parse_timeout)]
+    pub lock_timeout: std::time::Duration,
 }
 
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
+    let guard = guarded::begin(&session, "deploy", args.lock_timeout).await?;
+    let outcome = deploy_locked(globals, &session, &guard, &args, started).await;
+    guard.finish(&session, &outcome).await;
+    outcome
+}
+
+async fn deploy_locked(
+    globals: &Globals,
+    session: &Session,
+    guard: &guarded::Guarded,
+    args: &Args,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let plan = session.plan().await?;
+    guard.note_plan(&plan);
     output::print_plan(&plan, globals.output);
     let unallowed: Vec<String> = plan
         .data_losses()
@@ -40,7 +57,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         .filter(|id| !args.allow_replace.contains(id))
         .collect();
     if !unallowed.is_empty() {
-        globals.print_stats(&session, started);
+        globals.print_stats(session, started);
         let flags: Vec<String> = unallowed
             .iter()
             .map(|id| format!("--allow-replace {id}"))
@@ -64,7 +81,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let progress = Progress::new(globals.output);
     let stage = Stage {
         globals,
-        session: &session,
+        session,
         started,
         env: &args.env,
         progress: &progress,
@@ -94,7 +111,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let data_tier = match data_tier {
         Ok(report) => report,
         Err(err) => {
-            globals.print_stats(&session, started);
+            globals.print_stats(session, started);
             return Err(err);
         }
     };
@@ -117,7 +134,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         match local {
             Ok(local) => output::print_local_api(&local, globals.output),
             Err(err) => {
-                globals.print_stats(&session, started);
+                globals.print_stats(session, started);
                 return Err(err);
             }
         }
@@ -135,7 +152,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     .await;
     output::print_verification(&verification, globals.output);
     output::print_outputs(&session.outputs(), globals.output);
-    globals.print_stats(&session, started);
+    globals.print_stats(session, started);
     let failed = verification.failed();
     if !failed.is_empty() {
         let names: Vec<&str> = failed.iter().map(|c| c.name).collect();

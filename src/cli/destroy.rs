@@ -12,7 +12,7 @@
 //! A destroy that stops half-way is finished by running it again: discovery
 //! finds what is left. With nothing left it says so and exits 0.
 
-use super::{exit, Globals};
+use super::{exit, guarded, Globals};
 use crate::config::Phase;
 use crate::database;
 use crate::engine::apply::apply;
@@ -42,6 +42,9 @@ pub struct Args {
     /// Delete the instance without a final snapshot (refused in phase full).
     #[arg(long)]
     pub skip_final_snapshot: bool,
+    /// How long to wait for another command's lock on the environment (e.g. 5m).
+    #[arg(long, default_value = "0s", value_parser = guarded::parse_timeout)]
+    pub lock_timeout: std::time::Duration,
 }
 
 /// What destroy did, for `--output json`.
@@ -67,7 +70,21 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         delete_data: args.delete_data,
         final_snapshot: !args.skip_final_snapshot,
     };
+    let guard = guarded::begin(&session, "destroy", args.lock_timeout).await?;
+    let outcome = destroy_locked(globals, &session, &guard, &args, started).await;
+    guard.finish(&session, &outcome).await;
+    outcome
+}
+
+async fn destroy_locked(
+    globals: &Globals,
+    session: &Session,
+    guard: &guarded::Guarded,
+    args: &Args,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let plan = session.destroy_plan().await?;
+    guard.note_plan(&plan);
     let emulator = session.config.endpoint_url.is_some();
     if plan.is_empty() {
         let stopped = if emulator {
@@ -85,13 +102,13 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         if let Some(pid) = stopped {
             eprintln!("Stopped the local PostgREST (pid {pid}).");
         }
-        globals.print_stats(&session, started);
+        globals.print_stats(session, started);
         return Ok(ExitCode::from(exit::OK));
     }
-    let problems = guards(&session, &plan, &args).await?;
+    let problems = guards(session, &plan, args).await?;
     output::print_destroy_plan(&plan, globals.output);
     if !problems.is_empty() {
-        globals.print_stats(&session, started);
+        globals.print_stats(session, started);
         bail!(
             "destroy of `{}` refused before deleting anything:\n  - {}",
             args.env,
@@ -126,7 +143,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let progress = Progress::new(globals.output);
     let report = apply(&session.cx, &plan, &progress).await;
     if !report.is_success() {
-        globals.print_stats(&session, started);
+        globals.print_stats(session, started);
         if globals.output == Format::Json {
             output::json_line("apply_report", &report);
         }
@@ -184,7 +201,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             }
         }
     }
-    globals.print_stats(&session, started);
+    globals.print_stats(session, started);
     Ok(ExitCode::from(exit::OK))
 }
 

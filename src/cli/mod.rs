@@ -4,11 +4,14 @@
 mod completions;
 mod deploy;
 mod destroy;
+mod guarded;
+mod history;
 mod iam_policy;
 mod image;
 mod outputs;
 mod plan;
 mod token;
+mod unlock;
 mod validate;
 
 use crate::config::{self, Config};
@@ -57,6 +60,10 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Delete everything of the environment (asks for its name; keeps data unless told).
     Destroy(destroy::Args),
+    /// Remove an environment's lock left by a command that died.
+    Unlock(unlock::Args),
+    /// List the environment's deploys, destroys and unlocks, newest first.
+    History(history::Args),
     /// Check an environment file; no AWS call.
     Validate(validate::Args),
     /// Print an API token (JWT) for the environment, signed with its secret.
@@ -81,6 +88,8 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Deploy(_) => "deploy",
             Command::Destroy(_) => "destroy",
+            Command::Unlock(_) => "unlock",
+            Command::History(_) => "history",
             Command::Validate(_) => "validate",
             Command::Token(_) => "token",
             Command::IamPolicy(_) => "iam-policy",
@@ -110,6 +119,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::exec(&globals, args, started).await,
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Destroy(args) => destroy::exec(&globals, args, started).await,
+        Command::Unlock(args) => unlock::exec(&globals, args).await,
+        Command::History(args) => history::exec(&globals, args).await,
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,

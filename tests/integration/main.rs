@@ -10,6 +10,7 @@ mod deploy;
 mod destroy;
 mod domain;
 mod iam_policy;
+mod lock;
 mod real_aws;
 mod service_tier;
 mod support;

@@ -1,0 +1,76 @@
+//! `poolside history`: the environment's deploys, destroys and unlocks,
+//! newest first, from the state bucket.
+
+use super::{exit, Globals};
+use crate::ops::Session;
+use crate::output::{self, Format};
+use crate::state;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment whose history to list.
+    #[arg(long)]
+    pub env: String,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let config = globals.load(&args.env)?;
+    let session = Session::open(config).await?;
+    let store = session.state().await?;
+    let records = state::list(&store, &args.env, args.limit.clamp(1, 1000)).await?;
+    match globals.output {
+        Format::Json => {
+            for record in &records {
+                output::json_line("run", record);
+            }
+        }
+        Format::Human if records.is_empty() => {
+            println!("No recorded runs of `{}`.", args.env)
+        }
+        Format::Human => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::NOTHING);
+            table.set_header([
+                "started (UTC)",
+                "command",
+                "result",
+                "changes",
+                "took",
+                "who",
+                "host",
+            ]);
+            for r in &records {
+                let changes = r
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p["summary"].as_object().cloned())
+                    .map(|s| {
+                        format!(
+                            "+{} ~{} -/+{} -{}",
+                            s["create"], s["update"], s["replace"], s["delete"]
+                        )
+                    })
+                    .unwrap_or_default();
+                table.add_row([
+                    humantime::format_rfc3339_seconds(
+                        UNIX_EPOCH + Duration::from_secs(r.started_at),
+                    )
+                    .to_string(),
+                    r.command.clone(),
+                    r.result.clone(),
+                    changes,
+                    format!("{:.1}s", r.duration_ms as f64 / 1000.0),
+                    r.who.clone(),
+                    r.host.clone(),
+                ]);
+            }
+            println!("{table}");
+        }
+    }
+    Ok(ExitCode::from(exit::OK))
+}

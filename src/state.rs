@@ -1,0 +1,580 @@
+//! What poolside keeps about its own runs, in a state bucket of the account
+//! and region (`poolside-state-<account>-<region>`, made on first use:
+//! versioned, encrypted, public access blocked, TLS only):
+//!
+//! - **the lock** of each environment, `locks/<env>.json`, taken by every
+//!   mutating command with a conditional create (`If-None-Match: *`), so two
+//!   operators on two machines cannot both hold it. The holder renews its
+//!   lease while it runs (a conditional overwrite on its own ETag); a lease
+//!   that expired (its holder crashed) may be taken over, by a conditional
+//!   overwrite on the ETag that was read, and the takeover is recorded;
+//! - **the history** of each environment, `history/<env>/<key>.json`, one
+//!   record per deploy, destroy or unlock, keyed so that S3 lists the newest
+//!   first.
+//!
+//! S3 has offered conditional writes since 2024 and conditional deletes
+//! since 2025; moto implements them both (tested here). A lease is judged by
+//! the clock of the machine that reads it: machines whose clocks are minutes
+//! apart could take over a live lock early, so the lease is generous.
+
+use crate::aws::Clients;
+use crate::resources::{error_code, AwsResultExt as _};
+use anyhow::{anyhow, bail, Context as _};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a lock holds without renewal, unless `POOLSIDE_LOCK_LEASE`
+/// (e.g. `30s`) says otherwise: the tests shorten it to see a takeover.
+pub fn lease() -> Duration {
+    std::env::var("POOLSIDE_LOCK_LEASE")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .filter(|d| *d >= Duration::from_secs(2))
+        .unwrap_or(Duration::from_secs(120))
+}
+
+/// The holder renews its lease four times per lease.
+fn renew_every() -> Duration {
+    lease() / 4
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The state bucket of one account and region.
+#[derive(Clone)]
+pub struct Store {
+    s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    /// An emulator speaks plain HTTP: its bucket gets no TLS-only policy.
+    emulator: bool,
+}
+
+impl Store {
+    pub fn bucket_name(account_id: &str, region: &str) -> String {
+        format!("poolside-state-{account_id}-{region}")
+    }
+
+    /// The store, creating its bucket when this account and region have none.
+    pub async fn open(
+        clients: &Clients,
+        account_id: &str,
+        region: &str,
+        partition: &str,
+        emulator: bool,
+    ) -> anyhow::Result<Store> {
+        let store = Store {
+            s3: clients.s3.clone(),
+            bucket: Store::bucket_name(account_id, region),
+            emulator,
+        };
+        match store.s3.head_bucket().bucket(&store.bucket).send().await {
+            Ok(_) => return Ok(store),
+            Err(err)
+                if matches!(error_code(&err), Some("NotFound" | "NoSuchBucket"))
+                    || err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 404) => {}
+            Err(err) => {
+                return Err(err)
+                    .aws("HeadBucket")
+                    .context("the poolside state bucket")
+            }
+        }
+        store.create(region, partition).await?;
+        Ok(store)
+    }
+
+    async fn create(&self, region: &str, partition: &str) -> anyhow::Result<()> {
+        use aws_sdk_s3::types::*;
+        let s3 = &self.s3;
+        let mut create = s3.create_bucket().bucket(&self.bucket);
+        if region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region))
+                    .build(),
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            // Another poolside made it a moment ago.
+            Err(err) if error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}
+            Err(err) => {
+                return Err(err)
+                    .aws("CreateBucket")
+                    .context("creating the poolside state bucket")
+            }
+        }
+        s3.put_public_access_block()
+            .bucket(&self.bucket)
+            .public_access_block_configuration(
+                PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("PutPublicAccessBlock")?;
+        s3.put_bucket_versioning()
+            .bucket(&self.bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("PutBucketVersioning")?;
+        s3.put_bucket_encryption()
+            .bucket(&self.bucket)
+            .server_side_encryption_configuration(
+                ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::Aes256)
+                                    .build()?,
+                            )
+                            .build(),
+                    )
+                    .build()?,
+            )
+            .send()
+            .await
+            .aws("PutBucketEncryption")?;
+        let arn = format!("arn:{partition}:s3:::{}", self.bucket);
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, format!("{arn}/*")],
+                "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+            }]
+        });
+        // On an emulator (plain HTTP) a TLS-only policy would lock poolside out.
+        if !self.emulator {
+            s3.put_bucket_policy()
+                .bucket(&self.bucket)
+                .policy(policy.to_string())
+                .send()
+                .await
+                .aws("PutBucketPolicy")?;
+        }
+        Ok(())
+    }
+
+    /// The object's body and ETag; `None` when there is none.
+    async fn read(&self, key: &str) -> anyhow::Result<Option<(Vec<u8>, String)>> {
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                let body = out
+                    .body
+                    .collect()
+                    .await
+                    .context("reading from the state bucket")?;
+                Ok(Some((body.into_bytes().to_vec(), etag)))
+            }
+            Err(err) if error_code(&err) == Some("NoSuchKey") => Ok(None),
+            Err(err) => Err(err).aws("GetObject"),
+        }
+    }
+
+    /// Writes `body` under a precondition; `Ok(None)` when it did not hold.
+    async fn write(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        precondition: Precondition<'_>,
+    ) -> anyhow::Result<Option<String>> {
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        put = match precondition {
+            Precondition::Absent => put.if_none_match("*"),
+            Precondition::Is(etag) => put.if_match(etag),
+            Precondition::None => put,
+        };
+        match put.send().await {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            // 412: the precondition failed; 409: a concurrent conditional
+            // write to the same key won.
+            Err(err)
+                if matches!(
+                    error_code(&err),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err).aws("PutObject"),
+        }
+    }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> anyhow::Result<bool> {
+        match self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    error_code(&err),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict" | "NoSuchKey")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(err).aws("DeleteObject"),
+        }
+    }
+}
+
+enum Precondition<'a> {
+    Absent,
+    Is(&'a str),
+    None,
+}
+
+/// Who holds an environment's lock, as the lock object says.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub lock_id: String,
+    pub environment: String,
+    pub who: String,
+    pub host: String,
+    pub command: String,
+    pub pid: u32,
+    pub started_at: u64,
+    pub renewed_at: u64,
+    pub lease_seconds: u64,
+    /// The lock this one took over after its lease expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over: Option<Box<LockInfo>>,
+}
+
+impl LockInfo {
+    fn expired(&self, now: u64) -> bool {
+        now > self.renewed_at + self.lease_seconds
+    }
+
+    /// "arn:... on host (deploy, pid 123) since 2026-11-26T16:50:00Z".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} on {} ({}, pid {}) since {}, lease renewed {} s ago; lock id {}",
+            self.who,
+            self.host,
+            self.command,
+            self.pid,
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(self.started_at)),
+            now_s().saturating_sub(self.renewed_at),
+            self.lock_id
+        )
+    }
+}
+
+fn lock_key(environment: &str) -> String {
+    format!("locks/{environment}.json")
+}
+
+/// The other party, when the lock is held.
+#[derive(Debug, thiserror::Error)]
+#[error("environment `{environment}` is locked by {}: another poolside command is running on it. Wait for it to finish, pass --lock-timeout 10m to wait here, or, if its holder died, run `poolside unlock --env {environment} --lock-id {}` (a lock whose lease of {} s expired is taken over by the next command anyway)", holder.describe(), holder.lock_id, holder.lease_seconds)]
+pub struct Locked {
+    pub environment: String,
+    pub holder: LockInfo,
+}
+
+/// A held lock, renewed in the background until released.
+pub struct Lock {
+    store: Store,
+    key: String,
+    pub info: LockInfo,
+    etag: Arc<Mutex<String>>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Lock {
+    /// Takes the environment's lock, waiting up to `timeout` for its holder.
+    pub async fn acquire(
+        store: &Store,
+        environment: &str,
+        command: &str,
+        who: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Lock> {
+        let key = lock_key(environment);
+        let started = tokio::time::Instant::now();
+        let mut info = LockInfo {
+            lock_id: format!("{:016x}", rand::random::<u64>()),
+            environment: environment.to_string(),
+            who: who.to_string(),
+            host: hostname(),
+            command: command.to_string(),
+            pid: std::process::id(),
+            started_at: now_s(),
+            renewed_at: now_s(),
+            lease_seconds: lease().as_secs(),
+            took_over: None,
+        };
+        loop {
+            info.renewed_at = now_s();
+            let body = serde_json::to_vec(&info)?;
+            if let Some(etag) = store.write(&key, body, Precondition::Absent).await? {
+                return Ok(Lock::held(store, key, info, etag));
+            }
+            let Some((held, etag)) = store.read(&key).await? else {
+                continue; // released between the two calls
+            };
+            let holder: LockInfo = serde_json::from_slice(&held).map_err(|e| {
+                anyhow!(
+                    "the lock object s3://{}/{key} is not a poolside lock ({e}): remove it by hand",
+                    store.bucket
+                )
+            })?;
+            if holder.expired(now_s()) {
+                info.took_over = Some(Box::new(holder.clone()));
+                info.renewed_at = now_s();
+                let body = serde_json::to_vec(&info)?;
+                if let Some(etag) = store.write(&key, body, Precondition::Is(&etag)).await? {
+                    tracing::warn!(previous = %holder.describe(), "took over an expired lock");
+                    return Ok(Lock::held(store, key, info, etag));
+                }
+                info.took_over = None;
+                continue; // someone else took it over first
+            }
+            if started.elapsed() >= timeout {
+                return Err(Locked {
+                    environment: environment.to_string(),
+                    holder,
+                }
+                .into());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = crate::interrupt::wait() => return Err(crate::interrupt::Interrupted.into()),
+            }
+        }
+    }
+
+    fn held(store: &Store, key: String, info: LockInfo, etag: String) -> Lock {
+        let etag = Arc::new(Mutex::new(etag));
+        let renewal = tokio::spawn(renew(
+            store.clone(),
+            key.clone(),
+            info.clone(),
+            etag.clone(),
+        ));
+        Lock {
+            store: store.clone(),
+            key,
+            info,
+            etag,
+            renewal,
+        }
+    }
+
+    /// Releases the lock, unless someone took it over (then it says so).
+    pub async fn release(self) -> anyhow::Result<()> {
+        self.renewal.abort();
+        let etag = self.etag.lock().unwrap().clone();
+        if !self.store.delete_if(&self.key, &etag).await? {
+            tracing::warn!(
+                "the lock of `{}` was no longer ours when released (taken over after an expired lease?)",
+                self.info.environment
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn renew(store: Store, key: String, mut info: LockInfo, etag: Arc<Mutex<String>>) {
+    loop {
+        tokio::time::sleep(renew_every()).await;
+        info.renewed_at = now_s();
+        let Ok(body) = serde_json::to_vec(&info) else {
+            return;
+        };
+        let current = etag.lock().unwrap().clone();
+        match store.write(&key, body, Precondition::Is(&current)).await {
+            Ok(Some(new)) => *etag.lock().unwrap() = new,
+            Ok(None) => {
+                tracing::error!(
+                    "lost the lock of `{}`: another command took it over",
+                    info.environment
+                );
+                return;
+            }
+            Err(err) => tracing::warn!(%err, "could not renew the lock; retrying"),
+        }
+    }
+}
+
+/// Removes a lock by hand, only if it is the one named.
+pub async fn unlock(store: &Store, environment: &str, lock_id: &str) -> anyhow::Result<LockInfo> {
+    let key = lock_key(environment);
+    let Some((body, etag)) = store.read(&key).await? else {
+        bail!("environment `{environment}` is not locked");
+    };
+    let holder: LockInfo = serde_json::from_slice(&body).map_err(|e| {
+        anyhow!(
+            "the lock object s3://{}/{key} is not a poolside lock ({e})",
+            store.bucket
+        )
+    })?;
+    if holder.lock_id != lock_id {
+        bail!(
+            "environment `{environment}` is locked by {}, not by lock id {lock_id}: nothing was removed",
+            holder.describe()
+        );
+    }
+    if !store.delete_if(&key, &etag).await? {
+        bail!("the lock of `{environment}` changed while it was being removed: run unlock again after checking who holds it");
+    }
+    Ok(holder)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+// ---- history ----
+
+/// One run of a mutating command, as `poolside history` lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub command: String,
+    pub environment: String,
+    pub who: String,
+    pub host: String,
+    pub poolside_version: String,
+    pub started_at: u64,
+    pub duration_ms: u64,
+    /// ok, error, refused, interrupted.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<serde_json::Value>,
+    pub api_calls: u64,
+    pub lock_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over_lock: Option<String>,
+}
+
+/// Keys that sort newest first: S3 lists keys in ascending order.
+fn history_key(environment: &str, started_at_ms: u64, lock_id: &str) -> String {
+    format!(
+        "history/{environment}/{:020}-{lock_id}.json",
+        u64::MAX / 2 - started_at_ms
+    )
+}
+
+pub async fn append(store: &Store, record: &Record) -> anyhow::Result<()> {
+    let key = history_key(
+        &record.environment,
+        record.started_at * 1000 + record.duration_ms % 1000,
+        &record.lock_id,
+    );
+    store
+        .write(&key, serde_json::to_vec(record)?, Precondition::None)
+        .await?;
+    Ok(())
+}
+
+/// The newest `limit` records, newest first.
+pub async fn list(store: &Store, environment: &str, limit: usize) -> anyhow::Result<Vec<Record>> {
+    let out = match store
+        .s3
+        .list_objects_v2()
+        .bucket(&store.bucket)
+        .prefix(format!("history/{environment}/"))
+        .max_keys(limit as i32)
+        .send()
+        .await
+    {
+        Ok(out) => out,
+        Err(err) if error_code(&err) == Some("NoSuchBucket") => return Ok(vec![]),
+        Err(err) => return Err(err).aws("ListObjectsV2"),
+    };
+    let mut records = Vec::new();
+    for object in out.contents() {
+        let Some(key) = object.key() else { continue };
+        if let Some((body, _)) = store.read(key).await? {
+            match serde_json::from_slice(&body) {
+                Ok(record) => records.push(record),
+                Err(err) => {
+                    tracing::warn!(%key, %err, "skipping a history record poolside cannot read")
+                }
+            }
+        }
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keys_sort_newest_first() {
+        let older = history_key("p", 1_700_000_000_000, "a");
+        let newer = history_key("p", 1_800_000_000_000, "b");
+        assert!(newer < older, "{newer} should sort before {older}");
+    }
+
+    #[test]
+    fn a_lease_expires_after_its_seconds_without_renewal() {
+        let info = LockInfo {
+            lock_id: "1".into(),
+            environment: "p".into(),
+            who: "arn:aws:iam::1:user/a".into(),
+            host: "h".into(),
+            command: "deploy".into(),
+            pid: 1,
+            started_at: 1000,
+            renewed_at: 1000,
+            lease_seconds: 120,
+            took_over: None,
+        };
+        assert!(!info.expired(1120));
+        assert!(info.expired(1121));
+    }
+}

@@ -1,0 +1,188 @@
+//! The per-environment lock and the history: two commands on one
+//! environment never run at once, a dead holder's lock is taken over after
+//! its lease or removed by hand, and every run is recorded.
+
+use crate::support::*;
+use serde_json::Value;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STATE_BUCKET: &str = "poolside-state-123456789012-us-east-1";
+
+fn spawn(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--environments-dir")
+        .arg(env.dir())
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The lock object of the environment, once it exists (waits up to 20 s).
+async fn wait_for_lock(aws: &Aws, env: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let found = aws
+            .s3
+            .get_object()
+            .bucket(STATE_BUCKET)
+            .key(format!("locks/{env}.json"))
+            .send()
+            .await;
+        if let Ok(out) = found {
+            let body = out.body.collect().await.unwrap().into_bytes();
+            return serde_json::from_slice(&body).unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no lock appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn finished(child: Child) -> Run {
+    Run {
+        output: child.wait_with_output().unwrap(),
+    }
+}
+
+async fn vpcs_of(aws: &Aws, env: &str) -> usize {
+    aws.ec2
+        .describe_vpcs()
+        .filters(env_filter(env))
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+        .len()
+}
+
+/// Two deploys from empty started at the same instant: one runs, the other
+/// stops at once naming the holder, and one of each resource exists.
+#[tokio::test]
+async fn two_deploys_at_once_one_runs_and_the_other_names_the_holder() {
+    let aws = aws().await;
+    for round in 0..3 {
+        let env = Env::new(&format!("race{round}x"));
+        env.write();
+        let args = ["deploy", "--env", &env.name, "--yes", "--output", "json"];
+        let first = spawn(&env, &args, &[]);
+        let second = spawn(&env, &args, &[]);
+        let runs = [finished(first), finished(second)];
+        let codes: Vec<i32> = runs.iter().map(Run::code).collect();
+        assert!(
+            codes == [0, 1] || codes == [1, 0],
+            "round {round}: exit codes {codes:?}\n{}\n{}",
+            runs[0].stderr(),
+            runs[1].stderr()
+        );
+        let loser = runs.iter().find(|r| r.code() == 1).unwrap();
+        assert!(
+            loser
+                .stderr()
+                .contains(&format!("environment `{}` is locked by", env.name))
+                && loser.stderr().contains("poolside unlock --env"),
+            "{}",
+            loser.stderr()
+        );
+        assert_eq!(vpcs_of(&aws, &env.name).await, 1, "round {round}");
+        env.plan().assert_code(0);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_holders_lock_is_taken_over_after_its_lease_or_removed_by_hand() {
+    let env = Env::new("dead");
+    env.write();
+    let aws = aws().await;
+
+    // A holder with a 10 s lease dies: the next deploy takes over after it.
+    let mut holder = spawn(
+        &env,
+        &["deploy", "--env", &env.name, "--yes"],
+        &[("POOLSIDE_LOCK_LEASE", "10s")],
+    );
+    let lock = wait_for_lock(&aws, &env.name).await;
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(lock["lease_seconds"], 10);
+    let early = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    early.assert_code(1);
+    assert!(
+        early.stderr().contains("is locked by"),
+        "{}",
+        early.stderr()
+    );
+    // The lease runs from the holder's last renewal.
+    let renewed = wait_for_lock(&aws, &env.name).await["renewed_at"]
+        .as_u64()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    tokio::time::sleep(Duration::from_secs((renewed + 12).saturating_sub(now))).await;
+    let after = env.deploy();
+    assert!(
+        after.stderr().contains("took over the lock"),
+        "{}",
+        after.stderr()
+    );
+
+    // A holder with the default lease dies: unlock removes its lock by id.
+    let mut holder = spawn(&env, &["deploy", "--env", &env.name, "--yes"], &[]);
+    let lock = wait_for_lock(&aws, &env.name).await;
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let lock_id = lock["lock_id"].as_str().unwrap();
+    let blocked = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    blocked.assert_code(1);
+    assert!(
+        blocked.stderr().contains(&format!("--lock-id {lock_id}")),
+        "{}",
+        blocked.stderr()
+    );
+    let wrong = env.poolside(&["unlock", "--env", &env.name, "--lock-id", "0000"]);
+    wrong.assert_code(1);
+    assert!(
+        wrong.stderr().contains("nothing was removed"),
+        "{}",
+        wrong.stderr()
+    );
+    env.poolside(&["unlock", "--env", &env.name, "--lock-id", lock_id])
+        .assert_code(0);
+    env.deploy();
+
+    // The history lists what happened, newest first.
+    let history = env.poolside(&["history", "--env", &env.name, "--output", "json"]);
+    history.assert_code(0);
+    let runs: Vec<(String, String)> = history
+        .json("run")
+        .iter()
+        .map(|r| {
+            (
+                r["command"].as_str().unwrap().to_string(),
+                r["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("deploy".to_string(), "ok".to_string()),
+            ("unlock".to_string(), "ok".to_string()),
+            ("deploy".to_string(), "ok".to_string()),
+        ],
+        "{}",
+        history.stdout()
+    );
+    let took_over = &history.json("run")[2];
+    assert!(took_over["took_over_lock"].is_string(), "{took_over}");
+    assert!(took_over["plan"]["summary"]["create"].as_u64().unwrap() > 0);
+    assert_eq!(took_over["release"]["schema_version"], 5);
+}
