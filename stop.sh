@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./localstack/postgrest.sh stop
 ./localstack/moto.sh stop
+MOTO_PORT=4599 ./localstack/moto.sh stop
 ./localstack/postgres.sh stop

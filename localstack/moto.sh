@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Starts, stops or checks the moto server that stands in for AWS on :4566.
+# Starts, stops or checks the moto server that stands in for AWS on :4566
+# (MOTO_PORT=4599 for another one: the tests run against one of their own).
 #   localstack/moto.sh start|stop|status|reset
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/common.sh"
-pid_file="$RUN_DIR/moto.pid"
-log_file="$RUN_DIR/moto.log"
+if [ "$MOTO_PORT" = 4566 ]; then
+  pid_file="$RUN_DIR/moto.pid"
+  log_file="$RUN_DIR/moto.log"
+else
+  pid_file="$RUN_DIR/moto-$MOTO_PORT.pid"
+  log_file="$RUN_DIR/moto-$MOTO_PORT.log"
+fi
 
 answering() { curl -fsS -o /dev/null --max-time 2 "$MOTO_URL/moto-api/" 2>/dev/null; }
 

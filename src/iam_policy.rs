@@ -62,6 +62,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("EC2", "CreateSubnet", "ec2:CreateSubnet", Scope::Any),
     // What still holds a subnet or group that destroy cannot delete.
     ("EC2", "DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", Scope::Any),
+    // drift: what else runs in the environment's VPC.
+    ("EC2", "DescribeInstances", "ec2:DescribeInstances", Scope::Any),
     ("EC2", "CreateTags", "ec2:CreateTags", Scope::Any),
     ("EC2", "CreateVpc", "ec2:CreateVpc", Scope::Any),
     ("EC2", "CreateVpcEndpoint", "ec2:CreateVpcEndpoint", Scope::Any),

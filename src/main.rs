@@ -5,6 +5,7 @@ mod blueprint;
 mod cli;
 mod config;
 mod database;
+mod drift;
 mod engine;
 mod iam_policy;
 mod image;

@@ -56,6 +56,16 @@ impl Session {
         .await
     }
 
+    /// The state bucket if it exists (read-only commands never create it).
+    pub async fn existing_state(&self) -> anyhow::Result<Option<crate::state::Store>> {
+        crate::state::Store::existing(
+            &self.cx.clients,
+            &self.account.account_id,
+            &self.config.region,
+        )
+        .await
+    }
+
     /// Discovers what exists and plans the changes to reach the blueprint.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
         let lookup = self.lookup();

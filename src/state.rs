@@ -91,6 +91,32 @@ impl Store {
         Ok(store)
     }
 
+    /// The store if its bucket exists; never creates it (read-only commands).
+    pub async fn existing(
+        clients: &Clients,
+        account_id: &str,
+        region: &str,
+    ) -> anyhow::Result<Option<Store>> {
+        let store = Store {
+            s3: clients.s3.clone(),
+            bucket: Store::bucket_name(account_id, region),
+            emulator: false,
+        };
+        match store.s3.head_bucket().bucket(&store.bucket).send().await {
+            Ok(_) => Ok(Some(store)),
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err)
+                .aws("HeadBucket")
+                .context("the poolside state bucket"),
+        }
+    }
+
     async fn create(&self, region: &str, partition: &str) -> anyhow::Result<()> {
         use aws_sdk_s3::types::*;
         let s3 = &self.s3;
@@ -462,6 +488,14 @@ pub async fn unlock(store: &Store, environment: &str, lock_id: &str) -> anyhow::
         bail!("the lock of `{environment}` changed while it was being removed: run unlock again after checking who holds it");
     }
     Ok(holder)
+}
+
+/// Who holds the environment's lock, if anyone.
+pub async fn lock_holder(store: &Store, environment: &str) -> anyhow::Result<Option<LockInfo>> {
+    match store.read(&lock_key(environment)).await? {
+        Some((body, _)) => Ok(serde_json::from_slice(&body).ok()),
+        None => Ok(None),
+    }
 }
 
 pub fn hostname() -> String {

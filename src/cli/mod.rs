@@ -4,12 +4,14 @@
 mod completions;
 mod deploy;
 mod destroy;
+mod drift;
 mod guarded;
 mod history;
 mod iam_policy;
 mod image;
 mod outputs;
 mod plan;
+mod status;
 mod token;
 mod unlock;
 mod validate;
@@ -60,6 +62,10 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Delete everything of the environment (asks for its name; keeps data unless told).
     Destroy(destroy::Args),
+    /// Report every difference from the file and sql/; change nothing (exit 2 on drift).
+    Drift(drift::Args),
+    /// Show what the environment is and runs now: release, tasks, alarms, last run, lock.
+    Status(status::Args),
     /// Remove an environment's lock left by a command that died.
     Unlock(unlock::Args),
     /// List the environment's deploys, destroys and unlocks, newest first.
@@ -88,6 +94,8 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Deploy(_) => "deploy",
             Command::Destroy(_) => "destroy",
+            Command::Drift(_) => "drift",
+            Command::Status(_) => "status",
             Command::Unlock(_) => "unlock",
             Command::History(_) => "history",
             Command::Validate(_) => "validate",
@@ -119,6 +127,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::exec(&globals, args, started).await,
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Destroy(args) => destroy::exec(&globals, args, started).await,
+        Command::Drift(args) => drift::exec(&globals, args, started).await,
+        Command::Status(args) => status::exec(&globals, args, started).await,
         Command::Unlock(args) => unlock::exec(&globals, args).await,
         Command::History(args) => history::exec(&globals, args).await,
         Command::Validate(args) => validate::exec(&globals, args),

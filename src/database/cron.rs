@@ -48,24 +48,27 @@ pub struct JobChange {
     pub action: JobAction,
 }
 
-struct LiveJob {
+/// A job as pg_cron has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveJob {
+    #[serde(skip)]
     id: i64,
-    name: String,
-    schedule: String,
-    command: String,
-    database: String,
-    active: bool,
+    pub name: String,
+    pub schedule: String,
+    pub command: String,
+    pub database: String,
+    pub active: bool,
 }
 
-/// Makes pg_cron's jobs for `app_database` match `jobs`. `cron` is connected
-/// to pg_cron's database, `app` to the application database (they may be one).
-pub async fn reconcile(
-    cron: &mut PgConnection,
-    app: &mut PgConnection,
-    app_database: &str,
-    jobs: &[Job],
-) -> Result<Vec<JobChange>, sqlx::Error> {
-    let live: Vec<LiveJob> = sqlx::query(
+/// What pg_cron has: the jobs of the connected user, and the names poolside
+/// owns (recorded in `platform.scheduled_jobs` of the app database).
+pub struct Live {
+    pub jobs: Vec<LiveJob>,
+    pub owned: BTreeSet<String>,
+}
+
+pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Live, sqlx::Error> {
+    let jobs: Vec<LiveJob> = sqlx::query(
         "SELECT jobid, jobname, schedule, command, database, active
          FROM cron.job WHERE username = current_user AND jobname IS NOT NULL",
     )
@@ -86,12 +89,76 @@ pub async fn reconcile(
         .await?
         .into_iter()
         .collect();
+    Ok(Live { jobs, owned })
+}
 
-    let mut changes = Vec::new();
+/// One job that differs from what is declared, and what reconciling does.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub name: String,
+    pub action: JobAction,
+    pub declared: Option<Job>,
+    pub live: Option<LiveJob>,
+}
+
+/// What reconciling would change: declared jobs missing or different
+/// (schedule, command, database, paused), and jobs poolside owns that are no
+/// longer declared and still run in the app database. Other jobs are left alone.
+pub fn plan(live: &Live, jobs: &[Job], app_database: &str) -> Vec<Planned> {
+    let mut planned = Vec::new();
     for job in jobs {
-        let current = live.iter().find(|l| l.name == job.name);
+        let current = live.jobs.iter().find(|l| l.name == job.name);
         let action = match current {
-            None => {
+            None => JobAction::Scheduled,
+            Some(l)
+                if l.schedule != job.schedule
+                    || l.command != job.command
+                    || l.database != app_database
+                    || !l.active =>
+            {
+                JobAction::Corrected
+            }
+            Some(_) => continue,
+        };
+        planned.push(Planned {
+            name: job.name.clone(),
+            action,
+            declared: Some(job.clone()),
+            live: current.cloned(),
+        });
+    }
+    let declared: BTreeSet<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    for name in live.owned.iter().filter(|n| !declared.contains(n.as_str())) {
+        if let Some(l) = live
+            .jobs
+            .iter()
+            .find(|l| &l.name == name && l.database == app_database)
+        {
+            planned.push(Planned {
+                name: name.clone(),
+                action: JobAction::Unscheduled,
+                declared: None,
+                live: Some(l.clone()),
+            });
+        }
+    }
+    planned
+}
+
+/// Makes pg_cron's jobs for `app_database` match `jobs`. `cron` is connected
+/// to pg_cron's database, `app` to the application database (they may be one).
+pub async fn reconcile(
+    cron: &mut PgConnection,
+    app: &mut PgConnection,
+    app_database: &str,
+    jobs: &[Job],
+) -> Result<Vec<JobChange>, sqlx::Error> {
+    let live = read(cron, app).await?;
+    let planned = plan(&live, jobs, app_database);
+    let mut changes = Vec::new();
+    for p in &planned {
+        match (&p.action, &p.declared, &p.live) {
+            (JobAction::Scheduled, Some(job), _) => {
                 sqlx::query("SELECT cron.schedule_in_database($1, $2, $3, $4)")
                     .bind(&job.name)
                     .bind(&job.schedule)
@@ -99,14 +166,8 @@ pub async fn reconcile(
                     .bind(app_database)
                     .execute(&mut *cron)
                     .await?;
-                Some(JobAction::Scheduled)
             }
-            Some(l)
-                if l.schedule != job.schedule
-                    || l.command != job.command
-                    || l.database != app_database
-                    || !l.active =>
-            {
+            (JobAction::Corrected, Some(job), Some(l)) => {
                 sqlx::query(
                     "SELECT cron.alter_job(job_id => $1, schedule => $2, command => $3,
                                            database => $4, active => true)",
@@ -117,43 +178,32 @@ pub async fn reconcile(
                 .bind(app_database)
                 .execute(&mut *cron)
                 .await?;
-                Some(JobAction::Corrected)
             }
-            Some(_) => None,
-        };
-        if !owned.contains(&job.name) {
-            sqlx::query(
-                "INSERT INTO platform.scheduled_jobs (name) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(&job.name)
-            .execute(&mut *app)
-            .await?;
+            (JobAction::Unscheduled, _, Some(l)) => {
+                sqlx::query("SELECT cron.unschedule($1::bigint)")
+                    .bind(l.id)
+                    .execute(&mut *cron)
+                    .await?;
+            }
+            _ => continue,
         }
-        if let Some(action) = action {
-            tracing::info!(job = %job.name, ?action, "cron job");
-            changes.push(JobChange {
-                name: job.name.clone(),
-                action,
-            });
-        }
+        tracing::info!(job = %p.name, action = ?p.action, "cron job");
+        changes.push(JobChange {
+            name: p.name.clone(),
+            action: p.action.clone(),
+        });
     }
-
+    // Ownership: every declared job is ours; no undeclared one is any more.
+    for job in jobs.iter().filter(|j| !live.owned.contains(&j.name)) {
+        sqlx::query(
+            "INSERT INTO platform.scheduled_jobs (name) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind(&job.name)
+        .execute(&mut *app)
+        .await?;
+    }
     let declared: BTreeSet<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-    for name in owned.iter().filter(|n| !declared.contains(n.as_str())) {
-        // Only ours, and only if it still runs in our database.
-        if let Some(l) = live
-            .iter()
-            .find(|l| &l.name == name && l.database == app_database)
-        {
-            sqlx::query("SELECT cron.unschedule($1::bigint)")
-                .bind(l.id)
-                .execute(&mut *cron)
-                .await?;
-            changes.push(JobChange {
-                name: name.clone(),
-                action: JobAction::Unscheduled,
-            });
-        }
+    for name in live.owned.iter().filter(|n| !declared.contains(n.as_str())) {
         sqlx::query("DELETE FROM platform.scheduled_jobs WHERE name = $1")
             .bind(name)
             .execute(&mut *app)

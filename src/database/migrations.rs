@@ -126,6 +126,65 @@ async fn migrate_locked(
     Ok(done)
 }
 
+/// How the ledger compares with what this build ships, read-only.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Status {
+    /// Shipped and not applied: the next deploy applies them.
+    pub pending: Vec<String>,
+    /// Applied, and changed in `sql/` since.
+    pub changed: Vec<String>,
+    /// Applied, and not shipped by this build.
+    pub unknown: Vec<i64>,
+    /// Marked failed in the ledger.
+    pub failed: Vec<i64>,
+    /// The newest applied version: the schema version.
+    pub applied_version: Option<i64>,
+}
+
+pub async fn status(
+    conn: &mut PgConnection,
+    migrations: &[Shipped],
+) -> Result<Status, sqlx::Error> {
+    use sqlx::Row as _;
+    let has_ledger: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = if has_ledger {
+        sqlx::query("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        vec![]
+    };
+    let mut status = Status::default();
+    let mut applied = BTreeMap::new();
+    for row in rows {
+        let version: i64 = row.get("version");
+        let checksum: Vec<u8> = row.get("checksum");
+        let success: bool = row.get("success");
+        if !success {
+            status.failed.push(version);
+        }
+        applied.insert(version, checksum);
+    }
+    status.applied_version = applied.keys().next_back().copied();
+    for shipped in migrations {
+        match applied.get(&shipped.migration.version) {
+            None => status.pending.push(shipped.file.clone()),
+            Some(checksum) if checksum.as_slice() != shipped.migration.checksum.as_ref() => {
+                status.changed.push(shipped.file.clone())
+            }
+            Some(_) => {}
+        }
+    }
+    status.unknown = applied
+        .keys()
+        .filter(|v| !migrations.iter().any(|s| s.migration.version == **v))
+        .copied()
+        .collect();
+    Ok(status)
+}
+
 /// The server's own words, with its position hint when it gives one.
 pub fn database_message(err: &sqlx::Error) -> String {
     match err.as_database_error() {

@@ -349,6 +349,175 @@ pub async fn converge(
     Ok(report)
 }
 
+/// What the database holds compared with this build, read-only: the
+/// migrations' ledger, the pg_cron jobs, the extensions and the roles.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub database_exists: bool,
+    pub migrations: migrations::Status,
+    pub jobs: Vec<JobDifference>,
+    pub extensions_missing: Vec<String>,
+    pub roles_missing: Vec<String>,
+}
+
+/// One job that differs from `sql/jobs.toml`, and how.
+#[derive(Debug, Serialize)]
+pub struct JobDifference {
+    pub name: String,
+    pub action: cron::JobAction,
+    pub expected: Option<serde_json::Value>,
+    pub actual: Option<serde_json::Value>,
+}
+
+/// Why the database side was not inspected (plan and drift say so and go on).
+#[derive(Debug, thiserror::Error)]
+pub enum NotInspected {
+    #[error("the RDS instance does not exist yet")]
+    NoInstance,
+    #[error("database.schema_runner is \"ecs-task\": this machine has no way in to the database (the schema task inside the VPC runs the migrations); run from a VPN or a tunnel to compare the database")]
+    NoWayIn,
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// Reads what `converge` would change, without changing anything. One
+/// connection attempt (10 s at most), no retries: a plan must not stall.
+pub async fn inspect(cx: &Context, config: &Config) -> Result<Inspection, NotInspected> {
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        return Err(NotInspected::NoWayIn);
+    }
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    if cx.physical_id(&instance).is_none() {
+        return Err(NotInspected::NoInstance);
+    }
+    inspect_reachable(cx, config, &instance)
+        .await
+        .map_err(NotInspected::Failed)
+}
+
+async fn inspect_reachable(
+    cx: &Context,
+    config: &Config,
+    instance: &ResourceId,
+) -> anyhow::Result<Inspection> {
+    let attribute = |key: &str| {
+        cx.attribute(instance, key)
+            .ok_or_else(|| anyhow!("the RDS instance reports no {key}"))
+    };
+    let port = attribute("port")?.parse().context("the instance's port")?;
+    let server = Server::new(config, attribute("address")?, port)?;
+    let master = read_login(cx, &attribute("master_secret_arn")?, "RDS master").await?;
+    let shipped = migrations::shipped();
+    let declared = cron::declared();
+    let app_database = config.database.name.as_str();
+    let unreached = |u: Unreached| {
+        anyhow!(
+            "cannot connect to PostgreSQL at {}: {}",
+            server.describe(),
+            u.cause()
+        )
+    };
+    let mut admin = server
+        .try_connect(&master, "postgres")
+        .await
+        .map_err(unreached)?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(app_database)
+            .fetch_one(&mut admin)
+            .await?;
+    let _ = admin.close().await;
+    if !exists {
+        return Ok(Inspection {
+            database_exists: false,
+            migrations: migrations::Status {
+                pending: shipped.iter().map(|s| s.file.clone()).collect(),
+                ..Default::default()
+            },
+            jobs: declared
+                .iter()
+                .map(|j| JobDifference {
+                    name: j.name.clone(),
+                    action: cron::JobAction::Scheduled,
+                    expected: Some(
+                        serde_json::json!({"schedule": j.schedule, "command": j.command}),
+                    ),
+                    actual: None,
+                })
+                .collect(),
+            extensions_missing: vec!["vector".into(), "pg_cron".into()],
+            roles_missing: vec![],
+        });
+    }
+    let mut app = server
+        .try_connect(&master, app_database)
+        .await
+        .map_err(unreached)?;
+    let migrations = migrations::status(&mut app, &shipped).await?;
+    let extensions_missing: Vec<String> = sqlx::query_scalar(
+        "SELECT e FROM unnest(ARRAY['vector', 'pg_cron']) AS e
+         WHERE NOT EXISTS (SELECT FROM pg_extension WHERE extname = e)",
+    )
+    .fetch_all(&mut app)
+    .await?;
+    let roles_missing: Vec<String> = sqlx::query_scalar(
+        "SELECT r FROM unnest(ARRAY['authenticator', 'web_anon', 'api_user']) AS r
+         WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)",
+    )
+    .fetch_all(&mut app)
+    .await?;
+    let cron_database: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
+            .fetch_one(&mut app)
+            .await?;
+    let has_ownership: bool =
+        sqlx::query_scalar("SELECT to_regclass('platform.scheduled_jobs') IS NOT NULL")
+            .fetch_one(&mut app)
+            .await?;
+    let live = match cron_database.filter(|d| !d.is_empty()) {
+        Some(cron_database) if has_ownership => {
+            let mut cron_conn = server
+                .try_connect(&master, &cron_database)
+                .await
+                .map_err(unreached)?;
+            let has_cron: bool = sqlx::query_scalar("SELECT to_regclass('cron.job') IS NOT NULL")
+                .fetch_one(&mut cron_conn)
+                .await?;
+            let live = if has_cron {
+                Some(cron::read(&mut cron_conn, &mut app).await?)
+            } else {
+                None
+            };
+            let _ = cron_conn.close().await;
+            live
+        }
+        _ => None,
+    };
+    let live = live.unwrap_or(cron::Live {
+        jobs: vec![],
+        owned: Default::default(),
+    });
+    let jobs = cron::plan(&live, &declared, app_database)
+        .into_iter()
+        .map(|p| JobDifference {
+            name: p.name,
+            action: p.action,
+            expected: p
+                .declared
+                .map(|j| serde_json::json!({"schedule": j.schedule, "command": j.command, "database": app_database, "active": true})),
+            actual: p.live.map(|l| serde_json::json!({"schedule": l.schedule, "command": l.command, "database": l.database, "active": l.active})),
+        })
+        .collect();
+    let _ = app.close().await;
+    Ok(Inspection {
+        database_exists: true,
+        migrations,
+        jobs,
+        extensions_missing,
+        roles_missing,
+    })
+}
+
 /// Creates the app database when the server lacks it (RDS creates it with the
 /// instance; a stand-in server may not have it yet). Returns whether it did.
 async fn ensure_database(server: &Server, master: &Login, name: &str) -> anyhow::Result<bool> {

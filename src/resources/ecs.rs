@@ -642,6 +642,8 @@ pub struct ServiceCounts {
     pub running: i32,
     pub desired: i32,
     pub task_definition: String,
+    /// The newest deployment's rollout state (IN_PROGRESS, COMPLETED, FAILED).
+    pub rollout: Option<String>,
 }
 
 pub async fn service_counts(
@@ -666,6 +668,12 @@ pub async fn service_counts(
             running: s.running_count(),
             desired: s.desired_count(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
+            rollout: s
+                .deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+                .and_then(|d| d.rollout_state())
+                .map(|r| r.as_str().to_string()),
         }))
 }
 

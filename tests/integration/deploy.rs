@@ -738,6 +738,26 @@ async fn a_plan_that_replaces_the_database_is_refused_until_named() {
     );
     assert_eq!(refused.mutating_calls(), 0);
 
+    // moto names the automated snapshot of a new instance `rds:<id>-<minute>`
+    // and keeps the old instance's: the replacement's create would collide
+    // with it within the same minute (AWS keeps retained backups apart).
+    let aws = aws().await;
+    let automated = aws
+        .rds
+        .describe_db_snapshots()
+        .db_instance_identifier(format!("poolside-{}", env.name))
+        .snapshot_type("automated")
+        .send()
+        .await
+        .unwrap();
+    for snapshot in automated.db_snapshots() {
+        aws.rds
+            .delete_db_snapshot()
+            .db_snapshot_identifier(snapshot.db_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
     let allowed = env.poolside(&[
         "deploy",
         "--env",

@@ -459,6 +459,7 @@ async fn a_destroy_killed_half_way_finishes_on_the_next_run() {
             "json",
             "--skip-final-snapshot",
         ])
+        .env("POOLSIDE_LOCK_LEASE", "2s")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -474,7 +475,9 @@ async fn a_destroy_killed_half_way_finishes_on_the_next_run() {
     let left = remaining(&aws, &env.name).await;
     assert!(!left.is_empty(), "the kill came too late to test anything");
 
-    destroy(&env, &["--skip-final-snapshot"]).assert_code(0);
+    // The killed run still holds the lock: the next one waits for its lease
+    // (shortened here) and takes over.
+    destroy(&env, &["--skip-final-snapshot", "--lock-timeout", "30s"]).assert_code(0);
     assert_eq!(remaining(&aws, &env.name).await, [] as [String; 0]);
 }
 

@@ -186,3 +186,38 @@ async fn a_dead_holders_lock_is_taken_over_after_its_lease_or_removed_by_hand() 
     assert!(took_over["plan"]["summary"]["create"].as_u64().unwrap() > 0);
     assert_eq!(took_over["release"]["schema_version"], 5);
 }
+
+#[tokio::test]
+async fn status_shows_the_release_the_tasks_and_the_last_run_without_changing_anything() {
+    let env = Env::new("status");
+    env.write();
+    env.poolside(&["status", "--env", &env.name]).assert_code(1);
+    env.deploy();
+    let run = env.poolside(&["status", "--env", &env.name, "--output", "json", "--stats"]);
+    run.assert_code(0);
+    assert_eq!(run.mutating_calls(), 0);
+    assert_eq!(run.one("stats")["calls"]["mutating_calls"], 0);
+    let status = run.one("status");
+    assert_eq!(status["in_sync"], true, "{status}");
+    assert_eq!(status["phase"], "pilot");
+    assert_eq!(status["schema_version"], 5);
+    assert!(
+        status["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(":v12.0.2-rds-ca"),
+        "{status}"
+    );
+    assert_eq!(status["tasks_desired"], 1);
+    assert_eq!(status["last_run"]["command"], "deploy");
+    assert_eq!(status["last_run"]["result"], "ok");
+    assert!(status["lock"].is_null());
+    assert_eq!(status["alarms"].as_array().unwrap().len(), 9);
+    let human = env.poolside(&["status", "--env", &env.name]);
+    human.assert_code(0);
+    assert!(
+        human.stdout().contains("schema version: 5"),
+        "{}",
+        human.stdout()
+    );
+}

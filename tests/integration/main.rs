@@ -9,6 +9,7 @@ mod data_tier;
 mod deploy;
 mod destroy;
 mod domain;
+mod drift;
 mod iam_policy;
 mod lock;
 mod real_aws;

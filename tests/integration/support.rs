@@ -335,10 +335,22 @@ impl Run {
         all.remove(0)
     }
 
+    /// Mutating calls to the environment: the lock and history objects of
+    /// the state bucket (S3 PutObject and DeleteObject, which nothing else
+    /// of poolside's calls) are bookkeeping, not changes, and are left out.
     pub fn mutating_calls(&self) -> u64 {
-        self.one("stats")["calls"]["mutating_calls"]
-            .as_u64()
+        let stats = self.one("stats");
+        let bookkeeping: u64 = stats["calls"]["operations"]
+            .as_array()
             .unwrap()
+            .iter()
+            .filter(|op| {
+                op["service"] == "S3"
+                    && matches!(op["operation"].as_str(), Some("PutObject" | "DeleteObject"))
+            })
+            .map(|op| op["calls"].as_u64().unwrap())
+            .sum();
+        stats["calls"]["mutating_calls"].as_u64().unwrap() - bookkeeping
     }
 }
 

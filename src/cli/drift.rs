@@ -1,0 +1,93 @@
+//! `poolside drift`: changes nothing; reports every difference between the
+//! environment file (and `sql/`) and what exists, and exits 2 when there is one.
+
+use super::{exit, Globals};
+use crate::database::{self, NotInspected};
+use crate::drift::{self, Finding};
+use crate::ops::Session;
+use crate::output::{self, Format};
+use anyhow::bail;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment to check (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+}
+
+pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
+    let config = globals.load(&args.env)?;
+    let session = Session::open(config).await?;
+    let plan = session.plan().await?;
+    let mut findings = drift::from_plan(&plan);
+    findings.extend(drift::unmanaged_in_vpc(&session.cx).await?);
+    let database = database::inspect(&session.cx, &session.config).await;
+    let mut database_error = None;
+    match &database {
+        Ok(inspection) => findings.extend(drift::from_database(inspection)),
+        // The missing instance is already a finding.
+        Err(NotInspected::NoInstance) => {}
+        Err(NotInspected::NoWayIn) => {
+            eprintln!(
+                "note: the database side was not checked: {}",
+                NotInspected::NoWayIn
+            )
+        }
+        Err(NotInspected::Failed(err)) => database_error = Some(format!("{err:#}")),
+    }
+    print(globals.output, &args.env, &findings);
+    globals.print_stats(&session, started);
+    if let Some(error) = database_error {
+        bail!(
+            "drift of `{}`: the database side could not be checked: {error}",
+            args.env
+        );
+    }
+    Ok(ExitCode::from(if findings.is_empty() {
+        exit::OK
+    } else {
+        exit::CHANGES
+    }))
+}
+
+fn print(format: Format, env: &str, findings: &[Finding]) {
+    match format {
+        Format::Json => {
+            for f in findings {
+                output::json_line("finding", f);
+            }
+        }
+        Format::Human if findings.is_empty() => {
+            println!("No drift: environment `{env}` matches its file and sql/.")
+        }
+        Format::Human => {
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::NOTHING);
+            table.set_header(["resource", "attribute", "expected", "actual"]);
+            let show = |v: &serde_json::Value| match v {
+                serde_json::Value::String(s) if s.len() > 60 => format!(
+                    "{}…",
+                    &s[..s.char_indices().nth(59).map(|(i, _)| i).unwrap_or(s.len())]
+                ),
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            for f in findings {
+                table.add_row([
+                    f.resource.clone(),
+                    f.attribute.clone(),
+                    show(&f.expected),
+                    show(&f.actual),
+                ]);
+            }
+            println!(
+                "Environment `{env}` has drifted ({} findings):\n{table}",
+                findings.len()
+            );
+            println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! `poolside status`: what an environment is and runs now, read-only: phase,
+//! outputs, the release (image and schema version), the service's tasks and
+//! last deployment, alarm states, the last run from the history, the lock.
+
+use super::{exit, Globals};
+use crate::blueprint;
+use crate::database;
+use crate::ops::Session;
+use crate::output::{self, Format};
+use crate::resources::{ecs, AwsResultExt as _};
+use crate::state;
+use anyhow::bail;
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+}
+
+#[derive(Serialize)]
+struct Status {
+    environment: String,
+    phase: String,
+    /// Whether a deploy would change anything on the AWS side.
+    in_sync: bool,
+    pending_changes: usize,
+    api_url: Option<String>,
+    database_endpoint: Option<String>,
+    bucket: Option<String>,
+    repository_uri: Option<String>,
+    image: Option<String>,
+    schema_version: Option<i64>,
+    tasks_running: Option<i32>,
+    tasks_desired: Option<i32>,
+    last_deployment: Option<String>,
+    alarms: Vec<(String, String)>,
+    last_run: Option<state::Record>,
+    lock: Option<state::LockInfo>,
+}
+
+pub async fn exec(
+    globals: &Globals,
+    args: Args,
+    started: std::time::Instant,
+) -> anyhow::Result<ExitCode> {
+    let config = globals.load(&args.env)?;
+    let session = Session::open(config).await?;
+    let plan = session.plan().await?;
+    let outputs = session.outputs();
+    if outputs.vpc_id.is_none() && outputs.bucket_name.is_none() {
+        bail!(
+            "environment `{}` is not deployed: nothing of it was found",
+            args.env
+        );
+    }
+    let cx = &session.cx;
+    let config = &session.config;
+    let service = ecs::service_counts(
+        cx,
+        &blueprint::cluster_name(config),
+        &blueprint::service_name(config),
+    )
+    .await?;
+    let image = match &service {
+        Some(s) => Some(ecs::task_definition(cx, &s.task_definition).await?.1.image),
+        None => None,
+    };
+    let alarms = cx
+        .clients
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(blueprint::alarm_prefix(config))
+        .send()
+        .await
+        .aws("DescribeAlarms")?;
+    let schema_version = database::inspect(cx, config)
+        .await
+        .ok()
+        .and_then(|i| i.migrations.applied_version);
+    let (last_run, lock) = match session.existing_state().await? {
+        Some(store) => (
+            state::list(&store, &args.env, 1).await?.into_iter().next(),
+            state::lock_holder(&store, &args.env).await?,
+        ),
+        None => (None, None),
+    };
+    let status = Status {
+        environment: args.env.clone(),
+        phase: format!("{:?}", config.phase).to_lowercase(),
+        in_sync: plan.is_empty(),
+        pending_changes: plan.changes.len(),
+        api_url: outputs.api_url.clone(),
+        database_endpoint: outputs.database_endpoint.clone(),
+        bucket: outputs.bucket_name.clone(),
+        repository_uri: outputs.repository_uri.clone(),
+        image,
+        schema_version,
+        tasks_running: service.as_ref().map(|s| s.running),
+        tasks_desired: service.as_ref().map(|s| s.desired),
+        last_deployment: service.as_ref().and_then(|s| s.rollout.clone()),
+        alarms: alarms
+            .metric_alarms()
+            .iter()
+            .map(|a| {
+                (
+                    a.alarm_name().unwrap_or_default().to_string(),
+                    a.state_value()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        last_run,
+        lock,
+    };
+    match globals.output {
+        Format::Json => output::json_line("status", &status),
+        Format::Human => print(&status),
+    }
+    globals.print_stats(&session, started);
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn print(s: &Status) {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("Environment `{}` (phase {})", s.environment, s.phase);
+    println!(
+        "  in sync:        {}",
+        if s.in_sync {
+            "yes".to_string()
+        } else {
+            format!("no, {} changes pending (poolside plan)", s.pending_changes)
+        }
+    );
+    println!("  api_url:        {}", or_dash(&s.api_url));
+    println!("  database:       {}", or_dash(&s.database_endpoint));
+    println!("  bucket:         {}", or_dash(&s.bucket));
+    println!("  repository:     {}", or_dash(&s.repository_uri));
+    println!("  image:          {}", or_dash(&s.image));
+    println!(
+        "  schema version: {}",
+        s.schema_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "unknown (database not reachable from here)".into())
+    );
+    match (s.tasks_running, s.tasks_desired) {
+        (Some(running), Some(desired)) => println!(
+            "  tasks:          {running} running of {desired} desired, last deployment {}",
+            or_dash(&s.last_deployment)
+        ),
+        _ => println!("  tasks:          no service"),
+    }
+    let in_alarm: Vec<&str> = s
+        .alarms
+        .iter()
+        .filter(|(_, state)| state == "ALARM")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    println!(
+        "  alarms:         {} ({} in ALARM{})",
+        s.alarms.len(),
+        in_alarm.len(),
+        if in_alarm.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", in_alarm.join(", "))
+        }
+    );
+    match &s.last_run {
+        Some(r) => println!(
+            "  last run:       {} {} at {} by {} ({:.1}s)",
+            r.command,
+            r.result,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at)
+            ),
+            r.who,
+            r.duration_ms as f64 / 1000.0
+        ),
+        None => println!("  last run:       none recorded"),
+    }
+    match &s.lock {
+        Some(lock) => println!("  lock:           held by {}", lock.describe()),
+        None => println!("  lock:           free"),
+    }
+}

@@ -1,0 +1,220 @@
+//! Drift: every difference between what an environment should be and what
+//! it is, as findings (resource, attribute, expected, actual), on the AWS
+//! side (from the plan's property diff), inside the database (migrations,
+//! pg_cron jobs, extensions, roles), and what lives in the environment's VPC
+//! without being poolside's.
+
+use crate::database::cron::JobAction;
+use crate::database::{Inspection, JobDifference};
+use crate::engine::plan::{Action, Plan};
+use crate::model::{Kind, ResourceId};
+use crate::resources::{AwsResultExt as _, Context};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finding {
+    pub resource: String,
+    pub attribute: String,
+    pub expected: Value,
+    pub actual: Value,
+}
+
+fn finding(
+    resource: impl Into<String>,
+    attribute: impl Into<String>,
+    expected: Value,
+    actual: Value,
+) -> Finding {
+    Finding {
+        resource: resource.into(),
+        attribute: attribute.into(),
+        expected,
+        actual,
+    }
+}
+
+/// The plan's changes, read as differences: what deploy would repair.
+pub fn from_plan(plan: &Plan) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for change in &plan.changes {
+        let id = change.id.0.as_str();
+        match change.action {
+            Action::Create => found.push(finding(id, "exists", json!(true), json!(false))),
+            Action::Delete => found.push(finding(id, "exists", json!(false), json!(true))),
+            Action::Update | Action::Replace => {
+                for p in &change.properties {
+                    found.push(finding(
+                        id,
+                        &p.property,
+                        p.after.clone().unwrap_or(Value::Null),
+                        p.before.clone().unwrap_or(Value::Null),
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The database's differences from `sql/`.
+pub fn from_database(inspection: &Inspection) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let m = &inspection.migrations;
+    for file in &m.pending {
+        found.push(finding(
+            "database/migrations",
+            file,
+            json!("applied"),
+            json!("not applied"),
+        ));
+    }
+    for file in &m.changed {
+        found.push(finding(
+            "database/migrations",
+            file,
+            json!("applied as shipped"),
+            json!("applied with another checksum (edited since)"),
+        ));
+    }
+    for version in &m.unknown {
+        found.push(finding(
+            "database/migrations",
+            format!("version {version}"),
+            json!("not applied (not in sql/migrations)"),
+            json!("applied"),
+        ));
+    }
+    for version in &m.failed {
+        found.push(finding(
+            "database/migrations",
+            format!("version {version}"),
+            json!("succeeded"),
+            json!("marked failed"),
+        ));
+    }
+    for job in &inspection.jobs {
+        found.extend(job_findings(job));
+    }
+    for extension in &inspection.extensions_missing {
+        found.push(finding(
+            format!("database/extension/{extension}"),
+            "exists",
+            json!(true),
+            json!(false),
+        ));
+    }
+    for role in &inspection.roles_missing {
+        found.push(finding(
+            format!("database/role/{role}"),
+            "exists",
+            json!(true),
+            json!(false),
+        ));
+    }
+    found
+}
+
+fn job_findings(job: &JobDifference) -> Vec<Finding> {
+    let resource = format!("cron-job/{}", job.name);
+    match job.action {
+        JobAction::Scheduled => vec![finding(resource, "exists", json!(true), json!(false))],
+        JobAction::Unscheduled => vec![finding(resource, "exists", json!(false), json!(true))],
+        JobAction::Corrected => {
+            let (Some(expected), Some(actual)) = (&job.expected, &job.actual) else {
+                return vec![];
+            };
+            ["schedule", "command", "database", "active"]
+                .into_iter()
+                .filter(|key| expected[key] != actual[key])
+                .map(|key| {
+                    finding(
+                        resource.clone(),
+                        key,
+                        expected[key].clone(),
+                        actual[key].clone(),
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// What runs in the environment's VPC without being poolside's: EC2
+/// instances, and security groups without the environment's tag (the VPC's
+/// default group aside). One read of each.
+pub async fn unmanaged_in_vpc(cx: &Context) -> anyhow::Result<Vec<Finding>> {
+    let Some(vpc) = cx.physical_id(&ResourceId::new(Kind::Vpc, "main")) else {
+        return Ok(vec![]);
+    };
+    let in_vpc = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name("vpc-id")
+            .values(&vpc)
+            .build()
+    };
+    let (instances, groups) = tokio::try_join!(
+        async {
+            cx.clients
+                .ec2
+                .describe_instances()
+                .filters(in_vpc())
+                .send()
+                .await
+                .aws("DescribeInstances")
+        },
+        async {
+            cx.clients
+                .ec2
+                .describe_security_groups()
+                .filters(in_vpc())
+                .send()
+                .await
+                .aws("DescribeSecurityGroups")
+        },
+    )?;
+    let name_of = |tags: &[aws_sdk_ec2::types::Tag]| {
+        tags.iter()
+            .find(|t| t.key() == Some("Name"))
+            .and_then(|t| t.value())
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default()
+    };
+    let mut found = Vec::new();
+    for instance in instances.reservations().iter().flat_map(|r| r.instances()) {
+        let state = instance.state().and_then(|s| s.name()).map(|s| s.as_str());
+        if matches!(state, Some("terminated" | "shutting-down")) {
+            continue;
+        }
+        found.push(finding(
+            "vpc/main",
+            "unmanaged resources",
+            json!(null),
+            json!(format!(
+                "instance {}{}",
+                instance.instance_id().unwrap_or("?"),
+                name_of(instance.tags())
+            )),
+        ));
+    }
+    for group in groups.security_groups() {
+        let ours = group.tags().iter().any(|t| {
+            t.key() == Some(crate::model::TAG_ENV) && t.value() == Some(cx.environment.as_str())
+        });
+        if ours || group.group_name() == Some("default") {
+            continue;
+        }
+        found.push(finding(
+            "vpc/main",
+            "unmanaged resources",
+            json!(null),
+            json!(format!(
+                "security group {} {:?}{}",
+                group.group_id().unwrap_or("?"),
+                group.group_name().unwrap_or_default(),
+                name_of(group.tags())
+            )),
+        ));
+    }
+    Ok(found)
+}
