@@ -4,8 +4,11 @@
 For each of --runs fresh environments (copies of environments/local.toml under
 new names, each with a PostgreSQL cluster of its own standing in for its RDS
 instance, so runs do not share state): deploy from empty, a no-op deploy, and
-plan on the deployed environment. Reports the median wall time of each and the
-API calls each made (from --stats), as a Markdown table.
+plan, drift and status on the deployed environment, then destroy. Reports the
+median wall time of each and the API calls each made (from --stats), as a
+Markdown table. Mutating calls leave out the lock and history objects of the
+state bucket (S3 PutObject/DeleteObject), which every deploy and destroy
+write and which change nothing of the environment.
 
     localstack/bench.py [--runs 5] [--binary target/debug/poolside]
 """
@@ -25,9 +28,11 @@ def run(binary, env_dir, *args):
     lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
     stats = next(l for l in lines if l["type"] == "stats")["calls"]
     reads_per_op = [op["calls"] for op in stats["operations"] if not op["mutating"]]
+    bookkeeping = sum(op["calls"] for op in stats["operations"]
+                      if op["service"] == "S3" and op["operation"] in ("PutObject", "DeleteObject"))
     steps = sum(l.get("elapsed_ms", 0) for l in lines if l["type"] == "event") / 1000
     data_tier = next((l for l in lines if l["type"] == "data_tier"), None)
-    return {"wall": wall, "steps": steps, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"],
+    return {"wall": wall, "steps": steps, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"] - bookkeeping,
             "max_reads_per_operation": max(reads_per_op, default=0)}
 
 
@@ -78,7 +83,8 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / "target" / "debug" / "poolside"))
     args = parser.parse_args()
     template = (ROOT / "environments" / "local.toml").read_text()
-    results = {"deploy from empty": [], "no-op deploy": [], "plan (deployed)": []}
+    results = {"deploy from empty": [], "no-op deploy": [], "plan (deployed)": [],
+               "drift (deployed)": [], "status (deployed)": [], "destroy": []}
     with tempfile.TemporaryDirectory() as env_dir:
         for i in range(args.runs):
             name = f"bench{os.getpid() % 10000}x{i}"
@@ -90,6 +96,9 @@ def main():
                 results["deploy from empty"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
                 results["no-op deploy"].append(run(args.binary, env_dir, "deploy", "--env", name, "--yes"))
                 results["plan (deployed)"].append(run(args.binary, env_dir, "plan", "--env", name))
+                results["drift (deployed)"].append(run(args.binary, env_dir, "drift", "--env", name))
+                results["status (deployed)"].append(run(args.binary, env_dir, "status", "--env", name))
+                results["destroy"].append(run(args.binary, env_dir, "destroy", "--env", name, "--yes"))
                 stop_postgrest(name)
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -104,9 +113,10 @@ def main():
         steps = statistics.median(r["steps"] for r in rows)
         data_tier = statistics.median(r["data_tier"] for r in rows)
         print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
-    noop = results["no-op deploy"] + results["plan (deployed)"]
+    noop = (results["no-op deploy"] + results["plan (deployed)"] + results["drift (deployed)"]
+            + results["status (deployed)"])
     if any(r["mutating"] for r in noop):
-        sys.exit("FAIL: a no-op deploy or plan made a mutating call")
+        sys.exit("FAIL: a no-op deploy, plan, drift or status made a mutating call")
 
 
 if __name__ == "__main__":

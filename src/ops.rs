@@ -76,6 +76,7 @@ impl Session {
         self.cx.remember(&live);
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
+        plan.fingerprint = Some(fingerprint(&live));
         Ok(plan)
     }
 
@@ -375,6 +376,18 @@ pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
     account_facts(&clients, config)
         .await
         .map(|(account, _)| account)
+}
+
+/// A digest of what discovery found, in a stable order.
+fn fingerprint(live: &[crate::model::Live]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&crate::model::Live> = live.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id).then(a.physical_id.cmp(&b.physical_id)));
+    let bytes = serde_json::to_vec(&sorted).expect("live resources serialize");
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn account_facts(

@@ -29,6 +29,10 @@ pub struct Args {
     /// How long to wait for another command's lock on the environment (e.g. 5m).
     #[arg(long, default_value = "0s", value_parser = guarded::parse_timeout)]
     pub lock_timeout: std::time::Duration,
+    /// Apply a plan saved by `poolside plan --out FILE`, without asking, and
+    /// only if the environment and its file are as they were when it was made.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<std::path::PathBuf>,
 }
 
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
@@ -50,6 +54,12 @@ async fn deploy_locked(
     let plan = session.plan().await?;
     guard.note_plan(&plan);
     output::print_plan(&plan, globals.output);
+    if let Some(path) = &args.plan {
+        if let Err(err) = check_saved_plan(path, &args.env, &plan) {
+            globals.print_stats(session, started);
+            return Err(err);
+        }
+    }
     let unallowed: Vec<String> = plan
         .data_losses()
         .into_iter()
@@ -71,7 +81,8 @@ async fn deploy_locked(
         );
     }
 
-    if !plan.is_empty() && !args.yes {
+    // A saved plan was reviewed when it was made, as Terraform's is.
+    if !plan.is_empty() && !args.yes && args.plan.is_none() {
         confirm(&args.env)?;
     }
     // The schema step runs between the resources the API service needs and
@@ -163,6 +174,36 @@ async fn deploy_locked(
         );
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// A saved plan applies only to what it was made from: the same discovery
+/// (fingerprint) and the same changes (the same file and sql/).
+fn check_saved_plan(path: &std::path::Path, env: &str, now: &Plan) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the saved plan {}", path.display()))?;
+    let saved: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a plan saved by poolside: {e}", path.display()))?;
+    if saved["environment"] != env {
+        bail!(
+            "{} is a plan of environment {}, not `{env}`",
+            path.display(),
+            saved["environment"]
+        );
+    }
+    let current = serde_json::to_value(now)?;
+    if saved["fingerprint"] != current["fingerprint"] {
+        bail!(
+            "refusing the saved plan {}: environment `{env}` changed since it was made (what exists in AWS is not what the plan was made from). Nothing was changed; make a new plan",
+            path.display()
+        );
+    }
+    if saved["changes"] != current["changes"] {
+        bail!(
+            "refusing the saved plan {}: today's plan of `{env}` differs from it (the environment file or this poolside changed since). Nothing was changed; make a new plan",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Between the phases of a deploy: after Ctrl-C, say what did not start.

@@ -75,7 +75,11 @@ impl Guarded {
             {
                 "interrupted"
             }
-            Err(err) if err.to_string().contains(" refused") => "refused",
+            Err(err)
+                if err.to_string().contains(" refused") || err.to_string().contains("refusing") =>
+            {
+                "refused"
+            }
             Err(_) => "error",
         };
         let started_at = self

@@ -14,6 +14,10 @@ pub struct Args {
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Save the plan (with a fingerprint of what it was made from) for
+    /// `poolside deploy --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
@@ -35,6 +39,17 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     // After the plan, as deploy prints them after what it did.
     globals.print_stats(&session, started);
     let plan = plan?;
+    if let Some(path) = &args.out {
+        let text = serde_json::to_string_pretty(&plan)?;
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("writing the plan to {}: {e}", path.display()))?;
+        eprintln!(
+            "Saved the plan to {}. Apply exactly it with: poolside deploy --env {} --plan {}",
+            path.display(),
+            args.env,
+            path.display()
+        );
+    }
     let code = if args.detailed_exitcode && (!plan.is_empty() || database_changes > 0) {
         exit::CHANGES
     } else {

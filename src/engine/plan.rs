@@ -97,6 +97,10 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
     pub summary: Summary,
+    /// A digest of everything discovery saw: a saved plan applies only to
+    /// the environment as it was when the plan was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl Plan {
@@ -142,6 +146,7 @@ impl Plan {
             summary: Summary::of(&changes),
             changes,
             warnings: Vec::new(),
+            fingerprint: None,
         };
         (part(first), part(second))
     }
@@ -194,6 +199,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         summary: Summary::of(&changes),
         changes,
         warnings,
+        fingerprint: None,
     }
 }
 
@@ -410,6 +416,7 @@ mod tests {
             ],
             warnings: vec![],
             summary: Summary::default(),
+            fingerprint: None,
         };
         let (first, second) = plan.split_at(&ResourceId("service/api".into()));
         let ids = |p: &Plan| p.changes.iter().map(|c| c.id.0.clone()).collect::<Vec<_>>();

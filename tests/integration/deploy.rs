@@ -771,3 +771,70 @@ async fn a_plan_that_replaces_the_database_is_refused_until_named() {
     allowed.assert_code(0);
     env.plan().assert_code(0);
 }
+
+/// `plan --out` then `deploy --plan`: the saved plan applies when nothing
+/// changed since, and is refused when the environment or its file changed.
+#[tokio::test]
+async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
+    let mut env = Env::new("saved");
+    env.write();
+    env.deploy();
+    let file = env.dir().join("cidr.plan.json");
+    let file = file.to_str().unwrap();
+
+    env.allowed_cidrs.push("203.0.113.0/24".into());
+    env.write();
+    env.poolside(&["plan", "--env", &env.name, "--out", file])
+        .assert_code(0);
+    let applied = env.poolside(&[
+        "deploy", "--env", &env.name, "--plan", file, "--output", "json",
+    ]);
+    applied.assert_code(0);
+    assert_eq!(applied.one("plan")["summary"]["update"], 1);
+    env.plan().assert_code(0);
+
+    // The environment changed after the plan was made: a rule added by hand.
+    env.allowed_cidrs.push("192.0.2.0/24".into());
+    env.write();
+    env.poolside(&["plan", "--env", &env.name, "--out", file])
+        .assert_code(0);
+    let aws = aws().await;
+    let group = applied.one("outputs")["security_group_ids"]["api"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let stale = env.poolside(&[
+        "deploy", "--env", &env.name, "--plan", file, "--output", "json", "--stats",
+    ]);
+    stale.assert_code(1);
+    assert!(
+        stale.stderr().contains("changed since it was made")
+            && stale.stderr().contains("Nothing was changed"),
+        "{}",
+        stale.stderr()
+    );
+    assert_eq!(stale.mutating_calls(), 0);
+
+    // The file changed after the plan was made.
+    env.poolside(&["plan", "--env", &env.name, "--out", file])
+        .assert_code(0);
+    env.allowed_cidrs.pop();
+    env.write();
+    let edited = env.poolside(&["deploy", "--env", &env.name, "--plan", file]);
+    edited.assert_code(1);
+    assert!(
+        edited.stderr().contains("differs from it"),
+        "{}",
+        edited.stderr()
+    );
+}
