@@ -37,6 +37,14 @@ fn finding(
 /// The plan's changes, read as differences: what deploy would repair.
 pub fn from_plan(plan: &Plan) -> Vec<Finding> {
     let mut found = Vec::new();
+    for duplicate in &plan.duplicates {
+        found.push(finding(
+            duplicate.id.0.as_str(),
+            "live copies",
+            json!(1),
+            json!(duplicate.physical_ids),
+        ));
+    }
     for change in &plan.changes {
         let id = change.id.0.as_str();
         match change.action {

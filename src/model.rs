@@ -31,6 +31,14 @@ impl ResourceId {
         let (prefix, _) = self.0.split_once('/')?;
         Kind::ALL.into_iter().find(|k| k.prefix() == prefix)
     }
+
+    /// For an extra live copy of a logical id (`<id>#<aws id>`, named so by
+    /// discovery), the id it copies.
+    pub fn copy_of(&self) -> Option<ResourceId> {
+        self.0
+            .split_once('#')
+            .map(|(original, _)| ResourceId(original.to_string()))
+    }
 }
 
 impl fmt::Display for ResourceId {

@@ -89,6 +89,19 @@ impl Session {
             .context("discovering the environment")?;
         self.cx.remember(&live);
         let mut plan = plan::plan(&self.config.name, &[], &live, Vec::new());
+        // Every copy of a duplicated id is the environment's too: all go.
+        for copy in live.iter().filter(|l| l.id.copy_of().is_some()) {
+            plan.changes.push(plan::Change {
+                id: copy.id.clone(),
+                action: plan::Action::Delete,
+                properties: Vec::new(),
+                desired: None,
+                live: Some(copy.clone()),
+                dependencies: Vec::new(),
+            });
+            plan.summary.delete += 1;
+        }
+        plan.duplicates.clear();
         plan.changes.sort_by_key(|c| {
             (
                 c.id.kind().map(|k| k.delete_rank()).unwrap_or_default(),

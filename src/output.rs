@@ -80,6 +80,15 @@ pub fn print_plan(plan: &Plan, format: Format) {
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
     }
+    for duplicate in &plan.duplicates {
+        let loud = anstyle::AnsiColor::Red.on_default().bold();
+        anstream::eprintln!(
+            "{loud}duplicate:{loud:#} {} live resources claim {}: {}. poolside will not guess which is real; deploy refuses until one remains (README: \"Duplicates\")",
+            duplicate.physical_ids.len(),
+            duplicate.id,
+            duplicate.physical_ids.join(", ")
+        );
+    }
     if plan.is_empty() {
         println!(
             "No changes. Environment `{}` matches its configuration.",

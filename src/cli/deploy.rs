@@ -60,6 +60,19 @@ async fn deploy_locked(
             return Err(err);
         }
     }
+    if !plan.duplicates.is_empty() {
+        globals.print_stats(session, started);
+        let named: Vec<String> = plan
+            .duplicates
+            .iter()
+            .map(|d| format!("{} ({})", d.id, d.physical_ids.join(", ")))
+            .collect();
+        bail!(
+            "deploy of `{}` refused: more than one live resource claims {}. poolside does not guess which one is real, and deletes none on a guess. Delete the copies you do not want (or remove their poolside:id tag to leave them unmanaged), then run deploy again. Nothing was changed",
+            args.env,
+            named.join("; ")
+        );
+    }
     let unallowed: Vec<String> = plan
         .data_losses()
         .into_iter()

@@ -50,7 +50,8 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             path.display()
         );
     }
-    let code = if args.detailed_exitcode && (!plan.is_empty() || database_changes > 0) {
+    let attention = !plan.is_empty() || !plan.duplicates.is_empty() || database_changes > 0;
+    let code = if args.detailed_exitcode && attention {
         exit::CHANGES
     } else {
         exit::OK

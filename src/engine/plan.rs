@@ -101,6 +101,19 @@ pub struct Plan {
     /// the environment as it was when the plan was made.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Logical ids that more than one live resource claims (by tag). Deploy
+    /// refuses to run until a person decides which one stays.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// Two or more live resources tagged with one logical id: poolside never
+/// guesses which is the real one, and never deletes one on a guess.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Duplicate {
+    pub id: ResourceId,
+    /// Every copy's AWS id; the first is the one discovery met first.
+    pub physical_ids: Vec<String>,
 }
 
 impl Plan {
@@ -147,6 +160,7 @@ impl Plan {
             changes,
             warnings: Vec::new(),
             fingerprint: None,
+            duplicates: Vec::new(),
         };
         (part(first), part(second))
     }
@@ -183,8 +197,14 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         new_ids = grown;
     };
     let mut changes = changes;
+    let duplicates = duplicates(live);
     let wanted: std::collections::BTreeSet<&ResourceId> = desired.iter().map(|d| &d.id).collect();
-    for have in live.iter().filter(|l| !wanted.contains(&l.id)) {
+    // An extra copy of a logical id is reported, not deleted: which copy is
+    // the real one is not poolside's to guess.
+    for have in live
+        .iter()
+        .filter(|l| !wanted.contains(&l.id) && l.id.copy_of().is_none())
+    {
         changes.push(Change {
             id: have.id.clone(),
             action: Action::Delete,
@@ -200,7 +220,35 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         changes,
         warnings,
         fingerprint: None,
+        duplicates,
     }
+}
+
+/// The logical ids with more than one live copy (`identify` names the extra
+/// copies `<id>#<aws id>`).
+fn duplicates(live: &[Live]) -> Vec<Duplicate> {
+    let mut by_id: BTreeMap<ResourceId, Vec<String>> = BTreeMap::new();
+    for extra in live {
+        if let Some(original) = extra.id.copy_of() {
+            by_id
+                .entry(original)
+                .or_default()
+                .push(extra.physical_id.clone());
+        }
+    }
+    by_id
+        .into_iter()
+        .map(|(id, extras)| {
+            let first = live
+                .iter()
+                .find(|l| l.id == id)
+                .map(|l| l.physical_id.clone());
+            Duplicate {
+                physical_ids: first.into_iter().chain(extras).collect(),
+                id,
+            }
+        })
+        .collect()
 }
 
 fn change_for(
@@ -417,6 +465,7 @@ mod tests {
             warnings: vec![],
             summary: Summary::default(),
             fingerprint: None,
+            duplicates: Vec::new(),
         };
         let (first, second) = plan.split_at(&ResourceId("service/api".into()));
         let ids = |p: &Plan| p.changes.iter().map(|c| c.id.0.clone()).collect::<Vec<_>>();

@@ -838,3 +838,85 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
         edited.stderr()
     );
 }
+
+/// Two live resources claiming one logical id: plan and drift report both,
+/// deploy refuses without touching either, and nothing is deleted on a guess.
+#[tokio::test]
+async fn two_live_copies_of_one_id_are_reported_and_deploy_refuses_to_guess() {
+    let env = Env::new("dup");
+    env.write();
+    let deployed = env.deploy();
+    let original = deployed.one("outputs")["vpc_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let aws = aws().await;
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    let copy = aws
+        .ec2
+        .create_vpc()
+        .cidr_block("10.99.0.0/16")
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
+                .tags(tag("poolside:env", &env.name))
+                .tags(tag("poolside:id", "vpc/main"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+
+    let plan = env.plan();
+    plan.assert_code(2);
+    let plan = plan.one("plan");
+    let duplicates = &plan["duplicates"];
+    assert_eq!(duplicates[0]["id"], "vpc/main", "{plan}");
+    let copies: std::collections::BTreeSet<&str> = duplicates[0]["physical_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        copies,
+        std::collections::BTreeSet::from([original.as_str(), copy.as_str()])
+    );
+    assert!(
+        !plan["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["action"] == "delete" && c["id"].as_str().unwrap().starts_with("vpc/")),
+        "a copy is planned for deletion: {plan}"
+    );
+
+    let refused = env.poolside(&[
+        "deploy", "--env", &env.name, "--yes", "--output", "json", "--stats",
+    ]);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr()
+            .contains("more than one live resource claims vpc/main")
+            && refused.stderr().contains(&copy),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(refused.mutating_calls(), 0);
+    let drift = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    drift.assert_code(2);
+    assert!(drift
+        .json("finding")
+        .iter()
+        .any(|f| f["resource"] == "vpc/main" && f["attribute"] == "live copies"));
+
+    // The documented way out: delete the copy that should not be there.
+    aws.ec2.delete_vpc().vpc_id(&copy).send().await.unwrap();
+    env.plan().assert_code(0);
+}
