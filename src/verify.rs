@@ -72,7 +72,7 @@ pub async fn verify(
     }
 }
 
-async fn check_api(api_url: &str, through: Option<&str>, attempts: u32) -> Check {
+pub async fn check_api(api_url: &str, through: Option<&str>, attempts: u32) -> Check {
     let url = format!("{api_url}/rpc/hello");
     let mut last = String::new();
     for attempt in 0..attempts {
@@ -233,7 +233,7 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
     }
 }
 
-async fn check_alarms(cx: &Context) -> Check {
+pub async fn check_alarms(cx: &Context) -> Check {
     let ours = cx.physical_ids_of(crate::model::Kind::Alarm);
     match alarms::firing(cx, &ours).await {
         Ok(firing) if firing.is_empty() => Check {

@@ -44,7 +44,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     outcome
 }
 
-async fn deploy_locked(
+pub(super) async fn deploy_locked(
     globals: &Globals,
     session: &Session,
     guard: &guarded::Guarded,

@@ -11,6 +11,7 @@ mod iam_policy;
 mod image;
 mod outputs;
 mod plan;
+mod promote;
 mod status;
 mod token;
 mod unlock;
@@ -64,6 +65,8 @@ pub enum Command {
     Destroy(destroy::Args),
     /// Report every difference from the file and sql/; change nothing (exit 2 on drift).
     Drift(drift::Args),
+    /// Grow the environment to its next phase, gated on its health.
+    Promote(promote::Args),
     /// Show what the environment is and runs now: release, tasks, alarms, last run, lock.
     Status(status::Args),
     /// Remove an environment's lock left by a command that died.
@@ -95,6 +98,7 @@ impl Command {
             Command::Deploy(_) => "deploy",
             Command::Destroy(_) => "destroy",
             Command::Drift(_) => "drift",
+            Command::Promote(_) => "promote",
             Command::Status(_) => "status",
             Command::Unlock(_) => "unlock",
             Command::History(_) => "history",
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Destroy(args) => destroy::exec(&globals, args, started).await,
         Command::Drift(args) => drift::exec(&globals, args, started).await,
+        Command::Promote(args) => promote::exec(&globals, args, started).await,
         Command::Status(args) => status::exec(&globals, args, started).await,
         Command::Unlock(args) => unlock::exec(&globals, args).await,
         Command::History(args) => history::exec(&globals, args).await,

@@ -172,14 +172,16 @@ pub async fn update_cluster(
     new: &ClusterSpec,
 ) -> anyhow::Result<()> {
     if old.container_insights != new.container_insights {
+        // UpdateCluster takes the same settings as UpdateClusterSettings,
+        // and moto implements only the former.
         cx.clients
             .ecs
-            .update_cluster_settings()
+            .update_cluster()
             .cluster(arn)
             .settings(insights_setting(new.container_insights))
             .send()
             .await
-            .aws("UpdateClusterSettings")?;
+            .aws("UpdateCluster")?;
     }
     sync_tags(cx, arn, &old.tags, &new.tags).await
 }

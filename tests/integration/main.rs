@@ -12,6 +12,7 @@ mod domain;
 mod drift;
 mod iam_policy;
 mod lock;
+mod promote;
 mod real_aws;
 mod service_tier;
 mod support;

@@ -1,0 +1,376 @@
+//! `poolside promote --env NAME --to limited|full`: grows an environment to
+//! its next phase, only when it is healthy, with the lock held.
+//!
+//! 1. Gates, each reported with its evidence: no drift (AWS and database),
+//!    no alarm in ALARM now, none during the bake period (alarm history), the
+//!    API answers, the environment has run its current release for the bake
+//!    time (from the history), and for `full` an alarm action is configured.
+//! 2. The plan of the phase change, as `plan` prints it; the data guard of
+//!    deploy applies (a phase change that would replace the database is refused).
+//! 3. The environment file's `phase` is rewritten in place (toml_edit keeps
+//!    its comments and layout), so the file stays the source of truth, and the
+//!    deploy of the new phase runs; the history records a `promote`.
+//!
+//! Not done yet (issue "Phased rollout"): promoting a release between
+//! environments, canary traffic and automatic rollback.
+
+use super::{deploy, exit, guarded, Globals};
+use crate::config::{self, Phase};
+use crate::database;
+use crate::drift;
+use crate::ops::Session;
+use crate::output::{self, Format};
+use crate::resources::AwsResultExt as _;
+use crate::state;
+use crate::verify::{self, Check, Outcome, Verification};
+use anyhow::{anyhow, bail, Context as _};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The environment to promote (environments/<env>.toml).
+    #[arg(long)]
+    pub env: String,
+    /// The next phase: limited (after pilot) or full (after limited).
+    #[arg(long, value_parser = ["limited", "full"])]
+    pub to: String,
+    /// Check the gates and show the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long the environment must have run its current release, without
+    /// an alarm, before it grows (e.g. 24h, 30m, 10s).
+    #[arg(long, default_value = "24h", value_parser = guarded::parse_timeout)]
+    pub bake: Duration,
+    /// How long to wait for another command's lock on the environment.
+    #[arg(long, default_value = "0s", value_parser = guarded::parse_timeout)]
+    pub lock_timeout: Duration,
+}
+
+pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
+    let current = globals.load(&args.env)?;
+    let target = match args.to.as_str() {
+        "limited" => Phase::Limited,
+        _ => Phase::Full,
+    };
+    let next = match current.phase {
+        Phase::Pilot => Phase::Limited,
+        Phase::Limited => Phase::Full,
+        Phase::Full => bail!(
+            "`{}` is already in phase full: there is no next phase",
+            args.env
+        ),
+    };
+    if target != next {
+        bail!(
+            "`{}` is in phase {}: promotion goes one phase at a time, to {} next",
+            args.env,
+            phase_name(current.phase),
+            phase_name(next)
+        );
+    }
+    let path = globals.environments_dir.join(format!("{}.toml", args.env));
+    let promoted_text = with_phase(&path, target)?;
+    // The file as it will be, checked before anything else happens.
+    let promoted = config::parse(
+        &path.display().to_string(),
+        &args.env,
+        promoted_text.clone(),
+    )
+    .map_err(|invalid| anyhow!(config::ConfigError::Invalid(invalid)))
+    .with_context(|| format!("`{}` in phase {} would not be valid", args.env, args.to))?;
+
+    let session = Session::open(current).await?;
+    let guard = guarded::begin(&session, "promote", args.lock_timeout).await?;
+    let outcome = promote_locked(
+        globals,
+        &session,
+        &guard,
+        &args,
+        promoted,
+        &path,
+        &promoted_text,
+        started,
+    )
+    .await;
+    guard.finish(&session, &outcome).await;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn promote_locked(
+    globals: &Globals,
+    session: &Session,
+    guard: &guarded::Guarded,
+    args: &Args,
+    promoted: config::Config,
+    path: &std::path::Path,
+    promoted_text: &str,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let gates = gates(session, args, &promoted).await?;
+    print_gates(&gates, globals.output);
+    let failed: Vec<&str> = gates.failed().iter().map(|c| c.name).collect();
+    if !failed.is_empty() {
+        globals.print_stats(session, started);
+        bail!(
+            "promotion of `{}` to {} refused: gates failed ({}); nothing was changed",
+            args.env,
+            args.to,
+            failed.join(", ")
+        );
+    }
+    let next = Session::open(promoted).await?;
+    let plan = next.plan().await?;
+    guard.note_plan(&plan);
+    if args.dry_run {
+        output::print_plan(&plan, globals.output);
+        globals.print_stats(session, started);
+        eprintln!("Dry run: the gates pass; nothing was changed.");
+        return Ok(ExitCode::from(exit::OK));
+    }
+    // The file first: it is the source of truth, and a deploy interrupted
+    // after this point is finished by the next `poolside deploy`.
+    let original = std::fs::read_to_string(path)?;
+    std::fs::write(path, promoted_text)
+        .with_context(|| format!("writing phase {} into {}", args.to, path.display()))?;
+    let deploy_args = deploy::Args {
+        env: args.env.clone(),
+        yes: args.yes,
+        allow_replace: vec![],
+        lock_timeout: args.lock_timeout,
+        plan: None,
+    };
+    let deployed = deploy::deploy_locked(globals, &next, guard, &deploy_args, started).await;
+    if deployed.is_err() && next.cx.clients.stats.snapshot().mutating_calls == 0 {
+        // Refused or cancelled before any change: the file goes back too.
+        std::fs::write(path, original)?;
+    } else if deployed.is_err() {
+        eprintln!(
+            "{} now says phase = \"{}\"; run `poolside deploy --env {}` to finish the promotion.",
+            path.display(),
+            args.to,
+            args.env
+        );
+    }
+    deployed
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pilot => "pilot",
+        Phase::Limited => "limited",
+        Phase::Full => "full",
+    }
+}
+
+/// The file's text with `phase` set, everything else (comments, layout) kept.
+fn with_phase(path: &std::path::Path, phase: Phase) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", path.display()))?;
+    let Some(item) = document.get_mut("phase") else {
+        bail!("{} has no top-level `phase` key to promote", path.display());
+    };
+    let decor = item.as_value().map(|v| v.decor().clone());
+    let mut value = toml_edit::Value::from(phase_name(phase));
+    if let Some(decor) = decor {
+        *value.decor_mut() = decor;
+    }
+    *item = toml_edit::Item::Value(value);
+    Ok(document.to_string())
+}
+
+async fn gates(
+    session: &Session,
+    args: &Args,
+    promoted: &config::Config,
+) -> anyhow::Result<Verification> {
+    let cx = &session.cx;
+    let mut checks = Vec::new();
+
+    let plan = session.plan().await?;
+    let mut findings = drift::from_plan(&plan);
+    let database_note = match database::inspect(cx, &session.config).await {
+        Ok(inspection) => {
+            findings.extend(drift::from_database(&inspection));
+            String::new()
+        }
+        Err(why) => format!(" (database side not checked: {why})"),
+    };
+    checks.push(Check {
+        name: "drift",
+        outcome: if findings.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        detail: if findings.is_empty() {
+            format!("the environment matches its file and sql/{database_note}")
+        } else {
+            format!(
+                "{} differences, e.g. {} {}: run `poolside drift --env {}`",
+                findings.len(),
+                findings[0].resource,
+                findings[0].attribute,
+                args.env
+            )
+        },
+    });
+
+    checks.push(verify::check_alarms(cx).await);
+    checks.push(alarm_history(session, args.bake).await);
+
+    match session.api_url() {
+        Some(url) => {
+            let through = session.verify_through();
+            checks.push(verify::check_api(&url, through.as_deref(), 3).await)
+        }
+        None => checks.push(Check {
+            name: "api",
+            outcome: Outcome::Failed,
+            detail: "the environment has no API URL: is it deployed?".into(),
+        }),
+    }
+
+    checks.push(bake(session, args).await?);
+
+    if promoted.phase == Phase::Full {
+        checks.push(match &promoted.alarms.action_arn {
+            Some(arn) => Check {
+                name: "alerting",
+                outcome: Outcome::Passed,
+                detail: format!("alarms notify {arn}"),
+            },
+            None => Check {
+                name: "alerting",
+                outcome: Outcome::Failed,
+                detail: "phase full needs someone told when an alarm fires: set alarms.action_arn (an SNS topic)".into(),
+            },
+        });
+    }
+    Ok(Verification { checks })
+}
+
+/// No alarm of the environment went to ALARM during the bake period.
+async fn alarm_history(session: &Session, bake: Duration) -> Check {
+    let cx = &session.cx;
+    if cx.emulator {
+        return Check {
+            name: "history",
+            outcome: Outcome::Skipped,
+            detail: "the emulator keeps no alarm history (moto has no DescribeAlarmHistory)".into(),
+        };
+    }
+    let since = SystemTime::now() - bake;
+    let out = cx
+        .clients
+        .cloudwatch
+        .describe_alarm_history()
+        .history_item_type(aws_sdk_cloudwatch::types::HistoryItemType::StateUpdate)
+        .start_date(aws_smithy_types::DateTime::from(since))
+        .end_date(aws_smithy_types::DateTime::from(SystemTime::now()))
+        .max_records(100)
+        .send()
+        .await
+        .aws("DescribeAlarmHistory");
+    let prefix = crate::blueprint::alarm_prefix(&session.config);
+    match out {
+        Ok(out) => {
+            let fired: Vec<String> = out
+                .alarm_history_items()
+                .iter()
+                .filter(|i| i.alarm_name().is_some_and(|n| n.starts_with(&prefix)))
+                .filter(|i| i.history_summary().is_some_and(|s| s.contains("to ALARM")))
+                .map(|i| i.alarm_name().unwrap_or_default().to_string())
+                .collect();
+            if fired.is_empty() {
+                Check {
+                    name: "history",
+                    outcome: Outcome::Passed,
+                    detail: format!(
+                        "no alarm went to ALARM in the last {}",
+                        humantime::format_duration(bake)
+                    ),
+                }
+            } else {
+                Check {
+                    name: "history",
+                    outcome: Outcome::Failed,
+                    detail: format!("in ALARM during the bake period: {}", fired.join(", ")),
+                }
+            }
+        }
+        Err(err) => Check {
+            name: "history",
+            outcome: Outcome::Failed,
+            detail: format!("{err:#}"),
+        },
+    }
+}
+
+/// The environment has run its current release for the bake time: the
+/// newest successful deploy or promote finished at least that long ago.
+async fn bake(session: &Session, args: &Args) -> anyhow::Result<Check> {
+    let records = match session.existing_state().await? {
+        Some(store) => state::list(&store, &args.env, 50).await?,
+        None => vec![],
+    };
+    let last = records
+        .iter()
+        .find(|r| r.result == "ok" && matches!(r.command.as_str(), "deploy" | "promote"));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    Ok(match last {
+        None => Check {
+            name: "bake",
+            outcome: Outcome::Failed,
+            detail: "no successful deploy is recorded in the history".into(),
+        },
+        Some(r) => {
+            let finished = r.started_at + r.duration_ms / 1000;
+            let running = Duration::from_secs(now.saturating_sub(finished));
+            let human = |d: Duration| {
+                humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+            };
+            Check {
+                name: "bake",
+                outcome: if running >= args.bake {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed
+                },
+                detail: format!(
+                    "the current release has run for {} since the {} by {}; the bake time is {}",
+                    human(running),
+                    r.command,
+                    r.who,
+                    human(args.bake)
+                ),
+            }
+        }
+    })
+}
+
+fn print_gates(gates: &Verification, format: Format) {
+    if format == Format::Json {
+        output::json_line("gates", gates);
+        return;
+    }
+    eprintln!("Gates:");
+    for check in &gates.checks {
+        let mark = match check.outcome {
+            Outcome::Passed => "ok  ",
+            Outcome::Failed => "FAIL",
+            Outcome::Skipped => "skip",
+        };
+        eprintln!("  {mark} {:<9} {}", check.name, check.detail);
+    }
+}
