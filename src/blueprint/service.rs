@@ -125,6 +125,7 @@ pub(super) fn service_tier(
             "family": format!("poolside-{env}-api"),
             "cpu": api.cpu,
             "memory": api.memory,
+            "db_pool": api.db_pool,
             "execution_role_arn": arn_of(Kind::Role, "task-execution"),
             "task_role_arn": arn_of(Kind::Role, "task"),
             "container_name": CONTAINER_NAME,

@@ -160,6 +160,8 @@ pub struct ApiSection {
     pub hosted_zone_id: Option<String>,
     pub log_retention_days: Option<u32>,
     pub container_insights: Option<bool>,
+    /// PostgREST's connection pool per task (PGRST_DB_POOL).
+    pub db_pool: Option<u32>,
     /// Emulator targets: the local port the stand-in PostgREST listens on.
     pub local_port: Option<u16>,
 }

@@ -29,6 +29,8 @@ pub struct Api {
     pub hosted_zone_id: Option<String>,
     pub log_retention_days: u32,
     pub container_insights: bool,
+    /// Connections each task's PostgREST keeps to the database.
+    pub db_pool: u32,
     /// Emulator targets: where the stand-in PostgREST listens (its admin
     /// server, for readiness, on the next port).
     pub local_port: u16,
@@ -239,6 +241,17 @@ impl Validator<'_> {
                 format!("{log_retention_days} is not a retention CloudWatch Logs offers ({LOG_RETENTION_DAYS:?})"),
             );
         }
+        let db_pool = a.db_pool.unwrap_or(match phase {
+            Phase::Pilot => 10,
+            Phase::Limited => 20,
+            Phase::Full => 30,
+        });
+        if !(1..=200).contains(&db_pool) {
+            return self.fail(
+                "api.db_pool",
+                format!("{db_pool} connections per task: between 1 and 200 (every task holds its pool open, and RDS allows a few hundred in all)"),
+            );
+        }
         let local_port = a.local_port.unwrap_or(3000);
         if a.local_port.is_some() && raw.target.endpoint_url.is_none() {
             return self.fail(
@@ -265,6 +278,7 @@ impl Validator<'_> {
             hosted_zone_id: a.hosted_zone_id.clone(),
             log_retention_days,
             container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
+            db_pool,
             local_port,
         })
     }
