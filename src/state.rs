@@ -587,6 +587,113 @@ pub async fn list(store: &Store, environment: &str, limit: usize) -> anyhow::Res
 mod tests {
     use super::*;
 
+    fn holder(renewed_at: u64) -> LockInfo {
+        LockInfo {
+            lock_id: "0123456789abcdef".into(),
+            environment: "pilot".into(),
+            who: "arn:aws:iam::111122223333:user/alice".into(),
+            host: "laptop".into(),
+            command: "deploy".into(),
+            pid: 4242,
+            started_at: renewed_at,
+            renewed_at,
+            lease_seconds: 120,
+            took_over: None,
+        }
+    }
+
+    fn s3_error(status: u16, code: &str) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+            aws_smithy_types::body::SdkBody::from(format!(
+                "<Error><Code>{code}</Code><Message>{code}</Message><RequestId>r</RequestId></Error>"
+            )),
+        )
+    }
+
+    fn store(rules: &[&aws_smithy_mocks::Rule]) -> Store {
+        Store {
+            s3: crate::mocked!(aws_sdk_s3, rules.iter().copied()),
+            bucket: "poolside-state-111122223333-eu-west-1".into(),
+            emulator: false,
+        }
+    }
+
+    /// S3 answers 409 when a concurrent conditional write to the key won:
+    /// that is another holder, named in the error, not a failure.
+    #[tokio::test]
+    async fn a_concurrent_writer_that_won_is_named_as_the_holder() {
+        use aws_sdk_s3::operation::get_object::GetObjectOutput;
+        use aws_smithy_mocks::mock;
+        let lost = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.if_none_match() == Some("*"))
+            .then_http_response(|| s3_error(409, "ConditionalRequestConflict"));
+        let read = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .e_tag("\"abc\"")
+                .body(ByteStream::from(
+                    serde_json::to_vec(&holder(now_s())).unwrap(),
+                ))
+                .build()
+        });
+        let err = Lock::acquire(
+            &store(&[&lost, &read]),
+            "pilot",
+            "deploy",
+            "arn:me",
+            Duration::ZERO,
+        )
+        .await
+        .err()
+        .expect("the lock is held");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "is locked by arn:aws:iam::111122223333:user/alice on laptop (deploy, pid 4242)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("--lock-id 0123456789abcdef"), "{text}");
+    }
+
+    /// An expired lease is taken over with a write conditional on the ETag
+    /// that was read, so two takers cannot both win.
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_on_the_etag_that_was_read() {
+        use aws_sdk_s3::operation::get_object::GetObjectOutput;
+        use aws_sdk_s3::operation::put_object::PutObjectOutput;
+        use aws_smithy_mocks::mock;
+        let held = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.if_none_match() == Some("*"))
+            .then_http_response(|| s3_error(412, "PreconditionFailed"));
+        let read = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .e_tag("\"old\"")
+                .body(ByteStream::from(
+                    serde_json::to_vec(&holder(1_000)).unwrap(),
+                ))
+                .build()
+        });
+        let taken = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.if_match() == Some("\"old\""))
+            .then_output(|| PutObjectOutput::builder().e_tag("\"new\"").build());
+        let lock = Lock::acquire(
+            &store(&[&held, &read, &taken]),
+            "pilot",
+            "deploy",
+            "arn:me",
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            lock.info.took_over.as_ref().unwrap().lock_id,
+            "0123456789abcdef"
+        );
+        assert_eq!(taken.num_calls(), 1);
+        lock.renewal.abort();
+    }
+
     #[test]
     fn history_keys_sort_newest_first() {
         let older = history_key("p", 1_700_000_000_000, "a");
