@@ -93,6 +93,53 @@ async fn two_deploys_at_once_one_runs_and_the_other_names_the_holder() {
         assert_eq!(vpcs_of(&aws, &env.name).await, 1, "round {round}");
         env.plan().assert_code(0);
     }
+
+    // On a deployed environment, seven more rounds: a no-op deploy is quick
+    // enough that the second may start after the first finished, so the
+    // invariant is checked where it lives: no two runs ever held the lock
+    // at the same time (the history's intervals do not overlap), and a run
+    // that did not get the lock says who had it.
+    let env = Env::new("racedeployed");
+    env.write();
+    env.deploy();
+    let args = ["deploy", "--env", &env.name, "--yes", "--output", "json"];
+    for round in 0..7 {
+        let first = spawn(&env, &args, &[]);
+        let second = spawn(&env, &args, &[]);
+        for run in [finished(first), finished(second)] {
+            match run.code() {
+                0 => {}
+                1 => assert!(
+                    run.stderr().contains("is locked by"),
+                    "round {round}: {}",
+                    run.stderr()
+                ),
+                other => panic!("round {round}: exit {other}: {}", run.stderr()),
+            }
+        }
+    }
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "100",
+    ]);
+    let mut intervals: Vec<(u64, u64)> = history
+        .json("run")
+        .iter()
+        .map(|r| {
+            let start = r["started_at"].as_u64().unwrap() * 1000;
+            (start, start + r["duration_ms"].as_u64().unwrap())
+        })
+        .collect();
+    intervals.sort();
+    assert!(intervals.len() >= 8, "{intervals:?}");
+    for pair in intervals.windows(2) {
+        // started_at has whole seconds: allow that much.
+        assert!(
+            pair[1].0 + 1000 >= pair[0].1,
+            "two runs overlapped: {pair:?}"
+        );
+    }
+    assert_eq!(vpcs_of(&aws, &env.name).await, 1);
+    env.plan().assert_code(0);
 }
 
 #[tokio::test]
