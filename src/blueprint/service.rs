@@ -52,7 +52,6 @@ pub(super) fn service_tier(
 ) -> anyhow::Result<Vec<Desired>> {
     let api = &config.api;
     let env = &config.name;
-    let partition = &account.partition;
     let mut out = Vec::new();
 
     let log_group = log_group_name(config);
@@ -69,22 +68,14 @@ pub(super) fn service_tier(
         "ecs-tasks-trust-policy.json.j2",
         json!({ "account_id": account.account_id }),
     )?;
-    let execution_policy = render_json(
-        "task-execution-policy.json.j2",
-        json!({
-            "repository_arn": format!(
-                "arn:{partition}:ecr:{}:{}:repository/{}",
-                config.region, account.account_id, config.registry.repository_name
-            ),
-            "log_group_arn": format!(
-                "arn:{partition}:logs:{}:{}:log-group:{log_group}",
-                config.region, account.account_id
-            ),
-            "secret_arns": [
-                Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
-                Reference::to(&id(Kind::Secret, JWT_SECRET)),
-            ],
-        }),
+    let execution_policy = execution_policy(
+        config,
+        account,
+        &log_group,
+        &[
+            Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
+            Reference::to(&id(Kind::Secret, JWT_SECRET)),
+        ],
     )?;
     let roles = [
         (
@@ -328,6 +319,31 @@ pub(super) fn service_tier(
     Ok(out)
 }
 
+/// What an ECS agent of this environment may do: pull from its repository,
+/// write to its log group, and read exactly the secrets its tasks name.
+fn execution_policy(
+    config: &Config,
+    account: &AccountFacts,
+    log_group: &str,
+    secret_arns: &[String],
+) -> anyhow::Result<serde_json::Value> {
+    let partition = &account.partition;
+    render_json(
+        "task-execution-policy.json.j2",
+        json!({
+            "repository_arn": format!(
+                "arn:{partition}:ecr:{}:{}:repository/{}",
+                config.region, account.account_id, config.registry.repository_name
+            ),
+            "log_group_arn": format!(
+                "arn:{partition}:logs:{}:{}:log-group:{log_group}",
+                config.region, account.account_id
+            ),
+            "secret_arns": secret_arns,
+        }),
+    )
+}
+
 /// The one-off task that runs the schema step inside the VPC
 /// (`database::in_vpc`), and the role its agent uses: the API's pull and log
 /// rights, and the two logins it needs (RDS's master secret, authenticator's).
@@ -340,21 +356,15 @@ fn schema_task(
 ) -> anyhow::Result<Vec<Desired>> {
     use crate::database::in_vpc;
     let env = &config.name;
-    let partition = &account.partition;
     let master_secret = Reference::to_attribute(&id(Kind::DbInstance, "main"), "master_secret_arn");
-    let execution_policy = render_json(
-        "task-execution-policy.json.j2",
-        json!({
-            "repository_arn": format!(
-                "arn:{partition}:ecr:{}:{}:repository/{}",
-                config.region, account.account_id, config.registry.repository_name
-            ),
-            "log_group_arn": format!(
-                "arn:{partition}:logs:{}:{}:log-group:{log_group}",
-                config.region, account.account_id
-            ),
-            "secret_arns": [master_secret, Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET))],
-        }),
+    let execution_policy = execution_policy(
+        config,
+        account,
+        log_group,
+        &[
+            master_secret.clone(),
+            Reference::to(&id(Kind::Secret, AUTHENTICATOR_SECRET)),
+        ],
     )?;
     let role = id(Kind::Role, "schema-execution");
     let mut out = vec![b.desired(&role, "schema-execution", |tags| {
