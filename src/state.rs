@@ -541,12 +541,13 @@ fn history_key(environment: &str, started_at_ms: u64, lock_id: &str) -> String {
     )
 }
 
+/// Appends a record, keyed by when it is written (its run's end).
 pub async fn append(store: &Store, record: &Record) -> anyhow::Result<()> {
-    let key = history_key(
-        &record.environment,
-        record.started_at * 1000 + record.duration_ms % 1000,
-        &record.lock_id,
-    );
+    let written_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let key = history_key(&record.environment, written_ms, &record.lock_id);
     store
         .write(&key, serde_json::to_vec(record)?, Precondition::None)
         .await?;

@@ -33,6 +33,13 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}:{line}:{column}: the file is not UTF-8 text (TOML must be): the byte there is 0x{byte:02x}; save it as UTF-8")]
+    NotUtf8 {
+        path: String,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(#[from] Box<InvalidEnvironment>),
@@ -142,9 +149,23 @@ pub fn load(dir: &Path, name: &str) -> Result<Config, ConfigError> {
             available: list_environments(dir),
         });
     }
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Unreadable {
+    let bytes = std::fs::read(&path).map_err(|source| ConfigError::Unreadable {
         path: path.display().to_string(),
         source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        // Where the first bad byte is, as an editor counts lines and columns.
+        let bytes = err.as_bytes();
+        let good = &bytes[..err.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        ConfigError::NotUtf8 {
+            path: path.display().to_string(),
+            line,
+            column,
+            byte: bytes[good.len()],
+        }
     })?;
     parse(&path.display().to_string(), name, text).map_err(ConfigError::Invalid)
 }

@@ -398,3 +398,23 @@ fn validate_reports_every_problem_at_once_and_suggests_a_key() {
         run.stderr()
     );
 }
+
+/// A file saved in Latin-1: the error names the line and column of the
+/// first byte that is not UTF-8, before any AWS call.
+#[test]
+fn a_file_that_is_not_utf8_is_named_with_the_place_of_its_first_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"name = \"latin\"\nregion = \"us-east-1\"\n# caf".to_vec();
+    bytes.push(0xe9); // "é" in Latin-1
+    bytes.extend_from_slice(b"\nphase = \"pilot\"\n");
+    std::fs::write(dir.path().join("latin.toml"), bytes).unwrap();
+    let run = poolside_in(dir.path(), &["validate", "--env", "latin"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr()
+            .contains("latin.toml:3:6: the file is not UTF-8 text")
+            && run.stderr().contains("0xe9"),
+        "{}",
+        run.stderr()
+    );
+}
