@@ -68,6 +68,10 @@ impl Session {
 
     /// Discovers what exists and plans the changes to reach the blueprint.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
+        let _spinner = crate::output::Spinner::start(format!(
+            "Discovering environment `{}` in {}",
+            self.config.name, self.config.region
+        ));
         let lookup = self.lookup();
         let live = resources::discover(&self.cx, &lookup)
             .await
@@ -83,6 +87,10 @@ impl Session {
     /// Discovers what exists and plans deleting all of it, in the order
     /// apply deletes (by kind, dependents first).
     pub async fn destroy_plan(&self) -> anyhow::Result<Plan> {
+        let _spinner = crate::output::Spinner::start(format!(
+            "Discovering environment `{}` in {}",
+            self.config.name, self.config.region
+        ));
         let lookup = self.lookup();
         let live = resources::discover(&self.cx, &lookup)
             .await

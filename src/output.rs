@@ -300,44 +300,73 @@ pub fn print_verification(verification: &crate::verify::Verification, format: Fo
 }
 
 /// Shows apply's progress: a live bar on a terminal, status lines otherwise,
-/// JSON events with `--output json`.
+/// JSON events with `--output json`. A bar lives from an apply's start to its
+/// end, so nothing stays on screen between the two stages of a deploy.
 pub struct Progress {
     format: Format,
-    bar: Option<ProgressBar>,
+    terminal: bool,
+    bar: Mutex<Option<ProgressBar>>,
     in_flight: Mutex<BTreeSet<String>>,
 }
 
 impl Progress {
     pub fn new(format: Format) -> Self {
-        let bar = (format == Format::Human && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
         Progress {
             format,
-            bar,
+            terminal: format == Format::Human && std::io::stderr().is_terminal(),
+            bar: Mutex::default(),
             in_flight: Mutex::default(),
         }
     }
 
     fn line(&self, text: String) {
-        match &self.bar {
+        match &*self.bar.lock().unwrap() {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
         }
     }
 
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(bar) = &*self.bar.lock().unwrap() {
+            f(bar);
+        }
+    }
+
     fn refresh(&self) {
-        if let Some(bar) = &self.bar {
-            let in_flight = self.in_flight.lock().unwrap();
-            bar.set_message(in_flight.iter().cloned().collect::<Vec<_>>().join(", "));
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>();
+        self.with_bar(|bar| bar.set_message(in_flight.join(", ")));
+    }
+}
+
+/// A spinner on stderr while something slow and silent runs (discovery: a
+/// few seconds on AWS), when stderr is a terminal; cleared when dropped.
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    pub fn start(message: String) -> Spinner {
+        if !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+        );
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Spinner(Some(bar))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
         }
     }
 }
@@ -349,10 +378,17 @@ impl EventSink for Progress {
             return;
         }
         match event {
-            // Deploy applies in two stages around the schema step: one bar for both.
             Event::ApplyStarted { total } => {
-                if let Some(bar) = &self.bar {
-                    bar.inc_length(total as u64);
+                if self.terminal && total > 0 {
+                    let bar = ProgressBar::new(total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    *self.bar.lock().unwrap() = Some(bar);
                 }
             }
             Event::StepStarted { id, .. } => {
@@ -376,9 +412,7 @@ impl EventSink for Progress {
                     "{verb:>10} {id} ({physical_id}) in {:.1}s",
                     elapsed_ms as f64 / 1000.0
                 ));
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
-                }
+                self.with_bar(|bar| bar.inc(1));
                 self.refresh();
             }
             Event::StepWaiting {
@@ -401,19 +435,15 @@ impl EventSink for Progress {
                     "Failed",
                     action.verb()
                 ));
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
-                }
+                self.with_bar(|bar| bar.inc(1));
                 self.refresh();
             }
             Event::StepSkipped { id, reason } => {
                 self.line(format!("{:>10} {id}: {reason}", "Skipped"));
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
-                }
+                self.with_bar(|bar| bar.inc(1));
             }
             Event::ApplyFinished { .. } => {
-                if let Some(bar) = &self.bar {
+                if let Some(bar) = self.bar.lock().unwrap().take() {
                     bar.finish_and_clear();
                 }
             }

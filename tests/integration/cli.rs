@@ -296,3 +296,38 @@ fn a_human_deploy_ends_its_apply_with_a_summary_and_the_new_revision() {
         "the update reports the revision it registered: {updated}"
     );
 }
+
+/// On a terminal (a pseudo-terminal from util-linux `script`): a spinner says
+/// what discovery is doing, and no empty progress bar is left on screen
+/// while the schema step runs (a bar lives only while an apply does).
+#[test]
+fn on_a_terminal_discovery_shows_a_spinner_and_no_empty_bar_is_left() {
+    let env = Env::new("tty");
+    env.write();
+    let command = format!(
+        "{} --environments-dir {} deploy --env {} --yes",
+        env!("CARGO_BIN_EXE_poolside"),
+        env.dir().display(),
+        env.name
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("Discovering environment `{}`", env.name)),
+        "{text}"
+    );
+    assert!(text.contains("Apply complete"), "{text}");
+    assert!(!text.contains(" 0/0"), "an empty bar was drawn: {text}");
+    // A no-op deploy applies nothing: no bar at all.
+    let again = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("No changes"), "{text}");
+    assert!(!text.contains("/0 "), "{text}");
+}
