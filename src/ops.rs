@@ -399,11 +399,15 @@ pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
         .map(|(account, _)| account)
 }
 
-/// A digest of what discovery found, in a stable order.
+/// A digest of what discovery found (ids and specs, in a stable order; not
+/// live state such as an alarm's or a task count, which move on their own).
 fn fingerprint(live: &[crate::model::Live]) -> String {
     use sha2::{Digest, Sha256};
-    let mut sorted: Vec<&crate::model::Live> = live.iter().collect();
-    sorted.sort_by(|a, b| a.id.cmp(&b.id).then(a.physical_id.cmp(&b.physical_id)));
+    let mut sorted: Vec<(&ResourceId, &str, &Spec)> = live
+        .iter()
+        .map(|l| (&l.id, l.physical_id.as_str(), &l.spec))
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
     let bytes = serde_json::to_vec(&sorted).expect("live resources serialize");
     Sha256::digest(bytes)
         .iter()

@@ -3,11 +3,10 @@
 //! last deployment, alarm states, the last run from the history, the lock.
 
 use super::{exit, Globals};
-use crate::blueprint;
 use crate::database;
+use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format};
-use crate::resources::{ecs, AwsResultExt as _};
 use crate::state;
 use anyhow::bail;
 use serde::Serialize;
@@ -58,24 +57,15 @@ pub async fn exec(
     }
     let cx = &session.cx;
     let config = &session.config;
-    let service = ecs::service_counts(
-        cx,
-        &blueprint::cluster_name(config),
-        &blueprint::service_name(config),
-    )
-    .await?;
-    let image = match &service {
-        Some(s) => Some(ecs::task_definition(cx, &s.task_definition).await?.1.image),
-        None => None,
+    // Everything below was read once by discovery; status asks AWS nothing more.
+    let service = ResourceId::new(Kind::Service, "api");
+    let count = |key: &str| {
+        cx.attribute(&service, key)
+            .and_then(|v| v.parse::<i32>().ok())
     };
-    let alarms = cx
-        .clients
-        .cloudwatch
-        .describe_alarms()
-        .alarm_name_prefix(blueprint::alarm_prefix(config))
-        .send()
-        .await
-        .aws("DescribeAlarms")?;
+    let image = cx.attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image");
+    let mut alarms = cx.attributes_of(Kind::Alarm, "state");
+    alarms.sort();
     let schema_version = database::inspect(cx, config)
         .await
         .ok()
@@ -98,21 +88,10 @@ pub async fn exec(
         repository_uri: outputs.repository_uri.clone(),
         image,
         schema_version,
-        tasks_running: service.as_ref().map(|s| s.running),
-        tasks_desired: service.as_ref().map(|s| s.desired),
-        last_deployment: service.as_ref().and_then(|s| s.rollout.clone()),
-        alarms: alarms
-            .metric_alarms()
-            .iter()
-            .map(|a| {
-                (
-                    a.alarm_name().unwrap_or_default().to_string(),
-                    a.state_value()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                )
-            })
-            .collect(),
+        tasks_running: count("running"),
+        tasks_desired: count("desired"),
+        last_deployment: cx.attribute(&service, "rollout").filter(|r| !r.is_empty()),
+        alarms,
         last_run,
         lock,
     };

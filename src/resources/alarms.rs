@@ -108,7 +108,11 @@ fn observe(alarm: &MetricAlarm, id: ResourceId) -> Live {
             treat_missing_data: alarm.treat_missing_data().unwrap_or("missing").to_string(),
             actions: alarm.alarm_actions().iter().cloned().collect(),
         }),
-        attributes: BTreeMap::new(),
+        // Live state, for status; not desired state.
+        attributes: alarm
+            .state_value()
+            .map(|s| BTreeMap::from([("state".to_string(), s.as_str().to_string())]))
+            .unwrap_or_default(),
     }
 }
 

@@ -241,7 +241,10 @@ pub async fn discover_task_definition(
             container: container_spec(container),
             tags,
         }),
-        attributes: BTreeMap::new(),
+        attributes: BTreeMap::from([(
+            "image".to_string(),
+            container.image().unwrap_or_default().to_string(),
+        )]),
     }])
 }
 
@@ -450,7 +453,22 @@ pub async fn discover_service(
             tags,
             depends_on: vec![],
         }),
-        attributes: BTreeMap::from([("name".to_string(), name.to_string())]),
+        // Live state, for status; not desired state.
+        attributes: BTreeMap::from([
+            ("name".to_string(), name.to_string()),
+            ("running".to_string(), service.running_count().to_string()),
+            ("desired".to_string(), service.desired_count().to_string()),
+            (
+                "rollout".to_string(),
+                service
+                    .deployments()
+                    .iter()
+                    .find(|d| d.status() == Some("PRIMARY"))
+                    .and_then(|d| d.rollout_state())
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
+        ]),
     }])
 }
 
@@ -644,8 +662,6 @@ pub struct ServiceCounts {
     pub running: i32,
     pub desired: i32,
     pub task_definition: String,
-    /// The newest deployment's rollout state (IN_PROGRESS, COMPLETED, FAILED).
-    pub rollout: Option<String>,
 }
 
 pub async fn service_counts(
@@ -670,12 +686,6 @@ pub async fn service_counts(
             running: s.running_count(),
             desired: s.desired_count(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
-            rollout: s
-                .deployments()
-                .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
-                .and_then(|d| d.rollout_state())
-                .map(|r| r.as_str().to_string()),
         }))
 }
 

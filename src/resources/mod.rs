@@ -115,6 +115,20 @@ impl Context {
             .collect()
     }
 
+    /// One attribute of every resource of a kind, by AWS id.
+    pub fn attributes_of(&self, kind: Kind, key: &str) -> Vec<(String, String)> {
+        let attributes = self.attributes.lock().unwrap();
+        self.physical_ids
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id.kind() == Some(kind))
+            .filter_map(|(id, physical)| {
+                Some((physical.clone(), attributes.get(id)?.get(key)?.clone()))
+            })
+            .collect()
+    }
+
     pub fn attribute(&self, id: &ResourceId, key: &str) -> Option<String> {
         self.attributes.lock().unwrap().get(id)?.get(key).cloned()
     }

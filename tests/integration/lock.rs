@@ -244,6 +244,16 @@ async fn status_shows_the_release_the_tasks_and_the_last_run_without_changing_an
     run.assert_code(0);
     assert_eq!(run.mutating_calls(), 0);
     assert_eq!(run.one("stats")["calls"]["mutating_calls"], 0);
+    // What it shows was read by discovery: no second read of the service or
+    // the alarms (a task definition is read once per family: api, schema).
+    for op in run.one("stats")["calls"]["operations"].as_array().unwrap() {
+        let most = match op["operation"].as_str() {
+            Some("DescribeServices" | "DescribeAlarms") => 1,
+            Some("DescribeTaskDefinition") => 2,
+            _ => continue,
+        };
+        assert!(op["calls"].as_u64().unwrap() <= most, "{op}");
+    }
     let status = run.one("status");
     assert_eq!(status["in_sync"], true, "{status}");
     assert_eq!(status["phase"], "pilot");
