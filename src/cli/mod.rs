@@ -79,7 +79,7 @@ pub enum Command {
     Token(token::Args),
     /// Print the IAM policy an operator needs for the environment.
     IamPolicy(iam_policy::Args),
-    /// The PostgREST image in the environment's ECR repository.
+    /// The images in the environment's ECR repository (PostgREST, and the schema task's psql).
     #[command(subcommand)]
     Image(image::Command),
     /// Print a deployed environment's outputs (or one of them, alone).
