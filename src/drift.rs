@@ -112,6 +112,22 @@ pub fn from_database(inspection: &Inspection) -> Vec<Finding> {
             json!(false),
         ));
     }
+    for g in &inspection.privileges_extra {
+        found.push(finding(
+            format!("database/privilege/{}", g.object),
+            format!("{} to {}", g.privilege, g.grantee),
+            json!("not granted"),
+            json!("granted"),
+        ));
+    }
+    for g in &inspection.privileges_missing {
+        found.push(finding(
+            format!("database/privilege/{}", g.object),
+            format!("{} to {}", g.privilege, g.grantee),
+            json!("granted"),
+            json!("not granted"),
+        ));
+    }
     for role in &inspection.roles_missing {
         found.push(finding(
             format!("database/role/{role}"),

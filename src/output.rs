@@ -256,6 +256,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if report.authenticator_password_set {
         eprintln!("  set the authenticator role's password from Secrets Manager");
     }
+    for statement in &report.privileges_restored {
+        eprintln!("  privilege changed by hand, put back: {statement}");
+    }
     for job in &report.jobs_changed {
         let action = match job.action {
             JobAction::Scheduled => "scheduled",

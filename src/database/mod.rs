@@ -11,6 +11,7 @@ pub mod cron;
 pub mod in_vpc;
 pub mod migrations;
 mod password;
+pub mod privileges;
 mod tunnel;
 
 use crate::blueprint::AUTHENTICATOR_SECRET;
@@ -33,6 +34,8 @@ pub struct DataTierReport {
     pub migrations_applied: Vec<migrations::Applied>,
     pub migrations_total: usize,
     pub authenticator_password_set: bool,
+    /// GRANTs and REVOKEs run to put back privileges changed by hand.
+    pub privileges_restored: Vec<String>,
     pub cron_database: String,
     pub jobs_changed: Vec<cron::JobChange>,
     pub jobs_total: usize,
@@ -313,6 +316,25 @@ pub async fn converge(
         }
     };
 
+    // The privilege matrix: recorded as the migrations leave it, restored
+    // when someone changed it by hand since.
+    let privileges = async {
+        match privileges::recorded(&mut app).await? {
+            Some(recorded) if report.migrations_applied.is_empty() => {
+                let current = privileges::current(&mut app).await?;
+                let (extra, missing) = privileges::compare(&recorded, &current);
+                privileges::restore(&mut app, &extra, &missing).await
+            }
+            _ => privileges::record(&mut app).await.map(|()| vec![]),
+        }
+    };
+    report.privileges_restored = privileges.await.map_err(|e| {
+        anyhow!(
+            "checking the privileges of the api and platform schemas: {}",
+            migrations::database_message(&e)
+        )
+    })?;
+
     let authenticator_secret = cx
         .attribute(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET), "arn")
         .or_else(|| cx.physical_id(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET)))
@@ -358,6 +380,10 @@ pub struct Inspection {
     pub jobs: Vec<JobDifference>,
     pub extensions_missing: Vec<String>,
     pub roles_missing: Vec<String>,
+    /// Privileges granted by hand since the migrations' matrix was recorded.
+    pub privileges_extra: Vec<privileges::Grant>,
+    /// Privileges revoked by hand since.
+    pub privileges_missing: Vec<privileges::Grant>,
 }
 
 /// One job that differs from `sql/jobs.toml`, and how.
@@ -447,6 +473,8 @@ async fn inspect_reachable(
                 .collect(),
             extensions_missing: vec!["vector".into(), "pg_cron".into()],
             roles_missing: vec![],
+            privileges_extra: vec![],
+            privileges_missing: vec![],
         });
     }
     let mut app = server
@@ -508,6 +536,10 @@ async fn inspect_reachable(
             actual: p.live.map(|l| serde_json::json!({"schedule": l.schedule, "command": l.command, "database": l.database, "active": l.active})),
         })
         .collect();
+    let (privileges_extra, privileges_missing) = match privileges::recorded(&mut app).await? {
+        Some(recorded) => privileges::compare(&recorded, &privileges::current(&mut app).await?),
+        None => (vec![], vec![]),
+    };
     let _ = app.close().await;
     Ok(Inspection {
         database_exists: true,
@@ -515,6 +547,8 @@ async fn inspect_reachable(
         jobs,
         extensions_missing,
         roles_missing,
+        privileges_extra,
+        privileges_missing,
     })
 }
 

@@ -99,6 +99,8 @@ async fn drift_names_each_change_made_by_hand_and_deploy_repairs_it() {
         "SELECT cron.alter_job(jobid, schedule => '5 5 * * *') FROM cron.job WHERE jobname = 'cleanup-metrics'",
         "SELECT cron.alter_job(jobid, active => false) FROM cron.job WHERE jobname = 'weekly-fine-tune'",
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'by hand', true, '\\x00', 0)",
+        "GRANT INSERT ON api.training_jobs TO api_user",
+        "REVOKE EXECUTE ON FUNCTION api.hello() FROM web_anon",
     ] {
         sqlx::query(sql).execute(&mut db).await.unwrap();
     }
@@ -128,6 +130,18 @@ async fn drift_names_each_change_made_by_hand_and_deploy_repairs_it() {
         finding(&all, "database/migrations", "version 99")["actual"],
         "applied"
     );
+    let granted = finding(
+        &all,
+        "database/privilege/TABLE api.training_jobs",
+        "INSERT to api_user",
+    );
+    assert_eq!(granted["actual"], "granted");
+    let revoked = finding(
+        &all,
+        "database/privilege/FUNCTION api.hello()",
+        "EXECUTE to web_anon",
+    );
+    assert_eq!(revoked["actual"], "not granted");
     let unmanaged = finding(&all, "vpc/main", "unmanaged resources");
     assert!(
         unmanaged["actual"]
@@ -150,7 +164,9 @@ async fn drift_names_each_change_made_by_hand_and_deploy_repairs_it() {
         .execute(&mut db)
         .await
         .unwrap();
-    env.deploy();
+    let repaired = env.deploy();
+    let restored = repaired.one("data_tier")["privileges_restored"].clone();
+    assert_eq!(restored.as_array().unwrap().len(), 2, "{restored}");
     let after = drift(&env);
     after.assert_code(2);
     assert_eq!(
