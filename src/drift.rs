@@ -112,21 +112,19 @@ pub fn from_database(inspection: &Inspection) -> Vec<Finding> {
             json!(false),
         ));
     }
-    for g in &inspection.privileges_extra {
-        found.push(finding(
-            format!("database/privilege/{}", g.object),
-            format!("{} to {}", g.privilege, g.grantee),
-            json!("not granted"),
-            json!("granted"),
-        ));
-    }
-    for g in &inspection.privileges_missing {
-        found.push(finding(
-            format!("database/privilege/{}", g.object),
-            format!("{} to {}", g.privilege, g.grantee),
-            json!("granted"),
-            json!("not granted"),
-        ));
+    let privileges = [
+        (&inspection.privileges_extra, "not granted", "granted"),
+        (&inspection.privileges_missing, "granted", "not granted"),
+    ];
+    for (grants, expected, actual) in privileges {
+        for g in grants {
+            found.push(finding(
+                format!("database/privilege/{}", g.object),
+                format!("{} to {}", g.privilege, g.grantee),
+                json!(expected),
+                json!(actual),
+            ));
+        }
     }
     for role in &inspection.roles_missing {
         found.push(finding(

@@ -66,18 +66,23 @@ impl Session {
         .await
     }
 
-    /// Discovers what exists and plans the changes to reach the blueprint.
-    pub async fn plan(&self) -> anyhow::Result<Plan> {
+    /// Everything of the environment that exists, remembered for later steps.
+    async fn discover(&self) -> anyhow::Result<Vec<crate::model::Live>> {
         let _spinner = crate::output::Spinner::start(format!(
             "Discovering environment `{}` in {}",
             self.config.name, self.config.region
         ));
-        let lookup = self.lookup();
-        let live = resources::discover(&self.cx, &lookup)
+        let live = resources::discover(&self.cx, &self.lookup())
             .await
             .context("discovering the environment")?;
         tracing::info!(environment = %self.config.name, found = live.len(), wanted = self.desired.len(), "discovered");
         self.cx.remember(&live);
+        Ok(live)
+    }
+
+    /// Discovers what exists and plans the changes to reach the blueprint.
+    pub async fn plan(&self) -> anyhow::Result<Plan> {
+        let live = self.discover().await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
         plan.fingerprint = Some(fingerprint(&live));
@@ -87,15 +92,7 @@ impl Session {
     /// Discovers what exists and plans deleting all of it, in the order
     /// apply deletes (by kind, dependents first).
     pub async fn destroy_plan(&self) -> anyhow::Result<Plan> {
-        let _spinner = crate::output::Spinner::start(format!(
-            "Discovering environment `{}` in {}",
-            self.config.name, self.config.region
-        ));
-        let lookup = self.lookup();
-        let live = resources::discover(&self.cx, &lookup)
-            .await
-            .context("discovering the environment")?;
-        self.cx.remember(&live);
+        let live = self.discover().await?;
         let mut plan = plan::plan(&self.config.name, &[], &live, Vec::new());
         // Every copy of a duplicated id is the environment's too: all go.
         for copy in live.iter().filter(|l| l.id.copy_of().is_some()) {

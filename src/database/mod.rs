@@ -288,18 +288,8 @@ pub async fn converge(
         return Ok(report);
     }
 
-    let attribute = |key: &str| {
-        cx.attribute(&instance, key)
-            .ok_or_else(|| anyhow!("RDS instance {identifier} reports no {key}"))
-    };
-    let master_secret = attribute("master_secret_arn")
-        .context("the master password must be managed by RDS (ManageMasterUserPassword)")?;
-    let port = attribute("port")?
-        .parse()
-        .context("the instance reports a port that is not a number")?;
-    let server = Server::new(config, attribute("address")?, port)?;
+    let (server, master) = server_and_master(cx, config, &instance).await?;
     report.endpoint = server.describe();
-    let master = read_login(cx, &master_secret, "RDS master").await?;
     let app_database = config.database.name.as_str();
 
     report.database_created = ensure_database(&server, &master, app_database).await?;
@@ -426,13 +416,7 @@ async fn inspect_reachable(
     config: &Config,
     instance: &ResourceId,
 ) -> anyhow::Result<Inspection> {
-    let attribute = |key: &str| {
-        cx.attribute(instance, key)
-            .ok_or_else(|| anyhow!("the RDS instance reports no {key}"))
-    };
-    let port = attribute("port")?.parse().context("the instance's port")?;
-    let server = Server::new(config, attribute("address")?, port)?;
-    let master = read_login(cx, &attribute("master_secret_arn")?, "RDS master").await?;
+    let (server, master) = server_and_master(cx, config, instance).await?;
     let shipped = migrations::shipped();
     let declared = cron::declared();
     let app_database = config.database.name.as_str();
@@ -550,6 +534,26 @@ async fn inspect_reachable(
         privileges_extra,
         privileges_missing,
     })
+}
+
+/// Where the instance answers, and its master login from the secret RDS manages.
+async fn server_and_master(
+    cx: &Context,
+    config: &Config,
+    instance: &ResourceId,
+) -> anyhow::Result<(Server, Login)> {
+    let attribute = |key: &str| {
+        cx.attribute(instance, key)
+            .ok_or_else(|| anyhow!("the RDS instance reports no {key}"))
+    };
+    let master_secret = attribute("master_secret_arn")
+        .context("the master password must be managed by RDS (ManageMasterUserPassword)")?;
+    let port = attribute("port")?
+        .parse()
+        .context("the instance reports a port that is not a number")?;
+    let server = Server::new(config, attribute("address")?, port)?;
+    let master = read_login(cx, &master_secret, "RDS master").await?;
+    Ok((server, master))
 }
 
 /// Creates the app database when the server lacks it (RDS creates it with the
