@@ -38,9 +38,29 @@ pub struct Clients {
     pub stats: Arc<CallStats>,
 }
 
+/// The HTTPS client every AWS client shares: the SDK's own default, built
+/// with ring instead of aws-lc-rs so that the binary carries one crypto
+/// provider (sqlx, reqwest and jsonwebtoken use ring). Proxies are taken from
+/// the environment (`HTTPS_PROXY`, `NO_PROXY`) as the SDK's default does.
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, runtime_components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = runtime_components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 impl Clients {
     pub async fn connect(config: &Config) -> Clients {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client())
             .region(aws_config::Region::new(config.region.clone()))
             .retry_config(RetryConfig::standard().with_max_attempts(5))
             .timeout_config(
@@ -288,6 +308,13 @@ impl Intercept for CallCounter {
             .unwrap_or_default();
         let failed = matches!(context.output_or_error(), Some(Err(_)));
         if let Some(metadata) = cfg.load::<Metadata>() {
+            tracing::debug!(
+                service = metadata.service(),
+                operation = metadata.name(),
+                ms = elapsed.as_millis() as u64,
+                failed,
+                "AWS call"
+            );
             self.0.with(metadata, |op| {
                 op.calls += 1;
                 op.total_ms += elapsed.as_millis() as u64;
@@ -307,6 +334,7 @@ impl Clients {
     pub fn offline() -> Clients {
         let shared = aws_types::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(http_client())
             .region(aws_config::Region::new("eu-west-1"))
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(

@@ -374,9 +374,15 @@ pub async fn aws() -> Aws {
     aws_at(&endpoint()).await
 }
 
+/// Plain HTTP: the emulator and the tests' proxies listen on loopback without TLS.
+fn test_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_http()
+}
+
 /// SDK clients for an endpoint of the tests' own (a proxy in front of the emulator).
 pub async fn aws_at(endpoint: &str) -> Aws {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(test_http_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(
