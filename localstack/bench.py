@@ -10,7 +10,13 @@ Markdown table. Mutating calls leave out the lock and history objects of the
 state bucket (S3 PutObject/DeleteObject), which every deploy and destroy
 write and which change nothing of the environment.
 
-    localstack/bench.py [--runs 5] [--binary target/debug/poolside]
+With --latency MUTATING_MS,READ_MS (e.g. 300,50, closer to AWS than moto's
+few milliseconds) poolside talks to moto through localstack/latency_proxy.py,
+and the table gains apply's makespan against its critical path (from the
+step events' start and end times and what each step waited for): how much
+time the scheduler loses to its concurrency limits.
+
+    localstack/bench.py [--runs 5] [--binary target/debug/poolside] [--latency 300,50]
 """
 import argparse, contextlib, json, os, pathlib, platform, re, socket, statistics, subprocess, sys, tempfile, time
 
@@ -32,7 +38,8 @@ def run(binary, env_dir, *args):
                       if op["service"] == "S3" and op["operation"] in ("PutObject", "DeleteObject"))
     steps = sum(l.get("elapsed_ms", 0) for l in lines if l["type"] == "event") / 1000
     data_tier = next((l for l in lines if l["type"] == "data_tier"), None)
-    return {"wall": wall, "steps": steps, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"] - bookkeeping,
+    path = next((l for l in lines if l["type"] == "critical_path"), None)
+    return {"wall": wall, "steps": steps, "path": path, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"] - bookkeeping,
             "max_reads_per_operation": max(reads_per_op, default=0)}
 
 
@@ -77,12 +84,42 @@ def stop_postgrest(name):
         pid_file.unlink()
 
 
+@contextlib.contextmanager
+def latency_proxy(latency, upstream):
+    """localstack/latency_proxy.py on a free port; yields its URL."""
+    mutating, read = latency.split(",")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = subprocess.Popen([sys.executable, str(ROOT / "localstack" / "latency_proxy.py"),
+                              str(port), upstream, mutating, read])
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proxy.terminate()
+        proxy.wait()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--binary", default=str(ROOT / "target" / "debug" / "poolside"))
+    parser.add_argument("--latency", help="MUTATING_MS,READ_MS added to every call through a proxy")
     args = parser.parse_args()
     template = (ROOT / "environments" / "local.toml").read_text()
+    upstream = re.search(r'^endpoint_url = "(.*)"$', template, flags=re.M).group(1)
+    with contextlib.ExitStack() as stack:
+        if args.latency:
+            endpoint = stack.enter_context(latency_proxy(args.latency, upstream))
+            template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{endpoint}"')
+        bench(args, template)
+
+
+def bench(args, template):
     results = {"deploy from empty": [], "no-op deploy": [], "plan (deployed)": [],
                "drift (deployed)": [], "status (deployed)": [], "destroy": []}
     with tempfile.TemporaryDirectory() as env_dir:
@@ -102,7 +139,8 @@ def main():
                 stop_postgrest(name)
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566\n")
+    latency = f", {args.latency.replace(',', ' ms per mutating call, ')} ms per read added" if args.latency else ""
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566{latency}\n")
     print("| operation | median wall time | sum of apply step times | data tier (in the database) | API calls | mutating calls | max calls of one read operation |")
     print("|---|---|---|---|---|---|---|")
     for label, rows in results.items():
@@ -113,6 +151,19 @@ def main():
         steps = statistics.median(r["steps"] for r in rows)
         data_tier = statistics.median(r["data_tier"] for r in rows)
         print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
+    applied = [r for r in results["deploy from empty"] + results["destroy"] if r["path"]]
+    if applied:
+        print("\n| applied | makespan | critical path | makespan / critical path | critical path steps |")
+        print("|---|---|---|---|---|")
+    for label in ("deploy from empty", "destroy"):
+        paths = [r["path"] for r in results[label] if r["path"]]
+        if not paths:
+            continue
+        ratio = statistics.median(p["makespan_ms"] / max(p["critical_path_ms"], 1) for p in paths)
+        makespan = statistics.median(p["makespan_ms"] for p in paths)
+        critical = statistics.median(p["critical_path_ms"] for p in paths)
+        longest = max(paths, key=lambda p: p["critical_path_ms"])["steps"]
+        print(f"| {label} | {makespan:.0f} ms | {critical:.0f} ms | {ratio:.2f} | {' → '.join(longest)} |")
     noop = (results["no-op deploy"] + results["plan (deployed)"] + results["drift (deployed)"]
             + results["status (deployed)"])
     if any(r["mutating"] for r in noop):

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigDfl,
         );
     }
+    // Starts the clock that events' times count from.
+    engine::events::now_ms();
     // Usage errors exit 1 like every other error: 2 means "changes found".
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

@@ -186,11 +186,58 @@ impl Kind {
         }
     }
 
+    /// The AWS service whose API creates, changes and deletes this kind.
+    pub fn service(self) -> AwsService {
+        match self {
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::ElasticIp
+            | Kind::NatGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup
+            | Kind::SecurityGroupRules
+            | Kind::VpcEndpoint => AwsService::Ec2,
+            Kind::Bucket => AwsService::S3,
+            Kind::Repository => AwsService::Ecr,
+            Kind::Secret => AwsService::SecretsManager,
+            Kind::DbSubnetGroup | Kind::DbParameterGroup | Kind::DbInstance => AwsService::Rds,
+            Kind::LogGroup => AwsService::Logs,
+            Kind::Role => AwsService::Iam,
+            Kind::Cluster | Kind::TaskDefinition | Kind::Service => AwsService::Ecs,
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => AwsService::Elb,
+            Kind::Scaling => AwsService::ApplicationAutoScaling,
+            Kind::Alarm | Kind::Dashboard => AwsService::CloudWatch,
+            Kind::Certificate => AwsService::Acm,
+            Kind::DnsRecord => AwsService::Route53,
+        }
+    }
+
     /// An update that gives the resource a new AWS id: a task definition
     /// update registers a new revision, so what refers to it must follow.
     pub fn id_changes_on_update(self) -> bool {
         self == Kind::TaskDefinition
     }
+}
+
+/// AWS services, for limits that AWS sets per service (request rates).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AwsService {
+    Ec2,
+    S3,
+    Ecr,
+    SecretsManager,
+    Rds,
+    Logs,
+    Iam,
+    Ecs,
+    Elb,
+    ApplicationAutoScaling,
+    CloudWatch,
+    Acm,
+    Route53,
+    /// Steps that are not one AWS resource.
+    Other,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,10 +5,12 @@ use crate::database::cron::JobAction;
 use crate::database::DataTierReport;
 use crate::engine::events::{Event, EventSink};
 use crate::engine::plan::{Action, Plan};
+use crate::engine::timeline::{StepTime, Timeline};
+use crate::model::ResourceId;
 use crate::ops::Outputs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -310,6 +312,9 @@ pub struct Progress {
     terminal: bool,
     bar: Mutex<Option<ProgressBar>>,
     in_flight: Mutex<BTreeSet<String>>,
+    /// What each running step waited for, until it ends and joins the timeline.
+    waited_for: Mutex<BTreeMap<ResourceId, Vec<ResourceId>>>,
+    pub timeline: Timeline,
 }
 
 impl Progress {
@@ -319,6 +324,52 @@ impl Progress {
             terminal: format == Format::Human && std::io::stderr().is_terminal(),
             bar: Mutex::default(),
             in_flight: Mutex::default(),
+            waited_for: Mutex::default(),
+            timeline: Timeline::default(),
+        }
+    }
+
+    fn record(&self, event: &Event) {
+        match event {
+            Event::StepStarted { id, after, .. } => {
+                self.waited_for
+                    .lock()
+                    .unwrap()
+                    .insert(id.clone(), after.clone());
+            }
+            Event::StepSucceeded {
+                id,
+                started_ms,
+                finished_ms,
+                ..
+            }
+            | Event::StepFailed {
+                id,
+                started_ms,
+                finished_ms,
+                ..
+            } => {
+                let after = self.waited_for.lock().unwrap().remove(id);
+                self.timeline.record(StepTime {
+                    id: id.clone(),
+                    after: after.unwrap_or_default(),
+                    started_ms: *started_ms,
+                    finished_ms: *finished_ms,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a command that applied something with where its time went: the
+    /// critical path, or a `critical_path` line in JSON.
+    pub fn print_critical_path(&self) {
+        let Some(path) = self.timeline.critical_path() else {
+            return;
+        };
+        match self.format {
+            Format::Json => json_line("critical_path", &path),
+            Format::Human => println!("{path}"),
         }
     }
 
@@ -376,6 +427,7 @@ impl Drop for Spinner {
 
 impl EventSink for Progress {
     fn emit(&self, event: Event) {
+        self.record(&event);
         if self.format == Format::Json {
             json_line("event", &event);
             return;
@@ -403,6 +455,7 @@ impl EventSink for Progress {
                 action,
                 physical_id,
                 elapsed_ms,
+                ..
             } => {
                 self.in_flight.lock().unwrap().remove(&id.0);
                 let verb = match action {
@@ -431,7 +484,9 @@ impl EventSink for Progress {
                     minutes(limit_s)
                 ));
             }
-            Event::StepFailed { id, action, error } => {
+            Event::StepFailed {
+                id, action, error, ..
+            } => {
                 self.in_flight.lock().unwrap().remove(&id.0);
                 self.line(format!(
                     "{:>10} {id}: could not {}: {error}",

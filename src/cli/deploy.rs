@@ -1,7 +1,9 @@
 use super::{exit, guarded, Globals};
 use crate::database;
-use crate::engine::apply::apply;
+use crate::engine::apply::apply_after;
+use crate::engine::events::now_ms;
 use crate::engine::plan::Plan;
+use crate::engine::timeline::StepTime;
 use crate::local_plane;
 use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
@@ -110,9 +112,10 @@ pub(super) async fn deploy_locked(
         env: &args.env,
         progress: &progress,
     };
-    stage.apply(&before_schema, &after_schema).await?;
+    stage.apply(&before_schema, &after_schema, &[]).await?;
     stop_if_interrupted("the schema step and the service")?;
     let waits = Waits::new(&progress);
+    let schema_started_ms = now_ms();
     let data_tier = database::converge(&session.cx, &session.config, &session.desired, &waits)
         .await
         .with_context(|| {
@@ -140,14 +143,27 @@ pub(super) async fn deploy_locked(
         }
     };
     output::print_data_tier(&data_tier, globals.output);
+    // The schema step is on the timeline: on AWS it can be the long pole.
+    let schema_step = ResourceId("database/schema".into());
+    progress.timeline.record(StepTime {
+        id: schema_step.clone(),
+        after: before_schema.changes.iter().map(|c| c.id.clone()).collect(),
+        started_ms: schema_started_ms,
+        finished_ms: now_ms(),
+    });
     stop_if_interrupted("the service")?;
-    stage.apply(&after_schema, &Plan::default()).await?;
+    stage
+        .apply(&after_schema, &Plan::default(), &[schema_step])
+        .await?;
     if globals.output == Format::Human && !plan.is_empty() {
         let s = &plan.summary;
         println!(
             "Apply complete: {} created, {} updated, {} replaced, {} deleted.",
             s.create, s.update, s.replace, s.delete
         );
+    }
+    if !plan.is_empty() {
+        progress.print_critical_path();
     }
     stop_if_interrupted("verification")?;
 
@@ -240,11 +256,16 @@ struct Stage<'a> {
 impl Stage<'_> {
     /// Applies `changes`; if they do not all succeed, reports the run and
     /// fails naming what failed, was skipped, and is held back with it.
-    async fn apply(&self, changes: &Plan, held_back: &Plan) -> anyhow::Result<()> {
+    async fn apply(
+        &self,
+        changes: &Plan,
+        held_back: &Plan,
+        done: &[ResourceId],
+    ) -> anyhow::Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
-        let report = apply(&self.session.cx, changes, self.progress).await;
+        let report = apply_after(&self.session.cx, changes, self.progress, done).await;
         if report.is_success() {
             return Ok(());
         }

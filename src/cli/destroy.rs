@@ -162,6 +162,7 @@ async fn destroy_locked(
             report.succeeded.len()
         );
     }
+    progress.print_critical_path();
     if let Some(login) = &master {
         local_plane::drop_database(&session.config, &login.username, &login.password).await?;
     }

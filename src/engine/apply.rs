@@ -11,17 +11,31 @@
 //! - **Assumptions**: apply makes one attempt and is meant to be run again;
 //!   the plan was made from a fresh discovery.
 
-use super::events::{Event, EventSink};
+use super::events::{now_ms, Event, EventSink};
 use super::plan::{Action, Change, Plan};
-use crate::model::ResourceId;
+use crate::model::{AwsService, ResourceId};
 use crate::resources::{self, Context};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-/// How many AWS mutations may be in flight at once.
-pub const MAX_CONCURRENT_STEPS: usize = 8;
+/// How many steps of one AWS service may be in flight at once. AWS throttles
+/// each service on its own (token buckets per account and region), so one
+/// global cap either idles the fast services or floods the slow ones.
+fn max_in_flight(service: AwsService) -> usize {
+    match service {
+        // EC2's bucket for mutating calls holds 200 (refill 5/s).
+        AwsService::Ec2 => 16,
+        // PutMetricAlarm: 3 transactions per second.
+        AwsService::CloudWatch => 3,
+        // Route 53: 5 requests per second per account; IAM and ACM are
+        // global or low-rate control planes.
+        AwsService::Route53 | AwsService::Iam | AwsService::Acm => 4,
+        AwsService::ApplicationAutoScaling => 4,
+        _ => 8,
+    }
+}
 
 #[derive(Debug, Default, Serialize)]
 pub struct ApplyReport {
@@ -37,6 +51,19 @@ impl ApplyReport {
 }
 
 pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyReport {
+    apply_after(cx, plan, events, &[]).await
+}
+
+/// [`apply`] of a plan whose steps all come after `done` (steps of this
+/// command that already ran, such as the schema step between a deploy's two
+/// applies): their events name them as waited for, so the critical path
+/// runs through them.
+pub async fn apply_after(
+    cx: &Context,
+    plan: &Plan,
+    events: &dyn EventSink,
+    done: &[ResourceId],
+) -> ApplyReport {
     let mut report = ApplyReport::default();
     events.emit(Event::ApplyStarted {
         total: plan.changes.len(),
@@ -55,18 +82,33 @@ pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyRe
             (&c.id, deps.cloned().collect())
         })
         .collect();
-    run_waves(cx, events, &mut report, &others, |done, pending| {
-        pending
-            .iter()
-            .filter(|c| {
-                waiting_on.get_mut(&c.id).is_some_and(|deps| {
-                    deps.retain(|d| !done.contains(d));
-                    deps.is_empty()
+    let after_of = |change: &Change| -> Vec<ResourceId> {
+        let deps = waiting_on_at_start(change, &in_plan);
+        if deps.is_empty() {
+            done.to_vec()
+        } else {
+            deps
+        }
+    };
+    run_waves(
+        cx,
+        events,
+        &mut report,
+        &others,
+        &after_of,
+        |done, pending| {
+            pending
+                .iter()
+                .filter(|c| {
+                    waiting_on.get_mut(&c.id).is_some_and(|deps| {
+                        deps.retain(|d| !done.contains(d));
+                        deps.is_empty()
+                    })
                 })
-            })
-            .map(|c| c.id.clone())
-            .collect()
-    })
+                .map(|c| c.id.clone())
+                .collect()
+        },
+    )
     .await;
 
     // Deletes, lowest rank first; a wave waits for the one before it.
@@ -77,16 +119,22 @@ pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyRe
         .collect();
     ranks.sort();
     ranks.dedup();
+    let mut previous_wave: Vec<ResourceId> = others.iter().map(|c| c.id.clone()).collect();
+    if previous_wave.is_empty() {
+        previous_wave = done.to_vec();
+    }
     for rank in ranks {
         let wave: Vec<&Change> = deletes
             .iter()
             .copied()
             .filter(|c| c.id.kind().map(|k| k.delete_rank()) == Some(rank))
             .collect();
-        run_waves(cx, events, &mut report, &wave, |_, pending| {
+        let after_of = |_: &Change| previous_wave.clone();
+        run_waves(cx, events, &mut report, &wave, &after_of, |_, pending| {
             pending.iter().map(|c| c.id.clone()).collect()
         })
         .await;
+        previous_wave = wave.iter().map(|c| c.id.clone()).collect();
     }
     events.emit(Event::ApplyFinished {
         succeeded: report.succeeded.len(),
@@ -96,44 +144,73 @@ pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyRe
     report
 }
 
-/// Runs `steps`, at most [`MAX_CONCURRENT_STEPS`] at a time, starting those
-/// that `ready` says may start given what is done. Steps never made ready
-/// (their dependency failed) are reported as skipped.
+/// The steps of the plan `change` waits for.
+fn waiting_on_at_start(change: &Change, in_plan: &BTreeSet<&ResourceId>) -> Vec<ResourceId> {
+    change
+        .dependencies
+        .iter()
+        .filter(|d| in_plan.contains(d))
+        .cloned()
+        .collect()
+}
+
+/// Runs `steps`, starting those that `ready` says may start given what is
+/// done, as long as their service has room ([`max_in_flight`]). Steps never
+/// made ready (their dependency failed) are reported as skipped.
 async fn run_waves<'a>(
     cx: &Context,
     events: &dyn EventSink,
     report: &mut ApplyReport,
     steps: &[&'a Change],
+    after_of: &dyn Fn(&Change) -> Vec<ResourceId>,
     mut ready: impl FnMut(&BTreeSet<ResourceId>, &[&'a Change]) -> Vec<ResourceId>,
 ) {
     let mut pending: Vec<&Change> = steps.to_vec();
     let mut done: BTreeSet<ResourceId> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
+    let mut in_flight: BTreeMap<AwsService, usize> = BTreeMap::new();
+    // Ready steps waiting for room in their service, in the order they became ready.
+    let mut queued: Vec<ResourceId> = Vec::new();
     loop {
-        let startable = ready(&done, &pending);
-        for id in startable {
-            // After Ctrl-C, what is in flight finishes and nothing new starts.
-            if running.len() >= MAX_CONCURRENT_STEPS || crate::interrupt::requested() {
-                break;
+        for id in ready(&done, &pending) {
+            if !queued.contains(&id) {
+                queued.push(id);
             }
+        }
+        // After Ctrl-C, what is in flight finishes and nothing new starts.
+        let mut index = 0;
+        while index < queued.len() && !crate::interrupt::requested() {
             let position = pending
                 .iter()
-                .position(|c| c.id == id)
+                .position(|c| c.id == queued[index])
                 .expect("ready ids come from pending");
+            let service = service_of(pending[position]);
+            let busy = in_flight.entry(service).or_default();
+            if *busy >= max_in_flight(service) {
+                index += 1;
+                continue;
+            }
+            *busy += 1;
+            queued.remove(index);
             let change = pending.remove(position);
+            let started_ms = now_ms();
             events.emit(Event::StepStarted {
                 id: change.id.clone(),
                 action: change.action,
+                after: after_of(change),
+                at_ms: started_ms,
             });
             running.push(async move {
                 let started = Instant::now();
                 let result = run_step(cx, change, events).await;
-                (change, result, started.elapsed())
+                (change, result, started.elapsed(), started_ms)
             });
         }
-        let Some((change, result, elapsed)) = running.next().await else {
+        let Some((change, result, elapsed, started_ms)) = running.next().await else {
             break;
         };
+        *in_flight.entry(service_of(change)).or_default() -= 1;
+        let finished_ms = now_ms();
         match result {
             Ok(physical_id) => {
                 events.emit(Event::StepSucceeded {
@@ -141,6 +218,8 @@ async fn run_waves<'a>(
                     action: change.action,
                     physical_id,
                     elapsed_ms: elapsed.as_millis() as u64,
+                    started_ms,
+                    finished_ms,
                 });
                 report.succeeded.push(change.id.clone());
                 done.insert(change.id.clone());
@@ -151,6 +230,8 @@ async fn run_waves<'a>(
                     id: change.id.clone(),
                     action: change.action,
                     error: message.clone(),
+                    started_ms,
+                    finished_ms,
                 });
                 report.failed.push((change.id.clone(), message));
             }
@@ -168,6 +249,13 @@ async fn run_waves<'a>(
         });
         report.skipped.push(change.id.clone());
     }
+}
+
+fn service_of(change: &Change) -> AwsService {
+    change
+        .id
+        .kind()
+        .map_or(AwsService::Other, |kind| kind.service())
 }
 
 async fn run_step(cx: &Context, change: &Change, events: &dyn EventSink) -> anyhow::Result<String> {

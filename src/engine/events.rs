@@ -14,12 +14,19 @@ pub enum Event {
     StepStarted {
         id: ResourceId,
         action: Action,
+        /// The steps this one waited for (its dependencies in the plan, or
+        /// the delete wave before it).
+        after: Vec<ResourceId>,
+        /// Milliseconds since the command started, as all `*_ms` times here.
+        at_ms: u64,
     },
     StepSucceeded {
         id: ResourceId,
         action: Action,
         physical_id: String,
         elapsed_ms: u64,
+        started_ms: u64,
+        finished_ms: u64,
     },
     /// A step is waiting for AWS (an instance to become available, say).
     StepWaiting {
@@ -32,6 +39,8 @@ pub enum Event {
         id: ResourceId,
         action: Action,
         error: String,
+        started_ms: u64,
+        finished_ms: u64,
     },
     StepSkipped {
         id: ResourceId,
@@ -42,6 +51,16 @@ pub enum Event {
         failed: usize,
         skipped: usize,
     },
+}
+
+/// Milliseconds since the command started: the one clock of every event, so
+/// the steps of a deploy's two applies and its schema step line up.
+pub fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
 }
 
 pub trait EventSink: Sync {

@@ -4,3 +4,4 @@
 pub mod apply;
 pub mod events;
 pub mod plan;
+pub mod timeline;

@@ -18,11 +18,96 @@ fn changes(plan: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The step events of a deploy line up: each step starts after what it says
+/// it waited for ended, no AWS service has more steps in flight than its cap
+/// (CloudWatch's 3 is the one a deploy reaches), and the critical path is a
+/// chain of those waits no longer than the whole apply.
+fn check_timeline(run: &Run) {
+    let events = run.json("event");
+    let ended: std::collections::BTreeMap<String, (u64, u64)> = events
+        .iter()
+        .filter(|e| e["event"] == "step_succeeded")
+        .map(|e| {
+            let (started, finished) = (
+                e["started_ms"].as_u64().unwrap(),
+                e["finished_ms"].as_u64().unwrap(),
+            );
+            assert!(started <= finished, "{e}");
+            (e["id"].as_str().unwrap().to_string(), (started, finished))
+        })
+        .collect();
+    assert!(ended.len() > 40, "{} steps", ended.len());
+    let mut waited_for = std::collections::BTreeMap::new();
+    for started in events.iter().filter(|e| e["event"] == "step_started") {
+        let at = started["at_ms"].as_u64().unwrap();
+        let after: Vec<String> = started["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        for before in &after {
+            if let Some((_, finished)) = ended.get(before) {
+                assert!(
+                    *finished <= at,
+                    "{} started at {at} ms before {before} ended ({finished} ms)",
+                    started["id"]
+                );
+            }
+        }
+        waited_for.insert(started["id"].as_str().unwrap().to_string(), after);
+    }
+    let alarms: Vec<(u64, u64)> = ended
+        .iter()
+        .filter(|(id, _)| id.starts_with("alarm/") || id.starts_with("dashboard/"))
+        .map(|(_, times)| *times)
+        .collect();
+    let most_at_once = alarms
+        .iter()
+        .map(|(start, _)| {
+            alarms
+                .iter()
+                .filter(|(s, f)| s <= start && start < f)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_at_once <= 3,
+        "{most_at_once} CloudWatch steps in flight at once"
+    );
+
+    let path = run.one("critical_path");
+    let steps: Vec<&str> = path["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(steps.len() >= 3, "{path}");
+    assert!(steps.contains(&"database/schema"), "{path}");
+    for pair in steps.windows(2) {
+        let after = waited_for.get(pair[1]).cloned().unwrap_or_default();
+        let schema_after = pair[1] == "database/schema";
+        assert!(
+            schema_after || after.iter().any(|a| a == pair[0]),
+            "{} did not wait for {}: {path}",
+            pair[1],
+            pair[0]
+        );
+    }
+    assert!(
+        path["critical_path_ms"].as_u64().unwrap() <= path["makespan_ms"].as_u64().unwrap(),
+        "{path}"
+    );
+}
+
 #[tokio::test]
 async fn deploy_from_empty_creates_every_resource_with_its_properties() {
     let env = Env::new("full");
     env.write();
     let run = env.deploy();
+    check_timeline(&run);
     let outputs = run.one("outputs");
     let aws = aws().await;
     let vpc_id = outputs["vpc_id"].as_str().unwrap().to_string();
