@@ -62,10 +62,17 @@ fn paths(environment: &str) -> anyhow::Result<Paths> {
 pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<LocalApi> {
     let cluster = crate::blueprint::cluster_name(config);
     let service = crate::blueprint::service_name(config);
-    let running = ecs::service_counts(cx, &cluster, &service)
-        .await?
-        .ok_or_else(|| anyhow!("the ECS service {service} does not exist in cluster {cluster}"))?;
-    let (arn, container) = ecs::task_definition(cx, &running.task_definition).await?;
+    let (arn, container) = match ecs::discovered_api_container(cx) {
+        Some(seen) => seen,
+        None => {
+            let running = ecs::service_counts(cx, &cluster, &service)
+                .await?
+                .ok_or_else(|| {
+                    anyhow!("the ECS service {service} does not exist in cluster {cluster}")
+                })?;
+            ecs::task_definition(cx, &running.task_definition).await?
+        }
+    };
 
     let mut environment = container.environment.clone();
     for (name, value_from) in &container.secrets {

@@ -241,10 +241,22 @@ pub async fn discover_task_definition(
             container: container_spec(container),
             tags,
         }),
-        attributes: BTreeMap::from([(
-            "image".to_string(),
-            container.image().unwrap_or_default().to_string(),
-        )]),
+        attributes: BTreeMap::from([
+            (
+                "image".to_string(),
+                container.image().unwrap_or_default().to_string(),
+            ),
+            // For the local data plane, which runs what the revision says:
+            // which revision this is, and its container as registered.
+            (
+                "container_of".to_string(),
+                task.task_definition_arn().unwrap_or_default().to_string(),
+            ),
+            (
+                "container".to_string(),
+                serde_json::to_string(&container_spec(container))?,
+            ),
+        ]),
     }])
 }
 
@@ -458,6 +470,10 @@ pub async fn discover_service(
             ("name".to_string(), name.to_string()),
             ("running".to_string(), service.running_count().to_string()),
             ("desired".to_string(), service.desired_count().to_string()),
+            (
+                "task_definition".to_string(),
+                service.task_definition().unwrap_or_default().to_string(),
+            ),
             (
                 "rollout".to_string(),
                 service
@@ -692,6 +708,22 @@ pub async fn service_counts(
 /// The task definition a service runs, as registered (for the local data plane).
 pub async fn task_definition(cx: &Context, arn: &str) -> anyhow::Result<(String, ContainerSpec)> {
     task_definition_container(cx, arn).await
+}
+
+/// The revision the API service runs and its container, as discovery saw
+/// them, when nothing in this run changed either since (the service still
+/// runs the revision discovery found, and no newer one was registered).
+pub fn discovered_api_container(cx: &Context) -> Option<(String, ContainerSpec)> {
+    let service = ResourceId::new(Kind::Service, "api");
+    let task_definition = ResourceId::new(Kind::TaskDefinition, "api");
+    let runs = cx.attribute(&service, "task_definition")?;
+    let seen = cx.attribute(&task_definition, "container_of")?;
+    let latest = cx.physical_id(&task_definition)?;
+    if runs != seen || seen != latest {
+        return None;
+    }
+    let container = serde_json::from_str(&cx.attribute(&task_definition, "container")?).ok()?;
+    Some((seen, container))
 }
 
 async fn task_definition_container(

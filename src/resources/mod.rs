@@ -59,6 +59,10 @@ pub struct Context {
     pub deletion: DeletionPolicy,
     physical_ids: Mutex<BTreeMap<ResourceId, String>>,
     attributes: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
+    /// Secret values read in this run, by ARN: poolside never changes a
+    /// value after creating it, so one read serves the schema step and the
+    /// local PostgREST. Kept in memory only; never printed.
+    secret_values: Mutex<BTreeMap<String, String>>,
 }
 
 impl Context {
@@ -71,7 +75,19 @@ impl Context {
             deletion: DeletionPolicy::default(),
             physical_ids: Mutex::default(),
             attributes: Mutex::default(),
+            secret_values: Mutex::default(),
         }
+    }
+
+    pub fn cached_secret_value(&self, arn: &str) -> Option<String> {
+        self.secret_values.lock().unwrap().get(arn).cloned()
+    }
+
+    pub fn cache_secret_value(&self, arn: &str, value: &str) {
+        self.secret_values
+            .lock()
+            .unwrap()
+            .insert(arn.to_string(), value.to_string());
     }
 
     /// Remembers what discovery found, so later steps can refer to it.

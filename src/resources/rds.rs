@@ -259,7 +259,22 @@ fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
     if let Some(arn) = db.db_instance_arn() {
         attributes.insert("arn".to_string(), arn.to_string());
     }
+    attributes.insert(
+        PARAMETERS_PENDING_REBOOT.to_string(),
+        parameters_pending_reboot(db).to_string(),
+    );
     attributes
+}
+
+/// Instance attributes: whether the last look saw parameters waiting for a
+/// reboot, and whether this run changed the parameter group since.
+const PARAMETERS_PENDING_REBOOT: &str = "parameters_pending_reboot";
+const PARAMETER_GROUP_CHANGED: &str = "parameter_group_changed";
+
+fn parameters_pending_reboot(db: &DbInstance) -> bool {
+    db.db_parameter_groups()
+        .iter()
+        .any(|g| g.parameter_apply_status() == Some("pending-reboot"))
 }
 
 /// Our group by its logical id; any other (a default group, say) by its name.
@@ -428,6 +443,11 @@ pub async fn update_parameter_group(
     new: &DbParameterGroupSpec,
 ) -> anyhow::Result<()> {
     set_parameters(cx, &new.name, &old.parameters, &new.parameters).await?;
+    if old.parameters != new.parameters {
+        // What discovery saw of the instance's parameters is stale now.
+        let instance = ResourceId::new(Kind::DbInstance, "main");
+        cx.record_attribute(&instance, PARAMETER_GROUP_CHANGED, "true");
+    }
     if old.description != new.description {
         bail!(
             "the description of DB parameter group {} cannot be changed in place",
@@ -734,14 +754,17 @@ pub async fn reboot_if_parameters_pending(
     identifier: &str,
     waits: &Waits<'_>,
 ) -> anyhow::Result<bool> {
+    // Discovery's look (or the create's or modify's last one) holds unless
+    // this run changed the parameter group since.
+    let settled = cx.attribute(id, PARAMETERS_PENDING_REBOOT).as_deref() == Some("false")
+        && cx.attribute(id, PARAMETER_GROUP_CHANGED).is_none();
+    if settled {
+        return Ok(false);
+    }
     let Some(db) = describe_instance(cx, identifier).await? else {
         bail!("RDS instance {identifier} does not exist");
     };
-    let pending = db
-        .db_parameter_groups()
-        .iter()
-        .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
-    if !pending {
+    if !parameters_pending_reboot(&db) {
         return Ok(false);
     }
     cx.clients
@@ -921,6 +944,54 @@ mod tests {
         ] {
             assert_eq!(rule.num_calls(), 1, "the {what} describe was not read");
         }
+    }
+
+    /// The data tier's reboot check reuses discovery's look at the instance
+    /// (no call), unless this run changed the parameter group: then it reads
+    /// again, and a static parameter waiting for a reboot gets one.
+    #[tokio::test(start_paused = true)]
+    async fn the_reboot_check_reads_the_instance_again_only_after_a_parameter_change() {
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        let settled =
+            context(|c| c.rds = crate::mocked!(aws_sdk_rds, Vec::<&aws_smithy_mocks::Rule>::new()));
+        settled.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
+        let rebooted =
+            reboot_if_parameters_pending(&settled, &id, "poolside-pilot", &Waits::new(&Discard))
+                .await
+                .unwrap();
+        assert!(!rebooted, "nothing was pending when discovery looked");
+
+        let pending = |status: &'static str, apply: &'static str| {
+            mock!(Client::describe_db_instances).then_output(move || {
+                let mut db = instance(status, None);
+                db.db_parameter_groups =
+                    Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
+                        .db_parameter_group_name("poolside-pilot")
+                        .parameter_apply_status(apply)
+                        .build()]);
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(db)
+                    .build()
+            })
+        };
+        let waiting = pending("available", "pending-reboot");
+        let reboot = mock!(Client::reboot_db_instance).then_output(|| {
+            aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
+        });
+        let rebooting = pending("rebooting", "applying");
+        let done = pending("available", "in-sync");
+        let changed = context(|c| {
+            c.rds = crate::mocked!(aws_sdk_rds, [&waiting, &reboot, &rebooting, &done])
+        });
+        changed.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
+        changed.record_attribute(&id, PARAMETER_GROUP_CHANGED, "true");
+        let rebooted =
+            reboot_if_parameters_pending(&changed, &id, "poolside-pilot", &Waits::new(&Discard))
+                .await
+                .unwrap();
+        assert!(rebooted);
+        assert_eq!((waiting.num_calls(), reboot.num_calls()), (1, 1));
+        assert_eq!(done.num_calls(), 1);
     }
 
     /// A change RDS makes at once (nothing pending) is not waited for twice.

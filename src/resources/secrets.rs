@@ -176,6 +176,9 @@ pub async fn delete(cx: &Context, arn: &str) -> anyhow::Result<()> {
 
 /// The current value of a secret, for the data tier. Never log what this returns.
 pub async fn read_value(cx: &Context, arn: &str) -> anyhow::Result<String> {
+    if let Some(value) = cx.cached_secret_value(arn) {
+        return Ok(value);
+    }
     let out = cx
         .clients
         .secrets
@@ -184,7 +187,9 @@ pub async fn read_value(cx: &Context, arn: &str) -> anyhow::Result<String> {
         .send()
         .await
         .aws("GetSecretValue")?;
-    out.secret_string()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("secret {arn} has no string value"))
+    let value = out
+        .secret_string()
+        .ok_or_else(|| anyhow!("secret {arn} has no string value"))?;
+    cx.cache_secret_value(arn, value);
+    Ok(value.to_string())
 }
