@@ -416,6 +416,59 @@ pub async fn drop_database(config: &Config, user: &str, password: &str) -> anyho
     .execute(&mut admin)
     .await
     .with_context(|| format!("dropping database {}", config.database.name))?;
+    release_server(&mut admin, &config.name).await
+}
+
+/// How a stand-in server says which environment it serves: a comment on its
+/// `postgres` database (there is no server-wide comment).
+const CLAIM_PREFIX: &str = "poolside stand-in for environment ";
+
+/// Claims a stand-in PostgreSQL for one environment, or refuses when another
+/// holds it. An RDS instance serves one environment; a local server shared by
+/// two would not: roles are server-wide, so each deploy would reset the
+/// other's `authenticator` password and its API would answer 503.
+pub async fn claim_server(
+    admin: &mut sqlx::PgConnection,
+    environment: &str,
+    server: &str,
+) -> anyhow::Result<()> {
+    let claim: Option<String> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'postgres'",
+    )
+    .fetch_one(&mut *admin)
+    .await
+    .context("reading which environment the local PostgreSQL serves")?;
+    match claim.as_deref().and_then(|c| c.strip_prefix(CLAIM_PREFIX)) {
+        Some(holder) if holder == environment => Ok(()),
+        Some(holder) => bail!(
+            "the PostgreSQL at {server} already stands in for environment `{holder}`'s RDS instance. \
+             Roles are server-wide, so deploying `{environment}` there would reset `{holder}`'s \
+             authenticator password and break its API. Give `{environment}` a server of its own, e.g. \
+             `POOLSIDE_PG_PORT=15433 POOLSIDE_PG_DATA=/var/lib/poolside/{environment} localstack/postgres.sh start` \
+             and `connect_port = 15433` under [database] in its file; or, if `{holder}` is gone, \
+             `poolside destroy --env {holder}` frees the server. Nothing was changed in the database"
+        ),
+        None => {
+            // `environment` was checked to be a plain name (letters, digits, '-').
+            sqlx::query(&format!(
+                "COMMENT ON DATABASE postgres IS '{CLAIM_PREFIX}{environment}'"
+            ))
+            .execute(&mut *admin)
+            .await
+            .context("recording which environment the local PostgreSQL serves")?;
+            Ok(())
+        }
+    }
+}
+
+/// Frees a stand-in server that `environment` held (destroy).
+async fn release_server(admin: &mut sqlx::PgConnection, environment: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "DO $$ BEGIN IF shobj_description((SELECT oid FROM pg_database WHERE datname = 'postgres'), 'pg_database') = '{CLAIM_PREFIX}{environment}' THEN COMMENT ON DATABASE postgres IS NULL; END IF; END $$"
+    ))
+    .execute(&mut *admin)
+    .await
+    .context("freeing the local PostgreSQL for other environments")?;
     Ok(())
 }
 

@@ -53,15 +53,16 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for warning in shared_local_ports(globals, &config) {
+    for warning in shared_local_servers(globals, &config) {
         eprintln!("warning: {warning}");
     }
     Ok(ExitCode::from(exit::OK))
 }
 
 /// Other environment files in the directory whose local PostgREST would
-/// listen on the same ports (emulator targets only).
-fn shared_local_ports(globals: &Globals, config: &crate::config::Config) -> Vec<String> {
+/// listen on the same ports, or whose stand-in PostgreSQL is the same server
+/// (emulator targets only).
+fn shared_local_servers(globals: &Globals, config: &crate::config::Config) -> Vec<String> {
     if config.endpoint_url.is_none() {
         return Vec::new();
     }
@@ -90,6 +91,17 @@ fn shared_local_ports(globals: &Globals, config: &crate::config::Config) -> Vec<
             warnings.push(format!(
                 "{name} also runs its local PostgREST on port {theirs} (api.local_port; the admin server takes the next port): the two environments cannot run at once"
             ));
+        }
+        if let (Some(ours), Some(theirs)) = (
+            &config.database.connect_override,
+            &other_config.database.connect_override,
+        ) {
+            if ours == theirs {
+                warnings.push(format!(
+                    "{name} also uses the PostgreSQL at {}:{} (database.connect_host/connect_port): roles are server-wide, so only one of the two environments can be deployed there (deploy refuses the second)",
+                    ours.0, ours.1
+                ));
+            }
         }
     }
     warnings

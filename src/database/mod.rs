@@ -291,6 +291,11 @@ pub async fn converge(
     let (server, master) = server_and_master(cx, config, &instance).await?;
     report.endpoint = server.describe();
     let app_database = config.database.name.as_str();
+    if cx.emulator {
+        let mut admin = server.connect(&master, "postgres").await?;
+        crate::local_plane::claim_server(&mut admin, &cx.environment, &report.endpoint).await?;
+        let _ = admin.close().await;
+    }
 
     report.database_created = ensure_database(&server, &master, app_database).await?;
 

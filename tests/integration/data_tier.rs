@@ -885,3 +885,67 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
     .unwrap();
     assert!(embedded, "the scheduled run embedded the document");
 }
+
+/// Roles are server-wide: a second environment pointed at the PostgreSQL
+/// that stands in for another's RDS instance (here even at the same
+/// database name) is refused before it changes anything there, and the first
+/// keeps its authenticator login. Once the first is destroyed, the server is
+/// free for the second (pg_cron serves one database per server, so the
+/// second uses the name the server's pg_cron was started for).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_environment_on_one_local_postgres_is_refused_until_the_first_is_gone() {
+    let first = Env::new("share-a");
+    first.write();
+    first.deploy();
+    let second = Env::new("share-b");
+    second.write();
+    let text = std::fs::read_to_string(second.file())
+        .unwrap()
+        .replace(
+            &format!("connect_port = {}", second.postgres.port),
+            &format!("connect_port = {}", first.postgres.port),
+        )
+        .replace(
+            &format!("name = \"{}\"", second.postgres.database),
+            &format!("name = \"{}\"", first.postgres.database),
+        );
+    std::fs::write(second.file(), text).unwrap();
+
+    let refused = second.poolside(&["deploy", "--env", &second.name, "--yes"]);
+    refused.assert_code(1);
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "already stands in for environment `{}`'s RDS instance",
+            first.name
+        )),
+        "{stderr}"
+    );
+    // Without the refusal, the second deploy would have reset this password.
+    as_authenticator(&first).await;
+
+    // validate says so before anything runs, for files in one directory.
+    std::fs::copy(
+        second.file(),
+        first.dir().join(format!("{}.toml", second.name)),
+    )
+    .unwrap();
+    let validate = first.poolside(&["validate", "--env", &second.name]);
+    validate.assert_code(0);
+    assert!(
+        validate.stderr().contains(&format!(
+            "{}.toml also uses the PostgreSQL at 127.0.0.1:{}",
+            first.name, first.postgres.port
+        )),
+        "{}",
+        validate.stderr()
+    );
+    std::fs::remove_file(first.dir().join(format!("{}.toml", second.name))).unwrap();
+
+    first
+        .poolside(&["destroy", "--env", &first.name, "--yes", "--delete-data"])
+        .assert_code(0);
+    second
+        .poolside(&["deploy", "--env", &second.name, "--yes"])
+        .assert_code(0);
+}
