@@ -92,6 +92,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("EC2", "ModifyVpcAttribute", "ec2:ModifyVpcAttribute", Scope::Any),
     ("EC2", "ModifyVpcEndpoint", "ec2:ModifyVpcEndpoint", Scope::Any),
     ("EC2", "ReleaseAddress", "ec2:ReleaseAddress", Scope::Any),
+    ("EC2", "DisassociateAddress", "ec2:DisassociateAddress", Scope::Any),
     ("EC2", "ReplaceRoute", "ec2:ReplaceRoute", Scope::Any),
     ("EC2", "ReplaceRouteTableAssociation", "ec2:ReplaceRouteTableAssociation", Scope::Any),
     ("EC2", "RevokeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", Scope::Any),

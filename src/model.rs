@@ -213,6 +213,33 @@ impl Kind {
         }
     }
 
+    /// AWS refuses to delete one of these while something still refers to
+    /// it (a subnet with a NAT gateway's or a load balancer's interfaces in
+    /// it, a target group a listener forwards to, a group a rule names), so
+    /// what refers to it must go first when it is replaced.
+    pub fn referrers_block_deletion(self) -> bool {
+        matches!(
+            self,
+            Kind::Vpc
+                | Kind::Subnet
+                | Kind::InternetGateway
+                | Kind::ElasticIp
+                | Kind::SecurityGroup
+                | Kind::DbSubnetGroup
+                | Kind::DbParameterGroup
+                | Kind::TargetGroup
+                | Kind::Certificate
+                | Kind::Cluster
+        )
+    }
+
+    /// A replacement of one of these is made next to the old one, which is
+    /// deleted at the end, after what refers to it (by AWS id) moved over:
+    /// its name is only a tag, so the two can exist at once.
+    pub fn created_before_destroyed(self) -> bool {
+        self == Kind::Subnet
+    }
+
     /// An update that gives the resource a new AWS id: a task definition
     /// update registers a new revision, so what refers to it must follow.
     pub fn id_changes_on_update(self) -> bool {
@@ -692,6 +719,30 @@ impl Spec {
 
     /// Every poolside resource this one refers to: its dependencies.
     pub fn references(&self) -> Vec<ResourceId> {
+        let mut refs = self.logical_references();
+        if let Spec::Service(s) = self {
+            refs.extend(s.depends_on.iter().cloned());
+        }
+        if let Spec::Scaling(s) = self {
+            refs.extend(s.depends_on.iter().cloned());
+        }
+        let value = serde_json::to_value(self).expect("specs serialize");
+        refs.extend(
+            crate::refs::references_in_json(&value)
+                .into_iter()
+                .map(|r| r.id),
+        );
+        refs.retain(|r| r.kind().is_some());
+        refs.sort();
+        refs.dedup();
+        refs
+    }
+
+    /// The resources this one names by logical id (the network and data
+    /// tiers), as opposed to `${...}` references, which plan fills in with
+    /// AWS ids. A logical reference says nothing of which AWS resource it
+    /// meant, so when that one is replaced, this one is replaced too.
+    pub fn logical_references(&self) -> Vec<ResourceId> {
         let mut refs: Vec<ResourceId> = match self {
             Spec::Vpc(_)
             | Spec::ElasticIp(_)
@@ -699,10 +750,10 @@ impl Spec {
             | Spec::Repository(_)
             | Spec::Secret(_)
             | Spec::DbParameterGroup(_) => vec![],
-            Spec::Service(s) => s.depends_on.clone(),
-            Spec::Scaling(s) => s.depends_on.clone(),
-            // The service tier refers by `${...}` strings, collected below.
-            Spec::LogGroup(_)
+            // The service tier refers by `${...}` strings (`depends_on` only orders).
+            Spec::Service(_)
+            | Spec::Scaling(_)
+            | Spec::LogGroup(_)
             | Spec::Role(_)
             | Spec::Cluster(_)
             | Spec::TaskDefinition(_)
@@ -747,12 +798,6 @@ impl Spec {
                 refs
             }
         };
-        let value = serde_json::to_value(self).expect("specs serialize");
-        refs.extend(
-            crate::refs::references_in_json(&value)
-                .into_iter()
-                .map(|r| r.id),
-        );
         refs.retain(|r| r.kind().is_some());
         refs.sort();
         refs.dedup();

@@ -103,6 +103,8 @@ impl Session {
                 desired: None,
                 live: Some(copy.clone()),
                 dependencies: Vec::new(),
+                replaced_because: None,
+                create_before_destroy: false,
             });
             plan.summary.delete += 1;
         }

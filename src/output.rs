@@ -124,10 +124,19 @@ fn print_changes(plan: &Plan) {
                 .filter(|p| p.forces_replacement)
                 .map(|p| p.property.as_str())
                 .collect();
-            format!(
-                " ({} forces replacement)",
-                forced.into_iter().collect::<Vec<_>>().join(", ")
-            )
+            let why = match &change.replaced_because {
+                Some(cause) => format!(" (replaced because {cause} is replaced)"),
+                None => format!(
+                    " ({} forces replacement)",
+                    forced.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let order = if change.create_before_destroy {
+                " [the new one is made first, the old one deleted last]"
+            } else {
+                ""
+            };
+            format!("{why}{order}")
         } else if change.action == Action::Delete {
             // What is deleted is named by its AWS id too: it is about to go.
             change

@@ -20,6 +20,9 @@ standard library only, one file, read top to bottom.
   EC2   CreateNatGateway in a VPC without an attached internet gateway fails
         with Gateway.NotAttached; a new NAT gateway reads `pending` once.
   ELB   an internet-facing CreateLoadBalancer in such a VPC fails with InvalidSubnet.
+  EC2   DeleteSubnet fails with DependencyViolation while a NAT gateway (not
+        yet deleted), a load balancer or a VPC endpoint is still in the subnet
+        (AWS: their network interfaces are; moto deletes the subnet anyway).
   ECS   CreateCluster / CreateService fail with "Unable to assume the service
         linked role" until ECS's service-linked role was created, and for two
         seconds after (IAM eventual consistency).
@@ -86,6 +89,46 @@ def igw_attached(subnet_id):
         **{"Filter.1.Name": "attachment.vpc-id", "Filter.1.Value.1": vpc.group(1)},
     )
     return "<internetGatewayId>" in gateways, vpc.group(1)
+
+
+def elb_query(action, **params):
+    """A call of the proxy's own to moto's ELBv2."""
+    form = urllib.parse.urlencode(dict(Action=action, Version="2015-12-01", **params))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return upstream("POST", "/", form.encode(), headers)[2].decode()
+
+
+def all_pages(query, action, token_element, token_parameter):
+    """Every page of a describe call (moto pages them as AWS does), concatenated."""
+    pages, params = [], {}
+    while True:
+        page = query(action, **params)
+        pages.append(page)
+        token = re.search(f"<{token_element}>([^<]+)</{token_element}>", page)
+        if not token:
+            return "".join(pages)
+        params = {token_parameter: token.group(1)}
+
+
+def subnet_users(subnet_id):
+    """What still has network interfaces in the subnet, as AWS would refuse its delete for."""
+    users = []
+    nats = all_pages(ec2_query, "DescribeNatGateways", "nextToken", "NextToken")
+    for nat in re.findall(r"<item>\s*<createTime>.*?(?=<item>\s*<createTime>|</natGatewaySet>)", nats, flags=re.S):
+        if f"<subnetId>{subnet_id}</subnetId>" in nat and "<state>deleted</state>" not in nat:
+            users.append(re.search(r"<natGatewayId>([^<]+)</natGatewayId>", nat).group(1))
+    for balancer in re.findall(r"<member>(\s*<LoadBalancerArn>.*?)</member>\s*(?=<member>\s*<LoadBalancerArn>|</LoadBalancers>)",
+                               all_pages(elb_query, "DescribeLoadBalancers", "NextMarker", "Marker"), flags=re.S):
+        if f"<SubnetId>{subnet_id}</SubnetId>" in balancer:
+            users.append(re.search(r"<LoadBalancerName>([^<]+)</LoadBalancerName>", balancer).group(1))
+    endpoints = all_pages(ec2_query, "DescribeVpcEndpoints", "nextToken", "NextToken")
+    for endpoint in re.findall(r"<item>\s*<vpcEndpointId>.*?</item>\s*(?=<item>\s*<vpcEndpointId>|</vpcEndpointSet>)", endpoints, flags=re.S):
+        if f"<item>{subnet_id}</item>" in endpoint and "<state>deleted</state>" not in endpoint.lower():
+            users.append(re.search(r"<vpcEndpointId>([^<]+)</vpcEndpointId>", endpoint).group(1))
+    return users
 
 
 def query_error(status, code, message, ec2=False):
@@ -212,6 +255,12 @@ class Handler(BaseHTTPRequestHandler):
                     "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeDBParametersResponse>"
                 )
                 return 200, "text/xml", xml.encode()
+        if service == "ec2" and action == "DeleteSubnet":
+            users = subnet_users(form.get("SubnetId", ""))
+            if users:
+                record("subnet_in_use", subnet=form.get("SubnetId"), users=users)
+                return query_error(400, "DependencyViolation",
+                                   f"The subnet '{form.get('SubnetId')}' has dependencies and cannot be deleted.", ec2=True)
         if service == "ec2" and action == "CreateNatGateway":
             attached, vpc = igw_attached(form.get("SubnetId", ""))
             if not attached:

@@ -65,13 +65,81 @@ pub async fn apply_after(
     done: &[ResourceId],
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
+    // A replace is two steps: the old resource's delete and the new one's create.
+    let old_ones: Vec<Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .map(old_one)
+        .collect();
     events.emit(Event::ApplyStarted {
-        total: plan.changes.len(),
+        total: plan.changes.len() + old_ones.len(),
     });
-    let (deletes, others): (Vec<&Change>, Vec<&Change>) = plan
+    let (mut deletes, mut others): (Vec<&Change>, Vec<&Change>) = plan
         .changes
         .iter()
         .partition(|c| c.action == Action::Delete);
+
+    // Replaced resources that cannot stand next to their replacement go
+    // first, what refers to them before them (AWS refuses to delete what is
+    // still referred to), so the forward pass can make the new ones.
+    let (removed_last, removed_first): (Vec<&Change>, Vec<&Change>) =
+        old_ones.iter().partition(|c| c.create_before_destroy);
+    if !removed_first.is_empty() {
+        let mut removal = ApplyReport::default();
+        // One goes when every one that refers to it is gone.
+        let referrers_gone = |change: &Change, gone: &BTreeSet<ResourceId>| {
+            let original = change.id.copy_of();
+            removed_first
+                .iter()
+                .filter(|other| {
+                    original
+                        .as_ref()
+                        .is_some_and(|id| other.dependencies.contains(id))
+                })
+                .all(|other| gone.contains(&other.id))
+        };
+        let after_of = |change: &Change| -> Vec<ResourceId> {
+            let original = change.id.copy_of();
+            removed_first
+                .iter()
+                .filter(|other| {
+                    original
+                        .as_ref()
+                        .is_some_and(|id| other.dependencies.contains(id))
+                })
+                .map(|other| other.id.clone())
+                .collect()
+        };
+        run_waves(
+            cx,
+            events,
+            &mut removal,
+            &removed_first,
+            &after_of,
+            |gone, pending| {
+                pending
+                    .iter()
+                    .filter(|c| referrers_gone(c, gone))
+                    .map(|c| c.id.clone())
+                    .collect()
+            },
+        )
+        .await;
+        // A replace whose old resource is still there is not made; what
+        // depends on it is skipped.
+        let blocked: BTreeSet<ResourceId> = removal
+            .failed
+            .iter()
+            .map(|(id, _)| id)
+            .chain(&removal.skipped)
+            .filter_map(|id| id.copy_of())
+            .collect();
+        others.retain(|c| !blocked.contains(&c.id));
+        report.failed.extend(removal.failed);
+        report.skipped.extend(removal.skipped);
+    }
+    deletes.extend(removed_last);
 
     // Forward pass: a step waits for the steps of the resources it refers to.
     let in_plan: BTreeSet<&ResourceId> = others.iter().map(|c| &c.id).collect();
@@ -251,6 +319,22 @@ async fn run_waves<'a>(
     }
 }
 
+/// The delete half of a replace: the old resource, named as a copy of the
+/// logical id (`<id>#<aws id>`) so its events and the new one's differ.
+fn old_one(replace: &Change) -> Change {
+    let live = replace.live.clone().expect("a replace has a live resource");
+    Change {
+        id: ResourceId(format!("{}#{}", replace.id, live.physical_id)),
+        action: Action::Delete,
+        properties: Vec::new(),
+        desired: None,
+        live: Some(live),
+        dependencies: replace.dependencies.clone(),
+        replaced_because: None,
+        create_before_destroy: replace.create_before_destroy,
+    }
+}
+
 fn service_of(change: &Change) -> AwsService {
     change
         .id
@@ -281,9 +365,8 @@ async fn run_step(cx: &Context, change: &Change, events: &dyn EventSink) -> anyh
                 .physical_id(&change.id)
                 .unwrap_or_else(|| live.physical_id.clone()))
         }
+        // The old resource is deleted in a step of its own (`old_one`).
         Action::Replace => {
-            let live = change.live.as_ref().expect("a replace has a live resource");
-            resources::delete(cx, live, &waits).await?;
             let desired = change
                 .desired
                 .as_ref()

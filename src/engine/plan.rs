@@ -58,6 +58,13 @@ pub struct Change {
     /// What must be done first (references and explicit ordering).
     #[serde(skip)]
     pub dependencies: Vec<ResourceId>,
+    /// A replace forced by the replacement of something this refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_because: Option<ResourceId>,
+    /// A replace whose new resource is made before the old one is deleted
+    /// (`Kind::created_before_destroyed`); the old one goes last.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub create_before_destroy: bool,
 }
 
 impl Change {
@@ -171,17 +178,23 @@ impl Plan {
 }
 
 pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec<String>) -> Plan {
+    let (live, superseded) = settle_replacements(desired, live);
+    let live = live.as_slice();
     let live_by_id: BTreeMap<&ResourceId, &Live> = live.iter().map(|l| (&l.id, l)).collect();
     // A `${...}` reference is filled in with what exists, unless the plan
     // gives that resource a new id (create, replace, a new task definition
     // revision): then it stays a reference, so what refers to it changes too.
     // That can cascade, so repeat until the set of new ids stops growing.
+    // A replacement cascades (`cascade`), which can make more new ids, so
+    // both grow together until neither does.
     let mut new_ids = BTreeSet::new();
+    let mut forced: BTreeMap<ResourceId, ResourceId> = BTreeMap::new();
     let changes = loop {
-        let changes: Vec<Change> = desired
+        let mut changes: Vec<Change> = desired
             .iter()
-            .filter_map(|want| change_for(want, &live_by_id, &new_ids))
+            .filter_map(|want| change_for(want, &live_by_id, &new_ids, forced.get(&want.id)))
             .collect();
+        let more_forced = cascade(desired, &live_by_id, &changes);
         let grown: BTreeSet<ResourceId> = changes
             .iter()
             .filter(|c| match c.action {
@@ -190,11 +203,20 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
                 Action::Delete => false,
             })
             .map(|c| c.id.clone())
+            .chain(more_forced.keys().cloned())
             .collect();
-        if grown == new_ids {
+        if grown == new_ids && more_forced.keys().all(|id| forced.contains_key(id)) {
+            for change in &mut changes {
+                change.create_before_destroy = change.action == Action::Replace
+                    && change
+                        .id
+                        .kind()
+                        .is_some_and(|k| k.created_before_destroyed());
+            }
             break changes;
         }
         new_ids = grown;
+        forced.extend(more_forced);
     };
     let mut changes = changes;
     let duplicates = duplicates(live);
@@ -204,6 +226,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
     for have in live
         .iter()
         .filter(|l| !wanted.contains(&l.id) && l.id.copy_of().is_none())
+        .chain(&superseded)
     {
         changes.push(Change {
             id: have.id.clone(),
@@ -212,6 +235,8 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
             desired: None,
             live: Some(have.clone()),
             dependencies: Vec::new(),
+            replaced_because: None,
+            create_before_destroy: false,
         });
     }
     Plan {
@@ -222,6 +247,48 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         fingerprint: None,
         duplicates,
     }
+}
+
+/// A replacement made before its old resource is deleted
+/// (`Kind::created_before_destroyed`) leaves two live copies of one id for a
+/// moment; a run stopped then finds both. They are not a duplicate to refuse
+/// when exactly one matches what is wanted on the properties that cannot
+/// change in place: that one is current, the others are the old ones still
+/// to delete (returned apart, under their copy ids).
+fn settle_replacements(desired: &[Desired], live: &[Live]) -> (Vec<Live>, Vec<Live>) {
+    let mut live = live.to_vec();
+    let mut superseded = Vec::new();
+    for want in desired {
+        if !want.id.kind().is_some_and(|k| k.created_before_destroyed()) {
+            continue;
+        }
+        let copies: Vec<usize> = (0..live.len())
+            .filter(|&i| live[i].id == want.id || live[i].id.copy_of().as_ref() == Some(&want.id))
+            .collect();
+        if copies.len() < 2 {
+            continue;
+        }
+        let current: Vec<usize> = copies
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !diff(Some(&live[i].spec), &want.spec)
+                    .iter()
+                    .any(|p| p.forces_replacement)
+            })
+            .collect();
+        let [current] = current[..] else {
+            continue;
+        };
+        live[current].id = want.id.clone();
+        // Highest index first, so the indices left stay valid.
+        for &i in copies.iter().rev().filter(|&&i| i != current) {
+            let mut old = live.remove(i);
+            old.id = ResourceId(format!("{}#{}", want.id, old.physical_id));
+            superseded.push(old);
+        }
+    }
+    (live, superseded)
 }
 
 /// The logical ids with more than one live copy (`identify` names the extra
@@ -251,10 +318,49 @@ fn duplicates(live: &[Live]) -> Vec<Duplicate> {
         .collect()
 }
 
+/// The live resources that must be replaced because something they refer
+/// to is replaced, each with that cause:
+/// - what names it by logical id (a NAT gateway's subnet, a route's NAT
+///   gateway): nothing else would move it to the new resource;
+/// - what refers to it by AWS id, when AWS refuses to delete it while
+///   referred to (`Kind::referrers_block_deletion`) and the new one cannot
+///   be made first (`Kind::created_before_destroyed`); otherwise the
+///   referrer is updated to the new id after the new one exists.
+fn cascade(
+    desired: &[Desired],
+    live_by_id: &BTreeMap<&ResourceId, &Live>,
+    changes: &[Change],
+) -> BTreeMap<ResourceId, ResourceId> {
+    let replaced: BTreeSet<&ResourceId> = changes
+        .iter()
+        .filter(|c| c.action == Action::Replace)
+        .map(|c| &c.id)
+        .collect();
+    let mut forced = BTreeMap::new();
+    for want in desired {
+        if replaced.contains(&want.id) || !live_by_id.contains_key(&want.id) {
+            continue;
+        }
+        let logical = want.spec.logical_references();
+        let cause = want.spec.references().into_iter().find(|r| {
+            replaced.contains(r)
+                && (logical.contains(r)
+                    || r.kind().is_some_and(|k| {
+                        k.referrers_block_deletion() && !k.created_before_destroyed()
+                    }))
+        });
+        if let Some(cause) = cause {
+            forced.insert(want.id.clone(), cause);
+        }
+    }
+    forced
+}
+
 fn change_for(
     want: &Desired,
     live_by_id: &BTreeMap<&ResourceId, &Live>,
     new_ids: &BTreeSet<ResourceId>,
+    replaced_because: Option<&ResourceId>,
 ) -> Option<Change> {
     let spec = want.spec.substitute(&mut |r| {
         if new_ids.contains(&r.id) {
@@ -274,13 +380,16 @@ fn change_for(
             desired: Some(spec),
             live: None,
             dependencies: want.dependencies(),
+            replaced_because: None,
+            create_before_destroy: false,
         }),
         Some(have) => {
             let properties = diff(Some(&have.spec), &spec);
-            if properties.is_empty() {
+            if properties.is_empty() && replaced_because.is_none() {
                 return None;
             }
-            let action = if properties.iter().any(|p| p.forces_replacement) {
+            let replaces_itself = properties.iter().any(|p| p.forces_replacement);
+            let action = if replaces_itself || replaced_because.is_some() {
                 Action::Replace
             } else {
                 Action::Update
@@ -292,6 +401,10 @@ fn change_for(
                 desired: Some(spec),
                 live: Some((*have).clone()),
                 dependencies: want.dependencies(),
+                replaced_because: (!replaces_itself)
+                    .then(|| replaced_because.cloned())
+                    .flatten(),
+                create_before_destroy: false,
             })
         }
     }
@@ -442,6 +555,125 @@ mod tests {
         assert_eq!(gone.changes[0].action, Action::Delete);
     }
 
+    fn network(public_cidr: &str) -> (Vec<Desired>, Vec<Live>) {
+        let subnet = Spec::Subnet(SubnetSpec {
+            vpc: ResourceId("vpc/main".into()),
+            cidr: public_cidr.into(),
+            availability_zone: "eu-west-1a".into(),
+            tags: Default::default(),
+        });
+        let nat = Spec::NatGateway(NatGatewaySpec {
+            subnet: ResourceId("subnet/public-a".into()),
+            elastic_ip: ResourceId("eip/a".into()),
+            tags: Default::default(),
+        });
+        let routes = Spec::RouteTable(RouteTableSpec {
+            vpc: ResourceId("vpc/main".into()),
+            routes: [Route {
+                destination: "0.0.0.0/0".into(),
+                target: ResourceId("nat/a".into()),
+            }]
+            .into(),
+            subnets: Default::default(),
+            tags: Default::default(),
+        });
+        let balancer = |subnet: &str| {
+            Spec::LoadBalancer(LoadBalancerSpec {
+                name: "poolside-e".into(),
+                scheme: "internet-facing".into(),
+                subnets: [subnet.to_string()].into(),
+                security_groups: Default::default(),
+                tags: Default::default(),
+            })
+        };
+        let want = |id: &str, spec: Spec| Desired {
+            id: ResourceId(id.into()),
+            spec,
+            after: vec![],
+        };
+        let have = |id: &str, physical: &str, spec: Spec| Live {
+            id: ResourceId(id.into()),
+            physical_id: physical.into(),
+            spec,
+            attributes: Default::default(),
+        };
+        let old_subnet = Spec::Subnet(SubnetSpec {
+            vpc: ResourceId("vpc/main".into()),
+            cidr: "10.0.0.0/24".into(),
+            availability_zone: "eu-west-1a".into(),
+            tags: Default::default(),
+        });
+        let desired = vec![
+            want("subnet/public-a", subnet),
+            want("nat/a", nat.clone()),
+            want("route-table/private", routes.clone()),
+            want("load-balancer/main", balancer("${subnet/public-a}")),
+        ];
+        let live = vec![
+            have("subnet/public-a", "subnet-1", old_subnet),
+            have("nat/a", "nat-1", nat),
+            have("route-table/private", "rtb-1", routes),
+            have("load-balancer/main", "arn:lb", balancer("subnet-1")),
+        ];
+        (desired, live)
+    }
+
+    /// Measured before: a subnet whose CIDR changed was planned alone; on AWS
+    /// its delete fails while the NAT gateway and the load balancer are in it.
+    #[test]
+    fn a_replaced_subnet_takes_what_names_it_along_and_moves_what_refers_to_its_id() {
+        let (desired, live) = network("10.0.10.0/24");
+        let plan = plan("e", &desired, &live, vec![]);
+        let change = |id: &str| plan.changes.iter().find(|c| c.id.0 == id).unwrap();
+        let subnet = change("subnet/public-a");
+        assert_eq!(subnet.action, Action::Replace);
+        assert!(subnet.create_before_destroy, "the new subnet is made first");
+        // The NAT gateway names the subnet by logical id, the route table the
+        // NAT gateway: both are replaced, each saying why.
+        let nat = change("nat/a");
+        assert_eq!(
+            (
+                nat.action,
+                nat.replaced_because.as_ref().map(|r| r.0.as_str())
+            ),
+            (Action::Replace, Some("subnet/public-a"))
+        );
+        assert!(!nat.create_before_destroy);
+        let routes = change("route-table/private");
+        assert_eq!(
+            (
+                routes.action,
+                routes.replaced_because.as_ref().map(|r| r.0.as_str())
+            ),
+            (Action::Replace, Some("nat/a"))
+        );
+        // The load balancer refers to the subnet's AWS id: it moves over.
+        assert_eq!(change("load-balancer/main").action, Action::Update);
+        assert_eq!(plan.summary.replace, 3);
+
+        // A run stopped after the new subnet was made finds two copies: the
+        // one with the wanted CIDR is current, the other is deleted, and
+        // nothing is a duplicate to refuse.
+        let mut stopped = live.clone();
+        stopped[0].id = ResourceId("subnet/public-a#subnet-1".into());
+        stopped.push(Live {
+            id: ResourceId("subnet/public-a".into()),
+            physical_id: "subnet-2".into(),
+            spec: desired[0].spec.clone(),
+            attributes: Default::default(),
+        });
+        let resumed = super::plan("e", &desired, &stopped, vec![]);
+        assert!(resumed.duplicates.is_empty(), "{:?}", resumed.duplicates);
+        let deleted: Vec<&str> = resumed
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .map(|c| c.id.0.as_str())
+            .collect();
+        assert_eq!(deleted, ["subnet/public-a#subnet-1"]);
+        assert!(resumed.changes.iter().all(|c| c.id.0 != "subnet/public-a"));
+    }
+
     #[test]
     fn a_split_puts_the_gate_what_depends_on_it_and_deletes_second() {
         let change = |id: &str, action: Action, deps: &[&str]| Change {
@@ -451,6 +683,8 @@ mod tests {
             desired: None,
             live: None,
             dependencies: deps.iter().map(|d| ResourceId(d.to_string())).collect(),
+            replaced_because: None,
+            create_before_destroy: false,
         };
         let plan = Plan {
             environment: "e".into(),

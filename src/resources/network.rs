@@ -573,6 +573,21 @@ pub async fn create_nat_gateway(cx: &Context, spec: &NatGatewaySpec) -> anyhow::
 }
 
 pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()> {
+    let addresses: Vec<String> = cx
+        .clients
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(nat_id)
+        .send()
+        .await
+        .map(|out| {
+            out.nat_gateways()
+                .iter()
+                .flat_map(|n| n.nat_gateway_addresses())
+                .filter_map(|a| a.allocation_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let result = cx
         .clients
         .ec2
@@ -590,6 +605,39 @@ pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()
         .wait(NAT_WAIT)
         .await
         .aws("waiting for the NAT gateway to be deleted")?;
+    release_association(cx, &addresses).await
+}
+
+/// AWS takes a deleted NAT gateway's Elastic IP off it; moto leaves it
+/// associated, and a new NAT gateway with that address (a replacement) is
+/// then refused with Resource.AlreadyAssociated. Free what is still held.
+async fn release_association(cx: &Context, allocation_ids: &[String]) -> anyhow::Result<()> {
+    if allocation_ids.is_empty() {
+        return Ok(());
+    }
+    let out = cx
+        .clients
+        .ec2
+        .describe_addresses()
+        .set_allocation_ids(Some(allocation_ids.to_vec()))
+        .send()
+        .await
+        .aws("DescribeAddresses")?;
+    for association in out.addresses().iter().filter_map(|a| a.association_id()) {
+        let result = cx
+            .clients
+            .ec2
+            .disassociate_address()
+            .association_id(association)
+            .send()
+            .await;
+        match result {
+            Err(err) if error_code(&err) == Some("InvalidAssociationID.NotFound") => {}
+            other => {
+                other.aws("DisassociateAddress")?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -151,12 +151,48 @@ async fn the_proxy_refuses_what_aws_refuses() {
         aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&nat),
         Some("Gateway.NotAttached")
     );
+    // A subnet with a load balancer in it cannot be deleted.
+    let balancer = aws
+        .elb
+        .create_load_balancer()
+        .name(unique_name("proxy"))
+        .scheme(aws_sdk_elasticloadbalancingv2::types::LoadBalancerSchemeEnum::Internal)
+        .subnets(&subnet)
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let in_use = aws
+        .ec2
+        .delete_subnet()
+        .subnet_id(&subnet)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(
+        aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&in_use),
+        Some("DependencyViolation")
+    );
     let played = proxy.played().await;
     assert_eq!(
         played,
-        ["parameter_refused", "nat_refused_without_igw"],
+        [
+            "parameter_refused",
+            "nat_refused_without_igw",
+            "subnet_in_use"
+        ],
         "{played:?}"
     );
+    let _ = aws
+        .elb
+        .delete_load_balancer()
+        .load_balancer_arn(balancer)
+        .send()
+        .await;
     let _ = aws.ec2.release_address().allocation_id(eip).send().await;
     let _ = aws.ec2.delete_subnet().subnet_id(subnet).send().await;
     let _ = aws.ec2.delete_vpc().vpc_id(vpc).send().await;
@@ -241,6 +277,167 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         schema < service,
         "the service started before the schema step"
     );
+}
+
+/// Measured before: a changed subnet CIDR planned one replace; on AWS the
+/// old subnet's delete fails while the NAT gateway and the load balancer are
+/// in it (moto deletes it anyway). Now what names the subnet is replaced with
+/// it, the load balancer moves to the new subnet, and the old one goes last.
+#[tokio::test]
+async fn a_subnet_whose_cidr_changed_is_replaced_with_what_is_in_it() {
+    let proxy = Proxy::start();
+    let mut env = Env::new("cidr");
+    env.endpoint = proxy.url.clone();
+    let cidrs = |first: &str| {
+        format!(
+            "public_subnet_cidrs = [\"{first}\", \"10.20.1.0/24\"]\nprivate_subnet_cidrs = [\"10.20.10.0/24\", \"10.20.11.0/24\"]\n"
+        )
+    };
+    env.extra = cidrs("10.20.0.0/24");
+    env.write();
+    env.deploy();
+    let aws = aws().await;
+    let subnet_of = |id: &str| {
+        let aws = &aws;
+        let env = &env.name;
+        let id = id.to_string();
+        async move {
+            let out = aws
+                .ec2
+                .describe_subnets()
+                .filters(env_filter(env))
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("tag:poolside:id")
+                        .values(id)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            out.subnets()
+                .iter()
+                .map(|s| {
+                    (
+                        s.subnet_id().unwrap().to_string(),
+                        s.cidr_block().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let [(old_subnet, _)] = &subnet_of("subnet/public-us-east-1a").await[..] else {
+        panic!("one public subnet in us-east-1a");
+    };
+
+    env.extra = cidrs("10.20.2.0/24");
+    env.write();
+    let plan = env.plan();
+    plan.assert_code(2);
+    let planned = plan.one("plan");
+    let change = |id: &str| {
+        planned["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} is not in the plan: {planned}"))
+    };
+    assert_eq!(change("subnet/public-us-east-1a")["action"], "replace");
+    assert_eq!(
+        change("subnet/public-us-east-1a")["create_before_destroy"],
+        true
+    );
+    assert_eq!(
+        change("nat/us-east-1a")["replaced_because"],
+        "subnet/public-us-east-1a"
+    );
+    assert_eq!(change("load-balancer/api")["action"], "update");
+
+    let run = env.deploy();
+    let events = run.json("event");
+    let failed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_failed" || e["event"] == "step_skipped")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let played = proxy.played().await;
+    assert!(
+        !played.iter().any(|p| p == "subnet_in_use"),
+        "AWS would have refused a delete: {played:?}"
+    );
+    // The old subnet's delete came after every other step.
+    let last = events
+        .iter()
+        .rfind(|e| e["event"] == "step_succeeded")
+        .unwrap();
+    assert_eq!(
+        last["id"],
+        format!("subnet/public-us-east-1a#{old_subnet}"),
+        "{last}"
+    );
+
+    let [(new_subnet, cidr)] = &subnet_of("subnet/public-us-east-1a").await[..] else {
+        panic!("exactly one public subnet in us-east-1a");
+    };
+    assert_eq!(cidr, "10.20.2.0/24");
+    let nats = aws
+        .ec2
+        .describe_nat_gateways()
+        .filter(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(run.one("outputs")["vpc_id"].as_str().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let live_nats: Vec<_> = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.state() != Some(&aws_sdk_ec2::types::NatGatewayState::Deleted))
+        .collect();
+    assert_eq!(live_nats.len(), 1, "{live_nats:?}");
+    assert_eq!(live_nats[0].subnet_id(), Some(new_subnet.as_str()));
+    let balancer = aws
+        .elb
+        .describe_load_balancers()
+        .names(format!("poolside-{}", env.name))
+        .send()
+        .await
+        .unwrap();
+    let zones: Vec<&str> = balancer.load_balancers()[0]
+        .availability_zones()
+        .iter()
+        .filter_map(|z| z.subnet_id())
+        .collect();
+    assert!(zones.contains(&new_subnet.as_str()), "{zones:?}");
+    assert!(!zones.contains(&old_subnet.as_str()), "{zones:?}");
+    // The private subnets route through the new NAT gateway.
+    let routes = aws
+        .ec2
+        .describe_route_tables()
+        .filters(env_filter(&env.name))
+        .send()
+        .await
+        .unwrap();
+    let nat_id = live_nats[0].nat_gateway_id().unwrap();
+    let through_nat = routes
+        .route_tables()
+        .iter()
+        .filter(|t| {
+            t.routes()
+                .iter()
+                .any(|r| r.nat_gateway_id() == Some(nat_id))
+        })
+        .count();
+    assert_eq!(
+        through_nat, 2,
+        "both private route tables use the new NAT gateway"
+    );
+    env.plan().assert_code(0);
 }
 
 /// A CA and a server certificate for `name`, as files the `postgres` user
