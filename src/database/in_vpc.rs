@@ -18,7 +18,7 @@
 
 use super::cron::{self, Job};
 use super::migrations::{self, Shipped};
-use super::DataTierReport;
+use super::{privileges, DataTierReport};
 use crate::model::{Desired, Kind, ResourceId, Spec};
 use crate::resources::{AwsResultExt as _, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
@@ -97,6 +97,7 @@ pub fn script(app_database: &str, shipped: &[Shipped], jobs: &[Job]) -> anyhow::
          );\n",
     );
     sql.push_str("CREATE TEMPORARY TABLE poolside_shipped (version bigint PRIMARY KEY, checksum bytea NOT NULL, file text NOT NULL);\n");
+    sql.push_str("CREATE TEMPORARY TABLE poolside_applied_now (version bigint PRIMARY KEY);\n");
     for s in shipped {
         writeln!(
             sql,
@@ -141,6 +142,7 @@ $poolside$;
              ;\n\
              INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)\n\
              \x20 VALUES ({version}, {description}, true, '\\x{checksum}', (extract(epoch FROM clock_timestamp() - now()) * 1e9)::bigint);\n\
+             INSERT INTO poolside_applied_now VALUES ({version});\n\
              COMMIT;\n\
              \\echo {MARKER} applied {version}\n\
              \\endif",
@@ -148,6 +150,7 @@ $poolside$;
             checksum = hex(&s.migration.checksum),
         )?;
     }
+    sql.push_str(&privilege_reconciliation());
     writeln!(
         sql,
         "SELECT pg_advisory_unlock({}) \\g /dev/null",
@@ -162,6 +165,51 @@ $poolside$;
         );
     }
     Ok(sql)
+}
+
+/// The privilege matrix, as the deploy-host path keeps it
+/// ([`privileges`]): recorded when migrations ran (or nothing is recorded
+/// yet), otherwise put back as recorded, each statement reported.
+fn privilege_reconciliation() -> String {
+    let current = privileges::CURRENT;
+    let record = privileges::RECORD;
+    format!(
+        r#"CREATE TEMPORARY TABLE poolside_privilege_changes (statement text);
+BEGIN;
+DO $poolside$
+DECLARE
+  recorded boolean := false;
+  g record;
+BEGIN
+  IF to_regclass('{record}') IS NOT NULL THEN
+    EXECUTE 'SELECT EXISTS (SELECT FROM {record})' INTO recorded;
+  END IF;
+  IF NOT recorded OR EXISTS (SELECT FROM poolside_applied_now) THEN
+    CREATE TABLE IF NOT EXISTS {record} (object text NOT NULL, grantee text NOT NULL, privilege text NOT NULL);
+    DELETE FROM {record};
+    -- Read after the table exists: its own privileges are part of the matrix.
+    INSERT INTO {record} (object, grantee, privilege) {current};
+  ELSE
+    CREATE TEMPORARY TABLE poolside_current_privileges AS {current};
+    -- The object and grantee texts come from the catalogs, already quoted.
+    FOR g IN SELECT object, grantee, privilege FROM poolside_current_privileges
+             EXCEPT SELECT object, grantee, privilege FROM {record} LOOP
+      INSERT INTO poolside_privilege_changes VALUES (format('REVOKE %s ON %s FROM %s', g.privilege, g.object, g.grantee));
+    END LOOP;
+    FOR g IN SELECT object, grantee, privilege FROM {record}
+             EXCEPT SELECT object, grantee, privilege FROM poolside_current_privileges LOOP
+      INSERT INTO poolside_privilege_changes VALUES (format('GRANT %s ON %s TO %s', g.privilege, g.object, g.grantee));
+    END LOOP;
+    FOR g IN SELECT statement FROM poolside_privilege_changes LOOP
+      EXECUTE g.statement;
+    END LOOP;
+  END IF;
+END
+$poolside$;
+COMMIT;
+SELECT '{MARKER} privilege ' || statement FROM poolside_privilege_changes \g (tuples_only=on format=unaligned)
+"#
+    )
 }
 
 /// pg_cron's jobs, as [`cron::reconcile`] makes them: declared jobs created
@@ -262,6 +310,9 @@ pub fn read_markers(lines: &[String], shipped: &[Shipped], report: &mut DataTier
                         elapsed_ms: 0,
                     });
                 }
+            }
+            ["privilege", statement @ ..] => {
+                report.privileges_restored.push(statement.join(" "));
             }
             ["job", action, name] => {
                 let action = match *action {
@@ -707,8 +758,16 @@ mod tests {
         );
         drop(locker);
 
-        // Drift it by hand: a job's schedule, a job we own but no longer
-        // declare, and someone else's job, which must stay.
+        // The privilege matrix is recorded as the migrations left it.
+        let recorded = privileges::recorded(&mut app).await.unwrap();
+        assert_eq!(recorded, Some(privileges::current(&mut app).await.unwrap()));
+
+        // Drift it by hand: a privilege granted, a job's schedule, a job we
+        // own but no longer declare, and someone else's job, which must stay.
+        sqlx::query("GRANT DELETE ON api.messages TO web_anon")
+            .execute(&mut app)
+            .await
+            .unwrap();
         sqlx::query("SELECT cron.alter_job(jobid, schedule => '5 5 * * *') FROM cron.job WHERE jobname = 'cleanup-metrics'")
             .execute(&mut app).await.unwrap();
         sqlx::query("SELECT cron.schedule('retired-job', '0 1 * * *', 'SELECT 1')")
@@ -751,6 +810,15 @@ mod tests {
             .collect();
         assert!(jobs.contains(&"someone-elses".to_string()), "{jobs:?}");
         assert!(!jobs.contains(&"retired-job".to_string()), "{jobs:?}");
+        assert_eq!(
+            report.privileges_restored,
+            ["REVOKE DELETE ON TABLE api.messages FROM web_anon"]
+        );
+        assert_eq!(
+            privileges::recorded(&mut app).await.unwrap(),
+            Some(privileges::current(&mut app).await.unwrap()),
+            "the hand-made grant is still there"
+        );
 
         // An applied migration edited since: refused, naming the file, nothing applied.
         sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00' WHERE version = 3")

@@ -21,10 +21,9 @@ pub struct Grant {
     pub privilege: String,
 }
 
-/// The privileges as they are now, from the catalogs' ACLs.
-pub async fn current(conn: &mut PgConnection) -> Result<BTreeSet<Grant>, sqlx::Error> {
-    let rows = sqlx::query(
-        r#"WITH objects AS (
+/// The privileges as they are now, from the catalogs' ACLs: one row each of
+/// `object`, `grantee` and `privilege` (the schema task's script uses it too).
+pub const CURRENT: &str = r#"WITH objects AS (
              SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END
                       || quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS object,
                     c.relacl AS acl
@@ -42,10 +41,11 @@ pub async fn current(conn: &mut PgConnection) -> Result<BTreeSet<Grant>, sqlx::E
                   CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS grantee,
                   a.privilege_type AS privilege
            FROM objects o, aclexplode(o.acl) a
-           WHERE o.acl IS NOT NULL"#,
-    )
-    .fetch_all(conn)
-    .await?;
+           WHERE o.acl IS NOT NULL"#;
+
+/// The privileges as they are now, from the catalogs' ACLs.
+pub async fn current(conn: &mut PgConnection) -> Result<BTreeSet<Grant>, sqlx::Error> {
+    let rows = sqlx::query(CURRENT).fetch_all(conn).await?;
     Ok(rows
         .into_iter()
         .map(|row| Grant {
@@ -56,7 +56,7 @@ pub async fn current(conn: &mut PgConnection) -> Result<BTreeSet<Grant>, sqlx::E
         .collect())
 }
 
-const RECORD: &str = "platform.poolside_privileges";
+pub const RECORD: &str = "platform.poolside_privileges";
 
 /// The matrix recorded after the last migration; `None` before the first record.
 pub async fn recorded(conn: &mut PgConnection) -> Result<Option<BTreeSet<Grant>>, sqlx::Error> {
