@@ -23,6 +23,7 @@ pub struct Session {
     account: AccountFacts,
     /// The caller's ARN, as STS names it (who holds the lock, who ran what).
     pub caller: String,
+    remembered_domain: std::sync::OnceLock<Option<crate::state::RememberedDomain>>,
 }
 
 impl Session {
@@ -41,6 +42,7 @@ impl Session {
             desired,
             account,
             caller,
+            remembered_domain: std::sync::OnceLock::new(),
         })
     }
 
@@ -66,13 +68,52 @@ impl Session {
         .await
     }
 
+    /// The domain the last deploy made records in (`state::RememberedDomain`),
+    /// read once per run; nothing without a state bucket.
+    pub async fn remembered_domain(
+        &self,
+    ) -> anyhow::Result<Option<crate::state::RememberedDomain>> {
+        if let Some(known) = self.remembered_domain.get() {
+            return Ok(known.clone());
+        }
+        let found = match self.existing_state().await? {
+            Some(store) => crate::state::remembered_domain(&store, &self.config.name).await?,
+            None => None,
+        };
+        let _ = self.remembered_domain.set(found.clone());
+        Ok(found)
+    }
+
+    /// The domain the file names, as the state bucket remembers it.
+    pub fn configured_domain(&self) -> Option<crate::state::RememberedDomain> {
+        match (
+            &self.config.api.domain_name,
+            &self.config.api.hosted_zone_id,
+        ) {
+            (Some(domain_name), Some(zone_id)) => Some(crate::state::RememberedDomain {
+                domain_name: domain_name.clone(),
+                zone_id: zone_id.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Everything of the environment that exists, remembered for later steps.
     async fn discover(&self) -> anyhow::Result<Vec<crate::model::Live>> {
         let _spinner = crate::output::Spinner::start(format!(
             "Discovering environment `{}` in {}",
             self.config.name, self.config.region
         ));
-        let live = resources::discover(&self.cx, &self.lookup())
+        let mut lookup = self.lookup();
+        let remembered = self.remembered_domain().await?;
+        if lookup.service.domain.is_none() {
+            // The file no longer names a domain: look where the last deploy made one.
+            lookup.service.domain = remembered.map(|d| resources::domain::DomainNames {
+                domain_name: d.domain_name,
+                zone_id: d.zone_id,
+            });
+        }
+        let live = resources::discover(&self.cx, &lookup)
             .await
             .context("discovering the environment")?;
         tracing::info!(environment = %self.config.name, found = live.len(), wanted = self.desired.len(), "discovered");

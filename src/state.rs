@@ -507,6 +507,60 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+// ---- what tags cannot find ----
+
+/// The API's domain as last deployed. Route 53 records take no tags and the
+/// certificate is found by its name, so once an environment file drops (or
+/// changes) `api.domain_name`, this is how plan and destroy still find the
+/// record and certificate that poolside made, to delete them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RememberedDomain {
+    pub domain_name: String,
+    pub zone_id: String,
+}
+
+fn domain_key(environment: &str) -> String {
+    format!("domains/{environment}.json")
+}
+
+pub async fn remembered_domain(
+    store: &Store,
+    environment: &str,
+) -> anyhow::Result<Option<RememberedDomain>> {
+    let Some((body, _)) = store.read(&domain_key(environment)).await? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&body).ok())
+}
+
+/// Remembers the domain (before anything is made there), or forgets it
+/// (`None`, once nothing is left there).
+pub async fn remember_domain(
+    store: &Store,
+    environment: &str,
+    domain: Option<&RememberedDomain>,
+) -> anyhow::Result<()> {
+    let key = domain_key(environment);
+    match domain {
+        Some(domain) => {
+            store
+                .write(&key, serde_json::to_vec(domain)?, Precondition::None)
+                .await?;
+        }
+        None => {
+            store
+                .s3
+                .delete_object()
+                .bucket(&store.bucket)
+                .key(&key)
+                .send()
+                .await
+                .aws("DeleteObject")?;
+        }
+    }
+    Ok(())
+}
+
 // ---- history ----
 
 /// One run of a mutating command, as `poolside history` lists it.

@@ -100,6 +100,12 @@ pub(super) async fn deploy_locked(
     if !plan.is_empty() && !args.yes && args.plan.is_none() {
         confirm(&args.env)?;
     }
+    // Remember a new domain before anything is made in it, so that a file
+    // that later drops it still leads plan and destroy to what is there.
+    let configured = session.configured_domain();
+    if configured.is_some() && configured != session.remembered_domain().await? {
+        crate::state::remember_domain(guard.store(), &args.env, configured.as_ref()).await?;
+    }
     // The schema step runs between the resources the API service needs and
     // the service itself: its tasks log in as `authenticator`, which the
     // migrations create and the schema step gives its password.
@@ -164,6 +170,10 @@ pub(super) async fn deploy_locked(
     }
     if !plan.is_empty() {
         progress.print_critical_path();
+    }
+    if configured.is_none() && session.remembered_domain().await?.is_some() {
+        // The record and certificate of the dropped domain went with this apply.
+        crate::state::remember_domain(guard.store(), &args.env, None).await?;
     }
     stop_if_interrupted("verification")?;
 

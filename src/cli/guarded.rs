@@ -54,6 +54,11 @@ pub async fn begin(
 }
 
 impl Guarded {
+    /// The state bucket this command holds the lock in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The plan's summary goes into the history record.
     pub fn note_plan(&self, plan: &Plan) {
         *self.plan.lock().unwrap() = Some(serde_json::json!({

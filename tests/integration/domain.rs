@@ -120,6 +120,44 @@ async fn a_domain_in_a_hosted_zone_gets_its_certificate_and_alias_record() {
 
     // Nothing left to do.
     env.plan().assert_code(0);
+
+    // Measured before: a file that dropped the domain left the record and
+    // the certificate behind (discovery looked only where the file said).
+    // Now the state bucket remembers the domain: the next deploy deletes both.
+    env.api_extra = String::new();
+    env.write();
+    let plan = env.plan();
+    plan.assert_code(2);
+    let deleted: Vec<String> = plan.one("plan")["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "delete")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        deleted.contains(&"dns-record/api".to_string())
+            && deleted.contains(&"certificate/api".to_string()),
+        "{deleted:?}"
+    );
+    env.deploy();
+    let sets = records(&aws, &zone).await;
+    assert!(
+        !sets
+            .iter()
+            .any(|r| r.name().trim_end_matches('.') == domain && r.r#type().as_str() == "A"),
+        "the alias record is still there: {sets:?}"
+    );
+    let left = aws.acm.list_certificates().send().await.unwrap();
+    assert!(
+        !left
+            .certificate_summary_list()
+            .iter()
+            .any(|c| c.domain_name() == Some(domain.as_str())),
+        "the certificate is still there"
+    );
+    // Forgotten once gone: the plan after reads nothing there.
+    env.plan().assert_code(0);
 }
 
 #[tokio::test]
