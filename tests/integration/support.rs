@@ -335,6 +335,17 @@ impl Run {
         all.remove(0)
     }
 
+    /// How many calls of one operation the run made (from `--stats`).
+    pub fn calls_of(&self, service: &str, operation: &str) -> u64 {
+        self.one("stats")["calls"]["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["service"] == service && op["operation"] == operation)
+            .map(|op| op["calls"].as_u64().unwrap())
+            .sum()
+    }
+
     /// Mutating calls to the environment: the lock and history objects of
     /// the state bucket (S3 PutObject and DeleteObject, which nothing else
     /// of poolside's calls) are bookkeeping, not changes, and are left out.
