@@ -127,6 +127,9 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ECR", "DeleteLifecyclePolicy", "ecr:DeleteLifecyclePolicy", Scope::Repository),
     ("ECR", "DeleteRepository", "ecr:DeleteRepository", Scope::Repository),
     ("ECR", "DescribeImages", "ecr:DescribeImages", Scope::Repository),
+    // A release promotion: the source's manifest into the target's repository.
+    ("ECR", "BatchGetImage", "ecr:BatchGetImage", Scope::Repository),
+    ("ECR", "PutImage", "ecr:PutImage", Scope::Repository),
     ("ECR", "DescribeRepositories", "ecr:DescribeRepositories", Scope::Repository),
     ("ECR", "GetLifecyclePolicy", "ecr:GetLifecyclePolicy", Scope::Repository),
     ("ECR", "ListImages", "ecr:ListImages", Scope::Repository),

@@ -145,6 +145,73 @@ pub async fn copy_with_file(
     Ok(copied)
 }
 
+/// Copies an image as it is (every platform, config and layer, then the
+/// manifests' own bytes), so its digest is the same in the destination:
+/// what a release promotion between two repositories needs.
+pub async fn copy(client: &Client, from: &Endpoint, to: &Endpoint) -> Result<Copied, ImageError> {
+    client
+        .auth(&to.reference, &to.auth, RegistryOperation::Push)
+        .await
+        .map_err(registry_error(&to.reference))?;
+    let (raw, _) = client
+        .pull_manifest_raw(&from.reference, &from.auth, &MANIFEST_TYPES)
+        .await
+        .map_err(registry_error(&from.reference))?;
+    let document = parse(&from.reference, &raw)?;
+    let mut copied = Copied::default();
+    let children: Vec<String> = document["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|child| child["digest"].as_str().map(str::to_string))
+        .collect();
+    for digest in &children {
+        let source = Endpoint {
+            reference: at(&from.reference, digest),
+            auth: from.auth.clone(),
+        };
+        let (child_raw, _) = client
+            .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
+            .await
+            .map_err(registry_error(&from.reference))?;
+        let child = parse(&source.reference, &child_raw)?;
+        copy_blobs(client, &source, to, &child, &mut copied).await?;
+        push_manifest(client, &at(&to.reference, digest), child_raw, &child).await?;
+        copied.manifests += 1;
+    }
+    if children.is_empty() {
+        copy_blobs(client, from, to, &document, &mut copied).await?;
+    }
+    copied.digest = sha256(&raw);
+    push_manifest(client, &to.reference, raw, &document).await?;
+    copied.manifests += 1;
+    Ok(copied)
+}
+
+/// An image manifest's config and layers, as they are.
+async fn copy_blobs(
+    client: &Client,
+    from: &Endpoint,
+    to: &Endpoint,
+    manifest: &Value,
+    copied: &mut Copied,
+) -> Result<(), ImageError> {
+    if let Some(config) = manifest["config"]["digest"].as_str() {
+        let mut blob = Vec::new();
+        client
+            .pull_blob(&from.reference, config, &mut blob)
+            .await
+            .map_err(registry_error(&from.reference))?;
+        client
+            .push_blob(&to.reference, &blob, config)
+            .await
+            .map_err(registry_error(&to.reference))?;
+        copied.blobs += 1;
+        copied.bytes += blob.len() as u64;
+    }
+    copy_layers(client, from, to, manifest, copied).await
+}
+
 /// One more layer: a gzipped tar of one file, byte for byte the same every time.
 struct Layer {
     /// The uncompressed tar's digest: the config's `rootfs.diff_ids` entry.
@@ -491,6 +558,42 @@ mod tests {
 
     fn at_digest(reference: &Reference, digest: &str) -> Reference {
         at(reference, digest)
+    }
+
+    /// A release promotion copies an image between two repositories as it
+    /// is: the same digest, every platform, every blob, under the new tag.
+    #[tokio::test]
+    async fn a_plain_copy_keeps_the_digest_and_brings_every_blob() {
+        let registry = LocalRegistry::start();
+        let client = client(vec![registry.address.clone()]);
+        let staging = registry.reference("poolside-staging/postgrest", "v12.0.2-rds-ca");
+        client
+            .auth(&staging, &RegistryAuth::Anonymous, RegistryOperation::Push)
+            .await
+            .unwrap();
+        let (index_digest, layer) = seed(&client, &staging).await;
+        let from = Endpoint {
+            reference: at(&staging, &index_digest),
+            auth: RegistryAuth::Anonymous,
+        };
+        let to = Endpoint {
+            reference: registry.reference("poolside-prod/postgrest", "v12.0.2-rds-ca"),
+            auth: RegistryAuth::Anonymous,
+        };
+        let copied = copy(&client, &from, &to).await.unwrap();
+        assert_eq!(copied.digest, index_digest);
+        assert_eq!((copied.manifests, copied.blobs), (3, 4));
+        let (_, served) = client
+            .pull_manifest_raw(&to.reference, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
+            .await
+            .unwrap();
+        assert_eq!(served, index_digest, "the tag in the new repository");
+        let mut pulled = Vec::new();
+        client
+            .pull_blob(&to.reference, digest(&layer).as_str(), &mut pulled)
+            .await
+            .unwrap();
+        assert_eq!(pulled, layer, "the layer is in the new repository");
     }
 
     #[tokio::test]

@@ -46,6 +46,11 @@ impl Session {
         })
     }
 
+    /// The AWS account the credentials are for.
+    pub fn account_id(&self) -> &str {
+        &self.account.account_id
+    }
+
     /// The state bucket of this account and region (made on first use).
     pub async fn state(&self) -> anyhow::Result<crate::state::Store> {
         crate::state::Store::open(

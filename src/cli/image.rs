@@ -132,7 +132,7 @@ async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
 }
 
 /// ECR's registry login: the user and password in GetAuthorizationToken's token.
-async fn login(session: &Session) -> anyhow::Result<(String, String)> {
+pub(super) async fn login(session: &Session) -> anyhow::Result<(String, String)> {
     let out = session
         .cx
         .clients

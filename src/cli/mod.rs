@@ -12,6 +12,7 @@ mod image;
 mod outputs;
 mod plan;
 mod promote;
+mod release;
 mod status;
 mod token;
 mod unlock;

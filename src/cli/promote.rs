@@ -11,8 +11,9 @@
 //!    its comments and layout), so the file stays the source of truth, and the
 //!    deploy of the new phase runs; the history records a `promote`.
 //!
-//! Not done yet (issue "Phased rollout"): promoting a release between
-//! environments, canary traffic and automatic rollback.
+//! `poolside promote --from SRC --to DST` promotes a release between
+//! environments instead (`release.rs`). Not done yet (issue "Phased
+//! rollout"): canary traffic and rollback on alarms during the shift.
 
 use super::{deploy, exit, guarded, Globals};
 use crate::config::{self, Phase};
@@ -28,12 +29,17 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["env", "from"])))]
 pub struct Args {
-    /// The environment to promote (environments/<env>.toml).
+    /// The environment to grow to its next phase (environments/<env>.toml).
+    #[arg(long, conflicts_with = "from")]
+    pub env: Option<String>,
+    /// The environment whose release (image and schema) to promote to `--to`.
     #[arg(long)]
-    pub env: String,
-    /// The next phase: limited (after pilot) or full (after limited).
-    #[arg(long, value_parser = ["limited", "full"])]
+    pub from: Option<String>,
+    /// With --env: the next phase, limited (after pilot) or full (after
+    /// limited). With --from: the environment that gets the release.
+    #[arg(long)]
     pub to: String,
     /// Check the gates and show the plan; change nothing.
     #[arg(long)]
@@ -50,38 +56,60 @@ pub struct Args {
     pub lock_timeout: Duration,
 }
 
+impl Args {
+    /// The environment a phase promotion grows (`--env`).
+    fn env_name(&self) -> &str {
+        self.env.as_deref().unwrap_or_default()
+    }
+}
+
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
-    let current = globals.load(&args.env)?;
+    if let Some(from) = &args.from {
+        return super::release::exec(globals, &args, from, started).await;
+    }
+    let env = args.env_name().to_string();
     let target = match args.to.as_str() {
         "limited" => Phase::Limited,
-        _ => Phase::Full,
+        "full" => Phase::Full,
+        other => bail!(
+            "--to {other:?}: with --env, --to is the next phase (limited or full); to promote a release to environment {other:?}, name its source with --from"
+        ),
     };
+    let current = globals.load(&env)?;
     let next = match current.phase {
         Phase::Pilot => Phase::Limited,
         Phase::Limited => Phase::Full,
         Phase::Full => bail!(
             "`{}` is already in phase full: there is no next phase",
-            args.env
+            args.env_name()
         ),
     };
     if target != next {
         bail!(
             "`{}` is in phase {}: promotion goes one phase at a time, to {} next",
-            args.env,
+            args.env_name(),
             phase_name(current.phase),
             phase_name(next)
         );
     }
-    let path = globals.environments_dir.join(format!("{}.toml", args.env));
+    let path = globals
+        .environments_dir
+        .join(format!("{}.toml", args.env_name()));
     let promoted_text = with_phase(&path, target)?;
     // The file as it will be, checked before anything else happens.
     let promoted = config::parse(
         &path.display().to_string(),
-        &args.env,
+        args.env_name(),
         promoted_text.clone(),
     )
     .map_err(|invalid| anyhow!(config::ConfigError::Invalid(invalid)))
-    .with_context(|| format!("`{}` in phase {} would not be valid", args.env, args.to))?;
+    .with_context(|| {
+        format!(
+            "`{}` in phase {} would not be valid",
+            args.env_name(),
+            args.to
+        )
+    })?;
 
     let session = Session::open(current).await?;
     let guard = guarded::begin(&session, "promote", args.lock_timeout).await?;
@@ -111,14 +139,14 @@ async fn promote_locked(
     promoted_text: &str,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let gates = gates(session, args, &promoted).await?;
+    let gates = gates(session, args.env_name(), args.bake, &promoted).await?;
     print_gates(&gates, globals.output);
     let failed: Vec<&str> = gates.failed().iter().map(|c| c.name).collect();
     if !failed.is_empty() {
         globals.print_stats(session, started);
         bail!(
             "promotion of `{}` to {} refused: gates failed ({}); nothing was changed",
-            args.env,
+            args.env_name(),
             args.to,
             failed.join(", ")
         );
@@ -138,7 +166,7 @@ async fn promote_locked(
     std::fs::write(path, promoted_text)
         .with_context(|| format!("writing phase {} into {}", args.to, path.display()))?;
     let deploy_args = deploy::Args {
-        env: args.env.clone(),
+        env: args.env_name().to_string(),
         yes: args.yes,
         allow_replace: vec![],
         lock_timeout: args.lock_timeout,
@@ -153,7 +181,7 @@ async fn promote_locked(
             "{} now says phase = \"{}\"; run `poolside deploy --env {}` to finish the promotion.",
             path.display(),
             args.to,
-            args.env
+            args.env_name()
         );
     }
     deployed
@@ -186,10 +214,14 @@ fn with_phase(path: &std::path::Path, phase: Phase) -> anyhow::Result<String> {
     Ok(document.to_string())
 }
 
-async fn gates(
+/// The gates an environment passes before it grows or its release moves on:
+/// `env` is checked; `alerting_for` is the configuration that is to run
+/// (phase full needs an alarm action).
+pub(super) async fn gates(
     session: &Session,
-    args: &Args,
-    promoted: &config::Config,
+    env: &str,
+    bake_time: Duration,
+    alerting_for: &config::Config,
 ) -> anyhow::Result<Verification> {
     let cx = &session.cx;
     let mut checks = Vec::new();
@@ -218,13 +250,13 @@ async fn gates(
                 findings.len(),
                 findings[0].resource,
                 findings[0].attribute,
-                args.env
+                env
             )
         },
     });
 
     checks.push(verify::check_alarms(cx).await);
-    checks.push(alarm_history(session, args.bake).await);
+    checks.push(alarm_history(session, bake_time).await);
 
     match session.api_url() {
         Some(url) => {
@@ -238,10 +270,10 @@ async fn gates(
         }),
     }
 
-    checks.push(bake(session, args).await?);
+    checks.push(bake(session, env, bake_time).await?);
 
-    if promoted.phase == Phase::Full {
-        checks.push(match &promoted.alarms.action_arn {
+    if alerting_for.phase == Phase::Full {
+        checks.push(match &alerting_for.alarms.action_arn {
             Some(arn) => Check {
                 name: "alerting",
                 outcome: Outcome::Passed,
@@ -316,9 +348,9 @@ async fn alarm_history(session: &Session, bake: Duration) -> Check {
 
 /// The environment has run its current release for the bake time: the
 /// newest successful deploy or promote finished at least that long ago.
-async fn bake(session: &Session, args: &Args) -> anyhow::Result<Check> {
+async fn bake(session: &Session, env: &str, bake_time: Duration) -> anyhow::Result<Check> {
     let records = match session.existing_state().await? {
-        Some(store) => state::list(&store, &args.env, 50).await?,
+        Some(store) => state::list(&store, env, 50).await?,
         None => vec![],
     };
     let last = records
@@ -342,7 +374,7 @@ async fn bake(session: &Session, args: &Args) -> anyhow::Result<Check> {
             };
             Check {
                 name: "bake",
-                outcome: if running >= args.bake {
+                outcome: if running >= bake_time {
                     Outcome::Passed
                 } else {
                     Outcome::Failed
@@ -352,14 +384,14 @@ async fn bake(session: &Session, args: &Args) -> anyhow::Result<Check> {
                     human(running),
                     r.command,
                     r.who,
-                    human(args.bake)
+                    human(bake_time)
                 ),
             }
         }
     })
 }
 
-fn print_gates(gates: &Verification, format: Format) {
+pub(super) fn print_gates(gates: &Verification, format: Format) {
     if format == Format::Json {
         output::json_line("gates", gates);
         return;

@@ -329,6 +329,95 @@ pub async fn image_exists(cx: &Context, image: &str) -> anyhow::Result<bool> {
     }
 }
 
+/// The digest ECR lists for `image` (by its tag or digest); `None` when the
+/// repository lacks it.
+pub async fn image_digest(cx: &Context, image: &str) -> anyhow::Result<Option<String>> {
+    let Some(ecr_image) = EcrImage::parse(image) else {
+        anyhow::bail!("{image} is not an ECR image reference");
+    };
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+        .set_image_tag(ecr_image.tag.map(str::to_string))
+        .set_image_digest(ecr_image.digest.map(str::to_string))
+        .build();
+    match cx
+        .clients
+        .ecr
+        .describe_images()
+        .registry_id(ecr_image.registry_id)
+        .repository_name(ecr_image.repository)
+        .image_ids(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .image_details()
+            .first()
+            .and_then(|d| d.image_digest())
+            .map(str::to_string)),
+        Err(err)
+            if matches!(
+                error_code(&err),
+                Some("ImageNotFoundException" | "RepositoryNotFoundException")
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err).aws("DescribeImages"),
+    }
+}
+
+/// Puts the manifest of `from` (at `digest`) into `to_repository` under
+/// `tag`, through ECR's API (BatchGetImage, PutImage): the digest stays the
+/// same. ECR refuses a manifest whose layers the repository lacks, so on AWS
+/// the layers go first (`image::copy` over the registry API); the emulator's
+/// ECR keeps manifests only, and this is the whole copy there.
+pub async fn put_manifest(
+    cx: &Context,
+    from: &EcrImage<'_>,
+    digest: &str,
+    to_repository: &str,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let out = cx
+        .clients
+        .ecr
+        .batch_get_image()
+        .registry_id(from.registry_id)
+        .repository_name(from.repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .send()
+        .await
+        .aws("BatchGetImage")?;
+    let image = out
+        .images()
+        .first()
+        .ok_or_else(|| anyhow!("ECR has no image {digest} in {}", from.repository))?;
+    let manifest = image
+        .image_manifest()
+        .ok_or_else(|| anyhow!("ECR returned no manifest for {digest}"))?;
+    let mut put = cx
+        .clients
+        .ecr
+        .put_image()
+        .repository_name(to_repository)
+        .image_manifest(manifest)
+        .image_tag(tag)
+        .image_digest(digest);
+    if let Some(media_type) = image.image_manifest_media_type() {
+        put = put.image_manifest_media_type(media_type);
+    }
+    match put.send().await {
+        Ok(_) => Ok(()),
+        // The tag already names this manifest: nothing to do.
+        Err(err) if error_code(&err) == Some("ImageAlreadyExistsException") => Ok(()),
+        Err(err) => Err(err).aws("PutImage"),
+    }
+}
+
 /// Fails, naming the command that fixes it, unless `image` is in its ECR
 /// repository. DescribeImages is ECR's own answer: what a task would pull.
 pub async fn ensure_image_exists(cx: &Context, image: &str) -> anyhow::Result<()> {

@@ -92,3 +92,180 @@ async fn a_healthy_pilot_is_promoted_to_limited_through_its_gates() {
         (Some("promote"), Some("ok"))
     );
 }
+
+/// The digest ECR lists for a tag in a repository.
+async fn digest_of(aws: &Aws, repository: &str, tag: &str) -> Option<String> {
+    aws.ecr
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+        )
+        .send()
+        .await
+        .ok()
+        .and_then(|out| {
+            out.image_details()
+                .first()?
+                .image_digest()
+                .map(str::to_string)
+        })
+}
+
+/// The image the environment's service runs (its task definition's).
+async fn running_image(aws: &Aws, env: &Env) -> String {
+    let cluster = format!("poolside-{}", env.name);
+    let services = aws
+        .ecs
+        .describe_services()
+        .cluster(&cluster)
+        .services(format!("poolside-{}-api", env.name))
+        .send()
+        .await
+        .unwrap();
+    let task_definition = services.services()[0]
+        .task_definition()
+        .unwrap()
+        .to_string();
+    aws.ecs
+        .describe_task_definition()
+        .task_definition(task_definition)
+        .send()
+        .await
+        .unwrap()
+        .task_definition()
+        .unwrap()
+        .container_definitions()[0]
+        .image()
+        .unwrap()
+        .to_string()
+}
+
+/// A release moves from staging to production: an alarm in ALARM on the
+/// source holds it back, naming the alarm, with nothing changed; then the
+/// target runs the source's image by the same digest, its file names the
+/// source's image_tag with its comment kept, and its history records it.
+#[tokio::test]
+async fn a_release_moves_from_one_environment_to_another_by_digest() {
+    let staging = Env::new("stg");
+    staging.write();
+    let mut prod = Env::new("prd");
+    prod.api_extra = "image_tag = \"v12.0.1\"   # what production ran before\n".into();
+    prod.write();
+    let staged = staging.deploy();
+    prod.deploy();
+    let aws = aws().await;
+
+    // `poolside image push` stands in here: the emulator's ECR keeps
+    // manifests only, so the staging repository gets one by the SDK.
+    let repository = |run: &Run| {
+        let uri = run.one("outputs")["repository_uri"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        uri.split_once('/').unwrap().1.to_string()
+    };
+    let staging_repository = repository(&staged);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
+        "a".repeat(64)
+    );
+    aws.ecr
+        .put_image()
+        .repository_name(&staging_repository)
+        .image_manifest(&manifest)
+        .image_tag("v12.0.2-rds-ca")
+        .send()
+        .await
+        .unwrap();
+    let staged_digest = digest_of(&aws, &staging_repository, "v12.0.2-rds-ca")
+        .await
+        .unwrap();
+    std::fs::copy(
+        staging.file(),
+        prod.dir().join(format!("{}.toml", staging.name)),
+    )
+    .unwrap();
+    let before = running_image(&aws, &prod).await;
+    assert!(before.ends_with(":v12.0.1-rds-ca"), "{before}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let promote = |extra: &[&str]| {
+        let mut args = vec![
+            "promote",
+            "--from",
+            &staging.name,
+            "--to",
+            &prod.name,
+            "--bake",
+            "1s",
+            "--yes",
+        ];
+        args.extend_from_slice(extra);
+        prod.poolside(&args)
+    };
+
+    // An alarm of the source in ALARM holds the release back.
+    let alarm = aws
+        .cloudwatch
+        .describe_alarms()
+        .alarm_name_prefix(format!("poolside-{}-", staging.name))
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms()[0]
+        .alarm_name()
+        .unwrap()
+        .to_string();
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test: errors above the threshold")
+        .send()
+        .await
+        .unwrap();
+    let held = promote(&[]);
+    held.assert_code(1);
+    assert!(held.stderr().contains(&alarm), "{}", held.stderr());
+    assert_eq!(running_image(&aws, &prod).await, before);
+    assert!(std::fs::read_to_string(prod.file())
+        .unwrap()
+        .contains("image_tag = \"v12.0.1\""));
+
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("test: recovered")
+        .send()
+        .await
+        .unwrap();
+    let moved = promote(&["--output", "json"]);
+    moved.assert_code(0);
+    let prod_repository = repository(&moved);
+    assert_eq!(
+        digest_of(&aws, &prod_repository, "v12.0.2-rds-ca").await,
+        Some(staged_digest),
+        "the same digest in the target's repository"
+    );
+    let after = running_image(&aws, &prod).await;
+    assert!(
+        after.ends_with(&format!("{prod_repository}:v12.0.2-rds-ca")),
+        "{after}"
+    );
+    let text = std::fs::read_to_string(prod.file()).unwrap();
+    assert!(
+        text.contains("image_tag = \"v12.0.2\"   # what production ran before"),
+        "{text}"
+    );
+    let history = prod.poolside(&["history", "--env", &prod.name, "--output", "json"]);
+    history.assert_code(0);
+    assert_eq!(history.json("run")[0]["command"], "promote");
+
+    // Again: the release is there and running; nothing to move.
+    let again = promote(&[]);
+    again.assert_code(0);
+    assert!(again.stdout().contains("No changes"), "{}", again.stdout());
+}

@@ -1,0 +1,348 @@
+//! `poolside promote --from SRC --to DST`: moves the release SRC runs to DST.
+//!
+//! A release is what an environment runs: the PostgREST image of its task
+//! definition (by digest) and its schema version (the last migration in its
+//! ledger, which must be the last one this build ships: the release that
+//! moves on is the one that was tested).
+//!
+//! 1. The gates of a phase promotion, on the source.
+//! 2. The image is put into the target's repository under the same tag, by
+//!    digest: over the registry API on AWS (every blob, then the manifests'
+//!    own bytes), through ECR's manifest API on the emulator (which keeps no
+//!    layers). Nothing is rebuilt; the digest is checked after.
+//! 3. The target's file gets the source's `api.image_tag` (toml_edit keeps
+//!    its comments), and the target is deployed under its lock: migrations
+//!    first (the schema step precedes the service), then the service rolls
+//!    to the new task definition (ECS's rolling deployment, with its circuit
+//!    breaker's rollback). The history records a `promote`.
+//!
+//! Not done (issue "Phased rollout"): canary traffic shifting between two
+//! target groups with rollback on the environment's alarms; copying between
+//! accounts or regions.
+
+use super::{deploy, exit, guarded, promote, Globals};
+use crate::config;
+use crate::database::{self, migrations};
+use crate::model::{Kind, ResourceId};
+use crate::ops::Session;
+use crate::output::{self, Format};
+use crate::resources::registry::{self, EcrImage};
+use anyhow::{anyhow, bail, Context as _};
+use oci_client::secrets::RegistryAuth;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// What the source runs, as it moves to the target.
+#[derive(Debug, serde::Serialize)]
+struct Release {
+    environment: String,
+    /// The image of the source's task definition.
+    image: String,
+    digest: String,
+    /// `None` when the source's database could not be read from here.
+    schema_version: Option<i64>,
+    /// `api.image_tag` as the source's file gives it.
+    image_tag: String,
+}
+
+pub async fn exec(
+    globals: &Globals,
+    args: &promote::Args,
+    from: &str,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let to = args.to.as_str();
+    if from == to {
+        bail!("--from and --to both name `{from}`: a release moves between two environments");
+    }
+    let source_config = globals.load(from)?;
+    let target_config = globals.load(to)?;
+    if source_config.region != target_config.region
+        || source_config.endpoint_url != target_config.endpoint_url
+    {
+        bail!(
+            "`{from}` ({}) and `{to}` ({}) are in different regions or targets: a release moves between repositories of one registry (one account and region); copying across them is not built yet",
+            source_config.region,
+            target_config.region
+        );
+    }
+    if source_config.api.image_source != target_config.api.image_source {
+        bail!(
+            "`{from}` copies PostgREST from {} and `{to}` from {} (api.image_source): one tag would name two images. Give both files the same image_source first",
+            source_config.api.image_source,
+            target_config.api.image_source
+        );
+    }
+    let image_tag = source_config
+        .api
+        .image_suffix
+        .trim_start_matches([':', '@'])
+        .to_string();
+    let path = globals.environments_dir.join(format!("{to}.toml"));
+    let promoted_text = with_image_tag(&path, &image_tag)?;
+    let promoted = config::parse(&path.display().to_string(), to, promoted_text.clone())
+        .map_err(|invalid| anyhow!(config::ConfigError::Invalid(invalid)))
+        .with_context(|| format!("`{to}` with image_tag {image_tag:?} would not be valid"))?;
+
+    let source = Session::open(source_config).await?;
+    let target = Session::open(target_config).await?;
+    if source.account_id() != target.account_id() {
+        bail!(
+            "`{from}` is in account {} and `{to}` in {}: copying a release across accounts is not built yet",
+            source.account_id(),
+            target.account_id()
+        );
+    }
+
+    let gates = promote::gates(&source, from, args.bake, &promoted).await?;
+    promote::print_gates(&gates, globals.output);
+    let failed: Vec<&str> = gates.failed().iter().map(|c| c.name).collect();
+    if !failed.is_empty() {
+        globals.print_stats(&source, started);
+        bail!(
+            "promotion of `{from}`'s release to `{to}` refused: gates on `{from}` failed ({}); nothing was changed",
+            failed.join(", ")
+        );
+    }
+    let release = release_of(&source, from, image_tag).await?;
+    print_release(&release, globals.output);
+
+    let guard = guarded::begin(&target, "promote", args.lock_timeout).await?;
+    let outcome = promote_locked(
+        globals,
+        &source,
+        &guard,
+        args,
+        promoted,
+        &path,
+        &promoted_text,
+        &release,
+        started,
+    )
+    .await;
+    guard.finish(&target, &outcome).await;
+    outcome
+}
+
+/// The image and schema the source runs, checked: its image is in its
+/// repository, and its schema is the one this build ships.
+async fn release_of(source: &Session, from: &str, image_tag: String) -> anyhow::Result<Release> {
+    let task_definition = ResourceId::new(Kind::TaskDefinition, "api");
+    let image = source
+        .cx
+        .attribute(&task_definition, "image")
+        .ok_or_else(|| anyhow!("`{from}` runs no task definition: deploy it first"))?;
+    let digest = registry::image_digest(&source.cx, &image)
+        .await?
+        .ok_or_else(|| {
+            anyhow!(
+                "{image} is not in `{from}`'s repository: run `poolside image push --env {from}`"
+            )
+        })?;
+    let schema_version = database::inspect(&source.cx, &source.config)
+        .await
+        .ok()
+        .and_then(|i| i.migrations.applied_version);
+    let shipped = migrations::shipped().last().map(|s| s.migration.version);
+    if let (Some(runs), Some(ships)) = (schema_version, shipped) {
+        if runs != ships {
+            bail!(
+                "`{from}` runs schema version {runs}, but this poolside ships {ships}: deploy `{from}` with it first, so that the release that moves on is the one that was tested there"
+            );
+        }
+    }
+    Ok(Release {
+        environment: from.to_string(),
+        image,
+        digest,
+        schema_version,
+        image_tag,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn promote_locked(
+    globals: &Globals,
+    source: &Session,
+    guard: &guarded::Guarded,
+    args: &promote::Args,
+    promoted: config::Config,
+    path: &Path,
+    promoted_text: &str,
+    release: &Release,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let to = args.to.as_str();
+    let next = Session::open(promoted).await?;
+    let plan = next.plan().await?;
+    guard.note_plan(&plan);
+    let uri = next
+        .cx
+        .attribute(&ResourceId::new(Kind::Repository, "postgrest"), "uri")
+        .ok_or_else(|| anyhow!("`{to}` has no image repository yet: deploy it first"))?;
+    let source_image = EcrImage::parse(&release.image)
+        .ok_or_else(|| anyhow!("{} is not an ECR image", release.image))?;
+    let tag = source_image
+        .tag
+        .ok_or_else(|| anyhow!("{} names no tag to carry over", release.image))?;
+    let target_image = format!("{uri}:{tag}");
+    let present = registry::image_digest(&next.cx, &target_image).await?;
+    if let Some(other) = present.as_ref().filter(|d| **d != release.digest) {
+        bail!(
+            "{target_image} already names another image ({other}), not the release's {}: a tag moved under a running environment changes what its next task pulls. Remove that tag from `{to}`'s repository, or promote after giving the release a new image_tag; nothing was changed",
+            release.digest
+        );
+    }
+    if args.dry_run {
+        output::print_plan(&plan, globals.output);
+        globals.print_stats(&next, started);
+        let copy = if present.is_some() {
+            format!("{target_image} is already there")
+        } else {
+            format!(
+                "would copy {}@{} to {target_image}",
+                release.image, release.digest
+            )
+        };
+        eprintln!("Dry run: the gates pass; {copy}; nothing was changed.");
+        return Ok(ExitCode::from(exit::OK));
+    }
+    if present.is_none() {
+        copy_image(source, &next, &source_image, release, &target_image, tag).await?;
+    }
+    let landed = registry::image_digest(&next.cx, &target_image).await?;
+    if landed.as_deref() != Some(release.digest.as_str()) {
+        bail!(
+            "{target_image} reads {} after the copy, not the release's {}: nothing else was changed",
+            landed.as_deref().unwrap_or("nothing"),
+            release.digest
+        );
+    }
+
+    // The file first, as a phase promotion does: a deploy interrupted after
+    // this is finished by the next `poolside deploy`.
+    let original = std::fs::read_to_string(path)?;
+    std::fs::write(path, promoted_text)
+        .with_context(|| format!("writing image_tag into {}", path.display()))?;
+    let deploy_args = deploy::Args {
+        env: to.to_string(),
+        yes: args.yes,
+        allow_replace: vec![],
+        lock_timeout: args.lock_timeout,
+        plan: None,
+    };
+    let deployed = deploy::deploy_locked(globals, &next, guard, &deploy_args, started).await;
+    let changed_aws = next
+        .cx
+        .clients
+        .stats
+        .snapshot()
+        .operations
+        .iter()
+        .any(|op| {
+            op.mutating
+                && !matches!(
+                    op.operation.as_str(),
+                    "PutObject" | "DeleteObject" | "PutImage"
+                )
+        });
+    if deployed.is_err() && !changed_aws {
+        // Refused or cancelled before any change: the file goes back too.
+        std::fs::write(path, original)?;
+    } else if deployed.is_err() {
+        eprintln!(
+            "{} now says image_tag = \"{}\"; run `poolside deploy --env {to}` to finish the promotion.",
+            path.display(),
+            release.image_tag
+        );
+    }
+    deployed
+}
+
+/// Puts the release's image into the target's repository by digest.
+async fn copy_image(
+    source: &Session,
+    target: &Session,
+    source_image: &EcrImage<'_>,
+    release: &Release,
+    target_image: &str,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let target_repository = EcrImage::parse(target_image)
+        .map(|i| i.repository.to_string())
+        .ok_or_else(|| anyhow!("{target_image} is not an ECR image"))?;
+    if target.cx.emulator {
+        // The emulator's ECR keeps manifests, not layers.
+        return registry::put_manifest(
+            &target.cx,
+            source_image,
+            &release.digest,
+            &target_repository,
+            tag,
+        )
+        .await;
+    }
+    let (user, password) = super::image::login(source).await?;
+    let auth = RegistryAuth::Basic(user, password);
+    let from_text = format!(
+        "{}@{}",
+        release.image.rsplit_once(':').map_or("", |(r, _)| r),
+        release.digest
+    );
+    let from = crate::image::Endpoint {
+        reference: from_text.parse().map_err(|e| anyhow!("{from_text}: {e}"))?,
+        auth: auth.clone(),
+    };
+    let to = crate::image::Endpoint {
+        reference: target_image
+            .parse()
+            .map_err(|e| anyhow!("{target_image}: {e}"))?,
+        auth,
+    };
+    crate::image::copy(&crate::image::client(vec![]), &from, &to)
+        .await
+        .with_context(|| format!("copying {from_text} to {target_image}"))?;
+    Ok(())
+}
+
+fn print_release(release: &Release, format: Format) {
+    match format {
+        Format::Json => output::json_line("release", release),
+        Format::Human => eprintln!(
+            "Release of `{}`: {} ({}), schema version {}",
+            release.environment,
+            release.image,
+            release.digest,
+            release.schema_version.map_or(
+                "not read (the database is not reachable from here)".to_string(),
+                |v| { v.to_string() }
+            )
+        ),
+    }
+}
+
+/// The file's text with `api.image_tag` set, everything else kept.
+fn with_image_tag(path: &PathBuf, image_tag: &str) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not TOML", path.display()))?;
+    let api = document
+        .entry("api")
+        .or_insert(toml_edit::Item::Table(toml_edit::Table::new()));
+    let Some(api) = api.as_table_like_mut() else {
+        bail!("{}: `api` is not a table", path.display());
+    };
+    let decor = api
+        .get("image_tag")
+        .and_then(|item| item.as_value())
+        .map(|v| v.decor().clone());
+    let mut value = toml_edit::Value::from(image_tag);
+    if let Some(decor) = decor {
+        *value.decor_mut() = decor;
+    }
+    api.insert("image_tag", toml_edit::Item::Value(value));
+    Ok(document.to_string())
+}
