@@ -194,6 +194,26 @@ async fn promote_locked(
             release.digest
         );
     }
+    // Expand, then contract: a contracting migration waits for a release
+    // that no longer needs what it removes to be the one running.
+    let runs_release = next
+        .cx
+        .attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image")
+        .is_some_and(|running| running == target_image);
+    if !runs_release {
+        if let Ok(inspection) = database::inspect(&next.cx, &next.config).await {
+            let contracting =
+                contracting_pending(&inspection.migrations.pending, &migrations::shipped());
+            if !contracting.is_empty() {
+                bail!(
+                    "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
+                    contracting.join(", "),
+                    if contracting.len() == 1 { "it is" } else { "they are" },
+                    migrations::CONTRACT_MARKER
+                );
+            }
+        }
+    }
     if args.dry_run {
         output::print_plan(&plan, globals.output);
         globals.print_stats(&next, started);
@@ -258,6 +278,15 @@ async fn promote_locked(
         );
     }
     deployed
+}
+
+/// The pending migrations (by file) that are marked as contracting.
+fn contracting_pending(pending: &[String], shipped: &[migrations::Shipped]) -> Vec<String> {
+    shipped
+        .iter()
+        .filter(|s| pending.contains(&s.file) && s.contracts())
+        .map(|s| s.file.clone())
+        .collect()
 }
 
 /// Puts the release's image into the target's repository by digest.
@@ -345,4 +374,52 @@ fn with_image_tag(path: &PathBuf, image_tag: &str) -> anyhow::Result<String> {
     }
     api.insert("image_tag", toml_edit::Item::Value(value));
     Ok(document.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn shipped(version: i64, file: &str, sql: &'static str) -> migrations::Shipped {
+        migrations::Shipped {
+            migration: sqlx::migrate::Migration::new(
+                version,
+                Cow::Borrowed("test"),
+                sqlx::migrate::MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            ),
+            file: file.into(),
+        }
+    }
+
+    #[test]
+    fn only_pending_migrations_marked_as_contracting_hold_a_release_back() {
+        let all = [
+            shipped(
+                6,
+                "sql/migrations/0006_add_column.sql",
+                "ALTER TABLE t ADD COLUMN c int;",
+            ),
+            shipped(
+                7,
+                "sql/migrations/0007_drop_column.sql",
+                "-- poolside: contract\nALTER TABLE t DROP COLUMN old;",
+            ),
+            shipped(
+                8,
+                "sql/migrations/0008_mentions.sql",
+                "-- this is not a poolside: contract marker line\nSELECT 1;",
+            ),
+        ];
+        let pending: Vec<String> = all.iter().map(|s| s.file.clone()).collect();
+        assert_eq!(
+            contracting_pending(&pending, &all),
+            ["sql/migrations/0007_drop_column.sql"]
+        );
+        assert!(contracting_pending(&pending[..1], &all).is_empty());
+        // The migrations this build ships expand only.
+        assert!(migrations::shipped().iter().all(|s| !s.contracts()));
+    }
 }

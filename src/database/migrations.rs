@@ -35,6 +35,19 @@ pub fn shipped() -> Vec<Shipped> {
         .collect()
 }
 
+/// The line that marks a contracting migration: it drops or narrows what
+/// an older release may still use (expand, then contract in a later release).
+pub const CONTRACT_MARKER: &str = "-- poolside: contract";
+
+impl Shipped {
+    pub fn contracts(&self) -> bool {
+        self.migration
+            .sql
+            .lines()
+            .any(|line| line.trim() == CONTRACT_MARKER)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Applied {
     pub version: i64,
