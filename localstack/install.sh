@@ -9,7 +9,7 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-venv)
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then need_apt+=(python3-venv); fi
-# mold links the Rust binaries in half the time (.cargo/config.toml, localstack/linker.sh).
+# mold links the Rust binaries in half the time; .cargo/config.toml asks for it.
 command -v mold >/dev/null || need_apt+=(mold)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing system packages: ${need_apt[*]}"
