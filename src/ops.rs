@@ -23,7 +23,7 @@ pub struct Session {
     account: AccountFacts,
     /// The caller's ARN, as STS names it (who holds the lock, who ran what).
     pub caller: String,
-    remembered_domain: std::sync::OnceLock<Option<crate::state::RememberedDomain>>,
+    remembered_domains: std::sync::OnceLock<Vec<crate::state::RememberedDomain>>,
 }
 
 impl Session {
@@ -42,7 +42,7 @@ impl Session {
             desired,
             account,
             caller,
-            remembered_domain: std::sync::OnceLock::new(),
+            remembered_domains: std::sync::OnceLock::new(),
         })
     }
 
@@ -73,19 +73,17 @@ impl Session {
         .await
     }
 
-    /// The domain the last deploy made records in (`state::RememberedDomain`),
-    /// read once per run; nothing without a state bucket.
-    pub async fn remembered_domain(
-        &self,
-    ) -> anyhow::Result<Option<crate::state::RememberedDomain>> {
-        if let Some(known) = self.remembered_domain.get() {
+    /// The domains earlier deploys made records in (`state::RememberedDomain`),
+    /// read once per run; none without a state bucket.
+    pub async fn remembered_domains(&self) -> anyhow::Result<Vec<crate::state::RememberedDomain>> {
+        if let Some(known) = self.remembered_domains.get() {
             return Ok(known.clone());
         }
         let found = match self.existing_state().await? {
-            Some(store) => crate::state::remembered_domain(&store, &self.config.name).await?,
-            None => None,
+            Some(store) => crate::state::remembered_domains(&store, &self.config.name).await?,
+            None => vec![],
         };
-        let _ = self.remembered_domain.set(found.clone());
+        let _ = self.remembered_domains.set(found.clone());
         Ok(found)
     }
 
@@ -109,18 +107,31 @@ impl Session {
             "Discovering environment `{}` in {}",
             self.config.name, self.config.region
         ));
-        let mut lookup = self.lookup();
-        let remembered = self.remembered_domain().await?;
-        if lookup.service.domain.is_none() {
-            // The file no longer names a domain: look where the last deploy made one.
-            lookup.service.domain = remembered.map(|d| resources::domain::DomainNames {
-                domain_name: d.domain_name,
-                zone_id: d.zone_id,
-            });
-        }
-        let live = resources::discover(&self.cx, &lookup)
+        let lookup = self.lookup();
+        let mut live = resources::discover(&self.cx, &lookup)
             .await
             .context("discovering the environment")?;
+        // Domains the file no longer names: what poolside made there is
+        // found under ids of its own (`dns-record/previous-1`, ...), which
+        // nothing wants, so the plan deletes it.
+        let configured = self.configured_domain();
+        let previous = self.remembered_domains().await?;
+        let previous = previous.iter().filter(|d| Some(*d) != configured.as_ref());
+        for (n, domain) in previous.enumerate() {
+            let names = resources::domain::DomainNames {
+                domain_name: domain.domain_name.clone(),
+                zone_id: domain.zone_id.clone(),
+            };
+            let found = resources::domain::discover(&self.cx, &names)
+                .await
+                .with_context(|| format!("looking for what was made in {}", domain.domain_name))?;
+            for mut resource in found {
+                if let Some(kind) = resource.id.kind() {
+                    resource.id = ResourceId::new(kind, &format!("previous-{}", n + 1));
+                }
+                live.push(resource);
+            }
+        }
         tracing::info!(environment = %self.config.name, found = live.len(), wanted = self.desired.len(), "discovered");
         self.cx.remember(&live);
         Ok(live)

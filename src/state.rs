@@ -509,10 +509,11 @@ pub fn hostname() -> String {
 
 // ---- what tags cannot find ----
 
-/// The API's domain as last deployed. Route 53 records take no tags and the
-/// certificate is found by its name, so once an environment file drops (or
-/// changes) `api.domain_name`, this is how plan and destroy still find the
-/// record and certificate that poolside made, to delete them.
+/// A domain the API's records were made in. Route 53 records take no tags
+/// and the certificate is found by its name, so once an environment file
+/// drops or changes `api.domain_name`, the state bucket is how plan, deploy
+/// and destroy still find the record and certificate poolside made there,
+/// to delete them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RememberedDomain {
     pub domain_name: String,
@@ -523,40 +524,38 @@ fn domain_key(environment: &str) -> String {
     format!("domains/{environment}.json")
 }
 
-pub async fn remembered_domain(
+/// Every domain the environment may still have records in.
+pub async fn remembered_domains(
     store: &Store,
     environment: &str,
-) -> anyhow::Result<Option<RememberedDomain>> {
+) -> anyhow::Result<Vec<RememberedDomain>> {
     let Some((body, _)) = store.read(&domain_key(environment)).await? else {
-        return Ok(None);
+        return Ok(vec![]);
     };
-    Ok(serde_json::from_slice(&body).ok())
+    Ok(serde_json::from_slice(&body).unwrap_or_default())
 }
 
-/// Remembers the domain (before anything is made there), or forgets it
-/// (`None`, once nothing is left there).
-pub async fn remember_domain(
+/// Remembers these domains (before anything is made in a new one), or
+/// forgets them all (an empty list, once nothing is left in any).
+pub async fn remember_domains(
     store: &Store,
     environment: &str,
-    domain: Option<&RememberedDomain>,
+    domains: &[RememberedDomain],
 ) -> anyhow::Result<()> {
     let key = domain_key(environment);
-    match domain {
-        Some(domain) => {
-            store
-                .write(&key, serde_json::to_vec(domain)?, Precondition::None)
-                .await?;
-        }
-        None => {
-            store
-                .s3
-                .delete_object()
-                .bucket(&store.bucket)
-                .key(&key)
-                .send()
-                .await
-                .aws("DeleteObject")?;
-        }
+    if domains.is_empty() {
+        store
+            .s3
+            .delete_object()
+            .bucket(&store.bucket)
+            .key(&key)
+            .send()
+            .await
+            .aws("DeleteObject")?;
+    } else {
+        store
+            .write(&key, serde_json::to_vec(domains)?, Precondition::None)
+            .await?;
     }
     Ok(())
 }

@@ -103,8 +103,11 @@ pub(super) async fn deploy_locked(
     // Remember a new domain before anything is made in it, so that a file
     // that later drops it still leads plan and destroy to what is there.
     let configured = session.configured_domain();
-    if configured.is_some() && configured != session.remembered_domain().await? {
-        crate::state::remember_domain(guard.store(), &args.env, configured.as_ref()).await?;
+    let remembered = session.remembered_domains().await?;
+    if let Some(domain) = configured.as_ref().filter(|d| !remembered.contains(d)) {
+        let mut domains = remembered.clone();
+        domains.push(domain.clone());
+        crate::state::remember_domains(guard.store(), &args.env, &domains).await?;
     }
     // The schema step runs between the resources the API service needs and
     // the service itself: its tasks log in as `authenticator`, which the
@@ -171,9 +174,10 @@ pub(super) async fn deploy_locked(
     if !plan.is_empty() {
         progress.print_critical_path();
     }
-    if configured.is_none() && session.remembered_domain().await?.is_some() {
-        // The record and certificate of the dropped domain went with this apply.
-        crate::state::remember_domain(guard.store(), &args.env, None).await?;
+    let current: Vec<_> = configured.into_iter().collect();
+    if remembered.iter().any(|d| !current.contains(d)) {
+        // What was made in domains the file no longer names went with this apply.
+        crate::state::remember_domains(guard.store(), &args.env, &current).await?;
     }
     stop_if_interrupted("verification")?;
 

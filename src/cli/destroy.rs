@@ -163,8 +163,8 @@ async fn destroy_locked(
         );
     }
     progress.print_critical_path();
-    if session.remembered_domain().await?.is_some() {
-        crate::state::remember_domain(guard.store(), &args.env, None).await?;
+    if !session.remembered_domains().await?.is_empty() {
+        crate::state::remember_domains(guard.store(), &args.env, &[]).await?;
     }
     if let Some(login) = &master {
         local_plane::drop_database(&session.config, &login.username, &login.password).await?;

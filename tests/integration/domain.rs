@@ -121,9 +121,69 @@ async fn a_domain_in_a_hosted_zone_gets_its_certificate_and_alias_record() {
     // Nothing left to do.
     env.plan().assert_code(0);
 
-    // Measured before: a file that dropped the domain left the record and
-    // the certificate behind (discovery looked only where the file said).
-    // Now the state bucket remembers the domain: the next deploy deletes both.
+    // Measured before: a file that changed or dropped the domain left the
+    // record and the certificate behind (discovery looked only where the file
+    // said). Now the state bucket remembers the domains: a change moves both.
+    let alias_of = |sets: &[aws_sdk_route53::types::ResourceRecordSet], name: &str| {
+        sets.iter()
+            .any(|r| r.name().trim_end_matches('.') == name && r.r#type().as_str() == "A")
+    };
+    let certificate_for = |name: String| {
+        let aws = &aws;
+        async move {
+            aws.acm
+                .list_certificates()
+                .send()
+                .await
+                .unwrap()
+                .certificate_summary_list()
+                .iter()
+                .any(|c| c.domain_name() == Some(name.as_str()))
+        }
+    };
+    let old_domain = domain.clone();
+    let domain = format!("api2.{}.poolside.test", env.name);
+    env.api_extra = format!("domain_name = \"{domain}\"\nhosted_zone_id = \"{zone}\"\n");
+    env.write();
+    let plan = env.plan();
+    plan.assert_code(2);
+    let actions: Vec<(String, String)> = plan.one("plan")["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("dns-record/previous-1", "delete"),
+        ("certificate/previous-1", "delete"),
+        ("dns-record/api", "create"),
+        ("certificate/api", "create"),
+    ] {
+        assert!(
+            actions.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+    env.deploy();
+    let sets = records(&aws, &zone).await;
+    assert!(
+        !alias_of(&sets, &old_domain),
+        "the old name still points here: {sets:?}"
+    );
+    assert!(alias_of(&sets, &domain), "the new name does not: {sets:?}");
+    assert!(
+        !certificate_for(old_domain.clone()).await,
+        "the old certificate is still there"
+    );
+    assert!(certificate_for(domain.clone()).await);
+    env.plan().assert_code(0);
+
+    // Dropped: the next deploy deletes what was made for it.
     env.api_extra = String::new();
     env.write();
     let plan = env.plan();
@@ -136,8 +196,8 @@ async fn a_domain_in_a_hosted_zone_gets_its_certificate_and_alias_record() {
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect();
     assert!(
-        deleted.contains(&"dns-record/api".to_string())
-            && deleted.contains(&"certificate/api".to_string()),
+        deleted.contains(&"dns-record/previous-1".to_string())
+            && deleted.contains(&"certificate/previous-1".to_string()),
         "{deleted:?}"
     );
     env.deploy();
