@@ -197,17 +197,7 @@ async fn copy_blobs(
     copied: &mut Copied,
 ) -> Result<(), ImageError> {
     if let Some(config) = manifest["config"]["digest"].as_str() {
-        let mut blob = Vec::new();
-        client
-            .pull_blob(&from.reference, config, &mut blob)
-            .await
-            .map_err(registry_error(&from.reference))?;
-        client
-            .push_blob(&to.reference, &blob, config)
-            .await
-            .map_err(registry_error(&to.reference))?;
-        copied.blobs += 1;
-        copied.bytes += blob.len() as u64;
+        copy_blob(client, from, to, config, copied).await?;
     }
     copy_layers(client, from, to, manifest, copied).await
 }
@@ -370,18 +360,30 @@ async fn copy_layers(
         .flatten()
         .filter_map(|d| d["digest"].as_str());
     for digest in digests {
-        let mut blob = Vec::new();
-        client
-            .pull_blob(&from.reference, digest, &mut blob)
-            .await
-            .map_err(registry_error(&from.reference))?;
-        client
-            .push_blob(&to.reference, &blob, digest)
-            .await
-            .map_err(registry_error(&to.reference))?;
-        copied.blobs += 1;
-        copied.bytes += blob.len() as u64;
+        copy_blob(client, from, to, digest, copied).await?;
     }
+    Ok(())
+}
+
+/// One blob, pulled whole and pushed under the same digest.
+async fn copy_blob(
+    client: &Client,
+    from: &Endpoint,
+    to: &Endpoint,
+    digest: &str,
+    copied: &mut Copied,
+) -> Result<(), ImageError> {
+    let mut blob = Vec::new();
+    client
+        .pull_blob(&from.reference, digest, &mut blob)
+        .await
+        .map_err(registry_error(&from.reference))?;
+    client
+        .push_blob(&to.reference, &blob, digest)
+        .await
+        .map_err(registry_error(&to.reference))?;
+    copied.blobs += 1;
+    copied.bytes += blob.len() as u64;
     Ok(())
 }
 

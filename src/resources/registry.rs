@@ -299,39 +299,22 @@ impl<'a> EcrImage<'a> {
 
 /// Whether ECR lists `image` (by its tag or digest) in its repository.
 pub async fn image_exists(cx: &Context, image: &str) -> anyhow::Result<bool> {
-    let Some(ecr_image) = EcrImage::parse(image) else {
-        anyhow::bail!("{image} is not an ECR image reference");
-    };
-    let id = aws_sdk_ecr::types::ImageIdentifier::builder()
-        .set_image_tag(ecr_image.tag.map(str::to_string))
-        .set_image_digest(ecr_image.digest.map(str::to_string))
-        .build();
-    let found = cx
-        .clients
-        .ecr
-        .describe_images()
-        .registry_id(ecr_image.registry_id)
-        .repository_name(ecr_image.repository)
-        .image_ids(id)
-        .send()
-        .await;
-    match found {
-        Ok(out) => Ok(!out.image_details().is_empty()),
-        Err(err)
-            if matches!(
-                error_code(&err),
-                Some("ImageNotFoundException" | "RepositoryNotFoundException")
-            ) =>
-        {
-            Ok(false)
-        }
-        Err(err) => Err(err).aws("DescribeImages"),
-    }
+    Ok(describe_image(cx, image).await?.is_some())
 }
 
 /// The digest ECR lists for `image` (by its tag or digest); `None` when the
 /// repository lacks it.
 pub async fn image_digest(cx: &Context, image: &str) -> anyhow::Result<Option<String>> {
+    Ok(describe_image(cx, image)
+        .await?
+        .and_then(|detail| detail.image_digest().map(str::to_string)))
+}
+
+/// What ECR lists for `image`: `None` when the repository (or it) is missing.
+async fn describe_image(
+    cx: &Context,
+    image: &str,
+) -> anyhow::Result<Option<aws_sdk_ecr::types::ImageDetail>> {
     let Some(ecr_image) = EcrImage::parse(image) else {
         anyhow::bail!("{image} is not an ECR image reference");
     };
@@ -349,11 +332,7 @@ pub async fn image_digest(cx: &Context, image: &str) -> anyhow::Result<Option<St
         .send()
         .await
     {
-        Ok(out) => Ok(out
-            .image_details()
-            .first()
-            .and_then(|d| d.image_digest())
-            .map(str::to_string)),
+        Ok(out) => Ok(out.image_details().first().cloned()),
         Err(err)
             if matches!(
                 error_code(&err),
