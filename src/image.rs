@@ -106,15 +106,7 @@ pub async fn copy_with_file(
                     continue;
                 }
                 let digest = child["digest"].as_str().unwrap_or_default();
-                let source = Endpoint {
-                    reference: at(&from.reference, digest),
-                    auth: from.auth.clone(),
-                };
-                let (child_raw, _) = client
-                    .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
-                    .await
-                    .map_err(registry_error(&from.reference))?;
-                let child_document = parse(&source.reference, &child_raw)?;
+                let (source, _, child_document) = pull_child(client, from, digest).await?;
                 let (manifest, manifest_document) =
                     derive_manifest(client, &source, to, &child_document, &layer, &mut copied)
                         .await?;
@@ -166,15 +158,7 @@ pub async fn copy(client: &Client, from: &Endpoint, to: &Endpoint) -> Result<Cop
         .filter_map(|child| child["digest"].as_str().map(str::to_string))
         .collect();
     for digest in &children {
-        let source = Endpoint {
-            reference: at(&from.reference, digest),
-            auth: from.auth.clone(),
-        };
-        let (child_raw, _) = client
-            .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
-            .await
-            .map_err(registry_error(&from.reference))?;
-        let child = parse(&source.reference, &child_raw)?;
+        let (source, child_raw, child) = pull_child(client, from, digest).await?;
         copy_blobs(client, &source, to, &child, &mut copied).await?;
         push_manifest(client, &at(&to.reference, digest), child_raw, &child).await?;
         copied.manifests += 1;
@@ -186,6 +170,24 @@ pub async fn copy(client: &Client, from: &Endpoint, to: &Endpoint) -> Result<Cop
     push_manifest(client, &to.reference, raw, &document).await?;
     copied.manifests += 1;
     Ok(copied)
+}
+
+/// One platform's manifest of an index: where it is, its bytes, its JSON.
+async fn pull_child(
+    client: &Client,
+    from: &Endpoint,
+    digest: &str,
+) -> Result<(Endpoint, Vec<u8>, Value), ImageError> {
+    let source = Endpoint {
+        reference: at(&from.reference, digest),
+        auth: from.auth.clone(),
+    };
+    let (raw, _) = client
+        .pull_manifest_raw(&source.reference, &from.auth, &MANIFEST_TYPES)
+        .await
+        .map_err(registry_error(&from.reference))?;
+    let document = parse(&source.reference, &raw)?;
+    Ok((source, raw, document))
 }
 
 /// An image manifest's config and layers, as they are.

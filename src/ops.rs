@@ -26,6 +26,14 @@ pub struct Session {
     remembered_domains: std::sync::OnceLock<Vec<crate::state::RememberedDomain>>,
 }
 
+/// Where discovery looks for a domain's record and certificate.
+fn domain_names(domain: &crate::state::RememberedDomain) -> DomainNames {
+    DomainNames {
+        domain_name: domain.domain_name.clone(),
+        zone_id: domain.zone_id.clone(),
+    }
+}
+
 impl Session {
     pub async fn open(config: Config) -> anyhow::Result<Session> {
         if let Some(url) = &config.endpoint_url {
@@ -118,11 +126,7 @@ impl Session {
         let previous = self.remembered_domains().await?;
         let previous = previous.iter().filter(|d| Some(*d) != configured.as_ref());
         for (n, domain) in previous.enumerate() {
-            let names = resources::domain::DomainNames {
-                domain_name: domain.domain_name.clone(),
-                zone_id: domain.zone_id.clone(),
-            };
-            let found = resources::domain::discover(&self.cx, &names)
+            let found = resources::domain::discover(&self.cx, &domain_names(domain))
                 .await
                 .with_context(|| format!("looking for what was made in {}", domain.domain_name))?;
             for mut resource in found {
@@ -279,16 +283,7 @@ impl Session {
                 // Alarms are found by prefix: an alarm no longer wanted still is.
                 alarm_prefix: blueprint::alarm_prefix(&self.config),
                 dashboard: expect(dashboard),
-                domain: match (
-                    &self.config.api.domain_name,
-                    &self.config.api.hosted_zone_id,
-                ) {
-                    (Some(domain_name), Some(zone_id)) => Some(DomainNames {
-                        domain_name: domain_name.clone(),
-                        zone_id: zone_id.clone(),
-                    }),
-                    _ => None,
-                },
+                domain: self.configured_domain().as_ref().map(domain_names),
             },
         }
     }

@@ -87,18 +87,7 @@ pub async fn apply_after(
         old_ones.iter().partition(|c| c.create_before_destroy);
     if !removed_first.is_empty() {
         let mut removal = ApplyReport::default();
-        // One goes when every one that refers to it is gone.
-        let referrers_gone = |change: &Change, gone: &BTreeSet<ResourceId>| {
-            let original = change.id.copy_of();
-            removed_first
-                .iter()
-                .filter(|other| {
-                    original
-                        .as_ref()
-                        .is_some_and(|id| other.dependencies.contains(id))
-                })
-                .all(|other| gone.contains(&other.id))
-        };
+        // The old resources that refer to this one: it goes after them.
         let after_of = |change: &Change| -> Vec<ResourceId> {
             let original = change.id.copy_of();
             removed_first
@@ -110,6 +99,9 @@ pub async fn apply_after(
                 })
                 .map(|other| other.id.clone())
                 .collect()
+        };
+        let referrers_gone = |change: &Change, gone: &BTreeSet<ResourceId>| {
+            after_of(change).iter().all(|id| gone.contains(id))
         };
         run_waves(
             cx,
