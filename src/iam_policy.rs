@@ -202,6 +202,9 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ECS", "StopTask", "ecs:StopTask", Scope::Ecs),
     ("ECS", "DescribeTaskDefinition", "ecs:DescribeTaskDefinition", Scope::Any),
     ("ECS", "ListTaskDefinitions", "ecs:ListTaskDefinitions", Scope::Any),
+    // Following a rollout (canary, linear) to its end.
+    ("ECS", "ListServiceDeployments", "ecs:ListServiceDeployments", Scope::Ecs),
+    ("ECS", "DescribeServiceDeployments", "ecs:DescribeServiceDeployments", Scope::Any),
     ("ECS", "RegisterTaskDefinition", "ecs:RegisterTaskDefinition", Scope::Any),
     ("ECS", "TagResource", "ecs:TagResource", Scope::Ecs),
     ("ECS", "UntagResource", "ecs:UntagResource", Scope::Ecs),
@@ -209,18 +212,23 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ECS", "UpdateService", "ecs:UpdateService", Scope::Ecs),
     ("Elastic Load Balancing v2", "AddTags", "elasticloadbalancing:AddTags", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "CreateListener", "elasticloadbalancing:CreateListener", Scope::LoadBalancer),
+    ("Elastic Load Balancing v2", "CreateRule", "elasticloadbalancing:CreateRule", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "CreateLoadBalancer", "elasticloadbalancing:CreateLoadBalancer", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "CreateTargetGroup", "elasticloadbalancing:CreateTargetGroup", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "DeleteListener", "elasticloadbalancing:DeleteListener", Scope::LoadBalancer),
+    ("Elastic Load Balancing v2", "DeleteRule", "elasticloadbalancing:DeleteRule", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "DeleteLoadBalancer", "elasticloadbalancing:DeleteLoadBalancer", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "DeleteTargetGroup", "elasticloadbalancing:DeleteTargetGroup", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "DescribeListeners", "elasticloadbalancing:DescribeListeners", Scope::Any),
+    ("Elastic Load Balancing v2", "DescribeRules", "elasticloadbalancing:DescribeRules", Scope::Any),
     ("Elastic Load Balancing v2", "DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancers", Scope::Any),
     ("Elastic Load Balancing v2", "DescribeTags", "elasticloadbalancing:DescribeTags", Scope::Any),
     ("Elastic Load Balancing v2", "DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroupAttributes", Scope::Any),
     ("Elastic Load Balancing v2", "DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroups", Scope::Any),
     ("Elastic Load Balancing v2", "DescribeTargetHealth", "elasticloadbalancing:DescribeTargetHealth", Scope::Any),
     ("Elastic Load Balancing v2", "ModifyListener", "elasticloadbalancing:ModifyListener", Scope::LoadBalancer),
+    ("Elastic Load Balancing v2", "ModifyRule", "elasticloadbalancing:ModifyRule", Scope::LoadBalancer),
+    ("Elastic Load Balancing v2", "SetRulePriorities", "elasticloadbalancing:SetRulePriorities", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroup", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "ModifyTargetGroupAttributes", "elasticloadbalancing:ModifyTargetGroupAttributes", Scope::LoadBalancer),
     ("Elastic Load Balancing v2", "RemoveTags", "elasticloadbalancing:RemoveTags", Scope::LoadBalancer),
@@ -256,7 +264,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
 #[rustfmt::skip]
 const IMPLIED: &[(&str, Scope, &str)] = &[
     // RegisterTaskDefinition and RunTask name the roles: ECS must be allowed them.
-    ("iam:PassRole", Scope::PassRoles, "the task definitions name the task and execution roles"),
+    ("iam:PassRole", Scope::PassRoles, "the task definitions name the task and execution roles; the service names the role ECS shifts traffic with"),
     // PutMetricAlarm with tags.
     ("cloudwatch:TagResource", Scope::Alarms, "alarms are tagged at create"),
     // ManageMasterUserPassword: RDS creates the master secret as the caller.
@@ -350,7 +358,18 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
             arn(
                 "elasticloadbalancing",
                 region,
+                format!("listener-rule/app/poolside-{env}/*"),
+            ),
+            arn(
+                "elasticloadbalancing",
+                region,
                 format!("targetgroup/poolside-{env}/*"),
+            ),
+            // The alternate target group of traffic shifts.
+            arn(
+                "elasticloadbalancing",
+                region,
+                format!("targetgroup/poolside-{env}-a/*"),
             ),
         ],
         Scope::Ecs => vec![
@@ -429,7 +448,7 @@ pub fn generate(config: &Config, account: &AccountFacts) -> Generated {
                 }
                 Scope::PassRoles => {
                     statement["Condition"] =
-                        json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } })
+                        json!({ "StringEquals": { "iam:PassedToService": ["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"] } })
                 }
                 _ => {}
             }
@@ -488,7 +507,7 @@ mod tests {
         assert_eq!(pass["Action"], json!(["iam:PassRole"]));
         assert_eq!(
             pass["Condition"]["StringEquals"]["iam:PassedToService"],
-            "ecs-tasks.amazonaws.com"
+            json!(["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"])
         );
         let secrets = statements.iter().find(|s| s["Sid"] == "Secrets").unwrap();
         assert_eq!(

@@ -72,6 +72,7 @@ pub enum Kind {
     LoadBalancer,
     TargetGroup,
     Listener,
+    ListenerRule,
     Service,
     Scaling,
     Alarm,
@@ -81,7 +82,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 28] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Vpc,
         Kind::Subnet,
         Kind::InternetGateway,
@@ -104,6 +105,7 @@ impl Kind {
         Kind::LoadBalancer,
         Kind::TargetGroup,
         Kind::Listener,
+        Kind::ListenerRule,
         Kind::Service,
         Kind::Scaling,
         Kind::Alarm,
@@ -136,6 +138,7 @@ impl Kind {
             Kind::LoadBalancer => "load-balancer",
             Kind::TargetGroup => "target-group",
             Kind::Listener => "listener",
+            Kind::ListenerRule => "listener-rule",
             Kind::Service => "service",
             Kind::Scaling => "scaling",
             Kind::Alarm => "alarm",
@@ -161,6 +164,7 @@ impl Kind {
         match self {
             Kind::DbInstance
             | Kind::Listener
+            | Kind::ListenerRule
             | Kind::Service
             | Kind::Scaling
             | Kind::Alarm
@@ -205,7 +209,9 @@ impl Kind {
             Kind::LogGroup => AwsService::Logs,
             Kind::Role => AwsService::Iam,
             Kind::Cluster | Kind::TaskDefinition | Kind::Service => AwsService::Ecs,
-            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => AwsService::Elb,
+            Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener | Kind::ListenerRule => {
+                AwsService::Elb
+            }
             Kind::Scaling => AwsService::ApplicationAutoScaling,
             Kind::Alarm | Kind::Dashboard => AwsService::CloudWatch,
             Kind::Certificate => AwsService::Acm,
@@ -556,6 +562,44 @@ pub enum ListenerAction {
     },
 }
 
+/// A rule of a listener that forwards to target groups by weight. ECS owns
+/// the weights while it shifts traffic between a service's two target
+/// groups, so they are live state (attributes), never desired state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListenerRuleSpec {
+    pub listener: String,
+    pub priority: i32,
+    pub path_pattern: String,
+    /// The first gets all traffic when the rule is made.
+    pub target_groups: Vec<String>,
+    pub tags: Tags,
+}
+
+/// How ECS rolls out a new task definition. Traffic-shifting strategies
+/// (canary, linear) move traffic from the service's target group to its
+/// alternate one through the production listener rule, and roll back when
+/// one of the alarms fires, without poolside running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentSpec {
+    /// ROLLING, CANARY or LINEAR, as ECS names them.
+    pub strategy: String,
+    /// Canary: the first share; linear: each step's share.
+    pub percent: Option<f64>,
+    pub step_minutes: Option<i32>,
+    pub bake_minutes: Option<i32>,
+    pub rollback_alarms: BTreeSet<String>,
+    /// The alternate target group, the production listener rule and the
+    /// role ECS uses to change the rule; set for traffic-shifting strategies.
+    pub traffic: Option<TrafficRouting>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrafficRouting {
+    pub alternate_target_group: String,
+    pub production_rule: String,
+    pub role: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub name: String,
@@ -573,6 +617,9 @@ pub struct ServiceSpec {
     pub container_name: String,
     pub container_port: i32,
     pub circuit_breaker_rollback: bool,
+    /// `None` when the service reports no deployment configuration (moto
+    /// after CreateService): then it is not drift.
+    pub deployment: Option<DeploymentSpec>,
     /// The service's newest deployment failed (its circuit breaker tripped
     /// with nothing to roll back to, say). Never desired: a deploy that finds
     /// it starts a new deployment, even when nothing else changed.
@@ -672,6 +719,7 @@ pub enum Spec {
     LoadBalancer(LoadBalancerSpec),
     TargetGroup(TargetGroupSpec),
     Listener(ListenerSpec),
+    ListenerRule(ListenerRuleSpec),
     Service(ServiceSpec),
     Scaling(ScalingSpec),
     Alarm(AlarmSpec),
@@ -708,6 +756,7 @@ impl Spec {
             Spec::LoadBalancer(_) => &["name", "scheme"],
             Spec::TargetGroup(_) => &["name", "port", "protocol", "target_type", "vpc"],
             Spec::Listener(_) => &["load_balancer", "port"],
+            Spec::ListenerRule(_) => &["listener"],
             Spec::Service(_) => &["name", "cluster"],
             Spec::Scaling(_) => &["resource_id"],
             Spec::Alarm(_) | Spec::Dashboard(_) => &["name"],
@@ -760,6 +809,7 @@ impl Spec {
             | Spec::LoadBalancer(_)
             | Spec::TargetGroup(_)
             | Spec::Listener(_)
+            | Spec::ListenerRule(_)
             | Spec::Alarm(_)
             | Spec::Dashboard(_)
             | Spec::Certificate(_)
@@ -828,6 +878,7 @@ impl Spec {
             Spec::LoadBalancer(s) => Spec::LoadBalancer(roundtrip(s, resolve)),
             Spec::TargetGroup(s) => Spec::TargetGroup(roundtrip(s, resolve)),
             Spec::Listener(s) => Spec::Listener(roundtrip(s, resolve)),
+            Spec::ListenerRule(s) => Spec::ListenerRule(roundtrip(s, resolve)),
             Spec::Service(s) => Spec::Service(ServiceSpec {
                 initial_count: s.initial_count,
                 depends_on: s.depends_on.clone(),
@@ -841,6 +892,22 @@ impl Spec {
             Spec::Dashboard(s) => Spec::Dashboard(roundtrip(s, resolve)),
             Spec::DnsRecord(s) => Spec::DnsRecord(roundtrip(s, resolve)),
             other => other.clone(),
+        }
+    }
+}
+
+impl Spec {
+    /// The live spec with what AWS did not report taken from the desired
+    /// one, so a setting the emulator never echoes is not a change.
+    pub fn with_unreported_from(&self, desired: &Spec) -> Spec {
+        match (self, desired) {
+            (Spec::Service(live), Spec::Service(wanted)) if live.deployment.is_none() => {
+                Spec::Service(ServiceSpec {
+                    deployment: wanted.deployment.clone(),
+                    ..live.clone()
+                })
+            }
+            _ => self.clone(),
         }
     }
 }

@@ -226,7 +226,8 @@ impl Session {
         let mut roles = Vec::new();
         let (mut log_group, mut cluster, mut service) = (None, None, None);
         let mut task_families = Vec::new();
-        let (mut load_balancer, mut target_group, mut dashboard) = (None, None, None);
+        let (mut load_balancer, mut dashboard) = (None, None);
+        let mut target_groups = Vec::new();
         for d in &self.desired {
             match &d.spec {
                 Spec::Bucket(b) => bucket_name = Some(b.name.clone()),
@@ -241,7 +242,7 @@ impl Session {
                 Spec::TaskDefinition(t) => task_families.push((d.id.clone(), t.family.clone())),
                 Spec::Service(s) => service = Some(s.name.clone()),
                 Spec::LoadBalancer(l) => load_balancer = Some(l.name.clone()),
-                Spec::TargetGroup(t) => target_group = Some(t.name.clone()),
+                Spec::TargetGroup(t) => target_groups.push((d.id.clone(), t.name.clone())),
                 Spec::Dashboard(b) => dashboard = Some(b.name.clone()),
                 _ => {}
             }
@@ -278,7 +279,7 @@ impl Session {
                 service: expect(service),
                 load_balancer: LoadBalancerNames {
                     load_balancer: expect(load_balancer),
-                    target_group: expect(target_group),
+                    target_groups,
                 },
                 // Alarms are found by prefix: an alarm no longer wanted still is.
                 alarm_prefix: blueprint::alarm_prefix(&self.config),

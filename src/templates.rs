@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/ecs-tasks-trust-policy.json.j2"),
     ),
     (
+        "ecs-infrastructure-trust-policy.json.j2",
+        include_str!("../templates/ecs-infrastructure-trust-policy.json.j2"),
+    ),
+    (
         "task-execution-policy.json.j2",
         include_str!("../templates/task-execution-policy.json.j2"),
     ),

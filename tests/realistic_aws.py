@@ -26,6 +26,16 @@ standard library only, one file, read top to bottom.
   ECS   CreateCluster / CreateService fail with "Unable to assume the service
         linked role" until ECS's service-linked role was created, and for two
         seconds after (IAM eventual consistency).
+  ECS   an UpdateService that changes the task definition starts a service
+        deployment (moto has none): ListServiceDeployments and
+        DescribeServiceDeployments report it, one lifecycle stage further on
+        each describe, and DescribeServices reports its rollout IN_PROGRESS
+        until it ends. From PRODUCTION_TRAFFIC_SHIFT on, a rollback alarm in
+        ALARM rolls it back as ECS does: the service returns to the previous
+        task definition, and the deployment ends ROLLBACK_SUCCESSFUL naming
+        the alarm. POST /__proxy/raise-during-shift {"alarm": NAME} makes
+        the proxy set that alarm to ALARM when a deployment starts shifting
+        production traffic (an alarm that fires mid-shift).
 
 Every behaviour it plays is recorded; GET /__proxy/events returns them as JSON.
 
@@ -53,6 +63,11 @@ instance_script = {}        # DB identifier -> statuses the next describes repor
 stale_parameter_groups = set()
 nat_pending = set()
 ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
+deployments = {}            # service deployment ARN -> what the proxy plays of it
+raise_during_shift = set()  # alarms to set to ALARM when a shift starts
+DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
+                     "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
+ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 
 
 def record(kind, **details):
@@ -131,6 +146,86 @@ def subnet_users(subnet_id):
     return users
 
 
+def ecs_call(action, payload):
+    headers = {
+        "Content-Type": "application/x-amz-json-1.1",
+        "X-Amz-Target": ECS_TARGET + action,
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return json.loads(upstream("POST", "/", json.dumps(payload).encode(), headers)[2] or b"{}")
+
+
+def cloudwatch_query(action, **params):
+    form = urllib.parse.urlencode(dict(Action=action, Version="2010-08-01", **params))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=0",
+    }
+    return upstream("POST", "/", form.encode(), headers)[2].decode()
+
+
+def alarms_in_alarm(names):
+    params = {f"AlarmNames.member.{i + 1}": n for i, n in enumerate(names)}
+    xml = cloudwatch_query("DescribeAlarms", **params)
+    found = []
+    for alarm in re.findall(r"<member>(.*?)</member>", xml, re.S):
+        name = re.search(r"<AlarmName>([^<]+)</AlarmName>", alarm)
+        state = re.search(r"<StateValue>([^<]+)</StateValue>", alarm)
+        if name and state and state.group(1) == "ALARM" and name.group(1) in names:
+            found.append(name.group(1))
+    return sorted(set(found))
+
+
+def advance(arn):
+    """One describe further on in the deployment's life, as ECS moves on."""
+    with lock:
+        d = deployments[arn]
+        if d["status"] != "IN_PROGRESS":
+            return dict(d)
+        d["stage_index"] += 1
+        stage_index = d["stage_index"]
+    if stage_index >= len(DEPLOYMENT_STAGES):
+        with lock:
+            d["status"], d["stage"] = "SUCCESSFUL", "CLEAN_UP"
+        record("deployment_succeeded", service=d["service"])
+        return dict(d)
+    stage = DEPLOYMENT_STAGES[stage_index]
+    with lock:
+        d["stage"] = stage
+        shifting = stage_index >= DEPLOYMENT_STAGES.index("PRODUCTION_TRAFFIC_SHIFT")
+        to_raise = [a for a in d["alarms"] if a in raise_during_shift] if stage == "PRODUCTION_TRAFFIC_SHIFT" else []
+        raise_during_shift.difference_update(to_raise)
+    record("deployment_stage", service=d["service"], stage=stage)
+    for alarm in to_raise:
+        cloudwatch_query("SetAlarmState", AlarmName=alarm, StateValue="ALARM", StateReason="raised by the proxy during the shift")
+        record("alarm_raised_during_shift", alarm=alarm)
+    if shifting and d["alarms"]:
+        fired = alarms_in_alarm(d["alarms"])
+        if fired:
+            ecs_call("UpdateService", {"cluster": d["cluster"], "service": d["service"], "taskDefinition": d["source"]})
+            with lock:
+                d["status"], d["triggered"] = "ROLLBACK_SUCCESSFUL", fired
+            record("deployment_rolled_back", service=d["service"], alarms=fired)
+    with lock:
+        return dict(d)
+
+
+def deployment_view(d):
+    view = {
+        "serviceDeploymentArn": d["arn"],
+        "serviceArn": d["service_arn"],
+        "clusterArn": d["cluster_arn"],
+        "createdAt": d["created"],
+        "status": d["status"],
+        "lifecycleStage": d["stage"],
+        "alarms": {"alarmNames": d["alarms"], "status": "TRIGGERED" if d["triggered"] else "MONITORING",
+                   "triggeredAlarmNames": d["triggered"]},
+    }
+    if d["triggered"]:
+        view["rollback"] = {"reason": f"alarm {', '.join(d['triggered'])} is in ALARM", "startedAt": time.time()}
+    return view
+
+
 def query_error(status, code, message, ec2=False):
     if ec2:
         body = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
@@ -190,6 +285,11 @@ class Handler(BaseHTTPRequestHandler):
         self.forward()
 
     def do_POST(self):
+        if self.path == "/__proxy/raise-during-shift":
+            alarm = json.loads(self.read_body())["alarm"]
+            with lock:
+                raise_during_shift.add(alarm)
+            return self.reply(200, "application/json", b"{}")
         self.forward()
 
     def forward(self):
@@ -202,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
         action = form.get("Action") or target.rsplit(".", 1)[-1]
 
+        self.ecs_body = body
+        self.ecs_source = None
         played = self.play_before(service, action, form, body)
         if played:
             return self.reply(*played)
@@ -272,6 +374,29 @@ class Handler(BaseHTTPRequestHandler):
                 if not attached:
                     record("load_balancer_refused_without_igw", vpc=vpc)
                     return query_error(400, "InvalidSubnet", f"VPC {vpc} has no internet gateway")
+        if service == "ecs" and action == "ListServiceDeployments":
+            request = json.loads(body or b"{}")
+            wanted = set(request.get("status") or [])
+            after = (request.get("createdAt") or {}).get("after")
+            with lock:
+                found = [dict(d) for d in deployments.values()
+                         if d["service"] == request.get("service").rsplit("/", 1)[-1]
+                         and (not wanted or d["status"] in wanted)
+                         and (after is None or d["created"] >= after)]
+            listed = [{"serviceDeploymentArn": d["arn"], "serviceArn": d["service_arn"], "clusterArn": d["cluster_arn"],
+                       "createdAt": d["created"], "status": d["status"]} for d in found]
+            return 200, "application/x-amz-json-1.1", json.dumps({"serviceDeployments": listed}).encode()
+        if service == "ecs" and action == "DescribeServiceDeployments":
+            arns = json.loads(body or b"{}").get("serviceDeploymentArns", [])
+            known = [a for a in arns if a in deployments]
+            described = [deployment_view(advance(a)) for a in known]
+            failures = [{"arn": a, "reason": "MISSING"} for a in arns if a not in deployments]
+            return 200, "application/x-amz-json-1.1", json.dumps({"serviceDeployments": described, "failures": failures}).encode()
+        if service == "ecs" and action == "UpdateService":
+            request = json.loads(body or b"{}")
+            current = ecs_call("DescribeServices", {"cluster": request.get("cluster"), "services": [request.get("service")]})
+            services = current.get("services") or [{}]
+            self.ecs_source = services[0].get("taskDefinition")
         if service == "ecs" and action in ("CreateCluster", "CreateService"):
             with lock:
                 seen = ecs_role_seen_at
@@ -284,6 +409,26 @@ class Handler(BaseHTTPRequestHandler):
                 )
         return None
 
+    def start_deployment(self, request, answer):
+        """A new task definition starts a service deployment, as on ECS."""
+        service = answer.get("service") or {}
+        target = service.get("taskDefinition")
+        if not self.ecs_source or target == self.ecs_source:
+            return
+        config = request.get("deploymentConfiguration") or {}
+        alarms = (config.get("alarms") or {})
+        watched = alarms.get("alarmNames", []) if alarms.get("rollback") else []
+        arn = f"{service.get('serviceArn')}/deployment/{len(deployments) + 1}".replace(":service/", ":service-deployment/")
+        with lock:
+            deployments[arn] = dict(
+                arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
+                cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
+                source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),
+                alarms=watched, triggered=[], status="IN_PROGRESS", stage="PRE_SCALE_UP", stage_index=0,
+                created=time.time())
+        record("deployment_started", service=service.get("serviceName"), strategy=config.get("strategy", "ROLLING"),
+               alarms=watched)
+
     # What AWS reports differently, after moto answered.
     def play_after(self, service, action, form, status, data):
         global ecs_role_seen_at
@@ -293,6 +438,18 @@ class Handler(BaseHTTPRequestHandler):
                     ecs_role_seen_at = ecs_role_seen_at or time.time()
             return data
         text = data.decode(errors="replace")
+        if service == "ecs" and action == "UpdateService":
+            self.start_deployment(json.loads(self.ecs_body or b"{}"), json.loads(text))
+        if service == "ecs" and action == "DescribeServices":
+            answer = json.loads(text)
+            with lock:
+                going = {d["service"] for d in deployments.values() if d["status"] == "IN_PROGRESS"}
+            for svc in answer.get("services", []):
+                if svc.get("serviceName") in going:
+                    for deployment in svc.get("deployments", []):
+                        if deployment.get("status") == "PRIMARY":
+                            deployment["rolloutState"] = "IN_PROGRESS"
+            text = json.dumps(answer)
         if service == "iam" and action == "CreateServiceLinkedRole" and form.get("AWSServiceName") == "ecs.amazonaws.com":
             with lock:
                 ecs_role_seen_at = time.time()

@@ -2,7 +2,7 @@
 //! roles and logs, autoscaling, alarms and the dashboard.
 
 use super::{AccountFacts, Builder, AUTHENTICATOR_SECRET, JWT_SECRET};
-use crate::config::{Config, SchemaRunner};
+use crate::config::{Config, RolloutStrategy, SchemaRunner};
 use crate::model::*;
 use crate::refs::Reference;
 use crate::templates::render_json;
@@ -15,6 +15,16 @@ pub fn admin_port(config: &Config) -> u16 {
 }
 
 pub const CONTAINER_NAME: &str = "postgrest";
+/// The target group ECS shifts the API's traffic to during a rollout.
+pub const ALTERNATE_TARGET_GROUP: &str = "api-alternate";
+/// The alarms whose firing during a rollout makes ECS roll it back: errors,
+/// slowness, and tasks failing health checks in either target group.
+const ROLLBACK_ALARMS: [&str; 4] = [
+    "api-target-5xx",
+    "api-latency-p99",
+    "api-unhealthy-targets",
+    "api-unhealthy-targets-alternate",
+];
 /// The TLS policy of the HTTPS listener: TLS 1.3, with 1.2 for older clients.
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
@@ -66,6 +76,10 @@ pub(super) fn service_tier(
     // Roles: the agent's (pull, log, read the two secrets) and the task's own (nothing).
     let trust = render_json(
         "ecs-tasks-trust-policy.json.j2",
+        json!({ "account_id": account.account_id }),
+    )?;
+    let ecs_trust = render_json(
+        "ecs-infrastructure-trust-policy.json.j2",
         json!({ "account_id": account.account_id }),
     )?;
     let execution_policy = execution_policy(
@@ -168,10 +182,19 @@ pub(super) fn service_tier(
     // VPC's internet gateway is attached.
     out.push(internet_facing.after(&id(Kind::InternetGateway, "main")));
     let target_group = id(Kind::TargetGroup, "api");
-    out.push(b.desired(&target_group, "api", |tags| {
+    let alternate_target_group = id(Kind::TargetGroup, ALTERNATE_TARGET_GROUP);
+    // Two target groups: ECS moves traffic from the serving one to the
+    // other during a canary or linear rollout. Both exist in every phase,
+    // so changing the strategy (a phase promotion) makes nothing new.
+    for (group, name, suffix) in [
+        (&target_group, "api", ""),
+        (&alternate_target_group, ALTERNATE_TARGET_GROUP, "-a"),
+    ] {
+        out.push(b.desired(group, name, |tags| {
         Spec::TargetGroup(TargetGroupSpec {
-            // Target group names share the 32-character limit: no suffix.
-            name: format!("poolside-{env}"),
+            // Target group names share the 32-character limit (env names
+            // are at most 20): a short suffix.
+            name: format!("poolside-{env}{suffix}"),
             port: config.network.api_port.into(),
             protocol: "HTTP".into(),
             target_type: "ip".into(),
@@ -188,6 +211,7 @@ pub(super) fn service_tier(
             tags,
         })
     }));
+    }
     let forward = ListenerAction::Forward {
         target_group: Reference::to(&target_group),
     };
@@ -251,8 +275,66 @@ pub(super) fn service_tier(
         }
     };
 
+    // The production rule: all paths, by weight between the two groups.
+    // ECS names it in the service and changes its weights while it shifts.
+    let production_rule = id(Kind::ListenerRule, "api");
+    out.push(b.desired(&production_rule, "api", |tags| {
+        Spec::ListenerRule(ListenerRuleSpec {
+            listener: Reference::to(&serving_listener),
+            priority: 1,
+            path_pattern: "/*".into(),
+            target_groups: vec![
+                Reference::to(&target_group),
+                Reference::to(&alternate_target_group),
+            ],
+            tags,
+        })
+    }));
+    let traffic_role = id(Kind::Role, "ecs-load-balancers");
+    out.push(b.desired(&traffic_role, "ecs-load-balancers", |tags| {
+        Spec::Role(RoleSpec {
+            name: format!("poolside-{env}-ecs-load-balancers"),
+            description: format!(
+                "poolside {env}: ECS shifts the API's traffic between its two target groups"
+            ),
+            trust_policy: ecs_trust.clone(),
+            inline_policies: BTreeMap::new(),
+            managed_policies: [format!(
+                "arn:{}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers",
+                account.partition
+            )]
+            .into(),
+            tags,
+        })
+    }));
+    let rollout = &api.rollout;
+    let deployment = DeploymentSpec {
+        strategy: match rollout.strategy {
+            RolloutStrategy::Rolling => "ROLLING",
+            RolloutStrategy::Canary => "CANARY",
+            RolloutStrategy::Linear => "LINEAR",
+        }
+        .into(),
+        percent: rollout.shifts_traffic().then_some(rollout.percent),
+        step_minutes: rollout
+            .shifts_traffic()
+            .then_some(rollout.step_minutes as i32),
+        bake_minutes: rollout
+            .shifts_traffic()
+            .then_some(rollout.bake_minutes as i32),
+        rollback_alarms: ROLLBACK_ALARMS
+            .iter()
+            .map(|name| format!("{}{name}", alarm_prefix(config)))
+            .collect(),
+        traffic: rollout.shifts_traffic().then(|| TrafficRouting {
+            alternate_target_group: Reference::to(&alternate_target_group),
+            production_rule: Reference::to(&production_rule),
+            role: arn_of(Kind::Role, "ecs-load-balancers"),
+        }),
+    };
+
     let service = id(Kind::Service, "api");
-    out.push(b.desired(&service, "api", |tags| {
+    let service_desired = b.desired(&service, "api", |tags| {
         Spec::Service(ServiceSpec {
             name: service_name(config),
             cluster: Reference::to(&id(Kind::Cluster, "main")),
@@ -269,12 +351,18 @@ pub(super) fn service_tier(
             container_name: CONTAINER_NAME.into(),
             container_port: config.network.api_port.into(),
             circuit_breaker_rollback: true,
+            deployment: Some(deployment),
             last_deployment_failed: false,
             // ECS refuses a target group that no listener uses yet.
-            depends_on: vec![serving_listener],
+            depends_on: vec![serving_listener, production_rule],
             tags,
         })
-    }));
+    });
+    // ECS watches the rollback alarms from the first deployment on.
+    let service_desired = ROLLBACK_ALARMS
+        .iter()
+        .fold(service_desired, |d, name| d.after(&id(Kind::Alarm, name)));
+    out.push(service_desired);
     if let Some(scaling) = &api.autoscaling {
         out.push(Desired {
             id: id(Kind::Scaling, "api"),
@@ -454,10 +542,16 @@ fn alarms(config: &Config) -> Vec<Desired> {
     let a = &config.alarms;
     let load_balancer = Reference::to_attribute(&id(Kind::LoadBalancer, "api"), "dimension");
     let target_group = Reference::to_attribute(&id(Kind::TargetGroup, "api"), "dimension");
+    let alternate_group =
+        Reference::to_attribute(&id(Kind::TargetGroup, ALTERNATE_TARGET_GROUP), "dimension");
     let alb = BTreeMap::from([("LoadBalancer".to_string(), load_balancer.clone())]);
     let targets = BTreeMap::from([
-        ("LoadBalancer".to_string(), load_balancer),
+        ("LoadBalancer".to_string(), load_balancer.clone()),
         ("TargetGroup".to_string(), target_group),
+    ]);
+    let alternate_targets = BTreeMap::from([
+        ("LoadBalancer".to_string(), load_balancer),
+        ("TargetGroup".to_string(), alternate_group),
     ]);
     let database = BTreeMap::from([(
         "DBInstanceIdentifier".to_string(),
@@ -517,6 +611,18 @@ fn alarms(config: &Config) -> Vec<Desired> {
             "UnHealthyHostCount",
             "Maximum",
             &targets,
+            60,
+            3,
+            0.0,
+            above,
+        ),
+        (
+            "api-unhealthy-targets-alternate",
+            "an API task in the alternate target group (a rollout's) failed its health check for 3 minutes".to_string(),
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            "Maximum",
+            &alternate_targets,
             60,
             3,
             0.0,

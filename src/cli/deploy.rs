@@ -180,6 +180,17 @@ pub(super) async fn deploy_locked(
         crate::state::remember_domains(guard.store(), &args.env, &current).await?;
     }
     stop_if_interrupted("verification")?;
+    let service = ResourceId::new(Kind::Service, "api");
+    if !plan.changes.iter().any(|c| c.id == service) {
+        if let Some(desired) = session.desired.iter().find(|d| d.id == service) {
+            if let Err(err) =
+                crate::resources::ecs::follow_unfinished(&session.cx, &desired.spec, &waits).await
+            {
+                globals.print_stats(session, started);
+                return Err(err.context(format!("deploy of `{}`", args.env)));
+            }
+        }
+    }
 
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)
@@ -300,10 +311,17 @@ impl Stage<'_> {
             0 => String::new(),
             n => format!(", {n} not started (they wait for the schema step)"),
         };
+        // The failures themselves, so the error (and history) says what went wrong.
+        let failures: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, error)| format!("{id}: {error}"))
+            .collect();
         bail!(
-            "deploy of `{}` incomplete: {} failed, {} skipped{not_started}, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
+            "deploy of `{}` incomplete: {} failed ({}), {} skipped{not_started}, {} done. Fix the cause and run deploy again: it picks up where this run stopped.",
             self.env,
             report.failed.len(),
+            failures.join("; "),
             report.skipped.len(),
             report.succeeded.len()
         );

@@ -164,6 +164,26 @@ pub struct ApiSection {
     pub db_pool: Option<u32>,
     /// Emulator targets: the local port the stand-in PostgREST listens on.
     pub local_port: Option<u16>,
+    /// How ECS moves traffic to a new release: rolling, canary or linear.
+    pub rollout: Option<RolloutStrategy>,
+    /// Canary: the share of traffic the new release gets first; linear:
+    /// the share each step adds.
+    pub rollout_percent: Option<f64>,
+    /// Minutes each canary or linear step runs before the next shift.
+    pub rollout_step_minutes: Option<u32>,
+    /// Minutes the old release stays ready after all traffic moved.
+    pub rollout_bake_minutes: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutStrategy {
+    /// New tasks replace old ones behind one target group.
+    Rolling,
+    /// A share of traffic goes to the new release, the rest after a bake.
+    Canary,
+    /// Traffic moves in equal steps.
+    Linear,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,7 +1,7 @@
 //! The `[api]` and `[alarms]` sections: the service tier's sizing, its
 //! certificate and the alarm thresholds, with phase defaults.
 
-use super::file::EnvironmentFile;
+use super::file::{EnvironmentFile, RolloutStrategy};
 use super::{Checked, Phase, Validator};
 
 #[derive(Debug, Clone)]
@@ -34,6 +34,27 @@ pub struct Api {
     /// Emulator targets: where the stand-in PostgREST listens (its admin
     /// server, for readiness, on the next port).
     pub local_port: u16,
+    pub rollout: Rollout,
+}
+
+/// How a new release reaches users: ECS's own deployment strategies, so the
+/// traffic shift and an alarm's rollback go on without poolside running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    pub strategy: RolloutStrategy,
+    /// Canary: the new release's first share; linear: each step's share.
+    pub percent: f64,
+    pub step_minutes: u32,
+    /// After the last shift, the old release stays ready this long.
+    pub bake_minutes: u32,
+}
+
+impl Rollout {
+    /// Whether traffic moves between two target groups (ECS's blue/green
+    /// family of strategies), rather than tasks being replaced in one.
+    pub fn shifts_traffic(&self) -> bool {
+        self.strategy != RolloutStrategy::Rolling
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -265,6 +286,7 @@ impl Validator<'_> {
                 "must be a port between 1 and 65534 (the admin server takes the next one)",
             );
         }
+        let rollout = self.check_rollout(raw)?;
         Ok(Api {
             repository_suffix: format!(":{}-rds-ca", image_tag.replace(':', "-")),
             image_suffix,
@@ -280,6 +302,70 @@ impl Validator<'_> {
             container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
             db_pool,
             local_port,
+            rollout,
+        })
+    }
+
+    /// Pilot replaces tasks in place (a handful of users); limited sends a
+    /// canary share first; full moves traffic in steps.
+    fn check_rollout(&self, raw: &EnvironmentFile) -> Checked<Rollout> {
+        let a = &raw.api;
+        let strategy = a.rollout.unwrap_or(match raw.phase {
+            Phase::Pilot => RolloutStrategy::Rolling,
+            Phase::Limited => RolloutStrategy::Canary,
+            Phase::Full => RolloutStrategy::Linear,
+        });
+        let (percent, step_minutes, bake_minutes) = match strategy {
+            RolloutStrategy::Rolling => {
+                for (key, given) in [
+                    ("api.rollout_percent", a.rollout_percent.is_some()),
+                    ("api.rollout_step_minutes", a.rollout_step_minutes.is_some()),
+                    ("api.rollout_bake_minutes", a.rollout_bake_minutes.is_some()),
+                ] {
+                    if given {
+                        return self.fail(
+                            key,
+                            "only applies to api.rollout = \"canary\" or \"linear\": a rolling deployment shifts no traffic",
+                        );
+                    }
+                }
+                (100.0, 0, 0)
+            }
+            RolloutStrategy::Canary => (
+                a.rollout_percent.unwrap_or(10.0),
+                a.rollout_step_minutes.unwrap_or(10),
+                a.rollout_bake_minutes.unwrap_or(10),
+            ),
+            RolloutStrategy::Linear => (
+                a.rollout_percent.unwrap_or(20.0),
+                a.rollout_step_minutes.unwrap_or(5),
+                a.rollout_bake_minutes.unwrap_or(15),
+            ),
+        };
+        // ECS: multiples of 0.1, from 0.1 (canary) or 3.0 (linear) to 100.
+        let lowest = if strategy == RolloutStrategy::Linear { 3.0 } else { 0.1 };
+        let tenths = percent * 10.0;
+        if strategy != RolloutStrategy::Rolling
+            && (!(lowest..=100.0).contains(&percent) || (tenths - tenths.round()).abs() > 1e-9)
+        {
+            return self.fail(
+                "api.rollout_percent",
+                format!("{percent} must be a multiple of 0.1 from {lowest} to 100 (ECS's bounds for a {} rollout)", if strategy == RolloutStrategy::Linear { "linear" } else { "canary" }),
+            );
+        }
+        for (key, minutes) in [
+            ("api.rollout_step_minutes", step_minutes),
+            ("api.rollout_bake_minutes", bake_minutes),
+        ] {
+            if minutes > 1440 {
+                return self.fail(key, format!("{minutes} minutes: ECS allows 0 to 1440 (24 hours)"));
+            }
+        }
+        Ok(Rollout {
+            strategy,
+            percent,
+            step_minutes,
+            bake_minutes,
         })
     }
 

@@ -415,7 +415,9 @@ fn change_for(
 pub fn diff(before: Option<&Spec>, after: &Spec) -> Vec<PropertyChange> {
     let immutable = after.immutable_properties();
     let after_props = as_object(after);
-    let before_props = before.map(as_object).unwrap_or_default();
+    let before_props = before
+        .map(|b| as_object(&b.with_unreported_from(after)))
+        .unwrap_or_default();
     let mut keys: Vec<&String> = after_props.keys().chain(before_props.keys()).collect();
     keys.sort();
     keys.dedup();

@@ -461,6 +461,7 @@ pub async fn discover_service(
             // AWS always reports the breaker (disabled or not); moto never
             // does (EMULATOR.md), so there a missing one is not drift.
             circuit_breaker_rollback: breaker.is_none_or(|b| b.enable() && b.rollback()),
+            deployment: super::rollout::read(service),
             last_deployment_failed: last_deployment_failed(service),
             tags,
             depends_on: vec![],
@@ -505,7 +506,7 @@ fn network(spec: &ServiceSpec) -> anyhow::Result<NetworkConfiguration> {
 }
 
 fn deployment(spec: &ServiceSpec) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
+    super::rollout::configure(DeploymentConfiguration::builder(), spec.deployment.as_ref())
         .deployment_circuit_breaker(
             DeploymentCircuitBreaker::builder()
                 .enable(spec.circuit_breaker_rollback)
@@ -523,7 +524,39 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
         .target_group_arn(&spec.target_group)
         .container_name(&spec.container_name)
         .container_port(spec.container_port)
+        .set_advanced_configuration(super::rollout::advanced(spec.deployment.as_ref()))
         .build()
+}
+
+/// Set on a live service whose target groups ECS has swapped: after a
+/// traffic shift the alternate group may be the one serving.
+pub const TARGET_GROUPS_SWAPPED: &str = "target_groups_swapped";
+
+/// Reads a service's two target groups in the blueprint's roles, so that a
+/// swap ECS made is not a change; the update keeps ECS's orientation.
+pub fn orient_target_groups(live: &mut [Live]) {
+    let arn_of = |live: &[Live], name: &str| {
+        live.iter()
+            .find(|l| l.id == ResourceId::new(Kind::TargetGroup, name))
+            .map(|l| l.physical_id.clone())
+    };
+    let (Some(primary), Some(alternate)) = (arn_of(live, "api"), arn_of(live, "api-alternate"))
+    else {
+        return;
+    };
+    for l in live.iter_mut() {
+        let Spec::Service(service) = &mut l.spec else {
+            continue;
+        };
+        let Some(traffic) = service.deployment.as_mut().and_then(|d| d.traffic.as_mut()) else {
+            continue;
+        };
+        if service.target_group == alternate && traffic.alternate_target_group == primary {
+            std::mem::swap(&mut service.target_group, &mut traffic.alternate_target_group);
+            l.attributes
+                .insert(TARGET_GROUPS_SWAPPED.to_string(), "true".to_string());
+        }
+    }
 }
 
 /// Whether the newest deployment (ECS lists the PRIMARY one first) failed.
@@ -582,8 +615,19 @@ pub async fn update_service(
     arn: &str,
     old: &ServiceSpec,
     new: &ServiceSpec,
+    target_groups_swapped: bool,
+    waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
     ensure_image_pullable(cx, &new.task_definition).await?;
+    let mut sent = new.clone();
+    if target_groups_swapped {
+        if let Some(traffic) = sent.deployment.as_mut().and_then(|d| d.traffic.as_mut()) {
+            std::mem::swap(&mut sent.target_group, &mut traffic.alternate_target_group);
+        }
+    }
+    let new = &sent;
+    let starts_deployment =
+        old.task_definition != new.task_definition || old.last_deployment_failed;
     let mut call = cx
         .clients
         .ecs
@@ -601,8 +645,35 @@ pub async fn update_service(
     if let Some(count) = new.desired_count {
         call = call.desired_count(count);
     }
+    let before = aws_smithy_types::DateTime::from(
+        std::time::SystemTime::now() - Duration::from_secs(60),
+    );
     call.send().await.aws("UpdateService")?;
-    sync_tags(cx, arn, &old.tags, &new.tags).await
+    sync_tags(cx, arn, &old.tags, &new.tags).await?;
+    if starts_deployment {
+        let id = ResourceId::new(Kind::Service, "api");
+        super::rollout::follow(cx, &id, new, Some(before), &super::rollout::Pace::for_target(cx), waits)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Follows a rollout this run did not start (an earlier run's, cut off
+/// while ECS shifted traffic) to its end, if discovery saw one going.
+pub async fn follow_unfinished(
+    cx: &Context,
+    desired: &Spec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let id = ResourceId::new(Kind::Service, "api");
+    if cx.attribute(&id, "rollout").as_deref() != Some("IN_PROGRESS") {
+        return Ok(());
+    }
+    let Spec::Service(spec) = cx.fill_references(desired)? else {
+        return Ok(());
+    };
+    super::rollout::follow(cx, &id, &spec, None, &super::rollout::Pace::for_target(cx), waits)
+        .await
 }
 
 /// How long a deleted service may take to drain its tasks.
@@ -967,6 +1038,7 @@ mod tests {
             container_name: "postgrest".into(),
             container_port: 3000,
             circuit_breaker_rollback: true,
+            deployment: None,
             last_deployment_failed: false,
             tags: Default::default(),
             depends_on: vec![],

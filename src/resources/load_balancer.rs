@@ -5,14 +5,17 @@ use super::{check_owner, error_code, tag_changes, AwsResultExt, Context};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher,
-    ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, Tag, TargetTypeEnum,
+    Action, ActionTypeEnum, Certificate, ForwardActionConfig, LoadBalancerSchemeEnum,
+    LoadBalancerTypeEnum, Matcher, PathPatternConditionConfig, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, Tag, TargetGroupTuple,
+    TargetTypeEnum,
 };
 use std::collections::BTreeMap;
 
 pub struct LoadBalancerNames {
     pub load_balancer: String,
-    pub target_group: String,
+    /// The service's target group and its alternate (for traffic shifts).
+    pub target_groups: Vec<(ResourceId, String)>,
 }
 
 fn elb_tags(tags: &Tags) -> Vec<Tag> {
@@ -35,51 +38,43 @@ fn target_group_dimension(arn: &str) -> String {
 
 pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result<Vec<Live>> {
     let elb = &cx.clients.elb;
-    let (lbs, tgs) = tokio::join!(
+    // One name per call: AWS fails the whole call when one name is unknown.
+    let target_groups = futures::future::try_join_all(names.target_groups.iter().map(
+        |(id, name)| async move {
+            match elb.describe_target_groups().names(name).send().await {
+                Ok(out) => Ok(out
+                    .target_groups()
+                    .first()
+                    .cloned()
+                    .map(|tg| (id.clone(), name.clone(), tg))),
+                Err(err) if error_code(&err) == Some("TargetGroupNotFound") => Ok(None),
+                Err(err) => Err(err).aws("DescribeTargetGroups"),
+            }
+        },
+    ));
+    let (lbs, target_groups) = tokio::join!(
         elb.describe_load_balancers()
             .names(&names.load_balancer)
             .send(),
-        elb.describe_target_groups()
-            .names(&names.target_group)
-            .send(),
+        target_groups,
     );
     let lb = match lbs {
         Ok(out) => out.load_balancers().first().cloned(),
         Err(err) if error_code(&err) == Some("LoadBalancerNotFound") => None,
         Err(err) => return Err(err).aws("DescribeLoadBalancers"),
     };
-    let tg = match tgs {
-        Ok(out) => out.target_groups().first().cloned(),
-        Err(err) if error_code(&err) == Some("TargetGroupNotFound") => None,
-        Err(err) => return Err(err).aws("DescribeTargetGroups"),
-    };
+    let target_groups: Vec<_> = target_groups?.into_iter().flatten().collect();
     let arns: Vec<String> = lb
         .iter()
         .filter_map(|l| l.load_balancer_arn())
-        .chain(tg.iter().filter_map(|t| t.target_group_arn()))
+        .chain(
+            target_groups
+                .iter()
+                .filter_map(|(_, _, t)| t.target_group_arn()),
+        )
         .map(str::to_string)
         .collect();
-    let mut tags_by_arn: BTreeMap<String, Tags> = BTreeMap::new();
-    if !arns.is_empty() {
-        let out = elb
-            .describe_tags()
-            .set_resource_arns(Some(arns))
-            .send()
-            .await
-            .aws("DescribeTags")?;
-        for description in out.tag_descriptions() {
-            let tags = super::user_visible_tags(description.tags().iter().filter_map(|t| {
-                Some((
-                    t.key()?.to_string(),
-                    t.value().unwrap_or_default().to_string(),
-                ))
-            }));
-            tags_by_arn.insert(
-                description.resource_arn().unwrap_or_default().to_string(),
-                tags,
-            );
-        }
-    }
+    let tags_by_arn = describe_tags(cx, arns).await?;
     let mut live = Vec::new();
     if let Some(lb) = lb {
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
@@ -119,16 +114,16 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         });
         live.extend(discover_listeners(cx, &arn).await?);
     }
-    if let Some(tg) = tg {
+    for (id, name, tg) in target_groups {
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
-        check_owner(cx, "target group", &names.target_group, &tags)?;
+        check_owner(cx, "target group", &name, &tags)?;
         let deregistration_delay_s = deregistration_delay(cx, &arn).await?;
         live.push(Live {
-            id: ResourceId::new(Kind::TargetGroup, "api"),
+            id,
             physical_id: arn.clone(),
             spec: Spec::TargetGroup(TargetGroupSpec {
-                name: names.target_group.clone(),
+                name,
                 port: tg.port().unwrap_or_default(),
                 protocol: tg
                     .protocol()
@@ -156,6 +151,34 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         });
     }
     Ok(live)
+}
+
+/// Tags by ARN, AWS's reserved ones left out; at most 20 ARNs a call.
+async fn describe_tags(cx: &Context, arns: Vec<String>) -> anyhow::Result<BTreeMap<String, Tags>> {
+    let mut tags_by_arn = BTreeMap::new();
+    for chunk in arns.chunks(20) {
+        let out = cx
+            .clients
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws("DescribeTags")?;
+        for description in out.tag_descriptions() {
+            let tags = super::user_visible_tags(description.tags().iter().filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            }));
+            tags_by_arn.insert(
+                description.resource_arn().unwrap_or_default().to_string(),
+                tags,
+            );
+        }
+    }
+    Ok(tags_by_arn)
 }
 
 /// Listeners are named by port: `listener/http` (80), `listener/https` (443).
@@ -224,7 +247,193 @@ async fn discover_listeners(cx: &Context, load_balancer: &str) -> anyhow::Result
             attributes: BTreeMap::new(),
         });
     }
+    let listeners: Vec<String> = live.iter().map(|l| l.physical_id.clone()).collect();
+    live.extend(discover_rules(cx, &listeners).await?);
     Ok(live)
+}
+
+/// The listeners' own rules (not their default actions), known by their
+/// `poolside:id` tag; rules of anyone else are left alone.
+async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Vec<Live>> {
+    let rules = futures::future::try_join_all(listeners.iter().map(|listener| async move {
+        let out = cx
+            .clients
+            .elb
+            .describe_rules()
+            .listener_arn(listener)
+            .send()
+            .await
+            .aws("DescribeRules")?;
+        anyhow::Ok(
+            out.rules()
+                .iter()
+                .filter(|r| r.is_default() != Some(true))
+                .map(|r| (listener.clone(), r.clone()))
+                .collect::<Vec<_>>(),
+        )
+    }))
+    .await?
+    .concat();
+    let arns = rules
+        .iter()
+        .filter_map(|(_, r)| r.rule_arn().map(str::to_string))
+        .collect();
+    let tags_by_arn = describe_tags(cx, arns).await?;
+    let mut live = Vec::new();
+    for (listener, rule) in rules {
+        let arn = rule.rule_arn().unwrap_or_default().to_string();
+        let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
+        if tags.get(crate::model::TAG_ENV) != Some(&cx.environment) {
+            continue;
+        }
+        let Some(id) = tags.get(crate::model::TAG_ID).map(|i| ResourceId(i.clone())) else {
+            continue;
+        };
+        let forward = rule
+            .actions()
+            .iter()
+            .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward));
+        let weighted: Vec<(String, i32)> = forward
+            .and_then(|a| a.forward_config())
+            .map(|f| {
+                f.target_groups()
+                    .iter()
+                    .filter_map(|t| Some((t.target_group_arn()?.to_string(), t.weight().unwrap_or(1))))
+                    .collect()
+            })
+            .unwrap_or_else(|| {
+                forward
+                    .and_then(|a| a.target_group_arn())
+                    .map(|arn| vec![(arn.to_string(), 1)])
+                    .unwrap_or_default()
+            });
+        let path_pattern = rule
+            .conditions()
+            .iter()
+            .find(|c| c.field() == Some("path-pattern"))
+            .and_then(|c| {
+                c.path_pattern_config()
+                    .and_then(|p| p.values().first())
+                    .or_else(|| c.values().first())
+            })
+            .cloned()
+            .unwrap_or_default();
+        live.push(Live {
+            id,
+            physical_id: arn,
+            spec: Spec::ListenerRule(ListenerRuleSpec {
+                listener,
+                priority: rule.priority().and_then(|p| p.parse().ok()).unwrap_or_default(),
+                path_pattern,
+                target_groups: weighted.iter().map(|(arn, _)| arn.clone()).collect(),
+                tags,
+            }),
+            // ECS's to change while it shifts traffic; shown by status.
+            attributes: BTreeMap::from([(
+                "weights".to_string(),
+                weighted
+                    .iter()
+                    .map(|(arn, weight)| format!("{}={weight}", target_group_dimension(arn)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )]),
+        });
+    }
+    Ok(live)
+}
+
+fn forward_by_weight(target_groups: &[String]) -> Action {
+    let groups = target_groups
+        .iter()
+        .enumerate()
+        .map(|(i, arn)| {
+            TargetGroupTuple::builder()
+                .target_group_arn(arn)
+                .weight(if i == 0 { 100 } else { 0 })
+                .build()
+        })
+        .collect();
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .set_target_groups(Some(groups))
+                .build(),
+        )
+        .build()
+}
+
+fn path_condition(pattern: &str) -> RuleCondition {
+    RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(PathPatternConditionConfig::builder().values(pattern).build())
+        .build()
+}
+
+pub async fn create_rule(cx: &Context, spec: &ListenerRuleSpec) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .elb
+        .create_rule()
+        .listener_arn(&spec.listener)
+        .priority(spec.priority)
+        .conditions(path_condition(&spec.path_pattern))
+        .actions(forward_by_weight(&spec.target_groups))
+        .set_tags(Some(elb_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateRule")?;
+    out.rules()
+        .first()
+        .and_then(|r| r.rule_arn())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("CreateRule returned no rule"))
+}
+
+/// Changes the rule's condition, priority or target groups. Only when the
+/// target groups changed are the weights set again (all to the first):
+/// otherwise they are ECS's, mid-shift or after one.
+pub async fn update_rule(
+    cx: &Context,
+    arn: &str,
+    old: &ListenerRuleSpec,
+    new: &ListenerRuleSpec,
+) -> anyhow::Result<()> {
+    let same_groups = old.target_groups.iter().collect::<std::collections::BTreeSet<_>>()
+        == new.target_groups.iter().collect();
+    if old.path_pattern != new.path_pattern || !same_groups {
+        cx.clients
+            .elb
+            .modify_rule()
+            .rule_arn(arn)
+            .conditions(path_condition(&new.path_pattern))
+            .set_actions((!same_groups).then(|| vec![forward_by_weight(&new.target_groups)]))
+            .send()
+            .await
+            .aws("ModifyRule")?;
+    }
+    if old.priority != new.priority {
+        cx.clients
+            .elb
+            .set_rule_priorities()
+            .rule_priorities(
+                aws_sdk_elasticloadbalancingv2::types::RulePriorityPair::builder()
+                    .rule_arn(arn)
+                    .priority(new.priority)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("SetRulePriorities")?;
+    }
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+pub async fn delete_rule(cx: &Context, arn: &str) -> anyhow::Result<()> {
+    super::ignore_not_found(
+        cx.clients.elb.delete_rule().rule_arn(arn).send().await,
+        "DeleteRule",
+    )
 }
 
 pub async fn create_load_balancer(

@@ -13,6 +13,7 @@ mod network;
 pub mod rds;
 pub mod registry;
 mod scaling;
+pub mod rollout;
 pub mod secrets;
 mod security;
 pub mod storage;
@@ -286,7 +287,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
         service,
         domain,
     )?;
-    Ok([
+    let mut live = [
         roles,
         log_group,
         cluster,
@@ -297,7 +298,9 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
         service,
         domain,
     ]
-    .concat())
+    .concat();
+    ecs::orient_target_groups(&mut live);
+    Ok(live)
 }
 
 /// Long waits (an RDS instance becoming available) report how long they have
@@ -318,6 +321,16 @@ impl<'a> Waits<'a> {
     /// on Ctrl-C (the resource goes on changing in AWS; the next run finds it).
     ///
     /// [`Interrupted`]: crate::interrupt::Interrupted
+    /// Says at once what is being waited for now (a deployment's new stage).
+    pub fn note(&self, id: &ResourceId, until: &str, elapsed: Duration, limit: Duration) {
+        self.events.emit(Event::StepWaiting {
+            id: id.clone(),
+            until: until.to_string(),
+            elapsed_s: elapsed.as_secs(),
+            limit_s: limit.as_secs(),
+        });
+    }
+
     pub async fn report<T>(
         &self,
         id: &ResourceId,
@@ -378,6 +391,7 @@ pub async fn create(
         Spec::LoadBalancer(s) => load_balancer::create_load_balancer(cx, id, s).await,
         Spec::TargetGroup(s) => load_balancer::create_target_group(cx, id, s).await,
         Spec::Listener(s) => load_balancer::create_listener(cx, s).await,
+        Spec::ListenerRule(s) => load_balancer::create_rule(cx, s).await,
         Spec::Service(s) => ecs::create_service(cx, s).await,
         Spec::Scaling(s) => scaling::put(cx, s).await,
         Spec::Alarm(s) => alarms::put(cx, s, Some(id)).await,
@@ -454,7 +468,13 @@ pub async fn update(
         (Spec::Listener(_), Spec::Listener(new)) => {
             load_balancer::update_listener(cx, id, new).await
         }
-        (Spec::Service(old), Spec::Service(new)) => ecs::update_service(cx, id, old, new).await,
+        (Spec::ListenerRule(old), Spec::ListenerRule(new)) => {
+            load_balancer::update_rule(cx, id, old, new).await
+        }
+        (Spec::Service(old), Spec::Service(new)) => {
+            let swapped = live.attributes.contains_key(ecs::TARGET_GROUPS_SWAPPED);
+            ecs::update_service(cx, id, old, new, swapped, waits).await
+        }
         (Spec::Scaling(_), Spec::Scaling(new)) => scaling::put(cx, new).await.map(drop),
         (Spec::Alarm(_), Spec::Alarm(new)) => alarms::put(cx, new, None).await.map(drop),
         (Spec::Dashboard(_), Spec::Dashboard(new)) => {
@@ -553,6 +573,7 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
         Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
         Spec::Listener(_) => load_balancer::delete_listener(cx, id).await,
+        Spec::ListenerRule(_) => load_balancer::delete_rule(cx, id).await,
         Spec::Service(s) => ecs::delete_service(cx, &live.id, s, waits).await,
         Spec::Scaling(_) => scaling::delete(cx, id).await,
         Spec::Alarm(_) => alarms::delete(cx, id).await,

@@ -701,3 +701,139 @@ async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
     env.deploy();
     env.plan().assert_code(0);
 }
+
+/// A canary rollout, with the proxy playing ECS's service deployment: an
+/// alarm that fires while production traffic shifts makes ECS roll back,
+/// and deploy exits 1 naming it with the previous release serving; a deploy
+/// cut off (SIGKILL) while ECS shifts is followed to its end by the next run.
+#[tokio::test]
+async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_followed_to_its_end() {
+    use std::io::BufRead;
+    let proxy = Proxy::start();
+    let mut env = Env::new("canary");
+    env.endpoint = proxy.url.clone();
+    env.api_extra = "rollout = \"canary\"\nrollout_percent = 10\nrollout_step_minutes = 0\nrollout_bake_minutes = 0\n".into();
+    env.write();
+    let first = env.deploy();
+    let first_revision = first.one("outputs")["task_definition_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = env.name.clone();
+    let service_runs = || {
+        let (cluster, service) = (format!("poolside-{name}"), format!("poolside-{name}-api"));
+        async move {
+            let aws = aws().await;
+            let out = aws
+                .ecs
+                .describe_services()
+                .cluster(cluster)
+                .services(service)
+                .send()
+                .await
+                .unwrap();
+            out.services()[0].task_definition().unwrap().to_string()
+        }
+    };
+
+    // The 5xx alarm fires once production traffic starts to move.
+    let alarm = format!("poolside-{name}-api-target-5xx");
+    reqwest::Client::new()
+        .post(format!("{}/__proxy/raise-during-shift", proxy.url))
+        .body(serde_json::json!({ "alarm": alarm }).to_string())
+        .send()
+        .await
+        .unwrap();
+    env.api_extra.push_str("image_tag = \"v12.0.3\"\n");
+    env.write();
+    let rolled_back = env.poolside(&["deploy", "--env", &name, "--yes", "--output", "json"]);
+    rolled_back.assert_code(1);
+    let stderr = rolled_back.stderr();
+    assert!(stderr.contains("rolled the new release"), "{stderr}");
+    assert!(stderr.contains(&alarm), "{stderr}");
+    assert_eq!(service_runs().await, first_revision);
+    let played = proxy.played().await;
+    for expected in [
+        "deployment_started",
+        "alarm_raised_during_shift",
+        "deployment_rolled_back",
+    ] {
+        assert!(played.iter().any(|p| p == expected), "{played:?}");
+    }
+    let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let started = events
+        .iter()
+        .find(|e| e["kind"] == "deployment_started")
+        .unwrap();
+    assert_eq!(started["strategy"], "CANARY");
+    assert!(started["alarms"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from(alarm.clone())));
+    let history = env.poolside(&["history", "--env", &name, "--output", "json", "--limit", "1"]);
+    let last = history.one("run");
+    assert_eq!(last["result"], "error");
+    assert!(last["error"].as_str().unwrap().contains(&alarm), "{last}");
+
+    // The alarm clears; the next deploy starts the rollout again and is
+    // killed while ECS shifts traffic. ECS goes on; the run after follows it.
+    let aws = aws().await;
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("cleared by the test")
+        .send()
+        .await
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--environments-dir")
+        .arg(env.dir())
+        .args(["deploy", "--env", &name, "--yes", "--output", "json"])
+        .env_remove("AWS_PROFILE")
+        .env("POOLSIDE_LOCK_LEASE", "2s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("deploy ended before ECS started shifting");
+        }
+        if line.contains("\"step_waiting\"") && line.contains("ECS has rolled the release out") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let second_revision = service_runs().await;
+    assert_ne!(second_revision, first_revision, "ECS went on with the rollout");
+    assert!(
+        !proxy.played().await.iter().any(|p| p == "deployment_succeeded"),
+        "the rollout was cut off before it ended"
+    );
+    // The killed run still holds the lock until its (shortened) lease ends.
+    let resumed = env.poolside(&[
+        "deploy", "--env", &name, "--yes", "--output", "json", "--lock-timeout", "30s",
+    ]);
+    resumed.assert_code(0);
+    assert!(
+        resumed.one("plan")["changes"].as_array().unwrap().is_empty(),
+        "{}",
+        resumed.stdout()
+    );
+    assert!(
+        resumed.stdout().contains("ECS has rolled the release out"),
+        "the rerun follows the rollout: {}",
+        resumed.stdout()
+    );
+    assert!(proxy.played().await.iter().any(|p| p == "deployment_succeeded"));
+    assert_eq!(service_runs().await, second_revision);
+}

@@ -411,6 +411,7 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
             "api-memory",
             "api-target-5xx",
             "api-unhealthy-targets",
+            "api-unhealthy-targets-alternate",
             "db-connections",
             "db-cpu",
             "db-free-storage",
@@ -724,6 +725,59 @@ async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_i
         .await
         .unwrap();
     assert_eq!(services.services()[0].desired_count(), 2);
+
+    // Limited rolls out by canary: ECS shifts traffic from the target group
+    // to the alternate one through the production rule on 443, with a role
+    // of ours (the strategy itself moto does not echo: README).
+    let target_group_arn = |name: String| {
+        let elb = aws.elb.clone();
+        async move {
+            elb.describe_target_groups()
+                .names(name)
+                .send()
+                .await
+                .unwrap()
+                .target_groups()[0]
+                .target_group_arn()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let primary = target_group_arn(format!("poolside-{name}")).await;
+    let alternate = target_group_arn(format!("poolside-{name}-a")).await;
+    let registration = &services.services()[0].load_balancers()[0];
+    assert_eq!(registration.target_group_arn(), Some(primary.as_str()));
+    let advanced = registration
+        .advanced_configuration()
+        .expect("a canary service names its alternate target group");
+    assert_eq!(
+        advanced.alternate_target_group_arn(),
+        Some(alternate.as_str())
+    );
+    assert!(advanced
+        .role_arn()
+        .unwrap()
+        .ends_with(&format!("role/poolside-{name}-ecs-load-balancers")));
+    let rules = aws
+        .elb
+        .describe_rules()
+        .listener_arn(https.listener_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let production = rules
+        .rules()
+        .iter()
+        .find(|r| r.rule_arn() == advanced.production_listener_rule())
+        .expect("the production rule is on the HTTPS listener");
+    let weights: Vec<(String, i32)> = production.actions()[0]
+        .forward_config()
+        .unwrap()
+        .target_groups()
+        .iter()
+        .map(|t| (t.target_group_arn().unwrap().to_string(), t.weight().unwrap()))
+        .collect();
+    assert_eq!(weights, [(primary, 100), (alternate, 0)]);
 
     env.plan().assert_code(0);
     // The autoscaler owns the count: a new floor changes the scaling target only.
