@@ -191,26 +191,26 @@ pub(super) fn service_tier(
         (&alternate_target_group, ALTERNATE_TARGET_GROUP, "-a"),
     ] {
         out.push(b.desired(group, name, |tags| {
-        Spec::TargetGroup(TargetGroupSpec {
-            // Target group names share the 32-character limit (env names
-            // are at most 20): a short suffix.
-            name: format!("poolside-{env}{suffix}"),
-            port: config.network.api_port.into(),
-            protocol: "HTTP".into(),
-            target_type: "ip".into(),
-            vpc: Reference::to(&id(Kind::Vpc, "main")),
-            health_check_path: "/ready".into(),
-            health_check_port: admin_port(config).to_string(),
-            health_check_interval_s: 15,
-            healthy_threshold: 2,
-            unhealthy_threshold: 3,
-            matcher: "200".into(),
-            // PostgREST answers in well under a second; AWS's default of 300 s
-            // would hold every rolling deployment up for five minutes.
-            deregistration_delay_s: 30,
-            tags,
-        })
-    }));
+            Spec::TargetGroup(TargetGroupSpec {
+                // Target group names share the 32-character limit (env names
+                // are at most 20): a short suffix.
+                name: format!("poolside-{env}{suffix}"),
+                port: config.network.api_port.into(),
+                protocol: "HTTP".into(),
+                target_type: "ip".into(),
+                vpc: Reference::to(&id(Kind::Vpc, "main")),
+                health_check_path: "/ready".into(),
+                health_check_port: admin_port(config).to_string(),
+                health_check_interval_s: 15,
+                healthy_threshold: 2,
+                unhealthy_threshold: 3,
+                matcher: "200".into(),
+                // PostgREST answers in well under a second; AWS's default of 300 s
+                // would hold every rolling deployment up for five minutes.
+                deregistration_delay_s: 30,
+                tags,
+            })
+        }));
     }
     let forward = ListenerAction::Forward {
         target_group: Reference::to(&target_group),

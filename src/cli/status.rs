@@ -35,6 +35,9 @@ struct Status {
     tasks_running: Option<i32>,
     tasks_desired: Option<i32>,
     last_deployment: Option<String>,
+    /// The production rule's weights (`targetgroup/<name>/<id>=<weight>`):
+    /// mid-shift, how much traffic each release gets.
+    traffic: Option<String>,
     alarms: Vec<(String, String)>,
     last_run: Option<state::Record>,
     lock: Option<state::LockInfo>,
@@ -91,6 +94,9 @@ pub async fn exec(
         tasks_running: count("running"),
         tasks_desired: count("desired"),
         last_deployment: cx.attribute(&service, "rollout").filter(|r| !r.is_empty()),
+        traffic: cx
+            .attribute(&ResourceId::new(Kind::ListenerRule, "api"), "weights")
+            .filter(|w| !w.is_empty()),
         alarms,
         last_run,
         lock,
@@ -131,6 +137,9 @@ fn print(s: &Status) {
             or_dash(&s.last_deployment)
         ),
         _ => println!("  tasks:          no service"),
+    }
+    if let Some(traffic) = &s.traffic {
+        println!("  traffic:        {traffic}");
     }
     let in_alarm: Vec<&str> = s
         .alarms

@@ -8,7 +8,7 @@ mod service;
 mod source;
 
 pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
-pub use service::{Alarms, Api, Rollout};
+pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
 
 use file::EnvironmentFile;

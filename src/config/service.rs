@@ -343,7 +343,11 @@ impl Validator<'_> {
             ),
         };
         // ECS: multiples of 0.1, from 0.1 (canary) or 3.0 (linear) to 100.
-        let lowest = if strategy == RolloutStrategy::Linear { 3.0 } else { 0.1 };
+        let lowest = if strategy == RolloutStrategy::Linear {
+            3.0
+        } else {
+            0.1
+        };
         let tenths = percent * 10.0;
         if strategy != RolloutStrategy::Rolling
             && (!(lowest..=100.0).contains(&percent) || (tenths - tenths.round()).abs() > 1e-9)
@@ -358,7 +362,10 @@ impl Validator<'_> {
             ("api.rollout_bake_minutes", bake_minutes),
         ] {
             if minutes > 1440 {
-                return self.fail(key, format!("{minutes} minutes: ECS allows 0 to 1440 (24 hours)"));
+                return self.fail(
+                    key,
+                    format!("{minutes} minutes: ECS allows 0 to 1440 (24 hours)"),
+                );
             }
         }
         Ok(Rollout {

@@ -142,8 +142,11 @@ fn role_not_assumable_yet<E, R>(
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
 {
+    // "Unable to assume the service linked role", or for the role a
+    // service's load balancer names, "ECS was unable to assume the role".
     error_code(err) == Some("InvalidParameterException")
-        && super::error_message(err).is_some_and(|m| m.contains("Unable to assume"))
+        && super::error_message(err)
+            .is_some_and(|m| m.to_ascii_lowercase().contains("unable to assume"))
 }
 
 pub async fn create_cluster(cx: &Context, spec: &ClusterSpec) -> anyhow::Result<String> {
@@ -552,7 +555,10 @@ pub fn orient_target_groups(live: &mut [Live]) {
             continue;
         };
         if service.target_group == alternate && traffic.alternate_target_group == primary {
-            std::mem::swap(&mut service.target_group, &mut traffic.alternate_target_group);
+            std::mem::swap(
+                &mut service.target_group,
+                &mut traffic.alternate_target_group,
+            );
             l.attributes
                 .insert(TARGET_GROUPS_SWAPPED.to_string(), "true".to_string());
         }
@@ -645,15 +651,25 @@ pub async fn update_service(
     if let Some(count) = new.desired_count {
         call = call.desired_count(count);
     }
-    let before = aws_smithy_types::DateTime::from(
-        std::time::SystemTime::now() - Duration::from_secs(60),
-    );
-    call.send().await.aws("UpdateService")?;
+    let before =
+        aws_smithy_types::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(60));
+    super::retry_while_settling("UpdateService", role_not_assumable_yet, || {
+        call.clone().send()
+    })
+    .await
+    .aws("UpdateService")?;
     sync_tags(cx, arn, &old.tags, &new.tags).await?;
     if starts_deployment {
         let id = ResourceId::new(Kind::Service, "api");
-        super::rollout::follow(cx, &id, new, Some(before), &super::rollout::Pace::for_target(cx), waits)
-            .await?;
+        super::rollout::follow(
+            cx,
+            &id,
+            new,
+            Some(before),
+            &super::rollout::Pace::for_target(cx),
+            waits,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -672,8 +688,15 @@ pub async fn follow_unfinished(
     let Spec::Service(spec) = cx.fill_references(desired)? else {
         return Ok(());
     };
-    super::rollout::follow(cx, &id, &spec, None, &super::rollout::Pace::for_target(cx), waits)
-        .await
+    super::rollout::follow(
+        cx,
+        &id,
+        &spec,
+        None,
+        &super::rollout::Pace::for_target(cx),
+        waits,
+    )
+    .await
 }
 
 /// How long a deleted service may take to drain its tasks.

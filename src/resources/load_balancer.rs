@@ -6,9 +6,8 @@ use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ForwardActionConfig, LoadBalancerSchemeEnum,
-    LoadBalancerTypeEnum, Matcher, PathPatternConditionConfig, ProtocolEnum,
-    RedirectActionConfig, RedirectActionStatusCodeEnum, RuleCondition, Tag, TargetGroupTuple,
-    TargetTypeEnum,
+    LoadBalancerTypeEnum, Matcher, PathPatternConditionConfig, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, RuleCondition, Tag, TargetGroupTuple, TargetTypeEnum,
 };
 use std::collections::BTreeMap;
 
@@ -39,8 +38,8 @@ fn target_group_dimension(arn: &str) -> String {
 pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result<Vec<Live>> {
     let elb = &cx.clients.elb;
     // One name per call: AWS fails the whole call when one name is unknown.
-    let target_groups = futures::future::try_join_all(names.target_groups.iter().map(
-        |(id, name)| async move {
+    let target_groups =
+        futures::future::try_join_all(names.target_groups.iter().map(|(id, name)| async move {
             match elb.describe_target_groups().names(name).send().await {
                 Ok(out) => Ok(out
                     .target_groups()
@@ -50,8 +49,7 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
                 Err(err) if error_code(&err) == Some("TargetGroupNotFound") => Ok(None),
                 Err(err) => Err(err).aws("DescribeTargetGroups"),
             }
-        },
-    ));
+        }));
     let (lbs, target_groups) = tokio::join!(
         elb.describe_load_balancers()
             .names(&names.load_balancer)
@@ -286,7 +284,10 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         if tags.get(crate::model::TAG_ENV) != Some(&cx.environment) {
             continue;
         }
-        let Some(id) = tags.get(crate::model::TAG_ID).map(|i| ResourceId(i.clone())) else {
+        let Some(id) = tags
+            .get(crate::model::TAG_ID)
+            .map(|i| ResourceId(i.clone()))
+        else {
             continue;
         };
         let forward = rule
@@ -298,7 +299,9 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
             .map(|f| {
                 f.target_groups()
                     .iter()
-                    .filter_map(|t| Some((t.target_group_arn()?.to_string(), t.weight().unwrap_or(1))))
+                    .filter_map(|t| {
+                        Some((t.target_group_arn()?.to_string(), t.weight().unwrap_or(1)))
+                    })
                     .collect()
             })
             .unwrap_or_else(|| {
@@ -323,7 +326,10 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
             physical_id: arn,
             spec: Spec::ListenerRule(ListenerRuleSpec {
                 listener,
-                priority: rule.priority().and_then(|p| p.parse().ok()).unwrap_or_default(),
+                priority: rule
+                    .priority()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_default(),
                 path_pattern,
                 target_groups: weighted.iter().map(|(arn, _)| arn.clone()).collect(),
                 tags,
@@ -366,7 +372,11 @@ fn forward_by_weight(target_groups: &[String]) -> Action {
 fn path_condition(pattern: &str) -> RuleCondition {
     RuleCondition::builder()
         .field("path-pattern")
-        .path_pattern_config(PathPatternConditionConfig::builder().values(pattern).build())
+        .path_pattern_config(
+            PathPatternConditionConfig::builder()
+                .values(pattern)
+                .build(),
+        )
         .build()
 }
 
@@ -399,7 +409,10 @@ pub async fn update_rule(
     old: &ListenerRuleSpec,
     new: &ListenerRuleSpec,
 ) -> anyhow::Result<()> {
-    let same_groups = old.target_groups.iter().collect::<std::collections::BTreeSet<_>>()
+    let same_groups = old
+        .target_groups
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
         == new.target_groups.iter().collect();
     if old.path_pattern != new.path_pattern || !same_groups {
         cx.clients

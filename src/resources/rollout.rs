@@ -85,7 +85,9 @@ pub fn read(service: &aws_sdk_ecs::types::Service) -> Option<DeploymentSpec> {
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|| "ROLLING".into());
     let (percent, step_minutes) = match (d.canary_configuration(), d.linear_configuration()) {
-        (Some(c), _) if strategy == "CANARY" => (c.canary_percent(), c.canary_bake_time_in_minutes()),
+        (Some(c), _) if strategy == "CANARY" => {
+            (c.canary_percent(), c.canary_bake_time_in_minutes())
+        }
         (_, Some(l)) if strategy == "LINEAR" => (l.step_percent(), l.step_bake_time_in_minutes()),
         _ => (None, None),
     };
@@ -138,16 +140,6 @@ fn alarms_text(alarms: &[String]) -> String {
         [] => String::new(),
         [one] => format!(" after alarm {one} fired"),
         many => format!(" after alarms {} fired", many.join(", ")),
-    }
-}
-
-impl RolloutError {
-    /// The alarms that made ECS roll back, for history.
-    pub fn alarms(&self) -> &[String] {
-        match self {
-            RolloutError::RolledBack { alarms, .. } | RolloutError::RollbackFailed { alarms, .. } => alarms,
-            RolloutError::Stopped { .. } => &[],
-        }
     }
 }
 
@@ -234,10 +226,20 @@ pub async fn follow(
         match status {
             Some(ServiceDeploymentStatus::Successful) => return Ok(()),
             Some(ServiceDeploymentStatus::RollbackSuccessful) => {
-                return Err(RolloutError::RolledBack { service, alarms, reason }.into())
+                return Err(RolloutError::RolledBack {
+                    service,
+                    alarms,
+                    reason,
+                }
+                .into())
             }
             Some(ServiceDeploymentStatus::RollbackFailed) => {
-                return Err(RolloutError::RollbackFailed { service, alarms, reason }.into())
+                return Err(RolloutError::RollbackFailed {
+                    service,
+                    alarms,
+                    reason,
+                }
+                .into())
             }
             Some(ServiceDeploymentStatus::Stopped) => {
                 return Err(RolloutError::Stopped { service, reason }.into())
@@ -285,7 +287,11 @@ async fn newest(
             .service(&spec.name);
         match since {
             Some(after) => {
-                call = call.created_at(aws_sdk_ecs::types::CreatedAt::builder().after(after).build())
+                call = call.created_at(
+                    aws_sdk_ecs::types::CreatedAt::builder()
+                        .after(after)
+                        .build(),
+                )
             }
             None => {
                 for status in [
@@ -318,5 +324,274 @@ async fn newest(
             return Ok(newest);
         }
         tokio::time::sleep(pace.poll.min(Duration::from_secs(5))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{context, json_error};
+    use aws_sdk_ecs::operation::describe_service_deployments::DescribeServiceDeploymentsOutput;
+    use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+    use aws_sdk_ecs::types::{
+        LoadBalancer, Rollback, Service, ServiceDeployment, ServiceDeploymentAlarms,
+        ServiceDeploymentBrief, ServiceDeploymentLifecycleStage as Stage,
+    };
+    use aws_smithy_mocks::mock;
+
+    const ARN: &str =
+        "arn:aws:ecs:eu-west-1:1:service-deployment/poolside-pilot/poolside-pilot-api/abc";
+    const ALARM: &str = "poolside-pilot-api-target-5xx";
+
+    fn canary() -> DeploymentSpec {
+        DeploymentSpec {
+            strategy: "CANARY".into(),
+            percent: Some(10.0),
+            step_minutes: Some(5),
+            bake_minutes: Some(10),
+            rollback_alarms: [ALARM.to_string()].into(),
+            traffic: Some(TrafficRouting {
+                alternate_target_group: "arn:tg-a".into(),
+                production_rule: "arn:rule".into(),
+                role: "arn:role".into(),
+            }),
+        }
+    }
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            name: "poolside-pilot-api".into(),
+            cluster: "arn:aws:ecs:eu-west-1:1:cluster/poolside-pilot".into(),
+            task_definition: "arn:td:2".into(),
+            desired_count: Some(2),
+            initial_count: 2,
+            subnets: Default::default(),
+            security_groups: Default::default(),
+            assign_public_ip: false,
+            target_group: "arn:tg".into(),
+            container_name: "postgrest".into(),
+            container_port: 3000,
+            circuit_breaker_rollback: true,
+            deployment: Some(canary()),
+            last_deployment_failed: false,
+            tags: Default::default(),
+            depends_on: vec![],
+        }
+    }
+
+    fn pace() -> Pace {
+        Pace {
+            poll: Duration::from_secs(10),
+            listed_within: Duration::from_secs(60),
+        }
+    }
+
+    fn listed() -> ListServiceDeploymentsOutput {
+        ListServiceDeploymentsOutput::builder()
+            .service_deployments(
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(ARN)
+                    .created_at(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+                    .status(ServiceDeploymentStatus::InProgress)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn deployment(
+        status: ServiceDeploymentStatus,
+        stage: Stage,
+    ) -> DescribeServiceDeploymentsOutput {
+        let mut d = ServiceDeployment::builder()
+            .service_deployment_arn(ARN)
+            .status(status.clone())
+            .lifecycle_stage(stage);
+        if status == ServiceDeploymentStatus::RollbackSuccessful {
+            d = d
+                .alarms(
+                    ServiceDeploymentAlarms::builder()
+                        .alarm_names(ALARM)
+                        .triggered_alarm_names(ALARM)
+                        .build(),
+                )
+                .rollback(
+                    Rollback::builder()
+                        .reason("CloudWatch alarm triggered")
+                        .build(),
+                );
+        }
+        DescribeServiceDeploymentsOutput::builder()
+            .service_deployments(d.build())
+            .build()
+    }
+
+    /// What a service with a canary rollout sends is what it reads back, or
+    /// every plan would show a change.
+    #[test]
+    fn a_canary_configuration_reads_back_as_it_was_sent() {
+        let spec = spec();
+        let sent = configure(DeploymentConfiguration::builder(), spec.deployment.as_ref()).build();
+        assert_eq!(sent.strategy(), Some(&DeploymentStrategy::Canary));
+        let alarms = sent.alarms().unwrap();
+        assert!(alarms.enable() && alarms.rollback());
+        assert_eq!(alarms.alarm_names(), [ALARM]);
+        assert_eq!(
+            sent.canary_configuration().unwrap().canary_percent(),
+            Some(10.0)
+        );
+        let service = Service::builder()
+            .deployment_configuration(sent)
+            .load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn("arn:tg")
+                    .set_advanced_configuration(advanced(spec.deployment.as_ref()))
+                    .build(),
+            )
+            .build();
+        assert_eq!(read(&service), spec.deployment);
+        // A rolling service reports no traffic routing even where AWS kept it.
+        let rolling = DeploymentSpec {
+            strategy: "ROLLING".into(),
+            percent: None,
+            step_minutes: None,
+            bake_minutes: None,
+            traffic: None,
+            ..canary()
+        };
+        let sent = configure(DeploymentConfiguration::builder(), Some(&rolling)).build();
+        assert!(sent.canary_configuration().is_none());
+        let service = Service::builder()
+            .deployment_configuration(sent)
+            .load_balancers(
+                LoadBalancer::builder()
+                    .set_advanced_configuration(advanced(Some(&canary())))
+                    .build(),
+            )
+            .build();
+        assert_eq!(read(&service), Some(rolling));
+    }
+
+    /// ECS lists the deployment a moment after the update, shifts, and an
+    /// alarm rolls it back: the error names the alarm and says the previous
+    /// release serves again.
+    #[tokio::test(start_paused = true)]
+    async fn a_rollback_by_alarm_fails_naming_the_alarm() {
+        let not_yet = mock!(aws_sdk_ecs::Client::list_service_deployments)
+            .then_output(|| ListServiceDeploymentsOutput::builder().build());
+        let list = mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(listed);
+        let shifting = mock!(aws_sdk_ecs::Client::describe_service_deployments).then_output(|| {
+            deployment(
+                ServiceDeploymentStatus::InProgress,
+                Stage::ProductionTrafficShift,
+            )
+        });
+        let rolled_back =
+            mock!(aws_sdk_ecs::Client::describe_service_deployments).then_output(|| {
+                deployment(
+                    ServiceDeploymentStatus::RollbackSuccessful,
+                    Stage::ProductionTrafficShift,
+                )
+            });
+        let cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&not_yet, &list, &shifting, &rolled_back]);
+        });
+        let id = ResourceId::new(Kind::Service, "api");
+        let since = aws_smithy_types::DateTime::from_secs(1_799_999_999);
+        let err = follow(
+            &cx,
+            &id,
+            &spec(),
+            Some(since),
+            &pace(),
+            &Waits::new(&crate::engine::events::Discard),
+        )
+        .await
+        .unwrap_err();
+        let Some(RolloutError::RolledBack { alarms, .. }) = err.downcast_ref::<RolloutError>()
+        else {
+            panic!("a rollback: {err:#}");
+        };
+        assert_eq!(alarms, &[ALARM]);
+        let text = err.to_string();
+        assert!(text.contains(ALARM), "{text}");
+        assert!(
+            text.contains("previous release serves all traffic again"),
+            "{text}"
+        );
+        assert_eq!((not_yet.num_calls(), list.num_calls()), (1, 1));
+        assert_eq!((shifting.num_calls(), rolled_back.num_calls()), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_successful_rollout_is_followed_to_its_end() {
+        let list = mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(listed);
+        let baking = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+            .sequence()
+            .output(|| deployment(ServiceDeploymentStatus::InProgress, Stage::BakeTime))
+            .times(3)
+            .build();
+        let done = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+            .then_output(|| deployment(ServiceDeploymentStatus::Successful, Stage::CleanUp));
+        let cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&list, &baking, &done]);
+        });
+        let id = ResourceId::new(Kind::Service, "api");
+        follow(
+            &cx,
+            &id,
+            &spec(),
+            None,
+            &pace(),
+            &Waits::new(&crate::engine::events::Discard),
+        )
+        .await
+        .unwrap();
+        assert_eq!((baking.num_calls(), done.num_calls()), (3, 1));
+    }
+
+    /// On AWS a refused ListServiceDeployments (a policy without it) is an
+    /// error naming the call; only an emulator may lack the call.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_listing_is_an_error_on_aws() {
+        let denied = mock!(aws_sdk_ecs::Client::list_service_deployments)
+            .sequence()
+            .http_status(
+                400,
+                Some(json_error(
+                    "AccessDeniedException",
+                    "User is not authorized to perform: ecs:ListServiceDeployments",
+                )),
+            )
+            .build();
+        let cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&denied]);
+        });
+        let id = ResourceId::new(Kind::Service, "api");
+        let err = follow(
+            &cx,
+            &id,
+            &spec(),
+            None,
+            &pace(),
+            &Waits::new(&crate::engine::events::Discard),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("ListServiceDeployments"), "{err}");
+    }
+
+    #[test]
+    fn the_limit_covers_every_step_and_the_bake() {
+        let mut s = spec();
+        // Canary: one step of 5 minutes, a 10-minute bake, 30 to spare.
+        assert_eq!(limit(&s), Duration::from_secs(45 * 60));
+        s.deployment = Some(DeploymentSpec {
+            strategy: "LINEAR".into(),
+            percent: Some(20.0),
+            step_minutes: Some(5),
+            bake_minutes: Some(15),
+            ..canary()
+        });
+        assert_eq!(limit(&s), Duration::from_secs((5 * 5 + 15 + 30) * 60));
     }
 }

@@ -719,8 +719,8 @@ async fn two_environments_side_by_side_do_not_see_each_other() {
         .unwrap();
     assert_eq!(
         alarms.metric_alarms().len(),
-        18,
-        "both environments' 9 alarms remain"
+        20,
+        "both environments' 10 alarms remain"
     );
 }
 

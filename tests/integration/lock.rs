@@ -287,7 +287,7 @@ async fn status_shows_the_release_the_tasks_and_the_last_run_without_changing_an
     assert_eq!(status["last_run"]["command"], "deploy");
     assert_eq!(status["last_run"]["result"], "ok");
     assert!(status["lock"].is_null());
-    assert_eq!(status["alarms"].as_array().unwrap().len(), 9);
+    assert_eq!(status["alarms"].as_array().unwrap().len(), 10);
     let human = env.poolside(&["status", "--env", &env.name]);
     human.assert_code(0);
     assert!(

@@ -775,7 +775,9 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         .as_array()
         .unwrap()
         .contains(&Value::from(alarm.clone())));
-    let history = env.poolside(&["history", "--env", &name, "--output", "json", "--limit", "1"]);
+    let history = env.poolside(&[
+        "history", "--env", &name, "--output", "json", "--limit", "1",
+    ]);
     let last = history.one("run");
     assert_eq!(last["result"], "error");
     assert!(last["error"].as_str().unwrap().contains(&alarm), "{last}");
@@ -814,18 +816,35 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
     child.kill().unwrap();
     child.wait().unwrap();
     let second_revision = service_runs().await;
-    assert_ne!(second_revision, first_revision, "ECS went on with the rollout");
+    assert_ne!(
+        second_revision, first_revision,
+        "ECS went on with the rollout"
+    );
     assert!(
-        !proxy.played().await.iter().any(|p| p == "deployment_succeeded"),
+        !proxy
+            .played()
+            .await
+            .iter()
+            .any(|p| p == "deployment_succeeded"),
         "the rollout was cut off before it ended"
     );
     // The killed run still holds the lock until its (shortened) lease ends.
     let resumed = env.poolside(&[
-        "deploy", "--env", &name, "--yes", "--output", "json", "--lock-timeout", "30s",
+        "deploy",
+        "--env",
+        &name,
+        "--yes",
+        "--output",
+        "json",
+        "--lock-timeout",
+        "30s",
     ]);
     resumed.assert_code(0);
     assert!(
-        resumed.one("plan")["changes"].as_array().unwrap().is_empty(),
+        resumed.one("plan")["changes"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "{}",
         resumed.stdout()
     );
@@ -834,6 +853,10 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         "the rerun follows the rollout: {}",
         resumed.stdout()
     );
-    assert!(proxy.played().await.iter().any(|p| p == "deployment_succeeded"));
+    assert!(proxy
+        .played()
+        .await
+        .iter()
+        .any(|p| p == "deployment_succeeded"));
     assert_eq!(service_runs().await, second_revision);
 }

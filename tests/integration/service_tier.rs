@@ -775,7 +775,12 @@ async fn a_limited_environment_gets_https_with_tls13_autoscaling_and_container_i
         .unwrap()
         .target_groups()
         .iter()
-        .map(|t| (t.target_group_arn().unwrap().to_string(), t.weight().unwrap()))
+        .map(|t| {
+            (
+                t.target_group_arn().unwrap().to_string(),
+                t.weight().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(weights, [(primary, 100), (alternate, 0)]);
 
