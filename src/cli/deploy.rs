@@ -96,6 +96,14 @@ pub(super) async fn deploy_locked(
         );
     }
 
+    if let Some(refusal) = contract_refusal(session).await {
+        globals.print_stats(session, started);
+        bail!(
+            "deploy of `{}` refused: {refusal}. Nothing was changed",
+            args.env
+        );
+    }
+
     // A saved plan was reviewed when it was made, as Terraform's is.
     if !plan.is_empty() && !args.yes && args.plan.is_none() {
         confirm(&args.env)?;
@@ -230,6 +238,42 @@ pub(super) async fn deploy_locked(
     Ok(ExitCode::from(exit::OK))
 }
 
+/// Expand, then contract (README): migrations run before the service rolls,
+/// so a contracting one applied in a deploy that also moves the service to
+/// a new image takes away what the release still serving may use. `None`
+/// when nothing runs yet, the image stays, or the database is not reachable
+/// from here (the ecs-task runner: then the rule is not checked).
+async fn contract_refusal(session: &Session) -> Option<String> {
+    let cx = &session.cx;
+    let task_definition = ResourceId::new(Kind::TaskDefinition, "api");
+    let running = cx.attribute(&task_definition, "image")?;
+    let desired = session.desired.iter().find(|d| d.id == task_definition)?;
+    let crate::model::Spec::TaskDefinition(wanted) = cx.fill_references(&desired.spec).ok()? else {
+        return None;
+    };
+    if running == wanted.container.image {
+        return None;
+    }
+    let inspection = database::inspect(cx, &session.config).await.ok()?;
+    let shipped = database::migrations::shipped();
+    let contracting =
+        database::migrations::contracting_pending(&inspection.migrations.pending, &shipped);
+    contract_rule(&running, &wanted.container.image, &contracting)
+}
+
+fn contract_rule(running: &str, wanted: &str, contracting: &[String]) -> Option<String> {
+    if running == wanted || contracting.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} {} marked `{}` and would be applied while {running} still serves traffic, before the service moves to {wanted}: it removes what that release may still use. Deploy the new image first with a poolside build that does not ship {}, then this build",
+        contracting.join(", "),
+        if contracting.len() == 1 { "is" } else { "are" },
+        database::migrations::CONTRACT_MARKER,
+        if contracting.len() == 1 { "it" } else { "them" },
+    ))
+}
+
 /// A saved plan applies only to what it was made from: the same discovery
 /// (fingerprint) and the same changes (the same file and sql/).
 fn check_saved_plan(path: &std::path::Path, env: &str, now: &Plan) -> anyhow::Result<()> {
@@ -340,4 +384,26 @@ fn confirm(env: &str) -> anyhow::Result<()> {
         bail!("deploy cancelled: nothing was changed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_rule;
+
+    #[test]
+    fn a_contracting_migration_waits_until_the_new_image_runs() {
+        let contract = ["sql/migrations/0007_drop_column.sql".to_string()];
+        let refusal = contract_rule("repo:v1-rds-ca", "repo:v2-rds-ca", &contract).unwrap();
+        assert!(refusal.contains("0007_drop_column.sql"), "{refusal}");
+        assert!(
+            refusal.contains("repo:v1-rds-ca still serves traffic"),
+            "{refusal}"
+        );
+        // The image already runs, or nothing contracts: no refusal.
+        assert_eq!(
+            contract_rule("repo:v2-rds-ca", "repo:v2-rds-ca", &contract),
+            None
+        );
+        assert_eq!(contract_rule("repo:v1-rds-ca", "repo:v2-rds-ca", &[]), None);
+    }
 }

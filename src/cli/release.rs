@@ -202,8 +202,10 @@ async fn promote_locked(
         .is_some_and(|running| running == target_image);
     if !runs_release {
         if let Ok(inspection) = database::inspect(&next.cx, &next.config).await {
-            let contracting =
-                contracting_pending(&inspection.migrations.pending, &migrations::shipped());
+            let contracting = migrations::contracting_pending(
+                &inspection.migrations.pending,
+                &migrations::shipped(),
+            );
             if !contracting.is_empty() {
                 bail!(
                     "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
@@ -278,15 +280,6 @@ async fn promote_locked(
         );
     }
     deployed
-}
-
-/// The pending migrations (by file) that are marked as contracting.
-fn contracting_pending(pending: &[String], shipped: &[migrations::Shipped]) -> Vec<String> {
-    shipped
-        .iter()
-        .filter(|s| pending.contains(&s.file) && s.contracts())
-        .map(|s| s.file.clone())
-        .collect()
 }
 
 /// Puts the release's image into the target's repository by digest.
@@ -415,10 +408,10 @@ mod tests {
         ];
         let pending: Vec<String> = all.iter().map(|s| s.file.clone()).collect();
         assert_eq!(
-            contracting_pending(&pending, &all),
+            migrations::contracting_pending(&pending, &all),
             ["sql/migrations/0007_drop_column.sql"]
         );
-        assert!(contracting_pending(&pending[..1], &all).is_empty());
+        assert!(migrations::contracting_pending(&pending[..1], &all).is_empty());
         // The migrations this build ships expand only.
         assert!(migrations::shipped().iter().all(|s| !s.contracts()));
     }

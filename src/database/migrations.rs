@@ -48,6 +48,15 @@ impl Shipped {
     }
 }
 
+/// The pending migrations (by file) that are marked as contracting.
+pub fn contracting_pending(pending: &[String], shipped: &[Shipped]) -> Vec<String> {
+    shipped
+        .iter()
+        .filter(|s| pending.contains(&s.file) && s.contracts())
+        .map(|s| s.file.clone())
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Applied {
     pub version: i64,
