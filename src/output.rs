@@ -85,10 +85,12 @@ pub fn print_plan(plan: &Plan, format: Format) {
     for duplicate in &plan.duplicates {
         let loud = anstyle::AnsiColor::Red.on_default().bold();
         anstream::eprintln!(
-            "{loud}duplicate:{loud:#} {} live resources claim {}: {}. poolside will not guess which is real; deploy refuses until one remains (README: \"Duplicates\")",
+            "{loud}duplicate:{loud:#} {} live resources claim {}: {}. poolside will not guess which is real; deploy refuses until one remains: `poolside forget --env {} --id {} --aws-id <the copy to leave out>` (README: \"Duplicates\")",
             duplicate.physical_ids.len(),
             duplicate.id,
-            duplicate.physical_ids.join(", ")
+            duplicate.physical_ids.join(", "),
+            plan.environment,
+            duplicate.id,
         );
     }
     if plan.is_empty() {

@@ -70,9 +70,10 @@ pub(super) async fn deploy_locked(
             .map(|d| format!("{} ({})", d.id, d.physical_ids.join(", ")))
             .collect();
         bail!(
-            "deploy of `{}` refused: more than one live resource claims {}. poolside does not guess which one is real, and deletes none on a guess. Delete the copies you do not want (or remove their poolside:id tag to leave them unmanaged), then run deploy again. Nothing was changed",
+            "deploy of `{}` refused: more than one live resource claims {}. poolside does not guess which one is real, and deletes none on a guess. Leave out each copy you do not want with `poolside forget --env {} --id <id> --aws-id <copy>` (it keeps the copy, untagged; delete it by hand if you like), then run deploy again. Nothing was changed",
             args.env,
-            named.join("; ")
+            named.join("; "),
+            args.env
         );
     }
     let unallowed: Vec<String> = plan

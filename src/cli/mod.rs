@@ -5,6 +5,7 @@ mod completions;
 mod deploy;
 mod destroy;
 mod drift;
+mod forget;
 mod guarded;
 mod history;
 mod iam_policy;
@@ -72,6 +73,8 @@ pub enum Command {
     Status(status::Args),
     /// Remove an environment's lock left by a command that died.
     Unlock(unlock::Args),
+    /// Leave one of two live copies of a resource out of the environment (untag it; nothing is deleted).
+    Forget(forget::Args),
     /// List the environment's deploys, destroys and unlocks, newest first.
     History(history::Args),
     /// Check an environment file; no AWS call.
@@ -102,6 +105,7 @@ impl Command {
             Command::Promote(_) => "promote",
             Command::Status(_) => "status",
             Command::Unlock(_) => "unlock",
+            Command::Forget(_) => "forget",
             Command::History(_) => "history",
             Command::Validate(_) => "validate",
             Command::Token(_) => "token",
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Promote(args) => promote::exec(&globals, args, started).await,
         Command::Status(args) => status::exec(&globals, args, started).await,
         Command::Unlock(args) => unlock::exec(&globals, args).await,
+        Command::Forget(args) => forget::exec(&globals, args, started).await,
         Command::History(args) => history::exec(&globals, args).await,
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,

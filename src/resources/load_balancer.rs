@@ -278,16 +278,12 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         .collect();
     let tags_by_arn = describe_tags(cx, arns).await?;
     let mut live = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for (listener, rule) in rules {
         let arn = rule.rule_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
-        if tags.get(crate::model::TAG_ENV) != Some(&cx.environment) {
-            continue;
-        }
-        let Some(id) = tags
-            .get(crate::model::TAG_ID)
-            .map(|i| ResourceId(i.clone()))
-        else {
+        // A second rule claiming one id is a duplicate, as for EC2's kinds.
+        let Some(id) = super::identify(&cx.environment, &tags, &arn, &mut seen) else {
             continue;
         };
         let forward = rule

@@ -584,6 +584,46 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
     .with_context(|| format!("deleting {} ({id})", live.id))
 }
 
+/// poolside's own tags: what makes a resource part of an environment.
+const OWN_TAGS: [&str; 3] = [TAG_ENV, TAG_ID, "poolside:tier"];
+
+/// Leaves one live copy of a duplicated resource out of the environment by
+/// removing poolside's tags from it; nothing else about it changes. Only
+/// kinds found by tag can be duplicated (those found by name cannot).
+pub async fn forget(cx: &Context, id: &ResourceId, aws_id: &str) -> anyhow::Result<()> {
+    let keys: Vec<String> = OWN_TAGS.iter().map(|k| k.to_string()).collect();
+    match id.kind() {
+        Some(Kind::ListenerRule) => cx
+            .clients
+            .elb
+            .remove_tags()
+            .resource_arns(aws_id)
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .aws("RemoveTags")
+            .map(drop),
+        Some(kind) if kind.service() == crate::model::AwsService::Ec2 => cx
+            .clients
+            .ec2
+            .delete_tags()
+            .resources(aws_id)
+            .set_tags(Some(
+                keys.iter()
+                    .map(|k| aws_sdk_ec2::types::Tag::builder().key(k).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .aws("DeleteTags")
+            .map(drop),
+        _ => Err(anyhow!(
+            "{id} is found by its name, which AWS keeps unique: it cannot have two copies"
+        )),
+    }
+    .with_context(|| format!("forgetting {aws_id} ({id})"))
+}
+
 /// Turns an SDK error into one that says which call failed and what AWS said.
 pub(crate) trait AwsResultExt<T> {
     fn aws(self, operation: &str) -> anyhow::Result<T>;

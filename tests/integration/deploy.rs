@@ -925,7 +925,8 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
 }
 
 /// Two live resources claiming one logical id: plan and drift report both,
-/// deploy refuses without touching either, and nothing is deleted on a guess.
+/// deploy refuses without touching either, nothing is deleted on a guess,
+/// and `forget` settles it by leaving the named copy out.
 #[tokio::test]
 async fn two_live_copies_of_one_id_are_reported_and_deploy_refuses_to_guess() {
     let env = Env::new("dup");
@@ -1001,7 +1002,42 @@ async fn two_live_copies_of_one_id_are_reported_and_deploy_refuses_to_guess() {
         .iter()
         .any(|f| f["resource"] == "vpc/main" && f["attribute"] == "live copies"));
 
-    // The documented way out: delete the copy that should not be there.
-    aws.ec2.delete_vpc().vpc_id(&copy).send().await.unwrap();
+    // The way out: forget the copy that should not be there. It stays,
+    // without poolside's tags, and the environment is whole again.
+    let wrong = env.poolside(&[
+        "forget",
+        "--env",
+        &env.name,
+        "--id",
+        "vpc/main",
+        "--aws-id",
+        "vpc-00000000",
+    ]);
+    wrong.assert_code(1);
+    assert!(
+        wrong.stderr().contains("not one of the copies"),
+        "{}",
+        wrong.stderr()
+    );
+    let not_duplicated = env.poolside(&[
+        "forget", "--env", &env.name, "--id", "igw/main", "--aws-id", &copy,
+    ]);
+    not_duplicated.assert_code(1);
+    let forgotten = env.poolside(&[
+        "forget", "--env", &env.name, "--id", "vpc/main", "--aws-id", &copy,
+    ]);
+    forgotten.assert_code(0);
+    let left = aws.ec2.describe_vpcs().vpc_ids(&copy).send().await.unwrap();
+    let tags = left.vpcs()[0].tags();
+    assert!(
+        tags.iter()
+            .all(|t| !t.key().unwrap().starts_with("poolside:")),
+        "{tags:?}"
+    );
     env.plan().assert_code(0);
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "1",
+    ]);
+    assert_eq!(history.one("run")["command"], "forget");
+    aws.ec2.delete_vpc().vpc_id(&copy).send().await.unwrap();
 }
