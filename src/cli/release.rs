@@ -272,6 +272,17 @@ async fn promote_locked(
     if deployed.is_err() && !changed_aws {
         // Refused or cancelled before any change: the file goes back too.
         std::fs::write(path, original)?;
+    } else if let Some(previous) = match &deployed {
+        Err(_) => still_running_another(&next, &target_image).await,
+        Ok(_) => None,
+    } {
+        // ECS rolled the release back (an alarm during the shift), or the
+        // service never moved: the file names what runs again.
+        std::fs::write(path, original)?;
+        eprintln!(
+            "`{to}` still runs its previous release ({previous}): {} is put back as it was; promote again once the cause is fixed.",
+            path.display()
+        );
     } else if deployed.is_err() {
         eprintln!(
             "{} now says image_tag = \"{}\"; run `poolside deploy --env {to}` to finish the promotion.",
@@ -280,6 +291,23 @@ async fn promote_locked(
         );
     }
     deployed
+}
+
+/// The image the target's service runs, when it is not `image` (read from
+/// ECS, not from discovery: a rollback happened after discovery).
+async fn still_running_another(target: &Session, image: &str) -> Option<String> {
+    let cx = &target.cx;
+    let service = crate::resources::ecs::service_counts(
+        cx,
+        &crate::blueprint::cluster_name(&target.config),
+        &crate::blueprint::service_name(&target.config),
+    )
+    .await
+    .ok()??;
+    let (_, container) = crate::resources::ecs::task_definition(cx, &service.task_definition)
+        .await
+        .ok()?;
+    (container.image != image).then_some(container.image)
 }
 
 /// Puts the release's image into the target's repository by digest.

@@ -236,7 +236,8 @@ pub async fn discover_task_definition(
         id: id.clone(),
         physical_id: task.task_definition_arn().unwrap_or_default().to_string(),
         spec: Spec::TaskDefinition(TaskDefinitionSpec {
-            family: family.to_string(),
+            // `family` may name a revision (family:N or its ARN).
+            family: task.family().unwrap_or(family).to_string(),
             cpu: task.cpu().unwrap_or_default().to_string(),
             memory: task.memory().unwrap_or_default().to_string(),
             execution_role: task.execution_role_arn().unwrap_or_default().to_string(),
@@ -529,6 +530,42 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
         .container_port(spec.container_port)
         .set_advanced_configuration(super::rollout::advanced(spec.deployment.as_ref()))
         .build()
+}
+
+/// The API's task definition is what its service runs. After ECS rolled a
+/// release back (or a run stopped between registering a revision and
+/// moving the service to it), the family's latest revision is not that one:
+/// then the revision the service runs is read instead (one more call), so a
+/// file that names what runs plans no change.
+pub async fn read_running_task_definition(
+    cx: &Context,
+    live: &mut [Live],
+) -> anyhow::Result<()> {
+    let id = ResourceId::new(Kind::TaskDefinition, "api");
+    let running = live.iter().find_map(|l| match &l.spec {
+        Spec::Service(s) if l.id == ResourceId::new(Kind::Service, "api") => {
+            Some(s.task_definition.clone())
+        }
+        _ => None,
+    });
+    let Some(latest) = live.iter().position(|l| l.id == id) else {
+        return Ok(());
+    };
+    let Some(running) = running.filter(|r| *r != live[latest].physical_id) else {
+        return Ok(());
+    };
+    let Spec::TaskDefinition(latest_spec) = &live[latest].spec else {
+        return Ok(());
+    };
+    // Only a revision of the same family: anything else is the plan's to change.
+    let family = &latest_spec.family;
+    if !running.contains(&format!("task-definition/{family}:")) {
+        return Ok(());
+    }
+    if let Some(found) = discover_task_definition(cx, &id, &running).await?.pop() {
+        live[latest] = found;
+    }
+    Ok(())
 }
 
 /// Set on a live service whose target groups ECS has swapped: after a

@@ -300,6 +300,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     ]
     .concat();
     ecs::orient_target_groups(&mut live);
+    ecs::read_running_task_definition(cx, &mut live).await?;
     Ok(live)
 }
 

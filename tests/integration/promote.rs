@@ -94,7 +94,7 @@ async fn a_healthy_pilot_is_promoted_to_limited_through_its_gates() {
 }
 
 /// The digest ECR lists for a tag in a repository.
-async fn digest_of(aws: &Aws, repository: &str, tag: &str) -> Option<String> {
+pub(crate) async fn digest_of(aws: &Aws, repository: &str, tag: &str) -> Option<String> {
     aws.ecr
         .describe_images()
         .repository_name(repository)
@@ -115,7 +115,7 @@ async fn digest_of(aws: &Aws, repository: &str, tag: &str) -> Option<String> {
 }
 
 /// The image the environment's service runs (its task definition's).
-async fn running_image(aws: &Aws, env: &Env) -> String {
+pub(crate) async fn running_image(aws: &Aws, env: &Env) -> String {
     let cluster = format!("poolside-{}", env.name);
     let services = aws
         .ecs

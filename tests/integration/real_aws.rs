@@ -860,3 +860,100 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         .any(|p| p == "deployment_succeeded"));
     assert_eq!(service_runs().await, second_revision);
 }
+
+/// A release promotion whose traffic shift trips an alarm of the target:
+/// ECS (played by the proxy) rolls it back; promote exits 1 naming the
+/// alarm, the target runs its previous release, its file names that release
+/// again, and its history records the failed promotion with the alarm.
+#[tokio::test]
+async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_release() {
+    let proxy = Proxy::start();
+    // One registry for both (a release moves within one): both go through
+    // the proxy.
+    let mut staging = Env::new("rbs");
+    staging.endpoint = proxy.url.clone();
+    staging.write();
+    let mut prod = Env::new("rbp");
+    prod.endpoint = proxy.url.clone();
+    prod.api_extra = "image_tag = \"v12.0.1\"\nrollout = \"linear\"\nrollout_percent = 50\nrollout_step_minutes = 0\nrollout_bake_minutes = 0\n".into();
+    prod.write();
+    let staged = staging.deploy();
+    prod.deploy();
+    let aws = aws().await;
+    // The staging image, as `poolside image push` would leave it (the
+    // emulator's ECR keeps manifests only).
+    let uri = staged.one("outputs")["repository_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let staging_repository = uri.split_once('/').unwrap().1.to_string();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
+        "b".repeat(64)
+    );
+    aws.ecr
+        .put_image()
+        .repository_name(&staging_repository)
+        .image_manifest(&manifest)
+        .image_tag("v12.0.2-rds-ca")
+        .send()
+        .await
+        .unwrap();
+    std::fs::copy(
+        staging.file(),
+        prod.dir().join(format!("{}.toml", staging.name)),
+    )
+    .unwrap();
+    let before = crate::promote::running_image(&aws, &prod).await;
+    assert!(before.ends_with(":v12.0.1-rds-ca"), "{before}");
+
+    let alarm = format!("poolside-{}-api-latency-p99", prod.name);
+    reqwest::Client::new()
+        .post(format!("{}/__proxy/raise-during-shift", proxy.url))
+        .body(serde_json::json!({ "alarm": alarm }).to_string())
+        .send()
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let promoted = prod.poolside(&[
+        "promote",
+        "--from",
+        &staging.name,
+        "--to",
+        &prod.name,
+        "--bake",
+        "1s",
+        "--yes",
+    ]);
+    promoted.assert_code(1);
+    let stderr = promoted.stderr();
+    assert!(stderr.contains(&alarm), "{stderr}");
+    assert!(
+        stderr.contains("still runs its previous release"),
+        "{stderr}"
+    );
+    assert_eq!(crate::promote::running_image(&aws, &prod).await, before);
+    let text = std::fs::read_to_string(prod.file()).unwrap();
+    assert!(text.contains("image_tag = \"v12.0.1\""), "{text}");
+    let history = prod.poolside(&[
+        "history", "--env", &prod.name, "--output", "json", "--limit", "1",
+    ]);
+    let last = history.one("run");
+    assert_eq!(
+        (last["command"].as_str(), last["result"].as_str()),
+        (Some("promote"), Some("error"))
+    );
+    assert!(last["error"].as_str().unwrap().contains(&alarm), "{last}");
+    let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e["kind"] == "deployment_started" && e["strategy"] == "LINEAR"));
+    assert!(events.iter().any(|e| e["kind"] == "deployment_rolled_back"));
+    // The file and the service agree again: nothing to deploy.
+    prod.plan().assert_code(0);
+}
