@@ -35,6 +35,9 @@ pub struct Clients {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
+    /// The Resource Groups Tagging API: one read for the tags of every
+    /// alarm (CloudWatch itself lists them one alarm at a time).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stats: Arc<CallStats>,
 }
 
@@ -126,6 +129,9 @@ impl Clients {
         let acm = aws_sdk_acm::config::Builder::from(&shared)
             .interceptor(counter.clone())
             .build();
+        let tagging = aws_sdk_resourcegroupstagging::config::Builder::from(&shared)
+            .interceptor(counter.clone())
+            .build();
         // Route 53 is global; its endpoint rules pick the global endpoint.
         let route53 = aws_sdk_route53::config::Builder::from(&shared)
             .interceptor(counter)
@@ -145,6 +151,7 @@ impl Clients {
             autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling),
             acm: aws_sdk_acm::Client::from_conf(acm),
             route53: aws_sdk_route53::Client::from_conf(route53),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging),
             stats,
         }
     }
@@ -359,6 +366,7 @@ impl Clients {
             autoscaling: aws_sdk_applicationautoscaling::Client::new(&shared),
             acm: aws_sdk_acm::Client::new(&shared),
             route53: aws_sdk_route53::Client::new(&shared),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&shared),
             stats: Arc::default(),
         }
     }

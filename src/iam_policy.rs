@@ -240,6 +240,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("CloudWatch", "DescribeAlarms", "cloudwatch:DescribeAlarms", Scope::Any),
     ("CloudWatch", "GetDashboard", "cloudwatch:GetDashboard", Scope::Dashboard),
     ("CloudWatch", "ListTagsForResource", "cloudwatch:ListTagsForResource", Scope::Alarms),
+    // One read for every alarm's tags (discovery), by the environment's tag.
+    ("Resource Groups Tagging API", "GetResources", "tag:GetResources", Scope::Any),
     ("CloudWatch", "PutDashboard", "cloudwatch:PutDashboard", Scope::Dashboard),
     ("CloudWatch", "PutMetricAlarm", "cloudwatch:PutMetricAlarm", Scope::Alarms),
     // ACM certificate ARNs are random: they cannot be named before they exist.

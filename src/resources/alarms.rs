@@ -17,10 +17,24 @@ const TAG_READS_IN_FLIGHT: usize = 8;
 /// is ours only when its `poolside:env` tag says so.
 pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
     let candidates = describe_by_prefix(cx, prefix).await?;
+    if candidates.is_empty() {
+        return Ok(vec![]);
+    }
+    // One read for the environment's alarms and their tags. The tagging API
+    // is eventually consistent (an alarm made seconds ago may be missing),
+    // and another environment's alarms can share the prefix: those it does
+    // not list are read one by one, as CloudWatch lists tags.
+    let listed = tagged_by_environment(cx).await?;
     let tagged: Vec<(MetricAlarm, Tags)> = stream::iter(candidates)
-        .map(|alarm| async move {
-            let tags = alarm_tags(cx, alarm.alarm_arn().unwrap_or_default()).await?;
-            anyhow::Ok((alarm, tags))
+        .map(|alarm| {
+            let listed = listed.get(alarm.alarm_arn().unwrap_or_default()).cloned();
+            async move {
+                let tags = match listed {
+                    Some(tags) => tags,
+                    None => alarm_tags(cx, alarm.alarm_arn().unwrap_or_default()).await?,
+                };
+                anyhow::Ok((alarm, tags))
+            }
         })
         .buffered(TAG_READS_IN_FLIGHT)
         .try_collect()
@@ -35,6 +49,48 @@ pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
         live.push(observe(&alarm, id));
     }
     Ok(live)
+}
+
+/// The tags of every CloudWatch alarm tagged with this environment, by ARN.
+async fn tagged_by_environment(
+    cx: &Context,
+) -> anyhow::Result<std::collections::BTreeMap<String, Tags>> {
+    use aws_sdk_resourcegroupstagging::types::TagFilter;
+    let mut found = std::collections::BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = cx
+            .clients
+            .tagging
+            .get_resources()
+            .resource_type_filters("cloudwatch:alarm")
+            .tag_filters(
+                TagFilter::builder()
+                    .key(crate::model::TAG_ENV)
+                    .values(&cx.environment)
+                    .build(),
+            )
+            .set_pagination_token(token.take())
+            .send()
+            .await
+            .aws("GetResources")?;
+        for mapping in out.resource_tag_mapping_list() {
+            let tags = super::user_visible_tags(
+                mapping
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string())),
+            );
+            found.insert(mapping.resource_arn().unwrap_or_default().to_string(), tags);
+        }
+        token = out
+            .pagination_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if token.is_none() {
+            return Ok(found);
+        }
+    }
 }
 
 async fn alarm_tags(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
@@ -254,4 +310,91 @@ pub async fn delete_dashboard(cx: &Context, name: &str) -> anyhow::Result<()> {
             .await,
         "DeleteDashboards",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::context;
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::operation::list_tags_for_resource::ListTagsForResourceOutput;
+    use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesOutput;
+    use aws_sdk_resourcegroupstagging::types::{ResourceTagMapping, Tag as TaggingTag};
+    use aws_smithy_mocks::mock;
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:cloudwatch:eu-west-1:1:alarm:{name}")
+    }
+
+    /// The tagging API lists the environment's alarms in one read; an alarm
+    /// it does not list yet (made seconds ago) is read by itself, and one of
+    /// another environment sharing the prefix is left out.
+    #[tokio::test]
+    async fn alarm_tags_come_in_one_read_with_the_unlisted_read_one_by_one() {
+        let alarms = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(|| {
+            let alarm = |name: &str| {
+                MetricAlarm::builder()
+                    .alarm_name(name)
+                    .alarm_arn(arn(name))
+                    .build()
+            };
+            DescribeAlarmsOutput::builder()
+                .metric_alarms(alarm("poolside-pilot-api-cpu"))
+                .metric_alarms(alarm("poolside-pilot-db-cpu"))
+                .metric_alarms(alarm("poolside-pilot-b-api-cpu"))
+                .build()
+        });
+        let tag = |k: &str, v: &str| TaggingTag::builder().key(k).value(v).build().unwrap();
+        let listed =
+            mock!(aws_sdk_resourcegroupstagging::Client::get_resources).then_output(move || {
+                GetResourcesOutput::builder()
+                    .resource_tag_mapping_list(
+                        ResourceTagMapping::builder()
+                            .resource_arn(arn("poolside-pilot-api-cpu"))
+                            .tags(tag("poolside:env", "pilot"))
+                            .tags(tag("poolside:id", "alarm/api-cpu"))
+                            .build(),
+                    )
+                    .build()
+            });
+        let cw_tag = |k: &str, v: &str| {
+            aws_sdk_cloudwatch::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        };
+        let new_one = mock!(aws_sdk_cloudwatch::Client::list_tags_for_resource)
+            .match_requests(|r| r.resource_arn() == Some(arn("poolside-pilot-db-cpu").as_str()))
+            .then_output(move || {
+                ListTagsForResourceOutput::builder()
+                    .tags(cw_tag("poolside:env", "pilot"))
+                    .tags(cw_tag("poolside:id", "alarm/db-cpu"))
+                    .build()
+            });
+        let other_environment = mock!(aws_sdk_cloudwatch::Client::list_tags_for_resource)
+            .match_requests(|r| r.resource_arn() == Some(arn("poolside-pilot-b-api-cpu").as_str()))
+            .then_output(move || {
+                ListTagsForResourceOutput::builder()
+                    .tags(cw_tag("poolside:env", "pilot-b"))
+                    .tags(cw_tag("poolside:id", "alarm/api-cpu"))
+                    .build()
+            });
+        let cx = context(|c| {
+            c.cloudwatch = crate::mocked!(
+                aws_sdk_cloudwatch,
+                [&alarms, &new_one, &other_environment],
+                MatchAny
+            );
+            c.tagging = crate::mocked!(aws_sdk_resourcegroupstagging, [&listed]);
+        });
+        let found: Vec<String> = discover(&cx, "poolside-pilot-")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id.0)
+            .collect();
+        assert_eq!(found, ["alarm/api-cpu", "alarm/db-cpu"]);
+        assert_eq!(listed.num_calls(), 1);
+        assert_eq!((new_one.num_calls(), other_environment.num_calls()), (1, 1));
+    }
 }

@@ -537,10 +537,7 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
 /// moving the service to it), the family's latest revision is not that one:
 /// then the revision the service runs is read instead (one more call), so a
 /// file that names what runs plans no change.
-pub async fn read_running_task_definition(
-    cx: &Context,
-    live: &mut [Live],
-) -> anyhow::Result<()> {
+pub async fn read_running_task_definition(cx: &Context, live: &mut [Live]) -> anyhow::Result<()> {
     let id = ResourceId::new(Kind::TaskDefinition, "api");
     let running = live.iter().find_map(|l| match &l.spec {
         Spec::Service(s) if l.id == ResourceId::new(Kind::Service, "api") => {

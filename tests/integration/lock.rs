@@ -272,6 +272,12 @@ async fn status_shows_the_release_the_tasks_and_the_last_run_without_changing_an
         };
         assert!(op["calls"].as_u64().unwrap() <= most, "{op}");
     }
+    // One read for every alarm's tags (the tagging API), not one per alarm.
+    assert_eq!(run.calls_of("CloudWatch", "ListTagsForResource"), 0);
+    assert_eq!(
+        run.calls_of("Resource Groups Tagging API", "GetResources"),
+        1
+    );
     let status = run.one("status");
     assert_eq!(status["in_sync"], true, "{status}");
     assert_eq!(status["phase"], "pilot");
@@ -288,6 +294,13 @@ async fn status_shows_the_release_the_tasks_and_the_last_run_without_changing_an
     assert_eq!(status["last_run"]["result"], "ok");
     assert!(status["lock"].is_null());
     assert_eq!(status["alarms"].as_array().unwrap().len(), 10);
+    // The production rule: all traffic to the first target group.
+    let traffic = status["traffic"].as_str().unwrap();
+    assert!(
+        traffic.contains(&format!("targetgroup/poolside-{}/", env.name))
+            && traffic.contains("=100"),
+        "{traffic}"
+    );
     let human = env.poolside(&["status", "--env", &env.name]);
     human.assert_code(0);
     assert!(
