@@ -3,7 +3,7 @@
 
 mod service;
 
-pub use service::{alarm_prefix, cluster_name, service_name};
+pub use service::{alarm_prefix, cluster_name, service_name, ALTERNATE_TARGET_GROUP};
 
 use crate::config::{Config, NatGateways};
 use crate::model::*;

@@ -577,8 +577,10 @@ pub fn orient_target_groups(live: &mut [Live]) {
             .find(|l| l.id == ResourceId::new(Kind::TargetGroup, name))
             .map(|l| l.physical_id.clone())
     };
-    let (Some(primary), Some(alternate)) = (arn_of(live, "api"), arn_of(live, "api-alternate"))
-    else {
+    let (Some(primary), Some(alternate)) = (
+        arn_of(live, "api"),
+        arn_of(live, crate::blueprint::ALTERNATE_TARGET_GROUP),
+    ) else {
         return;
     };
     for l in live.iter_mut() {
