@@ -536,6 +536,7 @@ mod tests {
                     || action.starts_with("acm:")
                     || action.starts_with("ecs:")
                     || action == "sts:GetCallerIdentity"
+                    || action == "tag:GetResources"
                     || action == "ecs:RegisterTaskDefinition",
                 "{action} is on every resource"
             );
