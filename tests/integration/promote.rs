@@ -93,6 +93,35 @@ async fn a_healthy_pilot_is_promoted_to_limited_through_its_gates() {
     );
 }
 
+/// The repository's name from a deploy's outputs.
+pub(crate) fn repository_of(run: &Run) -> String {
+    let uri = run.one("outputs")["repository_uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    uri.split_once('/').unwrap().1.to_string()
+}
+
+/// What `poolside image push` would leave in the deployed environment's
+/// repository under `v12.0.2-rds-ca` (the emulator's ECR keeps manifests
+/// only, so one is put by the SDK); `fill` tells the images apart.
+pub(crate) async fn push_stand_in_image(aws: &Aws, deployed: &Run, fill: char) -> String {
+    let repository = repository_of(deployed);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
+        fill.to_string().repeat(64)
+    );
+    aws.ecr
+        .put_image()
+        .repository_name(&repository)
+        .image_manifest(&manifest)
+        .image_tag("v12.0.2-rds-ca")
+        .send()
+        .await
+        .unwrap();
+    repository
+}
+
 /// The digest ECR lists for a tag in a repository.
 pub(crate) async fn digest_of(aws: &Aws, repository: &str, tag: &str) -> Option<String> {
     aws.ecr
@@ -158,28 +187,7 @@ async fn a_release_moves_from_one_environment_to_another_by_digest() {
     prod.deploy();
     let aws = aws().await;
 
-    // `poolside image push` stands in here: the emulator's ECR keeps
-    // manifests only, so the staging repository gets one by the SDK.
-    let repository = |run: &Run| {
-        let uri = run.one("outputs")["repository_uri"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        uri.split_once('/').unwrap().1.to_string()
-    };
-    let staging_repository = repository(&staged);
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
-        "a".repeat(64)
-    );
-    aws.ecr
-        .put_image()
-        .repository_name(&staging_repository)
-        .image_manifest(&manifest)
-        .image_tag("v12.0.2-rds-ca")
-        .send()
-        .await
-        .unwrap();
+    let staging_repository = push_stand_in_image(&aws, &staged, 'a').await;
     let staged_digest = digest_of(&aws, &staging_repository, "v12.0.2-rds-ca")
         .await
         .unwrap();
@@ -244,7 +252,7 @@ async fn a_release_moves_from_one_environment_to_another_by_digest() {
         .unwrap();
     let moved = promote(&["--output", "json"]);
     moved.assert_code(0);
-    let prod_repository = repository(&moved);
+    let prod_repository = repository_of(&moved);
     assert_eq!(
         digest_of(&aws, &prod_repository, "v12.0.2-rds-ca").await,
         Some(staged_digest),

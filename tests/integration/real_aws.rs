@@ -880,25 +880,7 @@ async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_r
     let staged = staging.deploy();
     prod.deploy();
     let aws = aws().await;
-    // The staging image, as `poolside image push` would leave it (the
-    // emulator's ECR keeps manifests only).
-    let uri = staged.one("outputs")["repository_uri"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let staging_repository = uri.split_once('/').unwrap().1.to_string();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":2}},"layers":[]}}"#,
-        "b".repeat(64)
-    );
-    aws.ecr
-        .put_image()
-        .repository_name(&staging_repository)
-        .image_manifest(&manifest)
-        .image_tag("v12.0.2-rds-ca")
-        .send()
-        .await
-        .unwrap();
+    crate::promote::push_stand_in_image(&aws, &staged, 'b').await;
     std::fs::copy(
         staging.file(),
         prod.dir().join(format!("{}.toml", staging.name)),
