@@ -84,14 +84,28 @@ def upstream(method, path, body=b"", headers=None):
     return response.status, response.getheaders(), data
 
 
-def ec2_query(action, **params):
-    """A call of the proxy's own to moto's EC2 (moto does not check signatures)."""
-    form = urllib.parse.urlencode(dict(Action=action, Version="2016-11-15", **params))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0",
-    }
+def unsigned(service):
+    """An Authorization header naming the service (moto does not check signatures)."""
+    return f"AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def query(service, version, action, **params):
+    """A Query-protocol call of the proxy's own to moto; the XML answer."""
+    form = urllib.parse.urlencode(dict(Action=action, Version=version, **params))
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": unsigned(service)}
     return upstream("POST", "/", form.encode(), headers)[2].decode()
+
+
+def ec2_query(action, **params):
+    return query("ec2", "2016-11-15", action, **params)
+
+
+def elb_query(action, **params):
+    return query("elasticloadbalancing", "2015-12-01", action, **params)
+
+
+def cloudwatch_query(action, **params):
+    return query("monitoring", "2010-08-01", action, **params)
 
 
 def igw_attached(subnet_id):
@@ -106,21 +120,11 @@ def igw_attached(subnet_id):
     return "<internetGatewayId>" in gateways, vpc.group(1)
 
 
-def elb_query(action, **params):
-    """A call of the proxy's own to moto's ELBv2."""
-    form = urllib.parse.urlencode(dict(Action=action, Version="2015-12-01", **params))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=0",
-    }
-    return upstream("POST", "/", form.encode(), headers)[2].decode()
-
-
-def all_pages(query, action, token_element, token_parameter):
+def all_pages(call, action, token_element, token_parameter):
     """Every page of a describe call (moto pages them as AWS does), concatenated."""
     pages, params = [], {}
     while True:
-        page = query(action, **params)
+        page = call(action, **params)
         pages.append(page)
         token = re.search(f"<{token_element}>([^<]+)</{token_element}>", page)
         if not token:
@@ -150,18 +154,9 @@ def ecs_call(action, payload):
     headers = {
         "Content-Type": "application/x-amz-json-1.1",
         "X-Amz-Target": ECS_TARGET + action,
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0",
+        "Authorization": unsigned("ecs"),
     }
     return json.loads(upstream("POST", "/", json.dumps(payload).encode(), headers)[2] or b"{}")
-
-
-def cloudwatch_query(action, **params):
-    form = urllib.parse.urlencode(dict(Action=action, Version="2010-08-01", **params))
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=0",
-    }
-    return upstream("POST", "/", form.encode(), headers)[2].decode()
 
 
 def alarms_in_alarm(names):

@@ -308,6 +308,7 @@ pub(super) fn service_tier(
         })
     }));
     let rollout = &api.rollout;
+    let shifts = rollout.shifts_traffic();
     let deployment = DeploymentSpec {
         strategy: match rollout.strategy {
             RolloutStrategy::Rolling => "ROLLING",
@@ -315,18 +316,14 @@ pub(super) fn service_tier(
             RolloutStrategy::Linear => "LINEAR",
         }
         .into(),
-        percent: rollout.shifts_traffic().then_some(rollout.percent),
-        step_minutes: rollout
-            .shifts_traffic()
-            .then_some(rollout.step_minutes as i32),
-        bake_minutes: rollout
-            .shifts_traffic()
-            .then_some(rollout.bake_minutes as i32),
+        percent: shifts.then_some(rollout.percent),
+        step_minutes: shifts.then_some(rollout.step_minutes as i32),
+        bake_minutes: shifts.then_some(rollout.bake_minutes as i32),
         rollback_alarms: ROLLBACK_ALARMS
             .iter()
             .map(|name| format!("{}{name}", alarm_prefix(config)))
             .collect(),
-        traffic: rollout.shifts_traffic().then(|| TrafficRouting {
+        traffic: shifts.then(|| TrafficRouting {
             alternate_target_group: Reference::to(&alternate_target_group),
             production_rule: Reference::to(&production_rule),
             role: arn_of(Kind::Role, "ecs-load-balancers"),

@@ -255,10 +255,7 @@ async fn contract_refusal(session: &Session) -> Option<String> {
     if running == wanted.container.image {
         return None;
     }
-    let inspection = database::inspect(cx, &session.config).await.ok()?;
-    let shipped = database::migrations::shipped();
-    let contracting =
-        database::migrations::contracting_pending(&inspection.migrations.pending, &shipped);
+    let contracting = database::pending_contracts(cx, &session.config).await;
     contract_rule(&running, &wanted.container.image, &contracting)
 }
 

@@ -201,19 +201,14 @@ async fn promote_locked(
         .attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image")
         .is_some_and(|running| running == target_image);
     if !runs_release {
-        if let Ok(inspection) = database::inspect(&next.cx, &next.config).await {
-            let contracting = migrations::contracting_pending(
-                &inspection.migrations.pending,
-                &migrations::shipped(),
+        let contracting = database::pending_contracts(&next.cx, &next.config).await;
+        if !contracting.is_empty() {
+            bail!(
+                "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
+                contracting.join(", "),
+                if contracting.len() == 1 { "it is" } else { "they are" },
+                migrations::CONTRACT_MARKER
             );
-            if !contracting.is_empty() {
-                bail!(
-                    "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
-                    contracting.join(", "),
-                    if contracting.len() == 1 { "it is" } else { "they are" },
-                    migrations::CONTRACT_MARKER
-                );
-            }
         }
     }
     if args.dry_run {

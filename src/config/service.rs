@@ -329,7 +329,13 @@ impl Validator<'_> {
                         );
                     }
                 }
-                (100.0, 0, 0)
+                // Nothing shifts: there is nothing more to check.
+                return Ok(Rollout {
+                    strategy,
+                    percent: 100.0,
+                    step_minutes: 0,
+                    bake_minutes: 0,
+                });
             }
             RolloutStrategy::Canary => (
                 a.rollout_percent.unwrap_or(10.0),
@@ -343,18 +349,16 @@ impl Validator<'_> {
             ),
         };
         // ECS: multiples of 0.1, from 0.1 (canary) or 3.0 (linear) to 100.
-        let lowest = if strategy == RolloutStrategy::Linear {
-            3.0
+        let (lowest, kind) = if strategy == RolloutStrategy::Linear {
+            (3.0, "linear")
         } else {
-            0.1
+            (0.1, "canary")
         };
         let tenths = percent * 10.0;
-        if strategy != RolloutStrategy::Rolling
-            && (!(lowest..=100.0).contains(&percent) || (tenths - tenths.round()).abs() > 1e-9)
-        {
+        if !(lowest..=100.0).contains(&percent) || (tenths - tenths.round()).abs() > 1e-9 {
             return self.fail(
                 "api.rollout_percent",
-                format!("{percent} must be a multiple of 0.1 from {lowest} to 100 (ECS's bounds for a {} rollout)", if strategy == RolloutStrategy::Linear { "linear" } else { "canary" }),
+                format!("{percent} must be a multiple of 0.1 from {lowest} to 100 (ECS's bounds for a {kind} rollout)"),
             );
         }
         for (key, minutes) in [

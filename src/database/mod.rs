@@ -416,6 +416,17 @@ pub async fn inspect(cx: &Context, config: &Config) -> Result<Inspection, NotIns
         .map_err(NotInspected::Failed)
 }
 
+/// The pending migrations marked as contracting (expand, then contract);
+/// none when the database cannot be inspected from here (`inspect`).
+pub async fn pending_contracts(cx: &Context, config: &Config) -> Vec<String> {
+    match inspect(cx, config).await {
+        Ok(inspection) => {
+            migrations::contracting_pending(&inspection.migrations.pending, &migrations::shipped())
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 async fn inspect_reachable(
     cx: &Context,
     config: &Config,

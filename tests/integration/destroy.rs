@@ -4,7 +4,6 @@
 
 use crate::support::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 /// Collects every page of a paginated list call.
 macro_rules! all_pages {
@@ -447,10 +446,9 @@ async fn a_destroy_killed_half_way_finishes_on_the_next_run() {
     env.write();
     env.deploy();
     let aws = aws().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poolside"))
-        .arg("--environments-dir")
-        .arg(env.dir())
-        .args([
+    let mut child = spawn(
+        &env,
+        &[
             "destroy",
             "--env",
             &env.name,
@@ -458,12 +456,9 @@ async fn a_destroy_killed_half_way_finishes_on_the_next_run() {
             "--output",
             "json",
             "--skip-final-snapshot",
-        ])
-        .env("POOLSIDE_LOCK_LEASE", "2s")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+        &[("POOLSIDE_LOCK_LEASE", "2s")],
+    );
     let stdout = BufReader::new(child.stdout.take().unwrap());
     for line in stdout.lines() {
         if line.unwrap().contains("\"step_succeeded\"") {

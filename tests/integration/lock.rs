@@ -4,23 +4,10 @@
 
 use crate::support::*;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const STATE_BUCKET: &str = "poolside-state-123456789012-us-east-1";
-
-fn spawn(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_poolside"))
-        .arg("--environments-dir")
-        .arg(env.dir())
-        .args(args)
-        .env_remove("AWS_PROFILE")
-        .envs(vars.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// The lock object of the environment, once it exists (waits up to 20 s).
 async fn wait_for_lock(aws: &Aws, env: &str) -> Value {

@@ -653,15 +653,11 @@ async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
     let mut env = Env::new("sigint");
     env.endpoint = proxy.url.clone();
     env.write();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poolside"))
-        .arg("--environments-dir")
-        .arg(env.dir())
-        .args(["deploy", "--env", &env.name, "--yes", "--output", "json"])
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        &env,
+        &["deploy", "--env", &env.name, "--yes", "--output", "json"],
+        &[],
+    );
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     loop {
@@ -793,16 +789,11 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         .send()
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_poolside"))
-        .arg("--environments-dir")
-        .arg(env.dir())
-        .args(["deploy", "--env", &name, "--yes", "--output", "json"])
-        .env_remove("AWS_PROFILE")
-        .env("POOLSIDE_LOCK_LEASE", "2s")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        &env,
+        &["deploy", "--env", &name, "--yes", "--output", "json"],
+        &[("POOLSIDE_LOCK_LEASE", "2s")],
+    );
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     loop {
         let mut line = String::new();

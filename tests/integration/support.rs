@@ -288,6 +288,21 @@ pub fn poolside_with(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run {
     Run { output }
 }
 
+/// poolside started in the background on the environment's directory, its
+/// stdout and stderr piped, for tests that race it or stop it mid-way.
+pub fn spawn(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_poolside"))
+        .arg("--environments-dir")
+        .arg(env.dir())
+        .args(args)
+        .env_remove("AWS_PROFILE")
+        .envs(vars.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 pub struct Run {
     pub output: Output,
 }
