@@ -192,45 +192,75 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
             detail,
         };
     }
-    let Some(target_group) = cx.physical_id(&ResourceId::new(Kind::TargetGroup, "api")) else {
-        return Check {
-            name: "targets",
-            outcome: Outcome::Failed,
-            detail: "the target group does not exist".into(),
-        };
+    let failed = |detail: String| Check {
+        name: "targets",
+        outcome: Outcome::Failed,
+        detail,
     };
-    match load_balancer::target_health(cx, &target_group).await {
-        Ok(targets) if targets.is_empty() => Check {
-            name: "targets",
-            outcome: Outcome::Failed,
-            detail: "no target is registered with the load balancer".into(),
-        },
-        Ok(targets) => {
-            let unhealthy: Vec<String> = targets
-                .iter()
-                .filter(|(_, state, _)| state != "healthy")
-                .map(|(target, state, reason)| format!("{target} {state} ({reason})"))
-                .collect();
-            if unhealthy.is_empty() {
-                Check {
-                    name: "targets",
-                    outcome: Outcome::Passed,
-                    detail: format!("{} of {} targets healthy", targets.len(), targets.len()),
-                }
-            } else {
-                Check {
-                    name: "targets",
-                    outcome: Outcome::Failed,
-                    detail: format!("not healthy: {}", unhealthy.join("; ")),
+    let groups = match serving_target_groups(cx).await {
+        Ok(groups) if groups.is_empty() => {
+            return failed("the production rule forwards to no target group".into())
+        }
+        Ok(groups) => groups,
+        Err(err) => return failed(format!("{err:#}")),
+    };
+    let mut healthy = 0;
+    let mut problems = Vec::new();
+    for group in &groups {
+        let name = target_group_name(group);
+        match load_balancer::target_health(cx, group).await {
+            Ok(targets) if targets.is_empty() => {
+                problems.push(format!("no target is registered with {name}"))
+            }
+            Ok(targets) => {
+                for (target, state, reason) in targets {
+                    if state == "healthy" {
+                        healthy += 1;
+                    } else {
+                        problems.push(format!("{name}: {target} {state} ({reason})"));
+                    }
                 }
             }
+            Err(err) => return failed(format!("{err:#}")),
         }
-        Err(err) => Check {
-            name: "targets",
-            outcome: Outcome::Failed,
-            detail: format!("{err:#}"),
-        },
     }
+    if !problems.is_empty() {
+        return failed(format!("not healthy: {}", problems.join("; ")));
+    }
+    Check {
+        name: "targets",
+        outcome: Outcome::Passed,
+        detail: format!(
+            "{healthy} of {healthy} targets healthy in {}",
+            groups
+                .iter()
+                .map(|g| target_group_name(g))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ),
+    }
+}
+
+/// The groups that serve the API now: after a canary or linear shift, ECS
+/// has moved the tasks (and the production rule's weight) to the alternate
+/// group and drained the other, so the blueprint's `target-group/api` is
+/// not necessarily the one to check. Without the rule, the listener
+/// forwards to that group alone.
+async fn serving_target_groups(cx: &Context) -> anyhow::Result<Vec<String>> {
+    if let Some(rule) = cx.physical_id(&ResourceId::new(Kind::ListenerRule, "api")) {
+        return load_balancer::serving_target_groups(cx, &rule).await;
+    }
+    cx.physical_id(&ResourceId::new(Kind::TargetGroup, "api"))
+        .map(|group| vec![group])
+        .ok_or_else(|| anyhow::anyhow!("the target group does not exist"))
+}
+
+/// `poolside-pilot-a` from `arn:...:targetgroup/poolside-pilot-a/0123...`.
+fn target_group_name(arn: &str) -> &str {
+    arn.rsplit(":targetgroup/")
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(arn)
 }
 
 pub async fn check_alarms(cx: &Context) -> Check {
@@ -272,6 +302,117 @@ pub async fn check_alarms(cx: &Context) -> Check {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// After a canary or linear shift, ECS has put the tasks in the
+    /// alternate group and left the first one empty: the check reads the
+    /// group the production rule forwards to now, not the blueprint's.
+    #[tokio::test]
+    async fn after_a_shift_the_targets_check_reads_the_group_that_serves() {
+        use aws_sdk_ecs::types::{Deployment, Service};
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, ForwardActionConfig, Rule, TargetDescription, TargetGroupTuple,
+            TargetHealth, TargetHealthDescription, TargetHealthStateEnum,
+        };
+        use aws_smithy_mocks::mock;
+        let arn = |name: &str| {
+            format!("arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/{name}/0123456789abcdef")
+        };
+        let (primary, alternate) = (arn("poolside-pilot"), arn("poolside-pilot-a"));
+        let stable = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+            aws_sdk_ecs::operation::describe_services::DescribeServicesOutput::builder()
+                .services(
+                    Service::builder()
+                        .status("ACTIVE")
+                        .desired_count(2)
+                        .running_count(2)
+                        .deployments(Deployment::builder().status("PRIMARY").build())
+                        .build(),
+                )
+                .build()
+        });
+        let weights = {
+            let (primary, alternate) = (primary.clone(), alternate.clone());
+            mock!(aws_sdk_elasticloadbalancingv2::Client::describe_rules).then_output(move || {
+                let group = |arn: &str, weight| {
+                    TargetGroupTuple::builder()
+                        .target_group_arn(arn)
+                        .weight(weight)
+                        .build()
+                };
+                aws_sdk_elasticloadbalancingv2::operation::describe_rules::DescribeRulesOutput::builder()
+                    .rules(
+                        Rule::builder()
+                            .actions(
+                                Action::builder()
+                                    .r#type(ActionTypeEnum::Forward)
+                                    .forward_config(
+                                        ForwardActionConfig::builder()
+                                            .target_groups(group(&primary, 0))
+                                            .target_groups(group(&alternate, 100))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            })
+        };
+        let drained = {
+            let primary = primary.clone();
+            mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+                .match_requests(move |r| r.target_group_arn() == Some(primary.as_str()))
+                .then_output(|| {
+                    aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder().build()
+                })
+        };
+        let serving = {
+            let alternate = alternate.clone();
+            mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+                .match_requests(move |r| r.target_group_arn() == Some(alternate.as_str()))
+                .then_output(|| {
+                    let target = |ip: &str| {
+                        TargetHealthDescription::builder()
+                            .target(TargetDescription::builder().id(ip).port(3000).build())
+                            .target_health(
+                                TargetHealth::builder()
+                                    .state(TargetHealthStateEnum::Healthy)
+                                    .build(),
+                            )
+                            .build()
+                    };
+                    aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder()
+                        .target_health_descriptions(target("10.0.1.10"))
+                        .target_health_descriptions(target("10.0.2.10"))
+                        .build()
+                })
+        };
+        let cx = crate::resources::testing::context(|clients| {
+            clients.ecs = crate::mocked!(aws_sdk_ecs, [&stable]);
+            clients.elb = crate::mocked!(
+                aws_sdk_elasticloadbalancingv2,
+                [&weights, &drained, &serving],
+                MatchAny
+            );
+        });
+        cx.record(&ResourceId::new(Kind::TargetGroup, "api"), &primary);
+        cx.record(
+            &ResourceId::new(Kind::TargetGroup, "api-alternate"),
+            &alternate,
+        );
+        cx.record(
+            &ResourceId::new(Kind::ListenerRule, "api"),
+            "arn:aws:elasticloadbalancing:eu-west-1:111122223333:listener-rule/app/poolside-pilot/1/2/3",
+        );
+        let text = "name = \"pilot\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("pilot.toml", "pilot", text.to_string()).unwrap();
+        let check = check_targets(&cx, &config, &Waits::new(&crate::engine::events::Discard)).await;
+        assert_eq!(check.outcome, Outcome::Passed, "{}", check.detail);
+        assert_eq!(check.detail, "2 of 2 targets healthy in poolside-pilot-a");
+        assert_eq!(drained.num_calls(), 0, "the drained group was read");
+        assert_eq!(serving.num_calls(), 1);
+    }
 
     /// The API's domain has no DNS record (`.invalid` never resolves), yet the
     /// check reaches the server behind `through` and asks it for that name.

@@ -286,26 +286,7 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         let Some(id) = super::identify(&cx.environment, &tags, &arn, &mut seen) else {
             continue;
         };
-        let forward = rule
-            .actions()
-            .iter()
-            .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward));
-        let weighted: Vec<(String, i32)> = forward
-            .and_then(|a| a.forward_config())
-            .map(|f| {
-                f.target_groups()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((t.target_group_arn()?.to_string(), t.weight().unwrap_or(1)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|| {
-                forward
-                    .and_then(|a| a.target_group_arn())
-                    .map(|arn| vec![(arn.to_string(), 1)])
-                    .unwrap_or_default()
-            });
+        let weighted = forward_weights(&rule);
         let path_pattern = rule
             .conditions()
             .iter()
@@ -342,6 +323,51 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         });
     }
     Ok(live)
+}
+
+/// The target groups a rule forwards to, with their weights (a plain
+/// forward to one group weighs 1).
+fn forward_weights(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Vec<(String, i32)> {
+    let forward = rule
+        .actions()
+        .iter()
+        .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward));
+    forward
+        .and_then(|a| a.forward_config())
+        .map(|f| {
+            f.target_groups()
+                .iter()
+                .filter_map(|t| Some((t.target_group_arn()?.to_string(), t.weight().unwrap_or(1))))
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            forward
+                .and_then(|a| a.target_group_arn())
+                .map(|arn| vec![(arn.to_string(), 1)])
+                .unwrap_or_default()
+        })
+}
+
+/// The target groups that serve production traffic now: those the rule
+/// forwards to with a weight above zero, read at this moment. ECS moves the
+/// weights during a canary or linear shift, so what discovery read before a
+/// deploy says nothing about which group serves after it.
+pub async fn serving_target_groups(cx: &Context, rule_arn: &str) -> anyhow::Result<Vec<String>> {
+    let out = cx
+        .clients
+        .elb
+        .describe_rules()
+        .rule_arns(rule_arn)
+        .send()
+        .await
+        .aws("DescribeRules")?;
+    Ok(out
+        .rules()
+        .iter()
+        .flat_map(forward_weights)
+        .filter(|(_, weight)| *weight > 0)
+        .map(|(arn, _)| arn)
+        .collect())
 }
 
 fn forward_by_weight(target_groups: &[String]) -> Action {
