@@ -302,7 +302,7 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
 
     let lifecycle = render_json(
         "ecr-lifecycle-policy.json.j2",
-        json!({ "keep_last_images": config.registry.keep_last_images }),
+        json!({ "untagged_days": config.registry.untagged_image_days }),
     )?;
     out.push(b.desired(
         &ResourceId::new(Kind::Repository, "postgrest"),
@@ -663,5 +663,68 @@ mod tests {
             statement["Condition"]["Bool"]["aws:SecureTransport"],
             "false"
         );
+    }
+
+    /// The role ECS shifts traffic with trusts ECS exactly as AWS documents
+    /// it ("Amazon ECS infrastructure IAM role"): ECS does not send
+    /// `aws:SourceAccount` when it assumes this role, so a condition on it
+    /// would make every canary or linear deployment fail to assume it.
+    #[test]
+    fn the_traffic_role_trusts_ecs_as_aws_documents_it() {
+        let resources = build(&config(""), &account()).unwrap();
+        let role = resources
+            .iter()
+            .find(|d| d.id.0 == "role/ecs-load-balancers")
+            .unwrap();
+        let Spec::Role(role) = &role.spec else {
+            panic!()
+        };
+        assert_eq!(
+            role.trust_policy,
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "AllowAccessToECSForInfrastructureManagement",
+                    "Effect": "Allow",
+                    "Principal": { "Service": "ecs.amazonaws.com" },
+                    "Action": "sts:AssumeRole"
+                }]
+            })
+        );
+    }
+
+    /// The repository's lifecycle policy may expire only untagged images:
+    /// a rule counting tagged ones ("keep the last N, any tag") expires the
+    /// schema runner's image (pushed once, so always the oldest) and
+    /// releases that task definitions still name.
+    #[test]
+    fn the_lifecycle_policy_never_expires_a_tagged_image() {
+        let resources = build(&config(""), &account()).unwrap();
+        let repository = resources
+            .iter()
+            .find(|d| d.id.0 == "repository/postgrest")
+            .unwrap();
+        let Spec::Repository(repository) = &repository.spec else {
+            panic!()
+        };
+        let policy = repository.lifecycle_policy.as_ref().unwrap();
+        let rules = policy["rules"].as_array().unwrap();
+        assert!(!rules.is_empty());
+        for rule in rules {
+            assert_eq!(rule["selection"]["tagStatus"], "untagged", "{rule}");
+            assert_eq!(rule["selection"]["countType"], "sinceImagePushed", "{rule}");
+        }
+    }
+
+    #[test]
+    fn the_removed_keep_last_images_key_is_refused_with_its_reason() {
+        let text = "name = \"t\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
+             [registry]\nkeep_last_images = 30\n";
+        let err = crate::config::parse("t.toml", "t", text.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registry.keep_last_images"), "{err}");
+        assert!(err.contains("untagged_image_days"), "{err}");
     }
 }

@@ -78,10 +78,7 @@ pub(super) fn service_tier(
         "ecs-tasks-trust-policy.json.j2",
         json!({ "account_id": account.account_id }),
     )?;
-    let ecs_trust = render_json(
-        "ecs-infrastructure-trust-policy.json.j2",
-        json!({ "account_id": account.account_id }),
-    )?;
+    let ecs_trust = render_json("ecs-infrastructure-trust-policy.json.j2", json!({}))?;
     let execution_policy = execution_policy(
         config,
         account,
@@ -347,7 +344,9 @@ pub(super) fn service_tier(
             target_group: Reference::to(&target_group),
             container_name: CONTAINER_NAME.into(),
             container_port: config.network.api_port.into(),
-            circuit_breaker_rollback: true,
+            // ECS's circuit breaker is for rolling deployments only; canary
+            // and linear roll back on the alarms instead.
+            circuit_breaker_rollback: !shifts,
             deployment: Some(deployment),
             last_deployment_failed: false,
             // ECS refuses a target group that no listener uses yet.

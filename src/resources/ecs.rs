@@ -434,6 +434,7 @@ pub async fn discover_service(
     let breaker = service
         .deployment_configuration()
         .and_then(|d| d.deployment_circuit_breaker());
+    let deployment = super::rollout::read(service);
     Ok(vec![Live {
         id: id.clone(),
         physical_id: service.service_arn().unwrap_or_default().to_string(),
@@ -464,8 +465,11 @@ pub async fn discover_service(
                 .unwrap_or_default(),
             // AWS always reports the breaker (disabled or not); moto never
             // does (EMULATOR.md), so there a missing one is not drift.
-            circuit_breaker_rollback: breaker.is_none_or(|b| b.enable() && b.rollback()),
-            deployment: super::rollout::read(service),
+            // A traffic-shifting service has no breaker of its own to compare:
+            // whatever AWS kept from its rolling days is not sent again.
+            circuit_breaker_rollback: rolls(deployment.as_ref())
+                && breaker.is_none_or(|b| b.enable() && b.rollback()),
+            deployment,
             last_deployment_failed: last_deployment_failed(service),
             tags,
             depends_on: vec![],
@@ -509,15 +513,27 @@ fn network(spec: &ServiceSpec) -> anyhow::Result<NetworkConfiguration> {
         .build())
 }
 
+/// Whether the service rolls out by replacing tasks (ECS's `ROLLING`), as
+/// opposed to shifting traffic between two target groups.
+fn rolls(spec: Option<&DeploymentSpec>) -> bool {
+    spec.is_none_or(|d| d.strategy == "ROLLING")
+}
+
 fn deployment(spec: &ServiceSpec) -> DeploymentConfiguration {
-    super::rollout::configure(DeploymentConfiguration::builder(), spec.deployment.as_ref())
-        .deployment_circuit_breaker(
+    let mut builder =
+        super::rollout::configure(DeploymentConfiguration::builder(), spec.deployment.as_ref());
+    // "The deployment circuit breaker can only be used for services using
+    // the rolling update deployment type" (ECS API reference).
+    if rolls(spec.deployment.as_ref()) {
+        builder = builder.deployment_circuit_breaker(
             DeploymentCircuitBreaker::builder()
                 .enable(spec.circuit_breaker_rollback)
                 .rollback(spec.circuit_breaker_rollback)
                 .build(),
-        )
-        // Rolling: new tasks start before old ones stop, so capacity never drops.
+        );
+    }
+    // Rolling: new tasks start before old ones stop, so capacity never drops.
+    builder
         .maximum_percent(200)
         .minimum_healthy_percent(100)
         .build()
@@ -668,8 +684,41 @@ pub async fn update_service(
         }
     }
     let new = &sent;
-    let starts_deployment =
-        old.task_definition != new.task_definition || old.last_deployment_failed;
+    // AWS's order for moving a load-balanced service from rolling to a
+    // traffic-shifting strategy ("Updating an Amazon ECS service to use
+    // blue/green deployments"): first the load balancer entry gets its
+    // advanced configuration under a rolling deployment of what runs now,
+    // which ECS completes; only then the strategy (and the new release).
+    if rolls(old.deployment.as_ref()) && !rolls(new.deployment.as_ref()) {
+        let mut first = new.clone();
+        first.task_definition = old.task_definition.clone();
+        first.circuit_breaker_rollback = true;
+        if let Some(d) = first.deployment.as_mut() {
+            d.strategy = "ROLLING".into();
+            (d.percent, d.step_minutes, d.bake_minutes) = (None, None, None);
+        }
+        send_update(cx, old, &first, waits).await?;
+        return send_update(cx, &first, new, waits).await;
+    }
+    send_update(cx, old, new, waits).await?;
+    sync_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+/// One UpdateService from `old` to `new`, followed to the end of the
+/// deployment it starts, whatever starts one: a new task definition, a new
+/// load balancer or network configuration (UpdateService: "Amazon ECS
+/// starts new tasks with the updated Elastic Load Balancing
+/// configuration"), or a failed last deployment.
+async fn send_update(
+    cx: &Context,
+    old: &ServiceSpec,
+    new: &ServiceSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let starts_deployment = old.task_definition != new.task_definition
+        || old.last_deployment_failed
+        || load_balancer(old) != load_balancer(new)
+        || network(old)? != network(new)?;
     let mut call = cx
         .clients
         .ecs
@@ -694,7 +743,6 @@ pub async fn update_service(
     })
     .await
     .aws("UpdateService")?;
-    sync_tags(cx, arn, &old.tags, &new.tags).await?;
     if starts_deployment {
         let id = ResourceId::new(Kind::Service, "api");
         super::rollout::follow(
@@ -1102,5 +1150,132 @@ mod tests {
             tags: Default::default(),
             depends_on: vec![],
         }
+    }
+
+    /// The circuit breaker goes with the rolling strategy only (the API
+    /// says it applies to rolling alone); canary and linear roll back on
+    /// their alarms.
+    #[test]
+    fn the_circuit_breaker_is_sent_with_the_rolling_strategy_only() {
+        let rolling = deployment(&service_spec());
+        assert!(rolling.deployment_circuit_breaker().is_some());
+        let mut canary = service_spec();
+        canary.circuit_breaker_rollback = false;
+        canary.deployment = Some(DeploymentSpec {
+            strategy: "CANARY".into(),
+            percent: Some(10.0),
+            step_minutes: Some(10),
+            bake_minutes: Some(10),
+            rollback_alarms: ["poolside-pilot-api-5xx".to_string()].into(),
+            traffic: None,
+        });
+        let sent = deployment(&canary);
+        assert!(sent.deployment_circuit_breaker().is_none(), "{sent:?}");
+        assert_eq!(
+            sent.strategy(),
+            Some(&aws_sdk_ecs::types::DeploymentStrategy::Canary)
+        );
+    }
+
+    /// Rolling to canary in AWS's documented order: the load balancer entry
+    /// gets its advanced configuration under a rolling deployment of the
+    /// release that runs (followed to its end), then the strategy and the
+    /// new release change (followed too).
+    #[tokio::test]
+    async fn rolling_to_canary_goes_in_the_order_aws_documents() {
+        use aws_sdk_ecs::operation::describe_service_deployments::DescribeServiceDeploymentsOutput;
+        use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
+        use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
+        use aws_sdk_ecs::types::{
+            DeploymentStrategy, ServiceDeployment, ServiceDeploymentBrief, ServiceDeploymentStatus,
+        };
+        let first = mock!(aws_sdk_ecs::Client::update_service)
+            .match_requests(|r| {
+                let d = r.deployment_configuration().unwrap();
+                d.strategy() == Some(&DeploymentStrategy::Rolling)
+                    && d.deployment_circuit_breaker().is_some()
+                    && r.task_definition() == Some("arn:td:1")
+                    && r.load_balancers()[0].advanced_configuration().is_some()
+            })
+            .then_output(|| UpdateServiceOutput::builder().build());
+        let second = mock!(aws_sdk_ecs::Client::update_service)
+            .match_requests(|r| {
+                let d = r.deployment_configuration().unwrap();
+                d.strategy() == Some(&DeploymentStrategy::Canary)
+                    && d.deployment_circuit_breaker().is_none()
+                    && r.task_definition() == Some("arn:td:2")
+            })
+            .then_output(|| UpdateServiceOutput::builder().build());
+        let listed = mock!(aws_sdk_ecs::Client::list_service_deployments)
+            .sequence()
+            .output(|| {
+                ListServiceDeploymentsOutput::builder()
+                    .service_deployments(
+                        ServiceDeploymentBrief::builder()
+                            .service_deployment_arn("arn:deployment")
+                            .created_at(aws_smithy_types::DateTime::from_secs(1_900_000_000))
+                            .status(ServiceDeploymentStatus::InProgress)
+                            .build(),
+                    )
+                    .build()
+            })
+            .times(2)
+            .build();
+        let done = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+            .sequence()
+            .output(|| {
+                DescribeServiceDeploymentsOutput::builder()
+                    .service_deployments(
+                        ServiceDeployment::builder()
+                            .service_deployment_arn("arn:deployment")
+                            .status(ServiceDeploymentStatus::Successful)
+                            .build(),
+                    )
+                    .build()
+            })
+            .times(2)
+            .build();
+        let mut cx = context(|c| {
+            c.ecs = crate::mocked!(aws_sdk_ecs, [&first, &second, &listed, &done], MatchAny);
+        });
+        // No image check (the emulator path), but ECS's answers as AWS gives them.
+        cx.emulator = true;
+        let mut old = service_spec();
+        old.task_definition = "arn:td:1".into();
+        old.deployment = Some(DeploymentSpec {
+            strategy: "ROLLING".into(),
+            percent: None,
+            step_minutes: None,
+            bake_minutes: None,
+            rollback_alarms: Default::default(),
+            traffic: None,
+        });
+        let mut new = service_spec();
+        new.task_definition = "arn:td:2".into();
+        new.circuit_breaker_rollback = false;
+        new.deployment = Some(DeploymentSpec {
+            strategy: "CANARY".into(),
+            percent: Some(10.0),
+            step_minutes: Some(10),
+            bake_minutes: Some(10),
+            rollback_alarms: ["poolside-pilot-api-5xx".to_string()].into(),
+            traffic: Some(TrafficRouting {
+                alternate_target_group: "arn:tg-a".into(),
+                production_rule: "arn:rule".into(),
+                role: "arn:role".into(),
+            }),
+        });
+        update_service(
+            &cx,
+            "arn:service",
+            &old,
+            &new,
+            false,
+            &Waits::new(&crate::engine::events::Discard),
+        )
+        .await
+        .unwrap();
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+        assert_eq!(done.num_calls(), 2, "each update's deployment is followed");
     }
 }
