@@ -76,16 +76,38 @@ pub struct AddedFile {
     pub contents: &'static [u8],
 }
 
-/// Copies `from` to `to` with one more layer holding `file`, on every
-/// platform of the image. The new layer, configs, manifests and index get
-/// new digests, which depend only on the source and the file, so a second
-/// copy gives the same digest. Attestation manifests (platform
-/// `unknown/unknown`) describe the source image and are left out.
+/// The platform the tasks run on: Fargate's default, since the task
+/// definitions name no `runtimePlatform`.
+pub const TASK_PLATFORM: Platform = Platform {
+    os: "linux",
+    architecture: "amd64",
+};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Platform {
+    pub os: &'static str,
+    pub architecture: &'static str,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)
+    }
+}
+
+/// Copies `from` to `to` with one more layer holding `file`, for the one
+/// `platform` the tasks run: a multi-platform source gives a single-platform
+/// image. Only that platform is pulled, so a copy from Docker Hub counts as
+/// one pull against its rate limit, not one per platform, and the
+/// repository holds no untagged child manifests for a lifecycle rule to
+/// expire. The new layer, config and manifest get digests that depend only
+/// on the source and the file, so a second copy gives the same digest.
 pub async fn copy_with_file(
     client: &Client,
     from: &Endpoint,
     to: &Endpoint,
     file: &AddedFile,
+    platform: Platform,
 ) -> Result<Copied, ImageError> {
     client
         .auth(&to.reference, &to.auth, RegistryOperation::Push)
@@ -100,34 +122,32 @@ pub async fn copy_with_file(
     let document = parse(&from.reference, &raw)?;
     let (top, top_document) = match document.get("manifests").and_then(Value::as_array) {
         Some(children) => {
-            let mut derived = Vec::new();
-            for child in children {
-                if child["platform"]["os"].as_str() == Some("unknown") {
-                    continue;
-                }
-                let digest = child["digest"].as_str().unwrap_or_default();
-                let (source, _, child_document) = pull_child(client, from, digest).await?;
-                let (manifest, manifest_document) =
-                    derive_manifest(client, &source, to, &child_document, &layer, &mut copied)
-                        .await?;
-                let manifest_digest = sha256(&manifest);
-                let mut descriptor = child.clone();
-                descriptor["digest"] = Value::String(manifest_digest.clone());
-                descriptor["size"] = Value::from(manifest.len());
-                push_manifest(
-                    client,
-                    &at(&to.reference, &manifest_digest),
-                    manifest,
-                    &manifest_document,
-                )
-                .await?;
-                copied.manifests += 1;
-                derived.push(descriptor);
-            }
-            let mut index = document.clone();
-            index["manifests"] = Value::Array(derived);
-            let bytes = serde_json::to_vec(&index).expect("JSON serializes");
-            (bytes, index)
+            let matches = |child: &&Value| {
+                child["platform"]["os"].as_str() == Some(platform.os)
+                    && child["platform"]["architecture"].as_str() == Some(platform.architecture)
+            };
+            let Some(child) = children.iter().find(matches) else {
+                let offered: Vec<String> = children
+                    .iter()
+                    .filter_map(|c| {
+                        Some(format!(
+                            "{}/{}",
+                            c["platform"]["os"].as_str()?,
+                            c["platform"]["architecture"].as_str()?
+                        ))
+                    })
+                    .collect();
+                return Err(ImageError::Manifest {
+                    reference: from.reference.whole(),
+                    detail: format!(
+                        "it offers no {platform} image, which the tasks run (it offers {})",
+                        offered.join(", ")
+                    ),
+                });
+            };
+            let digest = child["digest"].as_str().unwrap_or_default();
+            let (source, _, child_document) = pull_child(client, from, digest).await?;
+            derive_manifest(client, &source, to, &child_document, &layer, &mut copied).await?
         }
         None => derive_manifest(client, from, to, &document, &layer, &mut copied).await?,
     };
@@ -601,7 +621,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_platform_gets_the_added_file_as_one_more_layer() {
+    async fn only_the_tasks_platform_is_copied_with_the_added_file_as_one_more_layer() {
         let source = LocalRegistry::start();
         let destination = LocalRegistry::start();
         let client = client(vec![source.address.clone(), destination.address.clone()]);
@@ -627,24 +647,19 @@ mod tests {
             reference: destination.reference("poolside-pilot/postgrest", "v12.0.2-rds-ca"),
             auth: RegistryAuth::Anonymous,
         };
-        let copied = copy_with_file(&client, &from, &to, &file).await.unwrap();
-        assert_eq!(copied.manifests, 3, "two platforms and the index");
+        let copied = copy_with_file(&client, &from, &to, &file, TASK_PLATFORM)
+            .await
+            .unwrap();
+        assert_eq!(copied.manifests, 1, "the tasks' platform alone, no index");
 
         let (raw, served) = client
             .pull_manifest_raw(&to.reference, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
             .await
             .unwrap();
         assert_eq!(served, copied.digest);
-        let index: Value = serde_json::from_slice(&raw).unwrap();
-        let platforms = index["manifests"].as_array().unwrap();
-        assert_eq!(platforms.len(), 2);
-        for platform in platforms {
-            let child = at(&to.reference, platform["digest"].as_str().unwrap());
-            let (child_raw, _) = client
-                .pull_manifest_raw(&child, &RegistryAuth::Anonymous, &MANIFEST_TYPES)
-                .await
-                .unwrap();
-            let manifest: Value = serde_json::from_slice(&child_raw).unwrap();
+        let child = to.reference.clone();
+        {
+            let manifest: Value = serde_json::from_slice(&raw).unwrap();
             let layers = manifest["layers"].as_array().unwrap();
             assert_eq!(layers.len(), 2, "the source's layer and the added one");
             // The added layer holds the file, at its path.
@@ -677,17 +692,41 @@ mod tests {
             let config: Value = serde_json::from_slice(&config).unwrap();
             assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
         }
-        // The source's first layer was copied as it was.
-        let first_platform = at(&to.reference, platforms[0]["digest"].as_str().unwrap());
+        // The amd64 layer was copied as it was; the arm64 one was not.
         let mut pulled = Vec::new();
         client
-            .pull_blob(&first_platform, digest(&layer).as_str(), &mut pulled)
+            .pull_blob(&child, digest(&layer).as_str(), &mut pulled)
             .await
             .unwrap();
         assert_eq!(pulled, layer);
+        let arm64 = b"the arm64 layer of a test image".to_vec();
+        let mut missing = Vec::new();
+        assert!(
+            client
+                .pull_blob(&child, digest(&arm64).as_str(), &mut missing)
+                .await
+                .is_err(),
+            "the other platform's layer was copied"
+        );
+
+        // A platform the image does not offer is refused by name.
+        let arm_only = Platform {
+            os: "linux",
+            architecture: "s390x",
+        };
+        let err = copy_with_file(&client, &from, &to, &file, arm_only)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no linux/s390x image") && err.contains("linux/arm64"),
+            "{err}"
+        );
 
         // Copying again gives the same digest: nothing in it depends on time.
-        let again = copy_with_file(&client, &from, &to, &file).await.unwrap();
+        let again = copy_with_file(&client, &from, &to, &file, TASK_PLATFORM)
+            .await
+            .unwrap();
         assert_eq!(again.digest, copied.digest);
     }
 }

@@ -15,6 +15,7 @@ mod model;
 mod ops;
 mod output;
 mod refs;
+mod registry_credentials;
 mod resources;
 mod state;
 mod templates;

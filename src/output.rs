@@ -272,6 +272,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     for statement in &report.privileges_restored {
         eprintln!("  privilege changed by hand, put back: {statement}");
     }
+    if report.schema_reloaded {
+        eprintln!("  told PostgREST to reload its schema cache (NOTIFY pgrst)");
+    }
     for job in &report.jobs_changed {
         let action = match job.action {
             JobAction::Scheduled => "scheduled",

@@ -80,11 +80,13 @@ async fn copy_unless_present(
         return Ok(None);
     }
     let (user, password) = login(session).await?;
+    let source = source_text
+        .parse::<Reference>()
+        .map_err(|e| anyhow!("{source_text}: {e}"))?;
     let from = Endpoint {
-        reference: source_text
-            .parse::<Reference>()
-            .map_err(|e| anyhow!("{source_text}: {e}"))?,
-        auth: RegistryAuth::Anonymous,
+        auth: crate::registry_credentials::for_registry(source.resolve_registry())
+            .with_context(|| format!("the login for {}", source.registry()))?,
+        reference: source,
     };
     let to = Endpoint {
         reference: destination_text
@@ -92,13 +94,41 @@ async fn copy_unless_present(
             .map_err(|e| anyhow!("{destination_text}: {e}"))?,
         auth: RegistryAuth::Basic(user, password),
     };
-    let copied = image::copy_with_file(&image::client(vec![]), &from, &to, &RDS_CA_FILE)
-        .await
-        .with_context(|| format!("copying {source_text} to {destination_text}"))?;
+    let copied = image::copy_with_file(
+        &image::client(vec![]),
+        &from,
+        &to,
+        &RDS_CA_FILE,
+        image::TASK_PLATFORM,
+    )
+    .await
+    .map_err(|err| explain_rate_limit(err, &from))
+    .with_context(|| format!("copying {source_text} to {destination_text}"))?;
     if !registry::image_exists(cx, destination_text).await? {
         bail!("{destination_text} was pushed, but ECR does not list it: run `poolside image push` again");
     }
     Ok(Some(copied))
+}
+
+/// A registry's "too many requests" (HTTP 429, `toomanyrequests`) said in
+/// full: Docker Hub counts anonymous pulls per address (10 an hour), so a
+/// retry at once fails the same way.
+fn explain_rate_limit(err: image::ImageError, from: &Endpoint) -> anyhow::Error {
+    let text = format!("{err:#}").to_lowercase();
+    if !(text.contains("toomanyrequests")
+        || text.contains("429")
+        || text.contains("too many requests"))
+    {
+        return err.into();
+    }
+    let login = match from.auth {
+        RegistryAuth::Anonymous => "it was pulled anonymously, and anonymous pulls are limited (Docker Hub: 10 an hour per address). Log in (`docker login`: poolside reads ~/.docker/config.json, $DOCKER_CONFIG or $REGISTRY_AUTH_FILE, and credential helpers), ",
+        _ => "the login poolside found was used; ",
+    };
+    anyhow!(
+        "{} refused the pull with 429 too many requests: {login}wait for the limit to reset, or set api.image_source to a mirror without that limit. Nothing was pushed ({err})",
+        from.reference.registry()
+    )
 }
 
 /// The repository's URI; creates the repository as deploy would (same spec,

@@ -86,7 +86,9 @@ pub struct StorageSection {
 #[serde(deny_unknown_fields)]
 pub struct RegistrySection {
     pub repository_name: Option<String>,
+    /// Removed: read only to say so (see `check_registry`).
     pub keep_last_images: Option<u32>,
+    pub untagged_image_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

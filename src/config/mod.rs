@@ -116,7 +116,8 @@ pub struct Database {
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub repository_name: String,
-    pub keep_last_images: u32,
+    /// Untagged images expire this many days after their push.
+    pub untagged_image_days: u32,
 }
 
 /// The names of the environments in `dir`, sorted.
@@ -649,16 +650,22 @@ impl Validator<'_> {
                 format!("{name:?} is not a valid ECR repository name"),
             );
         }
-        let keep = raw.registry.keep_last_images.unwrap_or(30);
-        if !(1..=1000).contains(&keep) {
+        if raw.registry.keep_last_images.is_some() {
             return self.fail(
                 "registry.keep_last_images",
-                format!("{keep} must be between 1 and 1000"),
+                "was removed: counting images expired releases that task definitions still named, and the schema runner's image (pushed once, so always the oldest). The repository's lifecycle policy now expires only untagged images (`registry.untagged_image_days`, default 14); every image poolside pushes is tagged. Delete this line".to_string(),
+            );
+        }
+        let untagged_days = raw.registry.untagged_image_days.unwrap_or(14);
+        if !(1..=3650).contains(&untagged_days) {
+            return self.fail(
+                "registry.untagged_image_days",
+                format!("{untagged_days} must be between 1 and 3650"),
             );
         }
         Ok(Registry {
             repository_name: name,
-            keep_last_images: keep,
+            untagged_image_days: untagged_days,
         })
     }
 }

@@ -30,7 +30,9 @@ use std::time::Duration;
 
 /// The image psql runs from: copied into the environment's repository by
 /// `poolside image push`, with the RDS bundle at [`CA_FILE`].
-pub const RUNNER_IMAGE_SOURCE: &str = "docker.io/library/postgres";
+/// ECR Public's copy of Docker's official image: the same image, without
+/// Docker Hub's anonymous pull limit.
+pub const RUNNER_IMAGE_SOURCE: &str = "public.ecr.aws/docker/library/postgres";
 pub const RUNNER_IMAGE_TAG: &str = "16-alpine";
 /// Its tag in the environment's repository.
 pub const RUNNER_REPOSITORY_TAG: &str = "psql-16-alpine-rds-ca";
@@ -151,6 +153,7 @@ $poolside$;
         )?;
     }
     sql.push_str(&privilege_reconciliation());
+    sql.push_str(SCHEMA_RELOAD);
     writeln!(
         sql,
         "SELECT pg_advisory_unlock({}) \\g /dev/null",
@@ -166,6 +169,11 @@ $poolside$;
     }
     Ok(sql)
 }
+
+/// PostgREST caches the schema: running tasks serve the old `api` until
+/// told to reload (its documented `NOTIFY pgrst`), when migrations ran or
+/// privileges were put back.
+const SCHEMA_RELOAD: &str = "SELECT EXISTS (SELECT FROM poolside_applied_now) OR EXISTS (SELECT FROM poolside_privilege_changes) AS poolside_changed \\gset\n\\if :poolside_changed\nNOTIFY pgrst, 'reload schema';\n\\echo poolside: schema reload\n\\endif\n";
 
 /// The privilege matrix, as the deploy-host path keeps it
 /// ([`privileges`]): recorded when migrations ran (or nothing is recorded
@@ -298,6 +306,7 @@ pub fn read_markers(lines: &[String], shipped: &[Shipped], report: &mut DataTier
             ["database-created"] => report.database_created = true,
             ["authenticator-password-set"] => report.authenticator_password_set = true,
             ["done"] => done = true,
+            ["schema", "reload"] => report.schema_reloaded = true,
             ["applied", version] => {
                 if let Some(s) = version
                     .parse::<i64>()

@@ -36,6 +36,10 @@ pub struct DataTierReport {
     pub authenticator_password_set: bool,
     /// GRANTs and REVOKEs run to put back privileges changed by hand.
     pub privileges_restored: Vec<String>,
+    /// PostgREST was told to reload its schema cache (`NOTIFY pgrst`):
+    /// migrations ran or privileges were put back, so the running API
+    /// would otherwise go on serving the schema it cached.
+    pub schema_reloaded: bool,
     pub cron_database: String,
     pub jobs_changed: Vec<cron::JobChange>,
     pub jobs_total: usize,
@@ -329,6 +333,13 @@ pub async fn converge(
             migrations::database_message(&e)
         )
     })?;
+
+    if !report.migrations_applied.is_empty() || !report.privileges_restored.is_empty() {
+        sqlx::query("NOTIFY pgrst, 'reload schema'")
+            .execute(&mut app)
+            .await?;
+        report.schema_reloaded = true;
+    }
 
     let authenticator_secret = cx
         .attribute(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET), "arn")
