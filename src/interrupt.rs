@@ -48,3 +48,10 @@ pub async fn wait() {
         notified.await;
     }
 }
+
+/// Stops the run as a first Ctrl-C would (no new step starts, waits end),
+/// for a reason of poolside's own: the lock it ran under is gone.
+pub fn request_stop() {
+    REQUESTED.store(true, Ordering::SeqCst);
+    NOTIFY.notify_waiters();
+}

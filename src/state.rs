@@ -52,6 +52,10 @@ fn now_s() -> u64 {
 pub struct Store {
     s3: aws_sdk_s3::Client,
     pub bucket: String,
+    /// The account that must own the bucket: every call says so
+    /// (`ExpectedBucketOwner`), so a bucket of this name in another account
+    /// is refused by S3 rather than read or written.
+    owner: String,
     /// An emulator speaks plain HTTP: its bucket gets no TLS-only policy.
     emulator: bool,
 }
@@ -72,20 +76,11 @@ impl Store {
         let store = Store {
             s3: clients.s3.clone(),
             bucket: Store::bucket_name(account_id, region),
+            owner: account_id.to_string(),
             emulator,
         };
-        match store.s3.head_bucket().bucket(&store.bucket).send().await {
-            Ok(_) => return Ok(store),
-            Err(err)
-                if matches!(error_code(&err), Some("NotFound" | "NoSuchBucket"))
-                    || err
-                        .raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 404) => {}
-            Err(err) => {
-                return Err(err)
-                    .aws("HeadBucket")
-                    .context("the poolside state bucket")
-            }
+        if store.head().await? {
+            return Ok(store);
         }
         store.create(region, partition).await?;
         Ok(store)
@@ -100,21 +95,43 @@ impl Store {
         let store = Store {
             s3: clients.s3.clone(),
             bucket: Store::bucket_name(account_id, region),
+            owner: account_id.to_string(),
             emulator: false,
         };
-        match store.s3.head_bucket().bucket(&store.bucket).send().await {
-            Ok(_) => Ok(Some(store)),
+        Ok(store.head().await?.then_some(store))
+    }
+
+    /// Whether the bucket exists in this account. S3 answers 403 both when
+    /// the name belongs to another account (bucket names are global) and
+    /// when the caller may not list it: the error says both.
+    async fn head(&self) -> anyhow::Result<bool> {
+        let head = self
+            .s3
+            .head_bucket()
+            .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
+            .send()
+            .await;
+        match head {
+            Ok(_) => Ok(true),
             Err(err)
-                if err
-                    .raw_response()
-                    .is_some_and(|r| r.status().as_u16() == 404) =>
+                if matches!(error_code(&err), Some("NotFound" | "NoSuchBucket"))
+                    || status_of(&err) == Some(404) =>
             {
-                Ok(None)
+                Ok(false)
             }
+            Err(err) if status_of(&err) == Some(403) => Err(self.not_ours("HeadBucket")),
             Err(err) => Err(err)
                 .aws("HeadBucket")
                 .context("the poolside state bucket"),
         }
+    }
+
+    fn not_ours(&self, operation: &str) -> anyhow::Error {
+        anyhow!(
+            "the poolside state bucket `{}` answered 403 to {operation}: either it belongs to another AWS account (bucket names are global; poolside asks S3 to check that account {} owns it), or these credentials lack s3:ListBucket on it (see `poolside iam-policy`). poolside keeps the lock and history there and cannot go on without it",
+            self.bucket, self.owner
+        )
     }
 
     async fn create(&self, region: &str, partition: &str) -> anyhow::Result<()> {
@@ -132,6 +149,9 @@ impl Store {
             Ok(_) => {}
             // Another poolside made it a moment ago.
             Err(err) if error_code(&err) == Some("BucketAlreadyOwnedByYou") => {}
+            Err(err) if error_code(&err) == Some("BucketAlreadyExists") => {
+                return Err(self.not_ours("CreateBucket (BucketAlreadyExists)"))
+            }
             Err(err) => {
                 return Err(err)
                     .aws("CreateBucket")
@@ -140,6 +160,7 @@ impl Store {
         }
         s3.put_public_access_block()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .public_access_block_configuration(
                 PublicAccessBlockConfiguration::builder()
                     .block_public_acls(true)
@@ -153,6 +174,7 @@ impl Store {
             .aws("PutPublicAccessBlock")?;
         s3.put_bucket_versioning()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .versioning_configuration(
                 VersioningConfiguration::builder()
                     .status(BucketVersioningStatus::Enabled)
@@ -163,6 +185,7 @@ impl Store {
             .aws("PutBucketVersioning")?;
         s3.put_bucket_encryption()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .server_side_encryption_configuration(
                 ServerSideEncryptionConfiguration::builder()
                     .rules(
@@ -179,6 +202,38 @@ impl Store {
             .send()
             .await
             .aws("PutBucketEncryption")?;
+        // Every lease renewal writes a new version of the lock object: keep
+        // the old ones a day, not forever. The history's records are written
+        // once; their old versions (none, unless edited by hand) go after 90.
+        let expire_old_versions = |id: &str, prefix: &str, days: i32| {
+            LifecycleRule::builder()
+                .id(id)
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(days)
+                        .build(),
+                )
+                .expiration(
+                    LifecycleExpiration::builder()
+                        .expired_object_delete_marker(true)
+                        .build(),
+                )
+                .build()
+        };
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
+            .lifecycle_configuration(
+                BucketLifecycleConfiguration::builder()
+                    .rules(expire_old_versions("lock-renewals", "locks/", 1)?)
+                    .rules(expire_old_versions("history-edits", "history/", 90)?)
+                    .build()?,
+            )
+            .send()
+            .await
+            .aws("PutBucketLifecycleConfiguration")?;
         let arn = format!("arn:{partition}:s3:::{}", self.bucket);
         let policy = serde_json::json!({
             "Version": "2012-10-17",
@@ -195,6 +250,7 @@ impl Store {
         if !self.emulator {
             s3.put_bucket_policy()
                 .bucket(&self.bucket)
+                .expected_bucket_owner(&self.owner)
                 .policy(policy.to_string())
                 .send()
                 .await
@@ -209,6 +265,7 @@ impl Store {
             .s3
             .get_object()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .key(key)
             .send()
             .await
@@ -234,10 +291,24 @@ impl Store {
         body: Vec<u8>,
         precondition: Precondition<'_>,
     ) -> anyhow::Result<Option<String>> {
+        Ok(match self.put(key, body, precondition).await? {
+            Put::Written(etag) => Some(etag),
+            Put::Refused(_) => None,
+        })
+    }
+
+    /// Writes `body` under a precondition, saying why S3 refused it.
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        precondition: Precondition<'_>,
+    ) -> anyhow::Result<Put> {
         let mut put = self
             .s3
             .put_object()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .key(key)
             .content_type("application/json")
             .body(ByteStream::from(body));
@@ -247,18 +318,16 @@ impl Store {
             Precondition::None => put,
         };
         match put.send().await {
-            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
-            // 412: the precondition failed; 409: a concurrent conditional
-            // write to the same key won.
-            Err(err)
-                if matches!(
-                    error_code(&err),
-                    Some("PreconditionFailed" | "ConditionalRequestConflict")
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err).aws("PutObject"),
+            Ok(out) => Ok(Put::Written(out.e_tag().unwrap_or_default().to_string())),
+            Err(err) => match error_code(&err) {
+                Some("PreconditionFailed") => Ok(Put::Refused(Refusal::PreconditionFailed)),
+                Some("ConditionalRequestConflict") => Ok(Put::Refused(Refusal::Conflict)),
+                // If-Match on a key that no longer exists.
+                Some("NoSuchKey") => Ok(Put::Refused(Refusal::Missing)),
+                _ if status_of(&err) == Some(404) => Ok(Put::Refused(Refusal::Missing)),
+                _ if status_of(&err) == Some(403) => Err(self.not_ours("PutObject")),
+                _ => Err(err).aws("PutObject"),
+            },
         }
     }
 
@@ -267,6 +336,7 @@ impl Store {
             .s3
             .delete_object()
             .bucket(&self.bucket)
+            .expected_bucket_owner(&self.owner)
             .key(key)
             .if_match(etag)
             .send()
@@ -284,6 +354,30 @@ impl Store {
             Err(err) => Err(err).aws("DeleteObject"),
         }
     }
+}
+
+/// What a conditional write did.
+enum Put {
+    Written(String),
+    Refused(Refusal),
+}
+
+/// Why S3 refused a conditional write.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// 412: the object is not the one the condition named.
+    PreconditionFailed,
+    /// 409: another conditional write to the key was in flight; S3 says to
+    /// read the object again and retry.
+    Conflict,
+    /// 404: `If-Match` on an object that no longer exists.
+    Missing,
+}
+
+fn status_of<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
 }
 
 enum Precondition<'a> {
@@ -445,23 +539,88 @@ impl Lock {
 }
 
 async fn renew(store: Store, key: String, mut info: LockInfo, etag: Arc<Mutex<String>>) {
+    let mut wait = renew_every();
     loop {
-        tokio::time::sleep(renew_every()).await;
-        info.renewed_at = now_s();
-        let Ok(body) = serde_json::to_vec(&info) else {
-            return;
-        };
-        let current = etag.lock().unwrap().clone();
-        match store.write(&key, body, Precondition::Is(&current)).await {
-            Ok(Some(new)) => *etag.lock().unwrap() = new,
-            Ok(None) => {
+        tokio::time::sleep(wait).await;
+        wait = renew_every();
+        match renew_once(&store, &key, &mut info, &etag).await {
+            Renewal::Renewed => {}
+            Renewal::Again => wait = Duration::from_secs(1),
+            Renewal::Lost(why) => {
+                // Nothing more may change under a lock this run no longer
+                // holds: stop as Ctrl-C does, before the next step.
                 tracing::error!(
-                    "lost the lock of `{}`: another command took it over",
+                    "the lock of `{}` {why}: stopping before the next change. Run the command again once nobody else is changing the environment",
                     info.environment
                 );
+                crate::interrupt::request_stop();
                 return;
             }
-            Err(err) => tracing::warn!(%err, "could not renew the lock; retrying"),
+        }
+    }
+}
+
+/// What one renewal of the lease found.
+#[derive(Debug, PartialEq)]
+enum Renewal {
+    Renewed,
+    /// Not renewed this time (a passing error, or a concurrent write that S3
+    /// asks to retry): try again soon, with the ETag read now.
+    Again,
+    /// The lock is no longer this run's; says why.
+    Lost(String),
+}
+
+async fn renew_once(
+    store: &Store,
+    key: &str,
+    info: &mut LockInfo,
+    etag: &Mutex<String>,
+) -> Renewal {
+    info.renewed_at = now_s();
+    let Ok(body) = serde_json::to_vec(&*info) else {
+        return Renewal::Again;
+    };
+    let current = etag.lock().unwrap().clone();
+    match store.put(key, body, Precondition::Is(&current)).await {
+        Ok(Put::Written(new)) => {
+            *etag.lock().unwrap() = new;
+            Renewal::Renewed
+        }
+        Ok(Put::Refused(Refusal::Missing)) => {
+            Renewal::Lost("was removed (`poolside unlock`?) while this run held it".into())
+        }
+        // 409, or 412 after a write of ours whose answer was lost: the
+        // object may still be this run's lock under another ETag.
+        Ok(Put::Refused(Refusal::Conflict | Refusal::PreconditionFailed)) => {
+            match store.read(key).await {
+                Ok(Some((body, fresh))) => {
+                    let holder: Option<LockInfo> = serde_json::from_slice(&body).ok();
+                    match holder {
+                        Some(holder) if holder.lock_id == info.lock_id => {
+                            *etag.lock().unwrap() = fresh;
+                            Renewal::Again
+                        }
+                        Some(holder) => {
+                            Renewal::Lost(format!("was taken over by {}", holder.describe()))
+                        }
+                        None => Renewal::Lost(
+                            "was replaced by an object that is not a poolside lock".into(),
+                        ),
+                    }
+                }
+                Ok(None) => {
+                    Renewal::Lost("was removed (`poolside unlock`?) while this run held it".into())
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not read the lock back; retrying");
+                    Renewal::Again
+                }
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, "could not renew the lock; retrying");
+            Renewal::Again
         }
     }
 }
@@ -548,6 +707,7 @@ pub async fn remember_domains(
             .s3
             .delete_object()
             .bucket(&store.bucket)
+            .expected_bucket_owner(&store.owner)
             .key(&key)
             .send()
             .await
@@ -669,6 +829,7 @@ mod tests {
         Store {
             s3: crate::mocked!(aws_sdk_s3, rules.iter().copied()),
             bucket: "poolside-state-111122223333-eu-west-1".into(),
+            owner: "111122223333".into(),
             emulator: false,
         }
     }
@@ -746,6 +907,112 @@ mod tests {
         );
         assert_eq!(taken.num_calls(), 1);
         lock.renewal.abort();
+    }
+
+    /// S3's 409 on a renewal means "another conditional write was in
+    /// flight: read and retry", not "lost": the lock is still this run's, so
+    /// it keeps its lease with the ETag read back.
+    #[tokio::test]
+    async fn a_409_on_renewal_is_retried_with_a_fresh_etag() {
+        use aws_sdk_s3::operation::get_object::GetObjectOutput;
+        use aws_sdk_s3::operation::put_object::PutObjectOutput;
+        use aws_smithy_mocks::mock;
+        let conflict = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.if_match() == Some("\"mine\""))
+            .then_http_response(|| s3_error(409, "ConditionalRequestConflict"));
+        let read = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            GetObjectOutput::builder()
+                .e_tag("\"fresh\"")
+                .body(ByteStream::from(
+                    serde_json::to_vec(&holder(now_s())).unwrap(),
+                ))
+                .build()
+        });
+        let renewed = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| {
+                r.if_match() == Some("\"fresh\"")
+                    && r.expected_bucket_owner() == Some("111122223333")
+            })
+            .then_output(|| PutObjectOutput::builder().e_tag("\"next\"").build());
+        let store = store(&[&conflict, &read, &renewed]);
+        let etag = Mutex::new("\"mine\"".to_string());
+        let mut info = holder(now_s());
+        let key = lock_key("pilot");
+        assert_eq!(
+            renew_once(&store, &key, &mut info, &etag).await,
+            Renewal::Again
+        );
+        assert_eq!(*etag.lock().unwrap(), "\"fresh\"");
+        assert_eq!(
+            renew_once(&store, &key, &mut info, &etag).await,
+            Renewal::Renewed
+        );
+        assert_eq!(*etag.lock().unwrap(), "\"next\"");
+    }
+
+    /// After `poolside unlock`, S3 answers the renewal's If-Match with 404:
+    /// the lock is gone, and the run must stop, not renew forever.
+    #[tokio::test]
+    async fn a_404_on_renewal_means_the_lock_was_removed() {
+        use aws_smithy_mocks::mock;
+        let gone =
+            mock!(aws_sdk_s3::Client::put_object).then_http_response(|| s3_error(404, "NoSuchKey"));
+        let store = store(&[&gone]);
+        let etag = Mutex::new("\"mine\"".to_string());
+        let outcome = renew_once(&store, &lock_key("pilot"), &mut holder(now_s()), &etag).await;
+        let Renewal::Lost(why) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(why.contains("was removed"), "{why}");
+    }
+
+    /// A renewal refused because another holder took the lock over names it.
+    #[tokio::test]
+    async fn a_lock_taken_over_is_lost_and_names_the_new_holder() {
+        use aws_sdk_s3::operation::get_object::GetObjectOutput;
+        use aws_smithy_mocks::mock;
+        let refused = mock!(aws_sdk_s3::Client::put_object)
+            .then_http_response(|| s3_error(412, "PreconditionFailed"));
+        let read = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+            let mut other = holder(now_s());
+            other.lock_id = "fedcba9876543210".into();
+            other.host = "ci-runner".into();
+            GetObjectOutput::builder()
+                .e_tag("\"theirs\"")
+                .body(ByteStream::from(serde_json::to_vec(&other).unwrap()))
+                .build()
+        });
+        let store = store(&[&refused, &read]);
+        let etag = Mutex::new("\"mine\"".to_string());
+        let outcome = renew_once(&store, &lock_key("pilot"), &mut holder(now_s()), &etag).await;
+        let Renewal::Lost(why) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            why.contains("taken over") && why.contains("ci-runner"),
+            "{why}"
+        );
+    }
+
+    /// A state bucket name owned by another account answers 403: the error
+    /// says so instead of a bare AccessDenied.
+    #[tokio::test]
+    async fn a_state_bucket_of_another_account_is_named_as_such() {
+        use aws_smithy_mocks::mock;
+        let forbidden = mock!(aws_sdk_s3::Client::head_bucket)
+            .match_requests(|r| r.expected_bucket_owner() == Some("111122223333"))
+            .then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(403).unwrap(),
+                    aws_smithy_types::body::SdkBody::empty(),
+                )
+            });
+        let err = store(&[&forbidden]).head().await.unwrap_err().to_string();
+        assert!(err.contains("belongs to another AWS account"), "{err}");
+        assert!(
+            err.contains("poolside-state-111122223333-eu-west-1"),
+            "{err}"
+        );
     }
 
     #[test]
