@@ -39,8 +39,18 @@ enum Scope {
     Ecs,
     Alarms,
     Dashboard,
-    /// The API's hosted zone, and Route 53's change records.
+    /// Record changes in the API's hosted zone (conditioned on record types).
+    HostedZoneChanges,
+    /// Reads of the API's hosted zone.
     HostedZone,
+    /// Route 53's change records, which GetChange reads (`change/*`).
+    Route53Changes,
+    /// The alarms Application Auto Scaling creates and deletes as the
+    /// caller for the service's target-tracking policies.
+    ScalingAlarms,
+    /// The repositories of other environments in this account and region,
+    /// read by a release promotion from them (`promote --from`).
+    PromotionSources,
 }
 
 /// (service as `--stats` names it, operation, IAM action, scope).
@@ -123,6 +133,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("S3", "PutObject", "s3:PutObject", Scope::BucketObjects),
     ("S3", "DeleteObject", "s3:DeleteObject", Scope::BucketObjects),
     ("S3", "PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock", Scope::Bucket),
+    // image push: ECR's registry credentials, which name no repository.
+    ("ECR", "GetAuthorizationToken", "ecr:GetAuthorizationToken", Scope::Any),
     ("ECR", "CreateRepository", "ecr:CreateRepository", Scope::Repository),
     ("ECR", "DeleteLifecyclePolicy", "ecr:DeleteLifecyclePolicy", Scope::Repository),
     ("ECR", "DeleteRepository", "ecr:DeleteRepository", Scope::Repository),
@@ -252,8 +264,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("ACM", "ListTagsForCertificate", "acm:ListTagsForCertificate", Scope::Any),
     ("ACM", "RemoveTagsFromCertificate", "acm:RemoveTagsFromCertificate", Scope::Any),
     ("ACM", "RequestCertificate", "acm:RequestCertificate", Scope::Any),
-    ("Route 53", "ChangeResourceRecordSets", "route53:ChangeResourceRecordSets", Scope::HostedZone),
-    ("Route 53", "GetChange", "route53:GetChange", Scope::HostedZone),
+    ("Route 53", "ChangeResourceRecordSets", "route53:ChangeResourceRecordSets", Scope::HostedZoneChanges),
+    ("Route 53", "GetChange", "route53:GetChange", Scope::Route53Changes),
     ("Route 53", "ListResourceRecordSets", "route53:ListResourceRecordSets", Scope::HostedZone),
     ("Application Auto Scaling", "DeregisterScalableTarget", "application-autoscaling:DeregisterScalableTarget", Scope::Any),
     ("Application Auto Scaling", "DescribeScalableTargets", "application-autoscaling:DescribeScalableTargets", Scope::Any),
@@ -262,7 +274,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("Application Auto Scaling", "RegisterScalableTarget", "application-autoscaling:RegisterScalableTarget", Scope::Any),
 ];
 
-/// Actions no API call of poolside's names, which AWS checks on its behalf.
+/// Actions no API call of poolside's names, which AWS checks on its behalf,
+/// and actions a call needs on a second kind of resource.
 #[rustfmt::skip]
 const IMPLIED: &[(&str, Scope, &str)] = &[
     // RegisterTaskDefinition and RunTask name the roles: ECS must be allowed them.
@@ -272,8 +285,24 @@ const IMPLIED: &[(&str, Scope, &str)] = &[
     // ManageMasterUserPassword: RDS creates the master secret as the caller.
     ("secretsmanager:CreateSecret", Scope::RdsManagedSecret, "RDS creates the master secret as the caller"),
     ("secretsmanager:TagResource", Scope::RdsManagedSecret, "RDS tags the master secret as the caller"),
+    ("secretsmanager:GetSecretValue", Scope::RdsManagedSecret, "the schema step (deploy-host) and drift log in as the master user"),
+    ("secretsmanager:DescribeSecret", Scope::RdsManagedSecret, "the master secret is described before it is read"),
     // DeleteDBInstance with FinalDBSnapshotIdentifier.
     ("rds:CreateDBSnapshot", Scope::Database, "the final snapshot is taken as the caller"),
+    // Application Auto Scaling's target tracking makes its alarms as the caller.
+    ("cloudwatch:PutMetricAlarm", Scope::ScalingAlarms, "target tracking creates its alarms as the caller"),
+    ("cloudwatch:DeleteAlarms", Scope::ScalingAlarms, "deleting a target-tracking policy deletes its alarms as the caller"),
+    // The registry API (image push, promote --from), which the SDK does not
+    // make: ECR's "Required IAM permissions for pushing an image".
+    ("ecr:BatchCheckLayerAvailability", Scope::Repository, "image push: which layers the repository has"),
+    ("ecr:InitiateLayerUpload", Scope::Repository, "image push: a layer upload"),
+    ("ecr:UploadLayerPart", Scope::Repository, "image push: a layer upload"),
+    ("ecr:CompleteLayerUpload", Scope::Repository, "image push: a layer upload"),
+    ("ecr:GetDownloadUrlForLayer", Scope::Repository, "a release promotion reads the layers of what it copies"),
+    ("ecr:BatchGetImage", Scope::PromotionSources, "a release promotion reads the source's manifest"),
+    ("ecr:GetDownloadUrlForLayer", Scope::PromotionSources, "a release promotion reads the source's layers"),
+    ("ecr:BatchCheckLayerAvailability", Scope::PromotionSources, "a release promotion reads the source's layers"),
+    ("ecr:DescribeImages", Scope::PromotionSources, "a release promotion reads the source's image digest"),
 ];
 
 /// The services whose service-linked roles a first deploy may create (ECS
@@ -293,7 +322,12 @@ pub struct Generated {
 }
 
 /// The resources of one scope, as IAM ARNs.
-fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<String> {
+fn resources(
+    scope: Scope,
+    config: &Config,
+    account: &AccountFacts,
+    sources: &[String],
+) -> Vec<String> {
     let (partition, region, id, env) = (
         &account.partition,
         &config.region,
@@ -339,6 +373,7 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
             ),
             format!("arn:{partition}:s3:::{state}/locks/{env}.json"),
             format!("arn:{partition}:s3:::{state}/history/{env}/*"),
+            format!("arn:{partition}:s3:::{state}/domains/{env}.json"),
         ],
         Scope::Database => vec![
             arn("rds", region, format!("db:{db}")),
@@ -407,23 +442,44 @@ fn resources(scope: Scope, config: &Config, account: &AccountFacts) -> Vec<Strin
             format!("alarm:{}*", blueprint::alarm_prefix(config)),
         )],
         Scope::Dashboard => vec![arn("cloudwatch", "", format!("dashboard/poolside-{env}"))],
-        Scope::HostedZone => vec![
+        Scope::HostedZone | Scope::HostedZoneChanges => vec![format!(
+            "arn:{partition}:route53:::hostedzone/{}",
+            config.api.hosted_zone_id.as_deref().unwrap_or("*")
+        )],
+        Scope::Route53Changes => vec![format!("arn:{partition}:route53:::change/*")],
+        Scope::ScalingAlarms => vec![arn(
+            "cloudwatch",
+            region,
             format!(
-                "arn:{partition}:route53:::hostedzone/{}",
-                config.api.hosted_zone_id.as_deref().unwrap_or("*")
+                "alarm:TargetTracking-service/{}/{}-*",
+                blueprint::cluster_name(config),
+                blueprint::service_name(config)
             ),
-            format!("arn:{partition}:route53:::change/*"),
-        ],
+        )],
+        Scope::PromotionSources => sources
+            .iter()
+            .map(|name| arn("ecr", region, format!("repository/{name}")))
+            .collect(),
     }
 }
 
-pub fn generate(config: &Config, account: &AccountFacts) -> Generated {
+/// The policy for `config`. `promotion_sources`: the repositories of the
+/// environments a release may be promoted from (same account and region),
+/// which it may read.
+pub fn generate(
+    config: &Config,
+    account: &AccountFacts,
+    promotion_sources: &[String],
+) -> Generated {
     let mut by_scope: BTreeMap<Scope, Vec<&str>> = BTreeMap::new();
     for (_, _, action, scope) in OPERATIONS {
         by_scope.entry(*scope).or_default().push(action);
     }
     for (action, scope, _) in IMPLIED {
         by_scope.entry(*scope).or_default().push(action);
+    }
+    if promotion_sources.is_empty() {
+        by_scope.remove(&Scope::PromotionSources);
     }
     let statements: Vec<Value> = by_scope
         .into_iter()
@@ -434,16 +490,18 @@ pub fn generate(config: &Config, account: &AccountFacts) -> Generated {
                 "Sid": format!("{scope:?}"),
                 "Effect": "Allow",
                 "Action": actions,
-                "Resource": resources(scope, config, account),
+                "Resource": resources(scope, config, account, promotion_sources),
             });
             match scope {
                 Scope::ServiceLinkedRoles => {
                     statement["Condition"] =
                         json!({ "StringEquals": { "iam:AWSServiceName": SERVICE_LINKED } })
                 }
-                Scope::HostedZone => {
-                    // Only the API's own name, and only its A and TXT records
-                    // and ACM's validation CNAME.
+                Scope::HostedZoneChanges => {
+                    // Only the alias A record, the TXT record naming its owner and
+                    // ACM's validation CNAME. The
+                    // key exists for ChangeResourceRecordSets alone, so this
+                    // statement holds no other action.
                     statement["Condition"] = json!({ "ForAllValues:StringEquals": {
                         "route53:ChangeResourceRecordSetsRecordTypes": ["A", "TXT", "CNAME"]
                     } })
@@ -498,7 +556,7 @@ mod tests {
             partition: "aws".into(),
             s3_prefix_list: None,
         };
-        let generated = generate(&config, &account);
+        let generated = generate(&config, &account, &[]);
         let statements = generated.policy["Statement"].as_array().unwrap();
         let roles = statements.iter().find(|s| s["Sid"] == "Roles").unwrap();
         assert_eq!(
@@ -537,9 +595,82 @@ mod tests {
                     || action.starts_with("ecs:")
                     || action == "sts:GetCallerIdentity"
                     || action == "tag:GetResources"
+                    || action == "ecr:GetAuthorizationToken"
                     || action == "ecs:RegisterTaskDefinition",
                 "{action} is on every resource"
             );
         }
+    }
+
+    /// What a first review against AWS's documentation found denied: the
+    /// domains object discovery reads, the registry API of image push and
+    /// of a release promotion's source, the RDS-managed secret's value, the
+    /// alarms target tracking makes as the caller, and a Route 53 condition
+    /// on actions that do not have its key.
+    #[test]
+    fn the_policy_allows_what_a_review_found_denied() {
+        let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"limited\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
+             [api]\ndomain_name = \"api.acme.example\"\nhosted_zone_id = \"Z123\"\n";
+        let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
+        let account = AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        };
+        let generated = generate(&config, &account, &["poolside/acme-pilot/postgrest".into()]);
+        let statements = generated.policy["Statement"].as_array().unwrap();
+        let allowing = |action: &str, resource: &str| {
+            statements.iter().any(|s| {
+                s["Action"].as_array().unwrap().iter().any(|a| a == action)
+                    && s["Resource"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|r| r == resource)
+            })
+        };
+        let arn = "arn:aws:s3:::poolside-state-111122223333-eu-west-1/domains/acme.json";
+        assert!(allowing("s3:GetObject", arn) && allowing("s3:PutObject", arn));
+        let repository = "arn:aws:ecr:eu-west-1:111122223333:repository/poolside/acme/postgrest";
+        for action in [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:InitiateLayerUpload",
+            "ecr:UploadLayerPart",
+            "ecr:CompleteLayerUpload",
+            "ecr:PutImage",
+            "ecr:BatchGetImage",
+        ] {
+            assert!(allowing(action, repository), "{action}");
+        }
+        assert!(allowing("ecr:GetAuthorizationToken", "*"));
+        let source = "arn:aws:ecr:eu-west-1:111122223333:repository/poolside/acme-pilot/postgrest";
+        for action in ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"] {
+            assert!(
+                allowing(action, source),
+                "{action} on the promotion's source"
+            );
+        }
+        assert!(allowing(
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-*"
+        ));
+        let scaling = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:TargetTracking-service/poolside-acme/poolside-acme-api-*";
+        assert!(allowing("cloudwatch:PutMetricAlarm", scaling));
+        assert!(allowing("cloudwatch:DeleteAlarms", scaling));
+        // The record-type key exists for ChangeResourceRecordSets alone.
+        for statement in statements {
+            if statement["Condition"]
+                .to_string()
+                .contains("ChangeResourceRecordSets")
+            {
+                assert_eq!(
+                    statement["Action"],
+                    json!(["route53:ChangeResourceRecordSets"]),
+                    "{statement}"
+                );
+            }
+        }
+        assert!(allowing("route53:GetChange", "arn:aws:route53:::change/*"));
     }
 }

@@ -23,12 +23,38 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         },
         None => ops::account(&config).await?,
     };
-    let generated = iam_policy::generate(&config, &account);
+    let sources = promotion_sources(globals, &config, &account.account_id);
+    let generated = iam_policy::generate(&config, &account, &sources);
     match globals.output {
         Format::Json => output::json_line("iam_policy", &generated),
         Format::Human => println!("{}", serde_json::to_string_pretty(&generated.policy)?),
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// The repositories a release may be promoted from into `config`: those of
+/// the other environment files in this account and region (a promotion
+/// copies within one registry). A file that does not load is left out.
+fn promotion_sources(
+    globals: &Globals,
+    config: &crate::config::Config,
+    account_id: &str,
+) -> Vec<String> {
+    let mut names: Vec<String> = crate::config::list_environments(&globals.environments_dir)
+        .into_iter()
+        .filter(|name| *name != config.name)
+        .filter_map(|name| globals.load(&name).ok())
+        .filter(|other| {
+            other.region == config.region
+                && other.expected_account_id.as_deref().unwrap_or(account_id) == account_id
+                && other.endpoint_url == config.endpoint_url
+        })
+        .map(|other| other.registry.repository_name)
+        .filter(|name| *name != config.registry.repository_name)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn partition_of(region: &str) -> &'static str {
