@@ -29,16 +29,15 @@ pub struct DomainNames {
 }
 
 pub async fn discover(cx: &Context, names: &DomainNames) -> anyhow::Result<Vec<Live>> {
-    let (certificates, record) = tokio::try_join!(
-        discover_certificates(cx, &names.domain_name),
-        discover_record(cx, names),
-    )?;
+    let (certificates, record) =
+        tokio::try_join!(discover_certificates(cx, names), discover_record(cx, names),)?;
     Ok(certificates.into_iter().chain(record).collect())
 }
 
 // ---- certificate ----
 
-async fn discover_certificates(cx: &Context, domain: &str) -> anyhow::Result<Vec<Live>> {
+async fn discover_certificates(cx: &Context, names: &DomainNames) -> anyhow::Result<Vec<Live>> {
+    let domain = names.domain_name.as_str();
     let mut arns = Vec::new();
     let mut pages = cx.clients.acm.list_certificates().into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -60,7 +59,7 @@ async fn discover_certificates(cx: &Context, domain: &str) -> anyhow::Result<Vec
             physical_id: arn.clone(),
             spec: Spec::Certificate(CertificateSpec {
                 domain_name: domain.to_string(),
-                zone_id: String::new(),
+                zone_id: names.zone_id.clone(),
                 tags,
             }),
             attributes: BTreeMap::from([("arn".to_string(), arn)]),
@@ -235,9 +234,23 @@ pub async fn update_certificate(
     Ok(())
 }
 
-/// Deletes the certificate (its listener went first). The validation CNAME
-/// stays in the zone: it is harmless, and ACM reuses it for the same name.
-pub async fn delete_certificate(cx: &Context, arn: &str) -> anyhow::Result<()> {
+/// Deletes the certificate (its listener went first), then its validation
+/// CNAME, unless another certificate for the same name is left: ACM asks
+/// every certificate of a name for the same record, and renews with it.
+pub async fn delete_certificate(
+    cx: &Context,
+    arn: &str,
+    spec: &CertificateSpec,
+) -> anyhow::Result<()> {
+    let validation = match describe_certificate(cx, arn).await {
+        Ok(certificate) => certificate
+            .as_ref()
+            .and_then(|c| c.domain_validation_options().first())
+            .and_then(|o| o.resource_record())
+            .map(|r| (r.name().to_string(), r.value().to_string())),
+        Err(err) if format!("{err:#}").contains("ResourceNotFound") => None,
+        Err(err) => return Err(err),
+    };
     super::ignore_not_found(
         cx.clients
             .acm
@@ -246,7 +259,45 @@ pub async fn delete_certificate(cx: &Context, arn: &str) -> anyhow::Result<()> {
             .send()
             .await,
         "DeleteCertificate",
-    )
+    )?;
+    let Some((name, value)) = validation.filter(|_| !spec.zone_id.is_empty()) else {
+        return Ok(());
+    };
+    if still_certified(cx, &spec.domain_name, arn).await? {
+        return Ok(());
+    }
+    let record = ResourceRecordSet::builder()
+        .name(&name)
+        .r#type(RrType::Cname)
+        .ttl(300)
+        .resource_records(ResourceRecord::builder().value(&value).build()?)
+        .build()?;
+    match change(cx, &spec.zone_id, ChangeAction::Delete, vec![record]).await {
+        Ok(_) => Ok(()),
+        // Gone already, or changed by hand (a DELETE must match exactly):
+        // either way not poolside's record to remove any more.
+        Err(err) if format!("{err:#}").contains("InvalidChangeBatch") => {
+            tracing::warn!(record = %name, error = %format!("{err:#}"), "left the validation record as it is");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether a certificate other than `deleted` still covers `domain`.
+async fn still_certified(cx: &Context, domain: &str, deleted: &str) -> anyhow::Result<bool> {
+    let mut pages = cx.clients.acm.list_certificates().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("ListCertificates")?;
+        if page
+            .certificate_summary_list()
+            .iter()
+            .any(|c| c.domain_name() == Some(domain) && c.certificate_arn() != Some(deleted))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 // ---- alias record ----

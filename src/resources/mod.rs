@@ -579,7 +579,7 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::Scaling(_) => scaling::delete(cx, id).await,
         Spec::Alarm(_) => alarms::delete(cx, id).await,
         Spec::Dashboard(_) => alarms::delete_dashboard(cx, id).await,
-        Spec::Certificate(_) => domain::delete_certificate(cx, id).await,
+        Spec::Certificate(s) => domain::delete_certificate(cx, id, s).await,
         Spec::DnsRecord(s) => domain::delete_record(cx, s).await,
     }
     .with_context(|| format!("deleting {} ({id})", live.id))

@@ -181,6 +181,25 @@ async fn a_domain_in_a_hosted_zone_gets_its_certificate_and_alias_record() {
         "the old certificate is still there"
     );
     assert!(certificate_for(domain.clone()).await);
+    // The old certificate's validation CNAME went with it (ACM asks every
+    // certificate of a name for the same record; none is left for it).
+    let validations: Vec<String> = sets
+        .iter()
+        .filter(|r| r.r#type().as_str() == "CNAME")
+        .map(|r| r.name().trim_end_matches('.').to_string())
+        .collect();
+    assert!(
+        validations
+            .iter()
+            .all(|n| !n.ends_with(&format!(".{old_domain}"))),
+        "the old name's validation record is left: {validations:?}"
+    );
+    assert!(
+        validations
+            .iter()
+            .any(|n| n.ends_with(&format!(".{domain}"))),
+        "the new name's validation record is missing: {validations:?}"
+    );
     env.plan().assert_code(0);
 
     // Dropped: the next deploy deletes what was made for it.
