@@ -447,15 +447,11 @@ fn resources(
             config.api.hosted_zone_id.as_deref().unwrap_or("*")
         )],
         Scope::Route53Changes => vec![format!("arn:{partition}:route53:::change/*")],
-        Scope::ScalingAlarms => vec![arn(
-            "cloudwatch",
-            region,
-            format!(
-                "alarm:TargetTracking-service/{}/{}-*",
-                blueprint::cluster_name(config),
-                blueprint::service_name(config)
-            ),
-        )],
+        // Application Auto Scaling checks these on the caller when it takes
+        // a target-tracking policy ("permission validation"), and its
+        // documentation names no alarm it checks them on: a grant scoped to
+        // its `TargetTracking-service/...` names could be refused there.
+        Scope::ScalingAlarms => vec![arn("cloudwatch", region, "alarm:*".into())],
         Scope::PromotionSources => sources
             .iter()
             .map(|name| arn("ecr", region, format!("repository/{name}")))
@@ -655,7 +651,7 @@ mod tests {
             "secretsmanager:GetSecretValue",
             "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!db-*"
         ));
-        let scaling = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:TargetTracking-service/poolside-acme/poolside-acme-api-*";
+        let scaling = "arn:aws:cloudwatch:eu-west-1:111122223333:alarm:*";
         assert!(allowing("cloudwatch:PutMetricAlarm", scaling));
         assert!(allowing("cloudwatch:DeleteAlarms", scaling));
         // The record-type key exists for ChangeResourceRecordSets alone.

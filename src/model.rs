@@ -902,8 +902,10 @@ impl Spec {
     pub fn with_unreported_from(&self, desired: &Spec) -> Spec {
         match (self, desired) {
             (Spec::Service(live), Spec::Service(wanted)) if live.deployment.is_none() => {
+                // The breaker is part of the same unreported configuration.
                 Spec::Service(ServiceSpec {
                     deployment: wanted.deployment.clone(),
+                    circuit_breaker_rollback: wanted.circuit_breaker_rollback,
                     ..live.clone()
                 })
             }

@@ -38,12 +38,18 @@ standard library only, one file, read top to bottom.
         production traffic (an alarm that fires mid-shift).
 
 Every behaviour it plays is recorded; GET /__proxy/events returns them as JSON.
+Every request is also read as IAM would authorize it (tests/aws_authorization.py:
+the action and resource ARN of each call, as the Service Authorization Reference
+defines them, and what AWS checks on the caller's behalf);
+GET /__proxy/authorizations returns them, for the test that holds
+`poolside iam-policy` to them.
 
 usage: realistic_aws.py PORT [UPSTREAM]   (UPSTREAM default http://127.0.0.1:4566)
 """
 
 import http.client
 import json
+import os
 import re
 import sys
 import threading
@@ -56,9 +62,14 @@ RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
 NOT_MODIFIABLE = {"cron.use_background_workers"}
 ROLE_SETTLES_AFTER_S = 2.0
+ACCOUNT = "123456789012"    # moto's
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_authorization  # noqa: E402
 
 lock = threading.Lock()
 events = []                 # what the proxy played, in order
+authorizations = []         # what IAM would evaluate for each request, in order
 instance_script = {}        # DB identifier -> statuses the next describes report
 stale_parameter_groups = set()
 nat_pending = set()
@@ -266,6 +277,10 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 body = json.dumps(events).encode()
             return self.reply(200, "application/json", body)
+        if self.path == "/__proxy/authorizations":
+            with lock:
+                body = json.dumps(authorizations).encode()
+            return self.reply(200, "application/json", body)
         if self.path == "/__proxy/ready":
             return self.reply(200, "text/plain", b"ready")
         self.forward()
@@ -296,6 +311,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
         action = form.get("Action") or target.rsplit(".", 1)[-1]
+        self.authorize(service, action, form, body)
 
         self.ecs_body = body
         self.ecs_source = None
@@ -310,6 +326,28 @@ class Handler(BaseHTTPRequestHandler):
                   if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-type", "server", "date")]
         content_type = dict((k.lower(), v) for k, v in response_headers).get("content-type", "text/xml")
         self.reply(status, content_type, data, passed)
+
+    def authorize(self, service, action, form, body):
+        split = urllib.parse.urlsplit(self.path)
+        query = {k: v[0] if v else "" for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+        region = re.search(r"Credential=[^/]+/[^/]+/([^/]+)/", self.headers.get("Authorization", ""))
+        region = region.group(1) if region else "us-east-1"
+        body_json = None
+        if self.headers.get("Content-Type", "").startswith("application/x-amz-json"):
+            try:
+                body_json = json.loads(body or b"{}")
+            except ValueError:
+                body_json = None
+        operation = "" if service in ("s3", "route53") else action
+        try:
+            found = aws_authorization.authorizations(
+                service, operation, self.command, split.path, query, form, body_json, region,
+                ACCOUNT, raw_body=body)
+        except Exception as err:  # the test fails on it, naming the call
+            found = [dict(call=f"{service} {operation or self.command + ' ' + split.path}", action="?",
+                          resource="?", context={}, unknown=True, error=repr(err))]
+        with lock:
+            authorizations.extend(found)
 
     # What AWS refuses or answers differently, before moto sees the call.
     def play_before(self, service, action, form, body):

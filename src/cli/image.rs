@@ -115,10 +115,8 @@ async fn copy_unless_present(
 /// retry at once fails the same way.
 fn explain_rate_limit(err: image::ImageError, from: &Endpoint) -> anyhow::Error {
     let text = format!("{err:#}").to_lowercase();
-    if !(text.contains("toomanyrequests")
-        || text.contains("429")
-        || text.contains("too many requests"))
-    {
+    // The code or the status text, not a bare "429": digests contain it.
+    if !(text.contains("toomanyrequests") || text.contains("too many requests")) {
         return err.into();
     }
     let login = match from.auth {

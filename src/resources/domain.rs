@@ -284,16 +284,39 @@ pub async fn delete_certificate(
     }
 }
 
-/// Whether a certificate other than `deleted` still covers `domain`.
+/// Whether a certificate of this region other than `deleted` still covers
+/// `domain` (as its name, an alternative name or by a wildcard), of any key
+/// type: ListCertificates lists RSA 2048 and 1024 keys only unless asked.
 async fn still_certified(cx: &Context, domain: &str, deleted: &str) -> anyhow::Result<bool> {
-    let mut pages = cx.clients.acm.list_certificates().into_paginator().send();
+    use aws_sdk_acm::types::{Filters, KeyAlgorithm};
+    let wildcard = domain
+        .split_once('.')
+        .map(|(_, parent)| format!("*.{parent}"));
+    let covers = |name: &str| name == domain || Some(name) == wildcard.as_deref();
+    let every_key_type = Filters::builder()
+        .set_key_types(Some(
+            KeyAlgorithm::values()
+                .iter()
+                .map(|k| KeyAlgorithm::from(*k))
+                .collect(),
+        ))
+        .build();
+    let mut pages = cx
+        .clients
+        .acm
+        .list_certificates()
+        .includes(every_key_type)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.aws("ListCertificates")?;
-        if page
-            .certificate_summary_list()
-            .iter()
-            .any(|c| c.domain_name() == Some(domain) && c.certificate_arn() != Some(deleted))
-        {
+        if page.certificate_summary_list().iter().any(|c| {
+            c.certificate_arn() != Some(deleted)
+                && (c.domain_name().is_some_and(covers)
+                    || c.subject_alternative_name_summaries()
+                        .iter()
+                        .any(|n| covers(n)))
+        }) {
             return Ok(true);
         }
     }

@@ -677,12 +677,18 @@ pub async fn update_service(
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
     ensure_image_pullable(cx, &new.task_definition).await?;
-    let mut sent = new.clone();
-    if target_groups_swapped {
-        if let Some(traffic) = sent.deployment.as_mut().and_then(|d| d.traffic.as_mut()) {
-            std::mem::swap(&mut sent.target_group, &mut traffic.alternate_target_group);
+    // Both sides in ECS's orientation, so that comparing them shows what
+    // UpdateService really changes.
+    let swap = |spec: &ServiceSpec| {
+        let mut spec = spec.clone();
+        if target_groups_swapped {
+            if let Some(traffic) = spec.deployment.as_mut().and_then(|d| d.traffic.as_mut()) {
+                std::mem::swap(&mut spec.target_group, &mut traffic.alternate_target_group);
+            }
         }
-    }
+        spec
+    };
+    let (old, sent) = (&swap(old), swap(new));
     let new = &sent;
     // AWS's order for moving a load-balanced service from rolling to a
     // traffic-shifting strategy ("Updating an Amazon ECS service to use

@@ -465,7 +465,9 @@ async fn deploy_from_empty_creates_every_resource_with_its_properties() {
         "{lifecycle}"
     );
 
-    // Repository: immutable tags, scan on push, keep-last-N lifecycle.
+    // Repository: immutable tags, scan on push, and a lifecycle that expires
+    // untagged images only (no release a task definition names, nor the
+    // schema runner, can expire).
     let repos = aws
         .ecr
         .describe_repositories()
@@ -486,7 +488,10 @@ async fn deploy_from_empty_creates_every_resource_with_its_properties() {
         .unwrap();
     let lifecycle: Value =
         serde_json::from_str(lifecycle.lifecycle_policy_text().unwrap()).unwrap();
-    assert_eq!(lifecycle["rules"][0]["selection"]["countNumber"], 30);
+    let selection = &lifecycle["rules"][0]["selection"];
+    assert_eq!(selection["tagStatus"], "untagged");
+    assert_eq!(selection["countType"], "sinceImagePushed");
+    assert_eq!(selection["countNumber"], 14);
 
     // A second deploy: nothing to change, and not a single mutating call.
     let again = env.deploy();

@@ -3,6 +3,7 @@
 //! policy, through the action IAM checks for it.
 
 use crate::support::*;
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 fn operations(run: &Run) -> BTreeSet<String> {
@@ -93,4 +94,258 @@ async fn the_policy_covers_every_operation_deploy_plan_and_destroy_make() {
             "no {service}operation was made: {made:?}"
         );
     }
+}
+
+// ---- the policy held to the resource of every call ----
+
+/// IAM's wildcard match: `*` any run of characters, `?` one.
+fn glob(pattern: &str, value: &str) -> bool {
+    let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    let (mut pi, mut vi, mut star, mut mark) = (0, 0, None, 0);
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = vi;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            vi = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Bool(b) => vec![b.to_string()],
+        _ => vec![],
+    }
+}
+
+/// How a condition operator compares a wanted value with a present one.
+type Comparison<'a> = &'a dyn Fn(&str, &str) -> bool;
+
+/// One condition block, as IAM evaluates it against the request's context
+/// (the operators the generated policy uses; any other fails the test).
+fn condition_holds(condition: &Value, context: &Value) -> bool {
+    let Some(operators) = condition.as_object() else {
+        return true;
+    };
+    operators.iter().all(|(operator, keys)| {
+        keys.as_object().unwrap().iter().all(|(key, wanted)| {
+            let wanted = strings(wanted);
+            let present = context.get(key).map(strings);
+            let equals = |a: &str, b: &str| a == b;
+            let like = |pattern: &str, value: &str| glob(pattern, value);
+            let (set, test): (&str, Comparison) = match operator.as_str() {
+                "StringEquals" => ("", &equals),
+                "StringLike" => ("", &like),
+                "Bool" => ("", &equals),
+                "ForAllValues:StringEquals" => ("all", &equals),
+                "ForAllValues:StringLike" => ("all", &like),
+                "ForAnyValue:StringEquals" => ("any", &equals),
+                "ForAnyValue:StringLike" => ("any", &like),
+                other => panic!("the test does not evaluate condition operator {other}"),
+            };
+            let matched = |value: &String| wanted.iter().any(|w| test(w, value));
+            match (set, present) {
+                // ForAllValues holds for a key the request does not have.
+                ("all", None) => true,
+                ("all", Some(values)) => values.iter().all(matched),
+                (_, None) => false,
+                (_, Some(values)) => values.iter().any(matched),
+            }
+        })
+    })
+}
+
+/// Whether the policy's Allow statements allow `action` on `resource`.
+fn allows(policy: &Value, action: &str, resource: &str, context: &Value) -> bool {
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|statement| {
+            assert_eq!(
+                statement["Effect"], "Allow",
+                "the policy has only Allow statements"
+            );
+            strings(&statement["Action"])
+                .iter()
+                .any(|a| glob(&a.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+                && strings(&statement["Resource"])
+                    .iter()
+                    .any(|r| glob(r, resource))
+                && condition_holds(&statement["Condition"], context)
+        })
+}
+
+#[test]
+fn the_evaluator_matches_as_iam_does() {
+    assert!(glob(
+        "arn:aws:s3:::b/history/e/*",
+        "arn:aws:s3:::b/history/e/1.json"
+    ));
+    assert!(!glob(
+        "arn:aws:s3:::b/locks/e.json",
+        "arn:aws:s3:::b/domains/e.json"
+    ));
+    assert!(glob("secret:rds!db-*", "secret:rds!db-0000-AbCdEf"));
+    assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
+    let policy = serde_json::json!({ "Statement": [{
+        "Effect": "Allow", "Action": ["route53:ChangeResourceRecordSets"], "Resource": ["arn:aws:route53:::hostedzone/Z1"],
+        "Condition": { "ForAllValues:StringEquals": { "route53:ChangeResourceRecordSetsRecordTypes": ["A", "CNAME"] } }
+    }, {
+        "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": ["arn:aws:iam::1:role/p-*"],
+        "Condition": { "StringEquals": { "iam:PassedToService": ["ecs-tasks.amazonaws.com"] } }
+    }]});
+    let zone = "arn:aws:route53:::hostedzone/Z1";
+    let types =
+        |t: &[&str]| serde_json::json!({ "route53:ChangeResourceRecordSetsRecordTypes": t });
+    assert!(allows(
+        &policy,
+        "route53:ChangeResourceRecordSets",
+        zone,
+        &types(&["A", "CNAME"])
+    ));
+    assert!(!allows(
+        &policy,
+        "route53:ChangeResourceRecordSets",
+        zone,
+        &types(&["MX"])
+    ));
+    assert!(!allows(
+        &policy,
+        "route53:ChangeResourceRecordSets",
+        "arn:aws:route53:::hostedzone/Z2",
+        &types(&["A"])
+    ));
+    let passed = |to: &str| serde_json::json!({ "iam:PassedToService": to });
+    assert!(allows(
+        &policy,
+        "iam:PassRole",
+        "arn:aws:iam::1:role/p-task",
+        &passed("ecs-tasks.amazonaws.com")
+    ));
+    assert!(!allows(
+        &policy,
+        "iam:PassRole",
+        "arn:aws:iam::1:role/p-task",
+        &passed("lambda.amazonaws.com")
+    ));
+    assert!(!allows(
+        &policy,
+        "iam:PassRole",
+        "arn:aws:iam::1:role/p-task",
+        &serde_json::json!({})
+    ));
+}
+
+/// Every call of a deploy from empty, a no-op deploy, plan, drift, status
+/// and destroy, read through the realistic proxy as IAM authorizes it (the
+/// action and the ARN of the resource it acts on, as the Service
+/// Authorization Reference defines them, and what AWS checks on the
+/// caller's behalf), is allowed by what `iam-policy` generates. Before,
+/// the test compared action names on moto, which enforces nothing.
+#[tokio::test]
+async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
+    let proxy = crate::real_aws::Proxy::start();
+    let aws = aws().await;
+    let mut env = Env::new("iamarn");
+    env.endpoint = proxy.url.clone();
+    let zone = aws
+        .route53
+        .create_hosted_zone()
+        .name(format!("{}.poolside.test", env.name))
+        .caller_reference(unique_name("zone"))
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    env.api_extra = format!(
+        "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\nmax_count = 3\n",
+        env.name
+    );
+    env.write();
+    env.deploy();
+    env.deploy();
+    env.plan().assert_code(0);
+    env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    let generated = env.poolside(&["iam-policy", "--env", &env.name, "--output", "json"]);
+    generated.assert_code(0);
+    let policy = generated.one("iam_policy")["policy"].clone();
+    env.poolside(&["destroy", "--env", &env.name, "--yes", "--delete-data"])
+        .assert_code(0);
+
+    let seen = proxy.authorizations().await;
+    assert!(seen.len() > 100, "too few calls seen: {}", seen.len());
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut denied = std::collections::BTreeSet::new();
+    for a in &seen {
+        let call = a["call"].as_str().unwrap_or("?");
+        if a["unknown"].as_bool() == Some(true) {
+            unknown.insert(format!(
+                "{call} ({})",
+                a["error"]
+                    .as_str()
+                    .unwrap_or("not in tests/aws_authorization.py")
+            ));
+            continue;
+        }
+        if a["always_allowed"].as_bool() == Some(true) {
+            continue; // AWS documents that it needs no permission
+        }
+        let (action, resource) = (
+            a["action"].as_str().unwrap(),
+            a["resource"].as_str().unwrap(),
+        );
+        // `any_of`: AWS accepts any one of these actions. An authorization
+        // AWS makes only in some circumstance (`only_if`) or that the
+        // documentation leaves unclear (`unverified`) is held to the policy
+        // all the same: the policy must not fail where AWS might ask.
+        let actions = match a["any_of"].as_array() {
+            Some(any) => any
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![action.to_string()],
+        };
+        if !actions
+            .iter()
+            .any(|action| allows(&policy, action, resource, &a["context"]))
+        {
+            let why = a["only_if"]
+                .as_str()
+                .or(a["unverified"].as_str())
+                .map(|w| format!(" [{w}]"))
+                .unwrap_or_default();
+            denied.insert(format!(
+                "{call}: {action} on {resource} (context {}){why}",
+                a["context"]
+            ));
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "calls the authorization table does not know:\n{}",
+        unknown.into_iter().collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        denied.is_empty(),
+        "denied by `poolside iam-policy`:\n{}",
+        denied.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }

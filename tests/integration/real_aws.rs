@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The proxy, on a port of its own, in front of the test emulator.
-struct Proxy {
+pub struct Proxy {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Proxy {
-    fn start() -> Proxy {
+    pub fn start() -> Proxy {
         require_emulator();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -54,6 +54,17 @@ impl Proxy {
             .iter()
             .map(|e| e["kind"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// What IAM would authorize for each call the proxy saw, in order:
+    /// `{call, action, resource, context}` (tests/aws_authorization.py).
+    pub async fn authorizations(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/__proxy/authorizations", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// SDK clients that talk to AWS through the proxy.
