@@ -37,6 +37,24 @@ standard library only, one file, read top to bottom.
         the proxy set that alarm to ALARM when a deployment starts shifting
         production traffic (an alarm that fires mid-shift).
 
+  Teardown, and a second life (AWS releases what a delete frees slowly):
+  RDS   a deleted instance reads `deleting` for a few seconds (moto: gone at
+        once), holding its subnet group (InvalidDBSubnetGroupStateFault), its
+        parameter group (InvalidDBParameterGroupState), its subnets and
+        security groups (DependencyViolation); a second DeleteDBInstance is
+        InvalidDBInstanceState, a CreateDBInstance of its name
+        DBInstanceAlreadyExists.
+  EC2   a deleted NAT gateway reads `deleting` for a moment and holds its
+        subnet and Elastic IP (InvalidIPAddress.InUse); a deleted load
+        balancer's or interface endpoint's network interfaces linger in its
+        subnets and security groups for a few seconds.
+  ECS   a deleted service is DRAINING for two describes; CreateService of its
+        name meanwhile is refused.
+  SM    CreateSecret of a name scheduled for deletion answers AWS's
+        InvalidRequestException (moto: ResourceExistsException).
+  ACM   RequestCertificate with an idempotency token used within the hour
+        answers the certificate it made then, even a deleted one.
+
 Every behaviour it plays is recorded; GET /__proxy/events returns them as JSON.
 Every request is also read as IAM would authorize it (tests/aws_authorization.py:
 the action and resource ARN of each call, as the Service Authorization Reference
@@ -62,6 +80,9 @@ RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
 NOT_MODIFIABLE = {"cron.use_background_workers"}
 ROLE_SETTLES_AFTER_S = 2.0
+INSTANCE_DELETING_S = 4.0   # RDS: minutes on AWS
+NAT_DELETING_S = 2.0        # EC2: a minute or two on AWS
+INTERFACES_LINGER_S = 3.0   # load balancer and endpoint ENIs: minutes on AWS
 ACCOUNT = "123456789012"    # moto's
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -76,9 +97,22 @@ nat_pending = set()
 ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
 deployments = {}            # service deployment ARN -> what the proxy plays of it
 raise_during_shift = set()  # alarms to set to ALARM when a shift starts
+held = []                   # (kind, id, by, until): what a deleted resource still holds
+deleting_instances = {}     # DB identifier -> (until, its last DescribeDBInstances answer)
+nat_deleting = {}           # NAT gateway id -> until
+draining_services = {}      # ECS service name -> describes left that read DRAINING
+certificate_tokens = {}     # ACM idempotency token -> (arn, when)
 DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
                      "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
+
+
+class Played(Exception):
+    """An answer the proxy gives instead of moto's, decided after moto answered."""
+
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
 
 
 def record(kind, **details):
@@ -141,6 +175,41 @@ def all_pages(call, action, token_element, token_parameter):
         if not token:
             return "".join(pages)
         params = {token_parameter: token.group(1)}
+
+
+def hold(kind, ids, by, seconds):
+    """`by` holds these for `seconds`, and refuses the first delete of each
+    whatever the time: on AWS the interfaces go minutes later, so a deleter
+    always meets them once."""
+    until = time.time() + seconds
+    with lock:
+        for i in ids:
+            if i:
+                held.append(dict(kind=kind, id=i, by=by, until=until, refused=False))
+
+
+def holder(kind, ident):
+    now = time.time()
+    with lock:
+        for h in held:
+            if h["kind"] == kind and h["id"] == ident and (h["until"] > now or not h["refused"]):
+                h["refused"] = True
+                return h["by"]
+    return None
+
+
+def rds_query(action, **params):
+    return query("rds", "2014-10-31", action, **params)
+
+
+def secrets_call(action, payload):
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager." + action,
+               "Authorization": unsigned("secretsmanager")}
+    return json.loads(upstream("POST", "/", json.dumps(payload).encode(), headers)[2] or b"{}")
+
+
+def tags_in(text, element):
+    return re.findall(f"<{element}>([^<]+)</{element}>", text)
 
 
 def subnet_users(subnet_id):
@@ -321,7 +390,10 @@ class Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("transfer-encoding", "content-length")}
         headers["Content-Length"] = str(len(body))
         status, response_headers, data = upstream(self.command, self.path, body, headers)
-        data = self.play_after(service, action, form, status, data)
+        try:
+            data = self.play_after(service, action, form, status, data)
+        except Played as played:
+            return self.reply(*played.answer)
         passed = [(k, v) for k, v in response_headers
                   if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-type", "server", "date")]
         content_type = dict((k.lower(), v) for k, v in response_headers).get("content-type", "text/xml")
@@ -349,9 +421,146 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             authorizations.extend(found)
 
+    # Teardown: what a delete frees, AWS releases slowly.
+    def play_teardown_before(self, service, action, form, body):
+        self.captured = None
+        ident = form.get("DBInstanceIdentifier")
+        if service == "ec2" and action in ("DeleteSubnet", "DeleteSecurityGroup"):
+            kind, key = ("subnet", "SubnetId") if action == "DeleteSubnet" else ("security-group", "GroupId")
+            by = holder(kind, form.get(key))
+            if by:
+                record("interfaces_linger", resource=form.get(key), by=by)
+                noun = "subnet" if kind == "subnet" else "resource"
+                return query_error(400, "DependencyViolation",
+                                   f"The {noun} '{form.get(key)}' has dependencies and cannot be deleted.", ec2=True)
+        if service == "ec2" and action == "ReleaseAddress":
+            by = holder("allocation", form.get("AllocationId"))
+            if by:
+                record("address_still_held", allocation=form.get("AllocationId"), by=by)
+                return query_error(400, "InvalidIPAddress.InUse", "Address is in use.", ec2=True)
+        if service == "rds" and action == "DeleteDBSubnetGroup":
+            by = holder("db-subnet-group", form.get("DBSubnetGroupName"))
+            if by:
+                record("db_group_still_used", group=form.get("DBSubnetGroupName"), by=by)
+                return query_error(400, "InvalidDBSubnetGroupStateFault",
+                                   f"Cannot delete the subnet group '{form.get('DBSubnetGroupName')}' because at least one database instance: {by} is still using it.")
+        if service == "rds" and action == "DeleteDBParameterGroup":
+            by = holder("db-parameter-group", form.get("DBParameterGroupName"))
+            if by:
+                record("db_group_still_used", group=form.get("DBParameterGroupName"), by=by)
+                return query_error(400, "InvalidDBParameterGroupState",
+                                   f"One or more database instances are still members of this parameter group {form.get('DBParameterGroupName')}, so the group cannot be deleted")
+        with lock:
+            deleting = deleting_instances.get(ident)
+            if deleting and deleting[0] <= time.time():
+                del deleting_instances[ident]
+                deleting = None
+        if service == "rds" and deleting:
+            if action == "DeleteDBInstance":
+                return query_error(400, "InvalidDBInstanceState", f"Instance {ident} is already being deleted.")
+            if action == "CreateDBInstance":
+                return query_error(400, "DBInstanceAlreadyExists", "DB instance already exists")
+            if action == "DescribeDBInstances":
+                record("instance_deleting", identifier=ident)
+                return 200, "text/xml", deleting[1].encode()
+        if service == "rds" and action == "DeleteDBInstance":
+            self.captured = rds_query("DescribeDBInstances", DBInstanceIdentifier=ident)
+        if service == "elasticloadbalancing" and action == "DeleteLoadBalancer":
+            self.captured = elb_query("DescribeLoadBalancers", **{"LoadBalancerArns.member.1": form.get("LoadBalancerArn", "")})
+        if service == "ec2" and action == "DeleteNatGateway":
+            self.captured = ec2_query("DescribeNatGateways", **{"NatGatewayId.1": form.get("NatGatewayId", "")})
+        if service == "ec2" and action == "DeleteVpcEndpoints":
+            ids = {k: v for k, v in form.items() if k.startswith("VpcEndpointId.")}
+            self.captured = ec2_query("DescribeVpcEndpoints", **ids)
+        if service == "ecs" and action == "CreateService":
+            name = json.loads(body or b"{}").get("serviceName")
+            with lock:
+                draining = draining_services.get(name, 0) > 0
+            if draining:
+                return json_error(400, "InvalidParameterException", "Unable to Start a service that is still Draining.")
+        if service == "acm" and action == "RequestCertificate":
+            token = json.loads(body or b"{}").get("IdempotencyToken")
+            with lock:
+                made = certificate_tokens.get(token)
+            if token and made and time.time() - made[1] < 3600:
+                record("certificate_token_reused", arn=made[0])
+                return 200, "application/x-amz-json-1.1", json.dumps({"CertificateArn": made[0]}).encode()
+        return None
+
+    def play_teardown_after(self, service, action, form, status, text):
+        ok = status < 300
+        if service == "rds" and action == "DeleteDBInstance" and ok and self.captured:
+            ident = form.get("DBInstanceIdentifier")
+            answer = self.captured.replace("<DBInstanceStatus>available</DBInstanceStatus>",
+                                           "<DBInstanceStatus>deleting</DBInstanceStatus>")
+            with lock:
+                deleting_instances[ident] = (time.time() + INSTANCE_DELETING_S, answer)
+            for kind, element in (("db-subnet-group", "DBSubnetGroupName"), ("db-parameter-group", "DBParameterGroupName"),
+                                  ("subnet", "SubnetIdentifier"), ("security-group", "VpcSecurityGroupId")):
+                hold(kind, tags_in(self.captured, element), ident, INSTANCE_DELETING_S)
+            record("instance_delete_started", identifier=ident)
+        if service == "elasticloadbalancing" and action == "DeleteLoadBalancer" and ok and self.captured:
+            name = (tags_in(self.captured, "LoadBalancerName") or ["?"])[0]
+            hold("subnet", tags_in(self.captured, "SubnetId"), name, INTERFACES_LINGER_S)
+            hold("security-group", re.findall(r"<member>(sg-[^<]+)</member>", self.captured), name, INTERFACES_LINGER_S)
+        if service == "ec2" and action == "DeleteNatGateway" and ok and self.captured:
+            nat = form.get("NatGatewayId")
+            with lock:
+                nat_deleting[nat] = time.time() + NAT_DELETING_S
+            hold("subnet", tags_in(self.captured, "subnetId"), nat, NAT_DELETING_S)
+            hold("allocation", tags_in(self.captured, "allocationId"), nat, NAT_DELETING_S)
+        if service == "ec2" and action == "DeleteVpcEndpoints" and ok and self.captured:
+            for endpoint in re.findall(r"<item>\s*<vpcEndpointId>.*?</item>\s*(?=<item>\s*<vpcEndpointId>|</vpcEndpointSet>)",
+                                       self.captured, flags=re.S):
+                if "<vpcEndpointType>Interface</vpcEndpointType>" not in endpoint:
+                    continue
+                ident = tags_in(endpoint, "vpcEndpointId")[0]
+                hold("subnet", re.findall(r"<item>(subnet-[^<]+)</item>", endpoint), ident, INTERFACES_LINGER_S)
+                hold("security-group", tags_in(endpoint, "groupId"), ident, INTERFACES_LINGER_S)
+        if service == "ec2" and action == "DescribeNatGateways" and ok:
+            now = time.time()
+            with lock:
+                going = [n for n, until in nat_deleting.items() if until > now]
+            for nat in going:
+                text = re.sub(f"(<natGatewayId>{nat}</natGatewayId>.*?<state>)deleted(</state>)", r"\1deleting\2",
+                              text, flags=re.S)
+                record("nat_deleting", nat=nat)
+        if service == "ecs" and action == "DeleteService" and ok:
+            name = json.loads(self.ecs_body or b"{}").get("service", "").rsplit("/", 1)[-1]
+            with lock:
+                draining_services[name] = 2
+        if service == "ecs" and action == "DescribeServices" and ok:
+            answer = json.loads(text)
+            for svc in answer.get("services", []):
+                with lock:
+                    left = draining_services.get(svc.get("serviceName"), 0)
+                    drains = left > 0 and svc.get("status") == "INACTIVE"
+                    if drains:
+                        draining_services[svc.get("serviceName")] = left - 1
+                if drains:
+                    svc["status"] = "DRAINING"
+                    record("service_draining", service=svc.get("serviceName"))
+            text = json.dumps(answer)
+        if service == "secretsmanager" and action == "CreateSecret" and status == 400 and "ResourceExistsException" in text:
+            name = json.loads(self.ecs_body or b"{}").get("Name")
+            if secrets_call("DescribeSecret", {"SecretId": name}).get("DeletedDate"):
+                record("secret_scheduled_for_deletion", name=name)
+                raise Played(json_error(400, "InvalidRequestException",
+                                        "You can't create this secret because a secret with this name is already scheduled for deletion."))
+        if service == "acm" and action == "RequestCertificate" and ok:
+            token = json.loads(self.ecs_body or b"{}").get("IdempotencyToken")
+            arn = json.loads(text).get("CertificateArn")
+            if token and arn:
+                with lock:
+                    certificate_tokens.setdefault(token, (arn, time.time()))
+        return text
+
     # What AWS refuses or answers differently, before moto sees the call.
     def play_before(self, service, action, form, body):
         global ecs_role_seen_at
+        played = self.play_teardown_before(service, action, form, body)
+        if played:
+            return played
         if service == "rds" and action == "ModifyDBParameterGroup":
             names = [v for k, v in form.items() if k.endswith("ParameterName")]
             refused = [n for n in names if n in NOT_MODIFIABLE]
@@ -465,6 +674,7 @@ class Handler(BaseHTTPRequestHandler):
     # What AWS reports differently, after moto answered.
     def play_after(self, service, action, form, status, data):
         global ecs_role_seen_at
+        data = self.play_teardown_after(service, action, form, status, data.decode(errors="replace")).encode()
         if status >= 300:
             if service == "iam" and action == "CreateServiceLinkedRole" and form.get("AWSServiceName") == "ecs.amazonaws.com":
                 with lock:

@@ -107,21 +107,16 @@ pub async fn create_certificate(
         .chars()
         .take(32)
         .collect();
-    let out = cx
-        .clients
-        .acm
-        .request_certificate()
-        .domain_name(&spec.domain_name)
-        .validation_method(ValidationMethod::Dns)
-        .idempotency_token(token)
-        .set_tags(Some(acm_tags(&spec.tags)?))
-        .send()
+    let mut arn = request_certificate(cx, spec, &token).await?;
+    // The token names the certificate asked for within the hour, even one a
+    // destroy deleted since: then ask once more with a token of its own.
+    if describe_certificate(cx, &arn)
         .await
-        .aws("RequestCertificate")?;
-    let arn = out
-        .certificate_arn()
-        .ok_or_else(|| anyhow!("RequestCertificate returned no ARN"))?
-        .to_string();
+        .is_err_and(|e| format!("{e:#}").contains("ResourceNotFound"))
+    {
+        let fresh = format!("{token:.24}{:08x}", rand::random::<u32>());
+        arn = request_certificate(cx, spec, &fresh).await?;
+    }
     cx.record(id, &arn);
     let record = waits
         .report(
@@ -137,6 +132,28 @@ pub async fn create_certificate(
         .await??;
     cx.record_attribute(id, "arn", &arn);
     Ok(arn)
+}
+
+async fn request_certificate(
+    cx: &Context,
+    spec: &CertificateSpec,
+    token: &str,
+) -> anyhow::Result<String> {
+    let out = cx
+        .clients
+        .acm
+        .request_certificate()
+        .domain_name(&spec.domain_name)
+        .validation_method(ValidationMethod::Dns)
+        .idempotency_token(token)
+        .set_tags(Some(acm_tags(&spec.tags)?))
+        .send()
+        .await
+        .aws("RequestCertificate")?;
+    Ok(out
+        .certificate_arn()
+        .ok_or_else(|| anyhow!("RequestCertificate returned no ARN"))?
+        .to_string())
 }
 
 async fn describe_certificate(

@@ -501,12 +501,15 @@ const IN_USE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// What AWS answers while something being deleted still holds the resource:
 /// EC2's DependencyViolation (subnets, groups, gateways, the VPC), an Elastic
 /// IP still mapped, a target group still attached, a cluster still draining.
-const IN_USE_CODES: [&str; 5] = [
+const IN_USE_CODES: [&str; 7] = [
     "DependencyViolation",
     "InvalidIPAddress.InUse",
     "ResourceInUse",
     "ClusterContainsServicesException",
     "ClusterContainsTasksException",
+    // An RDS instance still `deleting` holds its groups.
+    "InvalidDBSubnetGroupStateFault",
+    "InvalidDBParameterGroupState",
 ];
 
 fn still_in_use(err: &anyhow::Error) -> bool {

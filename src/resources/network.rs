@@ -6,7 +6,7 @@ use super::{
     sync_ec2_tags, tag_spec, AwsResultExt, Context, Names,
 };
 use crate::model::*;
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, ResourceType, VpcAttributeName,
 };
@@ -596,15 +596,43 @@ pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()
         .send()
         .await;
     ignore_not_found(result, "DeleteNatGateway")?;
-    // Its Elastic IP and subnet cannot go before it has gone.
-    use aws_sdk_ec2::client::Waiters;
-    cx.clients
-        .ec2
-        .wait_until_nat_gateway_deleted()
-        .nat_gateway_ids(nat_id)
-        .wait(NAT_WAIT)
-        .await
-        .aws("waiting for the NAT gateway to be deleted")?;
+    // Its Elastic IP and subnet cannot go before it has gone: AWS keeps it
+    // `deleting` for a minute or two. A steady poll notices within seconds
+    // (the SDK's waiter waits 15 s and more between looks).
+    let every = if cx.emulator {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let out = cx
+            .clients
+            .ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(nat_id)
+            .send()
+            .await;
+        let state = match out {
+            Ok(out) => out
+                .nat_gateways()
+                .first()
+                .and_then(|n| n.state())
+                .map(|s| s.as_str().to_string()),
+            Err(err) if error_code(&err) == Some("NatGatewayNotFound") => None,
+            Err(err) => return Err(err).aws("DescribeNatGateways"),
+        };
+        match state.as_deref() {
+            None | Some("deleted") => break,
+            Some("failed") => bail!("NAT gateway {nat_id} failed while being deleted"),
+            _ if started.elapsed() >= NAT_WAIT => bail!(
+                "NAT gateway {nat_id} is still {} after {} minutes",
+                state.unwrap_or_default(),
+                NAT_WAIT.as_secs() / 60
+            ),
+            _ => tokio::time::sleep(every).await,
+        }
+    }
     release_association(cx, &addresses).await
 }
 

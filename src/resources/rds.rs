@@ -6,7 +6,7 @@ use super::{
     check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context, Names, Waits,
 };
 use crate::model::*;
-use anyhow::bail;
+use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, PendingModifiedValues, Tag};
 use std::collections::BTreeMap;
@@ -727,22 +727,48 @@ pub async fn delete_instance(
             if text.contains("eletion protection") {
                 bail!("RDS instance {identifier} has deletion protection on: set database.deletion_protection = false and deploy first, if you mean to delete it");
             }
-            return Err(err).aws("DeleteDBInstance");
+            // An earlier run's delete still going (it was cut off): wait for it.
+            if !text.contains("already being deleted") {
+                return Err(err).aws("DeleteDBInstance");
+            }
         }
         Err(err) => return Err(err).aws("DeleteDBInstance"),
     }
-    let waiter = cx
-        .clients
-        .rds
-        .wait_until_db_instance_deleted()
-        .db_instance_identifier(identifier)
-        .wait(DELETED_WITHIN);
+    // RDS keeps the instance `deleting` for minutes, holding its subnet
+    // group, parameter group and network interfaces: what depends on it goes
+    // only once it has gone. A steady poll notices within seconds (the SDK's
+    // waiter backs off to two minutes between looks).
+    let every = if cx.emulator {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    };
+    let gone = async {
+        loop {
+            if describe_instance(cx, identifier).await?.is_none() {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(every).await;
+        }
+    };
     waits
-        .report(id, "deleted", DELETED_WITHIN, waiter)
+        .report(
+            id,
+            "deleted (RDS keeps it `deleting` for minutes)",
+            DELETED_WITHIN,
+            async {
+                tokio::time::timeout(DELETED_WITHIN, gone)
+                    .await
+                    .map_err(|_| {
+                        anyhow!(
+                            "RDS instance {identifier} is still not deleted after {} minutes",
+                            DELETED_WITHIN.as_secs() / 60
+                        )
+                    })?
+            },
+        )
         .await?
-        .aws(&format!(
-            "waiting for RDS instance {identifier} to be deleted"
-        ))?;
+        .with_context(|| format!("waiting for RDS instance {identifier} to be deleted"))?;
     Ok(())
 }
 

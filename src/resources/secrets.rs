@@ -110,8 +110,18 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow:
                 .await
                 .aws("RestoreSecret")?;
         }
-        // Made by a run that did not finish: keep its value.
-        Some("ResourceExistsException") => {}
+        // Made by a run that did not finish: keep its value. An emulator
+        // (moto) answers this for a name scheduled for deletion too, where
+        // AWS answers the InvalidRequestException above: restore it the same.
+        Some("ResourceExistsException") => {
+            if scheduled_for_deletion(cx, &spec.name).await? {
+                sm.restore_secret()
+                    .secret_id(&spec.name)
+                    .send()
+                    .await
+                    .aws("RestoreSecret")?;
+            }
+        }
         _ => return Err(err).aws("CreateSecret"),
     }
     // Adopted or restored: converge on the description and tags, keep the value.
@@ -123,6 +133,18 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow:
     }
     cx.record_attribute(id, "arn", &live.physical_id);
     Ok(live.physical_id)
+}
+
+async fn scheduled_for_deletion(cx: &Context, name: &str) -> anyhow::Result<bool> {
+    let out = cx
+        .clients
+        .secrets
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .aws("DescribeSecret")?;
+    Ok(out.deleted_date().is_some())
 }
 
 pub async fn update(

@@ -26,7 +26,7 @@ macro_rules! all_pages {
 /// Every resource tagged with (or, where AWS has no tags, named for) the
 /// environment that still exists, as `kind id`, asked of each service with
 /// every page read: the emulator holds every test's resources at once.
-async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
+pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
     let mut left = Vec::new();
     let filter = || env_filter(env);
     let ec2 = &aws.ec2;

@@ -941,3 +941,79 @@ async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_r
     // The file and the service agree again: nothing to deploy.
     prod.plan().assert_code(0);
 }
+
+/// A second life on AWS: destroy, deploy the same environment again, and
+/// destroy again, each in one run, through a proxy that plays how slowly AWS
+/// releases what a delete frees: an RDS instance `deleting` and holding its
+/// groups, subnets and security groups; a NAT gateway `deleting` and holding
+/// its address; a load balancer's and the endpoints' interfaces lingering; a
+/// service draining; a secret kept in its recovery window; an ACM
+/// idempotency token that still names the deleted certificate.
+#[tokio::test]
+async fn destroy_deploy_again_and_destroy_again_each_finish_in_one_run() {
+    let proxy = Proxy::start();
+    let aws = aws().await;
+    let mut env = Env::new("again");
+    env.endpoint = proxy.url.clone();
+    let zone = aws
+        .route53
+        .create_hosted_zone()
+        .name(format!("{}.poolside.test", env.name))
+        .caller_reference(unique_name("zone"))
+        .send()
+        .await
+        .unwrap()
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    env.api_extra = format!(
+        "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\n",
+        env.name
+    );
+    env.write();
+    let destroy = |env: &Env| {
+        let run = env.poolside(&[
+            "destroy",
+            "--env",
+            &env.name,
+            "--yes",
+            "--delete-data",
+            "--output",
+            "json",
+        ]);
+        run.assert_code(0);
+        run
+    };
+    env.deploy();
+    destroy(&env);
+    let left = crate::destroy::remaining(&aws, &env.name).await;
+    assert!(left.is_empty(), "left after the first destroy: {left:?}");
+
+    // Deployed again at once: the secrets come back from their recovery
+    // window, the certificate is asked for anew.
+    env.deploy();
+    env.plan().assert_code(0);
+    destroy(&env);
+    let left = crate::destroy::remaining(&aws, &env.name).await;
+    assert!(left.is_empty(), "left after the second destroy: {left:?}");
+
+    // The proxy did play each of those (or the test proves nothing).
+    let played = proxy.played().await;
+    for kind in [
+        "instance_deleting",
+        "db_group_still_used",
+        "nat_deleting",
+        "address_still_held",
+        "interfaces_linger",
+        "service_draining",
+        "secret_scheduled_for_deletion",
+        "certificate_token_reused",
+    ] {
+        assert!(
+            played.iter().any(|p| p == kind),
+            "the proxy never played {kind}: {played:?}"
+        );
+    }
+}
