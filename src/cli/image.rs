@@ -83,7 +83,7 @@ async fn copy_unless_present(
     let source = source_text
         .parse::<Reference>()
         .map_err(|e| anyhow!("{source_text}: {e}"))?;
-    let from = Endpoint {
+    let mut from = Endpoint {
         auth: crate::registry_credentials::for_registry(source.resolve_registry())
             .with_context(|| format!("the login for {}", source.registry()))?,
         reference: source,
@@ -94,20 +94,35 @@ async fn copy_unless_present(
             .map_err(|e| anyhow!("{destination_text}: {e}"))?,
         auth: RegistryAuth::Basic(user, password),
     };
-    let copied = image::copy_with_file(
-        &image::client(vec![]),
-        &from,
-        &to,
-        &RDS_CA_FILE,
-        image::TASK_PLATFORM,
-    )
-    .await
-    .map_err(|err| explain_rate_limit(err, &from))
-    .with_context(|| format!("copying {source_text} to {destination_text}"))?;
+    let client = image::client(vec![]);
+    let mut copied =
+        image::copy_with_file(&client, &from, &to, &RDS_CA_FILE, image::TASK_PLATFORM).await;
+    // A stored login that the source refuses (an expired `docker login
+    // public.ecr.aws` lasts 12 hours) would fail a pull that anonymous
+    // access allows: try once without it, and say so.
+    if copied.as_ref().is_err_and(refused_login) && !matches!(from.auth, RegistryAuth::Anonymous) {
+        tracing::warn!(
+            registry = from.reference.registry(),
+            "the stored registry login was refused; pulling anonymously"
+        );
+        from.auth = RegistryAuth::Anonymous;
+        copied =
+            image::copy_with_file(&client, &from, &to, &RDS_CA_FILE, image::TASK_PLATFORM).await;
+    }
+    let copied = copied
+        .map_err(|err| explain_rate_limit(err, &from))
+        .with_context(|| format!("copying {source_text} to {destination_text}"))?;
     if !registry::image_exists(cx, destination_text).await? {
         bail!("{destination_text} was pushed, but ECR does not list it: run `poolside image push` again");
     }
     Ok(Some(copied))
+}
+
+/// The source registry refused the login itself (not the destination's).
+fn refused_login(err: &image::ImageError) -> bool {
+    let text = format!("{err:#}").to_lowercase();
+    // oci-client says "Not authorized" for a 401; registries' codes say UNAUTHORIZED.
+    text.contains("unauthorized") || text.contains("not authorized")
 }
 
 /// A registry's "too many requests" (HTTP 429, `toomanyrequests`) said in

@@ -735,6 +735,10 @@ mod tests {
         assert!(report.database_created);
         assert!(report.authenticator_password_set);
         assert_eq!(report.migrations_applied.len(), shipped.len());
+        assert!(
+            report.schema_reloaded,
+            "migrations ran: PostgREST is told to reload"
+        );
         assert_eq!(report.jobs_changed.len(), cron::declared().len());
 
         // The password works, and the deploy-host path finds nothing to do:
@@ -792,10 +796,36 @@ mod tests {
             .await
             .unwrap();
 
+        // PostgREST listens on `pgrst` for a schema reload: the run that
+        // puts a privilege back must tell it.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::postgres::PgConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(server.port)
+                    .username(MASTER.0)
+                    .password(MASTER.1)
+                    .database("poolside")
+                    .ssl_mode(sqlx::postgres::PgSslMode::Disable),
+            )
+            .await
+            .unwrap();
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .unwrap();
+        listener.listen("pgrst").await.unwrap();
+
         let (ok, lines) = run_task(&server, &container);
         assert!(ok, "the second run failed:\n{}", lines.join("\n"));
         let mut report = DataTierReport::default();
         assert!(read_markers(&lines, &shipped, &mut report));
+        assert!(report.schema_reloaded, "{lines:?}");
+        let heard = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv())
+            .await
+            .expect("PostgREST was not told to reload its schema")
+            .unwrap();
+        assert_eq!(heard.payload(), "reload schema");
         assert!(!report.database_created && !report.authenticator_password_set);
         assert_eq!(report.migrations_applied, []);
         let changes: Vec<(String, cron::JobAction)> = report

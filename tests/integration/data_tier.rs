@@ -114,6 +114,8 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     let report = first.one("data_tier");
     assert_eq!(report["database_created"], true, "{report}");
     assert_eq!(files(&report["migrations_applied"]), MIGRATION_FILES);
+    // Migrations ran: PostgREST is told to reload its schema cache.
+    assert_eq!(report["schema_reloaded"], true);
     assert_eq!(report["authenticator_password_set"], true);
     assert_eq!(
         job_changes(&report),
@@ -314,6 +316,7 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     let report = second.one("data_tier");
     assert_eq!(report["database_created"], false);
     assert_eq!(files(&report["migrations_applied"]), Vec::<String>::new());
+    assert_eq!(report["schema_reloaded"], false);
     assert_eq!(report["authenticator_password_set"], false);
     assert_eq!(job_changes(&report), vec![]);
     assert_eq!(cron_jobs(&mut master).await, expected);
