@@ -292,9 +292,15 @@ async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
 
     let seen = proxy.authorizations().await;
     assert!(seen.len() > 100, "too few calls seen: {}", seen.len());
+    assert_every_call_allowed(&seen, &[policy]);
+}
+
+/// Fails naming every call the table does not know and every call that no
+/// policy of `policies` allows on its resource.
+fn assert_every_call_allowed(seen: &[Value], policies: &[Value]) {
     let mut unknown = std::collections::BTreeSet::new();
     let mut denied = std::collections::BTreeSet::new();
-    for a in &seen {
+    for a in seen {
         let call = a["call"].as_str().unwrap_or("?");
         if a["unknown"].as_bool() == Some(true) {
             unknown.insert(format!(
@@ -316,17 +322,19 @@ async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
         // AWS makes only in some circumstance (`only_if`) or that the
         // documentation leaves unclear (`unverified`) is held to the policy
         // all the same: the policy must not fail where AWS might ask.
-        let actions = match a["any_of"].as_array() {
+        let actions: Vec<String> = match a["any_of"].as_array() {
             Some(any) => any
                 .iter()
                 .map(|x| x.as_str().unwrap().to_string())
                 .collect(),
             None => vec![action.to_string()],
         };
-        if !actions
-            .iter()
-            .any(|action| allows(&policy, action, resource, &a["context"]))
-        {
+        let allowed = policies.iter().any(|policy| {
+            actions
+                .iter()
+                .any(|action| allows(policy, action, resource, &a["context"]))
+        });
+        if !allowed {
             let why = a["only_if"]
                 .as_str()
                 .or(a["unverified"].as_str())
@@ -348,4 +356,71 @@ async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
         "denied by `poolside iam-policy`:\n{}",
         denied.into_iter().collect::<Vec<_>>().join("\n")
     );
+}
+
+/// A release promotion (`promote --from SRC --to DST`), read through the
+/// proxy as IAM authorizes it, is allowed by the two environments'
+/// policies: an operator who promotes runs both. DST's policy alone covers
+/// the copy from SRC's repository (its `PromotionSources` statement).
+#[tokio::test]
+async fn the_policies_allow_every_call_of_a_release_promotion() {
+    let proxy = crate::real_aws::Proxy::start();
+    let aws = aws().await;
+    let mut source = Env::new("iamsrc");
+    source.endpoint = proxy.url.clone();
+    source.write();
+    let mut target = Env::new("iamdst");
+    target.endpoint = proxy.url.clone();
+    target.api_extra = "image_tag = \"v12.0.1\"\n".into();
+    target.write();
+    let staged = source.deploy();
+    target.deploy();
+    crate::promote::push_stand_in_image(&aws, &staged, 'b').await;
+    std::fs::copy(
+        source.file(),
+        target.dir().join(format!("{}.toml", source.name)),
+    )
+    .unwrap();
+    let policy_of = |env: &Env, name: &str| {
+        let run = env.poolside(&["iam-policy", "--env", name, "--output", "json"]);
+        run.assert_code(0);
+        run.one("iam_policy")["policy"].clone()
+    };
+    let policies = [
+        policy_of(&target, &target.name),
+        policy_of(&target, &source.name),
+    ];
+    let before = proxy.authorizations().await.len();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    target
+        .poolside(&[
+            "promote",
+            "--from",
+            &source.name,
+            "--to",
+            &target.name,
+            "--bake",
+            "1s",
+            "--yes",
+        ])
+        .assert_code(0);
+    let seen = proxy.authorizations().await.split_off(before);
+    let copied: Vec<&Value> = seen
+        .iter()
+        .filter(|a| a["action"] == "ecr:BatchGetImage")
+        .collect();
+    assert!(!copied.is_empty(), "the promotion read no image: {seen:?}");
+    assert_every_call_allowed(&seen, &policies);
+    // The target's policy alone lets it read the source's repository.
+    for a in copied {
+        assert!(
+            allows(
+                &policies[0],
+                "ecr:BatchGetImage",
+                a["resource"].as_str().unwrap(),
+                &a["context"]
+            ),
+            "{a}"
+        );
+    }
 }
