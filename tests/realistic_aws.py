@@ -97,7 +97,25 @@ nat_pending = set()
 ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
 deployments = {}            # service deployment ARN -> what the proxy plays of it
 raise_during_shift = set()  # alarms to set to ALARM when a shift starts
-held = []                   # (kind, id, by, until): what a deleted resource still holds
+held = []                   # what a deleted resource still holds (see hold)
+# A delete refused while something being deleted still holds the resource:
+# (service, action) -> (held kind, form key, event, AWS code, AWS message, EC2 error shape).
+HELD_REFUSALS = {
+    ("ec2", "DeleteSubnet"): ("subnet", "SubnetId", "interfaces_linger", "DependencyViolation",
+                              "The subnet '{id}' has dependencies and cannot be deleted.", True),
+    ("ec2", "DeleteSecurityGroup"): ("security-group", "GroupId", "interfaces_linger", "DependencyViolation",
+                                     "resource {id} has a dependent object", True),
+    ("ec2", "ReleaseAddress"): ("allocation", "AllocationId", "address_still_held", "InvalidIPAddress.InUse",
+                                "Address is in use.", True),
+    ("rds", "DeleteDBSubnetGroup"): ("db-subnet-group", "DBSubnetGroupName", "db_group_still_used",
+                                     "InvalidDBSubnetGroupStateFault",
+                                     "Cannot delete the subnet group '{id}' because at least one database instance: {by} is still using it.",
+                                     False),
+    ("rds", "DeleteDBParameterGroup"): ("db-parameter-group", "DBParameterGroupName", "db_group_still_used",
+                                        "InvalidDBParameterGroupState",
+                                        "One or more database instances are still members of this parameter group {id}, so the group cannot be deleted",
+                                        False),
+}
 deleting_instances = {}     # DB identifier -> (until, its last DescribeDBInstances answer)
 nat_deleting = {}           # NAT gateway id -> until
 draining_services = {}      # ECS service name -> describes left that read DRAINING
@@ -425,31 +443,13 @@ class Handler(BaseHTTPRequestHandler):
     def play_teardown_before(self, service, action, form, body):
         self.captured = None
         ident = form.get("DBInstanceIdentifier")
-        if service == "ec2" and action in ("DeleteSubnet", "DeleteSecurityGroup"):
-            kind, key = ("subnet", "SubnetId") if action == "DeleteSubnet" else ("security-group", "GroupId")
+        refusal = HELD_REFUSALS.get((service, action))
+        if refusal:
+            kind, key, event, code, message, ec2 = refusal
             by = holder(kind, form.get(key))
             if by:
-                record("interfaces_linger", resource=form.get(key), by=by)
-                noun = "subnet" if kind == "subnet" else "resource"
-                return query_error(400, "DependencyViolation",
-                                   f"The {noun} '{form.get(key)}' has dependencies and cannot be deleted.", ec2=True)
-        if service == "ec2" and action == "ReleaseAddress":
-            by = holder("allocation", form.get("AllocationId"))
-            if by:
-                record("address_still_held", allocation=form.get("AllocationId"), by=by)
-                return query_error(400, "InvalidIPAddress.InUse", "Address is in use.", ec2=True)
-        if service == "rds" and action == "DeleteDBSubnetGroup":
-            by = holder("db-subnet-group", form.get("DBSubnetGroupName"))
-            if by:
-                record("db_group_still_used", group=form.get("DBSubnetGroupName"), by=by)
-                return query_error(400, "InvalidDBSubnetGroupStateFault",
-                                   f"Cannot delete the subnet group '{form.get('DBSubnetGroupName')}' because at least one database instance: {by} is still using it.")
-        if service == "rds" and action == "DeleteDBParameterGroup":
-            by = holder("db-parameter-group", form.get("DBParameterGroupName"))
-            if by:
-                record("db_group_still_used", group=form.get("DBParameterGroupName"), by=by)
-                return query_error(400, "InvalidDBParameterGroupState",
-                                   f"One or more database instances are still members of this parameter group {form.get('DBParameterGroupName')}, so the group cannot be deleted")
+                record(event, resource=form.get(key), by=by)
+                return query_error(400, code, message.format(id=form.get(key), by=by), ec2=ec2)
         with lock:
             deleting = deleting_instances.get(ident)
             if deleting and deleting[0] <= time.time():

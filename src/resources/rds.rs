@@ -738,11 +738,7 @@ pub async fn delete_instance(
     // group, parameter group and network interfaces: what depends on it goes
     // only once it has gone. A steady poll notices within seconds (the SDK's
     // waiter backs off to two minutes between looks).
-    let every = if cx.emulator {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(10)
-    };
+    let every = super::rollout::Pace::for_target(cx).poll;
     let gone = async {
         loop {
             if describe_instance(cx, identifier).await?.is_none() {

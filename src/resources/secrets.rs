@@ -22,8 +22,13 @@ pub async fn discover(cx: &Context, names: &[(ResourceId, String)]) -> anyhow::R
     Ok(found.into_iter().flatten().collect())
 }
 
-async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<Option<Live>> {
-    let secret = match cx
+/// The secret as Secrets Manager describes it, scheduled for deletion or not.
+async fn describe_raw(
+    cx: &Context,
+    name: &str,
+) -> anyhow::Result<Option<aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput>>
+{
+    match cx
         .clients
         .secrets
         .describe_secret()
@@ -31,9 +36,15 @@ async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<O
         .send()
         .await
     {
-        Ok(out) => out,
-        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
-        Err(err) => return Err(err).aws("DescribeSecret"),
+        Ok(out) => Ok(Some(out)),
+        Err(err) if error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
+        Err(err) => Err(err).aws("DescribeSecret"),
+    }
+}
+
+async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<Option<Live>> {
+    let Some(secret) = describe_raw(cx, name).await? else {
+        return Ok(None);
     };
     if secret.deleted_date().is_some() {
         // Scheduled for deletion: absent for the plan; a create restores it.
@@ -114,7 +125,8 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow:
         // (moto) answers this for a name scheduled for deletion too, where
         // AWS answers the InvalidRequestException above: restore it the same.
         Some("ResourceExistsException") => {
-            if scheduled_for_deletion(cx, &spec.name).await? {
+            let scheduled = describe_raw(cx, &spec.name).await?;
+            if scheduled.is_some_and(|s| s.deleted_date().is_some()) {
                 sm.restore_secret()
                     .secret_id(&spec.name)
                     .send()
@@ -133,18 +145,6 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &SecretSpec) -> anyhow:
     }
     cx.record_attribute(id, "arn", &live.physical_id);
     Ok(live.physical_id)
-}
-
-async fn scheduled_for_deletion(cx: &Context, name: &str) -> anyhow::Result<bool> {
-    let out = cx
-        .clients
-        .secrets
-        .describe_secret()
-        .secret_id(name)
-        .send()
-        .await
-        .aws("DescribeSecret")?;
-    Ok(out.deleted_date().is_some())
 }
 
 pub async fn update(

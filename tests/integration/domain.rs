@@ -4,22 +4,6 @@
 
 use crate::support::*;
 
-async fn hosted_zone(aws: &Aws, name: &str) -> String {
-    let zone = aws
-        .route53
-        .create_hosted_zone()
-        .name(name)
-        .caller_reference(unique_name("zone"))
-        .send()
-        .await
-        .unwrap();
-    zone.hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string()
-}
-
 async fn records(aws: &Aws, zone: &str) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
     aws.route53
         .list_resource_record_sets()

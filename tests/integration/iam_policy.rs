@@ -25,19 +25,7 @@ async fn the_policy_covers_every_operation_deploy_plan_and_destroy_make() {
     // With a hosted zone, so the certificate and DNS operations are made too.
     let mut env = Env::new("iam");
     let aws = aws().await;
-    let zone = aws
-        .route53
-        .create_hosted_zone()
-        .name(format!("{}.poolside.test", env.name))
-        .caller_reference(unique_name("zone"))
-        .send()
-        .await
-        .unwrap()
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string();
+    let zone = hosted_zone(&aws, &format!("{}.poolside.test", env.name)).await;
     env.api_extra = format!(
         "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\n",
         env.name
@@ -261,19 +249,7 @@ async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
     let aws = aws().await;
     let mut env = Env::new("iamarn");
     env.endpoint = proxy.url.clone();
-    let zone = aws
-        .route53
-        .create_hosted_zone()
-        .name(format!("{}.poolside.test", env.name))
-        .caller_reference(unique_name("zone"))
-        .send()
-        .await
-        .unwrap()
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string();
+    let zone = hosted_zone(&aws, &format!("{}.poolside.test", env.name)).await;
     env.api_extra = format!(
         "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\nmax_count = 3\n",
         env.name

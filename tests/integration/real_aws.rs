@@ -955,19 +955,7 @@ async fn destroy_deploy_again_and_destroy_again_each_finish_in_one_run() {
     let aws = aws().await;
     let mut env = Env::new("again");
     env.endpoint = proxy.url.clone();
-    let zone = aws
-        .route53
-        .create_hosted_zone()
-        .name(format!("{}.poolside.test", env.name))
-        .caller_reference(unique_name("zone"))
-        .send()
-        .await
-        .unwrap()
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string();
+    let zone = hosted_zone(&aws, &format!("{}.poolside.test", env.name)).await;
     env.api_extra = format!(
         "domain_name = \"api.{}.poolside.test\"\nhosted_zone_id = \"{zone}\"\n",
         env.name

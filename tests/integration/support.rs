@@ -448,3 +448,20 @@ pub fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str
         .find(|t| t.key() == Some(key))
         .and_then(|t| t.value())
 }
+
+/// A Route 53 zone for `name`, made directly on the emulator; its id.
+pub async fn hosted_zone(aws: &Aws, name: &str) -> String {
+    let zone = aws
+        .route53
+        .create_hosted_zone()
+        .name(name)
+        .caller_reference(unique_name("zone"))
+        .send()
+        .await
+        .unwrap();
+    zone.hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
