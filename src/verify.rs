@@ -1,9 +1,11 @@
 //! The checks that end a deploy: the API answers through the environment's
-//! public URL, the load balancer's targets are healthy, and no alarm of the
-//! environment is in ALARM. Each check reports passed, failed or skipped
+//! public URL, it serves what the migrations put in the `api` schema (its
+//! schema cache is fresh), the load balancer's targets are healthy, and no
+//! alarm of the environment is in ALARM. Each check reports passed, failed or skipped
 //! (with why), and every check runs even when an earlier one failed.
 
 use crate::config::Config;
+use crate::database::migrations;
 use crate::model::{Kind, ResourceId};
 use crate::resources::{alarms, ecs, load_balancer, Context, Waits};
 use aws_sdk_ecs::client::Waiters as _;
@@ -66,9 +68,18 @@ pub async fn verify(
         check_targets(cx, config, waits).await
     };
     let api = check_api(api_url, through, if emulator { 5 } else { 24 }).await;
+    let schema = if api.outcome == Outcome::Passed {
+        check_schema(api_url, through, if emulator { 10 } else { 12 }).await
+    } else {
+        Check {
+            name: "schema",
+            outcome: Outcome::Skipped,
+            detail: "the API does not answer".into(),
+        }
+    };
     let alarms = check_alarms(cx).await;
     Verification {
-        checks: vec![api, targets, alarms],
+        checks: vec![api, schema, targets, alarms],
     }
 }
 
@@ -116,6 +127,102 @@ pub async fn check_api(api_url: &str, through: Option<&str>, attempts: u32) -> C
         outcome: Outcome::Failed,
         detail: last,
     }
+}
+
+/// PostgREST serves from a schema cache, reloaded on `NOTIFY pgrst` (which
+/// the schema step sends): each table, view and function the migrations
+/// leave in `api` must be in it. `OPTIONS` asks the cache and runs nothing;
+/// it cannot name a function that needs arguments, so those are listed as
+/// not probed rather than called.
+async fn check_schema(api_url: &str, through: Option<&str>, attempts: u32) -> Check {
+    let expected = migrations::api_paths(&migrations::shipped());
+    let unprobed: Vec<&String> = expected
+        .iter()
+        .filter(|(_, a)| **a)
+        .map(|(p, _)| p)
+        .collect();
+    let probed: Vec<&String> = expected
+        .iter()
+        .filter(|(_, a)| !**a)
+        .map(|(p, _)| p)
+        .collect();
+    let mut last = String::new();
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            // The reload is asynchronous: the NOTIFY may still be in flight.
+            tokio::time::sleep(Duration::from_secs(if attempts > 10 { 5 } else { 1 })).await;
+        }
+        match missing_from_cache(api_url, through, &probed).await {
+            Ok(missing) if missing.is_empty() => {
+                let mut detail = format!(
+                    "PostgREST's schema cache has the {} table(s), view(s) and function(s) the migrations leave in api",
+                    probed.len()
+                );
+                if !unprobed.is_empty() {
+                    detail += &format!(
+                        " (not probed, as OPTIONS cannot name a function that needs arguments: {})",
+                        join(&unprobed)
+                    );
+                }
+                return Check {
+                    name: "schema",
+                    outcome: Outcome::Passed,
+                    detail,
+                };
+            }
+            Ok(missing) => {
+                last = format!(
+                    "PostgREST's schema cache lacks {}: it is older than the migrations (PostgREST reloads it on NOTIFY pgrst, 'reload schema', and when its tasks restart)",
+                    join(&missing)
+                )
+            }
+            Err(err) => last = err,
+        }
+    }
+    Check {
+        name: "schema",
+        outcome: Outcome::Failed,
+        detail: last,
+    }
+}
+
+fn join(paths: &[&String]) -> String {
+    paths
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The paths PostgREST answers `OPTIONS` with 404 (not in its schema cache).
+async fn missing_from_cache<'a>(
+    api_url: &str,
+    through: Option<&str>,
+    paths: &[&'a String],
+) -> Result<Vec<&'a String>, String> {
+    let client = pinned_client(api_url, through).await?;
+    let mut missing = Vec::new();
+    for path in paths {
+        let url = format!("{api_url}{path}");
+        let response = client
+            .request(reqwest::Method::OPTIONS, &url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("OPTIONS {url} failed: {e}"))?;
+        match response.status() {
+            status if status.is_success() => {}
+            reqwest::StatusCode::NOT_FOUND => missing.push(*path),
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                return Err(format!(
+                    "OPTIONS {url} answered {status}: {}",
+                    truncate(&body)
+                ));
+            }
+        }
+    }
+    Ok(missing)
 }
 
 /// A client that sends requests for the URL's host to `through`'s addresses.

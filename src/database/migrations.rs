@@ -228,9 +228,178 @@ pub fn database_message(err: &sqlx::Error) -> String {
     }
 }
 
+/// What the migrations leave in the `api` schema, which PostgREST serves:
+/// functions as `/rpc/<name>`, tables and views as `/<name>`, each with
+/// whether a function needs arguments (a parameter without a default). Read
+/// from the SQL's `CREATE` and `DROP` statements, in order (unquoted names
+/// fold to lower case, as PostgreSQL folds them).
+pub fn api_paths(shipped: &[Shipped]) -> BTreeMap<String, bool> {
+    let mut paths = BTreeMap::new();
+    for migration in shipped {
+        let text: String = migration
+            .migration
+            .sql
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| match c {
+                '(' | ')' | ',' | ';' => vec![' ', c, ' '],
+                c => vec![c],
+            })
+            .collect();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let mut at = 0;
+        while at < words.len() {
+            let verb = words[at];
+            at += 1;
+            if verb != "create" && verb != "drop" {
+                continue;
+            }
+            let skip = [
+                "or",
+                "replace",
+                "materialized",
+                "unlogged",
+                "if",
+                "not",
+                "exists",
+            ];
+            let mut kind = None;
+            while let Some(word) = words.get(at) {
+                match *word {
+                    "function" | "table" | "view" if kind.is_none() => kind = Some(*word),
+                    w if skip.contains(&w) => {}
+                    _ => break,
+                }
+                at += 1;
+            }
+            let Some(kind) = kind else { continue };
+            // DROP takes a list: api.a, api.b
+            while let Some(name) = words.get(at).map(|w| w.replace('"', "")) {
+                at += 1;
+                if let Some(object) = name.strip_prefix("api.") {
+                    let path = if kind == "function" {
+                        format!("/rpc/{object}")
+                    } else {
+                        format!("/{object}")
+                    };
+                    if verb == "create" {
+                        let needs_arguments = kind == "function" && needs_arguments(&words[at..]);
+                        paths.insert(path, needs_arguments);
+                    } else {
+                        paths.remove(&path);
+                    }
+                }
+                if verb == "drop" && words.get(at) == Some(&"(") {
+                    let close = words[at..].iter().position(|w| *w == ")");
+                    at += close.map_or(words.len(), |c| c + 1);
+                }
+                if verb == "create" || words.get(at) != Some(&",") {
+                    break;
+                }
+                at += 1;
+            }
+        }
+    }
+    paths
+}
+
+/// Whether the parameter list at the start of `words` (`( a text, b int
+/// default 5 )`) has a parameter without a default.
+fn needs_arguments(words: &[&str]) -> bool {
+    if words.first() != Some(&"(") {
+        return false;
+    }
+    let mut depth = 0;
+    let mut parameter: Vec<&str> = Vec::new();
+    let mut any_required = false;
+    for word in words {
+        match *word {
+            "(" => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            "," if depth == 1 => {
+                any_required |= required(&parameter);
+                parameter.clear();
+                continue;
+            }
+            _ => {}
+        }
+        parameter.push(word);
+    }
+    any_required || required(&parameter)
+}
+
+fn required(parameter: &[&str]) -> bool {
+    // OUT parameters are results, not arguments.
+    !parameter.is_empty()
+        && !parameter
+            .iter()
+            .any(|w| *w == "default" || w.starts_with('='))
+        && parameter.first() != Some(&"out")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_paths_are_what_the_migrations_create_and_have_not_dropped() {
+        let paths = api_paths(&shipped());
+        for (path, needs_arguments) in [
+            ("/rpc/hello", false),
+            ("/rpc/schedule_training", false),
+            ("/rpc/search_documents", true),
+            ("/messages", false),
+            ("/model_metrics", false),
+        ] {
+            assert_eq!(
+                paths.get(path),
+                Some(&needs_arguments),
+                "{path} in {paths:?}"
+            );
+        }
+        assert!(paths.keys().all(|p| !p.contains("platform")), "{paths:?}");
+
+        let migration = |sql: &'static str| Shipped {
+            migration: Migration::new(
+                1,
+                Cow::Borrowed("t"),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            ),
+            file: "t.sql".into(),
+        };
+        let paths = api_paths(&[
+            migration(
+                "CREATE OR REPLACE FUNCTION api.Ask(q text) RETURNS text; -- create table api.not_this\n\
+                 create function api.at(t timestamptz default now(), out n int) returns int;\n\
+                 create table if not exists api.\"notes\" (id int); create view api.v as select 1;\n\
+                 create function platform.hidden() returns int;",
+            ),
+            migration("DROP FUNCTION IF EXISTS api.ask(text), api.gone(); drop view api.v;"),
+        ]);
+        assert_eq!(
+            paths.into_iter().collect::<Vec<_>>(),
+            [
+                ("/notes".to_string(), false),
+                ("/rpc/at".to_string(), false)
+            ]
+        );
+    }
 
     #[test]
     fn migrations_are_embedded_in_order_with_distinct_versions() {

@@ -66,6 +66,7 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
             .to_string()
     };
     assert_eq!(outcome("api"), "passed", "{verification}");
+    assert_eq!(outcome("schema"), "passed", "{verification}");
     assert_eq!(outcome("alarms"), "passed", "{verification}");
     assert_eq!(outcome("targets"), "skipped", "{verification}");
     let warnings = run.one("plan")["warnings"].to_string();
@@ -458,6 +459,59 @@ async fn deploy_from_empty_creates_the_service_tier_and_a_second_deploy_changes_
     );
     assert_eq!(again.mutating_calls(), 0);
     assert_eq!(again.one("local_api")["action"], "unchanged");
+}
+
+/// PostgREST serves from a schema cache. One that missed a change (here a
+/// function dropped, reloaded, and made again by hand without a reload)
+/// fails the deploy's verification, naming what is not served; a reload
+/// mends it.
+#[tokio::test]
+async fn verification_fails_while_postgrest_serves_a_stale_schema_cache() {
+    let env = Env::new("stale");
+    env.write();
+    env.deploy();
+    let mut db = env.postgres.master().await;
+    let (definition,): (String,) = sqlx::query_as(
+        "SELECT pg_get_functiondef('api.schedule_training(text, real)'::regprocedure)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    for sql in [
+        "DROP FUNCTION api.schedule_training(text, real)",
+        "NOTIFY pgrst, 'reload schema'",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+    // The reload is asynchronous: let PostgREST forget the function.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    for sql in [
+        definition.as_str(),
+        "GRANT EXECUTE ON FUNCTION api.schedule_training(text, real) TO api_user",
+    ] {
+        sqlx::query(sql).execute(&mut db).await.unwrap();
+    }
+
+    let stale = env.poolside(&["deploy", "--env", &env.name, "--yes", "--output", "json"]);
+    stale.assert_code(1);
+    let schema = stale.one("verification")["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "schema")
+        .unwrap()
+        .clone();
+    assert_eq!(schema["outcome"], "failed", "{schema}");
+    let detail = schema["detail"].as_str().unwrap();
+    assert!(detail.contains("/rpc/schedule_training"), "{detail}");
+    assert!(detail.contains("schema cache"), "{detail}");
+    assert!(!detail.contains("/messages"), "{detail}");
+
+    sqlx::query("NOTIFY pgrst, 'reload schema'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    env.deploy();
 }
 
 #[tokio::test]
