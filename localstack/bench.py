@@ -40,6 +40,7 @@ def run(binary, env_dir, *args):
     data_tier = next((l for l in lines if l["type"] == "data_tier"), None)
     path = next((l for l in lines if l["type"] == "critical_path"), None)
     return {"wall": wall, "steps": steps, "path": path, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"] - bookkeeping,
+            "retries": stats["retries"],
             "max_reads_per_operation": max(reads_per_op, default=0)}
 
 
@@ -109,14 +110,22 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--binary", default=str(ROOT / "target" / "debug" / "poolside"))
     parser.add_argument("--latency", help="MUTATING_MS,READ_MS added to every call through a proxy")
+    parser.add_argument("--endpoint", help="the emulator to use instead of local.toml's")
     args = parser.parse_args()
     template = (ROOT / "environments" / "local.toml").read_text()
     upstream = re.search(r'^endpoint_url = "(.*)"$', template, flags=re.M).group(1)
+    if args.endpoint:
+        template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{args.endpoint}"')
+        upstream = args.endpoint
     with contextlib.ExitStack() as stack:
         if args.latency:
             endpoint = stack.enter_context(latency_proxy(args.latency, upstream))
             template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{endpoint}"')
         bench(args, template)
+
+
+def upstream_of(template):
+    return re.search(r'^endpoint_url = "(.*)"$', template, flags=re.M).group(1)
 
 
 def bench(args, template):
@@ -140,9 +149,9 @@ def bench(args, template):
 
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     latency = f", {args.latency.replace(',', ' ms per mutating call, ')} ms per read added" if args.latency else ""
-    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; moto server on :4566{latency}\n")
-    print("| operation | median wall time | sum of apply step times | data tier (in the database) | API calls | mutating calls | max calls of one read operation |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; {args.runs} runs each; emulator at {args.endpoint or upstream_of(template)}{latency}\n")
+    print("| operation | median wall time | sum of apply step times | data tier (in the database) | API calls | SDK retries | mutating calls | max calls of one read operation |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, rows in results.items():
         median = statistics.median(r["wall"] for r in rows)
         calls = statistics.median(r["calls"] for r in rows)
@@ -150,7 +159,8 @@ def bench(args, template):
         reads = max(r["max_reads_per_operation"] for r in rows)
         steps = statistics.median(r["steps"] for r in rows)
         data_tier = statistics.median(r["data_tier"] for r in rows)
-        print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {mutating} | {reads} |")
+        retries = max(r["retries"] for r in rows)
+        print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {retries} | {mutating} | {reads} |")
     applied = [r for r in results["deploy from empty"] + results["destroy"] if r["path"]]
     if applied:
         print("\n| applied | makespan | critical path | makespan / critical path | critical path steps |")
@@ -168,6 +178,10 @@ def bench(args, template):
             + results["status (deployed)"])
     if any(r["mutating"] for r in noop):
         sys.exit("FAIL: a no-op deploy, plan, drift or status made a mutating call")
+    # A healthy emulator needs no retry: a retried call is one it does not
+    # implement (the SDK backs off for seconds before giving up on it).
+    if any(r["retries"] for rows in results.values() for r in rows):
+        sys.exit("FAIL: a call was retried (see SDK retries): an emulator's unimplemented operation costs seconds per run")
 
 
 if __name__ == "__main__":

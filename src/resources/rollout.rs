@@ -305,7 +305,20 @@ async fn newest(
                 }
             }
         }
-        let out = match call.send().await {
+        let sent = if cx.emulator {
+            // moto answers HTTP 500 (not implemented): the SDK's retries
+            // cost 4-9 s on every deploy that follows a service.
+            call.customize()
+                .config_override(
+                    aws_sdk_ecs::config::Builder::default()
+                        .retry_config(aws_sdk_ecs::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await
+        } else {
+            call.send().await
+        };
+        let out = match sent {
             Ok(out) => out,
             // moto has no service deployments: nothing runs there to follow.
             Err(err) if cx.emulator => {
