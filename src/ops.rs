@@ -310,6 +310,20 @@ impl Session {
     }
 
     /// What a user needs after a deploy, read from what discovery and apply recorded.
+    /// Whether discovery found the environment at all: its VPC or its
+    /// bucket. `status`, `outputs` and `drift` say "not deployed" alike.
+    pub fn ensure_deployed(&self) -> anyhow::Result<()> {
+        let outputs = self.outputs();
+        if outputs.vpc_id.is_none() && outputs.bucket_name.is_none() {
+            anyhow::bail!(
+                "environment `{}` is not deployed: nothing of it was found (`poolside deploy --env {}` creates it)",
+                self.config.name,
+                self.config.name
+            );
+        }
+        Ok(())
+    }
+
     pub fn outputs(&self) -> Outputs {
         let id = |kind: Kind, name: &str| self.cx.physical_id(&ResourceId::new(kind, name));
         let azs = &self.config.network.availability_zones;

@@ -21,6 +21,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
     let plan = session.plan().await?;
+    session.ensure_deployed()?;
     let mut findings = drift::from_plan(&plan);
     findings.extend(drift::unmanaged_in_vpc(&session.cx).await?);
     let database = database::inspect(&session.cx, &session.config).await;

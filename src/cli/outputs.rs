@@ -21,12 +21,7 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let session = Session::open(config).await?;
     session.plan().await?;
     let outputs = session.outputs();
-    if outputs.vpc_id.is_none() && outputs.bucket_name.is_none() {
-        bail!(
-            "environment `{}` is not deployed: nothing of it was found",
-            args.env
-        );
-    }
+    session.ensure_deployed()?;
     let all = serde_json::to_value(&outputs)?;
     let Some(name) = args.name else {
         output::print_outputs(&outputs, globals.output);

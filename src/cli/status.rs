@@ -8,7 +8,6 @@ use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format};
 use crate::state;
-use anyhow::bail;
 use serde::Serialize;
 use std::process::ExitCode;
 
@@ -52,12 +51,7 @@ pub async fn exec(
     let session = Session::open(config).await?;
     let plan = session.plan().await?;
     let outputs = session.outputs();
-    if outputs.vpc_id.is_none() && outputs.bucket_name.is_none() {
-        bail!(
-            "environment `{}` is not deployed: nothing of it was found",
-            args.env
-        );
-    }
+    session.ensure_deployed()?;
     let cx = &session.cx;
     let config = &session.config;
     // Everything below was read once by discovery; status asks AWS nothing more.

@@ -129,13 +129,21 @@ fn completions_and_the_manual_page_are_generated() {
 fn outputs_of_a_deployed_environment_one_alone_for_scripts() {
     let env = Env::new("outs");
     env.write();
-    let not_yet = env.poolside(&["outputs", "--env", &env.name]);
-    not_yet.assert_code(1);
-    assert!(
-        not_yet.stderr().contains("is not deployed"),
-        "{}",
-        not_yet.stderr()
-    );
+    // Before the first deploy (as after a destroy) each command says so alike.
+    for command in ["outputs", "status", "drift"] {
+        let not_yet = env.poolside(&[command, "--env", &env.name]);
+        not_yet.assert_code(1);
+        assert!(
+            not_yet.stderr().contains("is not deployed"),
+            "{command}: {}",
+            not_yet.stderr()
+        );
+        assert!(
+            !not_yet.stdout().contains("exists"),
+            "{command}: {}",
+            not_yet.stdout()
+        );
+    }
 
     let deployed = env.deploy().one("outputs");
     let run = env.poolside(&["outputs", "--env", &env.name, "api_url"]);
