@@ -732,7 +732,7 @@ pub struct Record {
     pub poolside_version: String,
     pub started_at: u64,
     pub duration_ms: u64,
-    /// ok, error, refused, interrupted.
+    /// ok, error, refused, interrupted, cancelled, dry_run.
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

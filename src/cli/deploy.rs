@@ -125,6 +125,7 @@ pub(super) async fn deploy_locked(
     let progress = Progress::new(globals.output);
     let stage = Stage {
         globals,
+        guard,
         session,
         started,
         env: &args.env,
@@ -314,6 +315,7 @@ fn stop_if_interrupted(not_started: &str) -> anyhow::Result<()> {
 /// What applying one stage of a plan needs, to report a stage that failed.
 struct Stage<'a> {
     globals: &'a Globals,
+    guard: &'a guarded::Guarded,
     session: &'a Session,
     started: Instant,
     env: &'a str,
@@ -333,6 +335,7 @@ impl Stage<'_> {
             return Ok(());
         }
         let report = apply_after(&self.session.cx, changes, self.progress, done).await;
+        self.guard.note_done(&report.succeeded);
         if report.is_success() {
             return Ok(());
         }
@@ -379,7 +382,7 @@ fn confirm(env: &str) -> anyhow::Result<()> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != "yes" {
-        bail!("deploy cancelled: nothing was changed");
+        return Err(guarded::Cancelled("deploy cancelled: nothing was changed".into()).into());
     }
     Ok(())
 }

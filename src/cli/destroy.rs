@@ -142,6 +142,7 @@ async fn destroy_locked(
 
     let progress = Progress::new(globals.output);
     let report = apply(&session.cx, &plan, &progress).await;
+    guard.note_done(&report.succeeded);
     if !report.is_success() {
         globals.print_stats(session, started);
         if globals.output == Format::Json {
@@ -256,7 +257,7 @@ fn confirm_by_name(env: &str) -> anyhow::Result<()> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     if answer.trim() != env {
-        bail!("destroy cancelled: nothing was deleted");
+        return Err(guarded::Cancelled("destroy cancelled: nothing was deleted".into()).into());
     }
     Ok(())
 }

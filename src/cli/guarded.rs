@@ -3,7 +3,8 @@
 //! is not made stale by another operator; afterwards append the run to the
 //! environment's history and release the lock, whatever the outcome.
 
-use crate::engine::plan::Plan;
+use crate::engine::plan::{Action, Plan};
+use crate::model::ResourceId;
 use crate::ops::Session;
 use crate::state::{self, Lock, Record, Store};
 use std::process::ExitCode;
@@ -15,8 +16,26 @@ pub struct Guarded {
     lock: Lock,
     command: &'static str,
     started: SystemTime,
-    plan: Mutex<Option<serde_json::Value>>,
+    planned: Mutex<Option<Vec<(ResourceId, Action)>>>,
+    done: Mutex<Vec<ResourceId>>,
+    dry_run: Mutex<bool>,
+    /// The image this run left serving, when not the session's file's (a
+    /// release promotion rewrites the file's tag as it goes).
+    image: Mutex<Option<String>>,
 }
+
+/// The answer at a confirmation prompt was not "yes": recorded as
+/// `cancelled`, not as an error.
+#[derive(Debug)]
+pub struct Cancelled(pub String);
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// Parses `--lock-timeout` (`0s`, `30s`, `5m`).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -49,7 +68,10 @@ pub async fn begin(
         lock,
         command,
         started: SystemTime::now(),
-        plan: Mutex::new(None),
+        planned: Mutex::new(None),
+        done: Mutex::new(Vec::new()),
+        dry_run: Mutex::new(false),
+        image: Mutex::new(None),
     })
 }
 
@@ -59,19 +81,74 @@ impl Guarded {
         &self.store
     }
 
-    /// The plan's summary goes into the history record.
+    /// The plan this run applies: a run that ends well records it.
     pub fn note_plan(&self, plan: &Plan) {
-        *self.plan.lock().unwrap() = Some(serde_json::json!({
-            "summary": plan.summary,
-            "changes": plan.changes.iter().map(|c| format!("{} {}", c.action.symbol(), c.id)).collect::<Vec<_>>(),
-        }));
+        *self.planned.lock().unwrap() = Some(
+            plan.changes
+                .iter()
+                .map(|c| (c.id.clone(), c.action))
+                .collect(),
+        );
+    }
+
+    /// Steps of the plan that finished: a run that does not end well
+    /// records these, not the plan it meant to apply.
+    pub fn note_done(&self, ids: &[ResourceId]) {
+        self.done.lock().unwrap().extend(ids.iter().cloned());
+    }
+
+    /// This run only looked: it is recorded as `dry_run`, and does not
+    /// count as serving a release (the bake clock).
+    pub fn note_dry_run(&self) {
+        *self.dry_run.lock().unwrap() = true;
+    }
+
+    /// The release this run leaves serving is `config`'s (the file as the
+    /// run rewrote it), not the session's.
+    pub fn note_release(&self, config: &crate::config::Config) {
+        *self.image.lock().unwrap() = Some(released_image(config));
+    }
+
+    /// The history's `plan` field: the changes made (all of the plan when
+    /// the run succeeded), with the plan's own summary when they differ.
+    fn changes_made(&self, succeeded: bool) -> Option<serde_json::Value> {
+        let planned = self.planned.lock().unwrap().clone()?;
+        let made: Vec<(ResourceId, Action)> = if succeeded {
+            planned.clone()
+        } else {
+            let done = self.done.lock().unwrap();
+            planned
+                .iter()
+                .filter(|(id, _)| done.contains(id))
+                .cloned()
+                .collect()
+        };
+        let summary = |changes: &[(ResourceId, Action)]| {
+            let count = |action: Action| changes.iter().filter(|(_, a)| *a == action).count();
+            serde_json::json!({
+                "create": count(Action::Create),
+                "update": count(Action::Update),
+                "replace": count(Action::Replace),
+                "delete": count(Action::Delete),
+            })
+        };
+        let mut value = serde_json::json!({
+            "summary": summary(&made),
+            "changes": made.iter().map(|(id, action)| format!("{} {id}", action.symbol())).collect::<Vec<_>>(),
+        });
+        if made.len() != planned.len() {
+            value["planned"] = summary(&planned);
+        }
+        Some(value)
     }
 
     /// Records the run and releases the lock. Failing to do either is
     /// reported, but does not change the command's own outcome.
     pub async fn finish(self, session: &Session, outcome: &anyhow::Result<ExitCode>) {
         let result = match outcome {
+            Ok(_) if *self.dry_run.lock().unwrap() => "dry_run",
             Ok(_) => "ok",
+            Err(err) if err.downcast_ref::<Cancelled>().is_some() => "cancelled",
             Err(err)
                 if err
                     .downcast_ref::<crate::interrupt::Interrupted>()
@@ -112,9 +189,9 @@ impl Guarded {
                 .unwrap_or_default(),
             result: result.to_string(),
             error: outcome.as_ref().err().map(|e| e.to_string()),
-            plan: self.plan.lock().unwrap().take(),
+            plan: self.changes_made(result == "ok"),
             release: Some(serde_json::json!({
-                "image": format!("{}{}", session.config.api.image_source, session.config.api.image_suffix),
+                "image": self.image.lock().unwrap().clone().unwrap_or_else(|| released_image(&session.config)),
                 "schema_version": crate::database::migrations::shipped().last().map(|m| m.migration.version),
             })),
             api_calls: session.cx.clients.stats.snapshot().total_calls,
@@ -131,4 +208,9 @@ impl Guarded {
             );
         }
     }
+}
+
+/// The published image a configuration runs (source and immutable tag or digest).
+fn released_image(config: &crate::config::Config) -> String {
+    format!("{}{}", config.api.image_source, config.api.image_suffix)
 }

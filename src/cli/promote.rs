@@ -155,6 +155,7 @@ async fn promote_locked(
     let plan = next.plan().await?;
     guard.note_plan(&plan);
     if args.dry_run {
+        guard.note_dry_run();
         output::print_plan(&plan, globals.output);
         globals.print_stats(session, started);
         eprintln!("Dry run: the gates pass; nothing was changed.");
@@ -346,28 +347,29 @@ async fn alarm_history(session: &Session, bake: Duration) -> Check {
     }
 }
 
-/// The environment has run its current release for the bake time: the
-/// newest successful deploy or promote finished at least that long ago.
+/// The environment has run its current release for the bake time. The
+/// release (image and schema version) started serving at the end of the
+/// oldest successful deploy or promotion, back from the newest, that left it
+/// serving (back to a destroy at most): later runs that kept it (no-op
+/// deploys, other changes) do not reset the clock; dry runs, cancelled and
+/// failed runs do not count.
 async fn bake(session: &Session, env: &str, bake_time: Duration) -> anyhow::Result<Check> {
     let records = match session.existing_state().await? {
-        Some(store) => state::list(&store, env, 50).await?,
+        Some(store) => state::list(&store, env, 100).await?,
         None => vec![],
     };
-    let last = records
-        .iter()
-        .find(|r| r.result == "ok" && matches!(r.command.as_str(), "deploy" | "promote"));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    Ok(match last {
+    Ok(match serving_since(&records) {
         None => Check {
             name: "bake",
             outcome: Outcome::Failed,
             detail: "no successful deploy is recorded in the history".into(),
         },
-        Some(r) => {
-            let finished = r.started_at + r.duration_ms / 1000;
+        Some(started) => {
+            let finished = started.started_at + started.duration_ms / 1000;
             let running = Duration::from_secs(now.saturating_sub(finished));
             let human = |d: Duration| {
                 humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
@@ -380,15 +382,33 @@ async fn bake(session: &Session, env: &str, bake_time: Duration) -> anyhow::Resu
                     Outcome::Failed
                 },
                 detail: format!(
-                    "the current release has run for {} since the {} by {}; the bake time is {}",
+                    "the current release has served for {} since the {} by {} that started it; the bake time is {}",
                     human(running),
-                    r.command,
-                    r.who,
+                    started.command,
+                    started.who,
                     human(bake_time)
                 ),
             }
         }
     })
+}
+
+/// The run (newest first in `records`) after which the current release
+/// started serving.
+fn serving_since(records: &[state::Record]) -> Option<&state::Record> {
+    let mut finished = records.iter().filter(|r| {
+        r.result == "ok" && matches!(r.command.as_str(), "deploy" | "promote" | "destroy")
+    });
+    let newest = finished.find(|r| r.command != "destroy")?;
+    let mut since = newest;
+    for record in finished {
+        // A destroy ended the release's service; a deploy before it does not count.
+        if record.command == "destroy" || record.release != newest.release {
+            break;
+        }
+        since = record;
+    }
+    Some(since)
 }
 
 pub(super) fn print_gates(gates: &Verification, format: Format) {
@@ -404,5 +424,50 @@ pub(super) fn print_gates(gates: &Verification, format: Format) {
             Outcome::Skipped => "skip",
         };
         eprintln!("  {mark} {:<9} {}", check.name, check.detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serving_since;
+    use crate::state::Record;
+
+    fn run(command: &str, result: &str, started_at: u64, image: &str) -> Record {
+        Record {
+            command: command.into(),
+            environment: "pilot".into(),
+            who: "someone".into(),
+            host: "host".into(),
+            poolside_version: "test".into(),
+            started_at,
+            duration_ms: 1_000,
+            result: result.into(),
+            error: None,
+            plan: None,
+            release: Some(serde_json::json!({"image": image, "schema_version": 5})),
+            api_calls: 0,
+            lock_id: format!("lock-{started_at}"),
+            took_over_lock: None,
+        }
+    }
+
+    #[test]
+    fn the_bake_clock_starts_when_the_current_release_started_serving() {
+        // Newest first, as the history lists them.
+        let records = [
+            run("deploy", "ok", 900, "postgrest:v2"),
+            run("promote", "dry_run", 800, "postgrest:v2"),
+            run("unlock", "ok", 780, "postgrest:v3"),
+            run("deploy", "cancelled", 750, "postgrest:v3"),
+            run("deploy", "ok", 700, "postgrest:v2"),
+            run("destroy", "ok", 650, "postgrest:v2"),
+            run("deploy", "error", 600, "postgrest:v3"),
+            run("promote", "ok", 500, "postgrest:v2"),
+            run("deploy", "ok", 400, "postgrest:v1"),
+        ];
+        assert_eq!(serving_since(&records).unwrap().started_at, 700);
+        assert_eq!(serving_since(&records[6..]).unwrap().started_at, 500);
+        assert_eq!(serving_since(&records[8..]).unwrap().started_at, 400);
+        assert!(serving_since(&records[1..4]).is_none());
     }
 }

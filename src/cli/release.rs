@@ -212,6 +212,7 @@ async fn promote_locked(
         }
     }
     if args.dry_run {
+        guard.note_dry_run();
         output::print_plan(&plan, globals.output);
         globals.print_stats(&next, started);
         let copy = if present.is_some() {
@@ -250,6 +251,9 @@ async fn promote_locked(
         plan: None,
     };
     let deployed = deploy::deploy_locked(globals, &next, guard, &deploy_args, started).await;
+    if deployed.is_ok() {
+        guard.note_release(&next.config);
+    }
     let changed_aws = next
         .cx
         .clients

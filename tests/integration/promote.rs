@@ -15,6 +15,7 @@ async fn a_healthy_pilot_is_promoted_to_limited_through_its_gates() {
     );
     std::fs::write(env.file(), &text).unwrap();
     env.deploy();
+    let deployed_at = std::time::Instant::now();
 
     let skip = env.poolside(&["promote", "--env", &env.name, "--to", "full", "--yes"]);
     skip.assert_code(1);
@@ -72,9 +73,28 @@ async fn a_healthy_pilot_is_promoted_to_limited_through_its_gates() {
     );
     assert!(planned.contains(&"cluster/main".to_string()), "{planned:?}");
     assert_eq!(std::fs::read_to_string(env.file()).unwrap(), text);
+    let last_run = || {
+        env.poolside(&[
+            "history", "--env", &env.name, "--output", "json", "--limit", "1",
+        ])
+        .one("run")
+    };
+    // A dry run is recorded as one, having made nothing of what it planned.
+    let dry_run = last_run();
+    assert_eq!(dry_run["result"], "dry_run", "{dry_run}");
+    assert_eq!(dry_run["plan"]["summary"]["update"], 0, "{dry_run}");
+    assert!(
+        dry_run["plan"]["planned"]["update"].as_u64().unwrap() > 0,
+        "{dry_run}"
+    );
 
+    // The bake clock runs from the deploy that started the release: neither
+    // the dry run nor a no-op deploy since resets it.
+    let wait = std::time::Duration::from_secs(9).saturating_sub(deployed_at.elapsed());
+    std::thread::sleep(wait);
+    env.deploy();
     let promoted = env.poolside(&[
-        "promote", "--env", &env.name, "--to", "limited", "--bake", "1s", "--yes", "--output",
+        "promote", "--env", &env.name, "--to", "limited", "--bake", "5s", "--yes", "--output",
         "json",
     ]);
     promoted.assert_code(0);
