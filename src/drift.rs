@@ -4,21 +4,15 @@
 //! pg_cron jobs, extensions, roles), and what lives in the environment's VPC
 //! without being poolside's.
 
+use crate::config::Config;
 use crate::database::cron::JobAction;
+use crate::database::{self, NotInspected};
 use crate::database::{Inspection, JobDifference};
-use crate::engine::plan::{Action, Plan};
+pub use crate::engine::plan::Finding;
+use crate::engine::plan::{Action, DatabasePlan, Plan};
 use crate::model::{Kind, ResourceId};
 use crate::resources::{AwsResultExt as _, Context};
-use serde::Serialize;
 use serde_json::{json, Value};
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Finding {
-    pub resource: String,
-    pub attribute: String,
-    pub expected: Value,
-    pub actual: Value,
-}
 
 fn finding(
     resource: impl Into<String>,
@@ -63,6 +57,78 @@ pub fn from_plan(plan: &Plan) -> Vec<Finding> {
         }
     }
     found
+}
+
+/// Everything `drift` reports, which `status` counts: the plan's changes,
+/// what lives unmanaged in the VPC, and the database's differences.
+pub struct Drift {
+    pub findings: Vec<Finding>,
+    /// The database as read (for what else it tells, such as the schema version).
+    pub database: Result<database::Inspection, NotInspected>,
+}
+
+impl Drift {
+    /// Why the database side is not among the findings, when it is not.
+    pub fn database_unchecked(&self) -> Option<&NotInspected> {
+        match &self.database {
+            // The missing instance is already a finding.
+            Ok(_) | Err(NotInspected::NoInstance) => None,
+            Err(why) => Some(why),
+        }
+    }
+}
+
+pub async fn collect(cx: &Context, config: &Config, plan: &Plan) -> anyhow::Result<Drift> {
+    let mut findings = from_plan(plan);
+    findings.extend(unmanaged_in_vpc(cx).await?);
+    let database = database::inspect(cx, config).await;
+    if let Ok(inspection) = &database {
+        findings.extend(from_database(inspection));
+    }
+    Ok(Drift { findings, database })
+}
+
+/// The database side of a plan: what the schema step would change. Before
+/// the first deploy (no instance yet) that is every migration and job.
+pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
+    match database::inspect(cx, config).await {
+        Ok(inspection) => DatabasePlan {
+            checked: true,
+            why_not: None,
+            changes: from_database(&inspection),
+        },
+        Err(NotInspected::NoInstance) => DatabasePlan {
+            checked: true,
+            why_not: None,
+            changes: first_deploy(),
+        },
+        Err(why) => DatabasePlan {
+            checked: false,
+            why_not: Some(why.to_string()),
+            changes: Vec::new(),
+        },
+    }
+}
+
+/// What the first schema step applies to an empty database.
+fn first_deploy() -> Vec<Finding> {
+    let migrations = database::migrations::shipped().into_iter().map(|m| {
+        finding(
+            "database/migrations",
+            m.file,
+            json!("applied"),
+            json!("not applied"),
+        )
+    });
+    let jobs = database::cron::declared().into_iter().map(|job| {
+        finding(
+            format!("cron-job/{}", job.name),
+            "exists",
+            json!(true),
+            json!(false),
+        )
+    });
+    migrations.chain(jobs).collect()
 }
 
 /// The database's differences from `sql/`.

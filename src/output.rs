@@ -93,15 +93,59 @@ pub fn print_plan(plan: &Plan, format: Format) {
             duplicate.id,
         );
     }
-    if plan.is_empty() {
+    if let Some(why) = plan.database.as_ref().and_then(|d| d.why_not.as_ref()) {
+        eprintln!("note: the database side was not planned: {why}");
+    }
+    if !plan.changes_anything() {
+        let and_sql = if plan.database.as_ref().is_some_and(|d| d.checked) {
+            " and sql/"
+        } else {
+            ""
+        };
         println!(
-            "No changes. Environment `{}` matches its configuration.",
+            "No changes. Environment `{}` matches its configuration{and_sql}.",
             plan.environment
         );
         return;
     }
     println!("Environment `{}` needs these changes:\n", plan.environment);
     print_changes(plan);
+    print_database_changes(plan);
+    print_summary(plan);
+}
+
+/// The schema step's part of a plan, in the plan's format.
+fn print_database_changes(plan: &Plan) {
+    let Some(database) = plan.database.as_ref().filter(|d| !d.changes.is_empty()) else {
+        return;
+    };
+    println!("\n  In the database (deploy applies the migrations, corrects the jobs and restores privileges; it refuses unknown or edited migrations):");
+    for f in &database.changes {
+        let show = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!(
+            "    {} {}: {} -> {}",
+            f.resource,
+            f.attribute,
+            show(&f.actual),
+            show(&f.expected)
+        );
+    }
+}
+
+fn print_summary(plan: &Plan) {
+    let s = &plan.summary;
+    let database = match &plan.database {
+        Some(d) if d.checked => format!("; {} in the database", s.database),
+        Some(_) => "; the database not planned".to_string(),
+        None => String::new(),
+    };
+    println!(
+        "\nPlan: {} to create, {} to update, {} to replace, {} to delete{database}.",
+        s.create, s.update, s.replace, s.delete
+    );
 }
 
 /// What `destroy` will delete, in the plan's format (every line a `-`).
@@ -115,6 +159,7 @@ pub fn print_destroy_plan(plan: &Plan, format: Format) {
         plan.environment
     );
     print_changes(plan);
+    print_summary(plan);
 }
 
 fn print_changes(plan: &Plan) {
@@ -183,11 +228,6 @@ fn print_changes(plan: &Plan) {
             }
         }
     }
-    let s = &plan.summary;
-    println!(
-        "\nPlan: {} to create, {} to update, {} to replace, {} to delete.",
-        s.create, s.update, s.replace, s.delete
-    );
 }
 
 /// Longer strings (the schema script, a shell command) are shown by size and

@@ -54,6 +54,9 @@ pub(super) async fn deploy_locked(
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let plan = session.plan().await?;
+    // After discovery: it finds the instance the database side reads.
+    let database = crate::drift::database_plan(&session.cx, &session.config).await;
+    let plan = plan.with_database(database);
     guard.note_plan(&plan);
     output::print_plan(&plan, globals.output);
     if let Some(path) = &args.plan {
@@ -106,7 +109,7 @@ pub(super) async fn deploy_locked(
     }
 
     // A saved plan was reviewed when it was made, as Terraform's is.
-    if !plan.is_empty() && !args.yes && args.plan.is_none() {
+    if plan.changes_anything() && !args.yes && args.plan.is_none() {
         confirm(&args.env)?;
     }
     // Remember a new domain before anything is made in it, so that a file
@@ -288,6 +291,12 @@ fn check_saved_plan(path: &std::path::Path, env: &str, now: &Plan) -> anyhow::Re
         );
     }
     let current = serde_json::to_value(now)?;
+    if saved["database"] != current["database"] {
+        bail!(
+            "refusing the saved plan {}: the database of `{env}` is not what the plan was made from (its migrations, jobs or privileges changed since, or it was not read then or now). Nothing was changed; make a new plan",
+            path.display()
+        );
+    }
     if saved["fingerprint"] != current["fingerprint"] {
         bail!(
             "refusing the saved plan {}: environment `{env}` changed since it was made (what exists in AWS is not what the plan was made from). Nothing was changed; make a new plan",

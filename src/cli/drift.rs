@@ -2,7 +2,7 @@
 //! environment file (and `sql/`) and what exists, and exits 2 when there is one.
 
 use super::{exit, Globals};
-use crate::database::{self, NotInspected};
+use crate::database::NotInspected;
 use crate::drift::{self, Finding};
 use crate::ops::Session;
 use crate::output::{self, Format};
@@ -22,14 +22,11 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     let session = Session::open(config).await?;
     let plan = session.plan().await?;
     session.ensure_deployed()?;
-    let mut findings = drift::from_plan(&plan);
-    findings.extend(drift::unmanaged_in_vpc(&session.cx).await?);
-    let database = database::inspect(&session.cx, &session.config).await;
+    let drift::Drift { findings, database } =
+        drift::collect(&session.cx, &session.config, &plan).await?;
     let mut database_error = None;
     match &database {
-        Ok(inspection) => findings.extend(drift::from_database(inspection)),
-        // The missing instance is already a finding.
-        Err(NotInspected::NoInstance) => {}
+        Ok(_) | Err(NotInspected::NoInstance) => {}
         Err(NotInspected::NoWayIn) => {
             eprintln!(
                 "note: the database side was not checked: {}",

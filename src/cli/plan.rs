@@ -1,8 +1,7 @@
 use super::{exit, Globals};
-use crate::database::{self, NotInspected};
 use crate::drift;
 use crate::ops::Session;
-use crate::output::{self, Format};
+use crate::output;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -23,19 +22,15 @@ pub struct Args {
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
-    let plan = session.plan().await;
-    let mut database_changes = 0;
-    if let Ok(plan) = &plan {
-        output::print_plan(plan, globals.output);
-        // The database side: the migrations and jobs deploy would apply.
-        let inspected = database::inspect(&session.cx, &session.config).await;
-        let findings = match &inspected {
-            Ok(inspection) => drift::from_database(inspection),
-            Err(_) => vec![],
-        };
-        database_changes = findings.len();
-        print_database(globals.output, &inspected, &findings);
-    }
+    let plan = match session.plan().await {
+        Ok(plan) => {
+            let database = drift::database_plan(&session.cx, &session.config).await;
+            let plan = plan.with_database(database);
+            output::print_plan(&plan, globals.output);
+            Ok(plan)
+        }
+        Err(err) => Err(err),
+    };
     // After the plan, as deploy prints them after what it did.
     globals.print_stats(&session, started);
     let plan = plan?;
@@ -50,42 +45,11 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             path.display()
         );
     }
-    let attention = !plan.is_empty() || !plan.duplicates.is_empty() || database_changes > 0;
+    let attention = plan.changes_anything() || !plan.duplicates.is_empty();
     let code = if args.detailed_exitcode && attention {
         exit::CHANGES
     } else {
         exit::OK
     };
     Ok(ExitCode::from(code))
-}
-
-fn print_database(
-    format: Format,
-    inspected: &Result<database::Inspection, NotInspected>,
-    findings: &[drift::Finding],
-) {
-    match (format, inspected) {
-        (Format::Json, Ok(_)) => output::json_line(
-            "database_plan",
-            serde_json::json!({ "checked": true, "changes": findings }),
-        ),
-        (Format::Json, Err(why)) => output::json_line(
-            "database_plan",
-            serde_json::json!({ "checked": false, "why": why.to_string() }),
-        ),
-        (Format::Human, Err(NotInspected::NoInstance)) => {}
-        (Format::Human, Err(why)) => eprintln!("note: the database side was not planned: {why}"),
-        (Format::Human, Ok(_)) if findings.is_empty() => {
-            println!("\nDatabase: no migration to apply, the pg_cron jobs match sql/jobs.toml.")
-        }
-        (Format::Human, Ok(_)) => {
-            println!("\nDatabase: differs from sql/ (deploy applies the migrations and corrects the jobs; it refuses unknown or edited migrations):");
-            for f in findings {
-                println!(
-                    "  {} {}: {} -> {}",
-                    f.resource, f.attribute, f.actual, f.expected
-                );
-            }
-        }
-    }
 }

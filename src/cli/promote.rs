@@ -153,6 +153,8 @@ async fn promote_locked(
     }
     let next = Session::open(promoted).await?;
     let plan = next.plan().await?;
+    let database = crate::drift::database_plan(&next.cx, &next.config).await;
+    let plan = plan.with_database(database);
     guard.note_plan(&plan);
     if args.dry_run {
         guard.note_dry_run();

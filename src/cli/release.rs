@@ -176,6 +176,8 @@ async fn promote_locked(
     let to = args.to.as_str();
     let next = Session::open(promoted).await?;
     let plan = next.plan().await?;
+    let database = crate::drift::database_plan(&next.cx, &next.config).await;
+    let plan = plan.with_database(database);
     guard.note_plan(&plan);
     let uri = next
         .cx

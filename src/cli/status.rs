@@ -3,7 +3,6 @@
 //! last deployment, alarm states, the last run from the history, the lock.
 
 use super::{exit, Globals};
-use crate::database;
 use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format};
@@ -23,8 +22,12 @@ struct Status {
     environment: String,
     phase: String,
     /// Whether a deploy would change anything on the AWS side.
+    /// No finding of `drift`: AWS side, unmanaged resources, database.
     in_sync: bool,
-    pending_changes: usize,
+    /// How many findings `drift` reports.
+    differences: usize,
+    /// Why the database is not in `in_sync`, when it could not be read.
+    database_unchecked: Option<String>,
     api_url: Option<String>,
     database_endpoint: Option<String>,
     bucket: Option<String>,
@@ -63,8 +66,11 @@ pub async fn exec(
     let image = cx.attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image");
     let mut alarms = cx.attributes_of(Kind::Alarm, "state");
     alarms.sort();
-    let schema_version = database::inspect(cx, config)
-        .await
+    // In sync exactly when `drift` finds nothing: the same findings.
+    let drift = crate::drift::collect(cx, config, &plan).await?;
+    let schema_version = drift
+        .database
+        .as_ref()
         .ok()
         .and_then(|i| i.migrations.applied_version);
     let (last_run, lock) = match session.existing_state().await? {
@@ -77,8 +83,9 @@ pub async fn exec(
     let status = Status {
         environment: args.env.clone(),
         phase: format!("{:?}", config.phase).to_lowercase(),
-        in_sync: plan.is_empty(),
-        pending_changes: plan.changes.len(),
+        in_sync: drift.findings.is_empty(),
+        differences: drift.findings.len(),
+        database_unchecked: drift.database_unchecked().map(|why| why.to_string()),
         api_url: outputs.api_url.clone(),
         database_endpoint: outputs.database_endpoint.clone(),
         bucket: outputs.bucket_name.clone(),
@@ -108,12 +115,15 @@ fn print(s: &Status) {
     println!("Environment `{}` (phase {})", s.environment, s.phase);
     println!(
         "  in sync:        {}",
-        if s.in_sync {
-            "yes".to_string()
-        } else {
-            format!("no, {} changes pending (poolside plan)", s.pending_changes)
+        match (s.in_sync, s.differences) {
+            (true, _) => "yes".to_string(),
+            (false, 1) => "no, 1 difference (poolside drift lists it)".to_string(),
+            (false, n) => format!("no, {n} differences (poolside drift lists them)"),
         }
     );
+    if let Some(why) = &s.database_unchecked {
+        println!("  (the database side was not checked: {why})");
+    }
     println!("  api_url:        {}", or_dash(&s.api_url));
     println!("  database:       {}", or_dash(&s.database_endpoint));
     println!("  bucket:         {}", or_dash(&s.bucket));

@@ -81,6 +81,8 @@ pub struct Summary {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+    /// Differences the schema step would correct in the database.
+    pub database: usize,
 }
 
 impl Summary {
@@ -112,6 +114,33 @@ pub struct Plan {
     /// refuses to run until a person decides which one stays.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub duplicates: Vec<Duplicate>,
+    /// The database side: what the schema step would change (commands that
+    /// never run it, destroy and status's AWS half, leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabasePlan>,
+}
+
+/// What deploy's schema step would change in the database: migrations to
+/// apply, pg_cron jobs to correct, privileges and roles to restore (and
+/// what it refuses: unknown or edited migrations).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DatabasePlan {
+    /// Whether the database was read (or, before the first deploy, there is
+    /// none yet and everything is to be applied).
+    pub checked: bool,
+    /// Why it was not read, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
+    pub changes: Vec<Finding>,
+}
+
+/// One difference between what should be and what is.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Finding {
+    pub resource: String,
+    pub attribute: String,
+    pub expected: Value,
+    pub actual: Value,
 }
 
 /// Two or more live resources tagged with one logical id: poolside never
@@ -168,12 +197,39 @@ impl Plan {
             warnings: Vec::new(),
             fingerprint: None,
             duplicates: Vec::new(),
+            database: None,
         };
         (part(first), part(second))
     }
 
+    /// No AWS change (the database side aside: see [`Plan::changes_anything`]).
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// Whether deploy would change anything, in AWS or in the database.
+    pub fn changes_anything(&self) -> bool {
+        !self.is_empty()
+            || self
+                .database
+                .as_ref()
+                .is_some_and(|d| !d.changes.is_empty())
+    }
+
+    /// Adds the database side, and counts it in the summary.
+    /// The fingerprint then covers it too: a saved plan applies only to
+    /// the database as it was when the plan was made.
+    pub fn with_database(mut self, database: DatabasePlan) -> Plan {
+        use sha2::Digest as _;
+        self.summary.database = database.changes.len();
+        if let Some(fingerprint) = &self.fingerprint {
+            let mut hash = sha2::Sha256::new();
+            hash.update(fingerprint);
+            hash.update(serde_json::to_vec(&database).expect("a database plan serializes"));
+            self.fingerprint = Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect());
+        }
+        self.database = Some(database);
+        self
     }
 }
 
@@ -246,6 +302,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         warnings,
         fingerprint: None,
         duplicates,
+        database: None,
     }
 }
 
@@ -702,6 +759,7 @@ mod tests {
             summary: Summary::default(),
             fingerprint: None,
             duplicates: Vec::new(),
+            database: None,
         };
         let (first, second) = plan.split_at(&ResourceId("service/api".into()));
         let ids = |p: &Plan| p.changes.iter().map(|c| c.id.0.clone()).collect::<Vec<_>>();

@@ -929,6 +929,91 @@ async fn a_saved_plan_applies_and_a_stale_one_is_refused() {
     );
 }
 
+/// The database side is part of every plan: before the first deploy it
+/// lists the migrations and jobs to apply; a difference made by hand is in
+/// the plan's summary and exit code, in `status` (counted as `drift` counts
+/// it), and a saved plan is refused once the database changed after it.
+#[tokio::test]
+async fn the_database_side_is_part_of_plan_status_and_saved_plans() {
+    let env = Env::new("dbplan");
+    env.write();
+    let first = env.plan();
+    first.assert_code(2);
+    let database = &first.one("plan")["database"];
+    let attributes: Vec<&str> = database["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["attribute"].as_str().unwrap())
+        .collect();
+    assert!(
+        attributes.contains(&"sql/migrations/0001_extensions_and_roles.sql"),
+        "{database}"
+    );
+    assert_eq!(
+        first.one("plan")["summary"]["database"].as_u64().unwrap() as usize,
+        attributes.len()
+    );
+
+    env.deploy();
+    let clean = env.plan();
+    clean.assert_code(0);
+    assert_eq!(clean.one("plan")["database"]["checked"], true);
+    let human = env.poolside(&["plan", "--env", &env.name]);
+    assert!(human.stdout().contains("No changes"), "{}", human.stdout());
+
+    let mut db = env.postgres.master().await;
+    sqlx::query("GRANT INSERT ON api.training_jobs TO api_user")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let granted = env.plan();
+    granted.assert_code(2);
+    assert_eq!(granted.one("plan")["summary"]["database"], 1);
+    let human = env.poolside(&["plan", "--env", &env.name]);
+    assert!(!human.stdout().contains("No changes"), "{}", human.stdout());
+    assert!(
+        human.stdout().contains("In the database") && human.stdout().contains("1 in the database"),
+        "{}",
+        human.stdout()
+    );
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    status.assert_code(0);
+    let drift = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    drift.assert_code(2);
+    assert_eq!(status.one("status")["in_sync"], false);
+    assert_eq!(
+        status.one("status")["differences"].as_u64().unwrap() as usize,
+        drift.json("finding").len()
+    );
+
+    let file = env.dir().join("db.plan.json");
+    let file = file.to_str().unwrap();
+    env.poolside(&["plan", "--env", &env.name, "--out", file])
+        .assert_code(0);
+    sqlx::query(
+        "SELECT cron.alter_job(jobid, schedule => '5 5 * * *') FROM cron.job WHERE jobname = 'cleanup-metrics'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let stale = env.poolside(&[
+        "deploy", "--env", &env.name, "--plan", file, "--output", "json", "--stats",
+    ]);
+    stale.assert_code(1);
+    assert!(
+        stale.stderr().contains("the database of"),
+        "{}",
+        stale.stderr()
+    );
+    assert_eq!(stale.mutating_calls(), 0);
+
+    env.deploy();
+    env.plan().assert_code(0);
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    assert_eq!(status.one("status")["in_sync"], true);
+}
+
 /// Two live resources claiming one logical id: plan and drift report both,
 /// deploy refuses without touching either, nothing is deleted on a guess,
 /// and `forget` settles it by leaving the named copy out.
