@@ -7,7 +7,10 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/common.sh"
 
-# Deploy writes run/postgrest-<env>.pid; a pid only counts while it is still PostgREST.
+# Deploy writes run/postgrest-<env>@<stack>.pid (the stack: the emulator's
+# host_port; older builds wrote postgrest-<env>.pid); a pid only counts while
+# it is still PostgREST. `stop` stops every stack's, as ./stop.sh stops both
+# emulators.
 running() { [ -r "/proc/$1/cmdline" ] && grep -q postgrest "/proc/$1/cmdline" 2>/dev/null; }
 
 case "${1:-}" in
@@ -18,9 +21,9 @@ case "${1:-}" in
       pid="$(cat "$pid_file")"
       if running "$pid"; then
         kill "$pid"
-        log "PostgREST of environment $env_name stopped"
+        log "PostgREST $env_name (environment@stack) stopped"
       fi
-      rm -f "$pid_file" "$RUN_DIR/postgrest-$env_name.fingerprint"
+      rm -f "$pid_file" "${pid_file%.pid}.fingerprint"
     done
     ;;
   status)
@@ -29,7 +32,7 @@ case "${1:-}" in
     for pid_file in "$RUN_DIR"/postgrest-*.pid; do
       env_name="$(basename "$pid_file" .pid)"; env_name="${env_name#postgrest-}"
       if running "$(cat "$pid_file")"; then
-        echo "postgrest: running for environment $env_name (pid $(cat "$pid_file"))"; found=1
+        echo "postgrest: running for $env_name (environment@stack, pid $(cat "$pid_file"))"; found=1
       fi
     done
     [ "$found" = 1 ] || { echo "postgrest: not running"; exit 1; }

@@ -37,7 +37,28 @@ struct Paths {
 }
 
 /// Where the local stack scripts install and run things (`localstack/common.sh`).
-fn paths(environment: &str) -> anyhow::Result<Paths> {
+/// The stack an environment's local PostgREST belongs to: its emulator
+/// endpoint as a file name (`127.0.0.1_4566`). Two stacks may each have an
+/// environment `local`; their servers never share a pid file.
+fn stack_key(config: &Config) -> String {
+    let endpoint = config.endpoint_url.as_deref().unwrap_or("aws");
+    let endpoint = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest)
+        .trim_end_matches('/');
+    endpoint
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn paths(config: &Config) -> anyhow::Result<Paths> {
     let home = match std::env::var_os("POOLSIDE_HOME") {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?)
@@ -49,11 +70,12 @@ fn paths(environment: &str) -> anyhow::Result<Paths> {
     };
     let run = home.join("run");
     std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
+    let name = format!("postgrest-{}@{}", config.name, stack_key(config));
     Ok(Paths {
         binary,
-        pid: run.join(format!("postgrest-{environment}.pid")),
-        fingerprint: run.join(format!("postgrest-{environment}.fingerprint")),
-        log: run.join(format!("postgrest-{environment}.log")),
+        pid: run.join(format!("{name}.pid")),
+        fingerprint: run.join(format!("{name}.fingerprint")),
+        log: run.join(format!("{name}.log")),
     })
 }
 
@@ -98,7 +120,7 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         DatabaseTls::VerifyFull => environment.insert("PGSSLMODE".into(), "require".into()),
     };
 
-    let paths = paths(&config.name)?;
+    let paths = paths(config)?;
     if !paths.binary.is_file() {
         bail!(
             "PostgREST is not installed at {} (./localstack/install.sh installs it; POOLSIDE_POSTGREST names another binary)",
@@ -120,22 +142,24 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
                 pid,
             });
         }
-        stop_pid(pid).await;
     }
+    // Checked before ours is stopped, so a refusal leaves the API up.
     // Whatever answers on a taken port is not this environment's server:
     // refuse rather than report another environment's API as ours.
     for port in [api_port, api_port + 1] {
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+        let ours = previous.is_some_and(|pid| listens_on(pid, port));
+        if !ours && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
             let holder = match port_holder(&paths, port) {
-                Some((environment, pid)) => {
-                    format!("environment `{environment}`'s PostgREST (pid {pid})")
-                }
+                Some(holder) => holder,
                 None => "another process".to_string(),
             };
             bail!(
-                "port {port} is in use by {holder}: give this environment another api.local_port (its admin server takes the next port)"
+                "port {port} is in use by {holder}: give this environment another api.local_port (its admin server takes the next port); nothing was stopped"
             );
         }
+    }
+    if let Some(pid) = previous {
+        stop_pid(pid).await;
     }
     let mut child = spawn(&paths, &environment)?;
     let pid = child.id();
@@ -196,13 +220,13 @@ fn fingerprint(
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The environment whose local PostgREST listens on `port`, from the pid
-/// files beside ours and the environment each process was started with.
-fn port_holder(paths: &Paths, port: u16) -> Option<(String, u32)> {
+/// Whose local PostgREST listens on `port`, from the pid files beside ours
+/// (every stack's) and the environment each process was started with.
+fn port_holder(paths: &Paths, port: u16) -> Option<String> {
     let run = paths.pid.parent()?;
     for entry in std::fs::read_dir(run).ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(environment) = name
+        let Some(key) = name
             .strip_prefix("postgrest-")
             .and_then(|n| n.strip_suffix(".pid"))
         else {
@@ -215,20 +239,26 @@ fn port_holder(paths: &Paths, port: u16) -> Option<(String, u32)> {
         else {
             continue;
         };
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let listens = environ.split(|b| *b == 0).any(|var| {
-            let var = String::from_utf8_lossy(var);
-            [
-                format!("PGRST_SERVER_PORT={port}"),
-                format!("PGRST_ADMIN_SERVER_PORT={port}"),
-            ]
-            .contains(&var.to_string())
-        });
-        if listens {
-            return Some((environment.to_string(), pid));
+        if listens_on(pid, port) {
+            return Some(match key.split_once('@') {
+                Some((environment, stack)) => format!(
+                    "environment `{environment}`'s PostgREST of the stack at {stack} (pid {pid})"
+                ),
+                None => format!("environment `{key}`'s PostgREST, started by an older poolside (pid {pid}; ./stop.sh stops it)"),
+            });
         }
     }
     None
+}
+
+/// Whether the PostgREST `pid` was started to listen on `port`.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    environ.split(|b| *b == 0).any(|var| {
+        let var = String::from_utf8_lossy(var);
+        var == format!("PGRST_SERVER_PORT={port}")
+            || var == format!("PGRST_ADMIN_SERVER_PORT={port}")
+    })
 }
 
 fn alive(pid: u32) -> bool {
@@ -348,9 +378,10 @@ fn log_tail(paths: &Paths) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-/// Stops the environment's local PostgREST, if it runs. Returns its pid.
-pub async fn stop(environment: &str) -> anyhow::Result<Option<u32>> {
-    let paths = paths(environment)?;
+/// Stops the environment's local PostgREST (this stack's), if it runs.
+/// Returns its pid.
+pub async fn stop(config: &Config) -> anyhow::Result<Option<u32>> {
+    let paths = paths(config)?;
     let pid = running_pid(&paths);
     if let Some(pid) = pid {
         stop_pid(pid).await;
@@ -378,7 +409,7 @@ pub async fn dump_database(
     if !exists {
         return Ok(None);
     }
-    let home = paths(&config.name)?
+    let home = paths(config)?
         .pid
         .parent()
         .and_then(|run| run.parent())

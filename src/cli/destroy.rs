@@ -88,7 +88,7 @@ async fn destroy_locked(
     let emulator = session.config.endpoint_url.is_some();
     if plan.is_empty() {
         let stopped = if emulator {
-            local_plane::stop(&args.env).await?
+            local_plane::stop(&session.config).await?
         } else {
             None
         };
@@ -127,7 +127,7 @@ async fn destroy_locked(
         None
     };
     let local_api_stopped = if emulator {
-        local_plane::stop(&args.env).await?
+        local_plane::stop(&session.config).await?
     } else {
         None
     };

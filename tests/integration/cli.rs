@@ -235,6 +235,61 @@ fn a_local_port_taken_by_another_environment_is_refused_and_named() {
     );
 }
 
+/// Two stacks (emulator endpoints) may each have an environment of one
+/// name: a deploy on one never stops the other's local PostgREST.
+#[tokio::test]
+async fn an_environment_of_the_same_name_on_another_stack_keeps_its_own_local_api() {
+    let first = Env::new("stack");
+    first.write();
+    let deployed = first.deploy();
+    let first_url = deployed.one("local_api")["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The same emulator by another name is another stack to poolside.
+    let other_endpoint = first.endpoint.replace("127.0.0.1", "localhost");
+    assert_ne!(other_endpoint, first.endpoint);
+    let other_port = free_port_pair();
+    let text = std::fs::read_to_string(first.file())
+        .unwrap()
+        .replace(&first.endpoint, &other_endpoint)
+        .replace(
+            &format!("local_port = {}", first.api_port),
+            &format!("local_port = {other_port}"),
+        );
+    let other_dir = tempfile::tempdir().unwrap();
+    std::fs::write(other_dir.path().join(format!("{}.toml", first.name)), text).unwrap();
+    let other = poolside_in(
+        other_dir.path(),
+        &["deploy", "--env", &first.name, "--yes", "--output", "json"],
+    );
+    let other_pid = std::fs::read_to_string(local_api_pid_file(&first.name, &other_endpoint));
+    if let Ok(pid) = &other_pid {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.trim().parse().unwrap()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    other.assert_code(0);
+    assert_eq!(
+        other.one("local_api")["action"],
+        "started",
+        "{}",
+        other.stdout()
+    );
+    assert!(
+        other_pid.is_ok(),
+        "the other stack's server has its own pid file"
+    );
+
+    let hello = reqwest::get(format!("{first_url}/rpc/hello")).await;
+    assert!(
+        hello.is_ok_and(|r| r.status().is_success()),
+        "the first stack's local API went down"
+    );
+}
+
 #[test]
 fn plan_symbols_are_coloured_only_when_asked_or_on_a_terminal() {
     let env = Env::new("colour");

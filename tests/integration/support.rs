@@ -57,7 +57,7 @@ pub struct Env {
 /// servers). Taken below Linux's ephemeral range (32768+), where the test
 /// clusters' ports (bound to port 0 and released) come from, so the two
 /// cannot race for the same port.
-fn free_port_pair() -> u16 {
+pub fn free_port_pair() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let base = 20_000 + (std::process::id() % 1_000) * 2;
     loop {
@@ -78,12 +78,30 @@ fn poolside_home() -> PathBuf {
         })
 }
 
+/// Where deploy keeps the pid of an environment's local PostgREST: keyed by
+/// the environment and its stack (the endpoint, as a file name).
+pub fn local_api_pid_file(environment: &str, endpoint: &str) -> PathBuf {
+    let stack: String = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    poolside_home()
+        .join("run")
+        .join(format!("postgrest-{environment}@{stack}.pid"))
+}
+
 impl Drop for Env {
     /// The environment's PostgREST goes with it (deploy started it detached).
     fn drop(&mut self) {
-        let pid_file = poolside_home()
-            .join("run")
-            .join(format!("postgrest-{}.pid", self.name));
+        let pid_file = local_api_pid_file(&self.name, &self.endpoint);
         if let Ok(pid) = std::fs::read_to_string(&pid_file) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 let _ = nix::sys::signal::kill(
