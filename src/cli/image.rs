@@ -38,12 +38,7 @@ pub struct PushArgs {
 pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCode> {
     let Command::Push(args) = command;
     let config = globals.load(&args.env)?;
-    if config.endpoint_url.is_some() {
-        bail!(
-            "`{}` targets an emulator, whose ECR keeps no image layers and runs no tasks: there is nothing to push. The local PostgREST stands in for the tasks.",
-            args.env
-        );
-    }
+    let emulator = config.endpoint_url.is_some();
     let mut copies = vec![(
         format!("{}{}", config.api.image_source, config.api.image_suffix),
         config.api.repository_suffix.clone(),
@@ -62,10 +57,79 @@ pub async fn exec(globals: &Globals, command: Command) -> anyhow::Result<ExitCod
     let repository_uri = ensure_repository(&session).await?;
     for (source_text, suffix) in copies {
         let destination_text = format!("{repository_uri}{suffix}");
+        if emulator {
+            let registered = register_stand_in(&session, &source_text, &destination_text).await?;
+            report_stand_in(globals, &destination_text, registered.as_deref());
+            continue;
+        }
         let copied = copy_unless_present(&session, &source_text, &destination_text).await?;
         report(globals, &destination_text, copied.as_ref());
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// On an emulator: its ECR keeps manifests but no layers, and no task runs
+/// (the local PostgREST stands in for them). What `promote --from` reads is
+/// the image's entry in the repository, so one is registered: a manifest
+/// naming the image it stands in for, under the tag the task definition
+/// runs. Its digest is ECR's, as for a real push. `None` when it is there.
+async fn register_stand_in(
+    session: &Session,
+    source_text: &str,
+    destination_text: &str,
+) -> anyhow::Result<Option<String>> {
+    use sha2::Digest as _;
+    let cx = &session.cx;
+    if registry::image_exists(cx, destination_text).await? {
+        return Ok(None);
+    }
+    let ecr_image = registry::EcrImage::parse(destination_text)
+        .ok_or_else(|| anyhow!("{destination_text} is not an ECR image reference"))?;
+    let config_blob = serde_json::json!({ "poolside_stand_in_for": source_text }).to_string();
+    let config_digest = sha2::Sha256::digest(config_blob.as_bytes());
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", hex(&config_digest)),
+            "size": config_blob.len(),
+        },
+        "layers": [],
+    });
+    cx.clients
+        .ecr
+        .put_image()
+        .registry_id(ecr_image.registry_id)
+        .repository_name(ecr_image.repository)
+        .image_manifest(manifest.to_string())
+        .set_image_tag(ecr_image.tag.map(str::to_string))
+        .send()
+        .await
+        .aws("PutImage")?;
+    registry::image_digest(cx, destination_text)
+        .await?
+        .ok_or_else(|| anyhow!("{destination_text} was registered, but ECR does not list it"))
+        .map(Some)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn report_stand_in(globals: &Globals, destination: &str, registered: Option<&str>) {
+    match (globals.output, registered) {
+        (Format::Json, registered) => output::json_line(
+            "image",
+            serde_json::json!({ "destination": destination, "copied": null, "stand_in": registered }),
+        ),
+        (Format::Human, None) => {
+            println!("{destination} is already in the repository: nothing to register.")
+        }
+        (Format::Human, Some(digest)) => println!(
+            "Registered {destination} ({digest}) on the emulator: a stand-in manifest, as its ECR keeps no layers; the local PostgREST runs the installed binary."
+        ),
+    }
 }
 
 /// Copies `source_text` to `destination_text` (in the environment's

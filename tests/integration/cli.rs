@@ -63,18 +63,51 @@ fn y_is_short_for_yes() {
     );
 }
 
+/// On an emulator, `image push` registers the stand-in image (its ECR
+/// keeps no layers), so a release promotion can be tried on the local stack.
 #[test]
-fn image_push_on_an_emulator_says_there_is_nothing_to_push() {
-    let env = Env::new("push");
-    env.write();
-    let run = env.poolside(&["image", "push", "--env", &env.name]);
-    run.assert_code(1);
+fn image_push_on_an_emulator_registers_a_stand_in_that_a_release_promotion_moves() {
+    let source = Env::new("push");
+    source.write();
+    source.deploy();
+    let pushed = source.poolside(&["image", "push", "--env", &source.name]);
+    pushed.assert_code(0);
     assert!(
-        run.stderr()
-            .contains("targets an emulator, whose ECR keeps no image layers"),
+        pushed.stdout().contains("Registered"),
         "{}",
-        run.stderr()
+        pushed.stdout()
     );
+    let again = source.poolside(&["image", "push", "--env", &source.name]);
+    again.assert_code(0);
+    assert!(
+        again.stdout().contains("already in the repository"),
+        "{}",
+        again.stdout()
+    );
+
+    let mut target = Env::new("pushto");
+    target.api_extra = "image_tag = \"v12.0.1\"\n".into();
+    target.write();
+    target.deploy();
+    std::fs::copy(
+        source.file(),
+        target.dir().join(format!("{}.toml", source.name)),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let promoted = target.poolside(&[
+        "promote",
+        "--from",
+        &source.name,
+        "--to",
+        &target.name,
+        "--bake",
+        "1s",
+        "--yes",
+    ]);
+    promoted.assert_code(0);
+    let text = std::fs::read_to_string(target.file()).unwrap();
+    assert!(text.contains("image_tag = \"v12.0.2\""), "{text}");
 }
 
 #[test]
