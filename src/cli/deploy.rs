@@ -18,7 +18,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to deploy (environments/<env>.toml).
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// Apply without asking for confirmation.
     #[arg(short, long)]

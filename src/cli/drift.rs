@@ -13,7 +13,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to check (environments/<env>.toml).
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }
 

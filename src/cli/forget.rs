@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment the duplicate belongs to.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// The logical id both copies claim, as plan names it (e.g. vpc/main).
     #[arg(long = "id", value_name = "ID")]

@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose history to list.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// How many runs to list.
     #[arg(long, default_value_t = 20)]

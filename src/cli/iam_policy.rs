@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose resources the policy names (environments/<env>.toml).
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }
 

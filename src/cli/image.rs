@@ -31,7 +31,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
     /// The environment (environments/<env>.toml).
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }
 

@@ -177,3 +177,37 @@ impl Globals {
         }
     }
 }
+
+/// `--env`'s value: an environment's name, also when given as its file
+/// (`local.toml`, `environments/local.toml`), as shells complete it.
+pub fn environment_name(text: &str) -> Result<String, String> {
+    let name = match text.strip_suffix(".toml") {
+        Some(file) => std::path::Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(file),
+        None => text,
+    };
+    if name.is_empty() {
+        return Err(format!("{text:?} names no environment"));
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod environment_name_tests {
+    use super::environment_name;
+
+    #[test]
+    fn an_environment_is_named_by_its_name_or_its_file() {
+        for given in [
+            "local",
+            "local.toml",
+            "environments/local.toml",
+            "./local.toml",
+        ] {
+            assert_eq!(environment_name(given).as_deref(), Ok("local"), "{given}");
+        }
+        assert!(environment_name(".toml").is_err());
+    }
+}

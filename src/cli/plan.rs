@@ -8,7 +8,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to plan (environments/<env>.toml).
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
     #[arg(long)]

@@ -32,14 +32,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["env", "from"])))]
 pub struct Args {
     /// The environment to grow to its next phase (environments/<env>.toml).
-    #[arg(long, conflicts_with = "from")]
+    #[arg(long, conflicts_with = "from", value_parser = super::environment_name)]
     pub env: Option<String>,
     /// The environment whose release (image and schema) to promote to `--to`.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub from: Option<String>,
     /// With --env: the next phase, limited (after pilot) or full (after
     /// limited). With --from: the environment that gets the release.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub to: String,
     /// Check the gates and show the plan; change nothing.
     #[arg(long)]

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose API the token is for.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// The database role the API switches to for this token.
     #[arg(long, value_parser = ["api_user"])]

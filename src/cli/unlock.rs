@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose lock to remove.
-    #[arg(long)]
+    #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// The lock's id, as the "is locked by" error names it.
     #[arg(long)]

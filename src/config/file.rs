@@ -69,6 +69,9 @@ pub struct NetworkSection {
     #[serde(default)]
     pub private_subnet_cidrs: Option<Vec<String>>,
     pub allowed_ingress_cidrs: Vec<String>,
+    /// Acknowledges `0.0.0.0/0` in `allowed_ingress_cidrs` in phase full.
+    #[serde(default)]
+    pub open_to_internet: bool,
     #[serde(default)]
     pub nat_gateways: Option<NatGateways>,
     #[serde(default)]

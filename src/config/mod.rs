@@ -179,9 +179,73 @@ pub fn parse(
     text: String,
 ) -> Result<Config, Box<InvalidEnvironment>> {
     let source = Source::new(file_name, text);
-    let raw: EnvironmentFile =
-        toml::from_str(source.text()).map_err(|e| source.error_from_toml(&e))?;
-    Validator { source: &source }.validate(raw, expected_name)
+    let (raw, mut problems, substituted) = deserialize_all(&source)?;
+    let validated = raw.map(|raw| Validator { source: &source }.validate(raw, expected_name));
+    match validated {
+        Some(Ok(config)) if problems.is_empty() => return Ok(config),
+        // A value put in for an unknown one could be what a later check
+        // refuses: those checks wait for the file as written.
+        Some(Err(invalid)) if !substituted => {
+            let mut invalid = *invalid;
+            let others = std::mem::take(&mut invalid.others);
+            problems.push(invalid);
+            problems.extend(others);
+        }
+        _ => {}
+    }
+    let mut first = problems.remove(0);
+    first.others = problems;
+    Err(Box::new(first))
+}
+
+/// Deserializes the file, collecting every unknown key and unknown value at
+/// once (serde stops at the first): each is reported, then left out (a key)
+/// or replaced by an allowed value (an enum), and the rest is read again.
+/// Returns what was read, when it could be, the problems, and whether a
+/// value was replaced.
+fn deserialize_all(
+    source: &Source,
+) -> Result<(Option<EnvironmentFile>, Vec<InvalidEnvironment>, bool), Box<InvalidEnvironment>> {
+    let mut document: toml_edit::DocumentMut = match source.text().parse() {
+        Ok(document) => document,
+        // Not TOML: toml's own error says where.
+        Err(_) => {
+            let err = toml::from_str::<EnvironmentFile>(source.text())
+                .expect_err("text toml_edit refuses, toml refuses too");
+            return Err(source.error_from_toml(&err));
+        }
+    };
+    let mut problems = Vec::new();
+    let mut substituted = false;
+    for _ in 0..50 {
+        let text = document.to_string();
+        let err = match toml::from_str::<EnvironmentFile>(&text) {
+            Ok(raw) => return Ok((Some(raw), problems, substituted)),
+            Err(err) => err,
+        };
+        // A key left out as misspelled is then missing: said once, with the
+        // suggestion.
+        if let Some(missing) = err.message().strip_prefix("missing field `") {
+            let suggestion = format!("did you mean `{}?", missing.trim_end());
+            if problems.iter().any(|p| p.message.ends_with(&suggestion)) {
+                break;
+            }
+        }
+        // Located in the text as pruned so far, reported in the file as written.
+        let found = Source::new("", text).error_from_toml(&err);
+        let at = if problems.is_empty() {
+            source.error_from_toml(&err)
+        } else {
+            source.error_at(&found.key, found.message.clone())
+        };
+        problems.push(*at);
+        match source::prune(&mut document, &found.key, err.message()) {
+            Some(source::Pruned::Removed) => {}
+            Some(source::Pruned::Replaced) => substituted = true,
+            None => break,
+        }
+    }
+    Ok((None, problems, substituted))
 }
 
 struct Validator<'a> {
@@ -388,6 +452,19 @@ impl Validator<'_> {
                 return self.fail(&path, format!("{az:?} is listed twice"));
             }
             let suffix = az.strip_prefix(raw.region.as_str());
+            let last = last_zone_letter(&raw.region);
+            if let Some(letter) = suffix
+                .and_then(|s| s.chars().next())
+                .filter(|c| suffix.map(str::len) == Some(1) && c.is_ascii_lowercase() && *c > last)
+            {
+                return self.fail(
+                    &path,
+                    format!(
+                        "{az:?} is not an availability zone of region {:?}: its zones run from {0}a to {0}{last} (zone {letter} does not exist)",
+                        raw.region
+                    ),
+                );
+            }
             if !suffix.is_some_and(|s| s.len() == 1 && s.chars().all(|c| c.is_ascii_lowercase())) {
                 return self.fail(
                     &path,
@@ -429,6 +506,19 @@ impl Validator<'_> {
                 return self.fail(&path, format!("{net} is listed twice"));
             }
             allowed.push(net);
+        }
+        // The warning of every plan says it in pilot and limited; in full,
+        // where 1000+ people's tokens cross it, it must be meant.
+        if raw.phase == Phase::Full && !n.open_to_internet {
+            if let Some(i) = allowed.iter().position(|net| net.prefix_len() == 0) {
+                return self.fail(
+                    &format!("network.allowed_ingress_cidrs[{i}]"),
+                    format!(
+                        "{} opens the load balancer to the whole internet, which phase full refuses unless it is meant: list the customer's networks, or set network.open_to_internet = true",
+                        allowed[i]
+                    ),
+                );
+            }
         }
         let api_port = n.api_port.unwrap_or(3000);
         if api_port == 0 {
@@ -900,17 +990,58 @@ const MAX_USER_TAGS: usize = 46;
 /// The AWS regions as of 2026-11 (commercial, China, GovCloud, European
 /// Sovereign Cloud), to catch a misspelt region before any call.
 #[rustfmt::skip]
+/// The last availability zone letter of a region (AWS's zone names; a letter
+/// past it does not exist). No region has more than six (us-east-1, a to f).
+fn last_zone_letter(region: &str) -> char {
+    match region {
+        "us-east-1" => 'f',
+        "us-west-2" | "ca-central-1" | "ap-northeast-1" | "ap-northeast-2" => 'd',
+        "us-east-2" | "us-west-1" | "eu-west-1" | "eu-west-2" | "eu-west-3" | "eu-central-1"
+        | "eu-north-1" | "ap-south-1" | "ap-southeast-1" | "ap-southeast-2" | "sa-east-1" => 'c',
+        _ => 'f',
+    }
+}
+
 const KNOWN_REGIONS: &[&str] = &[
-    "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-    "ca-central-1", "ca-west-1", "mx-central-1", "sa-east-1",
-    "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
-    "eu-south-1", "eu-south-2", "eu-north-1", "eusc-de-east-1",
-    "af-south-1", "il-central-1", "me-south-1", "me-central-1",
-    "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2",
-    "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
-    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
-    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
-    "cn-north-1", "cn-northwest-1", "us-gov-east-1", "us-gov-west-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "mx-central-1",
+    "sa-east-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "eusc-de-east-1",
+    "af-south-1",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "cn-north-1",
+    "cn-northwest-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
 ];
 
 #[cfg(test)]
@@ -929,6 +1060,94 @@ mod tests {
         parse("t.toml", "t", aws_file(database))
             .map(|c| c.database.schema_runner)
             .map_err(|e| format!("{:?}", miette::Report::new(*e)))
+    }
+
+    #[test]
+    fn every_unknown_key_and_value_is_reported_in_one_run() {
+        let text = aws_file("schema_runner = \"deploy-hots\"\nconect_port = 5432")
+            .replace("phase = \"pilot\"", "phase = \"pilto\"")
+            .replace("[network]\n", "[network]\nnat_gateway = \"one\"\n");
+        let invalid = parse("t.toml", "t", text).unwrap_err();
+        let mut problems: Vec<(String, String)> = std::iter::once(&*invalid)
+            .chain(invalid.others.iter())
+            .map(|p| (p.key.clone(), p.message.clone()))
+            .collect();
+        problems.sort();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "database.conect_port",
+                "database.schema_runner",
+                "network.nat_gateway",
+                "phase"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].1.contains("did you mean `connect_port`"),
+            "{problems:?}"
+        );
+        // vpc_cidr misspelled is not reported again as missing.
+        let text = aws_file("").replace("vpc_cidr", "vpc_cdir");
+        let invalid = parse("t.toml", "t", text).unwrap_err();
+        assert!(invalid.others.is_empty(), "{:?}", invalid.others);
+        assert!(invalid.message.contains("did you mean `vpc_cidr`"));
+        assert!(problems[1].1.contains("deploy-hots"), "{problems:?}");
+        // Each where it is written in the file.
+        assert!(invalid.line > 0);
+        for other in &invalid.others {
+            assert!(other.line > 1 || other.key == "phase", "{other:?}");
+        }
+
+        // Unknown keys alone: the checks of the values run too.
+        let text = aws_file("conect_port = 5432")
+            .replace("vpc_cidr = \"10.1.0.0/16\"", "vpc_cidr = \"10.1.0.0/33\"");
+        let invalid = parse("t.toml", "t", text).unwrap_err();
+        let keys: Vec<&str> = std::iter::once(&*invalid)
+            .chain(invalid.others.iter())
+            .map(|p| p.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            ["database.conect_port", "network.vpc_cidr"],
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn a_zone_past_the_region_s_last_and_an_open_load_balancer_in_full_are_refused() {
+        let error = |text: String| {
+            parse("t.toml", "t", text)
+                .err()
+                .map(|e| format!("{}: {}", e.key, e.message))
+        };
+        let zone = error(aws_file("").replace("eu-west-1b", "eu-west-1q")).unwrap();
+        assert!(
+            zone.starts_with("network.availability_zones[1]")
+                && zone.contains("eu-west-1a to eu-west-1c"),
+            "{zone}"
+        );
+        assert_eq!(
+            error(aws_file("").replace("eu-west-1b", "eu-west-1c")),
+            None
+        );
+
+        let open = aws_file("").replace("203.0.113.0/24", "0.0.0.0/0");
+        assert_eq!(
+            error(open.clone()),
+            None,
+            "pilot warns (in every plan), does not refuse"
+        );
+        let full = open.replace("phase = \"pilot\"", "phase = \"full\"");
+        let refused = error(full.clone()).unwrap();
+        assert!(
+            refused.starts_with("network.allowed_ingress_cidrs[0]")
+                && refused.contains("network.open_to_internet = true"),
+            "{refused}"
+        );
+        let meant = full.replace("[database]", "open_to_internet = true\n[database]");
+        assert_eq!(error(meant), None);
     }
 
     #[test]

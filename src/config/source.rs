@@ -204,6 +204,41 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// What [`prune`] did to get past one deserialization error.
+pub enum Pruned {
+    /// An unknown key, left out.
+    Removed,
+    /// An unknown value, replaced by the first allowed one.
+    Replaced,
+}
+
+/// Gets past serde's error `message` about the key at `path`, so the rest
+/// of the file can be read: an unknown key is left out, an unknown enum
+/// value is replaced by the first value the message allows. `None` for any
+/// other error (it is reported alone).
+pub fn prune(document: &mut toml_edit::DocumentMut, path: &str, message: &str) -> Option<Pruned> {
+    let segments: Vec<&str> = path.split('.').collect();
+    let (last, parents) = segments.split_last()?;
+    if parents.iter().chain([last]).any(|s| s.contains('[')) {
+        return None;
+    }
+    let mut table: &mut dyn toml_edit::TableLike = document.as_table_mut();
+    for parent in parents {
+        table = table.get_mut(parent)?.as_table_like_mut()?;
+    }
+    if message.starts_with("unknown field `") {
+        table.remove(last)?;
+        return Some(Pruned::Removed);
+    }
+    if message.starts_with("unknown variant `") {
+        let (_, expected) = message.split_once("expected ")?;
+        let allowed = expected.split('`').nth(1)?;
+        *table.get_mut(last)? = toml_edit::value(allowed);
+        return Some(Pruned::Replaced);
+    }
+    None
+}
+
 /// serde's "unknown field `x`, expected one of `a`, `b`" gains the closest
 /// known name, when one is close.
 fn did_you_mean(message: &str) -> String {
