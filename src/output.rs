@@ -584,3 +584,53 @@ mod tests {
         assert_ne!(shown, compact(&json!("SELECT 2;\n".repeat(50))));
     }
 }
+
+/// `n` and the noun, plural unless one: "1 image", "2 images".
+pub fn count(n: impl std::fmt::Display, singular: &str, plural: &str) -> String {
+    let text = n.to_string();
+    if text == "1" {
+        format!("1 {singular}")
+    } else {
+        format!("{text} {plural}")
+    }
+}
+
+/// A duration as people write it: "1 day 2 h", "5 min 3 s", "45 s".
+pub fn duration(d: std::time::Duration) -> String {
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (unit, seconds) in [("day", 86_400), ("h", 3600), ("min", 60), ("s", 1)] {
+        let n = left / seconds;
+        left %= seconds;
+        if n > 0 {
+            parts.push(match unit {
+                "day" => count(n, "day", "days"),
+                _ => format!("{n} {unit}"),
+            });
+        }
+    }
+    if parts.is_empty() {
+        "0 s".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod wording_tests {
+    use super::{count, duration};
+    use std::time::Duration;
+
+    #[test]
+    fn counts_and_durations_read_as_english() {
+        assert_eq!(count(1, "image", "images"), "1 image");
+        assert_eq!(count(3, "image", "images"), "3 images");
+        assert_eq!(count("10 or more", "image", "images"), "10 or more images");
+        assert_eq!(duration(Duration::from_secs(86_400)), "1 day");
+        assert_eq!(
+            duration(Duration::from_secs(2 * 86_400 + 7200 + 5)),
+            "2 days 2 h 5 s"
+        );
+        assert_eq!(duration(Duration::from_secs(0)), "0 s");
+    }
+}

@@ -105,7 +105,8 @@ async fn destroy_locked(
         globals.print_stats(session, started);
         return Ok(ExitCode::from(exit::OK));
     }
-    let problems = guards(session, &plan, args).await?;
+    let file = globals.environments_dir.join(format!("{}.toml", args.env));
+    let problems = guards(session, &plan, args, &file).await?;
     output::print_destroy_plan(&plan, globals.output);
     if !problems.is_empty() {
         globals.print_stats(session, started);
@@ -211,23 +212,33 @@ async fn destroy_locked(
 }
 
 /// Every reason not to start, each saying what to pass or change.
-async fn guards(session: &Session, plan: &Plan, args: &Args) -> anyhow::Result<Vec<String>> {
+async fn guards(
+    session: &Session,
+    plan: &Plan,
+    args: &Args,
+    file: &std::path::Path,
+) -> anyhow::Result<Vec<String>> {
     let cx = &session.cx;
     let mut problems = Vec::new();
     for change in &plan.changes {
         let Some(live) = &change.live else { continue };
         match &live.spec {
             Spec::DbInstance(db) if db.deletion_protection => problems.push(format!(
-                "RDS instance {} has deletion protection on: set database.deletion_protection = false in environments/{}.toml and run deploy, then destroy",
-                db.identifier, args.env
+                "RDS instance {} has deletion protection on: set database.deletion_protection = false in {} and run deploy, then destroy",
+                db.identifier,
+                file.display()
             )),
             Spec::Bucket(bucket) if !args.delete_data => {
                 let held = storage::count_versions(cx, &bucket.name, 10).await?;
                 if held > 0 {
                     problems.push(format!(
-                        "bucket {} holds {} object versions or delete markers (model artifacts): pass --delete-data to delete them with it",
+                        "bucket {} holds {} (model artifacts): pass --delete-data to delete them with it",
                         bucket.name,
-                        if held >= 10 { "10 or more".to_string() } else { held.to_string() }
+                        crate::output::count(
+                            if held >= 10 { "10 or more".to_string() } else { held.to_string() },
+                            "object version or delete marker",
+                            "object versions or delete markers"
+                        )
                     ));
                 }
             }
@@ -235,9 +246,13 @@ async fn guards(session: &Session, plan: &Plan, args: &Args) -> anyhow::Result<V
                 let held = registry::count_images(cx, &repository.name, 10).await?;
                 if held > 0 {
                     problems.push(format!(
-                        "repository {} holds {} images (releases): pass --delete-data to delete them with it",
+                        "repository {} holds {} (releases): pass --delete-data to delete them with it",
                         repository.name,
-                        if held >= 10 { "10 or more".to_string() } else { held.to_string() }
+                        crate::output::count(
+                            if held >= 10 { "10 or more".to_string() } else { held.to_string() },
+                            "image",
+                            "images"
+                        )
                     ));
                 }
             }

@@ -82,8 +82,8 @@ fn print(format: Format, env: &str, findings: &[Finding]) {
                 ]);
             }
             println!(
-                "Environment `{env}` has drifted ({} findings):\n{table}",
-                findings.len()
+                "Environment `{env}` has drifted ({}):\n{table}",
+                output::count(findings.len(), "finding", "findings")
             );
             println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
         }

@@ -278,10 +278,10 @@ fn report(globals: &Globals, destination: &str, copied: Option<&image::Copied>) 
             println!("{destination} is already in the repository: nothing to copy.")
         }
         (Format::Human, Some(c)) => println!(
-            "Copied {destination} ({}): {} manifests, {} blobs, {:.1} MB.",
+            "Copied {destination} ({}): {}, {}, {:.1} MB.",
             c.digest,
-            c.manifests,
-            c.blobs,
+            output::count(c.manifests, "manifest", "manifests"),
+            output::count(c.blobs, "blob", "blobs"),
             c.bytes as f64 / 1e6
         ),
     }

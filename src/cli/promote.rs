@@ -249,8 +249,8 @@ pub(super) async fn gates(
             format!("the environment matches its file and sql/{database_note}")
         } else {
             format!(
-                "{} differences, e.g. {} {}: run `poolside drift --env {}`",
-                findings.len(),
+                "{}, e.g. {} {}: run `poolside drift --env {}`",
+                output::count(findings.len(), "difference", "differences"),
                 findings[0].resource,
                 findings[0].attribute,
                 env
@@ -330,7 +330,7 @@ async fn alarm_history(session: &Session, bake: Duration) -> Check {
                     outcome: Outcome::Passed,
                     detail: format!(
                         "no alarm went to ALARM in the last {}",
-                        humantime::format_duration(bake)
+                        output::duration(bake)
                     ),
                 }
             } else {
@@ -373,9 +373,7 @@ async fn bake(session: &Session, env: &str, bake_time: Duration) -> anyhow::Resu
         Some(started) => {
             let finished = started.started_at + started.duration_ms / 1000;
             let running = Duration::from_secs(now.saturating_sub(finished));
-            let human = |d: Duration| {
-                humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
-            };
+            let human = output::duration;
             Check {
                 name: "bake",
                 outcome: if running >= bake_time {
