@@ -69,6 +69,11 @@ fn main() -> ExitCode {
             if interrupt::requested() || err.downcast_ref::<interrupt::Interrupted>().is_some() =>
         {
             interrupted = true;
+            // A bare "interrupted" follows the summary the run printed; one
+            // with context says where it stopped.
+            if err.to_string() != interrupt::Interrupted.to_string() {
+                eprintln!("{err}");
+            }
             (ExitCode::from(interrupt::EXIT_CODE), Some(err.to_string()))
         }
         Err(err) => {

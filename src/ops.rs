@@ -116,9 +116,16 @@ impl Session {
             self.config.name, self.config.region
         ));
         let lookup = self.lookup();
-        let mut live = resources::discover(&self.cx, &lookup)
-            .await
-            .context("discovering the environment")?;
+        // Discovery changes nothing: Ctrl-C ends it at once.
+        let mut live = tokio::select! {
+            found = resources::discover(&self.cx, &lookup) => {
+                found.context("discovering the environment")?
+            }
+            _ = crate::interrupt::wait() => {
+                return Err(anyhow::Error::new(crate::interrupt::Interrupted)
+                    .context("interrupted while discovering the environment: nothing was changed"));
+            }
+        };
         // Domains the file no longer names: what poolside made there is
         // found under ids of its own (`dns-record/previous-1`, ...), which
         // nothing wants, so the plan deletes it.

@@ -551,8 +551,29 @@ impl EventSink for Progress {
                 self.refresh();
             }
             Event::StepSkipped { id, reason } => {
-                self.line(format!("{:>10} {id}: {reason}", "Skipped"));
+                // After Ctrl-C the run's summary counts what never started,
+                // in one line; a line each would bury what happened.
+                if !crate::interrupt::requested() {
+                    self.line(format!("{:>10} {id}: {reason}", "Skipped"));
+                }
                 self.with_bar(|bar| bar.inc(1));
+            }
+            Event::StepLeftToAws {
+                id,
+                action,
+                physical_id,
+                ..
+            } => {
+                self.in_flight.lock().unwrap().remove(&id.0);
+                let verb = match action {
+                    Action::Replace => "Replaced",
+                    _ => "Created",
+                };
+                self.line(format!(
+                    "{verb:>10} {id} ({physical_id}); not waited for (Ctrl-C): AWS goes on with it, and the next run adopts it"
+                ));
+                self.with_bar(|bar| bar.inc(1));
+                self.refresh();
             }
             Event::ApplyFinished { .. } => {
                 if let Some(bar) = self.bar.lock().unwrap().take() {

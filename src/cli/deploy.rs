@@ -344,7 +344,7 @@ impl Stage<'_> {
             return Ok(());
         }
         let report = apply_after(&self.session.cx, changes, self.progress, done).await;
-        self.guard.note_done(&report.succeeded);
+        self.guard.note_done(&report.changed());
         if report.is_success() {
             return Ok(());
         }
@@ -354,8 +354,9 @@ impl Stage<'_> {
         }
         if crate::interrupt::requested() {
             eprintln!(
-                "Interrupted: {} done, {} not finished (waits abandoned: AWS goes on with them), {} not started. Run deploy again to finish: every step is idempotent.",
+                "Interrupted: {} done, {} made and left to AWS (their waits abandoned), {} not finished, {} not started. Run deploy again to finish: every step is idempotent, and it adopts what was made.",
                 report.succeeded.len(),
+                report.left_to_aws.len(),
                 report.failed.len(),
                 report.skipped.len() + held_back.changes.len()
             );

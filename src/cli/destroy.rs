@@ -143,7 +143,7 @@ async fn destroy_locked(
 
     let progress = Progress::new(globals.output);
     let report = apply(&session.cx, &plan, &progress).await;
-    guard.note_done(&report.succeeded);
+    guard.note_done(&report.changed());
     if !report.is_success() {
         globals.print_stats(session, started);
         if globals.output == Format::Json {

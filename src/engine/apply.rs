@@ -42,12 +42,38 @@ pub struct ApplyReport {
     pub succeeded: Vec<ResourceId>,
     pub failed: Vec<(ResourceId, String)>,
     pub skipped: Vec<ResourceId>,
+    /// Made, but their wait abandoned for Ctrl-C (AWS goes on with them).
+    pub left_to_aws: Vec<ResourceId>,
 }
 
 impl ApplyReport {
     pub fn is_success(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty()
+        self.failed.is_empty() && self.skipped.is_empty() && self.left_to_aws.is_empty()
     }
+
+    /// What this apply changed in AWS: the steps that finished, and those
+    /// whose create call was made before Ctrl-C abandoned their wait.
+    pub fn changed(&self) -> Vec<ResourceId> {
+        self.succeeded
+            .iter()
+            .chain(&self.left_to_aws)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The resource a create (or a replace's create) made before its wait was
+/// interrupted: it was recorded when the call returned.
+fn made_before_interrupt(cx: &Context, change: &Change, error: &anyhow::Error) -> Option<String> {
+    let interrupted = error
+        .chain()
+        .any(|cause| cause.is::<crate::interrupt::Interrupted>());
+    if !interrupted || !matches!(change.action, Action::Create | Action::Replace) {
+        return None;
+    }
+    let before = change.live.as_ref().map(|l| l.physical_id.as_str());
+    cx.physical_id(&change.id)
+        .filter(|made| Some(made.as_str()) != before)
 }
 
 pub async fn apply(cx: &Context, plan: &Plan, events: &dyn EventSink) -> ApplyReport {
@@ -283,6 +309,16 @@ async fn run_waves<'a>(
                 });
                 report.succeeded.push(change.id.clone());
                 done.insert(change.id.clone());
+            }
+            Err(error) if made_before_interrupt(cx, change, &error).is_some() => {
+                events.emit(Event::StepLeftToAws {
+                    id: change.id.clone(),
+                    action: change.action,
+                    physical_id: made_before_interrupt(cx, change, &error).unwrap_or_default(),
+                    started_ms,
+                    finished_ms,
+                });
+                report.left_to_aws.push(change.id.clone());
             }
             Err(error) => {
                 let message = format!("{error:#}");

@@ -46,6 +46,15 @@ pub enum Event {
         id: ResourceId,
         reason: String,
     },
+    /// Ctrl-C during a step's wait, after its create call succeeded: the
+    /// resource exists and AWS goes on with it; the next run adopts it.
+    StepLeftToAws {
+        id: ResourceId,
+        action: Action,
+        physical_id: String,
+        started_ms: u64,
+        finished_ms: u64,
+    },
     ApplyFinished {
         succeeded: usize,
         failed: usize,

@@ -567,6 +567,8 @@ pub async fn create_instance(
         Err(err) if error_code(&err) == Some("DBInstanceAlreadyExists") => {}
         Err(err) => return Err(err).aws("CreateDBInstance"),
     }
+    // It exists from here on: a wait abandoned for Ctrl-C reports it made.
+    cx.record(id, &spec.identifier);
     wait_available(cx, id, &spec.identifier, waits).await?;
     Ok(spec.identifier.clone())
 }

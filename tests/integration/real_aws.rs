@@ -704,9 +704,93 @@ async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .any(|l| l["event"] == "step_started" && l["id"] == "service/api");
     assert!(!service_started, "the service must not start after Ctrl-C");
+    // The instance was made before its wait was abandoned: reported so, not
+    // as a failure.
+    let events: Vec<Value> = rest
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|l| l["event"] == "step_left_to_aws" && l["id"] == "db-instance/main"),
+        "{rest}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|l| l["event"] == "step_failed" && l["id"] == "db-instance/main"),
+        "{rest}"
+    );
+    assert!(stderr.contains("1 made and left to AWS"), "{stderr}");
+    // The history records what the run did, beside the plan it meant.
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "1",
+    ]);
+    let run = history.one("run");
+    assert_eq!(run["result"], "interrupted", "{run}");
+    let made = run["plan"]["summary"]["create"].as_u64().unwrap();
+    let planned = run["plan"]["planned"]["create"].as_u64().unwrap();
+    assert!(made > 0 && made < planned, "{run}");
+    assert!(
+        run["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "+ db-instance/main"),
+        "{run}"
+    );
 
     env.deploy();
     env.plan().assert_code(0);
+}
+
+/// Ctrl-C while discovery reads (slowed to 2 s a read by the latency
+/// proxy): the run stops there, says nothing was changed and lists no step
+/// it never started (it used to read on, then skip 54 steps a line each).
+#[test]
+fn ctrl_c_during_discovery_stops_at_once_and_lists_no_step() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/latency_proxy.py");
+    let mut slow = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(endpoint())
+        .args(["0", "2000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs the latency proxy");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut env = Env::new("discint");
+    env.endpoint = format!("http://127.0.0.1:{port}");
+    env.write();
+    let child = spawn(&env, &["deploy", "--env", &env.name, "--yes"], &[]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let signalled = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let _ = slow.kill();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("while discovering"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert!(!stderr.contains("Skipped"), "{stderr}");
+    eprintln!("stopped {took:?} after Ctrl-C");
 }
 
 /// A canary rollout, with the proxy playing ECS's service deployment: an
