@@ -785,6 +785,7 @@ fn ctrl_c_during_discovery_stops_at_once_and_lists_no_step() {
     let output = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
     let _ = slow.kill();
+    let _ = slow.wait();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("while discovering"), "{stderr}");
