@@ -408,6 +408,16 @@ impl LockInfo {
         now > self.renewed_at + self.lease_seconds
     }
 
+    /// Its holder ran on this host and its process is gone: the lock is
+    /// dead now, not when its lease runs out. A pid that runs something
+    /// other than poolside (reused) counts as gone; one that runs poolside
+    /// counts as the holder, to be safe.
+    pub fn holder_gone_from_this_host(&self) -> bool {
+        self.host == hostname()
+            && !std::fs::read(format!("/proc/{}/cmdline", self.pid))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("poolside"))
+    }
+
     /// "arn:... on host (deploy, pid 123) since 2026-11-26T16:50:00Z".
     pub fn describe(&self) -> String {
         format!(
@@ -482,7 +492,7 @@ impl Lock {
                     store.bucket
                 )
             })?;
-            if holder.expired(now_s()) {
+            if holder.expired(now_s()) || holder.holder_gone_from_this_host() {
                 info.took_over = Some(Box::new(holder.clone()));
                 info.renewed_at = now_s();
                 let body = serde_json::to_vec(&info)?;

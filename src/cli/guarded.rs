@@ -58,9 +58,14 @@ pub async fn begin(
     .await?;
     if let Some(previous) = &lock.info.took_over {
         eprintln!(
-            "warning: took over the lock of `{}` from {}: its lease had expired (its holder stopped without releasing it)",
+            "warning: took over the lock of `{}` from {}: its holder stopped without releasing it ({})",
             session.config.name,
-            previous.describe()
+            previous.describe(),
+            if previous.host == state::hostname() {
+                "its process no longer runs on this host"
+            } else {
+                "its lease had expired"
+            }
         );
     }
     Ok(Guarded {

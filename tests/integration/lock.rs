@@ -1,6 +1,7 @@
 //! The per-environment lock and the history: two commands on one
 //! environment never run at once, a dead holder's lock is taken over after
-//! its lease or removed by hand, and every run is recorded.
+//! its lease (at once when it ran on this host) or removed by hand, and
+//! every run is recorded.
 
 use crate::support::*;
 use serde_json::Value;
@@ -30,6 +31,22 @@ async fn wait_for_lock(aws: &Aws, env: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Makes the environment's lock look held from another machine, whose
+/// processes this one cannot see: only its lease tells whether it is dead.
+async fn move_lock_to_another_host(aws: &Aws, env: &str) -> Value {
+    let mut lock = wait_for_lock(aws, env).await;
+    lock["host"] = "another-host".into();
+    aws.s3
+        .put_object()
+        .bucket(STATE_BUCKET)
+        .key(format!("locks/{env}.json"))
+        .body(serde_json::to_vec(&lock).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    lock
 }
 
 fn finished(child: Child) -> Run {
@@ -159,9 +176,10 @@ async fn a_dead_holders_lock_is_taken_over_after_its_lease_or_removed_by_hand() 
         &["deploy", "--env", &env.name, "--yes"],
         &[("POOLSIDE_LOCK_LEASE", "10s")],
     );
-    let lock = wait_for_lock(&aws, &env.name).await;
+    wait_for_lock(&aws, &env.name).await;
     holder.kill().unwrap();
     holder.wait().unwrap();
+    let lock = move_lock_to_another_host(&aws, &env.name).await;
     assert_eq!(lock["lease_seconds"], 10);
     let early = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
     early.assert_code(1);
@@ -188,9 +206,10 @@ async fn a_dead_holders_lock_is_taken_over_after_its_lease_or_removed_by_hand() 
 
     // A holder with the default lease dies: unlock removes its lock by id.
     let mut holder = spawn(&env, &["deploy", "--env", &env.name, "--yes"], &[]);
-    let lock = wait_for_lock(&aws, &env.name).await;
+    wait_for_lock(&aws, &env.name).await;
     holder.kill().unwrap();
     holder.wait().unwrap();
+    let lock = move_lock_to_another_host(&aws, &env.name).await;
     let lock_id = lock["lock_id"].as_str().unwrap();
     let blocked = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
     blocked.assert_code(1);
@@ -237,6 +256,28 @@ async fn a_dead_holders_lock_is_taken_over_after_its_lease_or_removed_by_hand() 
     assert!(took_over["took_over_lock"].is_string(), "{took_over}");
     assert!(took_over["plan"]["summary"]["create"].as_u64().unwrap() > 0);
     assert_eq!(took_over["release"]["schema_version"], 5);
+
+    // A holder on this host whose process is gone: its lock is dead at once.
+    let mut holder = spawn(&env, &["deploy", "--env", &env.name, "--yes"], &[]);
+    wait_for_lock(&aws, &env.name).await;
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let at_once = env.poolside(&[
+        "deploy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--lock-timeout",
+        "0s",
+    ]);
+    at_once.assert_code(0);
+    assert!(
+        at_once
+            .stderr()
+            .contains("its process no longer runs on this host"),
+        "{}",
+        at_once.stderr()
+    );
 }
 
 #[tokio::test]
