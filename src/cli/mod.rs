@@ -5,6 +5,7 @@ mod completions;
 mod deploy;
 mod destroy;
 mod drift;
+mod envs;
 mod forget;
 mod guarded;
 mod history;
@@ -60,37 +61,78 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show the changes a deploy would make.
+    #[command(
+        after_help = "Example:\n  poolside plan --env acme-pilot --detailed-exitcode --out plan.json"
+    )]
     Plan(plan::Args),
     /// Show the plan, confirm, and apply it.
+    #[command(
+        after_help = "Example:\n  poolside deploy --env acme-pilot            (shows the plan, asks)\n  poolside deploy --env acme-pilot --plan plan.json"
+    )]
     Deploy(deploy::Args),
     /// Delete everything of the environment (asks for its name; keeps data unless told).
+    #[command(
+        after_help = "Example:\n  poolside destroy --env acme-pilot           (asks for the name; keeps data)"
+    )]
     Destroy(destroy::Args),
     /// Report every difference from the file and sql/; change nothing (exit 2 on drift).
+    #[command(after_help = "Example:\n  poolside drift --env acme-pilot --output json")]
     Drift(drift::Args),
     /// Grow the environment to its next phase, gated on its health.
+    #[command(
+        after_help = "Example:\n  poolside promote --env acme-pilot --to limited --dry-run\n  poolside promote --from staging --to acme-prod"
+    )]
     Promote(promote::Args),
     /// Show what the environment is and runs now: release, tasks, alarms, last run, lock.
+    #[command(after_help = "Example:\n  poolside status --env acme-pilot")]
     Status(status::Args),
     /// Remove an environment's lock left by a command that died.
+    #[command(
+        after_help = "Example:\n  poolside unlock --env acme-pilot --lock-id 3f2a9c1b5d7e4a60"
+    )]
     Unlock(unlock::Args),
     /// Leave one of two live copies of a resource out of the environment (untag it; nothing is deleted).
+    #[command(
+        after_help = "Example:\n  poolside forget --env acme-pilot --id vpc/main --aws-id vpc-0a1b2c3d"
+    )]
     Forget(forget::Args),
     /// List the environment's deploys, destroys and unlocks, newest first.
+    #[command(after_help = "Example:\n  poolside history --env acme-pilot --limit 10")]
     History(history::Args),
     /// Check an environment file; no AWS call.
+    #[command(after_help = "Example:\n  poolside validate --env acme-pilot")]
     Validate(validate::Args),
     /// Print an API token (JWT) for the environment, signed with its secret.
+    #[command(
+        after_help = "Example:\n  poolside token --env acme-pilot --role api_user --ttl 30d --subject alice"
+    )]
     Token(token::Args),
     /// Print the IAM policy an operator needs for the environment.
+    #[command(
+        after_help = "Example:\n  poolside iam-policy --env acme-pilot > operator-policy.json"
+    )]
     IamPolicy(iam_policy::Args),
     /// The images in the environment's ECR repository (PostgREST, and the schema task's psql).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  poolside image push --env acme-pilot"
+    )]
     Image(image::Command),
     /// Print a deployed environment's outputs (or one of them, alone).
+    #[command(after_help = "Example:\n  poolside outputs --env acme-pilot api_url")]
     Outputs(outputs::Args),
     /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  poolside completions bash > /etc/bash_completion.d/poolside"
+    )]
     Completions(completions::CompletionsArgs),
+    /// List the environment files: name, phase, region, account or endpoint.
+    #[command(
+        after_help = "Example:\n  poolside envs\n  poolside envs --names      (one name a line, for scripts and completion)"
+    )]
+    Envs(envs::Args),
     /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  poolside man > poolside.1 && man ./poolside.1")]
     Man,
 }
 
@@ -113,6 +155,7 @@ impl Command {
             Command::Image(_) => "image",
             Command::Outputs(_) => "outputs",
             Command::Completions(_) => "completions",
+            Command::Envs(_) => "envs",
             Command::Man => "man",
         }
     }
@@ -148,6 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(command) => image::exec(&globals, command).await,
         Command::Outputs(args) => outputs::exec(&globals, args).await,
         Command::Completions(args) => completions::completions(args),
+        Command::Envs(args) => envs::exec(&globals, args),
         Command::Man => completions::man(),
     }
 }

@@ -156,6 +156,62 @@ fn completions_and_the_manual_page_are_generated() {
     assert!(man.status.success());
     let page = String::from_utf8_lossy(&man.stdout);
     assert!(page.contains(".TH poolside 1"), "{page}");
+    // One page: it names no page of its own per command.
+    assert!(!page.contains("poolside-plan(1)"), "{page}");
+    for section in [
+        ".SH COMMANDS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH EXAMPLES",
+    ] {
+        assert!(page.contains(section), "{section} in {page}");
+    }
+    assert!(page.contains("poolside plan \\-\\-env"), "{page}");
+
+    // Each command's help ends with an example.
+    for command in [
+        "plan", "deploy", "destroy", "drift", "promote", "status", "envs",
+    ] {
+        let help = Command::new(env!("CARGO_BIN_EXE_poolside"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            text.contains(&format!("Example:\n  poolside {command}")),
+            "{command}: {text}"
+        );
+    }
+
+    // bash completes --env with the directory's environment names.
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["acme-pilot", "acme-prod"] {
+        std::fs::write(dir.path().join(format!("{name}.toml")), "").unwrap();
+    }
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_poolside"))
+        .parent()
+        .unwrap();
+    let completed = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "source <(poolside completions bash); \
+             COMP_WORDS=(poolside --environments-dir \"$1\" plan --env acme-p); COMP_CWORD=5; \
+             _poolside_with_environments; echo \"${COMPREPLY[@]}\"",
+        )
+        .arg("bash")
+        .arg(dir.path())
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&completed.stdout).trim(),
+        "acme-pilot acme-prod",
+        "{}",
+        String::from_utf8_lossy(&completed.stderr)
+    );
 }
 
 #[test]
