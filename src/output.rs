@@ -71,7 +71,8 @@ impl ColorWhen {
     }
 }
 
-pub fn print_plan(plan: &Plan, format: Format) {
+/// `compact`: creates as one line each, without their properties.
+pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
     if format == Format::Json {
         let mut value = serde_json::to_value(plan).expect("a plan serializes");
         value["data_losses"] = serde_json::json!(plan.data_losses());
@@ -109,7 +110,7 @@ pub fn print_plan(plan: &Plan, format: Format) {
         return;
     }
     println!("Environment `{}` needs these changes:\n", plan.environment);
-    print_changes(plan);
+    print_changes(plan, compact);
     print_database_changes(plan);
     print_summary(plan);
 }
@@ -158,11 +159,11 @@ pub fn print_destroy_plan(plan: &Plan, format: Format) {
         "Destroying environment `{}` deletes these resources:\n",
         plan.environment
     );
-    print_changes(plan);
+    print_changes(plan, false);
     print_summary(plan);
 }
 
-fn print_changes(plan: &Plan) {
+fn print_changes(plan: &Plan, creates_alone: bool) {
     for change in &plan.changes {
         let reason = if change.action == Action::Replace {
             let forced: BTreeSet<&str> = change
@@ -207,6 +208,9 @@ fn print_changes(plan: &Plan) {
                 change.id
             );
         }
+        if creates_alone && change.action == Action::Create {
+            continue;
+        }
         for property in &change.properties {
             let show = |v: &Option<Value>| v.as_ref().map(compact).unwrap_or_default();
             match (&property.before, &property.after) {
@@ -219,15 +223,90 @@ fn print_changes(plan: &Plan) {
                 (Some(_), None) => {
                     println!("      - {}: {}", property.property, show(&property.before))
                 }
-                _ => println!(
-                    "      ~ {}: {} -> {}",
-                    property.property,
-                    show(&property.before),
-                    show(&property.after)
-                ),
+                (Some(before), Some(after)) => match document_diff(before, after) {
+                    // A policy or a task definition: the lines that change.
+                    Some(lines) => {
+                        println!("      ~ {}:", property.property);
+                        for line in lines {
+                            let style = match line.chars().next() {
+                                Some('+') => action_style(Action::Create),
+                                Some('-') => action_style(Action::Delete),
+                                _ => anstyle::Style::new(),
+                            };
+                            anstream::println!("          {style}{line}{style:#}");
+                        }
+                    }
+                    None => println!(
+                        "      ~ {}: {} -> {}",
+                        property.property,
+                        compact(before),
+                        compact(after)
+                    ),
+                },
+                (None, None) => {}
             }
         }
     }
+}
+
+/// A JSON document (an object or array, or a string holding one, as IAM
+/// policies are) as its pretty-printed lines.
+fn document_lines(value: &Value) -> Option<Vec<String>> {
+    let document = match value {
+        Value::Object(_) | Value::Array(_) => value.clone(),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(parsed @ (Value::Object(_) | Value::Array(_))) => parsed,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let text = serde_json::to_string_pretty(&document).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
+/// How many unchanged lines are kept around each change.
+const DIFF_CONTEXT: usize = 2;
+
+/// Two JSON documents as a diff of their lines, as Terraform shows one:
+/// `-` and `+` lines with a little context, `...` for what is left out.
+/// `None` when they are not both documents, or are short enough to read
+/// on one line.
+fn document_diff(before: &Value, after: &Value) -> Option<Vec<String>> {
+    let (old, new) = (document_lines(before)?, document_lines(after)?);
+    if old.len() + new.len() <= 4 {
+        return None;
+    }
+    let (old, new) = (old.join("\n"), new.join("\n"));
+    let rows: Vec<(char, &str)> = diff::lines(&old, &new)
+        .into_iter()
+        .map(|row| match row {
+            diff::Result::Left(line) => ('-', line),
+            diff::Result::Right(line) => ('+', line),
+            diff::Result::Both(line, _) => (' ', line),
+        })
+        .collect();
+    let near_change = |i: usize| {
+        let from = i.saturating_sub(DIFF_CONTEXT);
+        let to = (i + DIFF_CONTEXT + 1).min(rows.len());
+        rows[from..to].iter().any(|(mark, _)| *mark != ' ')
+    };
+    let mut lines = Vec::new();
+    let mut skipped = false;
+    for (i, (mark, line)) in rows.iter().enumerate() {
+        if *mark != ' ' || near_change(i) {
+            if skipped {
+                lines.push("  ...".to_string());
+                skipped = false;
+            }
+            lines.push(format!("{mark} {line}"));
+        } else {
+            skipped = true;
+        }
+    }
+    if skipped {
+        lines.push("  ...".to_string());
+    }
+    Some(lines)
 }
 
 /// Longer strings (the schema script, a shell command) are shown by size and
@@ -592,6 +671,34 @@ fn minutes(seconds: u64) -> String {
 mod tests {
     use super::compact;
     use serde_json::json;
+
+    #[test]
+    fn a_changed_policy_is_shown_as_the_lines_that_change() {
+        let before = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"},
+                {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": "*"},
+            ]
+        });
+        let mut after = before.clone();
+        after["Statement"][0]["Action"] = json!(["s3:GetObject", "s3:PutObject"]);
+        // IAM answers with the document as a string: read alike.
+        let lines = super::document_diff(&json!(before.to_string()), &after).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("+ ") && l.ends_with("\"s3:PutObject\"")),
+            "{lines:#?}"
+        );
+        assert!(lines.iter().any(|l| l.starts_with("- ")), "{lines:#?}");
+        assert!(lines.contains(&"  ...".to_string()), "{lines:#?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("logs:PutLogEvents")),
+            "{lines:#?}"
+        );
+        assert_eq!(super::document_diff(&json!("a"), &json!("b")), None);
+    }
 
     #[test]
     fn long_strings_are_shown_by_size_and_digest_and_short_ones_whole() {

@@ -58,7 +58,7 @@ pub(super) async fn deploy_locked(
     let database = crate::drift::database_plan(&session.cx, &session.config).await;
     let plan = plan.with_database(database);
     guard.note_plan(&plan);
-    output::print_plan(&plan, globals.output);
+    output::print_plan(&plan, globals.output, globals.compact);
     if let Some(path) = &args.plan {
         if let Err(err) = check_saved_plan(path, &args.env, &plan) {
             globals.print_stats(session, started);

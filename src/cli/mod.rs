@@ -54,6 +54,9 @@ pub struct Cli {
     /// Report every AWS API call made: per service and operation, calls, mutating, retries, time.
     #[arg(long, global = true)]
     pub stats: bool,
+    /// Plans list what they create by id alone, without its properties.
+    #[arg(long, global = true)]
+    pub compact: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -174,6 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         environments_dir: cli.environments_dir,
         output: cli.output,
         stats: cli.stats,
+        compact: cli.compact,
     };
     match cli.command {
         Command::Plan(args) => plan::exec(&globals, args, started).await,
@@ -200,6 +204,7 @@ pub struct Globals {
     pub environments_dir: PathBuf,
     pub output: Format,
     pub stats: bool,
+    pub compact: bool,
 }
 
 impl Globals {

@@ -26,7 +26,7 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         Ok(plan) => {
             let database = drift::database_plan(&session.cx, &session.config).await;
             let plan = plan.with_database(database);
-            output::print_plan(&plan, globals.output);
+            output::print_plan(&plan, globals.output, globals.compact);
             Ok(plan)
         }
         Err(err) => Err(err),

@@ -158,7 +158,7 @@ async fn promote_locked(
     guard.note_plan(&plan);
     if args.dry_run {
         guard.note_dry_run();
-        output::print_plan(&plan, globals.output);
+        output::print_plan(&plan, globals.output, globals.compact);
         globals.print_stats(session, started);
         eprintln!("Dry run: the gates pass; nothing was changed.");
         return Ok(ExitCode::from(exit::OK));

@@ -215,7 +215,7 @@ async fn promote_locked(
     }
     if args.dry_run {
         guard.note_dry_run();
-        output::print_plan(&plan, globals.output);
+        output::print_plan(&plan, globals.output, globals.compact);
         globals.print_stats(&next, started);
         let copy = if present.is_some() {
             format!("{target_image} is already there")

@@ -379,6 +379,25 @@ async fn an_environment_of_the_same_name_on_another_stack_keeps_its_own_local_ap
     );
 }
 
+/// `--compact` lists what a plan creates by id alone.
+#[test]
+fn a_compact_plan_lists_creates_without_their_properties() {
+    let env = Env::new("compact");
+    env.write();
+    let full = env.poolside(&["plan", "--env", &env.name]);
+    let compact = env.poolside(&["plan", "--env", &env.name, "--compact"]);
+    compact.assert_code(0);
+    let (full, compact) = (full.stdout(), compact.stdout());
+    assert!(compact.contains("+ vpc/main"), "{compact}");
+    assert!(compact.contains("Plan: "), "{compact}");
+    assert!(!compact.contains("dns_hostnames"), "{compact}");
+    assert!(full.contains("dns_hostnames"), "{full}");
+    assert!(
+        compact.lines().count() * 3 < full.lines().count(),
+        "{compact}"
+    );
+}
+
 #[test]
 fn plan_symbols_are_coloured_only_when_asked_or_on_a_terminal() {
     let env = Env::new("colour");
