@@ -535,7 +535,53 @@ pub async fn create_instance(
     spec: &DbInstanceSpec,
     waits: &Waits<'_>,
 ) -> anyhow::Result<String> {
-    let created = cx
+    let mut created = send_create_instance(cx, spec).await?;
+    // moto snapshots a new instance at once, named by the minute
+    // (`rds:<id>-YYYY-MM-DD-HH-MM`), and keeps the one of an instance of the
+    // same name deleted within that minute: the next minute's name is free.
+    // AWS takes its first automated snapshot later, under its own name.
+    if cx.emulator
+        && created
+            .as_ref()
+            .is_err_and(|err| error_code(err) == Some("DBSnapshotAlreadyExists"))
+    {
+        let into_minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() % 60)
+            .unwrap_or_default();
+        let next_minute = Duration::from_secs(61 - into_minute);
+        waits
+            .report(
+                id,
+                "the next minute (the emulator's snapshot of an instance of this name deleted this minute holds the name)",
+                next_minute,
+                tokio::time::sleep(next_minute),
+            )
+            .await?;
+        created = send_create_instance(cx, spec).await?;
+    }
+    match created {
+        Ok(_) => {}
+        // Created by a run that did not finish: wait for it like a new one.
+        Err(err) if error_code(&err) == Some("DBInstanceAlreadyExists") => {}
+        Err(err) => return Err(err).aws("CreateDBInstance"),
+    }
+    // It exists from here on: a wait abandoned for Ctrl-C reports it made.
+    cx.record(id, &spec.identifier);
+    wait_available(cx, id, &spec.identifier, waits).await?;
+    Ok(spec.identifier.clone())
+}
+
+type CreateInstanceResult = Result<
+    aws_sdk_rds::operation::create_db_instance::CreateDbInstanceOutput,
+    aws_sdk_rds::error::SdkError<aws_sdk_rds::operation::create_db_instance::CreateDBInstanceError>,
+>;
+
+async fn send_create_instance(
+    cx: &Context,
+    spec: &DbInstanceSpec,
+) -> anyhow::Result<CreateInstanceResult> {
+    Ok(cx
         .clients
         .rds
         .create_db_instance()
@@ -560,17 +606,7 @@ pub async fn create_instance(
         .auto_minor_version_upgrade(true)
         .set_tags(Some(rds_tags(&spec.tags)))
         .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        // Created by a run that did not finish: wait for it like a new one.
-        Err(err) if error_code(&err) == Some("DBInstanceAlreadyExists") => {}
-        Err(err) => return Err(err).aws("CreateDBInstance"),
-    }
-    // It exists from here on: a wait abandoned for Ctrl-C reports it made.
-    cx.record(id, &spec.identifier);
-    wait_available(cx, id, &spec.identifier, waits).await?;
-    Ok(spec.identifier.clone())
+        .await)
 }
 
 /// Waits with the SDK's waiter, reporting the time spent while it polls.

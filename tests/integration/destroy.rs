@@ -440,6 +440,20 @@ async fn destroy_removes_everything_of_the_environment_keeps_data_until_told_and
     assert_eq!(again.mutating_calls(), 0, "{}", again.stdout());
 }
 
+/// The local stack's second life: destroy, deploy again and destroy again
+/// within a minute, each in one run (moto names an instance's automated
+/// snapshots by the minute, and keeps a deleted secret's name).
+#[tokio::test]
+async fn destroy_deploy_again_and_destroy_again_within_a_minute_on_the_emulator() {
+    let env = Env::new("again");
+    env.write();
+    env.deploy();
+    destroy(&env, &[]).assert_code(0);
+    env.deploy();
+    destroy(&env, &[]).assert_code(0);
+    env.deploy();
+}
+
 #[tokio::test]
 async fn a_destroy_killed_half_way_finishes_on_the_next_run() {
     let env = Env::new("halfway");
