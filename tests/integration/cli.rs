@@ -471,6 +471,41 @@ fn a_human_deploy_ends_its_apply_with_a_summary_and_the_new_revision() {
 /// On a terminal (a pseudo-terminal from util-linux `script`): a spinner says
 /// what discovery is doing, and no empty progress bar is left on screen
 /// while the schema step runs (a bar lives only while an apply does).
+/// "no" at deploy's prompt (on a terminal) changes nothing and is recorded
+/// as cancelled, not as an error.
+#[test]
+fn a_no_at_the_prompt_is_recorded_as_cancelled() {
+    use std::io::Write as _;
+    let env = Env::new("cancel");
+    env.write();
+    let command = format!(
+        "{} --environments-dir {} deploy --env {}",
+        env!("CARGO_BIN_EXE_poolside"),
+        env.dir().display(),
+        env.name
+    );
+    let mut script = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    script.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let out = script.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Only 'yes' is accepted"), "{text}");
+    assert!(
+        text.contains("deploy cancelled: nothing was changed"),
+        "{text}"
+    );
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "1",
+    ]);
+    let run = history.one("run");
+    assert_eq!(run["result"], "cancelled", "{run}");
+    assert_eq!(run["plan"]["summary"]["create"], 0, "{run}");
+}
+
 #[test]
 fn on_a_terminal_discovery_shows_a_spinner_and_no_empty_bar_is_left() {
     let env = Env::new("tty");
