@@ -201,25 +201,35 @@ async fn missing_from_cache<'a>(
     paths: &[&'a String],
 ) -> Result<Vec<&'a String>, String> {
     let client = pinned_client(api_url, through).await?;
-    let mut missing = Vec::new();
-    for path in paths {
-        let url = format!("{api_url}{path}");
-        let response = client
-            .request(reqwest::Method::OPTIONS, &url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| format!("OPTIONS {url} failed: {e}"))?;
-        match response.status() {
-            status if status.is_success() => {}
-            reqwest::StatusCode::NOT_FOUND => missing.push(*path),
-            status => {
-                let body = response.text().await.unwrap_or_default();
-                return Err(format!(
-                    "OPTIONS {url} answered {status}: {}",
-                    truncate(&body)
-                ));
+    // All at once: each is a cache lookup, and a deploy waits for them.
+    let asked = paths.iter().map(|path| {
+        let client = &client;
+        async move {
+            let url = format!("{api_url}{path}");
+            let response = client
+                .request(reqwest::Method::OPTIONS, &url)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .map_err(|e| format!("OPTIONS {url} failed: {e}"))?;
+            match response.status() {
+                status if status.is_success() => Ok(None),
+                reqwest::StatusCode::NOT_FOUND => Ok(Some(*path)),
+                status => {
+                    let body = response.text().await.unwrap_or_default();
+                    Err(format!(
+                        "OPTIONS {url} answered {status}: {}",
+                        truncate(&body)
+                    ))
+                }
             }
+        }
+    });
+    let answers = futures::future::join_all(asked).await;
+    let mut missing = Vec::new();
+    for answer in answers {
+        if let Some(path) = answer? {
+            missing.push(path);
         }
     }
     Ok(missing)
