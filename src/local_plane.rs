@@ -277,33 +277,24 @@ fn running_pid(paths: &Paths) -> Option<u32> {
 }
 
 /// Stops a PostgREST and returns once it has exited, its ports closed.
+/// Each signal goes only to the process that was there at first (a pid
+/// freed and reused meanwhile is left alone).
 async fn stop_pid(pid: u32) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let process = Pid::from_raw(pid as i32);
+    let started = crate::process::start_time(pid);
+    let same = || crate::process::start_time(pid) == started;
     for signal in [Signal::SIGTERM, Signal::SIGKILL] {
-        let _ = kill(process, signal);
+        if !same() {
+            return;
+        }
+        let _ = kill(Pid::from_raw(pid as i32), signal);
         for _ in 0..50 {
-            if exited(pid) {
+            if crate::process::exited(pid) || !same() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-/// Gone, or a zombie. Not `!alive`: an exiting process's memory, and with it
-/// its cmdline, is freed before its files, so a server whose cmdline reads
-/// empty may still hold its ports for a moment (seen in CI as "port in use
-/// by another process" on a restart).
-fn exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // pid (comm) state ...: comm may hold spaces and parentheses.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next())
-            .is_none_or(|state| matches!(state, 'Z' | 'X')),
     }
 }
 
@@ -557,31 +548,5 @@ fn pg_tool(name: &str) -> PathBuf {
         local
     } else {
         PathBuf::from(name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_process_has_exited_once_a_zombie_or_gone() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        assert!(!exited(pid), "a sleeping process runs");
-        child.kill().unwrap();
-        // Killed, not yet reaped: a zombie, its files closed.
-        for _ in 0..50 {
-            if exited(pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(exited(pid), "a killed, unreaped process is a zombie");
-        child.wait().unwrap();
-        assert!(exited(pid), "a reaped process is gone");
     }
 }

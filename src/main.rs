@@ -14,6 +14,7 @@ mod local_plane;
 mod model;
 mod ops;
 mod output;
+mod process;
 mod refs;
 mod registry_credentials;
 mod resources;

@@ -401,6 +401,13 @@ pub struct LockInfo {
     /// The lock this one took over after its lease expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_over: Option<Box<LockInfo>>,
+    /// The boot and pid namespace the holder's pid belongs to, and when that
+    /// process started: with them a command on the same machine can tell
+    /// the holder has gone (`process::pid_scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start: Option<u64>,
 }
 
 impl LockInfo {
@@ -408,14 +415,19 @@ impl LockInfo {
         now > self.renewed_at + self.lease_seconds
     }
 
-    /// Its holder ran on this host and its process is gone: the lock is
-    /// dead now, not when its lease runs out. A pid that runs something
-    /// other than poolside (reused) counts as gone; one that runs poolside
-    /// counts as the holder, to be safe.
+    /// Its holder ran in this boot of this machine and pid namespace, and
+    /// its process is gone (or its pid now belongs to a process started
+    /// since): the lock is dead now, not when its lease runs out. Anywhere
+    /// a pid cannot be checked (another machine or container, another OS,
+    /// /proc hiding processes, a lock from an older poolside), the lease
+    /// decides.
     pub fn holder_gone_from_this_host(&self) -> bool {
+        let Some(scope) = &self.pid_scope else {
+            return false;
+        };
         self.host == hostname()
-            && !std::fs::read(format!("/proc/{}/cmdline", self.pid))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("poolside"))
+            && crate::process::pid_scope().as_ref() == Some(scope)
+            && crate::process::start_time(self.pid) != self.process_start
     }
 
     /// "arn:... on host (deploy, pid 123) since 2026-11-26T16:50:00Z".
@@ -476,6 +488,8 @@ impl Lock {
             renewed_at: now_s(),
             lease_seconds: lease().as_secs(),
             took_over: None,
+            pid_scope: crate::process::pid_scope(),
+            process_start: crate::process::start_time(std::process::id()),
         };
         loop {
             info.renewed_at = now_s();
@@ -497,7 +511,7 @@ impl Lock {
                 info.renewed_at = now_s();
                 let body = serde_json::to_vec(&info)?;
                 if let Some(etag) = store.write(&key, body, Precondition::Is(&etag)).await? {
-                    tracing::warn!(previous = %holder.describe(), "took over an expired lock");
+                    tracing::warn!(previous = %holder.describe(), "took over a dead holder's lock");
                     return Ok(Lock::held(store, key, info, etag));
                 }
                 info.took_over = None;
@@ -823,6 +837,8 @@ mod tests {
             renewed_at,
             lease_seconds: 120,
             took_over: None,
+            pid_scope: None,
+            process_start: None,
         }
     }
 
@@ -1045,8 +1061,53 @@ mod tests {
             renewed_at: 1000,
             lease_seconds: 120,
             took_over: None,
+            pid_scope: None,
+            process_start: None,
         };
         assert!(!info.expired(1120));
         assert!(info.expired(1121));
+    }
+
+    #[test]
+    fn a_holder_is_gone_at_once_only_where_its_pid_can_be_checked() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut info = holder(now_s());
+        info.host = hostname();
+        info.pid = child.id();
+        info.pid_scope = crate::process::pid_scope();
+        info.process_start = crate::process::start_time(child.id());
+        assert!(!info.holder_gone_from_this_host(), "it runs");
+        // Another machine, container or an older poolside: the lease decides.
+        for unknowable in [
+            LockInfo {
+                host: "another-host".into(),
+                ..info.clone()
+            },
+            LockInfo {
+                pid_scope: Some("another-boot/pid:[1]".into()),
+                ..info.clone()
+            },
+            LockInfo {
+                pid_scope: None,
+                ..info.clone()
+            },
+        ] {
+            child.kill().unwrap_or(());
+            assert!(!unknowable.holder_gone_from_this_host(), "{unknowable:?}");
+        }
+        child.wait().unwrap();
+        assert!(info.holder_gone_from_this_host(), "its process is gone");
+        // Its pid runs a process that started at another time: gone too.
+        info.pid = std::process::id();
+        info.process_start = crate::process::start_time(info.pid).map(|t| t + 1);
+        assert!(info.holder_gone_from_this_host(), "the pid was reused");
+        info.process_start = crate::process::start_time(info.pid);
+        assert!(
+            !info.holder_gone_from_this_host(),
+            "the pid is its holder's"
+        );
     }
 }

@@ -150,7 +150,14 @@ async fn check_schema(api_url: &str, through: Option<&str>, attempts: u32) -> Ch
     for attempt in 0..attempts {
         if attempt > 0 {
             // The reload is asynchronous: the NOTIFY may still be in flight.
-            tokio::time::sleep(Duration::from_secs(if attempts > 10 { 5 } else { 1 })).await;
+            let pause = Duration::from_secs(if attempts > 10 { 5 } else { 1 });
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = crate::interrupt::wait() => {
+                    last = format!("interrupted (Ctrl-C) while waiting for PostgREST to reload: {last}");
+                    break;
+                }
+            }
         }
         match missing_from_cache(api_url, through, &probed).await {
             Ok(missing) if missing.is_empty() => {

@@ -61,7 +61,7 @@ pub async fn begin(
             "warning: took over the lock of `{}` from {}: its holder stopped without releasing it ({})",
             session.config.name,
             previous.describe(),
-            if previous.host == state::hostname() {
+            if previous.holder_gone_from_this_host() {
                 "its process no longer runs on this host"
             } else {
                 "its lease had expired"

@@ -28,6 +28,12 @@ pub enum ConfigError {
     },
     #[error("the environments directory {dir} does not exist (--environments-dir, or POOLSIDE_ENVIRONMENTS_DIR; the default is ./environments)")]
     NoDirectory { dir: String },
+    #[error("--env {given} is not in the environments directory {dir}: name the environment (`--env NAME`), or pass --environments-dir {given_dir}")]
+    OutsideDirectory {
+        given: String,
+        dir: String,
+        given_dir: String,
+    },
     #[error("cannot read {path}: {source}")]
     Unreadable {
         path: String,

@@ -13,7 +13,7 @@
 
 use super::events::{now_ms, Event, EventSink};
 use super::plan::{Action, Change, Plan};
-use crate::model::{AwsService, ResourceId};
+use crate::model::{AwsService, Kind, ResourceId};
 use crate::resources::{self, Context};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
@@ -62,13 +62,24 @@ impl ApplyReport {
     }
 }
 
+/// Kinds whose create AWS finishes by itself once the call returned: what
+/// the step still had to do was wait. (A certificate is not: after its
+/// request the step writes the validation record itself.)
+const FINISHED_BY_AWS: &[Kind] = &[Kind::DbInstance];
+
 /// The resource a create (or a replace's create) made before its wait was
 /// interrupted: it was recorded when the call returned.
 fn made_before_interrupt(cx: &Context, change: &Change, error: &anyhow::Error) -> Option<String> {
     let interrupted = error
         .chain()
         .any(|cause| cause.is::<crate::interrupt::Interrupted>());
-    if !interrupted || !matches!(change.action, Action::Create | Action::Replace) {
+    if !interrupted
+        || !matches!(change.action, Action::Create | Action::Replace)
+        || !change
+            .id
+            .kind()
+            .is_some_and(|k| FINISHED_BY_AWS.contains(&k))
+    {
         return None;
     }
     let before = change.live.as_ref().map(|l| l.physical_id.as_str());
