@@ -10,17 +10,24 @@ pub struct CompletionsArgs {
 }
 
 /// Prints the completion script for a shell, e.g.
-/// `poolside completions bash > /etc/bash_completion.d/poolside`. In bash
-/// and fish, `--env`, `--from` and `--to` complete the environment names of
-/// the directory (`poolside envs --names`); other shells complete words.
+/// `poolside completions bash > /etc/bash_completion.d/poolside`. In bash,
+/// zsh and fish, `--env`, `--from` and `--to` complete the environment names
+/// of the directory (`poolside envs --names`); other shells complete words.
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "poolside", &mut script);
     let mut out = std::io::stdout().lock();
-    out.write_all(&script)?;
+    if args.shell != clap_complete::Shell::Zsh {
+        out.write_all(&script)?;
+    }
     match args.shell {
         clap_complete::Shell::Bash => out.write_all(BASH_ENVIRONMENTS.as_bytes())?,
         clap_complete::Shell::Fish => out.write_all(FISH_ENVIRONMENTS.as_bytes())?,
+        clap_complete::Shell::Zsh => {
+            let text = String::from_utf8(script)?;
+            out.write_all(with_zsh_environments(&text).as_bytes())?;
+            return Ok(ExitCode::from(exit::OK));
+        }
         _ => {}
     }
     Ok(ExitCode::from(exit::OK))
@@ -46,6 +53,34 @@ _poolside_with_environments() {
     _poolside "$@"
 }
 complete -F _poolside_with_environments -o nosort -o bashdefault -o default poolside
+"#;
+
+/// clap's zsh script with `--env`/`--from`/`--to` completed from the
+/// directory's environment names (defined before the script's last lines,
+/// which run the completion).
+fn with_zsh_environments(script: &str) -> String {
+    let script = script
+        .replace(":ENV:_default'", ":ENV:_poolside_environments'")
+        .replace(":FROM:_default'", ":FROM:_poolside_environments'")
+        .replace(":TO:_default'", ":TO:_poolside_environments_or_phases'");
+    match script.rfind("if [ \"$funcstack[1]\" = \"_poolside\" ]") {
+        Some(at) => format!("{}{ZSH_ENVIRONMENTS}\n{}", &script[..at], &script[at..]),
+        None => script,
+    }
+}
+
+const ZSH_ENVIRONMENTS: &str = r#"_poolside_environments() {
+    local -a environments directory
+    [[ -n ${opt_args[--environments-dir]} ]] && directory=(--environments-dir ${opt_args[--environments-dir]})
+    environments=(${(f)"$(poolside $directory envs --names 2>/dev/null)"})
+    _describe 'environment' environments
+}
+_poolside_environments_or_phases() {
+    local -a phases
+    phases=(limited full)
+    _poolside_environments
+    _describe 'phase' phases
+}
 "#;
 
 const FISH_ENVIRONMENTS: &str = r#"

@@ -212,6 +212,32 @@ fn completions_and_the_manual_page_are_generated() {
         "{}",
         String::from_utf8_lossy(&completed.stderr)
     );
+    // zsh too, where it is installed: its completer offers the same names
+    // (compsys's own functions stubbed, to run without a terminal).
+    if Command::new("zsh").arg("-c").arg("true").output().is_ok() {
+        let completed = Command::new("zsh")
+            .arg("-c")
+            .arg(
+                "compdef() {}; _describe() { print -l -- ${(P)2} }; \
+                 source <(poolside completions zsh); \
+                 typeset -A opt_args; opt_args=(--environments-dir \"$1\"); \
+                 _poolside_environments",
+            )
+            .arg("zsh")
+            .arg(dir.path())
+            .env(
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&completed.stdout).trim(),
+            "acme-pilot\nacme-prod",
+            "{}",
+            String::from_utf8_lossy(&completed.stderr)
+        );
+    }
 }
 
 #[test]
