@@ -104,7 +104,7 @@ pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
             ""
         };
         println!(
-            "No changes. Environment `{}` matches its configuration{and_sql}.",
+            "No changes. Environment `{}` matches its file{and_sql}.",
             plan.environment
         );
         return;
@@ -120,7 +120,8 @@ fn print_database_changes(plan: &Plan) {
     let Some(database) = plan.database.as_ref().filter(|d| !d.changes.is_empty()) else {
         return;
     };
-    println!("\n  In the database (deploy applies the migrations, corrects the jobs and restores privileges; it refuses unknown or edited migrations):");
+    let gap = if plan.changes.is_empty() { "" } else { "\n" };
+    println!("{gap}  In the database (deploy applies the migrations, corrects the jobs and restores privileges; it refuses unknown or edited migrations):");
     for f in &database.changes {
         let show = |v: &Value| match v {
             Value::String(s) => s.clone(),
@@ -163,6 +164,19 @@ pub fn print_destroy_plan(plan: &Plan, format: Format) {
     print_summary(plan);
 }
 
+/// Whose advice a change that deletes data gets: deploy's data guard, or
+/// none in a destroy (which asked for its own consent).
+fn data_advice(plan: &Plan, change: &crate::engine::plan::Change) -> String {
+    if plan.changes.iter().all(|c| c.action == Action::Delete) && plan.database.is_none() {
+        "! deletes the data it holds".to_string()
+    } else {
+        format!(
+            "! deletes the data it holds: deploy needs --allow-replace {}",
+            change.id
+        )
+    }
+}
+
 fn print_changes(plan: &Plan, creates_alone: bool) {
     for change in &plan.changes {
         let reason = if change.action == Action::Replace {
@@ -203,10 +217,7 @@ fn print_changes(plan: &Plan, creates_alone: bool) {
         );
         if change.destroys_data() {
             let loud = anstyle::AnsiColor::Red.on_default().bold();
-            anstream::println!(
-                "      {loud}! deletes the data it holds: deploy needs --allow-replace {}{loud:#}",
-                change.id
-            );
+            anstream::println!("      {loud}{}{loud:#}", data_advice(plan, change));
         }
         if creates_alone && change.action == Action::Create {
             continue;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment to deploy (environments/<env>.toml).
+    /// The environment to deploy (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// Apply without asking for confirmation.

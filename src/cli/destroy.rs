@@ -29,7 +29,7 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment to destroy (environments/<env>.toml).
+    /// The environment to destroy (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// Do not ask for the environment's name.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment to check (environments/<env>.toml).
+    /// The environment to check (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }

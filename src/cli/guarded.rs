@@ -17,6 +17,9 @@ pub struct Guarded {
     command: &'static str,
     started: SystemTime,
     planned: Mutex<Option<Vec<(ResourceId, Action)>>>,
+    /// The plan's database differences (the schema step corrects them all
+    /// or fails).
+    database_changes: Mutex<usize>,
     done: Mutex<Vec<ResourceId>>,
     dry_run: Mutex<bool>,
     /// The image this run left serving, when not the session's file's (a
@@ -74,6 +77,7 @@ pub async fn begin(
         command,
         started: SystemTime::now(),
         planned: Mutex::new(None),
+        database_changes: Mutex::new(0),
         done: Mutex::new(Vec::new()),
         dry_run: Mutex::new(false),
         image: Mutex::new(None),
@@ -128,21 +132,24 @@ impl Guarded {
                 .cloned()
                 .collect()
         };
-        let summary = |changes: &[(ResourceId, Action)]| {
+        let database = *self.database_changes.lock().unwrap();
+        let summary = |changes: &[(ResourceId, Action)], database: usize| {
             let count = |action: Action| changes.iter().filter(|(_, a)| *a == action).count();
             serde_json::json!({
                 "create": count(Action::Create),
                 "update": count(Action::Update),
                 "replace": count(Action::Replace),
                 "delete": count(Action::Delete),
+                "database": database,
             })
         };
+        // The schema step corrects the database in the run that succeeds.
         let mut value = serde_json::json!({
-            "summary": summary(&made),
+            "summary": summary(&made, if succeeded { database } else { 0 }),
             "changes": made.iter().map(|(id, action)| format!("{} {id}", action.symbol())).collect::<Vec<_>>(),
         });
-        if made.len() != planned.len() {
-            value["planned"] = summary(&planned);
+        if !succeeded {
+            value["planned"] = summary(&planned, database);
         }
         Some(value)
     }

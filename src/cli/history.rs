@@ -50,8 +50,12 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .and_then(|p| p["summary"].as_object().cloned())
                     .map(|s| {
+                        let database = match s.get("database").and_then(|d| d.as_u64()) {
+                            Some(n) if n > 0 => format!(" db {n}"),
+                            _ => String::new(),
+                        };
                         format!(
-                            "+{} ~{} -/+{} -{}",
+                            "+{} ~{} -/+{} -{}{database}",
                             s["create"], s["update"], s["replace"], s["delete"]
                         )
                     })

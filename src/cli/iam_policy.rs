@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment whose resources the policy names (environments/<env>.toml).
+    /// The environment whose resources the policy names (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }

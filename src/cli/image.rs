@@ -30,7 +30,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
-    /// The environment (environments/<env>.toml).
+    /// The environment (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }

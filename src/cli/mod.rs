@@ -99,7 +99,7 @@ pub enum Command {
         after_help = "Example:\n  poolside forget --env acme-pilot --id vpc/main --aws-id vpc-0a1b2c3d"
     )]
     Forget(forget::Args),
-    /// List the environment's deploys, destroys and unlocks, newest first.
+    /// List the environment's deploys, destroys, promotions and unlocks, newest first.
     #[command(after_help = "Example:\n  poolside history --env acme-pilot --limit 10")]
     History(history::Args),
     /// Check an environment file; no AWS call.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment (environments/<env>.toml).
+    /// The environment (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// One output (e.g. api_url), printed alone for scripts.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment to plan (environments/<env>.toml).
+    /// The environment to plan (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.

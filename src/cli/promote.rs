@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["env", "from"])))]
 pub struct Args {
-    /// The environment to grow to its next phase (environments/<env>.toml).
+    /// The environment to grow to its next phase (its name, or its file in --environments-dir).
     #[arg(long, conflicts_with = "from", value_parser = super::environment_name)]
     pub env: Option<String>,
     /// The environment whose release (image and schema) to promote to `--to`.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment (environments/<env>.toml).
+    /// The environment (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }
@@ -21,13 +21,14 @@ pub struct Args {
 struct Status {
     environment: String,
     phase: String,
-    /// Whether a deploy would change anything on the AWS side.
     /// No finding of `drift`: AWS side, unmanaged resources, database.
     in_sync: bool,
     /// How many findings `drift` reports.
     differences: usize,
     /// Why the database is not in `in_sync`, when it could not be read.
     database_unchecked: Option<String>,
+    /// On an emulator, no task runs: the local PostgREST stands in.
+    emulator: bool,
     api_url: Option<String>,
     database_endpoint: Option<String>,
     bucket: Option<String>,
@@ -86,6 +87,7 @@ pub async fn exec(
         in_sync: drift.findings.is_empty(),
         differences: drift.findings.len(),
         database_unchecked: drift.database_unchecked().map(|why| why.to_string()),
+        emulator: config.endpoint_url.is_some(),
         api_url: outputs.api_url.clone(),
         database_endpoint: outputs.database_endpoint.clone(),
         bucket: outputs.bucket_name.clone(),
@@ -137,8 +139,13 @@ fn print(s: &Status) {
     );
     match (s.tasks_running, s.tasks_desired) {
         (Some(running), Some(desired)) => println!(
-            "  tasks:          {running} running of {desired} desired, last deployment {}",
-            or_dash(&s.last_deployment)
+            "  tasks:          {running} running of {desired} desired, last deployment {}{}",
+            or_dash(&s.last_deployment),
+            if s.emulator {
+                " (the emulator runs no task: the local PostgREST stands in for them)"
+            } else {
+                ""
+            }
         ),
         _ => println!("  tasks:          no service"),
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The environment to check (environments/<env>.toml).
+    /// The environment to check (its name, or its file in --environments-dir).
     #[arg(long, value_parser = super::environment_name)]
     pub env: String,
 }
@@ -29,10 +29,10 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         ),
         Format::Human => {
             println!(
-                "{}/{}.toml is valid: {:?} phase in {}{}",
+                "{}/{}.toml is valid: phase {} in {}{}",
                 globals.environments_dir.display(),
                 config.name,
-                config.phase,
+                format!("{:?}", config.phase).to_lowercase(),
                 config.region,
                 config
                     .endpoint_url

@@ -185,17 +185,30 @@ pub fn parse(
     text: String,
 ) -> Result<Config, Box<InvalidEnvironment>> {
     let source = Source::new(file_name, text);
-    let (raw, mut problems, substituted) = deserialize_all(&source)?;
-    let validated = raw.map(|raw| Validator { source: &source }.validate(raw, expected_name));
+    let read = deserialize_all(&source)?;
+    let mut problems = read.problems;
+    let validated = read
+        .raw
+        .map(|raw| Validator { source: &source }.validate(raw, expected_name));
     match validated {
         Some(Ok(config)) if problems.is_empty() => return Ok(config),
         // A value put in for an unknown one could be what a later check
-        // refuses: those checks wait for the file as written.
-        Some(Err(invalid)) if !substituted => {
+        // refuses: those checks wait for the file as written. A key read
+        // under the name it misspells is checked, and reported as written.
+        Some(Err(invalid)) if !read.values_replaced => {
             let mut invalid = *invalid;
             let others = std::mem::take(&mut invalid.others);
-            problems.push(invalid);
-            problems.extend(others);
+            for problem in std::iter::once(invalid).chain(others) {
+                let written = read.renamed.iter().find_map(|(now, written)| {
+                    let rest = problem.key.strip_prefix(now.as_str())?;
+                    (rest.is_empty() || rest.starts_with(['.', '[']))
+                        .then(|| format!("{written}{rest}"))
+                });
+                problems.push(match written {
+                    Some(key) => *source.error_at(&key, problem.message),
+                    None => problem,
+                });
+            }
         }
         _ => {}
     }
@@ -204,14 +217,21 @@ pub fn parse(
     Err(Box::new(first))
 }
 
+/// What [`deserialize_all`] read.
+struct Read {
+    raw: Option<EnvironmentFile>,
+    problems: Vec<InvalidEnvironment>,
+    /// An unknown enum value was replaced by an allowed one.
+    values_replaced: bool,
+    /// Misspelled keys read under the known name: (the key now, as written).
+    renamed: Vec<(String, String)>,
+}
+
 /// Deserializes the file, collecting every unknown key and unknown value at
 /// once (serde stops at the first): each is reported, then left out (a key)
 /// or replaced by an allowed value (an enum), and the rest is read again.
-/// Returns what was read, when it could be, the problems, and whether a
-/// value was replaced.
-fn deserialize_all(
-    source: &Source,
-) -> Result<(Option<EnvironmentFile>, Vec<InvalidEnvironment>, bool), Box<InvalidEnvironment>> {
+/// A misspelled key is read under the name it misspells.
+fn deserialize_all(source: &Source) -> Result<Read, Box<InvalidEnvironment>> {
     let mut document: toml_edit::DocumentMut = match source.text().parse() {
         Ok(document) => document,
         // Not TOML: toml's own error says where.
@@ -222,11 +242,20 @@ fn deserialize_all(
         }
     };
     let mut problems = Vec::new();
-    let mut substituted = false;
+    let mut values_replaced = false;
+    // (the key as read now, the key as written)
+    let mut renamed: Vec<(String, String)> = Vec::new();
     for _ in 0..50 {
         let text = document.to_string();
         let err = match toml::from_str::<EnvironmentFile>(&text) {
-            Ok(raw) => return Ok((Some(raw), problems, substituted)),
+            Ok(raw) => {
+                return Ok(Read {
+                    raw: Some(raw),
+                    problems,
+                    values_replaced,
+                    renamed,
+                })
+            }
             Err(err) => err,
         };
         // A key left out as misspelled is then missing: said once, with the
@@ -238,20 +267,36 @@ fn deserialize_all(
             }
         }
         // Located in the text as pruned so far, reported in the file as written.
-        let found = Source::new("", text).error_from_toml(&err);
-        let at = if problems.is_empty() {
+        let mut found = Source::new("", text).error_from_toml(&err);
+        let key_now = found.key.clone();
+        // A key read under the name it misspells is reported as written.
+        if let Some((_, written)) = renamed.iter().find(|(now, _)| *now == found.key) {
+            found.key = written.clone();
+        }
+        // Every problem pointed at the same way: the key's value as written.
+        let at = if problems.is_empty() && found.key == "(top level)" {
             source.error_from_toml(&err)
         } else {
             source.error_at(&found.key, found.message.clone())
         };
         problems.push(*at);
-        match source::prune(&mut document, &found.key, err.message()) {
+        let suggested = found
+            .message
+            .rsplit_once("; did you mean `")
+            .and_then(|(_, rest)| rest.strip_suffix("`?"));
+        match source::prune(&mut document, &key_now, err.message(), suggested) {
             Some(source::Pruned::Removed) => {}
-            Some(source::Pruned::Replaced) => substituted = true,
+            Some(source::Pruned::Replaced) => values_replaced = true,
+            Some(source::Pruned::Renamed(now)) => renamed.push((now, key_now)),
             None => break,
         }
     }
-    Ok((None, problems, substituted))
+    Ok(Read {
+        raw: None,
+        problems,
+        values_replaced,
+        renamed,
+    })
 }
 
 struct Validator<'a> {
@@ -1085,6 +1130,8 @@ mod tests {
             [
                 "database.conect_port",
                 "database.schema_runner",
+                // misspelled, and its value is none of the allowed ones
+                "network.nat_gateway",
                 "network.nat_gateway",
                 "phase"
             ],
@@ -1094,11 +1141,13 @@ mod tests {
             problems[0].1.contains("did you mean `connect_port`"),
             "{problems:?}"
         );
-        // vpc_cidr misspelled is not reported again as missing.
-        let text = aws_file("").replace("vpc_cidr", "vpc_cdir");
+        // vpc_cidr misspelled is not reported again as missing, and what
+        // follows it in other sections is still read.
+        let text = aws_file("tsl = \"verify-full\"").replace("vpc_cidr", "vpc_cdir");
         let invalid = parse("t.toml", "t", text).unwrap_err();
-        assert!(invalid.others.is_empty(), "{:?}", invalid.others);
         assert!(invalid.message.contains("did you mean `vpc_cidr`"));
+        let others: Vec<&str> = invalid.others.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(others, ["database.tsl"], "{:?}", invalid.others);
         assert!(problems[1].1.contains("deploy-hots"), "{problems:?}");
         // Each where it is written in the file.
         assert!(invalid.line > 0);
@@ -1106,7 +1155,9 @@ mod tests {
             assert!(other.line > 1 || other.key == "phase", "{other:?}");
         }
 
-        // Unknown keys alone: the checks of the values run too.
+        // Unknown keys alone: the checks of the values run too, also of a
+        // misspelled key's value (connect_port needs connect_host), which
+        // is reported where it is written.
         let text = aws_file("conect_port = 5432")
             .replace("vpc_cidr = \"10.1.0.0/16\"", "vpc_cidr = \"10.1.0.0/33\"");
         let invalid = parse("t.toml", "t", text).unwrap_err();
@@ -1116,7 +1167,11 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["database.conect_port", "network.vpc_cidr"],
+            [
+                "database.conect_port",
+                "network.vpc_cidr",
+                "database.conect_port"
+            ],
             "{keys:?}"
         );
     }

@@ -210,13 +210,21 @@ pub enum Pruned {
     Removed,
     /// An unknown value, replaced by the first allowed one.
     Replaced,
+    /// A misspelled key, read under the known one (its dotted path now).
+    Renamed(String),
 }
 
 /// Gets past serde's error `message` about the key at `path`, so the rest
-/// of the file can be read: an unknown key is left out, an unknown enum
-/// value is replaced by the first value the message allows. `None` for any
-/// other error (it is reported alone).
-pub fn prune(document: &mut toml_edit::DocumentMut, path: &str, message: &str) -> Option<Pruned> {
+/// of the file can be read: an unknown key is read as the known key it
+/// misspells (`suggested`, when that one is not written too) or left out,
+/// an unknown enum value is replaced by the first value the message
+/// allows. `None` for any other error (it is reported alone).
+pub fn prune(
+    document: &mut toml_edit::DocumentMut,
+    path: &str,
+    message: &str,
+    suggested: Option<&str>,
+) -> Option<Pruned> {
     let segments: Vec<&str> = path.split('.').collect();
     let (last, parents) = segments.split_last()?;
     if parents.iter().chain([last]).any(|s| s.contains('[')) {
@@ -227,7 +235,17 @@ pub fn prune(document: &mut toml_edit::DocumentMut, path: &str, message: &str) -
         table = table.get_mut(parent)?.as_table_like_mut()?;
     }
     if message.starts_with("unknown field `") {
-        table.remove(last)?;
+        let item = table.remove(last)?;
+        if let Some(known) = suggested.filter(|known| !table.contains_key(known)) {
+            table.insert(known, item);
+            let renamed = parents
+                .iter()
+                .chain([&known])
+                .copied()
+                .collect::<Vec<_>>()
+                .join(".");
+            return Some(Pruned::Renamed(renamed));
+        }
         return Some(Pruned::Removed);
     }
     if message.starts_with("unknown variant `") {
