@@ -98,6 +98,7 @@ impl Guarded {
                 .map(|c| (c.id.clone(), c.action))
                 .collect(),
         );
+        *self.database_changes.lock().unwrap() = plan.summary.database;
     }
 
     /// Steps of the plan that finished: a run that does not end well

@@ -1008,10 +1008,17 @@ async fn the_database_side_is_part_of_plan_status_and_saved_plans() {
     );
     assert_eq!(stale.mutating_calls(), 0);
 
-    env.deploy();
+    let repaired = env.deploy();
+    let corrected = repaired.one("plan")["summary"]["database"].clone();
+    assert!(corrected.as_u64().unwrap() > 0, "{corrected}");
     env.plan().assert_code(0);
     let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
     assert_eq!(status.one("status")["in_sync"], true);
+    // The history counts what the run corrected in the database.
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "1",
+    ]);
+    assert_eq!(history.one("run")["plan"]["summary"]["database"], corrected);
 }
 
 /// Two live resources claiming one logical id: plan and drift report both,
