@@ -131,25 +131,40 @@ fn script() -> PathBuf {
 }
 
 impl LocalPostgres {
+    /// Tries three times, each on a new port and directory: the port is
+    /// free when picked, but another test's process may take it before
+    /// PostgreSQL binds it (CI saw `pg_ctl: could not start server` once).
     pub fn start(database: &str) -> LocalPostgres {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let pg = LocalPostgres {
-            port,
-            database: database.to_string(),
-            dir,
-        };
-        let out = pg.script("start");
-        assert!(
-            out.status.success(),
-            "localstack/postgres.sh start failed (run ./localstack/install.sh first):\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = tempfile::tempdir().unwrap();
+            let pg = LocalPostgres {
+                port,
+                database: database.to_string(),
+                dir,
+            };
+            let out = pg.script("start");
+            if out.status.success() {
+                return pg;
+            }
+            let log =
+                std::fs::read_to_string(pg.dir.path().join("postgres.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            failures.push(format!(
+                "port {port}: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        panic!(
+            "localstack/postgres.sh start failed three times (run ./localstack/install.sh first):\n{}",
+            failures.join("\n")
         );
-        pg
     }
 
     fn script(&self, command: &str) -> Output {
