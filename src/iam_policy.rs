@@ -337,7 +337,7 @@ fn resources(
     let arn = |service: &str, region: &str, rest: String| {
         format!("arn:{partition}:{service}:{region}:{id}:{rest}")
     };
-    let db = blueprint::database_identifier(config);
+    let db = crate::names::database_identifier(config);
     let state = crate::state::Store::bucket_name(id, region);
     match scope {
         Scope::Any => vec!["*".into()],
@@ -413,12 +413,12 @@ fn resources(
             arn(
                 "ecs",
                 region,
-                format!("cluster/{}", blueprint::cluster_name(config)),
+                format!("cluster/{}", crate::names::cluster_name(config)),
             ),
             arn(
                 "ecs",
                 region,
-                format!("service/{}/*", blueprint::cluster_name(config)),
+                format!("service/{}/*", crate::names::cluster_name(config)),
             ),
             arn(
                 "ecs",
@@ -433,13 +433,13 @@ fn resources(
             arn(
                 "ecs",
                 region,
-                format!("task/{}/*", blueprint::cluster_name(config)),
+                format!("task/{}/*", crate::names::cluster_name(config)),
             ),
         ],
         Scope::Alarms => vec![arn(
             "cloudwatch",
             region,
-            format!("alarm:{}*", blueprint::alarm_prefix(config)),
+            format!("alarm:{}*", crate::names::alarm_prefix(config)),
         )],
         Scope::Dashboard => vec![arn("cloudwatch", "", format!("dashboard/poolside-{env}"))],
         Scope::HostedZone | Scope::HostedZoneChanges => vec![format!(

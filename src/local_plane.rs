@@ -82,8 +82,8 @@ fn paths(config: &Config) -> anyhow::Result<Paths> {
 /// Starts PostgREST for the environment, or restarts it when what it would
 /// run with changed; leaves a healthy one with the same configuration alone.
 pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<LocalApi> {
-    let cluster = crate::blueprint::cluster_name(config);
-    let service = crate::blueprint::service_name(config);
+    let cluster = crate::names::cluster_name(config);
+    let service = crate::names::service_name(config);
     let (arn, container) = match ecs::discovered_api_container(cx) {
         Some(seen) => seen,
         None => {

@@ -12,6 +12,7 @@ mod image;
 mod interrupt;
 mod local_plane;
 mod model;
+mod names;
 mod ops;
 mod output;
 mod process;

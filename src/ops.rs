@@ -2,10 +2,11 @@
 //! blueprint, discover, plan, apply, and collect outputs.
 
 use crate::aws::Clients;
-use crate::blueprint::{self, AccountFacts, AUTHENTICATOR_SECRET, INTERFACE_ENDPOINTS, JWT_SECRET};
+use crate::blueprint::{self, AccountFacts, INTERFACE_ENDPOINTS};
 use crate::config::Config;
 use crate::engine::plan::{self, Plan};
 use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::names::{AUTHENTICATOR_SECRET, JWT_SECRET};
 use crate::resources::domain::DomainNames;
 use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
@@ -289,7 +290,7 @@ impl Session {
                     target_groups,
                 },
                 // Alarms are found by prefix: an alarm no longer wanted still is.
-                alarm_prefix: blueprint::alarm_prefix(&self.config),
+                alarm_prefix: crate::names::alarm_prefix(&self.config),
                 dashboard: expect(dashboard),
                 domain: self.configured_domain().as_ref().map(domain_names),
             },

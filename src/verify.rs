@@ -271,8 +271,8 @@ fn truncate(text: &str) -> String {
 }
 
 async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Check {
-    let cluster = crate::blueprint::cluster_name(config);
-    let service = crate::blueprint::service_name(config);
+    let cluster = crate::names::cluster_name(config);
+    let service = crate::names::service_name(config);
     let stable = waits
         .report(
             &ResourceId::new(Kind::Service, "api"),

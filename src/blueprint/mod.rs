@@ -1,15 +1,25 @@
-//! Config → the resources an environment should have. A pure function: no AWS
-//! call, so it is tested without an emulator.
+//! Config → the resources an environment should have, by tier: network,
+//! storage and registry, data, service (its front, the load balancer, and its
+//! tasks), observability. `build` composes them in that order.
+//!
+//! Contract: a pure function. No AWS call and no I/O beyond the templates
+//! compiled into the binary, so it is tested without an emulator. It may
+//! refer to other resources only through [`Reference`]s that apply fills in
+//! (`crate::refs`); names shared with the commands live in `crate::names`.
+//!
+//! [`Reference`]: crate::refs::Reference
 
+mod data;
+mod load_balancer;
+mod network;
+mod observability;
 mod service;
+mod storage;
 
-pub use service::{alarm_prefix, cluster_name, service_name, ALTERNATE_TARGET_GROUP};
+pub use storage::bucket_name;
 
-use crate::config::{Config, NatGateways};
+use crate::config::{Config, SchemaRunner};
 use crate::model::*;
-use crate::templates::render_json;
-use serde_json::json;
-use std::collections::BTreeSet;
 
 /// Facts about the account that the blueprint needs (learned once per run).
 #[derive(Clone, Debug)]
@@ -32,433 +42,28 @@ pub const INTERFACE_ENDPOINTS: [(&str, &str); 4] = [
     ("secretsmanager", "secretsmanager"),
 ];
 
-pub fn bucket_name(config: &Config, account: &AccountFacts) -> String {
-    config.storage.bucket_name.clone().unwrap_or_else(|| {
-        format!(
-            "poolside-{}-{}-{}",
-            config.name, account.account_id, config.region
-        )
-    })
-}
-
+/// Every resource the environment should have, in the order the tiers are
+/// built (apply orders them by their references, not by this order).
 pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desired>> {
     let b = Builder { config };
-    let mut out = Vec::new();
-    let net = &config.network;
-    let vpc = ResourceId::new(Kind::Vpc, "main");
-    out.push(b.desired(&vpc, "vpc", |tags| {
-        Spec::Vpc(VpcSpec {
-            cidr: net.vpc_cidr.to_string(),
-            dns_support: true,
-            dns_hostnames: true,
-            tags,
-        })
-    }));
-
-    let igw = ResourceId::new(Kind::InternetGateway, "main");
-    out.push(b.desired(&igw, "igw", |tags| {
-        Spec::InternetGateway(InternetGatewaySpec {
-            vpc: Some(vpc.clone()),
-            tags,
-        })
-    }));
-
-    let mut public_subnets = Vec::new();
-    let mut private_subnets = Vec::new();
-    for (i, az) in net.availability_zones.iter().enumerate() {
-        for (tier, cidr, list) in [
-            ("public", net.public_subnets[i], &mut public_subnets),
-            ("private", net.private_subnets[i], &mut private_subnets),
-        ] {
-            let id = ResourceId::new(Kind::Subnet, &format!("{tier}-{az}"));
-            out.push(b.desired(&id, &format!("{tier}-{az}"), |mut tags| {
-                // The tag the AWS load balancer controller and people look for.
-                tags.insert("poolside:tier".into(), tier.into());
-                Spec::Subnet(SubnetSpec {
-                    vpc: vpc.clone(),
-                    cidr: cidr.to_string(),
-                    availability_zone: az.clone(),
-                    tags,
-                })
-            }));
-            list.push(id);
-        }
+    let (mut out, network) = network::network(&b, config, account);
+    out.extend(storage::storage_and_registry(&b, config, account)?);
+    out.extend(data::data_tier(&b, config, &network.private_subnets));
+    out.extend(service::tasks(&b, config, account)?);
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        out.extend(data::schema_task(&b, config, account)?);
     }
-
-    // NAT gateways: one in the first AZ shared by all, or one per AZ.
-    let nat_azs: Vec<usize> = match net.nat_gateways {
-        NatGateways::Shared => vec![0],
-        NatGateways::PerAz => (0..net.availability_zones.len()).collect(),
-    };
-    let mut nat_for_az = Vec::new();
-    for i in 0..net.availability_zones.len() {
-        let serving = if nat_azs.contains(&i) { i } else { nat_azs[0] };
-        nat_for_az.push(ResourceId::new(
-            Kind::NatGateway,
-            &net.availability_zones[serving],
-        ));
-    }
-    for &i in &nat_azs {
-        let az = &net.availability_zones[i];
-        let eip = ResourceId::new(Kind::ElasticIp, &format!("nat-{az}"));
-        out.push(b.desired(&eip, &format!("nat-{az}"), |tags| {
-            Spec::ElasticIp(ElasticIpSpec { tags })
-        }));
-        let nat = ResourceId::new(Kind::NatGateway, az);
-        let nat_gateway = b.desired(&nat, &format!("nat-{az}"), |tags| {
-            Spec::NatGateway(NatGatewaySpec {
-                subnet: public_subnets[i].clone(),
-                elastic_ip: eip.clone(),
-                tags,
-            })
-        });
-        // AWS: `Gateway.NotAttached` until the VPC has its internet gateway.
-        out.push(nat_gateway.after(&igw));
-    }
-
-    let public_rt = ResourceId::new(Kind::RouteTable, "public");
-    out.push(b.desired(&public_rt, "public", |tags| {
-        Spec::RouteTable(RouteTableSpec {
-            vpc: vpc.clone(),
-            routes: [Route {
-                destination: "0.0.0.0/0".into(),
-                target: igw.clone(),
-            }]
-            .into(),
-            subnets: public_subnets.iter().cloned().collect(),
-            tags,
-        })
-    }));
-    let mut private_rts = BTreeSet::new();
-    for (i, az) in net.availability_zones.iter().enumerate() {
-        let rt = ResourceId::new(Kind::RouteTable, &format!("private-{az}"));
-        out.push(b.desired(&rt, &format!("private-{az}"), |tags| {
-            Spec::RouteTable(RouteTableSpec {
-                vpc: vpc.clone(),
-                routes: [Route {
-                    destination: "0.0.0.0/0".into(),
-                    target: nat_for_az[i].clone(),
-                }]
-                .into(),
-                subnets: [private_subnets[i].clone()].into(),
-                tags,
-            })
-        }));
-        private_rts.insert(rt);
-    }
-
-    // Security groups: each tier accepts traffic only from the tier in front of it.
-    let sg = |name: &str| ResourceId::new(Kind::SecurityGroup, name);
-    let groups = [
-        (
-            "load-balancer",
-            "poolside load balancer: HTTP/HTTPS from the allowed CIDRs",
-        ),
-        (
-            "api",
-            "poolside API tasks: PostgREST port from the load balancer only",
-        ),
-        (
-            "database",
-            "poolside database: PostgreSQL from the API tasks only",
-        ),
-        (
-            "endpoints",
-            "poolside VPC interface endpoints: HTTPS from the API tasks only",
-        ),
-    ];
-    for (name, description) in groups {
-        out.push(b.desired(&sg(name), name, |tags| {
-            Spec::SecurityGroup(SecurityGroupSpec {
-                vpc: vpc.clone(),
-                group_name: format!("poolside-{}-{name}", config.name),
-                description: description.into(),
-                tags,
-            })
-        }));
-    }
-    let api_port = net.api_port;
-    let mut lb_ingress = BTreeSet::new();
-    for cidr in &net.allowed_ingress_cidrs {
-        lb_ingress.insert(Rule::tcp(
-            HTTP_PORT,
-            cidr.to_string(),
-            "HTTP from an allowed CIDR (redirected to HTTPS)",
-        ));
-        lb_ingress.insert(Rule::tcp(
-            HTTPS_PORT,
-            cidr.to_string(),
-            "HTTPS from an allowed CIDR",
-        ));
-    }
-    let rules = [
-        (
-            "load-balancer",
-            lb_ingress,
-            BTreeSet::from([
-                Rule::tcp(api_port, sg("api").0, "to the API tasks"),
-                Rule::tcp(
-                    api_port + 1,
-                    sg("api").0,
-                    "health checks of the API tasks (PostgREST admin server)",
-                ),
-            ]),
-        ),
-        (
-            "api",
-            BTreeSet::from([
-                Rule::tcp(api_port, sg("load-balancer").0, "from the load balancer"),
-                Rule::tcp(
-                    api_port + 1,
-                    sg("load-balancer").0,
-                    "health checks from the load balancer",
-                ),
-            ]),
-            api_egress(account, &sg),
-        ),
-        (
-            "database",
-            std::iter::once(Rule::tcp(DATABASE_PORT, sg("api").0, "from the API tasks"))
-                .chain(config.database.admin_ingress_cidrs.iter().map(|cidr| {
-                    Rule::tcp(
-                        DATABASE_PORT,
-                        cidr.to_string(),
-                        "from an operator network (database.admin_ingress_cidrs)",
-                    )
-                }))
-                .collect(),
-            BTreeSet::new(),
-        ),
-        (
-            "endpoints",
-            BTreeSet::from([Rule::tcp(HTTPS_PORT, sg("api").0, "from the API tasks")]),
-            BTreeSet::new(),
-        ),
-    ];
-    for (name, ingress, egress) in rules {
-        out.push(Desired {
-            id: ResourceId::new(Kind::SecurityGroupRules, name),
-            spec: Spec::SecurityGroupRules(SecurityGroupRulesSpec {
-                group: sg(name),
-                ingress,
-                egress,
-            }),
-            after: vec![],
-        });
-    }
-
-    // VPC endpoints: private subnets reach S3, ECR, Logs and Secrets Manager without the internet.
-    let s3_endpoint = ResourceId::new(Kind::VpcEndpoint, "s3");
-    out.push(b.desired(&s3_endpoint, "s3", |tags| {
-        Spec::VpcEndpoint(VpcEndpointSpec {
-            vpc: vpc.clone(),
-            service_name: format!("com.amazonaws.{}.s3", config.region),
-            endpoint_type: "Gateway".into(),
-            route_tables: private_rts.clone(),
-            subnets: BTreeSet::new(),
-            security_groups: BTreeSet::new(),
-            private_dns: false,
-            tags,
-        })
-    }));
-    for (name, service) in INTERFACE_ENDPOINTS {
-        let id = ResourceId::new(Kind::VpcEndpoint, name);
-        out.push(b.desired(&id, name, |tags| {
-            Spec::VpcEndpoint(VpcEndpointSpec {
-                vpc: vpc.clone(),
-                service_name: format!("com.amazonaws.{}.{service}", config.region),
-                endpoint_type: "Interface".into(),
-                route_tables: BTreeSet::new(),
-                subnets: private_subnets.iter().cloned().collect(),
-                security_groups: [sg("endpoints")].into(),
-                private_dns: true,
-                tags,
-            })
-        }));
-    }
-
-    let bucket = bucket_name(config, account);
-    let policy = render_json(
-        "bucket-policy.json.j2",
-        json!({ "bucket": bucket, "partition": account.partition }),
-    )?;
-    out.push(b.desired(
-        &ResourceId::new(Kind::Bucket, "artifacts"),
-        "artifacts",
-        |tags| {
-            Spec::Bucket(BucketSpec {
-                name: bucket.clone(),
-                versioning: true,
-                encryption: "AES256".into(),
-                block_public_access: true,
-                policy: Some(policy),
-                noncurrent_version_expiration_days: Some(
-                    config.storage.noncurrent_version_expiration_days,
-                ),
-                tags,
-            })
-        },
-    ));
-
-    let lifecycle = render_json(
-        "ecr-lifecycle-policy.json.j2",
-        json!({ "untagged_days": config.registry.untagged_image_days }),
-    )?;
-    out.push(b.desired(
-        &ResourceId::new(Kind::Repository, "postgrest"),
-        "postgrest",
-        |tags| {
-            Spec::Repository(RepositorySpec {
-                name: config.registry.repository_name.clone(),
-                scan_on_push: true,
-                immutable_tags: true,
-                lifecycle_policy: Some(lifecycle),
-                tags,
-            })
-        },
-    ));
-
-    out.extend(data_tier(&b, config, &private_subnets));
-    out.extend(service::service_tier(
+    let (front_resources, front) =
+        load_balancer::front(&b, config, account, &network.public_subnets)?;
+    out.extend(front_resources);
+    out.extend(service::service(
         &b,
         config,
-        account,
-        &public_subnets,
-        &private_subnets,
-    )?);
+        &front,
+        &network.private_subnets,
+    ));
+    out.extend(observability::observability(config, &front)?);
     Ok(out)
-}
-
-pub const AUTHENTICATOR_SECRET: &str = "authenticator";
-pub const JWT_SECRET: &str = "jwt";
-
-/// The name of one of the environment's generated secrets.
-pub fn secret_name(config: &Config, which: &str) -> String {
-    format!("poolside/{}/{which}", config.name)
-}
-
-/// The RDS instance's identifier (also its groups' base name and the alarms' dimension).
-pub fn database_identifier(config: &Config) -> String {
-    format!("poolside-{}", config.name)
-}
-
-/// RDS PostgreSQL and the secrets the API connects and signs with.
-fn data_tier(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Vec<Desired> {
-    let db = &config.database;
-    let base = database_identifier(config);
-    let subnet_group = ResourceId::new(Kind::DbSubnetGroup, "main");
-    let parameter_group = ResourceId::new(Kind::DbParameterGroup, "main");
-    let mut out = vec![
-        b.desired(&subnet_group, "db", |tags| {
-            Spec::DbSubnetGroup(DbSubnetGroupSpec {
-                name: base.clone(),
-                description: format!("poolside {}: private subnets of the database", config.name),
-                subnets: private_subnets.iter().cloned().collect(),
-                tags,
-            })
-        }),
-        b.desired(&parameter_group, "db", |tags| {
-            Spec::DbParameterGroup(DbParameterGroupSpec {
-                // The family is in the name: a major upgrade needs a new group.
-                name: format!("{base}-postgres{}", db.engine_major),
-                family: format!("postgres{}", db.engine_major),
-                description: format!("poolside {}: pg_cron, TLS only", config.name),
-                parameters: database_parameters(config),
-                tags,
-            })
-        }),
-        b.desired(&ResourceId::new(Kind::DbInstance, "main"), "db", |tags| {
-            Spec::DbInstance(DbInstanceSpec {
-                identifier: base.clone(),
-                engine: "postgres".into(),
-                engine_version: db.engine_version.clone(),
-                instance_class: db.instance_class.clone(),
-                allocated_storage_gb: db.allocated_storage_gb as i32,
-                storage_type: "gp3".into(),
-                storage_encrypted: true,
-                multi_az: db.multi_az,
-                publicly_accessible: false,
-                backup_retention_days: db.backup_retention_days as i32,
-                deletion_protection: db.deletion_protection,
-                db_name: db.name.clone(),
-                master_username: db.master_username.clone(),
-                manage_master_password: true,
-                subnet_group: subnet_group.clone(),
-                parameter_group: parameter_group.clone(),
-                security_groups: [ResourceId::new(Kind::SecurityGroup, "database")].into(),
-                tags,
-            })
-        }),
-    ];
-    let secrets = [
-        (
-            AUTHENTICATOR_SECRET,
-            "the PostgreSQL login PostgREST connects with",
-            GeneratedSecret::Login {
-                username: "authenticator".into(),
-            },
-        ),
-        (
-            JWT_SECRET,
-            "the key PostgREST checks API tokens with (HS256)",
-            GeneratedSecret::Random,
-        ),
-    ];
-    for (which, purpose, value) in secrets {
-        let id = ResourceId::new(Kind::Secret, which);
-        out.push(b.desired(&id, which, |tags| {
-            Spec::Secret(SecretSpec {
-                name: secret_name(config, which),
-                description: format!("poolside {}: {purpose}", config.name),
-                value,
-                tags,
-            })
-        }));
-    }
-    out
-}
-
-/// Where the API tasks may connect: the database, and AWS over HTTPS only
-/// through the VPC endpoints (ECR, Logs and Secrets Manager through the
-/// interface endpoints' group, ECR's image layers from S3 through the gateway
-/// endpoint, named by the region's prefix list). Not the internet.
-fn api_egress(account: &AccountFacts, sg: &dyn Fn(&str) -> ResourceId) -> BTreeSet<Rule> {
-    let s3 = match &account.s3_prefix_list {
-        // No description: moto drops the description of prefix-list rules
-        // (AWS keeps it), and a rule must compare equal on both.
-        Some(prefix_list) => Rule::tcp(HTTPS_PORT, prefix_list.clone(), ""),
-        // No list found (ops warns): the tasks must still pull their image.
-        None => Rule::tcp(
-            HTTPS_PORT,
-            "0.0.0.0/0",
-            "HTTPS to AWS APIs (no S3 prefix list was found)",
-        ),
-    };
-    BTreeSet::from([
-        Rule::tcp(DATABASE_PORT, sg("database").0, "to the database"),
-        Rule::tcp(
-            HTTPS_PORT,
-            sg("endpoints").0,
-            "HTTPS to the interface endpoints (ECR, Logs, Secrets Manager)",
-        ),
-        s3,
-    ])
-}
-
-/// The parameters poolside sets in the group. pg_cron must be preloaded and
-/// told which database holds its jobs. RDS preloads `pg_stat_statements` by
-/// default; setting the list replaces it, so it is kept. Only parameters RDS
-/// lets a customer modify belong here: `cron.use_background_workers`, for one,
-/// is refused by ModifyDBParameterGroup on RDS (moto accepts it).
-pub fn database_parameters(config: &Config) -> std::collections::BTreeMap<String, String> {
-    [
-        ("shared_preload_libraries", "pg_stat_statements,pg_cron"),
-        ("cron.database_name", config.database.name.as_str()),
-        ("rds.force_ssl", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 struct Builder<'a> {
@@ -495,6 +100,7 @@ impl Builder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn config(extra_network: &str) -> Config {
         let text = format!(
@@ -622,7 +228,7 @@ mod tests {
 
     #[test]
     fn the_parameter_group_sets_only_what_rds_lets_customers_modify() {
-        let parameters = database_parameters(&config(""));
+        let parameters = data::database_parameters(&config(""));
         assert_eq!(
             parameters["shared_preload_libraries"],
             "pg_stat_statements,pg_cron"

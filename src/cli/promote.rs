@@ -314,7 +314,7 @@ async fn alarm_history(session: &Session, bake: Duration) -> Check {
         .send()
         .await
         .aws("DescribeAlarmHistory");
-    let prefix = crate::blueprint::alarm_prefix(&session.config);
+    let prefix = crate::names::alarm_prefix(&session.config);
     match out {
         Ok(out) => {
             let fired: Vec<String> = out

@@ -300,8 +300,8 @@ async fn still_running_another(target: &Session, image: &str) -> Option<String> 
     let cx = &target.cx;
     let service = crate::resources::ecs::service_counts(
         cx,
-        &crate::blueprint::cluster_name(&target.config),
-        &crate::blueprint::service_name(&target.config),
+        &crate::names::cluster_name(&target.config),
+        &crate::names::service_name(&target.config),
     )
     .await
     .ok()??;

@@ -3,7 +3,7 @@
 //! token is the only thing on stdout, so `$(poolside token ...)` just works.
 
 use super::{exit, Globals};
-use crate::blueprint::{secret_name, JWT_SECRET};
+use crate::names::{secret_name, JWT_SECRET};
 use crate::ops::Session;
 use crate::resources::secrets;
 use anyhow::{anyhow, bail, Context as _};

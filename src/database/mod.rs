@@ -14,9 +14,9 @@ mod password;
 pub mod privileges;
 mod tunnel;
 
-use crate::blueprint::AUTHENTICATOR_SECRET;
 use crate::config::{Config, DatabaseTls, SchemaRunner};
 use crate::model::{Desired, Kind, ResourceId};
+use crate::names::AUTHENTICATOR_SECRET;
 use crate::resources::{rds, secrets, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
 use serde::{Deserialize, Serialize};

@@ -595,7 +595,7 @@ pub fn orient_target_groups(live: &mut [Live]) {
     };
     let (Some(primary), Some(alternate)) = (
         arn_of(live, "api"),
-        arn_of(live, crate::blueprint::ALTERNATE_TARGET_GROUP),
+        arn_of(live, crate::names::ALTERNATE_TARGET_GROUP),
     ) else {
         return;
     };
