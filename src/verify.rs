@@ -531,7 +531,7 @@ mod tests {
         let text = "name = \"pilot\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
              availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("pilot.toml", "pilot", text.to_string()).unwrap();
-        let check = check_targets(&cx, &config, &Waits::new(&crate::engine::events::Discard)).await;
+        let check = check_targets(&cx, &config, &Waits::new(&crate::resources::Unwatched)).await;
         assert_eq!(check.outcome, Outcome::Passed, "{}", check.detail);
         assert_eq!(check.detail, "2 of 2 targets healthy in poolside-pilot-a");
         assert_eq!(drained.num_calls(), 0, "the drained group was read");

@@ -226,7 +226,7 @@ async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
             &session.cx,
             &id,
             &desired.spec,
-            &resources::Waits::new(&crate::engine::events::Discard),
+            &resources::Waits::new(&crate::resources::Unwatched),
         )
         .await?;
     } else {

@@ -382,7 +382,7 @@ fn service_of(change: &Change) -> AwsService {
 }
 
 async fn run_step(cx: &Context, change: &Change, events: &dyn EventSink) -> anyhow::Result<String> {
-    let waits = resources::Waits::new(events);
+    let waits = resources::Waits::new(&events);
     tracing::debug!(id = %change.id, action = change.action.verb(), "step");
     match change.action {
         Action::Create => {

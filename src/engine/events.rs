@@ -76,10 +76,36 @@ pub trait EventSink: Sync {
     fn emit(&self, event: Event);
 }
 
-/// A sink for work whose progress nobody watches (a one-off create outside
-/// an apply, unit tests).
+/// A sink for work whose progress nobody watches (unit tests).
+#[cfg(test)]
 pub struct Discard;
 
+#[cfg(test)]
 impl EventSink for Discard {
     fn emit(&self, _: Event) {}
+}
+
+/// A step's long waits are events too: "waiting until ..." lines, and the
+/// JSON stream's `step_waiting`.
+impl<S: EventSink> crate::resources::WaitObserver for S {
+    fn waiting(
+        &self,
+        id: &ResourceId,
+        until: &str,
+        elapsed: std::time::Duration,
+        limit: std::time::Duration,
+    ) {
+        self.emit(Event::StepWaiting {
+            id: id.clone(),
+            until: until.to_string(),
+            elapsed_s: elapsed.as_secs(),
+            limit_s: limit.as_secs(),
+        });
+    }
+}
+
+impl EventSink for &dyn EventSink {
+    fn emit(&self, event: Event) {
+        (**self).emit(event)
+    }
 }

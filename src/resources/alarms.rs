@@ -1,7 +1,8 @@
 //! CloudWatch alarms (found by the environment's tags) and the dashboard
 //! (by its exact name: dashboards take no tags).
 
-use super::{error_code, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
 use crate::model::*;
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, MetricAlarm, StateValue, Statistic,
@@ -43,7 +44,7 @@ pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
     let mut live = Vec::new();
     for (alarm, tags) in tagged {
         let name = alarm.alarm_name().unwrap_or_default();
-        let Some(id) = super::identify(&cx.environment, &tags, name, &mut seen) else {
+        let Some(id) = super::tags::identify(&cx.environment, &tags, name, &mut seen) else {
             continue;
         };
         live.push(observe(&alarm, id));
@@ -75,7 +76,7 @@ async fn tagged_by_environment(
             .await
             .aws("GetResources")?;
         for mapping in out.resource_tag_mapping_list() {
-            let tags = super::user_visible_tags(
+            let tags = super::tags::user_visible_tags(
                 mapping
                     .tags()
                     .iter()
@@ -102,9 +103,11 @@ async fn alarm_tags(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
         .send()
         .await
         .aws("ListTagsForResource")?;
-    Ok(super::user_visible_tags(out.tags().iter().filter_map(
-        |t| Some((t.key()?.to_string(), t.value()?.to_string())),
-    )))
+    Ok(super::tags::user_visible_tags(
+        out.tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))),
+    ))
 }
 
 async fn describe_by_prefix(cx: &Context, prefix: &str) -> anyhow::Result<Vec<MetricAlarm>> {
@@ -272,7 +275,7 @@ pub async fn discover_dashboard(cx: &Context, name: &str) -> anyhow::Result<Vec<
         .await
     {
         Ok(out) => out,
-        Err(err) if super::is_not_found_code(error_code(&err)) => return Ok(vec![]),
+        Err(err) if super::aws_error::is_not_found_code(error_code(&err)) => return Ok(vec![]),
         Err(err) => return Err(err).aws("GetDashboard"),
     };
     let body = serde_json::from_str(out.dashboard_body().unwrap_or("null"))
@@ -301,7 +304,7 @@ pub async fn put_dashboard(cx: &Context, spec: &DashboardSpec) -> anyhow::Result
 }
 
 pub async fn delete_dashboard(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .cloudwatch
             .delete_dashboards()

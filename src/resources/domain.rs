@@ -3,7 +3,10 @@
 //! owns the name, since Route 53 records take no tags), and an ACM
 //! certificate for the name, validated through a CNAME in the same zone.
 
-use super::{identify, AwsResultExt, Context, Waits};
+use super::aws_error::AwsResultExt;
+use super::context::Context;
+use super::tags::identify;
+use super::waits::Waits;
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_acm::types::{CertificateStatus, Tag as AcmTag, ValidationMethod};
@@ -77,7 +80,7 @@ async fn certificate_tags(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
         .send()
         .await
         .aws("ListTagsForCertificate")?;
-    Ok(super::user_visible_tags(out.tags().iter().map(|t| {
+    Ok(super::tags::user_visible_tags(out.tags().iter().map(|t| {
         (
             t.key().to_string(),
             t.value().unwrap_or_default().to_string(),
@@ -223,7 +226,7 @@ pub async fn update_certificate(
     old: &CertificateSpec,
     new: &CertificateSpec,
 ) -> anyhow::Result<()> {
-    let (changed, removed) = super::tag_changes(&old.tags, &new.tags);
+    let (changed, removed) = super::tags::tag_changes(&old.tags, &new.tags);
     if !changed.is_empty() {
         cx.clients
             .acm
@@ -268,7 +271,7 @@ pub async fn delete_certificate(
         Err(err) if format!("{err:#}").contains("ResourceNotFound") => None,
         Err(err) => return Err(err),
     };
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .acm
             .delete_certificate()

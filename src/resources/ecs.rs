@@ -1,7 +1,10 @@
 //! ECS: the cluster, the API's task definition (one revision per change) and
 //! the Fargate service behind the load balancer.
 
-use super::{check_owner, error_code, tag_changes, AwsResultExt, Context, Waits};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{check_owner, tag_changes};
+use super::waits::Waits;
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecs::types::{
@@ -21,7 +24,7 @@ fn ecs_tags(tags: &Tags) -> Vec<Tag> {
 }
 
 fn from_ecs_tags(tags: &[Tag]) -> Tags {
-    super::user_visible_tags(tags.iter().filter_map(|t| {
+    super::tags::user_visible_tags(tags.iter().filter_map(|t| {
         Some((
             t.key()?.to_string(),
             t.value().unwrap_or_default().to_string(),
@@ -125,7 +128,7 @@ pub async fn ensure_service_linked_role(cx: &Context) -> anyhow::Result<()> {
         Err(err)
             if error_code(&err) == Some("EntityAlreadyExists")
                 || (error_code(&err) == Some("InvalidInput")
-                    && super::error_message(&err)
+                    && super::aws_error::error_message(&err)
                         .is_some_and(|m| m.contains("has been taken"))) =>
         {
             Ok(())
@@ -145,23 +148,24 @@ where
     // "Unable to assume the service linked role", or for the role a
     // service's load balancer names, "ECS was unable to assume the role".
     error_code(err) == Some("InvalidParameterException")
-        && super::error_message(err)
+        && super::aws_error::error_message(err)
             .is_some_and(|m| m.to_ascii_lowercase().contains("unable to assume"))
 }
 
 pub async fn create_cluster(cx: &Context, spec: &ClusterSpec) -> anyhow::Result<String> {
     ensure_service_linked_role(cx).await?;
-    let out = super::retry_while_settling("CreateCluster", role_not_assumable_yet, || {
-        cx.clients
-            .ecs
-            .create_cluster()
-            .cluster_name(&spec.name)
-            .settings(insights_setting(spec.container_insights))
-            .set_tags(Some(ecs_tags(&spec.tags)))
-            .send()
-    })
-    .await
-    .aws("CreateCluster")?;
+    let out =
+        super::aws_error::retry_while_settling("CreateCluster", role_not_assumable_yet, || {
+            cx.clients
+                .ecs
+                .create_cluster()
+                .cluster_name(&spec.name)
+                .settings(insights_setting(spec.container_insights))
+                .set_tags(Some(ecs_tags(&spec.tags)))
+                .send()
+        })
+        .await
+        .aws("CreateCluster")?;
     out.cluster()
         .and_then(|c| c.cluster_arn())
         .map(str::to_string)
@@ -190,7 +194,7 @@ pub async fn update_cluster(
 }
 
 pub async fn delete_cluster(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients.ecs.delete_cluster().cluster(arn).send().await,
         "DeleteCluster",
     )
@@ -642,26 +646,27 @@ async fn ensure_image_pullable(cx: &Context, task_definition: &str) -> anyhow::R
 pub async fn create_service(cx: &Context, spec: &ServiceSpec) -> anyhow::Result<String> {
     ensure_image_pullable(cx, &spec.task_definition).await?;
     let network = network(spec)?;
-    let out = super::retry_while_settling("CreateService", role_not_assumable_yet, || {
-        cx.clients
-            .ecs
-            .create_service()
-            .cluster(&spec.cluster)
-            .service_name(&spec.name)
-            .task_definition(&spec.task_definition)
-            .desired_count(spec.desired_count.unwrap_or(spec.initial_count))
-            .launch_type(LaunchType::Fargate)
-            .network_configuration(network.clone())
-            .load_balancers(load_balancer(spec))
-            .deployment_configuration(deployment(spec))
-            .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S)
-            .propagate_tags(PropagateTags::Service)
-            .enable_ecs_managed_tags(true)
-            .set_tags(Some(ecs_tags(&spec.tags)))
-            .send()
-    })
-    .await
-    .aws("CreateService")?;
+    let out =
+        super::aws_error::retry_while_settling("CreateService", role_not_assumable_yet, || {
+            cx.clients
+                .ecs
+                .create_service()
+                .cluster(&spec.cluster)
+                .service_name(&spec.name)
+                .task_definition(&spec.task_definition)
+                .desired_count(spec.desired_count.unwrap_or(spec.initial_count))
+                .launch_type(LaunchType::Fargate)
+                .network_configuration(network.clone())
+                .load_balancers(load_balancer(spec))
+                .deployment_configuration(deployment(spec))
+                .health_check_grace_period_seconds(HEALTH_CHECK_GRACE_PERIOD_S)
+                .propagate_tags(PropagateTags::Service)
+                .enable_ecs_managed_tags(true)
+                .set_tags(Some(ecs_tags(&spec.tags)))
+                .send()
+        })
+        .await
+        .aws("CreateService")?;
     out.service()
         .and_then(|s| s.service_arn())
         .map(str::to_string)
@@ -744,7 +749,7 @@ async fn send_update(
     }
     let before =
         aws_smithy_types::DateTime::from(std::time::SystemTime::now() - Duration::from_secs(60));
-    super::retry_while_settling("UpdateService", role_not_assumable_yet, || {
+    super::aws_error::retry_while_settling("UpdateService", role_not_assumable_yet, || {
         call.clone().send()
     })
     .await
@@ -801,7 +806,7 @@ pub async fn delete_service(
     spec: &ServiceSpec,
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .ecs
             .delete_service()
@@ -829,7 +834,11 @@ pub async fn delete_service(
                     .first()
                     .and_then(|s| s.status())
                     .map(str::to_string),
-                Err(err) if super::error_code(&err) == Some("ClusterNotFoundException") => None,
+                Err(err)
+                    if super::aws_error::error_code(&err) == Some("ClusterNotFoundException") =>
+                {
+                    None
+                }
                 Err(err) => return Err(err).aws("DescribeServices"),
             };
             if status.as_deref().is_none_or(|s| s == "INACTIVE") {
@@ -1130,7 +1139,7 @@ mod tests {
             &cx,
             &id,
             &service_spec(),
-            &Waits::new(&crate::engine::events::Discard),
+            &Waits::new(&crate::resources::Unwatched),
         )
         .await
         .unwrap();
@@ -1277,7 +1286,7 @@ mod tests {
             &old,
             &new,
             false,
-            &Waits::new(&crate::engine::events::Discard),
+            &Waits::new(&crate::resources::Unwatched),
         )
         .await
         .unwrap();

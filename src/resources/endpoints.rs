@@ -1,9 +1,9 @@
 //! VPC endpoints: the S3 gateway endpoint on the private route tables, and
 //! interface endpoints so tasks reach ECR, Logs and Secrets Manager privately.
 
-use super::{
-    from_ec2_tags, ignore_not_found, sync_ec2_tags, tag_spec, AwsResultExt, Context, Names,
-};
+use super::aws_error::{ignore_not_found, AwsResultExt};
+use super::context::Context;
+use super::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};

@@ -2,7 +2,9 @@
 //! (rendered from `templates/`). Found by name; a role of the same name that
 //! another environment or a person made is refused, not adopted.
 
-use super::{check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{check_owner, tag_changes, user_visible_tags};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_iam::types::Tag;
@@ -222,7 +224,7 @@ pub async fn update(cx: &Context, old: &RoleSpec, new: &RoleSpec) -> anyhow::Res
 pub async fn delete(cx: &Context, spec: &RoleSpec) -> anyhow::Result<()> {
     let iam = &cx.clients.iam;
     for name in spec.inline_policies.keys() {
-        super::ignore_not_found(
+        super::aws_error::ignore_not_found(
             iam.delete_role_policy()
                 .role_name(&spec.name)
                 .policy_name(name)
@@ -232,7 +234,7 @@ pub async fn delete(cx: &Context, spec: &RoleSpec) -> anyhow::Result<()> {
         )?;
     }
     for arn in &spec.managed_policies {
-        super::ignore_not_found(
+        super::aws_error::ignore_not_found(
             iam.detach_role_policy()
                 .role_name(&spec.name)
                 .policy_arn(arn)
@@ -241,7 +243,7 @@ pub async fn delete(cx: &Context, spec: &RoleSpec) -> anyhow::Result<()> {
             "DetachRolePolicy",
         )?;
     }
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         iam.delete_role().role_name(&spec.name).send().await,
         "DeleteRole",
     )

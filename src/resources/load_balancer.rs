@@ -1,7 +1,9 @@
 //! The Application Load Balancer, the API's target group and the listeners.
 //! Found by name (the load balancer, the target group) and by port (listeners).
 
-use super::{check_owner, error_code, tag_changes, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{check_owner, tag_changes};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -164,7 +166,7 @@ async fn describe_tags(cx: &Context, arns: Vec<String>) -> anyhow::Result<BTreeM
             .await
             .aws("DescribeTags")?;
         for description in out.tag_descriptions() {
-            let tags = super::user_visible_tags(description.tags().iter().filter_map(|t| {
+            let tags = super::tags::user_visible_tags(description.tags().iter().filter_map(|t| {
                 Some((
                     t.key()?.to_string(),
                     t.value().unwrap_or_default().to_string(),
@@ -283,7 +285,7 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         let arn = rule.rule_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
         // A second rule claiming one id is a duplicate, as for EC2's kinds.
-        let Some(id) = super::identify(&cx.environment, &tags, &arn, &mut seen) else {
+        let Some(id) = super::tags::identify(&cx.environment, &tags, &arn, &mut seen) else {
             continue;
         };
         let weighted = forward_weights(&rule);
@@ -465,7 +467,7 @@ pub async fn update_rule(
 }
 
 pub async fn delete_rule(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients.elb.delete_rule().rule_arn(arn).send().await,
         "DeleteRule",
     )
@@ -556,7 +558,7 @@ async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::R
 }
 
 pub async fn delete_load_balancer(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .elb
             .delete_load_balancer()
@@ -685,7 +687,7 @@ pub async fn update_target_group(
 }
 
 pub async fn delete_target_group(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .elb
             .delete_target_group()
@@ -764,7 +766,7 @@ pub async fn update_listener(cx: &Context, arn: &str, new: &ListenerSpec) -> any
 }
 
 pub async fn delete_listener(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .elb
             .delete_listener()

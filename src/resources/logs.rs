@@ -1,6 +1,8 @@
 //! The CloudWatch Logs group the API tasks write to, with its retention.
 
-use super::{check_owner, tag_changes, AwsResultExt, Context};
+use super::aws_error::AwsResultExt;
+use super::context::Context;
+use super::tags::{check_owner, tag_changes};
 use crate::model::*;
 use std::collections::{BTreeMap, HashMap};
 
@@ -120,7 +122,7 @@ pub async fn update(
 }
 
 pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .logs
             .delete_log_group()

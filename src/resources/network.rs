@@ -1,10 +1,10 @@
 //! VPC, subnets, internet gateway, Elastic IPs, NAT gateways and route tables;
 //! also the batched EC2 discovery shared with security groups and endpoints.
 
-use super::{
-    endpoints, env_filter, error_code, from_ec2_tags, identify, ignore_not_found, security,
-    sync_ec2_tags, tag_spec, AwsResultExt, Context, Names,
-};
+use super::aws_error::{error_code, ignore_not_found, AwsResultExt};
+use super::context::Context;
+use super::tags::{env_filter, from_ec2_tags, identify, sync_ec2_tags, tag_spec, Names};
+use super::{endpoints, security};
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ec2::types::{

@@ -2,9 +2,10 @@
 //! only) and the instance, with its master password managed by RDS in
 //! Secrets Manager. All three are found by name, then checked for our tags.
 
-use super::{
-    check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context, Names, Waits,
-};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{check_owner, tag_changes, user_visible_tags, Names};
+use super::waits::Waits;
 use crate::model::*;
 use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_rds::client::Waiters;
@@ -356,7 +357,7 @@ pub async fn update_subnet_group(
 }
 
 pub async fn delete_subnet_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .rds
             .delete_db_subnet_group()
@@ -518,7 +519,7 @@ async fn set_parameters(
 }
 
 pub async fn delete_parameter_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .rds
             .delete_db_parameter_group()
@@ -918,8 +919,8 @@ async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::Discard;
     use crate::resources::testing::context;
+    use crate::resources::Unwatched;
     use aws_sdk_rds::operation::create_db_parameter_group::CreateDbParameterGroupOutput;
     use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
     use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
@@ -993,7 +994,7 @@ mod tests {
             "arn:aws:rds:eu-west-1:123456789012:db:poolside-pilot",
             &spec("db.t4g.medium"),
             &spec("db.t4g.large"),
-            &Waits::new(&Discard),
+            &Waits::new(&Unwatched),
         )
         .await
         .unwrap();
@@ -1016,7 +1017,7 @@ mod tests {
             context(|c| c.rds = crate::mocked!(aws_sdk_rds, Vec::<&aws_smithy_mocks::Rule>::new()));
         settled.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
         let rebooted =
-            reboot_if_parameters_pending(&settled, &id, "poolside-pilot", &Waits::new(&Discard))
+            reboot_if_parameters_pending(&settled, &id, "poolside-pilot", &Waits::new(&Unwatched))
                 .await
                 .unwrap();
         assert!(!rebooted, "nothing was pending when discovery looked");
@@ -1046,7 +1047,7 @@ mod tests {
         changed.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
         changed.record_attribute(&id, PARAMETER_GROUP_CHANGED, "true");
         let rebooted =
-            reboot_if_parameters_pending(&changed, &id, "poolside-pilot", &Waits::new(&Discard))
+            reboot_if_parameters_pending(&changed, &id, "poolside-pilot", &Waits::new(&Unwatched))
                 .await
                 .unwrap();
         assert!(rebooted);
@@ -1076,7 +1077,7 @@ mod tests {
             "arn",
             &spec("db.t4g.medium"),
             &protected,
-            &Waits::new(&Discard),
+            &Waits::new(&Unwatched),
         )
         .await
         .unwrap();

@@ -1,7 +1,9 @@
 //! The ECR repository for the PostgREST image: immutable tags, scan on push,
 //! and a lifecycle policy keeping the last N images. Found by its name.
 
-use super::{error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{tag_changes, user_visible_tags};
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository, Tag};

@@ -13,7 +13,9 @@
 //! against the exact responses AWS documents (aws-smithy-mocks) and against
 //! tests/realistic_aws.py, which plays a deployment's stages and rollback.
 
-use super::{AwsResultExt, Context, Waits};
+use super::aws_error::AwsResultExt;
+use super::context::Context;
+use super::waits::Waits;
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_ecs::types::{
@@ -516,7 +518,7 @@ mod tests {
             &spec(),
             Some(since),
             &pace(),
-            &Waits::new(&crate::engine::events::Discard),
+            &Waits::new(&crate::resources::Unwatched),
         )
         .await
         .unwrap_err();
@@ -555,7 +557,7 @@ mod tests {
             &spec(),
             None,
             &pace(),
-            &Waits::new(&crate::engine::events::Discard),
+            &Waits::new(&crate::resources::Unwatched),
         )
         .await
         .unwrap();
@@ -586,7 +588,7 @@ mod tests {
             &spec(),
             None,
             &pace(),
-            &Waits::new(&crate::engine::events::Discard),
+            &Waits::new(&crate::resources::Unwatched),
         )
         .await
         .unwrap_err();

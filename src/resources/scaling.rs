@@ -1,7 +1,8 @@
 //! Application Auto Scaling of the API service: bounds and two
 //! target-tracking policies (CPU, and requests per target from the ALB).
 
-use super::{AwsResultExt, Context};
+use super::aws_error::AwsResultExt;
+use super::context::Context;
 use crate::model::*;
 use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
@@ -120,7 +121,7 @@ pub async fn put(cx: &Context, spec: &ScalingSpec) -> anyhow::Result<String> {
 
 /// Deregistering the target removes its policies with it.
 pub async fn delete(cx: &Context, resource_id: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .autoscaling
             .deregister_scalable_target()

@@ -3,7 +3,9 @@
 //! secret is created, and is never regenerated, compared, logged or printed.
 //! Found by name, so a secret left by an interrupted run is adopted as it is.
 
-use super::{check_owner, error_code, tag_changes, user_visible_tags, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::{check_owner, tag_changes, user_visible_tags};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_secretsmanager::types::Tag;
@@ -184,7 +186,7 @@ pub async fn update(
 
 /// Schedules the deletion with a recovery window: a mistaken teardown can be undone.
 pub async fn delete(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::ignore_not_found(
+    super::aws_error::ignore_not_found(
         cx.clients
             .secrets
             .delete_secret()

@@ -1,7 +1,9 @@
 //! Security groups and their rules. Rules are reconciled exactly: a rule
 //! added by hand shows up in the plan and is revoked by deploy.
 
-use super::{from_ec2_tags, ignore_not_found, tag_spec, AwsResultExt, Context, Names};
+use super::aws_error::{ignore_not_found, AwsResultExt};
+use super::context::Context;
+use super::tags::{from_ec2_tags, tag_spec, Names};
 use crate::model::*;
 use anyhow::anyhow;
 use aws_sdk_ec2::types::{

@@ -1,7 +1,9 @@
 //! The S3 bucket for model artifacts: versioned, encrypted, private, TLS-only,
 //! with old versions expiring. Found by its (deterministic) name.
 
-use super::{error_code, user_visible_tags, AwsResultExt, Context};
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::user_visible_tags;
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_s3::types::{
