@@ -16,7 +16,6 @@ mod names;
 mod ops;
 mod output;
 mod process;
-mod refs;
 mod registry_credentials;
 mod resources;
 mod state;

@@ -7,7 +7,6 @@ use crate::engine::events::{Event, EventSink};
 use crate::engine::plan::{Action, Plan};
 use crate::engine::timeline::{StepTime, Timeline};
 use crate::model::ResourceId;
-use crate::ops::Outputs;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -356,7 +355,8 @@ fn compact(value: &Value) -> String {
     }
 }
 
-pub fn print_outputs(outputs: &Outputs, format: Format) {
+/// The environment's outputs (`ops::Outputs`), one `key = value` a line.
+pub fn print_outputs(outputs: &impl serde::Serialize, format: Format) {
     if format == Format::Json {
         json_line("outputs", outputs);
         return;

@@ -7,7 +7,7 @@
 //! refer to other resources only through [`Reference`]s that apply fills in
 //! (`crate::refs`); names shared with the commands live in `crate::names`.
 //!
-//! [`Reference`]: crate::refs::Reference
+//! [`Reference`]: crate::model::refs::Reference
 
 mod data;
 mod load_balancer;

@@ -3,11 +3,11 @@
 
 use super::load_balancer::Front;
 use crate::config::Config;
+use crate::model::refs::Reference;
 use crate::model::*;
 use crate::names::{
     alarm_prefix, cluster_name, database_identifier, service_name, ALTERNATE_TARGET_GROUP,
 };
-use crate::refs::Reference;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -6,12 +6,12 @@ use super::load_balancer::Front;
 use super::observability::ROLLBACK_ALARMS;
 use super::{AccountFacts, Builder};
 use crate::config::{Config, RolloutStrategy};
+use crate::model::refs::Reference;
 use crate::model::*;
 use crate::names::{
     admin_port, alarm_prefix, cluster_name, log_group_name, service_name, AUTHENTICATOR_SECRET,
     CONTAINER_NAME, JWT_SECRET,
 };
-use crate::refs::Reference;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

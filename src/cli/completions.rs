@@ -1,5 +1,4 @@
-use super::{exit, Cli};
-use clap::CommandFactory;
+use super::globals::exit;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -13,9 +12,10 @@ pub struct CompletionsArgs {
 /// `poolside completions bash > /etc/bash_completion.d/poolside`. In bash,
 /// zsh and fish, `--env`, `--from` and `--to` complete the environment names
 /// of the directory (`poolside envs --names`); other shells complete words.
-pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
+/// `command`: poolside's whole command line, from `cli/mod.rs`.
+pub fn completions(args: CompletionsArgs, mut command: clap::Command) -> anyhow::Result<ExitCode> {
     let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut Cli::command(), "poolside", &mut script);
+    clap_complete::generate(args.shell, &mut command, "poolside", &mut script);
     let mut out = std::io::stdout().lock();
     if args.shell != clap_complete::Shell::Zsh {
         out.write_all(&script)?;
@@ -92,8 +92,7 @@ complete -c poolside -l to -x -a '(poolside envs --names 2>/dev/null; echo limit
 /// Prints the manual page (roff), e.g. `poolside man > poolside.1`: one
 /// page with every command (none of its own), what the exit codes mean, the
 /// environment variables read, and examples.
-pub fn man() -> anyhow::Result<ExitCode> {
-    let command = Cli::command();
+pub fn man(command: clap::Command) -> anyhow::Result<ExitCode> {
     let page = clap_mangen::Man::new(command.clone());
     let mut out = std::io::stdout().lock();
     page.render_title(&mut out)?;

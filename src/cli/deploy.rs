@@ -1,4 +1,5 @@
-use super::{exit, guarded, Globals};
+use super::globals::{exit, Globals};
+use super::guarded;
 use crate::database;
 use crate::engine::apply::apply_after;
 use crate::engine::events::now_ms;
@@ -18,7 +19,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to deploy (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// Apply without asking for confirmation.
     #[arg(short, long)]

@@ -12,7 +12,8 @@
 //! A destroy that stops half-way is finished by running it again: discovery
 //! finds what is left. With nothing left it says so and exits 0.
 
-use super::{exit, guarded, Globals};
+use super::globals::{exit, Globals};
+use super::guarded;
 use crate::config::Phase;
 use crate::database;
 use crate::engine::apply::apply;
@@ -30,7 +31,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to destroy (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// Do not ask for the environment's name.
     #[arg(short, long)]

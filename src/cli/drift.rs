@@ -1,7 +1,7 @@
 //! `poolside drift`: changes nothing; reports every difference between the
 //! environment file (and `sql/`) and what exists, and exits 2 when there is one.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::database::NotInspected;
 use crate::drift::{self, Finding};
 use crate::ops::Session;
@@ -13,7 +13,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to check (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
 }
 

@@ -2,7 +2,7 @@
 //! tells them apart (phase, region, which account or emulator), read from
 //! the files alone: no AWS call.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::config;
 use crate::output::{self, Format};
 use serde::Serialize;

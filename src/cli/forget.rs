@@ -5,7 +5,8 @@
 //! VPC that poolside does not manage, for its owner to keep or delete.
 //! Adopting one copy is forgetting the others.
 
-use super::{exit, guarded, Globals};
+use super::globals::{exit, Globals};
+use super::guarded;
 use crate::model::ResourceId;
 use crate::ops::Session;
 use crate::output::{self, Format};
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment the duplicate belongs to.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// The logical id both copies claim, as plan names it (e.g. vpc/main).
     #[arg(long = "id", value_name = "ID")]

@@ -1,7 +1,7 @@
 //! `poolside history`: the environment's deploys, destroys and unlocks,
 //! newest first, from the state bucket.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::ops::Session;
 use crate::output::{self, Format};
 use crate::state;
@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose history to list.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// How many runs to list.
     #[arg(long, default_value_t = 20)]

@@ -1,4 +1,4 @@
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::blueprint::AccountFacts;
 use crate::output::{self, Format};
 use crate::{iam_policy, ops};
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose resources the policy names (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
 }
 

@@ -1,4 +1,4 @@
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::config::SchemaRunner;
 use crate::database::in_vpc;
 use crate::image::{self, Endpoint};
@@ -31,7 +31,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
     /// The environment (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
 }
 

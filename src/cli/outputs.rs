@@ -1,4 +1,4 @@
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::ops::Session;
 use crate::output::{self, Format};
 use anyhow::{anyhow, bail};
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// One output (e.g. api_url), printed alone for scripts.
     pub name: Option<String>,

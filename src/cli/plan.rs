@@ -1,4 +1,4 @@
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::drift;
 use crate::ops::Session;
 use crate::output;
@@ -8,7 +8,7 @@ use std::time::Instant;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment to plan (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
     #[arg(long)]

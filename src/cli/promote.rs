@@ -15,7 +15,8 @@
 //! environments instead (`release.rs`). Not done yet (issue "Phased
 //! rollout"): canary traffic and rollback on alarms during the shift.
 
-use super::{deploy, exit, guarded, Globals};
+use super::globals::{exit, Globals};
+use super::{deploy, guarded};
 use crate::config::{self, Phase};
 use crate::database;
 use crate::drift;
@@ -32,14 +33,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["env", "from"])))]
 pub struct Args {
     /// The environment to grow to its next phase (its name, or its file in --environments-dir).
-    #[arg(long, conflicts_with = "from", value_parser = super::environment_name)]
+    #[arg(long, conflicts_with = "from", value_parser = super::globals::environment_name)]
     pub env: Option<String>,
     /// The environment whose release (image and schema) to promote to `--to`.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub from: Option<String>,
     /// With --env: the next phase, limited (after pilot) or full (after
     /// limited). With --from: the environment that gets the release.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub to: String,
     /// Check the gates and show the plan; change nothing.
     #[arg(long)]
@@ -63,10 +64,9 @@ impl Args {
     }
 }
 
+/// A phase promotion (`--env`); `cli/mod.rs` sends `--from` to
+/// `release::exec`.
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
-    if let Some(from) = &args.from {
-        return super::release::exec(globals, &args, from, started).await;
-    }
     let env = args.env_name().to_string();
     let target = match args.to.as_str() {
         "limited" => Phase::Limited,

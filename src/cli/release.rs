@@ -20,7 +20,8 @@
 //! target groups with rollback on the environment's alarms; copying between
 //! accounts or regions.
 
-use super::{deploy, exit, guarded, promote, Globals};
+use super::globals::{exit, Globals};
+use super::{deploy, guarded, promote};
 use crate::config;
 use crate::database::{self, migrations};
 use crate::model::{Kind, ResourceId};

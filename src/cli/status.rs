@@ -2,7 +2,7 @@
 //! outputs, the release (image and schema version), the service's tasks and
 //! last deployment, alarm states, the last run from the history, the lock.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format};
@@ -13,7 +13,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment (its name, or its file in --environments-dir).
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
 }
 

@@ -2,7 +2,7 @@
 //! environment's JWT secret (read from Secrets Manager, never printed). The
 //! token is the only thing on stdout, so `$(poolside token ...)` just works.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::names::{secret_name, JWT_SECRET};
 use crate::ops::Session;
 use crate::resources::secrets;
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose API the token is for.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// The database role the API switches to for this token.
     #[arg(long, value_parser = ["api_user"])]

@@ -2,7 +2,7 @@
 //! died and the next command should not wait for the lease to expire. Only
 //! the lock named by its id is removed, and the removal is recorded.
 
-use super::{exit, Globals};
+use super::globals::{exit, Globals};
 use crate::ops::Session;
 use crate::output::{self, Format};
 use crate::state::{self, Record};
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The environment whose lock to remove.
-    #[arg(long, value_parser = super::environment_name)]
+    #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
     /// The lock's id, as the "is locked by" error names it.
     #[arg(long)]

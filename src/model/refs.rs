@@ -6,7 +6,7 @@
 //! plan time with what already exists, so a spec compares with what AWS
 //! reports, and at apply time with what this run created.
 
-use crate::model::ResourceId;
+use super::id::ResourceId;
 use serde_json::Value;
 
 /// One `${...}` reference.
