@@ -2,8 +2,8 @@
 //! secrets the API connects and signs with, and, when the schema step runs
 //! inside the VPC, the one-off schema task and its agent's role.
 
+use super::builder::{AccountFacts, Builder};
 use super::service::{execution_policy, tasks_trust_policy};
-use super::{AccountFacts, Builder};
 use crate::config::Config;
 use crate::database::{cron, in_vpc, migrations};
 use crate::model::refs::Reference;

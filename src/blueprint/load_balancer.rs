@@ -4,7 +4,7 @@
 //! with a TLS 1.3 policy and HTTP redirecting to it, or plain HTTP without a
 //! certificate), the production rule, and the role ECS shifts traffic with.
 
-use super::{AccountFacts, Builder};
+use super::builder::{AccountFacts, Builder};
 use crate::config::Config;
 use crate::model::refs::Reference;
 use crate::model::*;

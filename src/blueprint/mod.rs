@@ -9,6 +9,7 @@
 //!
 //! [`Reference`]: crate::model::refs::Reference
 
+mod builder;
 mod data;
 mod load_balancer;
 mod network;
@@ -20,27 +21,8 @@ pub use storage::bucket_name;
 
 use crate::config::{Config, SchemaRunner};
 use crate::model::*;
-
-/// Facts about the account that the blueprint needs (learned once per run).
-#[derive(Clone, Debug)]
-pub struct AccountFacts {
-    pub account_id: String,
-    pub partition: String,
-    /// `pl-...`: the region's S3 prefix list, if EC2 lists one.
-    pub s3_prefix_list: Option<String>,
-}
-
-pub const DATABASE_PORT: u16 = 5432;
-pub const HTTPS_PORT: u16 = 443;
-pub const HTTP_PORT: u16 = 80;
-
-/// The AWS services tasks reach through interface endpoints in the private subnets.
-pub const INTERFACE_ENDPOINTS: [(&str, &str); 4] = [
-    ("ecr-api", "ecr.api"),
-    ("ecr-dkr", "ecr.dkr"),
-    ("logs", "logs"),
-    ("secretsmanager", "secretsmanager"),
-];
+use builder::Builder;
+pub use builder::{AccountFacts, INTERFACE_ENDPOINTS};
 
 /// Every resource the environment should have, in the order the tiers are
 /// built (apply orders them by their references, not by this order).
@@ -64,37 +46,6 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
     ));
     out.extend(observability::observability(config, &front)?);
     Ok(out)
-}
-
-struct Builder<'a> {
-    config: &'a Config,
-}
-
-impl Builder<'_> {
-    /// A resource with poolside's tags, the user's tags and a readable Name.
-    fn desired(
-        &self,
-        id: &ResourceId,
-        name_suffix: &str,
-        spec: impl FnOnce(Tags) -> Spec,
-    ) -> Desired {
-        Desired {
-            id: id.clone(),
-            spec: spec(self.tags(id, name_suffix)),
-            after: vec![],
-        }
-    }
-
-    fn tags(&self, id: &ResourceId, name_suffix: &str) -> Tags {
-        let mut tags = self.config.tags.clone();
-        tags.insert(TAG_ENV.into(), self.config.name.clone());
-        tags.insert(TAG_ID.into(), id.0.clone());
-        tags.insert(
-            "Name".into(),
-            format!("poolside-{}-{name_suffix}", self.config.name),
-        );
-        tags
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! Contract: pure, like all of the blueprint; it returns the ids the other
 //! tiers refer to in [`Network`].
 
-use super::{AccountFacts, Builder, DATABASE_PORT, HTTPS_PORT, HTTP_PORT, INTERFACE_ENDPOINTS};
+use super::builder::{
+    AccountFacts, Builder, DATABASE_PORT, HTTPS_PORT, HTTP_PORT, INTERFACE_ENDPOINTS,
+};
 use crate::config::{Config, NatGateways};
 use crate::model::*;
 use std::collections::BTreeSet;

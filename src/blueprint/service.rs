@@ -2,9 +2,9 @@
 //! its agent and its tasks, the cluster, the task definition, the service
 //! (with its rollout strategy and rollback alarms) and its autoscaling.
 
+use super::builder::{AccountFacts, Builder};
 use super::load_balancer::Front;
 use super::observability::ROLLBACK_ALARMS;
-use super::{AccountFacts, Builder};
 use crate::config::{Config, RolloutStrategy};
 use crate::model::refs::Reference;
 use crate::model::*;

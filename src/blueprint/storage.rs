@@ -1,7 +1,7 @@
 //! The storage and registry tier: the bucket for model artifacts and the
 //! ECR repository the API's image is pulled from.
 
-use super::{AccountFacts, Builder};
+use super::builder::{AccountFacts, Builder};
 use crate::config::Config;
 use crate::model::*;
 use crate::templates::render_json;

@@ -6,6 +6,7 @@
 mod file;
 mod service;
 mod source;
+mod validator;
 
 pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
 pub use service::{Alarms, Api};
@@ -16,6 +17,7 @@ use ipnet::Ipv4Net;
 use source::Source;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use validator::{Checked, Validator};
 
 /// Why an environment could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -299,17 +301,7 @@ fn deserialize_all(source: &Source) -> Result<Read, Box<InvalidEnvironment>> {
     })
 }
 
-struct Validator<'a> {
-    source: &'a Source,
-}
-
-type Checked<T> = Result<T, Box<InvalidEnvironment>>;
-
 impl Validator<'_> {
-    fn fail<T>(&self, path: &str, message: impl Into<String>) -> Checked<T> {
-        Err(self.source.error_at(path, message))
-    }
-
     /// Checks every section, and reports each section's first problem at
     /// once: a user fixes a file in one pass, not one error per run.
     fn validate(&self, raw: EnvironmentFile, expected_name: &str) -> Checked<Config> {

@@ -1,8 +1,9 @@
 //! The `[api]` and `[alarms]` sections: the service tier's sizing, its
 //! certificate and the alarm thresholds, with phase defaults.
 
+use super::file::Phase;
 use super::file::{EnvironmentFile, RolloutStrategy};
-use super::{Checked, Phase, Validator};
+use super::validator::{Checked, Validator};
 
 #[derive(Debug, Clone)]
 pub struct Api {

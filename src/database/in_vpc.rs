@@ -18,7 +18,8 @@
 
 use super::cron::{self, Job};
 use super::migrations::{self, Shipped};
-use super::{privileges, DataTierReport};
+use super::privileges;
+use super::report::DataTierReport;
 use crate::model::{Desired, Kind, ResourceId, Spec};
 use crate::resources::{AwsResultExt as _, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};

@@ -12,6 +12,7 @@ pub mod in_vpc;
 pub mod migrations;
 mod password;
 pub mod privileges;
+mod report;
 mod tunnel;
 
 use crate::config::{Config, DatabaseTls, SchemaRunner};
@@ -19,32 +20,11 @@ use crate::model::{Desired, Kind, ResourceId};
 use crate::names::AUTHENTICATOR_SECRET;
 use crate::resources::{rds, secrets, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
+pub use report::DataTierReport;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use std::time::{Duration, Instant};
-
-/// What the data tier did; empty lists and `false` mean nothing changed.
-#[derive(Debug, Default, Serialize)]
-pub struct DataTierReport {
-    pub endpoint: String,
-    pub database: String,
-    pub rebooted_for_parameters: bool,
-    pub database_created: bool,
-    pub migrations_applied: Vec<migrations::Applied>,
-    pub migrations_total: usize,
-    pub authenticator_password_set: bool,
-    /// GRANTs and REVOKEs run to put back privileges changed by hand.
-    pub privileges_restored: Vec<String>,
-    /// PostgREST was told to reload its schema cache (`NOTIFY pgrst`):
-    /// migrations ran or privileges were put back, so the running API
-    /// would otherwise go on serving the schema it cached.
-    pub schema_reloaded: bool,
-    pub cron_database: String,
-    pub jobs_changed: Vec<cron::JobChange>,
-    pub jobs_total: usize,
-    pub elapsed_ms: u64,
-}
 
 /// A database login as Secrets Manager stores it (the RDS-managed secret and ours).
 #[derive(Deserialize)]

@@ -1,0 +1,26 @@
+//! What the data tier did, as deploy reports it.
+
+use super::{cron, migrations};
+use serde::Serialize;
+
+/// What the data tier did; empty lists and `false` mean nothing changed.
+#[derive(Debug, Default, Serialize)]
+pub struct DataTierReport {
+    pub endpoint: String,
+    pub database: String,
+    pub rebooted_for_parameters: bool,
+    pub database_created: bool,
+    pub migrations_applied: Vec<migrations::Applied>,
+    pub migrations_total: usize,
+    pub authenticator_password_set: bool,
+    /// GRANTs and REVOKEs run to put back privileges changed by hand.
+    pub privileges_restored: Vec<String>,
+    /// PostgREST was told to reload its schema cache (`NOTIFY pgrst`):
+    /// migrations ran or privileges were put back, so the running API
+    /// would otherwise go on serving the schema it cached.
+    pub schema_reloaded: bool,
+    pub cron_database: String,
+    pub jobs_changed: Vec<cron::JobChange>,
+    pub jobs_total: usize,
+    pub elapsed_ms: u64,
+}
