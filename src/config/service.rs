@@ -2,7 +2,7 @@
 //! certificate and the alarm thresholds, with phase defaults.
 
 use super::file::Phase;
-use super::file::{EnvironmentFile, RolloutStrategy};
+use super::file::{ApiSection, EnvironmentFile, RolloutStrategy};
 use super::validator::{Checked, Validator};
 
 #[derive(Debug, Clone)]
@@ -111,6 +111,33 @@ impl Validator<'_> {
     pub(super) fn check_api(&self, raw: &EnvironmentFile) -> Checked<Api> {
         let a = &raw.api;
         let phase = raw.phase;
+        let (image_tag, image_suffix, image_source) = self.check_image(a)?;
+        let (desired_count, autoscaling, cpu, memory) = self.check_capacity(raw)?;
+        self.check_name_and_certificate(raw)?;
+        let (log_retention_days, db_pool, local_port) = self.check_limits(raw)?;
+        let rollout = self.check_rollout(raw)?;
+        Ok(Api {
+            repository_suffix: format!(":{}-rds-ca", image_tag.replace(':', "-")),
+            image_suffix,
+            image_source,
+            desired_count,
+            autoscaling,
+            cpu,
+            memory,
+            certificate_arn: a.certificate_arn.clone(),
+            domain_name: a.domain_name.clone(),
+            hosted_zone_id: a.hosted_zone_id.clone(),
+            log_retention_days,
+            container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
+            db_pool,
+            local_port,
+            rollout,
+        })
+    }
+
+    /// The image: (tag or digest, its suffix in a reference, the repository
+    /// it is copied from).
+    fn check_image(&self, a: &ApiSection) -> Checked<(String, String, String)> {
         let image_tag = a.image_tag.clone().unwrap_or_else(|| "v12.0.2".into());
         let image_suffix = if let Some(hex) = image_tag.strip_prefix("sha256:") {
             if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -152,6 +179,17 @@ impl Validator<'_> {
                 format!("{image_source:?} is not an image repository such as \"docker.io/postgrest/postgrest\" (no tag or digest: api.image_tag gives it)"),
             );
         }
+        Ok((image_tag, image_suffix, image_source))
+    }
+
+    /// How many tasks, how far they scale, and their Fargate size:
+    /// (desired count, autoscaling, cpu, memory).
+    fn check_capacity(
+        &self,
+        raw: &EnvironmentFile,
+    ) -> Checked<(u32, Option<Autoscaling>, u32, u32)> {
+        let a = &raw.api;
+        let phase = raw.phase;
         let desired_count = a.desired_count.unwrap_or(match phase {
             Phase::Pilot => 1,
             Phase::Limited => 2,
@@ -201,6 +239,12 @@ impl Validator<'_> {
                 format!("cpu {cpu} with memory {memory} MiB is not a Fargate task size (cpu 256/512/1024/2048/4096 with memory 512-30720 MiB as Fargate allows)"),
             );
         }
+        Ok((desired_count, autoscaling, cpu, memory))
+    }
+
+    /// The API's name, its certificate and its hosted zone, which go together.
+    fn check_name_and_certificate(&self, raw: &EnvironmentFile) -> Checked<()> {
+        let a = &raw.api;
         if let Some(arn) = &a.certificate_arn {
             let parts: Vec<&str> = arn.split(':').collect();
             if parts.len() != 6
@@ -252,6 +296,14 @@ impl Validator<'_> {
                 "needs api.domain_name as well: the name the certificate is for. Clients call the API by it, and so does deploy's verification (the load balancer's own name never matches the certificate)",
             );
         }
+        Ok(())
+    }
+
+    /// Logs kept, the database pool, and the local API's port:
+    /// (log retention days, pool size, local port).
+    fn check_limits(&self, raw: &EnvironmentFile) -> Checked<(u32, u32, u16)> {
+        let a = &raw.api;
+        let phase = raw.phase;
         let log_retention_days = a.log_retention_days.unwrap_or(match phase {
             Phase::Pilot => 14,
             Phase::Limited => 30,
@@ -287,24 +339,7 @@ impl Validator<'_> {
                 "must be a port between 1 and 65534 (the admin server takes the next one)",
             );
         }
-        let rollout = self.check_rollout(raw)?;
-        Ok(Api {
-            repository_suffix: format!(":{}-rds-ca", image_tag.replace(':', "-")),
-            image_suffix,
-            image_source,
-            desired_count,
-            autoscaling,
-            cpu,
-            memory,
-            certificate_arn: a.certificate_arn.clone(),
-            domain_name: a.domain_name.clone(),
-            hosted_zone_id: a.hosted_zone_id.clone(),
-            log_retention_days,
-            container_insights: a.container_insights.unwrap_or(phase != Phase::Pilot),
-            db_pool,
-            local_port,
-            rollout,
-        })
+        Ok((log_retention_days, db_pool, local_port))
     }
 
     /// Pilot replaces tasks in place (a handful of users); limited sends a
