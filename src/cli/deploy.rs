@@ -10,6 +10,7 @@ use crate::model::{Kind, ResourceId};
 use crate::ops::Session;
 use crate::output::{self, Format, Progress};
 use crate::resources::Waits;
+use crate::state::RememberedDomain;
 use crate::verify;
 use anyhow::{bail, Context as _};
 use std::io::{BufRead, IsTerminal, Write};
@@ -60,68 +61,15 @@ pub(super) async fn deploy_locked(
     let plan = plan.with_database(database);
     guard.note_plan(&plan);
     output::print_plan(&plan, globals.output, globals.compact);
-    if let Some(path) = &args.plan {
-        if let Err(err) = check_saved_plan(path, &args.env, &plan) {
-            globals.print_stats(session, started);
-            return Err(err);
-        }
-    }
-    if !plan.duplicates.is_empty() {
+    if let Err(err) = refusal(session, args, &plan).await {
         globals.print_stats(session, started);
-        let named: Vec<String> = plan
-            .duplicates
-            .iter()
-            .map(|d| format!("{} ({})", d.id, d.physical_ids.join(", ")))
-            .collect();
-        bail!(
-            "deploy of `{}` refused: more than one live resource claims {}. poolside does not guess which one is real, and deletes none on a guess. Leave out each copy you do not want with `poolside forget --env {} --id <id> --aws-id <copy>` (it keeps the copy, untagged; delete it by hand if you like), then run deploy again. Nothing was changed",
-            args.env,
-            named.join("; "),
-            args.env
-        );
+        return Err(err);
     }
-    let unallowed: Vec<String> = plan
-        .data_losses()
-        .into_iter()
-        .map(|id| id.0.clone())
-        .filter(|id| !args.allow_replace.contains(id))
-        .collect();
-    if !unallowed.is_empty() {
-        globals.print_stats(session, started);
-        let flags: Vec<String> = unallowed
-            .iter()
-            .map(|id| format!("--allow-replace {id}"))
-            .collect();
-        bail!(
-            "deploy of `{}` refused: the plan deletes or replaces {}, which hold{} data (a replace deletes the old one; the instance leaves a final snapshot). Nothing was changed. If that is what you mean, run deploy again with {}",
-            args.env,
-            unallowed.join(", "),
-            if unallowed.len() == 1 { "s" } else { "" },
-            flags.join(" ")
-        );
-    }
-
-    if let Some(refusal) = contract_refusal(session).await {
-        globals.print_stats(session, started);
-        bail!(
-            "deploy of `{}` refused: {refusal}. Nothing was changed",
-            args.env
-        );
-    }
-
     // A saved plan was reviewed when it was made, as Terraform's is.
     if plan.changes_anything() && !args.yes && args.plan.is_none() {
         confirm(&args.env)?;
     }
-    // Remember a new domain before anything is made in it, so that a file
-    // that later drops it still leads plan and destroy to what is there.
-    let configured = session.configured_domain();
-    let remembered = session.remembered_domains().await?;
-    if let Some(domain) = configured.as_ref().filter(|d| !remembered.contains(d)) {
-        let mut domains = remembered.clone();
-        domains.push(domain.clone());
-        crate::state::remember_domains(guard.store(), &args.env, &domains).await?;
-    }
+    let (configured, remembered) = remember_new_domain(session, guard, &args.env).await?;
     // The schema step runs between the resources the API service needs and
     // the service itself: its tasks log in as `authenticator`, which the
     // migrations create and the schema step gives its password.
@@ -138,42 +86,13 @@ pub(super) async fn deploy_locked(
     stage.apply(&before_schema, &after_schema, &[]).await?;
     stop_if_interrupted("the schema step and the service")?;
     let waits = Waits::new(&progress);
-    let schema_started_ms = now_ms();
-    let data_tier = database::converge(&session.cx, &session.config, &session.desired, &waits)
-        .await
-        .with_context(|| {
-            let held_back = if after_schema.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " ({} held back until it succeeds: {})",
-                    after_schema.changes.len(),
-                    after_schema
-                        .changes
-                        .iter()
-                        .map(|c| c.id.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            format!("deploy of `{}`: the AWS resources the database needs are in place, but the schema step failed{held_back}; fix the cause and run deploy again", args.env)
-        });
-    let data_tier = match data_tier {
-        Ok(report) => report,
+    let schema_step = match schema_step(&stage, &before_schema, &after_schema, &waits).await {
+        Ok(step) => step,
         Err(err) => {
             globals.print_stats(session, started);
             return Err(err);
         }
     };
-    output::print_data_tier(&data_tier, globals.output);
-    // The schema step is on the timeline: on AWS it can be the long pole.
-    let schema_step = ResourceId("database/schema".into());
-    progress.timeline.record(StepTime {
-        id: schema_step.clone(),
-        after: before_schema.changes.iter().map(|c| c.id.clone()).collect(),
-        started_ms: schema_started_ms,
-        finished_ms: now_ms(),
-    });
     stop_if_interrupted("the service")?;
     stage
         .apply(&after_schema, &Plan::default(), &[schema_step])
@@ -194,30 +113,156 @@ pub(super) async fn deploy_locked(
         crate::state::remember_domains(guard.store(), &args.env, &current).await?;
     }
     stop_if_interrupted("verification")?;
+    if let Err(err) = serve(session, args, &plan, &waits, globals.output).await {
+        globals.print_stats(session, started);
+        return Err(err);
+    }
+    verify_and_report(globals, session, args, &waits, started).await
+}
+
+/// Why the plan must not be applied, if it must not: a saved plan that no
+/// longer matches, duplicates, data it would lose, a contracting migration
+/// ahead of its release. Nothing has been changed when it says so.
+async fn refusal(session: &Session, args: &Args, plan: &Plan) -> anyhow::Result<()> {
+    if let Some(path) = &args.plan {
+        check_saved_plan(path, &args.env, plan)?;
+    }
+    if !plan.duplicates.is_empty() {
+        let named: Vec<String> = plan
+            .duplicates
+            .iter()
+            .map(|d| format!("{} ({})", d.id, d.physical_ids.join(", ")))
+            .collect();
+        bail!(
+            "deploy of `{}` refused: more than one live resource claims {}. poolside does not guess which one is real, and deletes none on a guess. Leave out each copy you do not want with `poolside forget --env {} --id <id> --aws-id <copy>` (it keeps the copy, untagged; delete it by hand if you like), then run deploy again. Nothing was changed",
+            args.env,
+            named.join("; "),
+            args.env
+        );
+    }
+    let unallowed: Vec<String> = plan
+        .data_losses()
+        .into_iter()
+        .map(|id| id.0.clone())
+        .filter(|id| !args.allow_replace.contains(id))
+        .collect();
+    if !unallowed.is_empty() {
+        let flags: Vec<String> = unallowed
+            .iter()
+            .map(|id| format!("--allow-replace {id}"))
+            .collect();
+        bail!(
+            "deploy of `{}` refused: the plan deletes or replaces {}, which hold{} data (a replace deletes the old one; the instance leaves a final snapshot). Nothing was changed. If that is what you mean, run deploy again with {}",
+            args.env,
+            unallowed.join(", "),
+            if unallowed.len() == 1 { "s" } else { "" },
+            flags.join(" ")
+        );
+    }
+
+    if let Some(refusal) = contract_refusal(session).await {
+        bail!(
+            "deploy of `{}` refused: {refusal}. Nothing was changed",
+            args.env
+        );
+    }
+
+    Ok(())
+}
+
+/// Remembers a new domain before anything is made in it, so that a file
+/// that later drops it still leads plan and destroy to what is there:
+/// (the configured domain, the domains remembered before this run).
+async fn remember_new_domain(
+    session: &Session,
+    guard: &guarded::Guarded,
+    env: &str,
+) -> anyhow::Result<(Option<RememberedDomain>, Vec<RememberedDomain>)> {
+    let configured = session.configured_domain();
+    let remembered = session.remembered_domains().await?;
+    if let Some(domain) = configured.as_ref().filter(|d| !remembered.contains(d)) {
+        let mut domains = remembered.clone();
+        domains.push(domain.clone());
+        crate::state::remember_domains(guard.store(), env, &domains).await?;
+    }
+    Ok((configured, remembered))
+}
+
+/// The schema step, reported and put on the timeline (on AWS it can be the
+/// long pole); returns its step id for what waits on it.
+async fn schema_step(
+    stage: &Stage<'_>,
+    before_schema: &Plan,
+    after_schema: &Plan,
+    waits: &Waits<'_>,
+) -> anyhow::Result<ResourceId> {
+    let (globals, session, progress) = (stage.globals, stage.session, stage.progress);
+    let schema_started_ms = now_ms();
+    let data_tier = database::converge(&session.cx, &session.config, &session.desired, waits)
+        .await
+        .with_context(|| {
+            let held_back = if after_schema.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} held back until it succeeds: {})",
+                    after_schema.changes.len(),
+                    after_schema
+                        .changes
+                        .iter()
+                        .map(|c| c.id.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            format!("deploy of `{}`: the AWS resources the database needs are in place, but the schema step failed{held_back}; fix the cause and run deploy again", stage.env)
+        });
+    let data_tier = data_tier?;
+    output::print_data_tier(&data_tier, globals.output);
+    let schema_step = ResourceId("database/schema".into());
+    progress.timeline.record(StepTime {
+        id: schema_step.clone(),
+        after: before_schema.changes.iter().map(|c| c.id.clone()).collect(),
+        started_ms: schema_started_ms,
+        finished_ms: now_ms(),
+    });
+    Ok(schema_step)
+}
+
+/// Follows a service deployment an earlier run left unfinished, and starts
+/// the local PostgREST on an emulator.
+async fn serve(
+    session: &Session,
+    args: &Args,
+    plan: &Plan,
+    waits: &Waits<'_>,
+    format: Format,
+) -> anyhow::Result<()> {
     let service = ResourceId::new(Kind::Service, "api");
     if !plan.changes.iter().any(|c| c.id == service) {
         if let Some(desired) = session.desired.iter().find(|d| d.id == service) {
-            if let Err(err) =
-                crate::resources::ecs::follow_unfinished(&session.cx, &desired.spec, &waits).await
-            {
-                globals.print_stats(session, started);
-                return Err(err.context(format!("deploy of `{}`", args.env)));
-            }
+            crate::resources::ecs::follow_unfinished(&session.cx, &desired.spec, waits)
+                .await
+                .map_err(|err| err.context(format!("deploy of `{}`", args.env)))?;
         }
     }
-
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)
             .await
-            .with_context(|| format!("deploy of `{}`: the local PostgREST (standing in for the ECS tasks) did not start", args.env));
-        match local {
-            Ok(local) => output::print_local_api(&local, globals.output),
-            Err(err) => {
-                globals.print_stats(session, started);
-                return Err(err);
-            }
-        }
+            .with_context(|| format!("deploy of `{}`: the local PostgREST (standing in for the ECS tasks) did not start", args.env))?;
+        output::print_local_api(&local, format);
     }
+    Ok(())
+}
+
+/// Verification, the outputs, and the run's result.
+async fn verify_and_report(
+    globals: &Globals,
+    session: &Session,
+    args: &Args,
+    waits: &Waits<'_>,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let api_url = session
         .api_url()
         .context("the load balancer's DNS name is unknown")?;
@@ -226,7 +271,7 @@ pub(super) async fn deploy_locked(
         &session.config,
         &api_url,
         session.verify_through().as_deref(),
-        &waits,
+        waits,
     )
     .await;
     output::print_verification(&verification, globals.output);
