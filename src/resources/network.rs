@@ -18,9 +18,97 @@ const NAT_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Every EC2 resource of the environment: one describe per resource type, run concurrently.
 pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
+    let (vpcs, subnets, igws, addresses, nats, route_tables, groups, vpc_endpoints) =
+        describe_all(cx).await?;
+    let mut ours = Identifier::new(&cx.environment);
+    let vpcs = ours.keep(vpcs.vpcs(), |v| v.tags(), |v| v.vpc_id());
+    let subnets = ours.keep(subnets.subnets(), |s| s.tags(), |s| s.subnet_id());
+    let igws = ours.keep(
+        igws.internet_gateways(),
+        |g| g.tags(),
+        |g| g.internet_gateway_id(),
+    );
+    let addresses = ours.keep(addresses.addresses(), |a| a.tags(), |a| a.allocation_id());
+    let nats = ours.keep(
+        nats.nat_gateways().iter().filter(|n| {
+            use aws_sdk_ec2::types::NatGatewayState as S;
+            matches!(n.state(), Some(S::Pending | S::Available))
+        }),
+        |n| n.tags(),
+        |n| n.nat_gateway_id(),
+    );
+    let route_tables = ours.keep(
+        route_tables.route_tables(),
+        |r| r.tags(),
+        |r| r.route_table_id(),
+    );
+    let groups = ours.keep(groups.security_groups(), |g| g.tags(), |g| g.group_id());
+    let vpc_endpoints = ours.keep(
+        vpc_endpoints.vpc_endpoints().iter().filter(|e| {
+            // EC2 answers `deleted` where the SDK's enum spells `Deleted`:
+            // compare the text, or a deleted endpoint is found for hours.
+            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+            !matches!(
+                state.as_deref(),
+                Some("deleted" | "deleting" | "failed" | "rejected" | "expired")
+            )
+        }),
+        |e| e.tags(),
+        |e| e.vpc_endpoint_id(),
+    );
+    let names = ours.names;
+
+    // Second round: what needs the ids found in the first.
+    let group_ids: Vec<String> = groups
+        .iter()
+        .filter_map(|(_, g)| g.group_id().map(str::to_string))
+        .collect();
+    let vpc_attributes = futures::future::try_join_all(
+        vpcs.iter()
+            .map(|(_, v)| vpc_dns_attributes(cx, v.vpc_id().unwrap_or_default())),
+    );
+    let (vpc_attributes, rules) =
+        tokio::try_join!(vpc_attributes, security::describe_rules(cx, &group_ids))?;
+
+    let mut live = Vec::new();
+    live.extend(
+        vpcs.iter()
+            .zip(vpc_attributes)
+            .map(|((id, v), dns)| vpc_live(id, v, dns)),
+    );
+    live.extend(subnets.iter().map(|(id, s)| subnet_live(id, s, &names)));
+    live.extend(
+        igws.iter()
+            .map(|(id, g)| internet_gateway_live(id, g, &names)),
+    );
+    live.extend(addresses.iter().map(|(id, a)| elastic_ip_live(id, a)));
+    live.extend(nats.iter().map(|(id, n)| nat_gateway_live(id, n, &names)));
+    live.extend(
+        route_tables
+            .iter()
+            .map(|(id, r)| route_table_live(id, r, &names)),
+    );
+    live.extend(security::convert(&groups, &rules, &names));
+    live.extend(endpoints::convert(&vpc_endpoints, &names));
+    Ok(live)
+}
+
+type Described = (
+    aws_sdk_ec2::operation::describe_vpcs::DescribeVpcsOutput,
+    aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput,
+    aws_sdk_ec2::operation::describe_internet_gateways::DescribeInternetGatewaysOutput,
+    aws_sdk_ec2::operation::describe_addresses::DescribeAddressesOutput,
+    aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput,
+    aws_sdk_ec2::operation::describe_route_tables::DescribeRouteTablesOutput,
+    aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsOutput,
+    aws_sdk_ec2::operation::describe_vpc_endpoints::DescribeVpcEndpointsOutput,
+);
+
+/// The first round: every type's describe, filtered by the environment's tag.
+async fn describe_all(cx: &Context) -> anyhow::Result<Described> {
     let ec2 = &cx.clients.ec2;
     let env = || env_filter(&cx.environment);
-    let (vpcs, subnets, igws, addresses, nats, route_tables, groups, vpc_endpoints) = tokio::try_join!(
+    tokio::try_join!(
         async {
             ec2.describe_vpcs()
                 .filters(env())
@@ -78,158 +166,117 @@ pub async fn discover(cx: &Context) -> anyhow::Result<Vec<Live>> {
                 .await
                 .aws("DescribeVpcEndpoints")
         },
-    )?;
+    )
+}
 
-    let mut ours = Identifier::new(&cx.environment);
-    let vpcs = ours.keep(vpcs.vpcs(), |v| v.tags(), |v| v.vpc_id());
-    let subnets = ours.keep(subnets.subnets(), |s| s.tags(), |s| s.subnet_id());
-    let igws = ours.keep(
-        igws.internet_gateways(),
-        |g| g.tags(),
-        |g| g.internet_gateway_id(),
-    );
-    let addresses = ours.keep(addresses.addresses(), |a| a.tags(), |a| a.allocation_id());
-    let nats = ours.keep(
-        nats.nat_gateways().iter().filter(|n| {
-            use aws_sdk_ec2::types::NatGatewayState as S;
-            matches!(n.state(), Some(S::Pending | S::Available))
+fn vpc_live(
+    id: &ResourceId,
+    v: &aws_sdk_ec2::types::Vpc,
+    (dns_support, dns_hostnames): (bool, bool),
+) -> Live {
+    Live {
+        id: id.clone(),
+        physical_id: v.vpc_id().unwrap_or_default().to_string(),
+        spec: Spec::Vpc(VpcSpec {
+            cidr: v.cidr_block().unwrap_or_default().to_string(),
+            dns_support,
+            dns_hostnames,
+            tags: from_ec2_tags(v.tags()),
         }),
-        |n| n.tags(),
-        |n| n.nat_gateway_id(),
-    );
-    let route_tables = ours.keep(
-        route_tables.route_tables(),
-        |r| r.tags(),
-        |r| r.route_table_id(),
-    );
-    let groups = ours.keep(groups.security_groups(), |g| g.tags(), |g| g.group_id());
-    let vpc_endpoints = ours.keep(
-        vpc_endpoints.vpc_endpoints().iter().filter(|e| {
-            // EC2 answers `deleted` where the SDK's enum spells `Deleted`:
-            // compare the text, or a deleted endpoint is found for hours.
-            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
-            !matches!(
-                state.as_deref(),
-                Some("deleted" | "deleting" | "failed" | "rejected" | "expired")
-            )
-        }),
-        |e| e.tags(),
-        |e| e.vpc_endpoint_id(),
-    );
-    let names = ours.names;
+        attributes: BTreeMap::new(),
+    }
+}
 
-    // Second round: what needs the ids found in the first.
-    let group_ids: Vec<String> = groups
+fn subnet_live(id: &ResourceId, s: &aws_sdk_ec2::types::Subnet, names: &Names) -> Live {
+    Live {
+        id: id.clone(),
+        physical_id: s.subnet_id().unwrap_or_default().to_string(),
+        spec: Spec::Subnet(SubnetSpec {
+            vpc: names.logical(s.vpc_id().unwrap_or_default()),
+            cidr: s.cidr_block().unwrap_or_default().to_string(),
+            availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+            tags: from_ec2_tags(s.tags()),
+        }),
+        attributes: BTreeMap::new(),
+    }
+}
+
+fn internet_gateway_live(
+    id: &ResourceId,
+    g: &aws_sdk_ec2::types::InternetGateway,
+    names: &Names,
+) -> Live {
+    let attached = g
+        .attachments()
         .iter()
-        .filter_map(|(_, g)| g.group_id().map(str::to_string))
-        .collect();
-    let vpc_attributes = futures::future::try_join_all(
-        vpcs.iter()
-            .map(|(_, v)| vpc_dns_attributes(cx, v.vpc_id().unwrap_or_default())),
-    );
-    let (vpc_attributes, rules) =
-        tokio::try_join!(vpc_attributes, security::describe_rules(cx, &group_ids))?;
+        .find_map(|a| a.vpc_id())
+        .map(|v| names.logical(v));
+    Live {
+        id: id.clone(),
+        physical_id: g.internet_gateway_id().unwrap_or_default().to_string(),
+        spec: Spec::InternetGateway(InternetGatewaySpec {
+            vpc: attached,
+            tags: from_ec2_tags(g.tags()),
+        }),
+        attributes: BTreeMap::new(),
+    }
+}
 
-    let mut live = Vec::new();
-    for ((id, v), (dns_support, dns_hostnames)) in vpcs.iter().zip(vpc_attributes) {
-        live.push(Live {
-            id: id.clone(),
-            physical_id: v.vpc_id().unwrap_or_default().to_string(),
-            spec: Spec::Vpc(VpcSpec {
-                cidr: v.cidr_block().unwrap_or_default().to_string(),
-                dns_support,
-                dns_hostnames,
-                tags: from_ec2_tags(v.tags()),
-            }),
-            attributes: BTreeMap::new(),
-        });
+fn elastic_ip_live(id: &ResourceId, a: &aws_sdk_ec2::types::Address) -> Live {
+    Live {
+        id: id.clone(),
+        physical_id: a.allocation_id().unwrap_or_default().to_string(),
+        spec: Spec::ElasticIp(ElasticIpSpec {
+            tags: from_ec2_tags(a.tags()),
+        }),
+        attributes: [(
+            "public_ip".to_string(),
+            a.public_ip().unwrap_or_default().to_string(),
+        )]
+        .into(),
     }
-    for (id, s) in &subnets {
-        live.push(Live {
-            id: id.clone(),
-            physical_id: s.subnet_id().unwrap_or_default().to_string(),
-            spec: Spec::Subnet(SubnetSpec {
-                vpc: names.logical(s.vpc_id().unwrap_or_default()),
-                cidr: s.cidr_block().unwrap_or_default().to_string(),
-                availability_zone: s.availability_zone().unwrap_or_default().to_string(),
-                tags: from_ec2_tags(s.tags()),
-            }),
-            attributes: BTreeMap::new(),
-        });
+}
+
+fn nat_gateway_live(id: &ResourceId, n: &aws_sdk_ec2::types::NatGateway, names: &Names) -> Live {
+    let allocation = n
+        .nat_gateway_addresses()
+        .iter()
+        .find_map(|a| a.allocation_id())
+        .unwrap_or_default();
+    Live {
+        id: id.clone(),
+        physical_id: n.nat_gateway_id().unwrap_or_default().to_string(),
+        spec: Spec::NatGateway(NatGatewaySpec {
+            subnet: names.logical(n.subnet_id().unwrap_or_default()),
+            elastic_ip: names.logical(allocation),
+            tags: from_ec2_tags(n.tags()),
+        }),
+        attributes: BTreeMap::new(),
     }
-    for (id, g) in &igws {
-        let attached = g
-            .attachments()
-            .iter()
-            .find_map(|a| a.vpc_id())
-            .map(|v| names.logical(v));
-        live.push(Live {
-            id: id.clone(),
-            physical_id: g.internet_gateway_id().unwrap_or_default().to_string(),
-            spec: Spec::InternetGateway(InternetGatewaySpec {
-                vpc: attached,
-                tags: from_ec2_tags(g.tags()),
-            }),
-            attributes: BTreeMap::new(),
-        });
+}
+
+fn route_table_live(id: &ResourceId, r: &aws_sdk_ec2::types::RouteTable, names: &Names) -> Live {
+    Live {
+        id: id.clone(),
+        physical_id: r.route_table_id().unwrap_or_default().to_string(),
+        spec: Spec::RouteTable(RouteTableSpec {
+            vpc: names.logical(r.vpc_id().unwrap_or_default()),
+            routes: managed_routes(r.routes())
+                .map(|(destination, target)| Route {
+                    destination,
+                    target: names.logical(&target),
+                })
+                .collect(),
+            subnets: r
+                .associations()
+                .iter()
+                .filter_map(|a| a.subnet_id())
+                .map(|s| names.logical(s))
+                .collect(),
+            tags: from_ec2_tags(r.tags()),
+        }),
+        attributes: BTreeMap::new(),
     }
-    for (id, a) in &addresses {
-        live.push(Live {
-            id: id.clone(),
-            physical_id: a.allocation_id().unwrap_or_default().to_string(),
-            spec: Spec::ElasticIp(ElasticIpSpec {
-                tags: from_ec2_tags(a.tags()),
-            }),
-            attributes: [(
-                "public_ip".to_string(),
-                a.public_ip().unwrap_or_default().to_string(),
-            )]
-            .into(),
-        });
-    }
-    for (id, n) in &nats {
-        let allocation = n
-            .nat_gateway_addresses()
-            .iter()
-            .find_map(|a| a.allocation_id())
-            .unwrap_or_default();
-        live.push(Live {
-            id: id.clone(),
-            physical_id: n.nat_gateway_id().unwrap_or_default().to_string(),
-            spec: Spec::NatGateway(NatGatewaySpec {
-                subnet: names.logical(n.subnet_id().unwrap_or_default()),
-                elastic_ip: names.logical(allocation),
-                tags: from_ec2_tags(n.tags()),
-            }),
-            attributes: BTreeMap::new(),
-        });
-    }
-    for (id, r) in &route_tables {
-        live.push(Live {
-            id: id.clone(),
-            physical_id: r.route_table_id().unwrap_or_default().to_string(),
-            spec: Spec::RouteTable(RouteTableSpec {
-                vpc: names.logical(r.vpc_id().unwrap_or_default()),
-                routes: managed_routes(r.routes())
-                    .map(|(destination, target)| Route {
-                        destination,
-                        target: names.logical(&target),
-                    })
-                    .collect(),
-                subnets: r
-                    .associations()
-                    .iter()
-                    .filter_map(|a| a.subnet_id())
-                    .map(|s| names.logical(s))
-                    .collect(),
-                tags: from_ec2_tags(r.tags()),
-            }),
-            attributes: BTreeMap::new(),
-        });
-    }
-    live.extend(security::convert(&groups, &rules, &names));
-    live.extend(endpoints::convert(&vpc_endpoints, &names));
-    Ok(live)
 }
 
 /// Keeps the resources of this environment and learns their logical names.
