@@ -123,54 +123,87 @@ pub async fn apply_after(
     let (removed_last, removed_first): (Vec<&Change>, Vec<&Change>) =
         old_ones.iter().partition(|c| c.create_before_destroy);
     if !removed_first.is_empty() {
-        let mut removal = ApplyReport::default();
-        // The old resources that refer to this one: it goes after them.
-        let after_of = |change: &Change| -> Vec<ResourceId> {
-            let original = change.id.copy_of();
-            removed_first
-                .iter()
-                .filter(|other| {
-                    original
-                        .as_ref()
-                        .is_some_and(|id| other.dependencies.contains(id))
-                })
-                .map(|other| other.id.clone())
-                .collect()
-        };
-        let referrers_gone = |change: &Change, gone: &BTreeSet<ResourceId>| {
-            after_of(change).iter().all(|id| gone.contains(id))
-        };
-        run_waves(
-            cx,
-            events,
-            &mut removal,
-            &removed_first,
-            &after_of,
-            |gone, pending| {
-                pending
-                    .iter()
-                    .filter(|c| referrers_gone(c, gone))
-                    .map(|c| c.id.clone())
-                    .collect()
-            },
-        )
-        .await;
-        // A replace whose old resource is still there is not made; what
-        // depends on it is skipped.
-        let blocked: BTreeSet<ResourceId> = removal
-            .failed
-            .iter()
-            .map(|(id, _)| id)
-            .chain(&removal.skipped)
-            .filter_map(|id| id.copy_of())
-            .collect();
+        let blocked = remove_first(cx, events, &mut report, &removed_first).await;
         others.retain(|c| !blocked.contains(&c.id));
-        report.failed.extend(removal.failed);
-        report.skipped.extend(removal.skipped);
     }
     deletes.extend(removed_last);
+    forward(cx, events, &mut report, &others, done).await;
+    let mut previous_wave: Vec<ResourceId> = others.iter().map(|c| c.id.clone()).collect();
+    if previous_wave.is_empty() {
+        previous_wave = done.to_vec();
+    }
+    delete_waves(cx, events, &mut report, &deletes, previous_wave).await;
+    events.emit(Event::ApplyFinished {
+        succeeded: report.succeeded.len(),
+        failed: report.failed.len(),
+        skipped: report.skipped.len(),
+    });
+    report
+}
 
-    // Forward pass: a step waits for the steps of the resources it refers to.
+/// Deletes the old resources of replaces that must go first, what refers to
+/// them before them; returns the replaces that cannot be made (their old
+/// resource is still there), whose dependants are skipped.
+async fn remove_first(
+    cx: &Context,
+    events: &dyn EventSink,
+    report: &mut ApplyReport,
+    removed_first: &[&Change],
+) -> BTreeSet<ResourceId> {
+    let mut removal = ApplyReport::default();
+    // The old resources that refer to this one: it goes after them.
+    let after_of = |change: &Change| -> Vec<ResourceId> {
+        let original = change.id.copy_of();
+        removed_first
+            .iter()
+            .filter(|other| {
+                original
+                    .as_ref()
+                    .is_some_and(|id| other.dependencies.contains(id))
+            })
+            .map(|other| other.id.clone())
+            .collect()
+    };
+    let referrers_gone = |change: &Change, gone: &BTreeSet<ResourceId>| {
+        after_of(change).iter().all(|id| gone.contains(id))
+    };
+    run_waves(
+        cx,
+        events,
+        &mut removal,
+        removed_first,
+        &after_of,
+        |gone, pending| {
+            pending
+                .iter()
+                .filter(|c| referrers_gone(c, gone))
+                .map(|c| c.id.clone())
+                .collect()
+        },
+    )
+    .await;
+    // A replace whose old resource is still there is not made; what
+    // depends on it is skipped.
+    let blocked: BTreeSet<ResourceId> = removal
+        .failed
+        .iter()
+        .map(|(id, _)| id)
+        .chain(&removal.skipped)
+        .filter_map(|id| id.copy_of())
+        .collect();
+    report.failed.extend(removal.failed);
+    report.skipped.extend(removal.skipped);
+    blocked
+}
+
+/// Forward pass: a step waits for the steps of the resources it refers to.
+async fn forward(
+    cx: &Context,
+    events: &dyn EventSink,
+    report: &mut ApplyReport,
+    others: &[&Change],
+    done: &[ResourceId],
+) {
     let in_plan: BTreeSet<&ResourceId> = others.iter().map(|c| &c.id).collect();
     let mut waiting_on: BTreeMap<&ResourceId, BTreeSet<ResourceId>> = others
         .iter()
@@ -187,28 +220,29 @@ pub async fn apply_after(
             deps
         }
     };
-    run_waves(
-        cx,
-        events,
-        &mut report,
-        &others,
-        &after_of,
-        |done, pending| {
-            pending
-                .iter()
-                .filter(|c| {
-                    waiting_on.get_mut(&c.id).is_some_and(|deps| {
-                        deps.retain(|d| !done.contains(d));
-                        deps.is_empty()
-                    })
+    run_waves(cx, events, report, others, &after_of, |done, pending| {
+        pending
+            .iter()
+            .filter(|c| {
+                waiting_on.get_mut(&c.id).is_some_and(|deps| {
+                    deps.retain(|d| !done.contains(d));
+                    deps.is_empty()
                 })
-                .map(|c| c.id.clone())
-                .collect()
-        },
-    )
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    })
     .await;
+}
 
-    // Deletes, lowest rank first; a wave waits for the one before it.
+/// Deletes, lowest rank first; a wave waits for the one before it.
+async fn delete_waves(
+    cx: &Context,
+    events: &dyn EventSink,
+    report: &mut ApplyReport,
+    deletes: &[&Change],
+    mut previous_wave: Vec<ResourceId>,
+) {
     let mut ranks: Vec<u8> = deletes
         .iter()
         .filter_map(|c| c.id.kind())
@@ -216,10 +250,6 @@ pub async fn apply_after(
         .collect();
     ranks.sort();
     ranks.dedup();
-    let mut previous_wave: Vec<ResourceId> = others.iter().map(|c| c.id.clone()).collect();
-    if previous_wave.is_empty() {
-        previous_wave = done.to_vec();
-    }
     for rank in ranks {
         let wave: Vec<&Change> = deletes
             .iter()
@@ -227,18 +257,12 @@ pub async fn apply_after(
             .filter(|c| c.id.kind().map(|k| k.delete_rank()) == Some(rank))
             .collect();
         let after_of = |_: &Change| previous_wave.clone();
-        run_waves(cx, events, &mut report, &wave, &after_of, |_, pending| {
+        run_waves(cx, events, report, &wave, &after_of, |_, pending| {
             pending.iter().map(|c| c.id.clone()).collect()
         })
         .await;
         previous_wave = wave.iter().map(|c| c.id.clone()).collect();
     }
-    events.emit(Event::ApplyFinished {
-        succeeded: report.succeeded.len(),
-        failed: report.failed.len(),
-        skipped: report.skipped.len(),
-    });
-    report
 }
 
 /// The steps of the plan `change` waits for.
