@@ -338,6 +338,8 @@ fn resources(
         format!("arn:{partition}:{service}:{region}:{id}:{rest}")
     };
     let db = crate::names::database_identifier(config);
+    let cluster = crate::names::cluster_name(config);
+    let bucket = blueprint::bucket_name(config, account);
     let state = crate::state::Store::bucket_name(id, region);
     match scope {
         Scope::Any => vec!["*".into()],
@@ -349,10 +351,12 @@ fn resources(
             format!("secret:poolside/{env}/*"),
         )],
         Scope::RdsManagedSecret => vec![arn("secretsmanager", region, "secret:rds!db-*".into())],
-        Scope::LogGroup => vec![
-            arn("logs", region, format!("log-group:/poolside/{env}/*")),
-            arn("logs", region, format!("log-group:/poolside/{env}/*:*")),
-        ],
+        Scope::LogGroup => [
+            format!("log-group:/poolside/{env}/*"),
+            format!("log-group:/poolside/{env}/*:*"),
+        ]
+        .map(|rest| arn("logs", region, rest))
+        .into(),
         Scope::Repository => vec![arn(
             "ecr",
             region,
@@ -360,82 +364,42 @@ fn resources(
         )],
         // The artifacts bucket, and the state bucket that holds the lock and history.
         Scope::Bucket => vec![
-            format!(
-                "arn:{partition}:s3:::{}",
-                blueprint::bucket_name(config, account)
-            ),
+            format!("arn:{partition}:s3:::{bucket}"),
             format!("arn:{partition}:s3:::{state}"),
         ],
         Scope::BucketObjects => vec![
-            format!(
-                "arn:{partition}:s3:::{}/*",
-                blueprint::bucket_name(config, account)
-            ),
+            format!("arn:{partition}:s3:::{bucket}/*"),
             format!("arn:{partition}:s3:::{state}/locks/{env}.json"),
             format!("arn:{partition}:s3:::{state}/history/{env}/*"),
             format!("arn:{partition}:s3:::{state}/domains/{env}.json"),
         ],
-        Scope::Database => vec![
-            arn("rds", region, format!("db:{db}")),
-            arn("rds", region, format!("pg:{db}-*")),
-            arn("rds", region, format!("subgrp:{db}")),
-            arn("rds", region, format!("snapshot:{db}-final-*")),
-        ],
-        Scope::LoadBalancer => vec![
-            arn(
-                "elasticloadbalancing",
-                region,
-                format!("loadbalancer/app/poolside-{env}/*"),
-            ),
-            arn(
-                "elasticloadbalancing",
-                region,
-                format!("listener/app/poolside-{env}/*"),
-            ),
-            arn(
-                "elasticloadbalancing",
-                region,
-                format!("listener-rule/app/poolside-{env}/*"),
-            ),
-            arn(
-                "elasticloadbalancing",
-                region,
-                format!("targetgroup/poolside-{env}/*"),
-            ),
+        Scope::Database => [
+            format!("db:{db}"),
+            format!("pg:{db}-*"),
+            format!("subgrp:{db}"),
+            format!("snapshot:{db}-final-*"),
+        ]
+        .map(|rest| arn("rds", region, rest))
+        .into(),
+        Scope::LoadBalancer => [
+            format!("loadbalancer/app/poolside-{env}/*"),
+            format!("listener/app/poolside-{env}/*"),
+            format!("listener-rule/app/poolside-{env}/*"),
+            format!("targetgroup/poolside-{env}/*"),
             // The alternate target group of traffic shifts.
-            arn(
-                "elasticloadbalancing",
-                region,
-                format!("targetgroup/poolside-{env}-a/*"),
-            ),
-        ],
-        Scope::Ecs => vec![
-            arn(
-                "ecs",
-                region,
-                format!("cluster/{}", crate::names::cluster_name(config)),
-            ),
-            arn(
-                "ecs",
-                region,
-                format!("service/{}/*", crate::names::cluster_name(config)),
-            ),
-            arn(
-                "ecs",
-                region,
-                format!("task-definition/poolside-{env}-api:*"),
-            ),
-            arn(
-                "ecs",
-                region,
-                format!("task-definition/poolside-{env}-schema:*"),
-            ),
-            arn(
-                "ecs",
-                region,
-                format!("task/{}/*", crate::names::cluster_name(config)),
-            ),
-        ],
+            format!("targetgroup/poolside-{env}-a/*"),
+        ]
+        .map(|rest| arn("elasticloadbalancing", region, rest))
+        .into(),
+        Scope::Ecs => [
+            format!("cluster/{cluster}"),
+            format!("service/{cluster}/*"),
+            format!("task-definition/poolside-{env}-api:*"),
+            format!("task-definition/poolside-{env}-schema:*"),
+            format!("task/{cluster}/*"),
+        ]
+        .map(|rest| arn("ecs", region, rest))
+        .into(),
         Scope::Alarms => vec![arn(
             "cloudwatch",
             region,
