@@ -16,7 +16,7 @@ use super::globals::{exit, Globals};
 use super::guarded;
 use crate::config::Phase;
 use crate::database;
-use crate::engine::apply::apply;
+use crate::engine::apply::{apply, ApplyReport};
 use crate::engine::plan::Plan;
 use crate::local_plane;
 use crate::model::{Kind, ResourceId, Spec};
@@ -88,21 +88,7 @@ async fn destroy_locked(
     guard.note_plan(&plan);
     let emulator = session.config.endpoint_url.is_some();
     if plan.is_empty() {
-        let stopped = if emulator {
-            local_plane::stop(&session.config).await?
-        } else {
-            None
-        };
-        match globals.output {
-            Format::Json => output::json_line("plan", &plan),
-            Format::Human => println!(
-                "Nothing to destroy: no resource of environment `{}` exists.",
-                args.env
-            ),
-        }
-        if let Some(pid) = stopped {
-            eprintln!("Stopped the local PostgREST (pid {pid}).");
-        }
+        nothing_to_destroy(globals, session, &plan, &args.env).await?;
         globals.print_stats(session, started);
         return Ok(ExitCode::from(exit::OK));
     }
@@ -120,20 +106,72 @@ async fn destroy_locked(
     if !args.yes {
         confirm_by_name(&args.env)?;
     }
-
-    // The local stand-in for the final snapshot is taken before the instance
-    // (and with it, on moto, its master secret) goes.
-    let master = if emulator {
-        database::master_login(&session.cx).await?
+    let local = if emulator {
+        stand_in_for_snapshot(session).await?
     } else {
-        None
+        LocalPlane::default()
     };
-    let local_api_stopped = if emulator {
+    let progress = Progress::new(globals.output);
+    let report = apply(&session.cx, &plan, &progress).await;
+    guard.note_done(&report.changed());
+    if !report.is_success() {
+        globals.print_stats(session, started);
+        return Err(incomplete(globals, &report, &args.env));
+    }
+    progress.print_critical_path();
+    if !session.remembered_domains().await?.is_empty() {
+        crate::state::remember_domains(guard.store(), &args.env, &[]).await?;
+    }
+    if let Some(login) = &local.master {
+        local_plane::drop_database(&session.config, &login.username, &login.password).await?;
+    }
+    print_summary(globals, session, &plan, &report, &local, &args.env);
+    globals.print_stats(session, started);
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// An empty plan: nothing of the environment exists (the local PostgREST,
+/// if one still runs, is stopped).
+async fn nothing_to_destroy(
+    globals: &Globals,
+    session: &Session,
+    plan: &Plan,
+    env: &str,
+) -> anyhow::Result<()> {
+    let emulator = session.config.endpoint_url.is_some();
+    let stopped = if emulator {
         local_plane::stop(&session.config).await?
     } else {
         None
     };
-    let local_dump = match &master {
+    match globals.output {
+        Format::Json => output::json_line("plan", plan),
+        Format::Human => println!(
+            "Nothing to destroy: no resource of environment `{}` exists.",
+            env
+        ),
+    }
+    if let Some(pid) = stopped {
+        eprintln!("Stopped the local PostgREST (pid {pid}).");
+    }
+    Ok(())
+}
+
+/// What the emulator's local data plane leaves behind: the master login
+/// (read before the instance, and on moto its secret, goes), whether the
+/// local PostgREST was stopped, and the dump standing in for the final
+/// snapshot.
+#[derive(Default)]
+struct LocalPlane {
+    master: Option<database::Login>,
+    api_stopped: Option<u32>,
+    dump: Option<std::path::PathBuf>,
+}
+
+async fn stand_in_for_snapshot(session: &Session) -> anyhow::Result<LocalPlane> {
+    let master = database::master_login(&session.cx).await?;
+    let api_stopped = local_plane::stop(&session.config).await?;
+    let dump = match &master {
         Some(login) if session.cx.deletion.final_snapshot => {
             local_plane::dump_database(&session.config, &login.username, &login.password)
                 .await
@@ -141,59 +179,62 @@ async fn destroy_locked(
         }
         _ => None,
     };
+    Ok(LocalPlane {
+        master,
+        api_stopped,
+        dump,
+    })
+}
 
-    let progress = Progress::new(globals.output);
-    let report = apply(&session.cx, &plan, &progress).await;
-    guard.note_done(&report.changed());
-    if !report.is_success() {
-        globals.print_stats(session, started);
-        if globals.output == Format::Json {
-            output::json_line("apply_report", &report);
-        }
-        if crate::interrupt::requested() {
-            eprintln!(
-                "Interrupted: {} deleted, the rest not. Run destroy again to finish.",
-                report.succeeded.len()
-            );
-            return Err(crate::interrupt::Interrupted.into());
-        }
-        bail!(
-            "destroy of `{}` incomplete: {} failed, {} skipped, {} deleted. Fix the cause and run destroy again: it picks up what is left.",
-            args.env,
-            report.failed.len(),
-            report.skipped.len(),
+/// The error of a destroy that did not finish (an interrupt, or failures).
+fn incomplete(globals: &Globals, report: &ApplyReport, env: &str) -> anyhow::Error {
+    if globals.output == Format::Json {
+        output::json_line("apply_report", report);
+    }
+    if crate::interrupt::requested() {
+        eprintln!(
+            "Interrupted: {} deleted, the rest not. Run destroy again to finish.",
             report.succeeded.len()
         );
+        return crate::interrupt::Interrupted.into();
     }
-    progress.print_critical_path();
-    if !session.remembered_domains().await?.is_empty() {
-        crate::state::remember_domains(guard.store(), &args.env, &[]).await?;
-    }
-    if let Some(login) = &master {
-        local_plane::drop_database(&session.config, &login.username, &login.password).await?;
-    }
+    anyhow::anyhow!(
+        "destroy of `{env}` incomplete: {} failed, {} skipped, {} deleted. Fix the cause and run destroy again: it picks up what is left.",
+        report.failed.len(),
+        report.skipped.len(),
+        report.succeeded.len()
+    )
+}
 
+fn print_summary(
+    globals: &Globals,
+    session: &Session,
+    plan: &Plan,
+    report: &ApplyReport,
+    local: &LocalPlane,
+    env: &str,
+) {
     let instance = ResourceId::new(Kind::DbInstance, "main");
     let final_snapshot = session.cx.attribute(&instance, "final_snapshot");
     let has_secrets = plan
         .changes
         .iter()
         .any(|c| c.id.kind() == Some(Kind::Secret));
-    let local_dump_text = local_dump.as_ref().map(|p| p.display().to_string());
+    let local_dump_text = local.dump.as_ref().map(|p| p.display().to_string());
     let summary = DestroyReport {
         deleted: report.succeeded.len(),
         final_snapshot,
         secrets_recoverable_for_days: has_secrets
             .then_some(crate::resources::secrets::RECOVERY_WINDOW_DAYS),
         local_dump: local_dump_text.as_deref(),
-        local_api_stopped,
+        local_api_stopped: local.api_stopped,
     };
     match globals.output {
         Format::Json => output::json_line("destroy", &summary),
         Format::Human => {
             println!(
                 "Destroy complete: {} deleted from environment `{}`.",
-                summary.deleted, args.env
+                summary.deleted, env
             );
             if let Some(snapshot) = &summary.final_snapshot {
                 println!("Final snapshot of the database: {snapshot} (restore it with RestoreDBInstanceFromDBSnapshot).");
@@ -208,8 +249,6 @@ async fn destroy_locked(
             }
         }
     }
-    globals.print_stats(session, started);
-    Ok(ExitCode::from(exit::OK))
 }
 
 /// Every reason not to start, each saying what to pass or change.
