@@ -197,23 +197,7 @@ async fn promote_locked(
             release.digest
         );
     }
-    // Expand, then contract: a contracting migration waits for a release
-    // that no longer needs what it removes to be the one running.
-    let runs_release = next
-        .cx
-        .attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image")
-        .is_some_and(|running| running == target_image);
-    if !runs_release {
-        let contracting = database::pending_contracts(&next.cx, &next.config).await;
-        if !contracting.is_empty() {
-            bail!(
-                "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
-                contracting.join(", "),
-                if contracting.len() == 1 { "it is" } else { "they are" },
-                migrations::CONTRACT_MARKER
-            );
-        }
-    }
+    refuse_early_contract(&next, to, &target_image).await?;
     if args.dry_run {
         guard.note_dry_run();
         output::print_plan(&plan, globals.output, globals.compact);
@@ -240,7 +224,58 @@ async fn promote_locked(
             release.digest
         );
     }
+    let target = Target {
+        next: &next,
+        path,
+        promoted_text,
+        image: &target_image,
+    };
+    deploy_release(globals, guard, args, &target, release, started).await
+}
 
+/// Expand, then contract: a contracting migration waits for a release
+/// that no longer needs what it removes to be the one running.
+async fn refuse_early_contract(next: &Session, to: &str, target_image: &str) -> anyhow::Result<()> {
+    let runs_release = next
+        .cx
+        .attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image")
+        .is_some_and(|running| running == target_image);
+    if !runs_release {
+        let contracting = database::pending_contracts(&next.cx, &next.config).await;
+        if !contracting.is_empty() {
+            bail!(
+                "{} would be applied while `{to}`'s current release still serves traffic, and {} marked `{}`: it removes what that release may still use. Promote a release without it first; once that release runs in `{to}`, the next promotion applies it. Nothing was changed",
+                contracting.join(", "),
+                if contracting.len() == 1 { "it is" } else { "they are" },
+                migrations::CONTRACT_MARKER
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where a release goes: the environment's session, its file and the text
+/// that names the release, and the image in its repository.
+struct Target<'a> {
+    next: &'a Session,
+    path: &'a Path,
+    promoted_text: &'a str,
+    image: &'a str,
+}
+
+/// Writes the release into the environment's file and deploys it; puts the
+/// file back when nothing changed or the service still runs the previous
+/// release.
+async fn deploy_release(
+    globals: &Globals,
+    guard: &guarded::Guarded,
+    args: &promote::Args,
+    target: &Target<'_>,
+    release: &Release,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let (to, next, path) = (args.to.as_str(), target.next, target.path);
+    let (promoted_text, target_image) = (target.promoted_text, target.image);
     // The file first, as a phase promotion does: a deploy interrupted after
     // this is finished by the next `poolside deploy`.
     let original = std::fs::read_to_string(path)?;
@@ -253,7 +288,7 @@ async fn promote_locked(
         lock_timeout: args.lock_timeout,
         plan: None,
     };
-    let deployed = deploy::deploy_locked(globals, &next, guard, &deploy_args, started).await;
+    let deployed = deploy::deploy_locked(globals, next, guard, &deploy_args, started).await;
     if deployed.is_ok() {
         guard.note_release(&next.config);
     }
@@ -275,7 +310,7 @@ async fn promote_locked(
         // Refused or cancelled before any change: the file goes back too.
         std::fs::write(path, original)?;
     } else if let Some(previous) = match &deployed {
-        Err(_) => still_running_another(&next, &target_image).await,
+        Err(_) => still_running_another(next, target_image).await,
         Ok(_) => None,
     } {
         // ECS rolled the release back (an alarm during the shift), or the
