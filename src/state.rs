@@ -158,6 +158,15 @@ impl Store {
                     .context("creating the poolside state bucket")
             }
         }
+        self.protect().await?;
+        self.expire_old_versions().await?;
+        self.require_tls(partition).await
+    }
+
+    /// No public access, versions kept, encrypted at rest.
+    async fn protect(&self) -> anyhow::Result<()> {
+        use aws_sdk_s3::types::*;
+        let s3 = &self.s3;
         s3.put_public_access_block()
             .bucket(&self.bucket)
             .expected_bucket_owner(&self.owner)
@@ -202,6 +211,12 @@ impl Store {
             .send()
             .await
             .aws("PutBucketEncryption")?;
+        Ok(())
+    }
+
+    async fn expire_old_versions(&self) -> anyhow::Result<()> {
+        use aws_sdk_s3::types::*;
+        let s3 = &self.s3;
         // Every lease renewal writes a new version of the lock object: keep
         // the old ones a day, not forever. The history's records are written
         // once; their old versions (none, unless edited by hand) go after 90.
@@ -234,6 +249,11 @@ impl Store {
             .send()
             .await
             .aws("PutBucketLifecycleConfiguration")?;
+        Ok(())
+    }
+
+    async fn require_tls(&self, partition: &str) -> anyhow::Result<()> {
+        let s3 = &self.s3;
         let arn = format!("arn:{partition}:s3:::{}", self.bucket);
         let policy = serde_json::json!({
             "Version": "2012-10-17",
