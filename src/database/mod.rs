@@ -445,28 +445,7 @@ async fn inspect_reachable(
             .await?;
     let _ = admin.close().await;
     if !exists {
-        return Ok(Inspection {
-            database_exists: false,
-            migrations: migrations::Status {
-                pending: shipped.iter().map(|s| s.file.clone()).collect(),
-                ..Default::default()
-            },
-            jobs: declared
-                .iter()
-                .map(|j| JobDifference {
-                    name: j.name.clone(),
-                    action: cron::JobAction::Scheduled,
-                    expected: Some(
-                        serde_json::json!({"schedule": j.schedule, "command": j.command}),
-                    ),
-                    actual: None,
-                })
-                .collect(),
-            extensions_missing: vec!["vector".into(), "pg_cron".into()],
-            roles_missing: vec![],
-            privileges_extra: vec![],
-            privileges_missing: vec![],
-        });
+        return Ok(not_created(&shipped, &declared));
     }
     let mut app = server
         .try_connect(&master, app_database)
@@ -485,48 +464,8 @@ async fn inspect_reachable(
     )
     .fetch_all(&mut app)
     .await?;
-    let cron_database: Option<String> =
-        sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
-            .fetch_one(&mut app)
-            .await?;
-    let has_ownership: bool =
-        sqlx::query_scalar("SELECT to_regclass('platform.scheduled_jobs') IS NOT NULL")
-            .fetch_one(&mut app)
-            .await?;
-    let live = match cron_database.filter(|d| !d.is_empty()) {
-        Some(cron_database) if has_ownership => {
-            let mut cron_conn = server
-                .try_connect(&master, &cron_database)
-                .await
-                .map_err(unreached)?;
-            let has_cron: bool = sqlx::query_scalar("SELECT to_regclass('cron.job') IS NOT NULL")
-                .fetch_one(&mut cron_conn)
-                .await?;
-            let live = if has_cron {
-                Some(cron::read(&mut cron_conn, &mut app).await?)
-            } else {
-                None
-            };
-            let _ = cron_conn.close().await;
-            live
-        }
-        _ => None,
-    };
-    let live = live.unwrap_or(cron::Live {
-        jobs: vec![],
-        owned: Default::default(),
-    });
-    let jobs = cron::plan(&live, &declared, app_database)
-        .into_iter()
-        .map(|p| JobDifference {
-            name: p.name,
-            action: p.action,
-            expected: p
-                .declared
-                .map(|j| serde_json::json!({"schedule": j.schedule, "command": j.command, "database": app_database, "active": true})),
-            actual: p.live.map(|l| serde_json::json!({"schedule": l.schedule, "command": l.command, "database": l.database, "active": l.active})),
-        })
-        .collect();
+    let live = live_jobs(&server, &master, &mut app).await?;
+    let jobs = job_differences(&live, &declared, app_database);
     let (privileges_extra, privileges_missing) = match privileges::recorded(&mut app).await? {
         Some(recorded) => privileges::compare(&recorded, &privileges::current(&mut app).await?),
         None => (vec![], vec![]),
@@ -541,6 +480,96 @@ async fn inspect_reachable(
         privileges_extra,
         privileges_missing,
     })
+}
+
+/// A database not created yet: everything is to do.
+fn not_created(shipped: &[migrations::Shipped], declared: &[cron::Job]) -> Inspection {
+    Inspection {
+        database_exists: false,
+        migrations: migrations::Status {
+            pending: shipped.iter().map(|s| s.file.clone()).collect(),
+            ..Default::default()
+        },
+        jobs: declared
+            .iter()
+            .map(|j| JobDifference {
+                name: j.name.clone(),
+                action: cron::JobAction::Scheduled,
+                expected: Some(serde_json::json!({"schedule": j.schedule, "command": j.command})),
+                actual: None,
+            })
+            .collect(),
+        extensions_missing: vec!["vector".into(), "pg_cron".into()],
+        roles_missing: vec![],
+        privileges_extra: vec![],
+        privileges_missing: vec![],
+    }
+}
+
+/// The pg_cron jobs as they are, read in the database that holds pg_cron
+/// (none before pg_cron or poolside's ownership table exist).
+async fn live_jobs(
+    server: &Server,
+    master: &Login,
+    app: &mut PgConnection,
+) -> anyhow::Result<cron::Live> {
+    let unreached = |u: Unreached| {
+        anyhow!(
+            "cannot connect to PostgreSQL at {}: {}",
+            server.describe(),
+            u.cause()
+        )
+    };
+    let cron_database: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
+            .fetch_one(&mut *app)
+            .await?;
+    let has_ownership: bool =
+        sqlx::query_scalar("SELECT to_regclass('platform.scheduled_jobs') IS NOT NULL")
+            .fetch_one(&mut *app)
+            .await?;
+    let live = match cron_database.filter(|d| !d.is_empty()) {
+        Some(cron_database) if has_ownership => {
+            let mut cron_conn = server
+                .try_connect(master, &cron_database)
+                .await
+                .map_err(unreached)?;
+            let has_cron: bool = sqlx::query_scalar("SELECT to_regclass('cron.job') IS NOT NULL")
+                .fetch_one(&mut cron_conn)
+                .await?;
+            let live = if has_cron {
+                Some(cron::read(&mut cron_conn, app).await?)
+            } else {
+                None
+            };
+            let _ = cron_conn.close().await;
+            live
+        }
+        _ => None,
+    };
+    Ok(live.unwrap_or(cron::Live {
+        jobs: vec![],
+        owned: Default::default(),
+    }))
+}
+
+/// What the schema step would change of the jobs.
+fn job_differences(
+    live: &cron::Live,
+    declared: &[cron::Job],
+    app_database: &str,
+) -> Vec<JobDifference> {
+    cron::plan(live, declared, app_database)
+        .into_iter()
+        .map(|p| JobDifference {
+            name: p.name,
+            action: p.action,
+            expected: p
+                .declared
+                .map(|j| serde_json::json!({"schedule": j.schedule, "command": j.command, "database": app_database, "active": true})),
+            actual: p.live.map(|l| serde_json::json!({"schedule": l.schedule, "command": l.command, "database": l.database, "active": l.active})),
+        })
+        .collect()
 }
 
 /// Where the instance answers, and its master login from the secret RDS manages.
