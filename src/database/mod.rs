@@ -295,25 +295,7 @@ pub async fn converge(
         }
     };
 
-    // The privilege matrix: recorded as the migrations leave it, restored
-    // when someone changed it by hand since.
-    let privileges = async {
-        match privileges::recorded(&mut app).await? {
-            Some(recorded) if report.migrations_applied.is_empty() => {
-                let current = privileges::current(&mut app).await?;
-                let (extra, missing) = privileges::compare(&recorded, &current);
-                privileges::restore(&mut app, &extra, &missing).await
-            }
-            _ => privileges::record(&mut app).await.map(|()| vec![]),
-        }
-    };
-    report.privileges_restored = privileges.await.map_err(|e| {
-        anyhow!(
-            "checking the privileges of the api and platform schemas: {}",
-            migrations::database_message(&e)
-        )
-    })?;
-
+    report.privileges_restored = keep_privileges(&mut app, &report).await?;
     if !report.migrations_applied.is_empty() || !report.privileges_restored.is_empty() {
         sqlx::query("NOTIFY pgrst, 'reload schema'")
             .execute(&mut app)
@@ -329,9 +311,48 @@ pub async fn converge(
     report.authenticator_password_set =
         ensure_password(&server, &mut app, &authenticator, app_database).await?;
 
+    reconcile_jobs(&server, &master, &mut app, &mut report).await?;
+    let _ = app.close().await;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The privilege matrix: recorded as the migrations leave it, restored
+/// when someone changed it by hand since; returns what was put back.
+async fn keep_privileges(
+    app: &mut PgConnection,
+    report: &DataTierReport,
+) -> anyhow::Result<Vec<String>> {
+    let privileges = async {
+        match privileges::recorded(&mut *app).await? {
+            Some(recorded) if report.migrations_applied.is_empty() => {
+                let current = privileges::current(&mut *app).await?;
+                let (extra, missing) = privileges::compare(&recorded, &current);
+                privileges::restore(&mut *app, &extra, &missing).await
+            }
+            _ => privileges::record(&mut *app).await.map(|()| vec![]),
+        }
+    };
+    privileges.await.map_err(|e| {
+        anyhow!(
+            "checking the privileges of the api and platform schemas: {}",
+            migrations::database_message(&e)
+        )
+    })
+}
+
+/// pg_cron's jobs made as `sql/jobs.toml` declares them, in the database
+/// that holds pg_cron (the app database on RDS, or another one).
+async fn reconcile_jobs(
+    server: &Server,
+    master: &Login,
+    app: &mut PgConnection,
+    report: &mut DataTierReport,
+) -> anyhow::Result<()> {
+    let app_database = report.database.clone();
     let cron_database: Option<String> =
         sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
-            .fetch_one(&mut app)
+            .fetch_one(&mut *app)
             .await?;
     let Some(cron_database) = cron_database.filter(|d| !d.is_empty()) else {
         bail!("pg_cron is not loaded on {}: shared_preload_libraries must include pg_cron (the parameter group sets it; it takes effect after a reboot)", report.endpoint);
@@ -340,11 +361,11 @@ pub async fn converge(
     let jobs = cron::declared();
     report.jobs_total = jobs.len();
     // pg_cron's own database may be the app database (RDS) or another one.
-    let mut cron_conn = server.connect(&master, &cron_database).await?;
+    let mut cron_conn = server.connect(master, &cron_database).await?;
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .execute(&mut cron_conn)
         .await?;
-    let changes = cron::reconcile(&mut cron_conn, &mut app, app_database, &jobs).await;
+    let changes = cron::reconcile(&mut cron_conn, app, &app_database, &jobs).await;
     let _ = cron_conn.close().await;
     report.jobs_changed = changes.map_err(|e| {
         anyhow!(
@@ -352,9 +373,7 @@ pub async fn converge(
             migrations::database_message(&e)
         )
     })?;
-    let _ = app.close().await;
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(())
 }
 
 /// What the database holds compared with this build, read-only: the
