@@ -217,118 +217,160 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &BucketSpec) -> anyhow:
 }
 
 pub async fn update(cx: &Context, old: &BucketSpec, new: &BucketSpec) -> anyhow::Result<()> {
-    let s3 = &cx.clients.s3;
     let bucket = new.name.as_str();
     // Tags first: after a crash, the bucket is already known as ours.
     if old.tags != new.tags {
-        let tags = new
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<Vec<_>, _>>()?;
-        let tagging = Tagging::builder().set_tag_set(Some(tags)).build()?;
-        s3.put_bucket_tagging()
-            .bucket(bucket)
-            .tagging(tagging)
-            .send()
-            .await
-            .aws("PutBucketTagging")?;
+        put_tags(cx, bucket, new).await?;
     }
     if old.block_public_access != new.block_public_access {
-        let flag = new.block_public_access;
-        let config = PublicAccessBlockConfiguration::builder()
-            .block_public_acls(flag)
-            .ignore_public_acls(flag)
-            .block_public_policy(flag)
-            .restrict_public_buckets(flag)
-            .build();
-        s3.put_public_access_block()
-            .bucket(bucket)
-            .public_access_block_configuration(config)
-            .send()
-            .await
-            .aws("PutPublicAccessBlock")?;
+        put_public_access_block(cx, bucket, new).await?;
     }
     if old.encryption != new.encryption {
-        let default = ServerSideEncryptionByDefault::builder()
-            .sse_algorithm(ServerSideEncryption::from(new.encryption.as_str()))
-            .build()?;
-        let config = ServerSideEncryptionConfiguration::builder()
-            .rules(
-                ServerSideEncryptionRule::builder()
-                    .apply_server_side_encryption_by_default(default)
-                    .build(),
-            )
-            .build()?;
-        s3.put_bucket_encryption()
-            .bucket(bucket)
-            .server_side_encryption_configuration(config)
-            .send()
-            .await
-            .aws("PutBucketEncryption")?;
+        put_encryption(cx, bucket, new).await?;
     }
     if old.versioning != new.versioning {
-        let status = if new.versioning {
-            BucketVersioningStatus::Enabled
-        } else {
-            BucketVersioningStatus::Suspended
-        };
-        s3.put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(VersioningConfiguration::builder().status(status).build())
-            .send()
-            .await
-            .aws("PutBucketVersioning")?;
+        put_versioning(cx, bucket, new).await?;
     }
     if old.policy != new.policy {
-        match &new.policy {
-            Some(policy) => {
-                s3.put_bucket_policy()
-                    .bucket(bucket)
-                    .policy(policy.to_string())
-                    .send()
-                    .await
-                    .aws("PutBucketPolicy")?;
-            }
-            None => {
-                s3.delete_bucket_policy()
-                    .bucket(bucket)
-                    .send()
-                    .await
-                    .aws("DeleteBucketPolicy")?;
-            }
-        }
+        put_policy(cx, bucket, new).await?;
     }
     if old.noncurrent_version_expiration_days != new.noncurrent_version_expiration_days {
-        match new.noncurrent_version_expiration_days {
-            Some(days) => {
-                let rule = LifecycleRule::builder()
-                    .id(LIFECYCLE_RULE_ID)
-                    .status(ExpirationStatus::Enabled)
-                    .filter(LifecycleRuleFilter::builder().prefix("").build())
-                    .noncurrent_version_expiration(
-                        NoncurrentVersionExpiration::builder()
-                            .noncurrent_days(days as i32)
-                            .build(),
-                    )
-                    .build()?;
-                let config = BucketLifecycleConfiguration::builder()
-                    .rules(rule)
-                    .build()?;
-                s3.put_bucket_lifecycle_configuration()
-                    .bucket(bucket)
-                    .lifecycle_configuration(config)
-                    .send()
-                    .await
-                    .aws("PutBucketLifecycleConfiguration")?;
-            }
-            None => {
-                s3.delete_bucket_lifecycle()
-                    .bucket(bucket)
-                    .send()
-                    .await
-                    .aws("DeleteBucketLifecycle")?;
-            }
+        put_lifecycle(cx, bucket, new).await?;
+    }
+    Ok(())
+}
+
+/// The bucket's tags, exactly `new`'s.
+async fn put_tags(cx: &Context, bucket: &str, new: &BucketSpec) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    let tags = new
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let tagging = Tagging::builder().set_tag_set(Some(tags)).build()?;
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(tagging)
+        .send()
+        .await
+        .aws("PutBucketTagging")?;
+    Ok(())
+}
+
+async fn put_public_access_block(
+    cx: &Context,
+    bucket: &str,
+    new: &BucketSpec,
+) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    let flag = new.block_public_access;
+    let config = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(flag)
+        .ignore_public_acls(flag)
+        .block_public_policy(flag)
+        .restrict_public_buckets(flag)
+        .build();
+    s3.put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(config)
+        .send()
+        .await
+        .aws("PutPublicAccessBlock")?;
+    Ok(())
+}
+
+async fn put_encryption(cx: &Context, bucket: &str, new: &BucketSpec) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::from(new.encryption.as_str()))
+        .build()?;
+    let config = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(default)
+                .build(),
+        )
+        .build()?;
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await
+        .aws("PutBucketEncryption")?;
+    Ok(())
+}
+
+async fn put_versioning(cx: &Context, bucket: &str, new: &BucketSpec) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    let status = if new.versioning {
+        BucketVersioningStatus::Enabled
+    } else {
+        BucketVersioningStatus::Suspended
+    };
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(VersioningConfiguration::builder().status(status).build())
+        .send()
+        .await
+        .aws("PutBucketVersioning")?;
+    Ok(())
+}
+
+/// The bucket policy, or none.
+async fn put_policy(cx: &Context, bucket: &str, new: &BucketSpec) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    match &new.policy {
+        Some(policy) => {
+            s3.put_bucket_policy()
+                .bucket(bucket)
+                .policy(policy.to_string())
+                .send()
+                .await
+                .aws("PutBucketPolicy")?;
+        }
+        None => {
+            s3.delete_bucket_policy()
+                .bucket(bucket)
+                .send()
+                .await
+                .aws("DeleteBucketPolicy")?;
+        }
+    }
+    Ok(())
+}
+
+/// The expiry of old versions, or none.
+async fn put_lifecycle(cx: &Context, bucket: &str, new: &BucketSpec) -> anyhow::Result<()> {
+    let s3 = &cx.clients.s3;
+    match new.noncurrent_version_expiration_days {
+        Some(days) => {
+            let rule = LifecycleRule::builder()
+                .id(LIFECYCLE_RULE_ID)
+                .status(ExpirationStatus::Enabled)
+                .filter(LifecycleRuleFilter::builder().prefix("").build())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(days as i32)
+                        .build(),
+                )
+                .build()?;
+            let config = BucketLifecycleConfiguration::builder()
+                .rules(rule)
+                .build()?;
+            s3.put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(config)
+                .send()
+                .await
+                .aws("PutBucketLifecycleConfiguration")?;
+        }
+        None => {
+            s3.delete_bucket_lifecycle()
+                .bucket(bucket)
+                .send()
+                .await
+                .aws("DeleteBucketLifecycle")?;
         }
     }
     Ok(())
