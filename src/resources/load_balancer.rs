@@ -80,38 +80,7 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
         check_owner(cx, "load balancer", &names.load_balancer, &tags)?;
-        let id = ResourceId::new(Kind::LoadBalancer, "api");
-        live.push(Live {
-            id: id.clone(),
-            physical_id: arn.clone(),
-            spec: Spec::LoadBalancer(LoadBalancerSpec {
-                name: names.load_balancer.clone(),
-                scheme: lb
-                    .scheme()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                subnets: lb
-                    .availability_zones()
-                    .iter()
-                    .filter_map(|az| az.subnet_id().map(str::to_string))
-                    .collect(),
-                security_groups: lb.security_groups().iter().cloned().collect(),
-                tags,
-            }),
-            attributes: BTreeMap::from([
-                (
-                    "dns_name".to_string(),
-                    lb.dns_name().unwrap_or_default().to_string(),
-                ),
-                (
-                    "canonical_zone".to_string(),
-                    lb.canonical_hosted_zone_id()
-                        .unwrap_or_default()
-                        .to_string(),
-                ),
-                ("dimension".to_string(), load_balancer_dimension(&arn)),
-            ]),
-        });
+        live.push(load_balancer_live(&lb, &names.load_balancer, tags));
         live.extend(discover_listeners(cx, &arn).await?);
     }
     for (id, name, tg) in target_groups {
@@ -119,38 +88,95 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
         check_owner(cx, "target group", &name, &tags)?;
         let deregistration_delay_s = deregistration_delay(cx, &arn).await?;
-        live.push(Live {
+        live.push(target_group_live(
             id,
-            physical_id: arn.clone(),
-            spec: Spec::TargetGroup(TargetGroupSpec {
-                name,
-                port: tg.port().unwrap_or_default(),
-                protocol: tg
-                    .protocol()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default(),
-                target_type: tg
-                    .target_type()
-                    .map(|t| t.as_str().to_string())
-                    .unwrap_or_default(),
-                vpc: tg.vpc_id().unwrap_or_default().to_string(),
-                health_check_path: tg.health_check_path().unwrap_or_default().to_string(),
-                health_check_port: tg.health_check_port().unwrap_or_default().to_string(),
-                health_check_interval_s: tg.health_check_interval_seconds().unwrap_or_default(),
-                healthy_threshold: tg.healthy_threshold_count().unwrap_or_default(),
-                unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or_default(),
-                matcher: tg
-                    .matcher()
-                    .and_then(|m| m.http_code())
-                    .unwrap_or_default()
-                    .to_string(),
-                deregistration_delay_s,
-                tags,
-            }),
-            attributes: BTreeMap::from([("dimension".to_string(), target_group_dimension(&arn))]),
-        });
+            name,
+            &tg,
+            tags,
+            deregistration_delay_s,
+        ));
     }
     Ok(live)
+}
+
+fn load_balancer_live(
+    lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer,
+    name: &str,
+    tags: Tags,
+) -> Live {
+    let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+    let id = ResourceId::new(Kind::LoadBalancer, "api");
+    Live {
+        id: id.clone(),
+        physical_id: arn.clone(),
+        spec: Spec::LoadBalancer(LoadBalancerSpec {
+            name: name.to_string(),
+            scheme: lb
+                .scheme()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            subnets: lb
+                .availability_zones()
+                .iter()
+                .filter_map(|az| az.subnet_id().map(str::to_string))
+                .collect(),
+            security_groups: lb.security_groups().iter().cloned().collect(),
+            tags,
+        }),
+        attributes: BTreeMap::from([
+            (
+                "dns_name".to_string(),
+                lb.dns_name().unwrap_or_default().to_string(),
+            ),
+            (
+                "canonical_zone".to_string(),
+                lb.canonical_hosted_zone_id()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            ("dimension".to_string(), load_balancer_dimension(&arn)),
+        ]),
+    }
+}
+
+fn target_group_live(
+    id: ResourceId,
+    name: String,
+    tg: &aws_sdk_elasticloadbalancingv2::types::TargetGroup,
+    tags: Tags,
+    deregistration_delay_s: i32,
+) -> Live {
+    let arn = tg.target_group_arn().unwrap_or_default().to_string();
+    Live {
+        id,
+        physical_id: arn.clone(),
+        spec: Spec::TargetGroup(TargetGroupSpec {
+            name,
+            port: tg.port().unwrap_or_default(),
+            protocol: tg
+                .protocol()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default(),
+            target_type: tg
+                .target_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            vpc: tg.vpc_id().unwrap_or_default().to_string(),
+            health_check_path: tg.health_check_path().unwrap_or_default().to_string(),
+            health_check_port: tg.health_check_port().unwrap_or_default().to_string(),
+            health_check_interval_s: tg.health_check_interval_seconds().unwrap_or_default(),
+            healthy_threshold: tg.healthy_threshold_count().unwrap_or_default(),
+            unhealthy_threshold: tg.unhealthy_threshold_count().unwrap_or_default(),
+            matcher: tg
+                .matcher()
+                .and_then(|m| m.http_code())
+                .unwrap_or_default()
+                .to_string(),
+            deregistration_delay_s,
+            tags,
+        }),
+        attributes: BTreeMap::from([("dimension".to_string(), target_group_dimension(&arn))]),
+    }
 }
 
 /// Tags by ARN, AWS's reserved ones left out; at most 20 ARNs a call.
