@@ -431,6 +431,16 @@ pub async fn discover_service(
     };
     let tags = from_ecs_tags(service.tags());
     check_owner(cx, "ECS service", name, &tags)?;
+    Ok(vec![service_live(id, name, service, autoscaled, tags)])
+}
+
+fn service_live(
+    id: &ResourceId,
+    name: &str,
+    service: &aws_sdk_ecs::types::Service,
+    autoscaled: bool,
+    tags: Tags,
+) -> Live {
     let network = service
         .network_configuration()
         .and_then(|n| n.awsvpc_configuration());
@@ -439,7 +449,7 @@ pub async fn discover_service(
         .deployment_configuration()
         .and_then(|d| d.deployment_circuit_breaker());
     let deployment = super::rollout::read(service);
-    Ok(vec![Live {
+    Live {
         id: id.clone(),
         physical_id: service.service_arn().unwrap_or_default().to_string(),
         spec: Spec::Service(ServiceSpec {
@@ -478,27 +488,34 @@ pub async fn discover_service(
             tags,
             depends_on: vec![],
         }),
-        // Live state, for status; not desired state.
-        attributes: BTreeMap::from([
-            ("name".to_string(), name.to_string()),
-            ("running".to_string(), service.running_count().to_string()),
-            ("desired".to_string(), service.desired_count().to_string()),
-            (
-                "task_definition".to_string(),
-                service.task_definition().unwrap_or_default().to_string(),
-            ),
-            (
-                "rollout".to_string(),
-                service
-                    .deployments()
-                    .iter()
-                    .find(|d| d.status() == Some("PRIMARY"))
-                    .and_then(|d| d.rollout_state())
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_default(),
-            ),
-        ]),
-    }])
+        attributes: service_attributes(name, service),
+    }
+}
+
+/// Live state, for status; not desired state.
+fn service_attributes(
+    name: &str,
+    service: &aws_sdk_ecs::types::Service,
+) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("name".to_string(), name.to_string()),
+        ("running".to_string(), service.running_count().to_string()),
+        ("desired".to_string(), service.desired_count().to_string()),
+        (
+            "task_definition".to_string(),
+            service.task_definition().unwrap_or_default().to_string(),
+        ),
+        (
+            "rollout".to_string(),
+            service
+                .deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+                .and_then(|d| d.rollout_state())
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
+        ),
+    ])
 }
 
 fn network(spec: &ServiceSpec) -> anyhow::Result<NetworkConfiguration> {
