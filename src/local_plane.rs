@@ -96,6 +96,60 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         }
     };
 
+    let environment = task_environment(cx, config, &arn, &container).await?;
+    let api_port = config.api.local_port;
+    let paths = paths(config)?;
+    if !paths.binary.is_file() {
+        bail!(
+            "PostgREST is not installed at {} (./localstack/install.sh installs it; POOLSIDE_POSTGREST names another binary)",
+            paths.binary.display()
+        );
+    }
+    let fingerprint = fingerprint(&paths.binary, &arn, &environment);
+    let admin = format!("http://127.0.0.1:{}", api_port + 1);
+    let url = format!("http://127.0.0.1:{api_port}");
+    let previous = running_pid(&paths);
+    if let Some(pid) = previous {
+        let same =
+            std::fs::read_to_string(&paths.fingerprint).ok().as_deref() == Some(&fingerprint);
+        if same && ready(&admin).await {
+            return Ok(LocalApi {
+                url,
+                task_definition: arn,
+                action: "unchanged",
+                pid,
+            });
+        }
+    }
+    check_ports_free(&paths, previous, api_port)?;
+    if let Some(pid) = previous {
+        stop_pid(pid).await;
+    }
+    let mut child = spawn(&paths, &environment)?;
+    let pid = child.id();
+    std::fs::write(&paths.pid, pid.to_string())?;
+    std::fs::write(&paths.fingerprint, &fingerprint)?;
+    wait_ready(&paths, &mut child, &admin).await?;
+    Ok(LocalApi {
+        url,
+        task_definition: arn,
+        action: if previous.is_some() {
+            "restarted"
+        } else {
+            "started"
+        },
+        pid,
+    })
+}
+
+/// The task's environment as ECS would give it (its secrets resolved),
+/// pointed at the local ports and the local database.
+async fn task_environment(
+    cx: &Context,
+    config: &Config,
+    arn: &str,
+    container: &crate::model::ContainerSpec,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut environment = container.environment.clone();
     for (name, value_from) in &container.secrets {
         let value = resolve_secret(cx, value_from).await.with_context(|| {
@@ -120,36 +174,17 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
         DatabaseTls::VerifyFull => environment.insert("PGSSLMODE".into(), "require".into()),
     };
 
-    let paths = paths(config)?;
-    if !paths.binary.is_file() {
-        bail!(
-            "PostgREST is not installed at {} (./localstack/install.sh installs it; POOLSIDE_POSTGREST names another binary)",
-            paths.binary.display()
-        );
-    }
-    let fingerprint = fingerprint(&paths.binary, &arn, &environment);
-    let admin = format!("http://127.0.0.1:{}", api_port + 1);
-    let url = format!("http://127.0.0.1:{api_port}");
-    let previous = running_pid(&paths);
-    if let Some(pid) = previous {
-        let same =
-            std::fs::read_to_string(&paths.fingerprint).ok().as_deref() == Some(&fingerprint);
-        if same && ready(&admin).await {
-            return Ok(LocalApi {
-                url,
-                task_definition: arn,
-                action: "unchanged",
-                pid,
-            });
-        }
-    }
-    // Checked before ours is stopped, so a refusal leaves the API up.
-    // Whatever answers on a taken port is not this environment's server:
-    // refuse rather than report another environment's API as ours.
+    Ok(environment)
+}
+
+/// Checked before ours is stopped, so a refusal leaves the API up.
+/// Whatever answers on a taken port is not this environment's server:
+/// refuse rather than report another environment's API as ours.
+fn check_ports_free(paths: &Paths, previous: Option<u32>, api_port: u16) -> anyhow::Result<()> {
     for port in [api_port, api_port + 1] {
         let ours = previous.is_some_and(|pid| listens_on(pid, port));
         if !ours && std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            let holder = match port_holder(&paths, port) {
+            let holder = match port_holder(paths, port) {
                 Some(holder) => holder,
                 None => "another process".to_string(),
             };
@@ -158,24 +193,7 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
             );
         }
     }
-    if let Some(pid) = previous {
-        stop_pid(pid).await;
-    }
-    let mut child = spawn(&paths, &environment)?;
-    let pid = child.id();
-    std::fs::write(&paths.pid, pid.to_string())?;
-    std::fs::write(&paths.fingerprint, &fingerprint)?;
-    wait_ready(&paths, &mut child, &admin).await?;
-    Ok(LocalApi {
-        url,
-        task_definition: arn,
-        action: if previous.is_some() {
-            "restarted"
-        } else {
-            "started"
-        },
-        pid,
-    })
+    Ok(())
 }
 
 /// ECS's `valueFrom`: a secret ARN, optionally followed by
