@@ -273,48 +273,8 @@ fn truncate(text: &str) -> String {
 async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Check {
     let cluster = crate::names::cluster_name(config);
     let service = crate::names::service_name(config);
-    let stable = waits
-        .report(
-            &ResourceId::new(Kind::Service, "api"),
-            "its tasks run and pass health checks",
-            STABLE_WITHIN,
-            cx.clients
-                .ecs
-                .wait_until_services_stable()
-                .cluster(&cluster)
-                .services(&service)
-                .wait(STABLE_WITHIN),
-        )
-        .await;
-    let stable = match stable {
-        Ok(stable) => stable,
-        Err(interrupted) => {
-            return Check {
-                name: "targets",
-                outcome: Outcome::Skipped,
-                detail: interrupted.to_string(),
-            }
-        }
-    };
-    if let Err(err) = stable {
-        let counts = ecs::service_counts(cx, &cluster, &service)
-            .await
-            .ok()
-            .flatten();
-        let detail = match counts {
-            Some(c) => format!(
-                "the service did not settle within {} minutes: {} of {} tasks running ({err})",
-                STABLE_WITHIN.as_secs() / 60,
-                c.running,
-                c.desired
-            ),
-            None => format!("the service did not settle: {err}"),
-        };
-        return Check {
-            name: "targets",
-            outcome: Outcome::Failed,
-            detail,
-        };
+    if let Some(unsettled) = settle(cx, &cluster, &service, waits).await {
+        return unsettled;
     }
     let failed = |detail: String| Check {
         name: "targets",
@@ -363,6 +323,55 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
                 .join(" and ")
         ),
     }
+}
+
+/// Waits for the service to settle: `None` once it has, or the check that
+/// says why not (Ctrl-C, or not within the bound).
+async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -> Option<Check> {
+    let stable = waits
+        .report(
+            &ResourceId::new(Kind::Service, "api"),
+            "its tasks run and pass health checks",
+            STABLE_WITHIN,
+            cx.clients
+                .ecs
+                .wait_until_services_stable()
+                .cluster(cluster)
+                .services(service)
+                .wait(STABLE_WITHIN),
+        )
+        .await;
+    let stable = match stable {
+        Ok(stable) => stable,
+        Err(interrupted) => {
+            return Some(Check {
+                name: "targets",
+                outcome: Outcome::Skipped,
+                detail: interrupted.to_string(),
+            })
+        }
+    };
+    if let Err(err) = stable {
+        let counts = ecs::service_counts(cx, cluster, service)
+            .await
+            .ok()
+            .flatten();
+        let detail = match counts {
+            Some(c) => format!(
+                "the service did not settle within {} minutes: {} of {} tasks running ({err})",
+                STABLE_WITHIN.as_secs() / 60,
+                c.running,
+                c.desired
+            ),
+            None => format!("the service did not settle: {err}"),
+        };
+        return Some(Check {
+            name: "targets",
+            outcome: Outcome::Failed,
+            detail,
+        });
+    }
+    None
 }
 
 /// The groups that serve the API now: after a canary or linear shift, ECS
