@@ -62,96 +62,41 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 
 impl Clients {
     pub async fn connect(config: &Config) -> Clients {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
-            .region(aws_config::Region::new(config.region.clone()))
-            .retry_config(RetryConfig::standard().with_max_attempts(5))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .build(),
-            );
-        if let Some(url) = &config.endpoint_url {
-            loader = loader.endpoint_url(url);
-            // Emulators accept any key, and a profile exported for real AWS
-            // (SSO, say) must not stand between a user and the local stack:
-            // an emulator target always uses the emulator's test key.
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                "test",
-                "test",
-                None,
-                None,
-                "poolside-emulator",
-            ));
-        }
-        let shared = loader.load().await;
+        let shared = shared_config(config).await;
         let stats = Arc::new(CallStats::default());
         let counter = CallCounter(stats.clone());
-        let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
+        // Every client counts its calls (`--stats`, the benchmark).
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&shared)
+                        .interceptor(counter.clone())
+                        .build(),
+                )
+            };
+        }
         // Emulators serve S3 on one host, so buckets go in the path, not the host name.
         let s3 = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.endpoint_url.is_some())
             .interceptor(counter.clone())
             .build();
-        let ecr = aws_sdk_ecr::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let rds = aws_sdk_rds::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let secrets = aws_sdk_secretsmanager::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let sts = aws_sdk_sts::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let iam = aws_sdk_iam::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let ecs = aws_sdk_ecs::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let autoscaling = aws_sdk_applicationautoscaling::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let acm = aws_sdk_acm::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        let tagging = aws_sdk_resourcegroupstagging::config::Builder::from(&shared)
-            .interceptor(counter.clone())
-            .build();
-        // Route 53 is global; its endpoint rules pick the global endpoint.
-        let route53 = aws_sdk_route53::config::Builder::from(&shared)
-            .interceptor(counter)
-            .build();
         Clients {
-            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            ec2: client!(aws_sdk_ec2),
             s3: aws_sdk_s3::Client::from_conf(s3),
-            ecr: aws_sdk_ecr::Client::from_conf(ecr),
-            rds: aws_sdk_rds::Client::from_conf(rds),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
-            sts: aws_sdk_sts::Client::from_conf(sts),
-            iam: aws_sdk_iam::Client::from_conf(iam),
-            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs),
-            ecs: aws_sdk_ecs::Client::from_conf(ecs),
-            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
-            cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
-            autoscaling: aws_sdk_applicationautoscaling::Client::from_conf(autoscaling),
-            acm: aws_sdk_acm::Client::from_conf(acm),
-            route53: aws_sdk_route53::Client::from_conf(route53),
-            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging),
+            ecr: client!(aws_sdk_ecr),
+            rds: client!(aws_sdk_rds),
+            secrets: client!(aws_sdk_secretsmanager),
+            sts: client!(aws_sdk_sts),
+            iam: client!(aws_sdk_iam),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            ecs: client!(aws_sdk_ecs),
+            elb: client!(aws_sdk_elasticloadbalancingv2),
+            cloudwatch: client!(aws_sdk_cloudwatch),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
+            acm: client!(aws_sdk_acm),
+            // Route 53 is global; its endpoint rules pick the global endpoint.
+            route53: client!(aws_sdk_route53),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             stats,
         }
     }
@@ -410,6 +355,35 @@ macro_rules! mocked {
 #[cfg(test)]
 pub fn latest_behavior() -> BehaviorVersion {
     BehaviorVersion::latest()
+}
+
+/// The SDK configuration every client starts from: the region, the one HTTP
+/// client, retries, timeouts, and on an emulator its endpoint and test key.
+async fn shared_config(config: &Config) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .region(aws_config::Region::new(config.region.clone()))
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        loader = loader.endpoint_url(url);
+        // Emulators accept any key, and a profile exported for real AWS
+        // (SSO, say) must not stand between a user and the local stack:
+        // an emulator target always uses the emulator's test key.
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "poolside-emulator",
+        ));
+    }
+    loader.load().await
 }
 
 #[cfg(test)]
