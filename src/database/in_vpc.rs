@@ -89,16 +89,7 @@ pub fn script(app_database: &str, shipped: &[Shipped], jobs: &[Job]) -> anyhow::
         "SELECT pg_advisory_lock({}) \\g /dev/null",
         migration_lock_id(app_database)
     )?;
-    sql.push_str(
-        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\n\
-         \x20   version BIGINT PRIMARY KEY,\n\
-         \x20   description TEXT NOT NULL,\n\
-         \x20   installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),\n\
-         \x20   success BOOLEAN NOT NULL,\n\
-         \x20   checksum BYTEA NOT NULL,\n\
-         \x20   execution_time BIGINT NOT NULL\n\
-         );\n",
-    );
+    sql.push_str(LEDGER_TABLES);
     sql.push_str("CREATE TEMPORARY TABLE poolside_shipped (version bigint PRIMARY KEY, checksum bytea NOT NULL, file text NOT NULL);\n");
     sql.push_str("CREATE TEMPORARY TABLE poolside_applied_now (version bigint PRIMARY KEY);\n");
     for s in shipped {
@@ -110,8 +101,39 @@ pub fn script(app_database: &str, shipped: &[Shipped], jobs: &[Job]) -> anyhow::
             literal(&s.file)
         )?;
     }
-    sql.push_str(
-        r#"DO $poolside$
+    sql.push_str(LEDGER_CHECK);
+    apply_pending(&mut sql, shipped)?;
+    sql.push_str(&privilege_reconciliation());
+    sql.push_str(SCHEMA_RELOAD);
+    writeln!(
+        sql,
+        "SELECT pg_advisory_unlock({}) \\g /dev/null",
+        migration_lock_id(app_database)
+    )?;
+    sql.push_str(&cron_reconciliation(app_database, jobs)?);
+    if sql.len() > MAX_SCRIPT_BYTES {
+        bail!(
+            "the schema script is {} KiB, more than the {} KiB a task definition can carry: run the schema step from a machine that reaches the database (database.schema_runner = \"deploy-host\"), or squash old migrations",
+            sql.len() / 1024,
+            MAX_SCRIPT_BYTES / 1024
+        );
+    }
+    Ok(sql)
+}
+
+/// sqlx's ledger, made as its migrator makes it.
+const LEDGER_TABLES: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (\n\
+         \x20   version BIGINT PRIMARY KEY,\n\
+         \x20   description TEXT NOT NULL,\n\
+         \x20   installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),\n\
+         \x20   success BOOLEAN NOT NULL,\n\
+         \x20   checksum BYTEA NOT NULL,\n\
+         \x20   execution_time BIGINT NOT NULL\n\
+         );\n";
+
+/// Refuses, as sqlx's migrator does, a ledger with a failed migration, one
+/// this build does not ship, or one whose file changed since.
+const LEDGER_CHECK: &str = r#"DO $poolside$
 DECLARE
   hit record;
 BEGIN
@@ -131,8 +153,11 @@ BEGIN
   END IF;
 END
 $poolside$;
-"#,
-    );
+"#;
+
+/// Each pending migration in its own transaction, recorded in the ledger
+/// as sqlx records it, and echoed for the log.
+fn apply_pending(sql: &mut String, shipped: &[Shipped]) -> anyhow::Result<()> {
     for s in shipped {
         let version = s.migration.version;
         let body = s.migration.sql.as_ref();
@@ -153,22 +178,7 @@ $poolside$;
             checksum = hex(&s.migration.checksum),
         )?;
     }
-    sql.push_str(&privilege_reconciliation());
-    sql.push_str(SCHEMA_RELOAD);
-    writeln!(
-        sql,
-        "SELECT pg_advisory_unlock({}) \\g /dev/null",
-        migration_lock_id(app_database)
-    )?;
-    sql.push_str(&cron_reconciliation(app_database, jobs)?);
-    if sql.len() > MAX_SCRIPT_BYTES {
-        bail!(
-            "the schema script is {} KiB, more than the {} KiB a task definition can carry: run the schema step from a machine that reaches the database (database.schema_runner = \"deploy-host\"), or squash old migrations",
-            sql.len() / 1024,
-            MAX_SCRIPT_BYTES / 1024
-        );
-    }
-    Ok(sql)
+    Ok(())
 }
 
 /// PostgREST caches the schema: running tasks serve the old `api` until
