@@ -647,6 +647,35 @@ pub async fn update_instance(
     new: &DbInstanceSpec,
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
+    if let Some(modify) = modification(cx, old, new)? {
+        let out = modify.send().await.aws("ModifyDBInstance")?;
+        // A change RDS makes at once (deletion protection, say) leaves the
+        // instance `available` with nothing pending: then there is nothing to
+        // wait for. Anything else must be seen to start before a wait for
+        // `available` means anything.
+        let starts_a_change = out
+            .db_instance()
+            .is_some_and(|db| db.db_instance_status() != Some("available") || has_pending(db));
+        if starts_a_change {
+            wait_change_started(cx, id, &new.identifier, waits).await?;
+        }
+        wait_available(cx, id, &new.identifier, waits).await?;
+    }
+    if old.tags != new.tags {
+        sync_tags(cx, arn, &old.tags, &new.tags).await?;
+    }
+    Ok(())
+}
+
+/// The ModifyDBInstance call that makes `old` into `new`; `None` when no
+/// setting it changes differs.
+fn modification(
+    cx: &Context,
+    old: &DbInstanceSpec,
+    new: &DbInstanceSpec,
+) -> anyhow::Result<
+    Option<aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder>,
+> {
     let rds = &cx.clients.rds;
     let mut modify = rds
         .modify_db_instance()
@@ -711,24 +740,7 @@ pub async fn update_instance(
         modify = modify.set_vpc_security_group_ids(Some(resolve_all(cx, &new.security_groups)?));
         changed = true;
     }
-    if changed {
-        let out = modify.send().await.aws("ModifyDBInstance")?;
-        // A change RDS makes at once (deletion protection, say) leaves the
-        // instance `available` with nothing pending: then there is nothing to
-        // wait for. Anything else must be seen to start before a wait for
-        // `available` means anything.
-        let starts_a_change = out
-            .db_instance()
-            .is_some_and(|db| db.db_instance_status() != Some("available") || has_pending(db));
-        if starts_a_change {
-            wait_change_started(cx, id, &new.identifier, waits).await?;
-        }
-        wait_available(cx, id, &new.identifier, waits).await?;
-    }
-    if old.tags != new.tags {
-        sync_tags(cx, arn, &old.tags, &new.tags).await?;
-    }
-    Ok(())
+    Ok(changed.then_some(modify))
 }
 
 /// Deletes the instance, keeping a final snapshot and the automated backups:
