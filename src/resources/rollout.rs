@@ -214,39 +214,8 @@ pub async fn follow(
             .lifecycle_stage()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default();
-        let alarms: Vec<String> = deployment
-            .alarms()
-            .map(|a| a.triggered_alarm_names().to_vec())
-            .unwrap_or_default();
-        let reason = deployment
-            .rollback()
-            .and_then(|r| r.reason())
-            .or(deployment.status_reason())
-            .unwrap_or("no reason given")
-            .to_string();
-        let service = spec.name.clone();
-        match status {
-            Some(ServiceDeploymentStatus::Successful) => return Ok(()),
-            Some(ServiceDeploymentStatus::RollbackSuccessful) => {
-                return Err(RolloutError::RolledBack {
-                    service,
-                    alarms,
-                    reason,
-                }
-                .into())
-            }
-            Some(ServiceDeploymentStatus::RollbackFailed) => {
-                return Err(RolloutError::RollbackFailed {
-                    service,
-                    alarms,
-                    reason,
-                }
-                .into())
-            }
-            Some(ServiceDeploymentStatus::Stopped) => {
-                return Err(RolloutError::Stopped { service, reason }.into())
-            }
-            _ => {}
+        if let Some(finished) = finished(deployment, &spec.name) {
+            return finished;
         }
         let what = format!(
             "ECS has rolled the release out (now {}, {})",
@@ -268,6 +237,42 @@ pub async fn follow(
             .report(id, &last_stage, limit, tokio::time::sleep(pace.poll))
             .await?;
     }
+}
+
+/// The deployment's end, once it has one: `Ok` when it succeeded, the
+/// rollout's error when ECS rolled it back or stopped it.
+fn finished(
+    deployment: &aws_sdk_ecs::types::ServiceDeployment,
+    service: &str,
+) -> Option<anyhow::Result<()>> {
+    let status = deployment.status().cloned();
+    let alarms: Vec<String> = deployment
+        .alarms()
+        .map(|a| a.triggered_alarm_names().to_vec())
+        .unwrap_or_default();
+    let reason = deployment
+        .rollback()
+        .and_then(|r| r.reason())
+        .or(deployment.status_reason())
+        .unwrap_or("no reason given")
+        .to_string();
+    let service = service.to_string();
+    let error = match status? {
+        ServiceDeploymentStatus::Successful => return Some(Ok(())),
+        ServiceDeploymentStatus::RollbackSuccessful => RolloutError::RolledBack {
+            service,
+            alarms,
+            reason,
+        },
+        ServiceDeploymentStatus::RollbackFailed => RolloutError::RollbackFailed {
+            service,
+            alarms,
+            reason,
+        },
+        ServiceDeploymentStatus::Stopped => RolloutError::Stopped { service, reason },
+        _ => return None,
+    };
+    Some(Err(error.into()))
 }
 
 /// The ARN of the deployment to follow: the newest since `since`, or the
