@@ -76,26 +76,8 @@ pub async fn discover(cx: &Context, name: &str) -> anyhow::Result<Vec<Live>> {
     if let Some(owner) = tags.get(TAG_ENV).filter(|owner| **owner != cx.environment) {
         bail!("the bucket {name:?} belongs to the poolside environment {owner:?}; set storage.bucket_name");
     }
-    let encryption = encryption
-        .as_ref()
-        .and_then(|e| e.server_side_encryption_configuration())
-        .and_then(|c| c.rules().first())
-        .and_then(|r| r.apply_server_side_encryption_by_default())
-        .map(|d| d.sse_algorithm().as_str().to_string())
-        .unwrap_or_default();
-    let block_public_access = public_access
-        .as_ref()
-        .and_then(|p| p.public_access_block_configuration())
-        .is_some_and(|c| {
-            [
-                c.block_public_acls(),
-                c.ignore_public_acls(),
-                c.block_public_policy(),
-                c.restrict_public_buckets(),
-            ]
-            .iter()
-            .all(|flag| *flag == Some(true))
-        });
+    let encryption = default_encryption(encryption.as_ref());
+    let block_public_access = blocks_public_access(public_access.as_ref());
     let policy = match policy.as_ref().and_then(|p| p.policy()) {
         Some(text) => Some(
             serde_json::from_str(text)
@@ -117,6 +99,34 @@ pub async fn discover(cx: &Context, name: &str) -> anyhow::Result<Vec<Live>> {
         }),
         attributes: BTreeMap::from([("name".to_string(), name.to_string())]),
     }])
+}
+
+/// The algorithm of the bucket's default encryption ("" for none).
+fn default_encryption(
+    out: Option<&aws_sdk_s3::operation::get_bucket_encryption::GetBucketEncryptionOutput>,
+) -> String {
+    out.and_then(|e| e.server_side_encryption_configuration())
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .map(|d| d.sse_algorithm().as_str().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether all four of S3's public access blocks are on.
+fn blocks_public_access(
+    out: Option<&aws_sdk_s3::operation::get_public_access_block::GetPublicAccessBlockOutput>,
+) -> bool {
+    out.and_then(|p| p.public_access_block_configuration())
+        .is_some_and(|c| {
+            [
+                c.block_public_acls(),
+                c.ignore_public_acls(),
+                c.block_public_policy(),
+                c.restrict_public_buckets(),
+            ]
+            .iter()
+            .all(|flag| *flag == Some(true))
+        })
 }
 
 async fn versioning_enabled(cx: &Context, name: &str) -> anyhow::Result<bool> {
