@@ -746,6 +746,21 @@ pub async fn update_route_table(
     old: &RouteTableSpec,
     new: &RouteTableSpec,
 ) -> anyhow::Result<()> {
+    update_routes(cx, rtb_id, old, new).await?;
+    if old.subnets != new.subnets {
+        update_associations(cx, rtb_id, old, new).await?;
+    }
+    sync_ec2_tags(cx, rtb_id, &old.tags, &new.tags).await
+}
+
+/// Routes by destination: created, replaced when their target changed,
+/// deleted when no longer wanted.
+async fn update_routes(
+    cx: &Context,
+    rtb_id: &str,
+    old: &RouteTableSpec,
+    new: &RouteTableSpec,
+) -> anyhow::Result<()> {
     let ec2 = &cx.clients.ec2;
     let old_by_destination: BTreeMap<&str, &Route> = old
         .routes
@@ -799,27 +814,36 @@ pub async fn update_route_table(
             .await;
         ignore_not_found(result, "DeleteRoute")?;
     }
+    Ok(())
+}
 
-    if old.subnets != new.subnets {
-        for subnet in new.subnets.difference(&old.subnets) {
-            associate(cx, rtb_id, &cx.resolve(subnet)?).await?;
-        }
-        let leaving: Vec<String> = old
-            .subnets
-            .difference(&new.subnets)
-            .map(|s| cx.resolve(s))
-            .collect::<Result<_, _>>()?;
-        if !leaving.is_empty() {
-            for association_id in associations(cx, rtb_id, Some(&leaving)).await? {
-                ec2.disassociate_route_table()
-                    .association_id(association_id)
-                    .send()
-                    .await
-                    .aws("DisassociateRouteTable")?;
-            }
+/// The subnets associated with the table: new ones associated, leaving
+/// ones disassociated.
+async fn update_associations(
+    cx: &Context,
+    rtb_id: &str,
+    old: &RouteTableSpec,
+    new: &RouteTableSpec,
+) -> anyhow::Result<()> {
+    let ec2 = &cx.clients.ec2;
+    for subnet in new.subnets.difference(&old.subnets) {
+        associate(cx, rtb_id, &cx.resolve(subnet)?).await?;
+    }
+    let leaving: Vec<String> = old
+        .subnets
+        .difference(&new.subnets)
+        .map(|s| cx.resolve(s))
+        .collect::<Result<_, _>>()?;
+    if !leaving.is_empty() {
+        for association_id in associations(cx, rtb_id, Some(&leaving)).await? {
+            ec2.disassociate_route_table()
+                .association_id(association_id)
+                .send()
+                .await
+                .aws("DisassociateRouteTable")?;
         }
     }
-    sync_ec2_tags(cx, rtb_id, &old.tags, &new.tags).await
+    Ok(())
 }
 
 /// Associates a subnet, moving it over if another table holds it.
