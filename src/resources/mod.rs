@@ -15,6 +15,7 @@ mod network;
 pub mod rds;
 pub mod registry;
 pub mod rollout;
+mod route_tables;
 mod scaling;
 pub mod secrets;
 mod security;
@@ -166,7 +167,7 @@ pub async fn create(
         Spec::InternetGateway(s) => network::create_internet_gateway(cx, s).await,
         Spec::ElasticIp(s) => network::create_elastic_ip(cx, s).await,
         Spec::NatGateway(s) => network::create_nat_gateway(cx, s).await,
-        Spec::RouteTable(s) => network::create_route_table(cx, s).await,
+        Spec::RouteTable(s) => route_tables::create_route_table(cx, s).await,
         Spec::SecurityGroup(s) => security::create_group(cx, s).await,
         Spec::SecurityGroupRules(s) => security::reconcile_rules(cx, s).await,
         Spec::VpcEndpoint(s) => endpoints::create(cx, s).await,
@@ -220,7 +221,7 @@ pub async fn update(
             sync_ec2_tags(cx, id, &old.tags, &new.tags).await
         }
         (Spec::RouteTable(old), Spec::RouteTable(new)) => {
-            network::update_route_table(cx, id, old, new).await
+            route_tables::update_route_table(cx, id, old, new).await
         }
         (Spec::SecurityGroup(old), Spec::SecurityGroup(new)) => {
             sync_ec2_tags(cx, id, &old.tags, &new.tags).await
@@ -351,7 +352,7 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::InternetGateway(s) => network::delete_internet_gateway(cx, id, s).await,
         Spec::ElasticIp(_) => network::release_elastic_ip(cx, id).await,
         Spec::NatGateway(_) => network::delete_nat_gateway(cx, id).await,
-        Spec::RouteTable(_) => network::delete_route_table(cx, id).await,
+        Spec::RouteTable(_) => route_tables::delete_route_table(cx, id).await,
         Spec::SecurityGroup(_) => security::delete_group(cx, id).await,
         Spec::SecurityGroupRules(_) => security::revoke_all_rules(cx, id).await,
         Spec::VpcEndpoint(_) => endpoints::delete(cx, id).await,
