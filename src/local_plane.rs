@@ -10,7 +10,7 @@
 //! because moto's RDS endpoint does not resolve.
 
 use crate::config::{Config, DatabaseTls};
-use crate::resources::{ecs, Context};
+use crate::resources::{ecs, task_definitions, Context};
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -84,7 +84,7 @@ fn paths(config: &Config) -> anyhow::Result<Paths> {
 pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<LocalApi> {
     let cluster = crate::names::cluster_name(config);
     let service = crate::names::service_name(config);
-    let (arn, container) = match ecs::discovered_api_container(cx) {
+    let (arn, container) = match task_definitions::discovered_api_container(cx) {
         Some(seen) => seen,
         None => {
             let running = ecs::service_counts(cx, &cluster, &service)
@@ -92,7 +92,7 @@ pub async fn ensure_running(cx: &Context, config: &Config) -> anyhow::Result<Loc
                 .ok_or_else(|| {
                     anyhow!("the ECS service {service} does not exist in cluster {cluster}")
                 })?;
-            ecs::task_definition(cx, &running.task_definition).await?
+            task_definitions::task_definition(cx, &running.task_definition).await?
         }
     };
 

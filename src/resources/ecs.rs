@@ -1,61 +1,20 @@
-//! ECS: the cluster, the API's task definition (one revision per change) and
-//! the Fargate service behind the load balancer.
+//! ECS: the cluster and the Fargate service behind the load balancer (its
+//! task definitions are `task_definitions.rs`, its rollouts `rollout.rs`).
 
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
-use super::tags::{check_owner, tag_changes};
+use super::tags::{check_owner, ecs_tags, from_ecs_tags, sync_ecs_tags};
+use super::task_definitions::task_definition_container;
 use super::waits::Waits;
 use crate::model::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
-    Compatibility, ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration,
-    DeploymentRolloutState, KeyValuePair, LaunchType, LoadBalancer, LogConfiguration, LogDriver,
-    NetworkConfiguration, NetworkMode, PortMapping, PropagateTags, Secret, ServiceField, Tag,
-    TaskDefinitionField, TaskDefinitionStatus,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, LaunchType,
+    LoadBalancer, NetworkConfiguration, PropagateTags, ServiceField,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-fn ecs_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-fn from_ecs_tags(tags: &[Tag]) -> Tags {
-    super::tags::user_visible_tags(tags.iter().filter_map(|t| {
-        Some((
-            t.key()?.to_string(),
-            t.value().unwrap_or_default().to_string(),
-        ))
-    }))
-}
-
-async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::Result<()> {
-    let (changed, removed) = tag_changes(old, new);
-    if !changed.is_empty() {
-        cx.clients
-            .ecs
-            .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(ecs_tags(&changed)))
-            .send()
-            .await
-            .aws("TagResource")?;
-    }
-    if !removed.is_empty() {
-        cx.clients
-            .ecs
-            .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(removed))
-            .send()
-            .await
-            .aws("UntagResource")?;
-    }
-    Ok(())
-}
 
 // ---- cluster ----
 
@@ -190,7 +149,7 @@ pub async fn update_cluster(
             .await
             .aws("UpdateCluster")?;
     }
-    sync_tags(cx, arn, &old.tags, &new.tags).await
+    sync_ecs_tags(cx, arn, &old.tags, &new.tags).await
 }
 
 pub async fn delete_cluster(cx: &Context, arn: &str) -> anyhow::Result<()> {
@@ -201,198 +160,6 @@ pub async fn delete_cluster(cx: &Context, arn: &str) -> anyhow::Result<()> {
 }
 
 // ---- task definition ----
-
-/// The family's latest active revision.
-pub async fn discover_task_definition(
-    cx: &Context,
-    id: &ResourceId,
-    family: &str,
-) -> anyhow::Result<Vec<Live>> {
-    let out = match cx
-        .clients
-        .ecs
-        .describe_task_definition()
-        .task_definition(family)
-        .include(TaskDefinitionField::Tags)
-        .send()
-        .await
-    {
-        Ok(out) => out,
-        // ECS says "Unable to describe task definition" as a ClientException.
-        Err(err) if error_code(&err) == Some("ClientException") => return Ok(vec![]),
-        Err(err) => return Err(err).aws("DescribeTaskDefinition"),
-    };
-    let Some(task) = out.task_definition() else {
-        return Ok(vec![]);
-    };
-    if task.status() != Some(&TaskDefinitionStatus::Active) {
-        return Ok(vec![]);
-    }
-    let tags = from_ecs_tags(out.tags());
-    check_owner(cx, "task definition family", family, &tags)?;
-    let [container] = task.container_definitions() else {
-        return Err(anyhow!(
-            "task definition {family} has {} containers; poolside's has exactly one",
-            task.container_definitions().len()
-        ));
-    };
-    Ok(vec![Live {
-        id: id.clone(),
-        physical_id: task.task_definition_arn().unwrap_or_default().to_string(),
-        spec: Spec::TaskDefinition(TaskDefinitionSpec {
-            // `family` may name a revision (family:N or its ARN).
-            family: task.family().unwrap_or(family).to_string(),
-            cpu: task.cpu().unwrap_or_default().to_string(),
-            memory: task.memory().unwrap_or_default().to_string(),
-            execution_role: task.execution_role_arn().unwrap_or_default().to_string(),
-            task_role: task.task_role_arn().unwrap_or_default().to_string(),
-            container: container_spec(container),
-            tags,
-        }),
-        attributes: BTreeMap::from([
-            (
-                "image".to_string(),
-                container.image().unwrap_or_default().to_string(),
-            ),
-            // For the local data plane, which runs what the revision says:
-            // which revision this is, and its container as registered.
-            (
-                "container_of".to_string(),
-                task.task_definition_arn().unwrap_or_default().to_string(),
-            ),
-            (
-                "container".to_string(),
-                serde_json::to_string(&container_spec(container))?,
-            ),
-        ]),
-    }])
-}
-
-fn container_spec(c: &ContainerDefinition) -> ContainerSpec {
-    let log = c.log_configuration();
-    ContainerSpec {
-        name: c.name().unwrap_or_default().to_string(),
-        image: c.image().unwrap_or_default().to_string(),
-        command: c.command().to_vec(),
-        ports: c
-            .port_mappings()
-            .iter()
-            .filter_map(|p| p.container_port())
-            .collect(),
-        environment: c
-            .environment()
-            .iter()
-            .filter_map(|kv| Some((kv.name()?.to_string(), kv.value()?.to_string())))
-            .collect(),
-        secrets: c
-            .secrets()
-            .iter()
-            .map(|s| (s.name().to_string(), s.value_from().to_string()))
-            .collect(),
-        log_driver: log
-            .map(|l| l.log_driver().as_str().to_string())
-            .unwrap_or_default(),
-        log_options: log
-            .and_then(|l| l.options())
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default(),
-        readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
-    }
-}
-
-fn container_definition(c: &ContainerSpec) -> anyhow::Result<ContainerDefinition> {
-    let mut secrets = Vec::new();
-    for (name, value_from) in &c.secrets {
-        secrets.push(
-            Secret::builder()
-                .name(name)
-                .value_from(value_from)
-                .build()?,
-        );
-    }
-    let log = LogConfiguration::builder()
-        .log_driver(LogDriver::from(c.log_driver.as_str()))
-        .set_options(Some(c.log_options.clone().into_iter().collect()))
-        .build()?;
-    Ok(ContainerDefinition::builder()
-        .name(&c.name)
-        .image(&c.image)
-        .set_command((!c.command.is_empty()).then(|| c.command.clone()))
-        .essential(true)
-        .set_port_mappings(Some(
-            c.ports
-                .iter()
-                .map(|p| {
-                    PortMapping::builder()
-                        .container_port(*p)
-                        .protocol(aws_sdk_ecs::types::TransportProtocol::Tcp)
-                        .build()
-                })
-                .collect(),
-        ))
-        .set_environment(Some(
-            c.environment
-                .iter()
-                .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
-                .collect(),
-        ))
-        .set_secrets(Some(secrets))
-        .log_configuration(log)
-        .readonly_root_filesystem(c.readonly_root_filesystem)
-        .build())
-}
-
-/// Registers a revision: both the create and every update.
-pub async fn register_task_definition(
-    cx: &Context,
-    id: &ResourceId,
-    spec: &TaskDefinitionSpec,
-) -> anyhow::Result<String> {
-    let out = cx
-        .clients
-        .ecs
-        .register_task_definition()
-        .family(&spec.family)
-        .cpu(&spec.cpu)
-        .memory(&spec.memory)
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .execution_role_arn(&spec.execution_role)
-        .task_role_arn(&spec.task_role)
-        .container_definitions(container_definition(&spec.container)?)
-        .set_tags(Some(ecs_tags(&spec.tags)))
-        .send()
-        .await
-        .aws("RegisterTaskDefinition")?;
-    let arn = out
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .ok_or_else(|| anyhow!("RegisterTaskDefinition returned no ARN"))?
-        .to_string();
-    // The new revision is what the service must move to in this run.
-    cx.record(id, &arn);
-    Ok(arn)
-}
-
-/// Deregisters every active revision of the family.
-pub async fn delete_task_definition(cx: &Context, family: &str) -> anyhow::Result<()> {
-    let ecs = &cx.clients.ecs;
-    let revisions = ecs
-        .list_task_definitions()
-        .family_prefix(family)
-        .status(TaskDefinitionStatus::Active)
-        .send()
-        .await
-        .aws("ListTaskDefinitions")?;
-    for arn in revisions.task_definition_arns() {
-        ecs.deregister_task_definition()
-            .task_definition(arn)
-            .send()
-            .await
-            .aws("DeregisterTaskDefinition")?;
-    }
-    Ok(())
-}
 
 // ---- service ----
 
@@ -569,39 +336,6 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
         .build()
 }
 
-/// The API's task definition is what its service runs. After ECS rolled a
-/// release back (or a run stopped between registering a revision and
-/// moving the service to it), the family's latest revision is not that one:
-/// then the revision the service runs is read instead (one more call), so a
-/// file that names what runs plans no change.
-pub async fn read_running_task_definition(cx: &Context, live: &mut [Live]) -> anyhow::Result<()> {
-    let id = ResourceId::new(Kind::TaskDefinition, "api");
-    let running = live.iter().find_map(|l| match &l.spec {
-        Spec::Service(s) if l.id == ResourceId::new(Kind::Service, "api") => {
-            Some(s.task_definition.clone())
-        }
-        _ => None,
-    });
-    let Some(latest) = live.iter().position(|l| l.id == id) else {
-        return Ok(());
-    };
-    let Some(running) = running.filter(|r| *r != live[latest].physical_id) else {
-        return Ok(());
-    };
-    let Spec::TaskDefinition(latest_spec) = &live[latest].spec else {
-        return Ok(());
-    };
-    // Only a revision of the same family: anything else is the plan's to change.
-    let family = &latest_spec.family;
-    if !running.contains(&format!("task-definition/{family}:")) {
-        return Ok(());
-    }
-    if let Some(found) = discover_task_definition(cx, &id, &running).await?.pop() {
-        live[latest] = found;
-    }
-    Ok(())
-}
-
 /// Set on a live service whose target groups ECS has swapped: after a
 /// traffic shift the alternate group may be the one serving.
 pub const TARGET_GROUPS_SWAPPED: &str = "target_groups_swapped";
@@ -729,7 +463,7 @@ pub async fn update_service(
         return send_update(cx, &first, new, waits).await;
     }
     send_update(cx, old, new, waits).await?;
-    sync_tags(cx, arn, &old.tags, &new.tags).await
+    sync_ecs_tags(cx, arn, &old.tags, &new.tags).await
 }
 
 /// One UpdateService from `old` to `new`, followed to the end of the
@@ -915,88 +649,14 @@ pub async fn service_counts(
         }))
 }
 
-/// The task definition a service runs, as registered (for the local data plane).
-pub async fn task_definition(cx: &Context, arn: &str) -> anyhow::Result<(String, ContainerSpec)> {
-    task_definition_container(cx, arn).await
-}
-
-/// The revision the API service runs and its container, as discovery saw
-/// them, when nothing in this run changed either since (the service still
-/// runs the revision discovery found, and no newer one was registered).
-pub fn discovered_api_container(cx: &Context) -> Option<(String, ContainerSpec)> {
-    let service = ResourceId::new(Kind::Service, "api");
-    let task_definition = ResourceId::new(Kind::TaskDefinition, "api");
-    let runs = cx.attribute(&service, "task_definition")?;
-    let seen = cx.attribute(&task_definition, "container_of")?;
-    let latest = cx.physical_id(&task_definition)?;
-    if runs != seen || seen != latest {
-        return None;
-    }
-    let container = serde_json::from_str(&cx.attribute(&task_definition, "container")?).ok()?;
-    Some((seen, container))
-}
-
-async fn task_definition_container(
-    cx: &Context,
-    arn: &str,
-) -> anyhow::Result<(String, ContainerSpec)> {
-    let out = cx
-        .clients
-        .ecs
-        .describe_task_definition()
-        .task_definition(arn)
-        .send()
-        .await
-        .aws("DescribeTaskDefinition")?;
-    let task = out
-        .task_definition()
-        .ok_or_else(|| anyhow!("task definition {arn} not found"))?;
-    let container = task
-        .container_definitions()
-        .first()
-        .ok_or_else(|| anyhow!("task definition {arn} has no container"))?;
-    Ok((
-        task.task_definition_arn().unwrap_or(arn).to_string(),
-        container_spec(container),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resources::testing::{context, json_error, query_error};
     use aws_sdk_ecs::operation::create_cluster::CreateClusterOutput;
     use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
-    use aws_sdk_ecs::types::{Cluster, TaskDefinition};
+    use aws_sdk_ecs::types::{Cluster, ContainerDefinition, TaskDefinition};
     use aws_smithy_mocks::mock;
-
-    /// What is registered reads back the same, or every plan would show a change.
-    #[test]
-    fn a_container_reads_back_as_it_was_registered() {
-        let spec = ContainerSpec {
-            name: "schema".into(),
-            image: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/r:psql".into(),
-            command: vec!["sh".into(), "-c".into(), "echo hi".into()],
-            ports: [3000].into(),
-            environment: [("PGHOST".to_string(), "db".to_string())].into(),
-            secrets: [(
-                "PGPASSWORD".to_string(),
-                "arn:aws:secretsmanager:eu-west-1:1:secret:x:password::".to_string(),
-            )]
-            .into(),
-            log_driver: "awslogs".into(),
-            log_options: [("awslogs-group".to_string(), "/g".to_string())].into(),
-            readonly_root_filesystem: true,
-        };
-        assert_eq!(container_spec(&container_definition(&spec).unwrap()), spec);
-        let no_command = ContainerSpec {
-            command: vec![],
-            ..spec
-        };
-        let registered = container_definition(&no_command).unwrap();
-        assert!(registered.command().is_empty());
-        assert_eq!(container_spec(&registered), no_command);
-    }
 
     /// A new account: IAM says the role exists already (a second deploy, or
     /// another tool made it), and ECS cannot assume it for a few seconds.

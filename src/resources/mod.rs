@@ -21,6 +21,7 @@ pub mod secrets;
 mod security;
 pub mod storage;
 mod tags;
+pub mod task_definitions;
 mod waits;
 
 pub(crate) use aws_error::*;
@@ -108,16 +109,15 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     };
     let log_group_id = ResourceId::new(Kind::LogGroup, "api");
     let cluster_id = ResourceId::new(Kind::Cluster, "main");
-    let tasks = async {
-        let found = futures::future::try_join_all(
-            names
-                .task_families
-                .iter()
-                .map(|(id, family)| ecs::discover_task_definition(cx, id, family)),
-        )
-        .await?;
-        anyhow::Ok(found.concat())
-    };
+    let tasks =
+        async {
+            let found =
+                futures::future::try_join_all(names.task_families.iter().map(|(id, family)| {
+                    task_definitions::discover_task_definition(cx, id, family)
+                }))
+                .await?;
+            anyhow::Ok(found.concat())
+        };
     let domain = async {
         match &names.domain {
             Some(names) => domain::discover(cx, names).await,
@@ -148,7 +148,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     ]
     .concat();
     ecs::orient_target_groups(&mut live);
-    ecs::read_running_task_definition(cx, &mut live).await?;
+    task_definitions::read_running_task_definition(cx, &mut live).await?;
     Ok(live)
 }
 
@@ -180,7 +180,7 @@ pub async fn create(
         Spec::LogGroup(s) => logs::create(cx, id, s).await,
         Spec::Role(s) => iam::create(cx, id, s).await,
         Spec::Cluster(s) => ecs::create_cluster(cx, s).await,
-        Spec::TaskDefinition(s) => ecs::register_task_definition(cx, id, s).await,
+        Spec::TaskDefinition(s) => task_definitions::register_task_definition(cx, id, s).await,
         Spec::LoadBalancer(s) => load_balancer::create_load_balancer(cx, id, s).await,
         Spec::TargetGroup(s) => load_balancer::create_target_group(cx, id, s).await,
         Spec::Listener(s) => load_balancer::create_listener(cx, s).await,
@@ -248,7 +248,7 @@ pub async fn update(
         (Spec::Role(old), Spec::Role(new)) => iam::update(cx, old, new).await,
         (Spec::Cluster(old), Spec::Cluster(new)) => ecs::update_cluster(cx, id, old, new).await,
         (Spec::TaskDefinition(_), Spec::TaskDefinition(new)) => {
-            ecs::register_task_definition(cx, &live.id, new)
+            task_definitions::register_task_definition(cx, &live.id, new)
                 .await
                 .map(drop)
         }
@@ -365,7 +365,7 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::LogGroup(s) => logs::delete(cx, &s.name).await,
         Spec::Role(s) => iam::delete(cx, s).await,
         Spec::Cluster(_) => ecs::delete_cluster(cx, id).await,
-        Spec::TaskDefinition(s) => ecs::delete_task_definition(cx, &s.family).await,
+        Spec::TaskDefinition(s) => task_definitions::delete_task_definition(cx, &s.family).await,
         Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
         Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
         Spec::Listener(_) => load_balancer::delete_listener(cx, id).await,

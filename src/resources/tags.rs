@@ -145,3 +145,49 @@ pub(crate) fn identify(
         Some(ResourceId(format!("{}#{physical_id}", id.0)))
     }
 }
+
+/// ECS's tags, as the API takes them.
+pub(crate) fn ecs_tags(tags: &Tags) -> Vec<aws_sdk_ecs::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub(crate) fn from_ecs_tags(tags: &[aws_sdk_ecs::types::Tag]) -> Tags {
+    user_visible_tags(tags.iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+pub(crate) async fn sync_ecs_tags(
+    cx: &Context,
+    arn: &str,
+    old: &Tags,
+    new: &Tags,
+) -> anyhow::Result<()> {
+    let (changed, removed) = tag_changes(old, new);
+    if !changed.is_empty() {
+        cx.clients
+            .ecs
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(ecs_tags(&changed)))
+            .send()
+            .await
+            .aws("TagResource")?;
+    }
+    if !removed.is_empty() {
+        cx.clients
+            .ecs
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("UntagResource")?;
+    }
+    Ok(())
+}
