@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::database::migrations;
 use crate::model::{Kind, ResourceId};
-use crate::resources::{alarms, ecs, load_balancer, Context, Waits};
+use crate::resources::{alarms, ecs, listeners, load_balancer, Context, Waits};
 use aws_sdk_ecs::client::Waiters as _;
 use serde::Serialize;
 use std::time::Duration;
@@ -381,7 +381,7 @@ async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -
 /// forwards to that group alone.
 async fn serving_target_groups(cx: &Context) -> anyhow::Result<Vec<String>> {
     if let Some(rule) = cx.physical_id(&ResourceId::new(Kind::ListenerRule, "api")) {
-        return load_balancer::serving_target_groups(cx, &rule).await;
+        return listeners::serving_target_groups(cx, &rule).await;
     }
     cx.physical_id(&ResourceId::new(Kind::TargetGroup, "api"))
         .map(|group| vec![group])

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod ecs;
 mod endpoints;
 mod iam;
+pub mod listeners;
 pub mod load_balancer;
 mod logs;
 mod network;
@@ -183,8 +184,8 @@ pub async fn create(
         Spec::TaskDefinition(s) => task_definitions::register_task_definition(cx, id, s).await,
         Spec::LoadBalancer(s) => load_balancer::create_load_balancer(cx, id, s).await,
         Spec::TargetGroup(s) => load_balancer::create_target_group(cx, id, s).await,
-        Spec::Listener(s) => load_balancer::create_listener(cx, s).await,
-        Spec::ListenerRule(s) => load_balancer::create_rule(cx, s).await,
+        Spec::Listener(s) => listeners::create_listener(cx, s).await,
+        Spec::ListenerRule(s) => listeners::create_rule(cx, s).await,
         Spec::Service(s) => ecs::create_service(cx, s).await,
         Spec::Scaling(s) => scaling::put(cx, s).await,
         Spec::Alarm(s) => alarms::put(cx, s, Some(id)).await,
@@ -258,11 +259,9 @@ pub async fn update(
         (Spec::TargetGroup(old), Spec::TargetGroup(new)) => {
             load_balancer::update_target_group(cx, id, old, new).await
         }
-        (Spec::Listener(_), Spec::Listener(new)) => {
-            load_balancer::update_listener(cx, id, new).await
-        }
+        (Spec::Listener(_), Spec::Listener(new)) => listeners::update_listener(cx, id, new).await,
         (Spec::ListenerRule(old), Spec::ListenerRule(new)) => {
-            load_balancer::update_rule(cx, id, old, new).await
+            listeners::update_rule(cx, id, old, new).await
         }
         (Spec::Service(old), Spec::Service(new)) => {
             let swapped = live.attributes.contains_key(ecs::TARGET_GROUPS_SWAPPED);
@@ -368,8 +367,8 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::TaskDefinition(s) => task_definitions::delete_task_definition(cx, &s.family).await,
         Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
         Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
-        Spec::Listener(_) => load_balancer::delete_listener(cx, id).await,
-        Spec::ListenerRule(_) => load_balancer::delete_rule(cx, id).await,
+        Spec::Listener(_) => listeners::delete_listener(cx, id).await,
+        Spec::ListenerRule(_) => listeners::delete_rule(cx, id).await,
         Spec::Service(s) => ecs::delete_service(cx, &live.id, s, waits).await,
         Spec::Scaling(_) => scaling::delete(cx, id).await,
         Spec::Alarm(_) => alarms::delete(cx, id).await,

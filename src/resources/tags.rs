@@ -191,3 +191,76 @@ pub(crate) async fn sync_ecs_tags(
     }
     Ok(())
 }
+
+/// The load balancer's tags (ELB), as its API takes them.
+pub(crate) fn elb_tags(tags: &Tags) -> Vec<aws_sdk_elasticloadbalancingv2::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect()
+}
+
+/// Tags by ARN, AWS's reserved ones left out; at most 20 ARNs a call.
+pub(crate) async fn describe_elb_tags(
+    cx: &Context,
+    arns: Vec<String>,
+) -> anyhow::Result<BTreeMap<String, Tags>> {
+    let mut tags_by_arn = BTreeMap::new();
+    for chunk in arns.chunks(20) {
+        let out = cx
+            .clients
+            .elb
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws("DescribeTags")?;
+        for description in out.tag_descriptions() {
+            let tags = user_visible_tags(description.tags().iter().filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            }));
+            tags_by_arn.insert(
+                description.resource_arn().unwrap_or_default().to_string(),
+                tags,
+            );
+        }
+    }
+    Ok(tags_by_arn)
+}
+
+pub(crate) async fn sync_elb_tags(
+    cx: &Context,
+    arn: &str,
+    old: &Tags,
+    new: &Tags,
+) -> anyhow::Result<()> {
+    let (changed, removed) = tag_changes(old, new);
+    if !changed.is_empty() {
+        cx.clients
+            .elb
+            .add_tags()
+            .resource_arns(arn)
+            .set_tags(Some(elb_tags(&changed)))
+            .send()
+            .await
+            .aws("AddTags")?;
+    }
+    if !removed.is_empty() {
+        cx.clients
+            .elb
+            .remove_tags()
+            .resource_arns(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("RemoveTags")?;
+    }
+    Ok(())
+}
