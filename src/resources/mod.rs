@@ -5,6 +5,7 @@
 pub mod alarms;
 mod aws_error;
 mod context;
+mod db_groups;
 pub mod domain;
 pub mod ecs;
 mod endpoints;
@@ -175,8 +176,8 @@ pub async fn create(
         Spec::Bucket(s) => storage::create(cx, id, s).await,
         Spec::Repository(s) => registry::create(cx, id, s).await,
         Spec::Secret(s) => secrets::create(cx, id, s).await,
-        Spec::DbSubnetGroup(s) => rds::create_subnet_group(cx, s).await,
-        Spec::DbParameterGroup(s) => rds::create_parameter_group(cx, s).await,
+        Spec::DbSubnetGroup(s) => db_groups::create_subnet_group(cx, s).await,
+        Spec::DbParameterGroup(s) => db_groups::create_parameter_group(cx, s).await,
         Spec::DbInstance(s) => rds::create_instance(cx, id, s, waits).await,
         Spec::LogGroup(s) => logs::create(cx, id, s).await,
         Spec::Role(s) => iam::create(cx, id, s).await,
@@ -237,10 +238,10 @@ pub async fn update(
         (Spec::Repository(old), Spec::Repository(new)) => registry::update(cx, id, old, new).await,
         (Spec::Secret(old), Spec::Secret(new)) => secrets::update(cx, arn, old, new).await,
         (Spec::DbSubnetGroup(old), Spec::DbSubnetGroup(new)) => {
-            rds::update_subnet_group(cx, arn, old, new).await
+            db_groups::update_subnet_group(cx, arn, old, new).await
         }
         (Spec::DbParameterGroup(old), Spec::DbParameterGroup(new)) => {
-            rds::update_parameter_group(cx, arn, old, new).await
+            db_groups::update_parameter_group(cx, arn, old, new).await
         }
         (Spec::DbInstance(old), Spec::DbInstance(new)) => {
             rds::update_instance(cx, &live.id, arn, old, new, waits).await
@@ -358,8 +359,8 @@ async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Re
         Spec::Bucket(s) => storage::delete(cx, &s.name).await,
         Spec::Repository(s) => registry::delete(cx, &s.name).await,
         Spec::Secret(_) => secrets::delete(cx, id).await,
-        Spec::DbSubnetGroup(_) => rds::delete_subnet_group(cx, id).await,
-        Spec::DbParameterGroup(_) => rds::delete_parameter_group(cx, id).await,
+        Spec::DbSubnetGroup(_) => db_groups::delete_subnet_group(cx, id).await,
+        Spec::DbParameterGroup(_) => db_groups::delete_parameter_group(cx, id).await,
         Spec::DbInstance(_) => rds::delete_instance(cx, &live.id, id, waits).await,
         Spec::LogGroup(s) => logs::delete(cx, &s.name).await,
         Spec::Role(s) => iam::delete(cx, s).await,

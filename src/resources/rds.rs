@@ -4,12 +4,14 @@
 
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
-use super::tags::{check_owner, tag_changes, user_visible_tags, Names};
+use super::db_groups::{self, resolve_all, PARAMETER_GROUP_CHANGED, POLL_EVERY};
+use super::tags::{check_owner, Names};
+use super::tags::{from_rds_tags, rds_tags, sync_rds_tags};
 use super::waits::Waits;
 use crate::model::*;
 use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_rds::client::Waiters;
-use aws_sdk_rds::types::{ApplyMethod, DbInstance, Parameter, PendingModifiedValues, Tag};
+use aws_sdk_rds::types::{DbInstance, PendingModifiedValues};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -20,13 +22,6 @@ const DELETED_WITHIN: Duration = Duration::from_secs(30 * 60);
 /// still read `available` for a while: a wait that trusts it returns before
 /// the change has started. How long to look for the change to start.
 const CHANGE_STARTS_WITHIN: Duration = Duration::from_secs(5 * 60);
-/// ModifyDBParameterGroup is eventually consistent: AWS asks for a wait
-/// before a new instance uses the group. How long to wait for the values to show.
-const PARAMETERS_SHOW_WITHIN: Duration = Duration::from_secs(5 * 60);
-const POLL_EVERY: Duration = Duration::from_secs(5);
-
-/// Parameters PostgreSQL reads only at start: changing one needs a reboot.
-const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
 
 /// What discovery needs to know to find the database resources.
 pub struct DatabaseNames {
@@ -44,8 +39,8 @@ pub async fn discover(
     network: &Names,
 ) -> anyhow::Result<Vec<Live>> {
     let (subnet_group, parameter_group, instance) = tokio::try_join!(
-        discover_subnet_group(cx, &names.subnet_group, network),
-        discover_parameter_group(cx, &names.parameter_group),
+        db_groups::discover_subnet_group(cx, &names.subnet_group, network),
+        db_groups::discover_parameter_group(cx, &names.parameter_group),
         discover_instance(cx, names, network),
     )?;
     Ok(subnet_group
@@ -53,112 +48,6 @@ pub async fn discover(
         .chain(parameter_group)
         .chain(instance)
         .collect())
-}
-
-async fn tags_of(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
-    let out = cx
-        .clients
-        .rds
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .aws("ListTagsForResource")?;
-    Ok(from_rds_tags(out.tag_list()))
-}
-
-fn from_rds_tags(tags: &[Tag]) -> Tags {
-    user_visible_tags(tags.iter().filter_map(|t| {
-        Some((
-            t.key()?.to_string(),
-            t.value().unwrap_or_default().to_string(),
-        ))
-    }))
-}
-
-fn rds_tags(tags: &Tags) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
-
-async fn discover_subnet_group(
-    cx: &Context,
-    name: &str,
-    network: &Names,
-) -> anyhow::Result<Option<Live>> {
-    let found = match cx
-        .clients
-        .rds
-        .describe_db_subnet_groups()
-        .db_subnet_group_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => out.db_subnet_groups().first().cloned(),
-        Err(err) if error_code(&err) == Some("DBSubnetGroupNotFoundFault") => None,
-        Err(err) => return Err(err).aws("DescribeDBSubnetGroups"),
-    };
-    let Some(group) = found else { return Ok(None) };
-    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
-    let tags = tags_of(cx, &arn).await?;
-    check_owner(cx, "DB subnet group", name, &tags)?;
-    Ok(Some(Live {
-        id: ResourceId::new(Kind::DbSubnetGroup, "main"),
-        physical_id: name.to_string(),
-        spec: Spec::DbSubnetGroup(DbSubnetGroupSpec {
-            name: name.to_string(),
-            description: group
-                .db_subnet_group_description()
-                .unwrap_or_default()
-                .to_string(),
-            subnets: group
-                .subnets()
-                .iter()
-                .filter_map(|s| s.subnet_identifier())
-                .map(|id| network.logical(id))
-                .collect(),
-            tags,
-        }),
-        attributes: BTreeMap::from([("arn".to_string(), arn)]),
-    }))
-}
-
-async fn discover_parameter_group(cx: &Context, name: &str) -> anyhow::Result<Option<Live>> {
-    let rds = &cx.clients.rds;
-    let found = match rds
-        .describe_db_parameter_groups()
-        .db_parameter_group_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => out.db_parameter_groups().first().cloned(),
-        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
-        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
-    };
-    let Some(group) = found else { return Ok(None) };
-    let arn = group
-        .db_parameter_group_arn()
-        .unwrap_or_default()
-        .to_string();
-    let tags = tags_of(cx, &arn).await?;
-    check_owner(cx, "DB parameter group", name, &tags)?;
-    let parameters = user_parameters(cx, name).await?;
-    Ok(Some(Live {
-        id: ResourceId::new(Kind::DbParameterGroup, "main"),
-        physical_id: name.to_string(),
-        spec: Spec::DbParameterGroup(DbParameterGroupSpec {
-            name: name.to_string(),
-            family: group
-                .db_parameter_group_family()
-                .unwrap_or_default()
-                .to_string(),
-            description: group.description().unwrap_or_default().to_string(),
-            parameters,
-            tags,
-        }),
-        attributes: BTreeMap::from([("arn".to_string(), arn)]),
-    }))
 }
 
 async fn describe_instance(cx: &Context, identifier: &str) -> anyhow::Result<Option<DbInstance>> {
@@ -270,7 +159,6 @@ fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
 /// Instance attributes: whether the last look saw parameters waiting for a
 /// reboot, and whether this run changed the parameter group since.
 const PARAMETERS_PENDING_REBOOT: &str = "parameters_pending_reboot";
-const PARAMETER_GROUP_CHANGED: &str = "parameter_group_changed";
 
 fn parameters_pending_reboot(db: &DbInstance) -> bool {
     db.db_parameter_groups()
@@ -319,215 +207,6 @@ pub async fn default_minor(cx: &Context, major: &str) -> anyhow::Result<Option<S
         .filter_map(|v| v.engine_version())
         .find(|v| v.split('.').next() == Some(major))
         .map(str::to_string))
-}
-
-pub async fn create_subnet_group(cx: &Context, spec: &DbSubnetGroupSpec) -> anyhow::Result<String> {
-    let subnets = resolve_all(cx, &spec.subnets)?;
-    cx.clients
-        .rds
-        .create_db_subnet_group()
-        .db_subnet_group_name(&spec.name)
-        .db_subnet_group_description(&spec.description)
-        .set_subnet_ids(Some(subnets))
-        .set_tags(Some(rds_tags(&spec.tags)))
-        .send()
-        .await
-        .aws("CreateDBSubnetGroup")?;
-    Ok(spec.name.clone())
-}
-
-pub async fn update_subnet_group(
-    cx: &Context,
-    arn: &str,
-    old: &DbSubnetGroupSpec,
-    new: &DbSubnetGroupSpec,
-) -> anyhow::Result<()> {
-    if old.subnets != new.subnets || old.description != new.description {
-        cx.clients
-            .rds
-            .modify_db_subnet_group()
-            .db_subnet_group_name(&new.name)
-            .db_subnet_group_description(&new.description)
-            .set_subnet_ids(Some(resolve_all(cx, &new.subnets)?))
-            .send()
-            .await
-            .aws("ModifyDBSubnetGroup")?;
-    }
-    sync_tags(cx, arn, &old.tags, &new.tags).await
-}
-
-pub async fn delete_subnet_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
-        cx.clients
-            .rds
-            .delete_db_subnet_group()
-            .db_subnet_group_name(name)
-            .send()
-            .await,
-        "DeleteDBSubnetGroup",
-    )
-}
-
-pub async fn create_parameter_group(
-    cx: &Context,
-    spec: &DbParameterGroupSpec,
-) -> anyhow::Result<String> {
-    cx.clients
-        .rds
-        .create_db_parameter_group()
-        .db_parameter_group_name(&spec.name)
-        .db_parameter_group_family(&spec.family)
-        .description(&spec.description)
-        .set_tags(Some(rds_tags(&spec.tags)))
-        .send()
-        .await
-        .aws("CreateDBParameterGroup")?;
-    set_parameters(cx, &spec.name, &BTreeMap::new(), &spec.parameters).await?;
-    wait_parameters_visible(cx, &spec.name, &spec.parameters).await?;
-    Ok(spec.name.clone())
-}
-
-/// The user-set parameters of a group, as DescribeDBParameters reports them.
-async fn user_parameters(cx: &Context, group: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut parameters = BTreeMap::new();
-    let mut pages = cx
-        .clients
-        .rds
-        .describe_db_parameters()
-        .db_parameter_group_name(group)
-        .source("user")
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        for p in page.aws("DescribeDBParameters")?.parameters() {
-            if let (Some(k), Some(v)) = (p.parameter_name(), p.parameter_value()) {
-                parameters.insert(k.to_string(), v.to_string());
-            }
-        }
-    }
-    Ok(parameters)
-}
-
-/// Polls until every parameter poolside set shows with its value, so the
-/// instance that the next step creates starts with them.
-async fn wait_parameters_visible(
-    cx: &Context,
-    group: &str,
-    wanted: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
-        let shown = user_parameters(cx, group).await?;
-        let missing: Vec<&String> = wanted
-            .iter()
-            .filter(|(k, v)| shown.get(*k) != Some(*v))
-            .map(|(k, _)| k)
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if started.elapsed() >= PARAMETERS_SHOW_WITHIN {
-            bail!(
-                "DB parameter group {group} still does not show {} {}s after it was modified; run deploy again",
-                missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
-                PARAMETERS_SHOW_WITHIN.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
-}
-
-pub async fn update_parameter_group(
-    cx: &Context,
-    arn: &str,
-    old: &DbParameterGroupSpec,
-    new: &DbParameterGroupSpec,
-) -> anyhow::Result<()> {
-    set_parameters(cx, &new.name, &old.parameters, &new.parameters).await?;
-    if old.parameters != new.parameters {
-        // What discovery saw of the instance's parameters is stale now.
-        let instance = ResourceId::new(Kind::DbInstance, "main");
-        cx.record_attribute(&instance, PARAMETER_GROUP_CHANGED, "true");
-    }
-    if old.description != new.description {
-        bail!(
-            "the description of DB parameter group {} cannot be changed in place",
-            new.name
-        );
-    }
-    sync_tags(cx, arn, &old.tags, &new.tags).await
-}
-
-/// Sets the changed parameters and resets the ones poolside no longer sets.
-/// A static parameter waits for a reboot, which the data tier does after apply.
-async fn set_parameters(
-    cx: &Context,
-    group: &str,
-    old: &BTreeMap<String, String>,
-    new: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    let method = |name: &str| {
-        if STATIC_PARAMETERS.contains(&name) {
-            ApplyMethod::PendingReboot
-        } else {
-            ApplyMethod::Immediate
-        }
-    };
-    let changed: Vec<Parameter> = new
-        .iter()
-        .filter(|(k, v)| old.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_name(k)
-                .parameter_value(v)
-                .apply_method(method(k))
-                .build()
-        })
-        .collect();
-    // ModifyDBParameterGroup takes at most 20 parameters per call.
-    for batch in changed.chunks(20) {
-        cx.clients
-            .rds
-            .modify_db_parameter_group()
-            .db_parameter_group_name(group)
-            .set_parameters(Some(batch.to_vec()))
-            .send()
-            .await
-            .aws("ModifyDBParameterGroup")?;
-    }
-    let removed: Vec<Parameter> = old
-        .keys()
-        .filter(|k| !new.contains_key(*k))
-        .map(|k| {
-            Parameter::builder()
-                .parameter_name(k)
-                .apply_method(method(k))
-                .build()
-        })
-        .collect();
-    for batch in removed.chunks(20) {
-        cx.clients
-            .rds
-            .reset_db_parameter_group()
-            .db_parameter_group_name(group)
-            .set_parameters(Some(batch.to_vec()))
-            .send()
-            .await
-            .aws("ResetDBParameterGroup")?;
-    }
-    Ok(())
-}
-
-pub async fn delete_parameter_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
-        cx.clients
-            .rds
-            .delete_db_parameter_group()
-            .db_parameter_group_name(name)
-            .send()
-            .await,
-        "DeleteDBParameterGroup",
-    )
 }
 
 pub async fn create_instance(
@@ -662,7 +341,7 @@ pub async fn update_instance(
         wait_available(cx, id, &new.identifier, waits).await?;
     }
     if old.tags != new.tags {
-        sync_tags(cx, arn, &old.tags, &new.tags).await?;
+        sync_rds_tags(cx, arn, &old.tags, &new.tags).await?;
     }
     Ok(())
 }
@@ -896,41 +575,10 @@ async fn wait_change_started(
         .await?
 }
 
-fn resolve_all<'a>(
-    cx: &Context,
-    refs: impl IntoIterator<Item = &'a ResourceId>,
-) -> anyhow::Result<Vec<String>> {
-    refs.into_iter().map(|r| cx.resolve(r)).collect()
-}
-
-async fn sync_tags(cx: &Context, arn: &str, old: &Tags, new: &Tags) -> anyhow::Result<()> {
-    let (changed, removed) = tag_changes(old, new);
-    if !changed.is_empty() {
-        cx.clients
-            .rds
-            .add_tags_to_resource()
-            .resource_name(arn)
-            .set_tags(Some(rds_tags(&changed)))
-            .send()
-            .await
-            .aws("AddTagsToResource")?;
-    }
-    if !removed.is_empty() {
-        cx.clients
-            .rds
-            .remove_tags_from_resource()
-            .resource_name(arn)
-            .set_tag_keys(Some(removed))
-            .send()
-            .await
-            .aws("RemoveTagsFromResource")?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::db_groups::create_parameter_group;
     use crate::resources::testing::context;
     use crate::resources::Unwatched;
     use aws_sdk_rds::operation::create_db_parameter_group::CreateDbParameterGroupOutput;
@@ -938,6 +586,7 @@ mod tests {
     use aws_sdk_rds::operation::describe_db_parameters::DescribeDbParametersOutput;
     use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
     use aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput;
+    use aws_sdk_rds::types::Parameter;
     use aws_sdk_rds::Client;
     use aws_smithy_mocks::mock;
 

@@ -264,3 +264,61 @@ pub(crate) async fn sync_elb_tags(
     }
     Ok(())
 }
+
+/// RDS's tags, as its API takes them.
+pub(crate) async fn rds_tags_of(cx: &Context, arn: &str) -> anyhow::Result<Tags> {
+    let out = cx
+        .clients
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .aws("ListTagsForResource")?;
+    Ok(from_rds_tags(out.tag_list()))
+}
+
+pub(crate) fn from_rds_tags(tags: &[aws_sdk_rds::types::Tag]) -> Tags {
+    user_visible_tags(tags.iter().filter_map(|t| {
+        Some((
+            t.key()?.to_string(),
+            t.value().unwrap_or_default().to_string(),
+        ))
+    }))
+}
+
+pub(crate) fn rds_tags(tags: &Tags) -> Vec<aws_sdk_rds::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+pub(crate) async fn sync_rds_tags(
+    cx: &Context,
+    arn: &str,
+    old: &Tags,
+    new: &Tags,
+) -> anyhow::Result<()> {
+    let (changed, removed) = tag_changes(old, new);
+    if !changed.is_empty() {
+        cx.clients
+            .rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(rds_tags(&changed)))
+            .send()
+            .await
+            .aws("AddTagsToResource")?;
+    }
+    if !removed.is_empty() {
+        cx.clients
+            .rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .aws("RemoveTagsFromResource")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The database's subnet group and parameter group (pg_cron preloaded, TLS
+//! forced): found by name, changed in place.
+
+use super::aws_error::{error_code, AwsResultExt};
+use super::context::Context;
+use super::tags::Names;
+use super::tags::{check_owner, rds_tags, rds_tags_of, sync_rds_tags};
+use crate::model::*;
+use anyhow::bail;
+use aws_sdk_rds::types::{ApplyMethod, Parameter};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Set on the instance when its parameter group changed in this run: its
+/// reboot check must not trust what discovery read.
+pub(super) const PARAMETER_GROUP_CHANGED: &str = "parameter_group_changed";
+
+/// ModifyDBParameterGroup is eventually consistent: AWS asks for a wait
+/// before a new instance uses the group. How long to wait for the values to show.
+const PARAMETERS_SHOW_WITHIN: Duration = Duration::from_secs(5 * 60);
+/// Parameters PostgreSQL reads only at start: changing one needs a reboot.
+const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
+pub(super) const POLL_EVERY: Duration = Duration::from_secs(5);
+
+pub(super) async fn discover_subnet_group(
+    cx: &Context,
+    name: &str,
+    network: &Names,
+) -> anyhow::Result<Option<Live>> {
+    let found = match cx
+        .clients
+        .rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_subnet_groups().first().cloned(),
+        Err(err) if error_code(&err) == Some("DBSubnetGroupNotFoundFault") => None,
+        Err(err) => return Err(err).aws("DescribeDBSubnetGroups"),
+    };
+    let Some(group) = found else { return Ok(None) };
+    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
+    let tags = rds_tags_of(cx, &arn).await?;
+    check_owner(cx, "DB subnet group", name, &tags)?;
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DbSubnetGroup, "main"),
+        physical_id: name.to_string(),
+        spec: Spec::DbSubnetGroup(DbSubnetGroupSpec {
+            name: name.to_string(),
+            description: group
+                .db_subnet_group_description()
+                .unwrap_or_default()
+                .to_string(),
+            subnets: group
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_identifier())
+                .map(|id| network.logical(id))
+                .collect(),
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn)]),
+    }))
+}
+
+pub(super) async fn discover_parameter_group(
+    cx: &Context,
+    name: &str,
+) -> anyhow::Result<Option<Live>> {
+    let rds = &cx.clients.rds;
+    let found = match rds
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_parameter_groups().first().cloned(),
+        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
+        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
+    };
+    let Some(group) = found else { return Ok(None) };
+    let arn = group
+        .db_parameter_group_arn()
+        .unwrap_or_default()
+        .to_string();
+    let tags = rds_tags_of(cx, &arn).await?;
+    check_owner(cx, "DB parameter group", name, &tags)?;
+    let parameters = user_parameters(cx, name).await?;
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DbParameterGroup, "main"),
+        physical_id: name.to_string(),
+        spec: Spec::DbParameterGroup(DbParameterGroupSpec {
+            name: name.to_string(),
+            family: group
+                .db_parameter_group_family()
+                .unwrap_or_default()
+                .to_string(),
+            description: group.description().unwrap_or_default().to_string(),
+            parameters,
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn)]),
+    }))
+}
+
+pub async fn create_subnet_group(cx: &Context, spec: &DbSubnetGroupSpec) -> anyhow::Result<String> {
+    let subnets = resolve_all(cx, &spec.subnets)?;
+    cx.clients
+        .rds
+        .create_db_subnet_group()
+        .db_subnet_group_name(&spec.name)
+        .db_subnet_group_description(&spec.description)
+        .set_subnet_ids(Some(subnets))
+        .set_tags(Some(rds_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateDBSubnetGroup")?;
+    Ok(spec.name.clone())
+}
+
+pub async fn update_subnet_group(
+    cx: &Context,
+    arn: &str,
+    old: &DbSubnetGroupSpec,
+    new: &DbSubnetGroupSpec,
+) -> anyhow::Result<()> {
+    if old.subnets != new.subnets || old.description != new.description {
+        cx.clients
+            .rds
+            .modify_db_subnet_group()
+            .db_subnet_group_name(&new.name)
+            .db_subnet_group_description(&new.description)
+            .set_subnet_ids(Some(resolve_all(cx, &new.subnets)?))
+            .send()
+            .await
+            .aws("ModifyDBSubnetGroup")?;
+    }
+    sync_rds_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+pub async fn delete_subnet_group(cx: &Context, name: &str) -> anyhow::Result<()> {
+    super::aws_error::ignore_not_found(
+        cx.clients
+            .rds
+            .delete_db_subnet_group()
+            .db_subnet_group_name(name)
+            .send()
+            .await,
+        "DeleteDBSubnetGroup",
+    )
+}
+
+pub async fn create_parameter_group(
+    cx: &Context,
+    spec: &DbParameterGroupSpec,
+) -> anyhow::Result<String> {
+    cx.clients
+        .rds
+        .create_db_parameter_group()
+        .db_parameter_group_name(&spec.name)
+        .db_parameter_group_family(&spec.family)
+        .description(&spec.description)
+        .set_tags(Some(rds_tags(&spec.tags)))
+        .send()
+        .await
+        .aws("CreateDBParameterGroup")?;
+    set_parameters(cx, &spec.name, &BTreeMap::new(), &spec.parameters).await?;
+    wait_parameters_visible(cx, &spec.name, &spec.parameters).await?;
+    Ok(spec.name.clone())
+}
+
+/// The user-set parameters of a group, as DescribeDBParameters reports them.
+async fn user_parameters(cx: &Context, group: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut parameters = BTreeMap::new();
+    let mut pages = cx
+        .clients
+        .rds
+        .describe_db_parameters()
+        .db_parameter_group_name(group)
+        .source("user")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.aws("DescribeDBParameters")?.parameters() {
+            if let (Some(k), Some(v)) = (p.parameter_name(), p.parameter_value()) {
+                parameters.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    Ok(parameters)
+}
+
+/// Polls until every parameter poolside set shows with its value, so the
+/// instance that the next step creates starts with them.
+async fn wait_parameters_visible(
+    cx: &Context,
+    group: &str,
+    wanted: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let shown = user_parameters(cx, group).await?;
+        let missing: Vec<&String> = wanted
+            .iter()
+            .filter(|(k, v)| shown.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() >= PARAMETERS_SHOW_WITHIN {
+            bail!(
+                "DB parameter group {group} still does not show {} {}s after it was modified; run deploy again",
+                missing.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                PARAMETERS_SHOW_WITHIN.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+pub async fn update_parameter_group(
+    cx: &Context,
+    arn: &str,
+    old: &DbParameterGroupSpec,
+    new: &DbParameterGroupSpec,
+) -> anyhow::Result<()> {
+    set_parameters(cx, &new.name, &old.parameters, &new.parameters).await?;
+    if old.parameters != new.parameters {
+        // What discovery saw of the instance's parameters is stale now.
+        let instance = ResourceId::new(Kind::DbInstance, "main");
+        cx.record_attribute(&instance, PARAMETER_GROUP_CHANGED, "true");
+    }
+    if old.description != new.description {
+        bail!(
+            "the description of DB parameter group {} cannot be changed in place",
+            new.name
+        );
+    }
+    sync_rds_tags(cx, arn, &old.tags, &new.tags).await
+}
+
+/// Sets the changed parameters and resets the ones poolside no longer sets.
+/// A static parameter waits for a reboot, which the data tier does after apply.
+async fn set_parameters(
+    cx: &Context,
+    group: &str,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let method = |name: &str| {
+        if STATIC_PARAMETERS.contains(&name) {
+            ApplyMethod::PendingReboot
+        } else {
+            ApplyMethod::Immediate
+        }
+    };
+    let changed: Vec<Parameter> = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_name(k)
+                .parameter_value(v)
+                .apply_method(method(k))
+                .build()
+        })
+        .collect();
+    // ModifyDBParameterGroup takes at most 20 parameters per call.
+    for batch in changed.chunks(20) {
+        cx.clients
+            .rds
+            .modify_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(batch.to_vec()))
+            .send()
+            .await
+            .aws("ModifyDBParameterGroup")?;
+    }
+    let removed: Vec<Parameter> = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| {
+            Parameter::builder()
+                .parameter_name(k)
+                .apply_method(method(k))
+                .build()
+        })
+        .collect();
+    for batch in removed.chunks(20) {
+        cx.clients
+            .rds
+            .reset_db_parameter_group()
+            .db_parameter_group_name(group)
+            .set_parameters(Some(batch.to_vec()))
+            .send()
+            .await
+            .aws("ResetDBParameterGroup")?;
+    }
+    Ok(())
+}
+
+pub async fn delete_parameter_group(cx: &Context, name: &str) -> anyhow::Result<()> {
+    super::aws_error::ignore_not_found(
+        cx.clients
+            .rds
+            .delete_db_parameter_group()
+            .db_parameter_group_name(name)
+            .send()
+            .await,
+        "DeleteDBParameterGroup",
+    )
+}
+
+pub(super) fn resolve_all<'a>(
+    cx: &Context,
+    refs: impl IntoIterator<Item = &'a ResourceId>,
+) -> anyhow::Result<Vec<String>> {
+    refs.into_iter().map(|r| cx.resolve(r)).collect()
+}
