@@ -1,3 +1,7 @@
+//! `poolside completions` and `poolside man`: shell completion scripts and
+//! the manual page, generated from the command line `cli/mod.rs` defines.
+//! No AWS call.
+
 use super::globals::exit;
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -1,3 +1,9 @@
+//! `poolside deploy`: plan, refuse what must not be applied, confirm, then
+//! apply in two stages around the schema step, start the local PostgREST on
+//! an emulator, and verify. Runs inside the guarded skeleton (lock, history)
+//! of `guarded.rs`; it makes AWS calls only through the session and the
+//! engine.
+
 use super::globals::{exit, Globals};
 use super::guarded;
 use crate::database;

@@ -1,3 +1,6 @@
+//! `poolside iam-policy`: prints the operator policy (`crate::iam_policy`)
+//! an environment needs.
+
 use super::globals::{exit, Globals};
 use crate::blueprint::AccountFacts;
 use crate::output::{self, Format};

@@ -1,3 +1,7 @@
+//! `poolside image push|list`: the PostgREST image and the schema runner's
+//! psql image copied into the environment's ECR repository (with the RDS
+//! certificate authorities added), and what the repository holds.
+
 use super::globals::{exit, Globals};
 use crate::config::SchemaRunner;
 use crate::database::in_vpc;

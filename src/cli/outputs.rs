@@ -1,3 +1,6 @@
+//! `poolside outputs`: what a deployed environment exposes, read by
+//! discovery; nothing is planned or changed.
+
 use super::globals::{exit, Globals};
 use crate::ops::Session;
 use crate::output::{self, Format};

@@ -1,3 +1,6 @@
+//! `poolside plan`: discovery, the diff and the database's side, printed
+//! or saved (`--out`) for `deploy --plan`. No mutating call.
+
 use super::globals::{exit, Globals};
 use crate::drift;
 use crate::ops::Session;

@@ -1,3 +1,6 @@
+//! `poolside validate`: loads and checks environment files without any AWS
+//! call, and names the files that would share a local port or database.
+
 use super::globals::{exit, Globals};
 use crate::output::{self, Format};
 use serde_json::json;
