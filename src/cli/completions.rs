@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct CompletionsArgs {
-    /// bash, zsh, fish, elvish or powershell.
+    /// bash, zsh or fish (these also complete environment names after --env,
+    /// --from and --to), elvish or powershell (commands and flags only).
     pub shell: clap_complete::Shell,
 }
 
