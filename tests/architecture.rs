@@ -306,6 +306,99 @@ fn every_import_points_down_the_layers() {
     );
 }
 
+/// Longer functions read worse split (README, "Architecture"): a scheduling
+/// loop, two matches over every event or kind, and the table of ARNs.
+const LONG_FUNCTIONS_ALLOWED: &[&str] = &[
+    "engine/apply.rs:run_waves",
+    "output.rs:emit",
+    "output.rs:print_changes",
+    "iam_policy.rs:resources",
+    "resources/mod.rs:update",
+];
+const MAX_FUNCTION_LINES: usize = 80;
+const MAX_FILE_LINES: usize = 800;
+
+/// The source files, with their text before the unit tests.
+fn sources() -> Vec<(String, String)> {
+    module_files(&src())
+        .into_values()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = match text.find("\n#[cfg(test)]\nmod tests") {
+                Some(at) => text[..at].to_string(),
+                None => text,
+            };
+            let name = path.strip_prefix(src()).unwrap().display().to_string();
+            (name, code)
+        })
+        .collect()
+}
+
+/// (name, lines) of each function, from its `fn` line to the closing brace
+/// at its indentation.
+fn functions(code: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let signature = ["pub(crate) ", "pub(super) ", "pub ", ""]
+            .iter()
+            .filter_map(|p| trimmed.strip_prefix(p))
+            .find_map(|rest| {
+                let rest = rest.strip_prefix("async ").unwrap_or(rest);
+                rest.strip_prefix("fn ")
+            });
+        let Some(rest) = signature else { continue };
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = " ".repeat(indent) + "}";
+        if let Some(end) = lines[i..].iter().position(|l| *l == close) {
+            found.push((name, end + 1));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_module_opens_with_what_it_is_for() {
+    let bare: Vec<String> = sources()
+        .into_iter()
+        .filter(|(_, code)| !code.starts_with("//!"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(bare.is_empty(), "modules without a //! header: {bare:?}");
+}
+
+#[test]
+fn no_function_passes_80_lines_and_no_file_800_apart_from_the_allowed() {
+    let mut wrong = Vec::new();
+    for (file, code) in sources() {
+        let lines = code.lines().count();
+        if lines > MAX_FILE_LINES {
+            wrong.push(format!("{file}: {lines} lines before its tests"));
+        }
+        for (name, length) in functions(&code) {
+            let id = format!("{file}:{name}");
+            if length > MAX_FUNCTION_LINES && !LONG_FUNCTIONS_ALLOWED.contains(&id.as_str()) {
+                wrong.push(format!("{id}: {length} lines"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "too long:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_length_check_measures_a_function_from_its_signature_to_its_brace() {
+    let code = "pub async fn short() {\n    one();\n}\n\nimpl X {\n    fn inner(\n        a: u8,\n    ) {\n        two();\n    }\n}\n";
+    assert_eq!(
+        functions(code),
+        [("short".to_string(), 3), ("inner".to_string(), 5)]
+    );
+}
+
 /// The checker itself: it must see the cycles it is there to catch.
 #[test]
 fn the_checker_finds_a_cycle_and_an_upward_import() {
