@@ -222,8 +222,7 @@ async fn schema_step(
                 )
             };
             format!("deploy of `{}`: the AWS resources the database needs are in place, but the schema step failed{held_back}; fix the cause and run deploy again", stage.env)
-        });
-    let data_tier = data_tier?;
+        })?;
     output::print_data_tier(&data_tier, globals.output);
     let schema_step = ResourceId("database/schema".into());
     progress.timeline.record(StepTime {

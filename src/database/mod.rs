@@ -311,7 +311,7 @@ pub async fn converge(
     report.authenticator_password_set =
         ensure_password(&server, &mut app, &authenticator, app_database).await?;
 
-    reconcile_jobs(&server, &master, &mut app, &mut report).await?;
+    reconcile_jobs(&server, &master, &mut app, app_database, &mut report).await?;
     let _ = app.close().await;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -347,9 +347,9 @@ async fn reconcile_jobs(
     server: &Server,
     master: &Login,
     app: &mut PgConnection,
+    app_database: &str,
     report: &mut DataTierReport,
 ) -> anyhow::Result<()> {
-    let app_database = report.database.clone();
     let cron_database: Option<String> =
         sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
             .fetch_one(&mut *app)
@@ -365,7 +365,7 @@ async fn reconcile_jobs(
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .execute(&mut cron_conn)
         .await?;
-    let changes = cron::reconcile(&mut cron_conn, app, &app_database, &jobs).await;
+    let changes = cron::reconcile(&mut cron_conn, app, app_database, &jobs).await;
     let _ = cron_conn.close().await;
     report.jobs_changed = changes.map_err(|e| {
         anyhow!(
