@@ -10,7 +10,7 @@
 //! because moto's RDS endpoint does not resolve.
 
 use crate::config::{Config, DatabaseTls};
-use crate::resources::{ecs, task_definitions, Context};
+use crate::resources::{ecs, ecs::task_definitions, Context};
 use anyhow::{anyhow, bail, Context as _};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -148,7 +148,7 @@ async fn task_environment(
     cx: &Context,
     config: &Config,
     arn: &str,
-    container: &crate::model::ContainerSpec,
+    container: &crate::resources::spec::ContainerSpec,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut environment = container.environment.clone();
     for (name, value_from) in &container.secrets {

@@ -5,11 +5,12 @@ use crate::aws::Clients;
 use crate::blueprint::{self, AccountFacts, INTERFACE_ENDPOINTS};
 use crate::config::Config;
 use crate::engine::plan::{self, Plan};
-use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::model::{Kind, ResourceId};
 use crate::names::{AUTHENTICATOR_SECRET, JWT_SECRET};
 use crate::resources::domain::DomainNames;
 use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
+use crate::resources::spec::{Desired, Spec};
 use crate::resources::AwsResultExt;
 use crate::resources::{self, Context, Lookup, ServiceNames};
 use anyhow::{bail, Context as _};
@@ -111,7 +112,7 @@ impl Session {
     }
 
     /// Everything of the environment that exists, remembered for later steps.
-    async fn discover(&self) -> anyhow::Result<Vec<crate::model::Live>> {
+    async fn discover(&self) -> anyhow::Result<Vec<crate::resources::spec::Live>> {
         let _spinner = crate::output::Spinner::start(format!(
             "Discovering environment `{}` in {}",
             self.config.name, self.config.region
@@ -475,7 +476,7 @@ pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
 
 /// A digest of what discovery found (ids and specs, in a stable order; not
 /// live state such as an alarm's or a task count, which move on their own).
-fn fingerprint(live: &[crate::model::Live]) -> String {
+fn fingerprint(live: &[crate::resources::spec::Live]) -> String {
     use sha2::{Digest, Sha256};
     let mut sorted: Vec<(&ResourceId, &str, &Spec)> = live
         .iter()

@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::database::migrations;
 use crate::model::{Kind, ResourceId};
-use crate::resources::{alarms, ecs, listeners, load_balancer, Context, Waits};
+use crate::resources::{alarms, ecs, load_balancer, load_balancer::listeners, Context, Waits};
 use aws_sdk_ecs::client::Waiters as _;
 use serde::Serialize;
 use std::time::Duration;

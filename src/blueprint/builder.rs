@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::model::*;
+use crate::resources::spec::*;
 
 /// Facts about the account that the blueprint needs (learned once per run).
 #[derive(Clone, Debug)]

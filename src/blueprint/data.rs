@@ -9,6 +9,7 @@ use crate::database::{cron, in_vpc, migrations};
 use crate::model::refs::Reference;
 use crate::model::*;
 use crate::names::{database_identifier, secret_name, AUTHENTICATOR_SECRET, JWT_SECRET};
+use crate::resources::spec::*;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

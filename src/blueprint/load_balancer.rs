@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::model::refs::Reference;
 use crate::model::*;
 use crate::names::{admin_port, ALTERNATE_TARGET_GROUP};
+use crate::resources::spec::*;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@ mod storage;
 pub use storage::bucket_name;
 
 use crate::config::{Config, SchemaRunner};
-use crate::model::*;
+use crate::resources::spec::*;
 use builder::Builder;
 pub use builder::{AccountFacts, INTERFACE_ENDPOINTS};
 
@@ -51,6 +51,7 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::*;
     use std::collections::BTreeSet;
 
     fn config(extra_network: &str) -> Config {

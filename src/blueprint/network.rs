@@ -11,6 +11,7 @@ use super::builder::{
 };
 use crate::config::{Config, NatGateways};
 use crate::model::*;
+use crate::resources::spec::*;
 use std::collections::BTreeSet;
 
 /// What the other tiers refer to.

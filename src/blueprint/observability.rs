@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::names::{
     alarm_prefix, cluster_name, database_identifier, service_name, ALTERNATE_TARGET_GROUP,
 };
+use crate::resources::spec::*;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::BTreeMap;

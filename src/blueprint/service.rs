@@ -12,6 +12,7 @@ use crate::names::{
     admin_port, alarm_prefix, cluster_name, log_group_name, service_name, AUTHENTICATOR_SECRET,
     CONTAINER_NAME, JWT_SECRET,
 };
+use crate::resources::spec::*;
 use crate::templates::render_json;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

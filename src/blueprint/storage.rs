@@ -4,6 +4,7 @@
 use super::builder::{AccountFacts, Builder};
 use crate::config::Config;
 use crate::model::*;
+use crate::resources::spec::*;
 use crate::templates::render_json;
 use serde_json::json;
 

@@ -304,7 +304,9 @@ async fn contract_refusal(session: &Session) -> Option<String> {
     let task_definition = ResourceId::new(Kind::TaskDefinition, "api");
     let running = cx.attribute(&task_definition, "image")?;
     let desired = session.desired.iter().find(|d| d.id == task_definition)?;
-    let crate::model::Spec::TaskDefinition(wanted) = cx.fill_references(&desired.spec).ok()? else {
+    let crate::resources::spec::Spec::TaskDefinition(wanted) =
+        cx.fill_references(&desired.spec).ok()?
+    else {
         return None;
     };
     if running == wanted.container.image {

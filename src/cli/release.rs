@@ -342,7 +342,7 @@ async fn still_running_another(target: &Session, image: &str) -> Option<String> 
     .await
     .ok()??;
     let (_, container) =
-        crate::resources::task_definitions::task_definition(cx, &service.task_definition)
+        crate::resources::ecs::task_definitions::task_definition(cx, &service.task_definition)
             .await
             .ok()?;
     (container.image != image).then_some(container.image)

@@ -20,7 +20,8 @@ use super::cron::{self, Job};
 use super::migrations::{self, Shipped};
 use super::privileges;
 use super::report::DataTierReport;
-use crate::model::{Desired, Kind, ResourceId, Spec};
+use crate::model::{Kind, ResourceId};
+use crate::resources::spec::{Desired, Spec};
 use crate::resources::{AwsResultExt as _, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_ecs::types::{
@@ -674,7 +675,7 @@ mod tests {
     }
 
     /// The schema task's container, as the blueprint renders it.
-    fn container() -> crate::model::ContainerSpec {
+    fn container() -> crate::resources::spec::ContainerSpec {
         let desired = aws_blueprint();
         let Some(Spec::TaskDefinition(definition)) = desired
             .iter()
@@ -689,7 +690,10 @@ mod tests {
     /// Runs the container's command here as ECS would: its environment, the
     /// secrets it names filled in, and the server of this test (plain TCP:
     /// the TLS settings are the task's, for RDS).
-    fn run_task(server: &Server, container: &crate::model::ContainerSpec) -> (bool, Vec<String>) {
+    fn run_task(
+        server: &Server,
+        container: &crate::resources::spec::ContainerSpec,
+    ) -> (bool, Vec<String>) {
         let mut env: BTreeMap<String, String> = container.environment.clone();
         env.insert("PGHOST".into(), "127.0.0.1".into());
         env.insert("PGPORT".into(), server.port.to_string());

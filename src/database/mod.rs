@@ -16,8 +16,9 @@ mod report;
 mod tunnel;
 
 use crate::config::{Config, DatabaseTls, SchemaRunner};
-use crate::model::{Desired, Kind, ResourceId};
+use crate::model::{Kind, ResourceId};
 use crate::names::AUTHENTICATOR_SECRET;
+use crate::resources::spec::Desired;
 use crate::resources::{rds, secrets, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
 pub use report::DataTierReport;

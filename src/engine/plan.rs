@@ -1,6 +1,7 @@
 //! Desired + live → the changes that make live look like desired.
 
-use crate::model::{Desired, Live, ResourceId, Spec};
+use crate::model::ResourceId;
+use crate::resources::spec::{Desired, Live, Spec};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -561,6 +562,7 @@ fn as_object(spec: &Spec) -> serde_json::Map<String, Value> {
 mod tests {
     use super::*;
     use crate::model::*;
+    use crate::resources::spec::*;
 
     fn rules(ingress: &[Rule]) -> Spec {
         Spec::SecurityGroupRules(SecurityGroupRulesSpec {

@@ -4,6 +4,7 @@
 //!
 //! Contract: in-memory state only; it makes no AWS call itself.
 
+use super::spec::{Live, Spec};
 use crate::aws::Clients;
 use crate::model::*;
 use anyhow::anyhow;

@@ -5,34 +5,31 @@
 pub mod alarms;
 mod aws_error;
 mod context;
-mod db_groups;
 pub mod domain;
 pub mod ecs;
-mod endpoints;
 mod iam;
-pub mod listeners;
 pub mod load_balancer;
 mod logs;
 mod network;
 pub mod rds;
 pub mod registry;
-pub mod rollout;
-mod route_tables;
+mod resource;
 mod scaling;
 pub mod secrets;
-mod security;
+pub mod spec;
 pub mod storage;
 mod tags;
-pub mod task_definitions;
 mod waits;
 
 pub(crate) use aws_error::*;
 pub use context::{Context, DeletionPolicy};
-use tags::{sync_ec2_tags, Names};
+use tags::Names;
 pub use waits::{Unwatched, WaitObserver, Waits};
 
 use crate::model::*;
 use anyhow::{anyhow, Context as _};
+use resource::Resource;
+use spec::*;
 use std::time::Duration;
 
 /// Names that discovery cannot learn from tags alone: S3, ECR, RDS and
@@ -111,15 +108,14 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     };
     let log_group_id = ResourceId::new(Kind::LogGroup, "api");
     let cluster_id = ResourceId::new(Kind::Cluster, "main");
-    let tasks =
-        async {
-            let found =
-                futures::future::try_join_all(names.task_families.iter().map(|(id, family)| {
-                    task_definitions::discover_task_definition(cx, id, family)
-                }))
-                .await?;
-            anyhow::Ok(found.concat())
-        };
+    let tasks = async {
+        let found =
+            futures::future::try_join_all(names.task_families.iter().map(|(id, family)| {
+                ecs::task_definitions::discover_task_definition(cx, id, family)
+            }))
+            .await?;
+        anyhow::Ok(found.concat())
+    };
     let domain = async {
         match &names.domain {
             Some(names) => domain::discover(cx, names).await,
@@ -150,7 +146,7 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
     ]
     .concat();
     ecs::orient_target_groups(&mut live);
-    task_definitions::read_running_task_definition(cx, &mut live).await?;
+    ecs::task_definitions::read_running_task_definition(cx, &mut live).await?;
     Ok(live)
 }
 
@@ -163,38 +159,9 @@ pub async fn create(
     let spec = &cx
         .fill_references(spec)
         .with_context(|| format!("creating {id}"))?;
-    let physical_id = match spec {
-        Spec::Vpc(s) => network::create_vpc(cx, s).await,
-        Spec::Subnet(s) => network::create_subnet(cx, s).await,
-        Spec::InternetGateway(s) => network::create_internet_gateway(cx, s).await,
-        Spec::ElasticIp(s) => network::create_elastic_ip(cx, s).await,
-        Spec::NatGateway(s) => network::create_nat_gateway(cx, s).await,
-        Spec::RouteTable(s) => route_tables::create_route_table(cx, s).await,
-        Spec::SecurityGroup(s) => security::create_group(cx, s).await,
-        Spec::SecurityGroupRules(s) => security::reconcile_rules(cx, s).await,
-        Spec::VpcEndpoint(s) => endpoints::create(cx, s).await,
-        Spec::Bucket(s) => storage::create(cx, id, s).await,
-        Spec::Repository(s) => registry::create(cx, id, s).await,
-        Spec::Secret(s) => secrets::create(cx, id, s).await,
-        Spec::DbSubnetGroup(s) => db_groups::create_subnet_group(cx, s).await,
-        Spec::DbParameterGroup(s) => db_groups::create_parameter_group(cx, s).await,
-        Spec::DbInstance(s) => rds::create_instance(cx, id, s, waits).await,
-        Spec::LogGroup(s) => logs::create(cx, id, s).await,
-        Spec::Role(s) => iam::create(cx, id, s).await,
-        Spec::Cluster(s) => ecs::create_cluster(cx, s).await,
-        Spec::TaskDefinition(s) => task_definitions::register_task_definition(cx, id, s).await,
-        Spec::LoadBalancer(s) => load_balancer::create_load_balancer(cx, id, s).await,
-        Spec::TargetGroup(s) => load_balancer::create_target_group(cx, id, s).await,
-        Spec::Listener(s) => listeners::create_listener(cx, s).await,
-        Spec::ListenerRule(s) => listeners::create_rule(cx, s).await,
-        Spec::Service(s) => ecs::create_service(cx, s).await,
-        Spec::Scaling(s) => scaling::put(cx, s).await,
-        Spec::Alarm(s) => alarms::put(cx, s, Some(id)).await,
-        Spec::Dashboard(s) => alarms::put_dashboard(cx, s).await,
-        Spec::Certificate(s) => domain::create_certificate(cx, id, s, waits).await,
-        Spec::DnsRecord(s) => domain::put_record(cx, s, waits).await,
-    }
-    .with_context(|| format!("creating {id}"))?;
+    let physical_id = create_spec(spec, cx, id, waits)
+        .await
+        .with_context(|| format!("creating {id}"))?;
     cx.record(id, &physical_id);
     Ok(physical_id)
 }
@@ -206,84 +173,12 @@ pub async fn update(
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
     let id = &live.physical_id;
-    let arn = live.attributes.get("arn").map(String::as_str).unwrap_or(id);
     let desired = &cx
         .fill_references(desired)
         .with_context(|| format!("updating {} ({id})", live.id))?;
-    match (&live.spec, desired) {
-        (Spec::Vpc(old), Spec::Vpc(new)) => network::update_vpc(cx, id, old, new).await,
-        (Spec::Subnet(old), Spec::Subnet(new)) => sync_ec2_tags(cx, id, &old.tags, &new.tags).await,
-        (Spec::InternetGateway(old), Spec::InternetGateway(new)) => {
-            network::update_internet_gateway(cx, id, old, new).await
-        }
-        (Spec::ElasticIp(old), Spec::ElasticIp(new)) => {
-            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
-        }
-        (Spec::NatGateway(old), Spec::NatGateway(new)) => {
-            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
-        }
-        (Spec::RouteTable(old), Spec::RouteTable(new)) => {
-            route_tables::update_route_table(cx, id, old, new).await
-        }
-        (Spec::SecurityGroup(old), Spec::SecurityGroup(new)) => {
-            sync_ec2_tags(cx, id, &old.tags, &new.tags).await
-        }
-        (Spec::SecurityGroupRules(_), Spec::SecurityGroupRules(new)) => {
-            security::reconcile_rules(cx, new).await.map(drop)
-        }
-        (Spec::VpcEndpoint(old), Spec::VpcEndpoint(new)) => {
-            endpoints::update(cx, id, old, new).await
-        }
-        (Spec::Bucket(old), Spec::Bucket(new)) => storage::update(cx, old, new).await,
-        (Spec::Repository(old), Spec::Repository(new)) => registry::update(cx, id, old, new).await,
-        (Spec::Secret(old), Spec::Secret(new)) => secrets::update(cx, arn, old, new).await,
-        (Spec::DbSubnetGroup(old), Spec::DbSubnetGroup(new)) => {
-            db_groups::update_subnet_group(cx, arn, old, new).await
-        }
-        (Spec::DbParameterGroup(old), Spec::DbParameterGroup(new)) => {
-            db_groups::update_parameter_group(cx, arn, old, new).await
-        }
-        (Spec::DbInstance(old), Spec::DbInstance(new)) => {
-            rds::update_instance(cx, &live.id, arn, old, new, waits).await
-        }
-        (Spec::LogGroup(old), Spec::LogGroup(new)) => logs::update(cx, arn, old, new).await,
-        (Spec::Role(old), Spec::Role(new)) => iam::update(cx, old, new).await,
-        (Spec::Cluster(old), Spec::Cluster(new)) => ecs::update_cluster(cx, id, old, new).await,
-        (Spec::TaskDefinition(_), Spec::TaskDefinition(new)) => {
-            task_definitions::register_task_definition(cx, &live.id, new)
-                .await
-                .map(drop)
-        }
-        (Spec::LoadBalancer(old), Spec::LoadBalancer(new)) => {
-            load_balancer::update_load_balancer(cx, id, old, new).await
-        }
-        (Spec::TargetGroup(old), Spec::TargetGroup(new)) => {
-            load_balancer::update_target_group(cx, id, old, new).await
-        }
-        (Spec::Listener(_), Spec::Listener(new)) => listeners::update_listener(cx, id, new).await,
-        (Spec::ListenerRule(old), Spec::ListenerRule(new)) => {
-            listeners::update_rule(cx, id, old, new).await
-        }
-        (Spec::Service(old), Spec::Service(new)) => {
-            let swapped = live.attributes.contains_key(ecs::TARGET_GROUPS_SWAPPED);
-            ecs::update_service(cx, id, old, new, swapped, waits).await
-        }
-        (Spec::Scaling(_), Spec::Scaling(new)) => scaling::put(cx, new).await.map(drop),
-        (Spec::Alarm(_), Spec::Alarm(new)) => alarms::put(cx, new, None).await.map(drop),
-        (Spec::Dashboard(_), Spec::Dashboard(new)) => {
-            alarms::put_dashboard(cx, new).await.map(drop)
-        }
-        (Spec::Certificate(old), Spec::Certificate(new)) => {
-            domain::update_certificate(cx, id, old, new).await
-        }
-        (Spec::DnsRecord(_), Spec::DnsRecord(new)) => {
-            domain::put_record(cx, new, waits).await.map(drop)
-        }
-        _ => Err(anyhow!(
-            "the live resource is of another kind than the desired one"
-        )),
-    }
-    .with_context(|| format!("updating {} ({id})", live.id))
+    update_spec(desired, cx, live, waits)
+        .await
+        .with_context(|| format!("updating {} ({id})", live.id))
 }
 
 /// How long a delete retries while AWS says something still uses the
@@ -345,40 +240,49 @@ pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Res
 }
 
 async fn delete_once(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
-    let id = &live.physical_id;
-    match &live.spec {
-        Spec::Vpc(_) => network::delete_vpc(cx, id).await,
-        Spec::Subnet(_) => network::delete_subnet(cx, id).await,
-        Spec::InternetGateway(s) => network::delete_internet_gateway(cx, id, s).await,
-        Spec::ElasticIp(_) => network::release_elastic_ip(cx, id).await,
-        Spec::NatGateway(_) => network::delete_nat_gateway(cx, id).await,
-        Spec::RouteTable(_) => route_tables::delete_route_table(cx, id).await,
-        Spec::SecurityGroup(_) => security::delete_group(cx, id).await,
-        Spec::SecurityGroupRules(_) => security::revoke_all_rules(cx, id).await,
-        Spec::VpcEndpoint(_) => endpoints::delete(cx, id).await,
-        Spec::Bucket(s) => storage::delete(cx, &s.name).await,
-        Spec::Repository(s) => registry::delete(cx, &s.name).await,
-        Spec::Secret(_) => secrets::delete(cx, id).await,
-        Spec::DbSubnetGroup(_) => db_groups::delete_subnet_group(cx, id).await,
-        Spec::DbParameterGroup(_) => db_groups::delete_parameter_group(cx, id).await,
-        Spec::DbInstance(_) => rds::delete_instance(cx, &live.id, id, waits).await,
-        Spec::LogGroup(s) => logs::delete(cx, &s.name).await,
-        Spec::Role(s) => iam::delete(cx, s).await,
-        Spec::Cluster(_) => ecs::delete_cluster(cx, id).await,
-        Spec::TaskDefinition(s) => task_definitions::delete_task_definition(cx, &s.family).await,
-        Spec::LoadBalancer(_) => load_balancer::delete_load_balancer(cx, id).await,
-        Spec::TargetGroup(_) => load_balancer::delete_target_group(cx, id).await,
-        Spec::Listener(_) => listeners::delete_listener(cx, id).await,
-        Spec::ListenerRule(_) => listeners::delete_rule(cx, id).await,
-        Spec::Service(s) => ecs::delete_service(cx, &live.id, s, waits).await,
-        Spec::Scaling(_) => scaling::delete(cx, id).await,
-        Spec::Alarm(_) => alarms::delete(cx, id).await,
-        Spec::Dashboard(_) => alarms::delete_dashboard(cx, id).await,
-        Spec::Certificate(s) => domain::delete_certificate(cx, id, s).await,
-        Spec::DnsRecord(s) => domain::delete_record(cx, s).await,
-    }
-    .with_context(|| format!("deleting {} ({id})", live.id))
+    delete_spec(cx, live, waits)
+        .await
+        .with_context(|| format!("deleting {} ({})", live.id, live.physical_id))
 }
+
+/// Sends each kind to its family's [`Resource`] impl.
+macro_rules! dispatch_to_families {
+    ($($variant:ident($spec:ty)),* $(,)?) => {
+        async fn create_spec(
+            spec: &Spec,
+            cx: &Context,
+            id: &ResourceId,
+            waits: &Waits<'_>,
+        ) -> anyhow::Result<String> {
+            match spec {
+                $(Spec::$variant(s) => s.create(cx, id, waits).await,)*
+            }
+        }
+
+        async fn update_spec(
+            desired: &Spec,
+            cx: &Context,
+            live: &Live,
+            waits: &Waits<'_>,
+        ) -> anyhow::Result<()> {
+            match (&live.spec, desired) {
+                $((Spec::$variant(old), Spec::$variant(new)) => {
+                    new.update(cx, live, old, waits).await
+                })*
+                _ => Err(anyhow!(
+                    "the live resource is of another kind than the desired one"
+                )),
+            }
+        }
+
+        async fn delete_spec(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
+            match &live.spec {
+                $(Spec::$variant(s) => s.delete(cx, live, waits).await,)*
+            }
+        }
+    };
+}
+with_every_kind!(dispatch_to_families);
 
 /// poolside's own tags: what makes a resource part of an environment.
 const OWN_TAGS: [&str; 3] = [TAG_ENV, TAG_ID, "poolside:tier"];

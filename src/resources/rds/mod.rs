@@ -2,16 +2,21 @@
 //! only) and the instance, with its master password managed by RDS in
 //! Secrets Manager. All three are found by name, then checked for our tags.
 
+mod groups;
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
-use super::db_groups::{self, resolve_all, PARAMETER_GROUP_CHANGED, POLL_EVERY};
 use super::tags::{check_owner, Names};
 use super::tags::{from_rds_tags, rds_tags, sync_rds_tags};
 use super::waits::Waits;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
 use anyhow::{anyhow, bail, Context as _};
 use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::{DbInstance, PendingModifiedValues};
+use groups::{resolve_all, PARAMETER_GROUP_CHANGED, POLL_EVERY};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -39,8 +44,8 @@ pub async fn discover(
     network: &Names,
 ) -> anyhow::Result<Vec<Live>> {
     let (subnet_group, parameter_group, instance) = tokio::try_join!(
-        db_groups::discover_subnet_group(cx, &names.subnet_group, network),
-        db_groups::discover_parameter_group(cx, &names.parameter_group),
+        groups::discover_subnet_group(cx, &names.subnet_group, network),
+        groups::discover_parameter_group(cx, &names.parameter_group),
         discover_instance(cx, names, network),
     )?;
     Ok(subnet_group
@@ -468,7 +473,7 @@ pub async fn delete_instance(
     // group, parameter group and network interfaces: what depends on it goes
     // only once it has gone. A steady poll notices within seconds (the SDK's
     // waiter backs off to two minutes between looks).
-    let every = super::rollout::Pace::for_target(cx).poll;
+    let every = super::ecs::rollout::Pace::for_target(cx).poll;
     let gone = async {
         loop {
             if describe_instance(cx, identifier).await?.is_none() {
@@ -575,10 +580,35 @@ async fn wait_change_started(
         .await?
 }
 
+impl Resource for DbInstanceSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_instance(cx, id, self, waits).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_instance(cx, &live.id, live.arn(), old, self, waits).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_instance(cx, &live.id, &live.physical_id, waits).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::groups::create_parameter_group;
     use super::*;
-    use crate::resources::db_groups::create_parameter_group;
     use crate::resources::testing::context;
     use crate::resources::Unwatched;
     use aws_sdk_rds::operation::create_db_parameter_group::CreateDbParameterGroupOutput;

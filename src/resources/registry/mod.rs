@@ -1,10 +1,15 @@
 //! The ECR repository for the PostgREST image: immutable tags, scan on push,
 //! and a lifecycle policy keeping the last N images. Found by its name.
 
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use super::tags::{tag_changes, user_visible_tags};
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 use std::collections::BTreeMap;
@@ -421,6 +426,31 @@ fn missing_image(cx: &Context, image: &str, ecr_image: &EcrImage<'_>) -> anyhow:
         repository = ecr_image.repository,
         environment = cx.environment,
     )
+}
+
+impl Resource for RepositorySpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &self.name).await
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,14 @@
 //! The CloudWatch Logs group the API tasks write to, with its retention.
 
+pub mod spec;
+
 use super::aws_error::AwsResultExt;
 use super::context::Context;
 use super::tags::{check_owner, tag_changes};
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use std::collections::{BTreeMap, HashMap};
 
 pub async fn discover(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<Vec<Live>> {
@@ -131,4 +136,29 @@ pub async fn delete(cx: &Context, name: &str) -> anyhow::Result<()> {
             .await,
         "DeleteLogGroup",
     )
+}
+
+impl Resource for LogGroupSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, live.arn(), old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &self.name).await
+    }
 }

@@ -1,10 +1,13 @@
 //! VPC endpoints: the S3 gateway endpoint on the private route tables, and
 //! interface endpoints so tasks reach ECR, Logs and Secrets Manager privately.
 
-use super::aws_error::{ignore_not_found, AwsResultExt};
-use super::context::Context;
-use super::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
 use crate::model::*;
+use crate::resources::aws_error::{ignore_not_found, AwsResultExt};
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_ec2::types::{ResourceType, VpcEndpoint, VpcEndpointType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,4 +132,29 @@ pub async fn delete(cx: &Context, endpoint_id: &str) -> anyhow::Result<()> {
         .send()
         .await;
     ignore_not_found(result, "DeleteVpcEndpoints")
+}
+
+impl Resource for VpcEndpointSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &live.physical_id).await
+    }
 }

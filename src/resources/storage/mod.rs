@@ -1,10 +1,15 @@
 //! The S3 bucket for model artifacts: versioned, encrypted, private, TLS-only,
 //! with old versions expiring. Found by its (deterministic) name.
 
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use super::tags::user_visible_tags;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::{anyhow, bail};
 use aws_sdk_s3::types::{
     BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
@@ -498,5 +503,30 @@ async fn empty(cx: &Context, name: &str) -> anyhow::Result<()> {
                 error.message().unwrap_or_default()
             );
         }
+    }
+}
+
+impl Resource for BucketSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &self.name).await
     }
 }

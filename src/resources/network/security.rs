@@ -1,10 +1,13 @@
 //! Security groups and their rules. Rules are reconciled exactly: a rule
 //! added by hand shows up in the plan and is revoked by deploy.
 
-use super::aws_error::{ignore_not_found, AwsResultExt};
-use super::context::Context;
-use super::tags::{from_ec2_tags, tag_spec, Names};
 use crate::model::*;
+use crate::resources::aws_error::{ignore_not_found, AwsResultExt};
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup,
@@ -337,5 +340,55 @@ fn permission(rule: &Rule) -> IpPermission {
                     .build(),
             )
             .build()
+    }
+}
+
+impl Resource for SecurityGroupSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_group(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        sync_ec2_tags(cx, &live.physical_id, &old.tags, &self.tags).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_group(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for SecurityGroupRulesSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        reconcile_rules(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        reconcile_rules(cx, self).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        revoke_all_rules(cx, &live.physical_id).await
     }
 }

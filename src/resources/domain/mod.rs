@@ -3,11 +3,15 @@
 //! owns the name, since Route 53 records take no tags), and an ACM
 //! certificate for the name, validated through a CNAME in the same zone.
 
+pub mod spec;
+
 use super::aws_error::AwsResultExt;
 use super::context::Context;
 use super::tags::identify;
 use super::waits::Waits;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_acm::types::{CertificateStatus, Tag as AcmTag, ValidationMethod};
 use aws_sdk_route53::types::{
@@ -515,5 +519,55 @@ pub async fn delete_record(cx: &Context, spec: &DnsRecordSpec) -> anyhow::Result
         // Already gone (InvalidChangeBatch: "not found"): the delete has done its job.
         Err(err) if format!("{err:#}").contains("not found") => Ok(()),
         Err(err) => Err(err),
+    }
+}
+
+impl Resource for CertificateSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_certificate(cx, id, self, waits).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_certificate(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_certificate(cx, &live.physical_id, self).await
+    }
+}
+
+impl Resource for DnsRecordSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        put_record(cx, self, waits).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        _old: &Self,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        put_record(cx, self, waits).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_record(cx, self).await
     }
 }

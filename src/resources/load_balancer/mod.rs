@@ -1,11 +1,16 @@
 //! The Application Load Balancer and the API's two target groups (its
 //! listeners and rules are `listeners.rs`). Both are found by name.
 
+pub mod listeners;
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
-use super::listeners;
 use super::tags::{check_owner, describe_elb_tags, elb_tags, sync_elb_tags};
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, TargetTypeEnum,
@@ -411,4 +416,54 @@ pub async fn target_health(
             )
         })
         .collect())
+}
+
+impl Resource for LoadBalancerSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_load_balancer(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_load_balancer(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_load_balancer(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for TargetGroupSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_target_group(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_target_group(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_target_group(cx, &live.physical_id).await
+    }
 }

@@ -3,10 +3,15 @@
 //! secret is created, and is never regenerated, compared, logged or printed.
 //! Found by name, so a secret left by an interrupted run is adopted as it is.
 
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use super::tags::{check_owner, tag_changes, user_visible_tags};
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_secretsmanager::types::Tag;
 use rand::distributions::{Alphanumeric, DistString};
@@ -216,4 +221,29 @@ pub async fn read_value(cx: &Context, arn: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("secret {arn} has no string value"))?;
     cx.cache_secret_value(arn, value);
     Ok(value.to_string())
+}
+
+impl Resource for SecretSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, live.arn(), old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &live.physical_id).await
+    }
 }

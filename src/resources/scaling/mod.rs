@@ -1,9 +1,14 @@
 //! Application Auto Scaling of the API service: bounds and two
 //! target-tracking policies (CPU, and requests per target from the ALB).
 
+pub mod spec;
+
 use super::aws_error::AwsResultExt;
 use super::context::Context;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
     TargetTrackingScalingPolicyConfiguration,
@@ -132,4 +137,29 @@ pub async fn delete(cx: &Context, resource_id: &str) -> anyhow::Result<()> {
             .await,
         "DeregisterScalableTarget",
     )
+}
+
+impl Resource for ScalingSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        put(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        put(cx, self).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &live.physical_id).await
+    }
 }

@@ -1,10 +1,13 @@
 //! The load balancer's listeners (named by port: `listener/http` on 80,
 //! `listener/https` on 443) and the production rule ECS shifts traffic with.
 
-use super::aws_error::AwsResultExt;
-use super::context::Context;
-use super::tags::{describe_elb_tags, elb_tags, sync_elb_tags};
 use crate::model::*;
+use crate::resources::aws_error::AwsResultExt;
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::{describe_elb_tags, elb_tags, sync_elb_tags};
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, ForwardActionConfig, PathPatternConditionConfig,
@@ -120,7 +123,8 @@ async fn discover_rules(cx: &Context, listeners: &[String]) -> anyhow::Result<Ve
         let arn = rule.rule_arn().unwrap_or_default().to_string();
         let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
         // A second rule claiming one id is a duplicate, as for EC2's kinds.
-        let Some(id) = super::tags::identify(&cx.environment, &tags, &arn, &mut seen) else {
+        let Some(id) = crate::resources::tags::identify(&cx.environment, &tags, &arn, &mut seen)
+        else {
             continue;
         };
         let weighted = forward_weights(&rule);
@@ -302,7 +306,7 @@ pub async fn update_rule(
 }
 
 pub async fn delete_rule(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
+    crate::resources::aws_error::ignore_not_found(
         cx.clients.elb.delete_rule().rule_arn(arn).send().await,
         "DeleteRule",
     )
@@ -376,7 +380,7 @@ pub async fn update_listener(cx: &Context, arn: &str, new: &ListenerSpec) -> any
 }
 
 pub async fn delete_listener(cx: &Context, arn: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
+    crate::resources::aws_error::ignore_not_found(
         cx.clients
             .elb
             .delete_listener()
@@ -390,4 +394,54 @@ pub async fn delete_listener(cx: &Context, arn: &str) -> anyhow::Result<()> {
 /// `targetgroup/<name>/<id>`: how CloudWatch names a target group.
 pub(super) fn target_group_dimension(arn: &str) -> String {
     arn.rsplit(':').next().unwrap_or_default().to_string()
+}
+
+impl Resource for ListenerSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_listener(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_listener(cx, &live.physical_id, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_listener(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for ListenerRuleSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_rule(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_rule(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_rule(cx, &live.physical_id).await
+    }
 }

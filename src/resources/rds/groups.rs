@@ -1,11 +1,14 @@
 //! The database's subnet group and parameter group (pg_cron preloaded, TLS
 //! forced): found by name, changed in place.
 
-use super::aws_error::{error_code, AwsResultExt};
-use super::context::Context;
-use super::tags::Names;
-use super::tags::{check_owner, rds_tags, rds_tags_of, sync_rds_tags};
 use crate::model::*;
+use crate::resources::aws_error::{error_code, AwsResultExt};
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::Names;
+use crate::resources::tags::{check_owner, rds_tags, rds_tags_of, sync_rds_tags};
+use crate::resources::waits::Waits;
 use anyhow::bail;
 use aws_sdk_rds::types::{ApplyMethod, Parameter};
 use std::collections::BTreeMap;
@@ -140,7 +143,7 @@ pub async fn update_subnet_group(
 }
 
 pub async fn delete_subnet_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
+    crate::resources::aws_error::ignore_not_found(
         cx.clients
             .rds
             .delete_db_subnet_group()
@@ -302,7 +305,7 @@ async fn set_parameters(
 }
 
 pub async fn delete_parameter_group(cx: &Context, name: &str) -> anyhow::Result<()> {
-    super::aws_error::ignore_not_found(
+    crate::resources::aws_error::ignore_not_found(
         cx.clients
             .rds
             .delete_db_parameter_group()
@@ -318,4 +321,54 @@ pub(super) fn resolve_all<'a>(
     refs: impl IntoIterator<Item = &'a ResourceId>,
 ) -> anyhow::Result<Vec<String>> {
     refs.into_iter().map(|r| cx.resolve(r)).collect()
+}
+
+impl Resource for DbSubnetGroupSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_subnet_group(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_subnet_group(cx, live.arn(), old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_subnet_group(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for DbParameterGroupSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_parameter_group(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_parameter_group(cx, live.arn(), old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_parameter_group(cx, &live.physical_id).await
+    }
 }

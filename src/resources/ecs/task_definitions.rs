@@ -1,10 +1,13 @@
 //! ECS task definitions: the API's and the schema task's, one revision per
 //! change, and the container as poolside compares it.
 
-use super::aws_error::{error_code, AwsResultExt};
-use super::context::Context;
-use super::tags::{check_owner, ecs_tags, from_ecs_tags};
 use crate::model::*;
+use crate::resources::aws_error::{error_code, AwsResultExt};
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::{check_owner, ecs_tags, from_ecs_tags};
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode,
@@ -281,6 +284,31 @@ pub(super) async fn task_definition_container(
         task.task_definition_arn().unwrap_or(arn).to_string(),
         container_spec(container),
     ))
+}
+
+impl Resource for TaskDefinitionSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        register_task_definition(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        register_task_definition(cx, &live.id, self).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_task_definition(cx, &self.family).await
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@
 //! against the exact responses AWS documents (aws-smithy-mocks) and against
 //! tests/realistic_aws.py, which plays a deployment's stages and rollback.
 
-use super::aws_error::AwsResultExt;
-use super::context::Context;
-use super::waits::Waits;
 use crate::model::*;
+use crate::resources::aws_error::AwsResultExt;
+use crate::resources::context::Context;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_ecs::types::{
     AdvancedConfiguration, CanaryConfiguration, DeploymentAlarms, DeploymentConfiguration,

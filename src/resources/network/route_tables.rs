@@ -2,10 +2,13 @@
 //! private subnet (to its zone's NAT gateway), their routes and their
 //! subnet associations.
 
-use super::aws_error::{error_code, ignore_not_found, AwsResultExt};
-use super::context::Context;
-use super::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
 use crate::model::*;
+use crate::resources::aws_error::{error_code, ignore_not_found, AwsResultExt};
+use crate::resources::context::Context;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::tags::{from_ec2_tags, sync_ec2_tags, tag_spec, Names};
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -275,4 +278,29 @@ pub async fn delete_route_table(cx: &Context, rtb_id: &str) -> anyhow::Result<()
         .send()
         .await;
     ignore_not_found(result, "DeleteRouteTable")
+}
+
+impl Resource for RouteTableSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_route_table(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_route_table(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_route_table(cx, &live.physical_id).await
+    }
 }

@@ -1,9 +1,14 @@
 //! CloudWatch alarms (found by the environment's tags) and the dashboard
 //! (by its exact name: dashboards take no tags).
 
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, MetricAlarm, StateValue, Statistic,
 };
@@ -313,6 +318,56 @@ pub async fn delete_dashboard(cx: &Context, name: &str) -> anyhow::Result<()> {
             .await,
         "DeleteDashboards",
     )
+}
+
+impl Resource for AlarmSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        put(cx, self, Some(id)).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        put(cx, self, None).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for DashboardSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        put_dashboard(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        _old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        put_dashboard(cx, self).await.map(drop)
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_dashboard(cx, &live.physical_id).await
+    }
 }
 
 #[cfg(test)]

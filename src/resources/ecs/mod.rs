@@ -1,12 +1,17 @@
 //! ECS: the cluster and the Fargate service behind the load balancer (its
 //! task definitions are `task_definitions.rs`, its rollouts `rollout.rs`).
 
+pub mod rollout;
+pub mod spec;
+pub mod task_definitions;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use super::tags::{check_owner, ecs_tags, from_ecs_tags, sync_ecs_tags};
-use super::task_definitions::task_definition_container;
 use super::waits::Waits;
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ClusterField, ClusterSetting, ClusterSettingName,
@@ -15,6 +20,7 @@ use aws_sdk_ecs::types::{
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
+use task_definitions::task_definition_container;
 
 // ---- cluster ----
 
@@ -215,7 +221,7 @@ fn service_live(
     let breaker = service
         .deployment_configuration()
         .and_then(|d| d.deployment_circuit_breaker());
-    let deployment = super::rollout::read(service);
+    let deployment = rollout::read(service);
     Live {
         id: id.clone(),
         physical_id: service.service_arn().unwrap_or_default().to_string(),
@@ -309,7 +315,7 @@ fn rolls(spec: Option<&DeploymentSpec>) -> bool {
 
 fn deployment(spec: &ServiceSpec) -> DeploymentConfiguration {
     let mut builder =
-        super::rollout::configure(DeploymentConfiguration::builder(), spec.deployment.as_ref());
+        rollout::configure(DeploymentConfiguration::builder(), spec.deployment.as_ref());
     // "The deployment circuit breaker can only be used for services using
     // the rolling update deployment type" (ECS API reference).
     if rolls(spec.deployment.as_ref()) {
@@ -332,7 +338,7 @@ fn load_balancer(spec: &ServiceSpec) -> LoadBalancer {
         .target_group_arn(&spec.target_group)
         .container_name(&spec.container_name)
         .container_port(spec.container_port)
-        .set_advanced_configuration(super::rollout::advanced(spec.deployment.as_ref()))
+        .set_advanced_configuration(rollout::advanced(spec.deployment.as_ref()))
         .build()
 }
 
@@ -507,12 +513,12 @@ async fn send_update(
     .aws("UpdateService")?;
     if starts_deployment {
         let id = ResourceId::new(Kind::Service, "api");
-        super::rollout::follow(
+        rollout::follow(
             cx,
             &id,
             new,
             Some(before),
-            &super::rollout::Pace::for_target(cx),
+            &rollout::Pace::for_target(cx),
             waits,
         )
         .await?;
@@ -534,15 +540,7 @@ pub async fn follow_unfinished(
     let Spec::Service(spec) = cx.fill_references(desired)? else {
         return Ok(());
     };
-    super::rollout::follow(
-        cx,
-        &id,
-        &spec,
-        None,
-        &super::rollout::Pace::for_target(cx),
-        waits,
-    )
-    .await
+    rollout::follow(cx, &id, &spec, None, &rollout::Pace::for_target(cx), waits).await
 }
 
 /// How long a deleted service may take to drain its tasks.
@@ -647,6 +645,57 @@ pub async fn service_counts(
             desired: s.desired_count(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
         }))
+}
+
+impl Resource for ClusterSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_cluster(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update_cluster(cx, &live.physical_id, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_cluster(cx, &live.physical_id).await
+    }
+}
+
+impl Resource for ServiceSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        _id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create_service(cx, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        live: &Live,
+        old: &Self,
+        waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        let swapped = live.attributes.contains_key(TARGET_GROUPS_SWAPPED);
+        update_service(cx, &live.physical_id, old, self, swapped, waits).await
+    }
+
+    async fn delete(&self, cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete_service(cx, &live.id, self, waits).await
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,15 @@
 //! (rendered from `templates/`). Found by name; a role of the same name that
 //! another environment or a person made is refused, not adopted.
 
+pub mod spec;
+
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
 use super::tags::{check_owner, tag_changes, user_visible_tags};
 use crate::model::*;
+use crate::resources::resource::Resource;
+use crate::resources::spec::*;
+use crate::resources::waits::Waits;
 use anyhow::anyhow;
 use aws_sdk_iam::types::Tag;
 use serde_json::Value;
@@ -247,4 +252,29 @@ pub async fn delete(cx: &Context, spec: &RoleSpec) -> anyhow::Result<()> {
         iam.delete_role().role_name(&spec.name).send().await,
         "DeleteRole",
     )
+}
+
+impl Resource for RoleSpec {
+    async fn create(
+        &self,
+        cx: &Context,
+        id: &ResourceId,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<String> {
+        create(cx, id, self).await
+    }
+
+    async fn update(
+        &self,
+        cx: &Context,
+        _live: &Live,
+        old: &Self,
+        _waits: &Waits<'_>,
+    ) -> anyhow::Result<()> {
+        update(cx, old, self).await
+    }
+
+    async fn delete(&self, cx: &Context, _live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
+        delete(cx, self).await
+    }
 }
