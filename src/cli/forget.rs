@@ -6,8 +6,8 @@
 //! Adopting one copy is forgetting the others.
 
 use super::globals::{exit, Globals};
-use super::guarded;
 use crate::model::ResourceId;
+use crate::ops::guarded;
 use crate::ops::Session;
 use crate::output::{self, Format};
 use anyhow::bail;
@@ -36,10 +36,10 @@ pub async fn exec(
 ) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
-    let guard = guarded::begin(&session, "forget", args.lock_timeout).await?;
-    let outcome = forget_locked(globals, &session, &args, started).await;
-    guard.finish(&session, &outcome).await;
-    outcome
+    guarded::run(&session, "forget", args.lock_timeout, async |_guard| {
+        forget_locked(globals, &session, &args, started).await
+    })
+    .await
 }
 
 async fn forget_locked(

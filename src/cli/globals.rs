@@ -5,16 +5,12 @@
 //! builds it from the parsed arguments.
 
 use crate::config::{self, Config};
-use crate::output::{self, Format};
+use crate::ops::RunOptions;
+use crate::output::Format;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The exit codes poolside promises.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const ERROR: u8 = 1;
-    pub const CHANGES: u8 = 2;
-}
+pub use crate::ops::exit;
 
 pub struct Globals {
     pub environments_dir: PathBuf,
@@ -29,18 +25,19 @@ impl Globals {
         config::load(&self.environments_dir, env)
     }
 
+    /// What an operation is told about this run.
+    pub fn run(&self, started: Instant) -> RunOptions {
+        RunOptions {
+            environments_dir: self.environments_dir.clone(),
+            output: self.output,
+            stats: self.stats,
+            compact: self.compact,
+            started,
+        }
+    }
+
     pub fn print_stats(&self, session: &crate::ops::Session, started: Instant) {
-        if !self.stats {
-            return;
-        }
-        let report = session.cx.clients.stats.snapshot();
-        match self.output {
-            Format::Json => output::json_line(
-                "stats",
-                serde_json::json!({ "wall_ms": started.elapsed().as_millis() as u64, "calls": report }),
-            ),
-            Format::Human => eprint!("\n{}", report.render(started.elapsed())),
-        }
+        self.run(started).print_stats(session)
     }
 }
 

@@ -12,7 +12,6 @@ use crate::output::{self, Format};
 use crate::resources::spec::Spec;
 use crate::resources::{self, registry, AwsResultExt as _};
 use anyhow::{anyhow, bail, Context as _};
-use base64::Engine as _;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use std::process::ExitCode;
@@ -148,7 +147,7 @@ async fn copy_unless_present(
     if registry::image_exists(cx, destination_text).await? {
         return Ok(None);
     }
-    let (user, password) = login(session).await?;
+    let (user, password) = registry::login(&session.cx).await?;
     let source = source_text
         .parse::<Reference>()
         .map_err(|e| anyhow!("{source_text}: {e}"))?;
@@ -243,36 +242,6 @@ async fn ensure_repository(session: &Session) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("ECR repository {} reports no URI", spec.name))
 }
 
-/// ECR's registry login: the user and password in GetAuthorizationToken's token.
-pub(super) async fn login(session: &Session) -> anyhow::Result<(String, String)> {
-    let out = session
-        .cx
-        .clients
-        .ecr
-        .get_authorization_token()
-        .send()
-        .await
-        .aws("GetAuthorizationToken")?;
-    let token = out
-        .authorization_data()
-        .first()
-        .and_then(|d| d.authorization_token())
-        .ok_or_else(|| anyhow!("GetAuthorizationToken returned no token"))?;
-    registry_login(token)
-}
-
-fn registry_login(token: &str) -> anyhow::Result<(String, String)> {
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .map_err(|_| anyhow!("ECR's authorization token is not base64"))?;
-    let text =
-        String::from_utf8(decoded).map_err(|_| anyhow!("ECR's authorization token is not text"))?;
-    let (user, password) = text
-        .split_once(':')
-        .ok_or_else(|| anyhow!("ECR's authorization token is not user:password"))?;
-    Ok((user.to_string(), password.to_string()))
-}
-
 fn report(globals: &Globals, destination: &str, copied: Option<&image::Copied>) {
     match (globals.output, copied) {
         (Format::Json, copied) => output::json_line(
@@ -294,23 +263,12 @@ fn report(globals: &Globals, destination: &str, copied: Option<&image::Copied>) 
 
 #[cfg(test)]
 mod tests {
-    use super::{in_vpc, registry_login, RDS_CA_FILE};
+    use super::{in_vpc, RDS_CA_FILE};
 
     #[test]
     fn the_images_carry_the_bundle_where_the_task_definitions_look() {
         assert_eq!(format!("/{}", RDS_CA_FILE.path), in_vpc::CA_FILE);
         let api = include_str!("../../templates/task-definition.json.j2");
         assert!(api.contains(&format!("\"PGSSLROOTCERT\": \"{}\"", in_vpc::CA_FILE)));
-    }
-
-    #[test]
-    fn ecr_tokens_decode_to_the_registry_login() {
-        // base64("AWS:secret-password"), as GetAuthorizationToken encodes it.
-        let (user, password) = registry_login("QVdTOnNlY3JldC1wYXNzd29yZA==").unwrap();
-        assert_eq!(
-            (user.as_str(), password.as_str()),
-            ("AWS", "secret-password")
-        );
-        assert!(registry_login("not base64!").is_err());
     }
 }

@@ -8,14 +8,12 @@ mod drift;
 mod envs;
 mod forget;
 mod globals;
-mod guarded;
 mod history;
 mod iam_policy;
 mod image;
 mod outputs;
 mod plan;
 mod promote;
-mod release;
 mod status;
 mod token;
 mod unlock;
@@ -180,10 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::exec(&globals, args, started).await,
         Command::Destroy(args) => destroy::exec(&globals, args, started).await,
         Command::Drift(args) => drift::exec(&globals, args, started).await,
-        Command::Promote(args) => match args.from.clone() {
-            Some(from) => release::exec(&globals, &args, &from, started).await,
-            None => promote::exec(&globals, args, started).await,
-        },
+        Command::Promote(args) => promote::exec(&globals, args, started).await,
         Command::Status(args) => status::exec(&globals, args, started).await,
         Command::Unlock(args) => unlock::exec(&globals, args).await,
         Command::Forget(args) => forget::exec(&globals, args, started).await,

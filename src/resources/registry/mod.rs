@@ -12,6 +12,7 @@ use crate::resources::spec::*;
 use crate::resources::waits::Waits;
 use anyhow::{anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
+use base64::Engine as _;
 use std::collections::BTreeMap;
 
 pub async fn discover(cx: &Context, name: &str) -> anyhow::Result<Vec<Live>> {
@@ -453,9 +454,38 @@ impl Resource for RepositorySpec {
     }
 }
 
+/// ECR's registry login: the user and password in GetAuthorizationToken's token.
+pub async fn login(cx: &Context) -> anyhow::Result<(String, String)> {
+    let out = cx
+        .clients
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .aws("GetAuthorizationToken")?;
+    let token = out
+        .authorization_data()
+        .first()
+        .and_then(|d| d.authorization_token())
+        .ok_or_else(|| anyhow!("GetAuthorizationToken returned no token"))?;
+    registry_login(token)
+}
+
+fn registry_login(token: &str) -> anyhow::Result<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .map_err(|_| anyhow!("ECR's authorization token is not base64"))?;
+    let text =
+        String::from_utf8(decoded).map_err(|_| anyhow!("ECR's authorization token is not text"))?;
+    let (user, password) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("ECR's authorization token is not user:password"))?;
+    Ok((user.to_string(), password.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::EcrImage;
+    use super::{registry_login, EcrImage};
 
     #[test]
     fn ecr_image_references_parse_by_tag_and_by_digest() {
@@ -472,5 +502,16 @@ mod tests {
         assert_eq!(by_digest.digest, Some("sha256:abc"));
         assert_eq!(by_digest.tag, None);
         assert_eq!(EcrImage::parse("docker.io/postgrest/postgrest:v12"), None);
+    }
+
+    #[test]
+    fn ecr_tokens_decode_to_the_registry_login() {
+        // base64("AWS:secret-password"), as GetAuthorizationToken encodes it.
+        let (user, password) = registry_login("QVdTOnNlY3JldC1wYXNzd29yZA==").unwrap();
+        assert_eq!(
+            (user.as_str(), password.as_str()),
+            ("AWS", "secret-password")
+        );
+        assert!(registry_login("not base64!").is_err());
     }
 }

@@ -1,11 +1,13 @@
-//! What every mutating command (deploy, destroy) does around its work: take
-//! the environment's lock before discovering anything, so the plan it applies
-//! is not made stale by another operator; afterwards append the run to the
-//! environment's history and release the lock, whatever the outcome.
+//! What every mutating operation (deploy, destroy, promote, forget) does
+//! around its work: take the environment's lock before discovering anything,
+//! so the plan it applies is not made stale by another operator; afterwards
+//! append the run to the environment's history and release the lock,
+//! whatever the outcome. [`run`] is that skeleton; the operation notes what
+//! it planned and did on the [`Guarded`] it is given.
 
+use super::Session;
 use crate::engine::plan::{Action, Plan};
 use crate::model::ResourceId;
-use crate::ops::Session;
 use crate::state::{self, Lock, Record, Store};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -45,7 +47,20 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 30s or 5m)"))
 }
 
-pub async fn begin(
+/// Runs `work` holding the environment's lock, and records its outcome.
+pub async fn run(
+    session: &Session,
+    command: &'static str,
+    lock_timeout: Duration,
+    work: impl AsyncFnOnce(&Guarded) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let guard = begin(session, command, lock_timeout).await?;
+    let outcome = work(&guard).await;
+    guard.finish(session, &outcome).await;
+    outcome
+}
+
+async fn begin(
     session: &Session,
     command: &'static str,
     timeout: Duration,

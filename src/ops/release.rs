@@ -13,26 +13,24 @@
 //! 3. The target's file gets the source's `api.image_tag` (toml_edit keeps
 //!    its comments), and the target is deployed under its lock: migrations
 //!    first (the schema step precedes the service), then the service rolls
-//!    to the new task definition (ECS's rolling deployment, with its circuit
-//!    breaker's rollback). The history records a `promote`.
+//!    to the new task definition by the phase's deployment strategy (rolling,
+//!    canary or linear, with rollback). The history records a `promote`.
 //!
-//! Not done (issue "Phased rollout"): canary traffic shifting between two
-//! target groups with rollback on the environment's alarms; copying between
-//! accounts or regions.
+//! Not done: copying a release between accounts or regions.
 
-use super::globals::{exit, Globals};
-use super::{deploy, guarded, promote};
-use crate::config;
+use super::promote::{self, PromoteOptions};
+use super::Session;
+use super::{deploy, guarded};
+use super::{exit, RunOptions};
+use crate::config::{self, Config};
 use crate::database::{self, migrations};
 use crate::model::{Kind, ResourceId};
-use crate::ops::Session;
 use crate::output::{self, Format};
 use crate::resources::registry::{self, EcrImage};
 use anyhow::{anyhow, bail, Context as _};
 use oci_client::secrets::RegistryAuth;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 /// What the source runs, as it moves to the target.
 #[derive(Debug, serde::Serialize)]
@@ -47,18 +45,16 @@ struct Release {
     image_tag: String,
 }
 
-pub async fn exec(
-    globals: &Globals,
-    args: &promote::Args,
-    from: &str,
-    started: Instant,
+/// Moves the release `source_config`'s environment runs to
+/// `target_config`'s, once the source's gates pass.
+pub async fn promote_release(
+    run: &RunOptions,
+    source_config: Config,
+    target_config: Config,
+    options: &PromoteOptions,
 ) -> anyhow::Result<ExitCode> {
-    let to = args.to.as_str();
-    if from == to {
-        bail!("--from and --to both name `{from}`: a release moves between two environments");
-    }
-    let source_config = globals.load(from)?;
-    let target_config = globals.load(to)?;
+    let (from, to) = (source_config.name.clone(), target_config.name.clone());
+    let (from, to) = (from.as_str(), to.as_str());
     if source_config.region != target_config.region
         || source_config.endpoint_url != target_config.endpoint_url
     {
@@ -80,7 +76,7 @@ pub async fn exec(
         .image_suffix
         .trim_start_matches([':', '@'])
         .to_string();
-    let path = globals.environments_dir.join(format!("{to}.toml"));
+    let path = run.environment_file(to);
     let promoted_text = with_image_tag(&path, &image_tag)?;
     let promoted = config::parse(&path.display().to_string(), to, promoted_text.clone())
         .map_err(|invalid| anyhow!(config::ConfigError::Invalid(invalid)))
@@ -96,34 +92,37 @@ pub async fn exec(
         );
     }
 
-    let gates = promote::gates(&source, from, args.bake, &promoted).await?;
-    promote::print_gates(&gates, globals.output);
+    let gates = promote::gates(&source, from, options.bake, &promoted).await?;
+    promote::print_gates(&gates, run.output);
     let failed: Vec<&str> = gates.failed().iter().map(|c| c.name).collect();
     if !failed.is_empty() {
-        globals.print_stats(&source, started);
+        run.print_stats(&source);
         bail!(
             "promotion of `{from}`'s release to `{to}` refused: gates on `{from}` failed ({}); nothing was changed",
             failed.join(", ")
         );
     }
     let release = release_of(&source, from, image_tag).await?;
-    print_release(&release, globals.output);
+    print_release(&release, run.output);
 
-    let guard = guarded::begin(&target, "promote", args.lock_timeout).await?;
-    let outcome = promote_locked(
-        globals,
-        &source,
-        &guard,
-        args,
+    let promotion = Promotion {
         promoted,
-        &path,
-        &promoted_text,
-        &release,
-        started,
-    )
-    .await;
-    guard.finish(&target, &outcome).await;
-    outcome
+        path: &path,
+        promoted_text: &promoted_text,
+        release: &release,
+    };
+    guarded::run(&target, "promote", options.lock_timeout, async |guard| {
+        promote_locked(run, &source, guard, options, promotion).await
+    })
+    .await
+}
+
+/// The environment a release goes to, its file as it will be, and the release.
+struct Promotion<'a> {
+    promoted: Config,
+    path: &'a Path,
+    promoted_text: &'a str,
+    release: &'a Release,
 }
 
 /// The image and schema the source runs, checked: its image is in its
@@ -162,19 +161,20 @@ async fn release_of(source: &Session, from: &str, image_tag: String) -> anyhow::
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn promote_locked(
-    globals: &Globals,
+    run: &RunOptions,
     source: &Session,
     guard: &guarded::Guarded,
-    args: &promote::Args,
-    promoted: config::Config,
-    path: &Path,
-    promoted_text: &str,
-    release: &Release,
-    started: Instant,
+    options: &PromoteOptions,
+    promotion: Promotion<'_>,
 ) -> anyhow::Result<ExitCode> {
-    let to = args.to.as_str();
+    let Promotion {
+        promoted,
+        path,
+        promoted_text,
+        release,
+    } = promotion;
+    let to = options.to.as_str();
     let next = Session::open(promoted).await?;
     let plan = next.plan().await?;
     let database = crate::drift::database_plan(&next.cx, &next.config).await;
@@ -198,10 +198,10 @@ async fn promote_locked(
         );
     }
     refuse_early_contract(&next, to, &target_image).await?;
-    if args.dry_run {
+    if options.dry_run {
         guard.note_dry_run();
-        output::print_plan(&plan, globals.output, globals.compact);
-        globals.print_stats(&next, started);
+        output::print_plan(&plan, run.output, run.compact);
+        run.print_stats(&next);
         let copy = if present.is_some() {
             format!("{target_image} is already there")
         } else {
@@ -230,7 +230,7 @@ async fn promote_locked(
         promoted_text,
         image: &target_image,
     };
-    deploy_release(globals, guard, args, &target, release, started).await
+    deploy_release(run, guard, options, &target, release).await
 }
 
 /// Expand, then contract: a contracting migration waits for a release
@@ -267,28 +267,20 @@ struct Target<'a> {
 /// file back when nothing changed or the service still runs the previous
 /// release.
 async fn deploy_release(
-    globals: &Globals,
+    run: &RunOptions,
     guard: &guarded::Guarded,
-    args: &promote::Args,
+    options: &PromoteOptions,
     target: &Target<'_>,
     release: &Release,
-    started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let (to, next, path) = (args.to.as_str(), target.next, target.path);
+    let (to, next, path) = (options.to.as_str(), target.next, target.path);
     let (promoted_text, target_image) = (target.promoted_text, target.image);
     // The file first, as a phase promotion does: a deploy interrupted after
     // this is finished by the next `poolside deploy`.
     let original = std::fs::read_to_string(path)?;
     std::fs::write(path, promoted_text)
         .with_context(|| format!("writing image_tag into {}", path.display()))?;
-    let deploy_args = deploy::Args {
-        env: to.to_string(),
-        yes: args.yes,
-        allow_replace: vec![],
-        lock_timeout: args.lock_timeout,
-        plan: None,
-    };
-    let deployed = deploy::deploy_locked(globals, next, guard, &deploy_args, started).await;
+    let deployed = deploy::deploy_locked(run, next, guard, &options.deploy_into(to)).await;
     if deployed.is_ok() {
         guard.note_release(&next.config);
     }
@@ -371,7 +363,7 @@ async fn copy_image(
         )
         .await;
     }
-    let (user, password) = super::image::login(source).await?;
+    let (user, password) = registry::login(&source.cx).await?;
     let auth = RegistryAuth::Basic(user, password);
     let from_text = format!(
         "{}@{}",

@@ -1,0 +1,19 @@
+//! The operations behind the commands, as cargo's `ops` are behind its
+//! commands: each takes a loaded environment and an options struct, and
+//! does the work. `session.rs` connects, builds the blueprint, discovers and
+//! plans; `guarded.rs` is the lock-and-history skeleton the mutating
+//! operations (deploy, destroy, promote) run in.
+//!
+//! Contract: no argument parsing (that is `cli/`); everything printed goes
+//! through `output` in the format the run asked for.
+
+pub mod deploy;
+pub mod destroy;
+pub mod guarded;
+pub mod promote;
+pub mod release;
+mod run;
+mod session;
+
+pub use run::{exit, RunOptions};
+pub use session::*;
