@@ -1,13 +1,7 @@
-//! `poolside status`: what an environment is and runs now, read-only: phase,
-//! outputs, the release (image and schema version), the service's tasks and
-//! last deployment, alarm states, the last run from the history, the lock.
+//! `poolside status`: its arguments; the work is `ops::status`.
 
-use super::globals::{exit, Globals};
-use crate::model::{Kind, ResourceId};
-use crate::ops::Session;
-use crate::output::{self, Format};
-use crate::state;
-use serde::Serialize;
+use super::globals::Globals;
+use crate::ops::status::status;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -17,172 +11,11 @@ pub struct Args {
     pub env: String,
 }
 
-#[derive(Serialize)]
-struct Status {
-    environment: String,
-    phase: String,
-    /// No finding of `drift`: AWS side, unmanaged resources, database.
-    in_sync: bool,
-    /// How many findings `drift` reports.
-    differences: usize,
-    /// Why the database is not in `in_sync`, when it could not be read.
-    database_unchecked: Option<String>,
-    /// On an emulator, no task runs: the local PostgREST stands in.
-    emulator: bool,
-    api_url: Option<String>,
-    database_endpoint: Option<String>,
-    bucket: Option<String>,
-    repository_uri: Option<String>,
-    image: Option<String>,
-    schema_version: Option<i64>,
-    tasks_running: Option<i32>,
-    tasks_desired: Option<i32>,
-    last_deployment: Option<String>,
-    /// The production rule's weights (`targetgroup/<name>/<id>=<weight>`):
-    /// mid-shift, how much traffic each release gets.
-    traffic: Option<String>,
-    alarms: Vec<(String, String)>,
-    last_run: Option<state::Record>,
-    lock: Option<state::LockInfo>,
-}
-
 pub async fn exec(
     globals: &Globals,
     args: Args,
     started: std::time::Instant,
 ) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
-    let session = Session::open(config).await?;
-    let plan = session.plan().await?;
-    let outputs = session.outputs();
-    session.ensure_deployed()?;
-    let cx = &session.cx;
-    let config = &session.config;
-    // Everything below was read once by discovery; status asks AWS nothing more.
-    let service = ResourceId::new(Kind::Service, "api");
-    let count = |key: &str| {
-        cx.attribute(&service, key)
-            .and_then(|v| v.parse::<i32>().ok())
-    };
-    let image = cx.attribute(&ResourceId::new(Kind::TaskDefinition, "api"), "image");
-    let mut alarms = cx.attributes_of(Kind::Alarm, "state");
-    alarms.sort();
-    // In sync exactly when `drift` finds nothing: the same findings.
-    let drift = crate::drift::collect(cx, config, &plan).await?;
-    let schema_version = drift
-        .database
-        .as_ref()
-        .ok()
-        .and_then(|i| i.migrations.applied_version);
-    let (last_run, lock) = match session.existing_state().await? {
-        Some(store) => (
-            state::list(&store, &args.env, 1).await?.into_iter().next(),
-            state::lock_holder(&store, &args.env).await?,
-        ),
-        None => (None, None),
-    };
-    let status = Status {
-        environment: args.env.clone(),
-        phase: format!("{:?}", config.phase).to_lowercase(),
-        in_sync: drift.findings.is_empty(),
-        differences: drift.findings.len(),
-        database_unchecked: drift.database_unchecked().map(|why| why.to_string()),
-        emulator: config.endpoint_url.is_some(),
-        api_url: outputs.api_url.clone(),
-        database_endpoint: outputs.database_endpoint.clone(),
-        bucket: outputs.bucket_name.clone(),
-        repository_uri: outputs.repository_uri.clone(),
-        image,
-        schema_version,
-        tasks_running: count("running"),
-        tasks_desired: count("desired"),
-        last_deployment: cx.attribute(&service, "rollout").filter(|r| !r.is_empty()),
-        traffic: cx
-            .attribute(&ResourceId::new(Kind::ListenerRule, "api"), "weights")
-            .filter(|w| !w.is_empty()),
-        alarms,
-        last_run,
-        lock,
-    };
-    match globals.output {
-        Format::Json => output::json_line("status", &status),
-        Format::Human => print(&status),
-    }
-    globals.print_stats(&session, started);
-    Ok(ExitCode::from(exit::OK))
-}
-
-fn print(s: &Status) {
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("Environment `{}` (phase {})", s.environment, s.phase);
-    println!(
-        "  in sync:        {}",
-        match (s.in_sync, s.differences) {
-            (true, _) => "yes".to_string(),
-            (false, 1) => "no, 1 difference (poolside drift lists it)".to_string(),
-            (false, n) => format!("no, {n} differences (poolside drift lists them)"),
-        }
-    );
-    if let Some(why) = &s.database_unchecked {
-        println!("  (the database side was not checked: {why})");
-    }
-    println!("  api_url:        {}", or_dash(&s.api_url));
-    println!("  database:       {}", or_dash(&s.database_endpoint));
-    println!("  bucket:         {}", or_dash(&s.bucket));
-    println!("  repository:     {}", or_dash(&s.repository_uri));
-    println!("  image:          {}", or_dash(&s.image));
-    println!(
-        "  schema version: {}",
-        s.schema_version
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "unknown (database not reachable from here)".into())
-    );
-    match (s.tasks_running, s.tasks_desired) {
-        (Some(running), Some(desired)) => println!(
-            "  tasks:          {running} running of {desired} desired, last deployment {}{}",
-            or_dash(&s.last_deployment),
-            if s.emulator {
-                " (the emulator runs no task: the local PostgREST stands in for them)"
-            } else {
-                ""
-            }
-        ),
-        _ => println!("  tasks:          no service"),
-    }
-    if let Some(traffic) = &s.traffic {
-        println!("  traffic:        {traffic}");
-    }
-    let in_alarm: Vec<&str> = s
-        .alarms
-        .iter()
-        .filter(|(_, state)| state == "ALARM")
-        .map(|(n, _)| n.as_str())
-        .collect();
-    println!(
-        "  alarms:         {} ({} in ALARM{})",
-        s.alarms.len(),
-        in_alarm.len(),
-        if in_alarm.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", in_alarm.join(", "))
-        }
-    );
-    match &s.last_run {
-        Some(r) => println!(
-            "  last run:       {} {} at {} by {} ({:.1}s)",
-            r.command,
-            r.result,
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at)
-            ),
-            r.who,
-            r.duration_ms as f64 / 1000.0
-        ),
-        None => println!("  last run:       none recorded"),
-    }
-    match &s.lock {
-        Some(lock) => println!("  lock:           held by {}", lock.describe()),
-        None => println!("  lock:           free"),
-    }
+    status(&globals.run(started), config).await
 }

@@ -2,7 +2,8 @@
 //! commands: each takes a loaded environment and an options struct, and
 //! does the work. `session.rs` connects, builds the blueprint, discovers and
 //! plans; `guarded.rs` is the lock-and-history skeleton the mutating
-//! operations (deploy, destroy, promote) run in.
+//! operations (deploy, destroy, promote) run in; `status.rs` and `image.rs`
+//! are the read-only report and the image copy.
 //!
 //! Contract: no argument parsing (that is `cli/`); everything printed goes
 //! through `output` in the format the run asked for.
@@ -10,10 +11,12 @@
 pub mod deploy;
 pub mod destroy;
 pub mod guarded;
+pub mod image;
 pub mod promote;
 pub mod release;
 mod run;
 mod session;
+pub mod status;
 
 pub use run::{exit, RunOptions};
 pub use session::*;
