@@ -58,7 +58,7 @@ pub async fn verify(
     waits: &Waits<'_>,
 ) -> Verification {
     let emulator = config.endpoint_url.is_some();
-    let targets = if emulator {
+    let targets = if emulator && !config.emulator_runs_tasks {
         Check {
             name: "targets",
             outcome: Outcome::Skipped,
@@ -288,40 +288,110 @@ async fn check_targets(cx: &Context, config: &Config, waits: &Waits<'_>) -> Chec
         Ok(groups) => groups,
         Err(err) => return failed(format!("{err:#}")),
     };
-    let mut healthy = 0;
-    let mut problems = Vec::new();
-    for group in &groups {
+    let poll = if cx.emulator {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(5)
+    };
+    let read = async {
+        loop {
+            let health = match read_health(cx, &groups).await {
+                Ok(health) => health,
+                Err(err) => return failed(format!("{err:#}")),
+            };
+            if health.initial == 0 {
+                return health.check(&groups);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    };
+    let waited = waits
+        .report(
+            &ResourceId::new(Kind::TargetGroup, "api"),
+            "its targets pass their first health checks",
+            HEALTHY_WITHIN,
+            tokio::time::timeout(HEALTHY_WITHIN, read),
+        )
+        .await;
+    match waited {
+        Ok(Ok(check)) => check,
+        Ok(Err(_elapsed)) => failed(format!(
+            "targets still in their initial health checks after {} minutes",
+            HEALTHY_WITHIN.as_secs() / 60
+        )),
+        Err(interrupted) => Check {
+            name: "targets",
+            outcome: Outcome::Skipped,
+            detail: interrupted.to_string(),
+        },
+    }
+}
+
+/// How long targets may stay `initial` (ELB's first health checks) after the
+/// service settled: ECS counts a task running before ELB has checked it.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(5 * 60);
+
+/// The targets of the serving groups, by health.
+#[derive(Default)]
+struct Health {
+    healthy: usize,
+    /// Still in ELB's first health checks (`initial`): not yet a verdict.
+    initial: usize,
+    /// Old tasks deregistering (`draining`): on their way out, not a problem.
+    draining: usize,
+    problems: Vec<String>,
+}
+
+async fn read_health(cx: &Context, groups: &[String]) -> anyhow::Result<Health> {
+    let mut health = Health::default();
+    for group in groups {
         let name = target_group_name(group);
-        match load_balancer::target_health(cx, group).await {
-            Ok(targets) if targets.is_empty() => {
-                problems.push(format!("no target is registered with {name}"))
+        let targets = load_balancer::target_health(cx, group).await?;
+        if targets.is_empty() {
+            health
+                .problems
+                .push(format!("no target is registered with {name}"));
+        }
+        for (target, state, reason) in targets {
+            match state.as_str() {
+                "healthy" => health.healthy += 1,
+                "initial" => health.initial += 1,
+                "draining" => health.draining += 1,
+                _ => health
+                    .problems
+                    .push(format!("{name}: {target} {state} ({reason})")),
             }
-            Ok(targets) => {
-                for (target, state, reason) in targets {
-                    if state == "healthy" {
-                        healthy += 1;
-                    } else {
-                        problems.push(format!("{name}: {target} {state} ({reason})"));
-                    }
-                }
-            }
-            Err(err) => return failed(format!("{err:#}")),
         }
     }
-    if !problems.is_empty() {
-        return failed(format!("not healthy: {}", problems.join("; ")));
-    }
-    Check {
-        name: "targets",
-        outcome: Outcome::Passed,
-        detail: format!(
-            "{healthy} of {healthy} targets healthy in {}",
-            groups
-                .iter()
-                .map(|g| target_group_name(g))
-                .collect::<Vec<_>>()
-                .join(" and ")
-        ),
+    Ok(health)
+}
+
+impl Health {
+    fn check(&self, groups: &[String]) -> Check {
+        if !self.problems.is_empty() {
+            return Check {
+                name: "targets",
+                outcome: Outcome::Failed,
+                detail: format!("not healthy: {}", self.problems.join("; ")),
+            };
+        }
+        let draining = match self.draining {
+            0 => String::new(),
+            n => format!(" ({n} draining on their way out)"),
+        };
+        Check {
+            name: "targets",
+            outcome: Outcome::Passed,
+            detail: format!(
+                "{healthy} of {healthy} targets healthy in {}{draining}",
+                groups
+                    .iter()
+                    .map(|g| target_group_name(g))
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                healthy = self.healthy
+            ),
+        }
     }
 }
 
@@ -545,6 +615,66 @@ mod tests {
         assert_eq!(check.detail, "2 of 2 targets healthy in poolside-pilot-a");
         assert_eq!(drained.num_calls(), 0, "the drained group was read");
         assert_eq!(serving.num_calls(), 1);
+    }
+
+    /// ECS counts a task running before ELB has checked it: targets still in
+    /// their first health checks are waited for, not failed, and an old
+    /// task's target draining on its way out is no problem.
+    #[tokio::test(start_paused = true)]
+    async fn targets_in_their_first_health_checks_are_waited_for_and_draining_ones_pass() {
+        use aws_sdk_ecs::types::{Deployment, Service};
+        use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
+        use aws_sdk_elasticloadbalancingv2::types::{
+            TargetDescription, TargetHealth, TargetHealthDescription,
+            TargetHealthStateEnum as State,
+        };
+        use aws_smithy_mocks::mock;
+        let group = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/poolside-pilot/0123456789abcdef";
+        let stable = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
+            aws_sdk_ecs::operation::describe_services::DescribeServicesOutput::builder()
+                .services(
+                    Service::builder()
+                        .status("ACTIVE")
+                        .desired_count(1)
+                        .running_count(1)
+                        .deployments(Deployment::builder().status("PRIMARY").build())
+                        .build(),
+                )
+                .build()
+        });
+        let targets = |new: State| {
+            let target = |ip: &str, state: State| {
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id(ip).port(3000).build())
+                    .target_health(TargetHealth::builder().state(state).build())
+                    .build()
+            };
+            DescribeTargetHealthOutput::builder()
+                .target_health_descriptions(target("10.0.1.10", new))
+                .target_health_descriptions(target("10.0.2.10", State::Draining))
+                .build()
+        };
+        let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+            .sequence()
+            .output(move || targets(State::Initial))
+            .times(2)
+            .output(move || targets(State::Healthy))
+            .build();
+        let cx = crate::resources::testing::context(|clients| {
+            clients.ecs = crate::mocked!(aws_sdk_ecs, [&stable]);
+            clients.elb = crate::mocked!(aws_sdk_elasticloadbalancingv2, [&health]);
+        });
+        cx.record(&ResourceId::new(Kind::TargetGroup, "api"), group);
+        let text = "name = \"pilot\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("pilot.toml", "pilot", text.to_string()).unwrap();
+        let check = check_targets(&cx, &config, &Waits::new(&crate::resources::Unwatched)).await;
+        assert_eq!(check.outcome, Outcome::Passed, "{}", check.detail);
+        assert_eq!(
+            check.detail,
+            "1 of 1 targets healthy in poolside-pilot (1 draining on their way out)"
+        );
+        assert_eq!(health.num_calls(), 3);
     }
 
     /// The API's domain has no DNS record (`.invalid` never resolves), yet the

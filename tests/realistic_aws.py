@@ -26,8 +26,10 @@ standard library only, one file, read top to bottom.
   ECS   CreateCluster / CreateService fail with "Unable to assume the service
         linked role" until ECS's service-linked role was created, and for two
         seconds after (IAM eventual consistency).
-  ECS   an UpdateService that changes the task definition starts a service
-        deployment (moto has none): ListServiceDeployments and
+  ECS   an UpdateService that changes the task definition, the load
+        balancers or the network configuration, or forces a new deployment,
+        starts a service deployment (moto has none; CreateService's first
+        deployment is not played): ListServiceDeployments and
         DescribeServiceDeployments report it, one lifecycle stage further on
         each describe, and DescribeServices reports its rollout IN_PROGRESS
         until it ends. From PRODUCTION_TRAFFIC_SHIFT on, a rollback alarm in
@@ -36,6 +38,27 @@ standard library only, one file, read top to bottom.
         the alarm. POST /__proxy/raise-during-shift {"alarm": NAME} makes
         the proxy set that alarm to ALARM when a deployment starts shifting
         production traffic (an alarm that fires mid-shift).
+
+  ECS   RunTask starts a task the proxy runs (moto runs none): DescribeTasks
+        does not list it at first (MISSING: eventually consistent), then
+        reports PENDING, RUNNING while its container runs, and STOPPED with
+        the container's exit code. The container's command runs here as ECS
+        would run it: its environment, its secrets resolved from Secrets
+        Manager (`arn:...:json-key::`), no terminal; its output goes to the
+        awslogs stream `<prefix>/<container>/<task id>`. PGHOST/PGPORT point
+        at the PostgreSQL standing in for the instance (RDS's name does not
+        resolve here), without TLS. POST /__proxy/tasks {"database":
+        "HOST:PORT", "refuse_placement": N, "fail_pull": N} sets where that
+        is, and makes the next N RunTasks fail to place (Fargate capacity)
+        or their tasks fail to pull the image (CannotPullContainerError).
+
+  ECS   a service's tasks run: DescribeServices reports runningCount =
+        desiredCount where moto leaves a new service at 0.
+  ELB   DescribeTargetHealth of a target group an ECS service uses lists
+        the service's tasks as targets (moto: none, as it runs no task):
+        `initial` (Elb.InitialHealthChecking) while a deployment of the
+        service is in progress and on the first read after, `healthy` then. POST /__proxy/targets {"unhealthy": true} makes
+        them fail their health checks (Target.ResponseCodeMismatch).
 
   Teardown, and a second life (AWS releases what a delete frees slowly):
   RDS   a deleted instance reads `deleting` for a few seconds (moto: gone at
@@ -69,6 +92,8 @@ import http.client
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -119,7 +144,12 @@ HELD_REFUSALS = {
 deleting_instances = {}     # DB identifier -> (until, its last DescribeDBInstances answer)
 nat_deleting = {}           # NAT gateway id -> until
 draining_services = {}      # ECS service name -> describes left that read DRAINING
+service_configuration = {}  # ECS service name -> its load balancers and network, as last sent
 certificate_tokens = {}     # ACM idempotency token -> (arn, when)
+tasks = {}                  # task ARN -> what the proxy plays of it (see run_task)
+task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0}
+target_settings = {"unhealthy": False}
+health_reads = {}           # target group ARN -> reads since its service's last deployment
 DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
                      "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
@@ -319,6 +349,250 @@ def deployment_view(d):
     return view
 
 
+# ECS tasks. States: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html
+# Stop codes and reasons: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html
+# RunTask and DescribeTasks failures: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/api_failures_messages.html
+CAPACITY_UNAVAILABLE = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+ECS_JSON = "application/x-amz-json-1.1"
+
+
+def logs_call(action, payload):
+    headers = {"Content-Type": ECS_JSON, "X-Amz-Target": "Logs_20140328." + action, "Authorization": unsigned("logs")}
+    return upstream("POST", "/", json.dumps(payload).encode(), headers)
+
+
+def resolve_secret(value_from):
+    """A task definition's `valueFrom`: a secret's ARN, or `ARN:json-key:stage:version`."""
+    parts = value_from.split(":")
+    arn, key = ":".join(parts[:7]), (parts[7] if len(parts) > 7 else "")
+    answer = secrets_call("GetSecretValue", {"SecretId": arn})
+    if "SecretString" not in answer:
+        raise LookupError(f"unable to retrieve secret from asm: {answer.get('__type', 'not found')}: {arn}")
+    text = answer["SecretString"]
+    if not key:
+        return text
+    try:
+        return str(json.loads(text)[key])
+    except (ValueError, TypeError, KeyError):
+        raise LookupError("unable to retrieve secret from asm: service call has been retried 1 time(s): "
+                          f"retrieved secret from Secrets Manager did not contain json key {key}") from None
+
+
+def run_task(request):
+    cluster = request.get("cluster", "default").rsplit("/", 1)[-1]
+    definition = ecs_call("DescribeTaskDefinition", {"taskDefinition": request.get("taskDefinition")})
+    definition = definition.get("taskDefinition")
+    if not definition:
+        return json_error(400, "InvalidParameterException", "TaskDefinition not found.")
+    region = definition["taskDefinitionArn"].split(":")[3]
+    cluster_arn = f"arn:aws:ecs:{region}:{ACCOUNT}:cluster/{cluster}"
+    with lock:
+        refuse = task_settings["refuse_placement"] > 0
+        task_settings["refuse_placement"] -= 1 if refuse else 0
+        fail_pull = not refuse and task_settings["fail_pull"] > 0
+        task_settings["fail_pull"] -= 1 if fail_pull else 0
+    if refuse:
+        record("task_placement_refused", cluster=cluster)
+        answer = {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
+        return 200, ECS_JSON, json.dumps(answer).encode()
+    task_id = os.urandom(16).hex()
+    arn = f"arn:aws:ecs:{region}:{ACCOUNT}:task/{cluster}/{task_id}"
+    container = definition["containerDefinitions"][0]
+    task = dict(arn=arn, id=task_id, cluster_arn=cluster_arn, definition=definition["taskDefinitionArn"],
+                container=container, started_by=request.get("startedBy"), describes=0, status="PROVISIONING",
+                fail_pull=fail_pull, process=None, output=[], exit_code=None, stop_code=None,
+                stopped_reason=None, container_reason=None, created=time.time())
+    with lock:
+        tasks[arn] = task
+    record("task_started", task=arn, family=definition.get("family"))
+    return 200, ECS_JSON, json.dumps({"tasks": [task_view(task)], "failures": []}).encode()
+
+
+def task_view(task):
+    container = {"name": task["container"]["name"], "image": task["container"]["image"],
+                 "lastStatus": {"STOPPED": "STOPPED", "RUNNING": "RUNNING"}.get(task["status"], "PENDING")}
+    if task["exit_code"] is not None:
+        container["exitCode"] = task["exit_code"]
+    if task["container_reason"]:
+        container["reason"] = task["container_reason"]
+    view = {"taskArn": task["arn"], "clusterArn": task["cluster_arn"], "taskDefinitionArn": task["definition"],
+            "lastStatus": task["status"], "desiredStatus": "STOPPED" if task["status"] == "STOPPED" else "RUNNING",
+            "launchType": "FARGATE", "startedBy": task["started_by"], "createdAt": task["created"],
+            "containers": [container]}
+    if task["status"] == "STOPPED":
+        view.update(stopCode=task["stop_code"], stoppedReason=task["stopped_reason"], stoppedAt=time.time())
+    return view
+
+
+def describe_tasks(arns):
+    """One describe further on in each task's life; a new task is not listed yet."""
+    found, failures = [], []
+    for arn in arns:
+        task = tasks[arn]
+        with lock:
+            task["describes"] += 1
+            describes = task["describes"]
+        if describes == 1:
+            record("task_not_listed_yet", task=arn)
+            failures.append({"arn": arn, "reason": "MISSING"})
+            continue
+        if task["status"] == "PROVISIONING":
+            task["status"] = "PENDING"
+            record("task_pending", task=arn)
+            if task["fail_pull"]:
+                image = task["container"]["image"]
+                stop(task, "TaskFailedToStart",
+                     f"CannotPullContainerError: pull image manifest has been retried 7 time(s): failed to resolve ref {image}: not found",
+                     container_reason=f"CannotPullContainerError: {image}: not found")
+            else:
+                start_container(task)
+        elif task["status"] == "PENDING" and task["process"] is not None:
+            task["status"] = "RUNNING"
+            record("task_running", task=arn)
+        elif task["status"] == "RUNNING" and task["process"].poll() is not None:
+            finish(task)
+        found.append(task_view(task))
+    return 200, ECS_JSON, json.dumps({"tasks": found, "failures": failures}).encode()
+
+
+def start_container(task):
+    """The container's command, run here as ECS runs it: its environment and
+    secrets, no terminal (psql's `\password` then reads standard input)."""
+    container = task["container"]
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    env.update({e["name"]: e["value"] for e in container.get("environment", [])})
+    try:
+        env.update({s["name"]: resolve_secret(s["valueFrom"]) for s in container.get("secrets", [])})
+    except LookupError as err:
+        stop(task, "TaskFailedToStart", "ResourceInitializationError: unable to pull secrets or registry auth: "
+                                        f"execution resource retrieval failed: {err}")
+        return
+    with lock:
+        database = task_settings["database"]
+    if database and "PGHOST" in env:
+        env["PGHOST"], env["PGPORT"] = database.rsplit(":", 1)
+        env["PGSSLMODE"] = "disable"
+        env.pop("PGSSLROOTCERT", None)
+    command = (container.get("entryPoint") or []) + (container.get("command") or [])
+    task["process"] = subprocess.Popen(["setsid"] + command, env=env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    threading.Thread(target=lambda: task["output"].extend(
+        task["process"].stdout.read().decode(errors="replace").splitlines()), daemon=True).start()
+    record("task_container_started", task=task["arn"])
+
+
+def finish(task, code="EssentialContainerExited", reason="Essential container in task exited"):
+    task["process"].wait()
+    time.sleep(0.1)  # the output reader's last lines
+    returned = task["process"].returncode
+    # A container killed by a signal exits with 128 + the signal, as in Docker.
+    task["exit_code"] = returned if returned >= 0 else 128 - returned
+    write_logs(task)
+    stop(task, code, reason)
+
+
+def stop(task, code, reason, container_reason=None):
+    task.update(status="STOPPED", stop_code=code, stopped_reason=reason, container_reason=container_reason)
+    record("task_stopped", task=task["arn"], stop_code=code, exit_code=task["exit_code"])
+
+
+def stop_task(arn, reason):
+    """ECS sends SIGTERM to the container (its whole process group here),
+    then SIGKILL after the stop timeout."""
+    task = tasks[arn]
+    if task["status"] != "STOPPED" and task["process"] is not None:
+        if task["process"].poll() is None:
+            try:
+                os.killpg(task["process"].pid, signal.SIGTERM)
+                task["process"].wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(task["process"].pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        finish(task, "UserInitiated", reason)
+    elif task["status"] != "STOPPED":
+        stop(task, "UserInitiated", reason)
+    return 200, ECS_JSON, json.dumps({"task": task_view(task)}).encode()
+
+
+def write_logs(task):
+    """The awslogs driver's stream: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using_awslogs.html"""
+    options = (task["container"].get("logConfiguration") or {}).get("options") or {}
+    group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+    if not group or not prefix:
+        return
+    stream = f"{prefix}/{task['container']['name']}/{task['id']}"
+    logs_call("CreateLogStream", {"logGroupName": group, "logStreamName": stream})
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now, "message": line} for line in task["output"]] or []
+    if events:
+        logs_call("PutLogEvents", {"logGroupName": group, "logStreamName": stream, "logEvents": events})
+    record("task_logs_written", task=task["arn"], stream=stream, lines=len(events))
+
+
+# Target health: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html
+def services_using(target_group_arn):
+    """The ECS services whose tasks register in the target group."""
+    found = []
+    for cluster in ecs_call("ListClusters", {}).get("clusterArns", []):
+        arns = ecs_call("ListServices", {"cluster": cluster}).get("serviceArns", [])
+        if not arns:
+            continue
+        for svc in ecs_call("DescribeServices", {"cluster": cluster, "services": arns}).get("services", []):
+            if svc.get("status") != "ACTIVE":
+                continue
+            for balancer in svc.get("loadBalancers", []):
+                if balancer.get("targetGroupArn") == target_group_arn:
+                    found.append((svc, balancer.get("containerPort", 3000)))
+    return found
+
+
+def target_health(target_group_arn):
+    using = services_using(target_group_arn)
+    if not using:
+        return None  # moto's answer: what was registered by hand, if anything
+    with lock:
+        deploying = {d["service"] for d in deployments.values() if d["status"] == "IN_PROGRESS"}
+        unhealthy = target_settings["unhealthy"]
+    with lock:
+        reads = health_reads.get(target_group_arn, 0)
+        health_reads[target_group_arn] = reads + 1
+    members = []
+    for index, (svc, port) in enumerate(using):
+        # A running task's target is checked by ELB before it is healthy:
+        # `initial` while its service deploys, and on the first read after.
+        if svc["serviceName"] in deploying or reads == 0:
+            state, reason, text = "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
+        elif unhealthy:
+            state, reason, text = "unhealthy", "Target.ResponseCodeMismatch", "Health checks failed with these codes: [503]"
+        else:
+            state, reason, text = "healthy", None, None
+        for n in range(svc.get("runningCount") or svc.get("desiredCount") or 0):
+            health = f"<State>{state}</State>"
+            if reason:
+                health += f"<Reason>{reason}</Reason><Description>{text}</Description>"
+            members.append(f"<member><Target><Id>10.0.{index}.{n + 10}</Id><Port>{port}</Port></Target>"
+                           f"<HealthCheckPort>{port}</HealthCheckPort><TargetHealth>{health}</TargetHealth></member>")
+        record("targets_played", target_group=target_group_arn, state=state, count=len(members))
+    xml = ('<DescribeTargetHealthResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+           f"<DescribeTargetHealthResult><TargetHealthDescriptions>{''.join(members)}</TargetHealthDescriptions>"
+           "</DescribeTargetHealthResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata>"
+           "</DescribeTargetHealthResponse>")
+    return 200, "text/xml", xml.encode()
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def remember_configuration(name, request):
+    with lock:
+        sent = service_configuration.setdefault(name, {})
+        for key in ("loadBalancers", "networkConfiguration"):
+            if key in request:
+                sent[key] = request[key]
+
+
 def query_error(status, code, message, ec2=False):
     if ec2:
         body = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
@@ -382,6 +656,14 @@ class Handler(BaseHTTPRequestHandler):
         self.forward()
 
     def do_POST(self):
+        if self.path == "/__proxy/targets":
+            with lock:
+                target_settings.update(json.loads(self.read_body()))
+            return self.reply(200, "application/json", b"{}")
+        if self.path == "/__proxy/tasks":
+            with lock:
+                task_settings.update(json.loads(self.read_body()))
+            return self.reply(200, "application/json", b"{}")
         if self.path == "/__proxy/raise-during-shift":
             alarm = json.loads(self.read_body())["alarm"]
             with lock:
@@ -402,6 +684,7 @@ class Handler(BaseHTTPRequestHandler):
 
         self.ecs_body = body
         self.ecs_source = None
+        self.ecs_sent_before = {}
         played = self.play_before(service, action, form, body)
         if played:
             return self.reply(*played)
@@ -616,6 +899,19 @@ class Handler(BaseHTTPRequestHandler):
                 if not attached:
                     record("load_balancer_refused_without_igw", vpc=vpc)
                     return query_error(400, "InvalidSubnet", f"VPC {vpc} has no internet gateway")
+        if service == "ecs" and action == "RunTask":
+            return run_task(json.loads(body or b"{}"))
+        if service == "ecs" and action in ("DescribeTasks", "StopTask"):
+            request = json.loads(body or b"{}")
+            arns = request.get("tasks") or [request.get("task")]
+            if arns and all(a in tasks for a in arns):
+                if action == "StopTask":
+                    return stop_task(arns[0], request.get("reason", ""))
+                return describe_tasks(arns)
+        if service == "elasticloadbalancing" and action == "DescribeTargetHealth":
+            played = target_health(form.get("TargetGroupArn", ""))
+            if played:
+                return played
         if service == "ecs" and action == "ListServiceDeployments":
             request = json.loads(body or b"{}")
             wanted = set(request.get("status") or [])
@@ -639,6 +935,8 @@ class Handler(BaseHTTPRequestHandler):
             current = ecs_call("DescribeServices", {"cluster": request.get("cluster"), "services": [request.get("service")]})
             services = current.get("services") or [{}]
             self.ecs_source = services[0].get("taskDefinition")
+            with lock:
+                self.ecs_sent_before = dict(service_configuration.get(request.get("service", "").rsplit("/", 1)[-1], {}))
         if service == "ecs" and action in ("CreateCluster", "CreateService"):
             with lock:
                 seen = ecs_role_seen_at
@@ -652,10 +950,20 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def start_deployment(self, request, answer):
-        """A new task definition starts a service deployment, as on ECS."""
+        """What starts a service deployment on ECS (UpdateService: "a new
+        deployment is triggered" by a new task definition, load balancer or
+        network configuration, or forceNewDeployment)."""
         service = answer.get("service") or {}
         target = service.get("taskDefinition")
-        if not self.ecs_source or target == self.ecs_source:
+        before = self.ecs_sent_before
+        remember_configuration(service.get("serviceName"), request)
+        changed = [key for key in ("loadBalancers", "networkConfiguration")
+                   if key in request and key in before and canonical(request[key]) != canonical(before[key])]
+        if target != self.ecs_source:
+            changed.append("taskDefinition")
+        if request.get("forceNewDeployment"):
+            changed.append("forceNewDeployment")
+        if not self.ecs_source or not changed:
             return
         config = request.get("deploymentConfiguration") or {}
         alarms = (config.get("alarms") or {})
@@ -668,8 +976,10 @@ class Handler(BaseHTTPRequestHandler):
                 source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),
                 alarms=watched, triggered=[], status="IN_PROGRESS", stage="PRE_SCALE_UP", stage_index=0,
                 created=time.time())
+        with lock:
+            health_reads.clear()
         record("deployment_started", service=service.get("serviceName"), strategy=config.get("strategy", "ROLLING"),
-               alarms=watched)
+               alarms=watched, changed=changed)
 
     # What AWS reports differently, after moto answered.
     def play_after(self, service, action, form, status, data):
@@ -683,11 +993,20 @@ class Handler(BaseHTTPRequestHandler):
         text = data.decode(errors="replace")
         if service == "ecs" and action == "UpdateService":
             self.start_deployment(json.loads(self.ecs_body or b"{}"), json.loads(text))
+        if service == "ecs" and action == "CreateService":
+            request = json.loads(self.ecs_body or b"{}")
+            remember_configuration(request.get("serviceName"), request)
         if service == "ecs" and action == "DescribeServices":
             answer = json.loads(text)
             with lock:
                 going = {d["service"] for d in deployments.values() if d["status"] == "IN_PROGRESS"}
             for svc in answer.get("services", []):
+                # moto leaves a new service at runningCount 0 (it runs no
+                # task); its tasks run here, as they would on ECS.
+                if svc.get("status") == "ACTIVE" and svc.get("runningCount", 0) < svc.get("desiredCount", 0):
+                    svc["runningCount"] = svc["desiredCount"]
+                    for deployment in svc.get("deployments", []):
+                        deployment["runningCount"] = deployment.get("desiredCount", svc["desiredCount"])
                 if svc.get("serviceName") in going:
                     for deployment in svc.get("deployments", []):
                         if deployment.get("status") == "PRIMARY":

@@ -247,13 +247,16 @@ impl Validator<'_> {
     ) -> Checked<SchemaRunner> {
         let d = &raw.database;
         let emulator = raw.target.endpoint_url.is_some();
+        // An emulator that runs tasks stands in for AWS's ECS; connect_host
+        // then says where the local PostgREST finds the stand-in database.
+        let runs_tasks = raw.target.emulator_runs_tasks;
         let schema_runner = match d.schema_runner {
             Some(runner) => runner,
             None if emulator || connect_override || admin_ingress => SchemaRunner::DeployHost,
             None => SchemaRunner::EcsTask,
         };
         if schema_runner == SchemaRunner::EcsTask {
-            if emulator {
+            if emulator && !runs_tasks {
                 return self.fail(
                     "database.schema_runner",
                     "\"ecs-task\" needs real AWS: the emulator runs no tasks. Use \"deploy-host\" (the local PostgreSQL is reachable from here)",
@@ -265,7 +268,7 @@ impl Validator<'_> {
                     "is read on this machine, but with database.schema_runner = \"ecs-task\" the schema step runs in a task that trusts the bundle in its image (`poolside image push` adds it): remove the key, or set schema_runner = \"deploy-host\"",
                 );
             }
-            if connect_override {
+            if connect_override && !runs_tasks {
                 return self.fail(
                     "database.connect_host",
                     "is where this machine connects, but with database.schema_runner = \"ecs-task\" a task inside the VPC runs the schema step: remove connect_host/connect_port, or set schema_runner = \"deploy-host\"",

@@ -53,6 +53,11 @@ pub struct TargetSection {
     pub endpoint_url: Option<String>,
     /// Expected AWS account id; deploy refuses to run against another account.
     pub account_id: Option<String>,
+    /// The emulator at `endpoint_url` runs ECS tasks (the realistic layer in
+    /// `tests/`; moto and LocalStack run none), so `schema_runner =
+    /// "ecs-task"` can run there.
+    #[serde(default)]
+    pub emulator_runs_tasks: bool,
 }
 
 #[derive(Debug, Deserialize)]

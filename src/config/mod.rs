@@ -71,6 +71,8 @@ pub struct Config {
     pub region: String,
     pub phase: Phase,
     pub endpoint_url: Option<String>,
+    /// The emulator runs ECS tasks (`target.emulator_runs_tasks`).
+    pub emulator_runs_tasks: bool,
     pub expected_account_id: Option<String>,
     pub network: Network,
     pub storage: Storage,
@@ -298,6 +300,7 @@ impl Validator<'_> {
                     region: raw.region,
                     phase: raw.phase,
                     endpoint_url: raw.target.endpoint_url,
+                    emulator_runs_tasks: raw.target.emulator_runs_tasks,
                     expected_account_id: raw.target.account_id,
                     network,
                     storage,
@@ -337,6 +340,12 @@ impl Validator<'_> {
                     format!("{url:?} is not an http:// or https:// URL"),
                 );
             }
+        }
+        if raw.target.emulator_runs_tasks && raw.target.endpoint_url.is_none() {
+            return self.fail(
+                "target.emulator_runs_tasks",
+                "only applies to an emulator (target.endpoint_url): on AWS, ECS runs the tasks",
+            );
         }
         if let Some(account) = &raw.target.account_id {
             if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {

@@ -67,6 +67,28 @@ impl Proxy {
             .unwrap()
     }
 
+    /// Makes the service's targets fail their health checks, or pass again.
+    async fn targets(&self, settings: Value) {
+        self.post("targets", settings).await
+    }
+
+    async fn post(&self, what: &str, settings: Value) {
+        reqwest::Client::new()
+            .post(format!("{}/__proxy/{what}", self.url))
+            .json(&settings)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// Tells the proxy where the tasks it runs find the database, and which
+    /// failures to play (`POST /__proxy/tasks`).
+    async fn tasks(&self, settings: Value) {
+        self.post("tasks", settings).await
+    }
+
     /// SDK clients that talk to AWS through the proxy.
     async fn aws(&self) -> Aws {
         aws_at(&self.url).await
@@ -288,6 +310,200 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         schema < service,
         "the service started before the schema step"
     );
+}
+
+/// On AWS the schema step runs as a one-off Fargate task (the default
+/// runner there). Through the layer, which runs the task's command here as
+/// ECS would, a deploy from empty meets what ECS answers: no capacity to
+/// place the task, then an image the task cannot pull, each named in the
+/// error with nothing of the service started; the next run converges, with
+/// what the task did read back from its log stream.
+#[tokio::test]
+async fn the_schema_task_runs_through_its_lifecycle_and_what_ecs_refuses_is_named() {
+    let proxy = Proxy::start();
+    let mut env = Env::new("task");
+    env.endpoint = proxy.url.clone();
+    env.target_extra = "emulator_runs_tasks = true\n".into();
+    env.database_extra = "schema_runner = \"ecs-task\"\n".into();
+    env.write();
+    let database = format!("127.0.0.1:{}", env.postgres.port);
+    proxy
+        .tasks(serde_json::json!({ "database": database, "refuse_placement": 1, "fail_pull": 1 }))
+        .await;
+    // As on AWS: the task pulls psql from the environment's repository.
+    env.poolside(&["image", "push", "--env", &env.name])
+        .assert_code(0);
+
+    let unplaced = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    unplaced.assert_code(1);
+    assert!(
+        unplaced
+            .stderr()
+            .contains("ECS did not start the schema task (Capacity is unavailable at this time."),
+        "{}",
+        unplaced.stderr()
+    );
+    let unpulled = env.poolside(&["deploy", "--env", &env.name, "--yes"]);
+    unpulled.assert_code(1);
+    assert!(
+        unpulled
+            .stderr()
+            .contains("the task stopped before its container ran: CannotPullContainerError"),
+        "{}",
+        unpulled.stderr()
+    );
+
+    let run = env.deploy();
+    let report = run.one("data_tier");
+    let applied = report["migrations_applied"].as_array().unwrap().len();
+    assert!(applied > 0, "{report}");
+    assert_eq!(applied as u64, report["migrations_total"].as_u64().unwrap());
+    assert_eq!(report["authenticator_password_set"], true, "{report}");
+    let played = proxy.played().await;
+    for expected in [
+        "task_placement_refused",
+        "task_not_listed_yet",
+        "task_pending",
+        "task_container_started",
+        "task_running",
+        "task_stopped",
+        "task_logs_written",
+    ] {
+        assert!(
+            played.iter().any(|p| p == expected),
+            "the proxy never played {expected}: {played:?}"
+        );
+    }
+    // The task really ran here, in the stand-in database.
+    let mut master = env.postgres.master().await;
+    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut master)
+        .await
+        .unwrap();
+    assert_eq!(ledger as usize, applied);
+    // The tasks run too: verification waits for the service to settle and
+    // checks its targets, as on AWS.
+    let targets = check(&run, "targets");
+    assert_eq!(targets["outcome"], "passed", "{targets}");
+    assert!(
+        targets["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 1 targets healthy in"),
+        "{targets}"
+    );
+
+    // Nothing left to do, and the next task applies nothing; targets that
+    // fail their health checks fail verification, naming ELB's reason.
+    env.plan().assert_code(0);
+    proxy
+        .targets(serde_json::json!({ "unhealthy": true }))
+        .await;
+    let again = env.poolside(&["deploy", "--env", &env.name, "--yes", "--output", "json"]);
+    again.assert_code(1);
+    let report = again.one("data_tier");
+    assert_eq!(
+        report["migrations_applied"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
+    let targets = check(&again, "targets");
+    assert_eq!(targets["outcome"], "failed", "{targets}");
+    assert!(
+        targets["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unhealthy (Health checks failed with these codes: [503])"),
+        "{targets}"
+    );
+}
+
+/// The defaults on AWS, in the order an onboarding takes them: a pilot whose
+/// schema step runs as a task, promoted to limited (a canary rollout) and
+/// then to full (linear). Each promotion runs the schema task again, follows
+/// the deployments its service update starts (the move to a traffic-shifting
+/// strategy changes the load balancer's configuration, the phase's larger
+/// tasks the task definition) through ECS's stages, and verifies the targets.
+#[tokio::test]
+async fn a_pilot_grows_to_limited_and_full_with_the_aws_defaults() {
+    let proxy = Proxy::start();
+    let mut env = Env::new("grow");
+    env.endpoint = proxy.url.clone();
+    env.target_extra = "emulator_runs_tasks = true\n".into();
+    env.database_extra = "schema_runner = \"ecs-task\"\n".into();
+    env.alarms_extra = "action_arn = \"arn:aws:sns:us-east-1:123456789012:oncall\"\n".into();
+    env.write();
+    let database = format!("127.0.0.1:{}", env.postgres.port);
+    proxy
+        .tasks(serde_json::json!({ "database": database }))
+        .await;
+    env.poolside(&["image", "push", "--env", &env.name])
+        .assert_code(0);
+    env.deploy();
+
+    for (phase, strategy) in [("limited", "CANARY"), ("full", "LINEAR")] {
+        // The bake gate counts from the release's first deploy.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let run = env.poolside(&[
+            "promote", "--env", &env.name, "--to", phase, "--bake", "1s", "--yes", "--output",
+            "json",
+        ]);
+        run.assert_code(0);
+        assert_eq!(run.json("data_tier").len(), 1, "{}", run.stdout());
+        let targets = check(&run, "targets");
+        assert_eq!(targets["outcome"], "passed", "{phase}: {targets}");
+        // The release rolled out by the phase's strategy (moto does not echo
+        // it; the proxy saw what UpdateService asked for).
+        let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let last = events
+            .iter()
+            .rfind(|e| e["kind"] == "deployment_started")
+            .unwrap_or_else(|| panic!("{phase}: no deployment started: {events:?}"));
+        assert_eq!(last["strategy"], strategy, "{phase}: {last}");
+    }
+    let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let started: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "deployment_started")
+        .collect();
+    let changed = |what: &str| {
+        started
+            .iter()
+            .any(|e| e["changed"].as_array().unwrap().iter().any(|c| c == what))
+    };
+    assert!(changed("loadBalancers"), "{started:?}");
+    assert!(changed("taskDefinition"), "{started:?}");
+    let succeeded = events
+        .iter()
+        .filter(|e| e["kind"] == "deployment_succeeded")
+        .count();
+    assert_eq!(
+        succeeded,
+        started.len(),
+        "every deployment was followed to its end: {events:?}"
+    );
+    env.plan().assert_code(0);
+}
+
+/// One check of a deploy's verification.
+fn check(run: &Run, name: &str) -> Value {
+    run.one("verification")["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check in {}", run.stdout()))
+        .clone()
 }
 
 /// Measured before: a changed subnet CIDR planned one replace; on AWS the

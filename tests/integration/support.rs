@@ -49,6 +49,8 @@ pub struct Env {
     pub alarms_extra: String,
     /// The AWS endpoint the file names: the emulator, or a proxy in front of it.
     pub endpoint: String,
+    /// Lines added to the `[target]` table.
+    pub target_extra: String,
     /// `database.tls`: `disable` for the stand-in, `verify-full` to test TLS.
     pub database_tls: &'static str,
 }
@@ -226,6 +228,7 @@ impl Env {
             api_extra: String::new(),
             alarms_extra: String::new(),
             endpoint: endpoint(),
+            target_extra: String::new(),
             database_tls: "disable",
         }
     }
@@ -245,7 +248,7 @@ impl Env {
             .map(|c| format!("{c:?}"))
             .collect();
         let text = format!(
-            "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"{phase}\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n\n\
+            "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"{phase}\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n{target_extra}\n\
              [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
              allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
              [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"{tls}\"\n{database_extra}\n\
@@ -253,6 +256,7 @@ impl Env {
             name = self.name,
             phase = self.phase,
             endpoint = self.endpoint,
+            target_extra = self.target_extra,
             vpc = self.vpc_cidr,
             allowed = allowed.join(", "),
             extra = self.extra,
