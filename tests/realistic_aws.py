@@ -33,7 +33,12 @@ standard library only, one file, read top to bottom.
         DescribeServiceDeployments report it, one lifecycle stage further on
         each describe, and DescribeServices reports its rollout IN_PROGRESS
         until it ends. From PRODUCTION_TRAFFIC_SHIFT on, a rollback alarm in
-        ALARM rolls it back as ECS does: the service returns to the previous
+        ALARM rolls it back as ECS does. A canary or linear deployment shifts
+        the production listener rule's weights as ECS does (its first share to
+        the group that does not serve, at PRODUCTION_TRAFFIC_SHIFT; all of it
+        at POST_PRODUCTION_TRAFFIC_SHIFT; back on a rollback), and its tasks
+        are the targets of whichever group the rule sends traffic to. On a
+        rollback the service returns to the previous
         task definition, and the deployment ends ROLLBACK_SUCCESSFUL naming
         the alarm. POST /__proxy/raise-during-shift {"alarm": NAME} makes
         the proxy set that alarm to ALARM when a deployment starts shifting
@@ -319,6 +324,8 @@ def advance(arn):
         to_raise = [a for a in d["alarms"] if a in raise_during_shift] if stage == "PRODUCTION_TRAFFIC_SHIFT" else []
         raise_during_shift.difference_update(to_raise)
     record("deployment_stage", service=d["service"], stage=stage)
+    if d["traffic"] and stage in ("PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT"):
+        shift(d, stage)
     for alarm in to_raise:
         cloudwatch_query("SetAlarmState", AlarmName=alarm, StateValue="ALARM", StateReason="raised by the proxy during the shift")
         record("alarm_raised_during_shift", alarm=alarm)
@@ -326,6 +333,10 @@ def advance(arn):
         fired = alarms_in_alarm(d["alarms"])
         if fired:
             ecs_call("UpdateService", {"cluster": d["cluster"], "service": d["service"], "taskDefinition": d["source"]})
+            if d["shifted"]:
+                rule, (serving, new) = d["traffic"]["rule"], d["shifted"]
+                set_weights(rule, [(serving, 100), (new, 0)])
+                record("traffic_shifted", service=d["service"], weights={serving: 100, new: 0})
             with lock:
                 d["status"], d["triggered"] = "ROLLBACK_SUCCESSFUL", fired
             record("deployment_rolled_back", service=d["service"], alarms=fired)
@@ -541,9 +552,18 @@ def services_using(target_group_arn):
         for svc in ecs_call("DescribeServices", {"cluster": cluster, "services": arns}).get("services", []):
             if svc.get("status") != "ACTIVE":
                 continue
+            with lock:
+                sent = service_configuration.get(svc.get("serviceName"), {}).get("loadBalancers") or []
             for balancer in svc.get("loadBalancers", []):
-                if balancer.get("targetGroupArn") == target_group_arn:
-                    found.append((svc, balancer.get("containerPort", 3000)))
+                advanced = next((b.get("advancedConfiguration") or {} for b in sent
+                                 if b.get("targetGroupArn") == balancer.get("targetGroupArn")), {})
+                groups = {balancer.get("targetGroupArn"), advanced.get("alternateTargetGroupArn")}
+                if target_group_arn in groups:
+                    rule = advanced.get("productionListenerRule")
+                    # With a production rule, the tasks are where it sends traffic.
+                    serving = not rule or rule_weights(rule).get(target_group_arn, 0) > 0 or (
+                        target_group_arn == balancer.get("targetGroupArn") and not rule_weights(rule))
+                    found.append((svc, balancer.get("containerPort", 3000), serving))
     return found
 
 
@@ -558,7 +578,10 @@ def target_health(target_group_arn):
         reads = health_reads.get(target_group_arn, 0)
         health_reads[target_group_arn] = reads + 1
     members = []
-    for index, (svc, port) in enumerate(using):
+    for index, (svc, port, serving) in enumerate(using):
+        if not serving:
+            record("targets_played", target_group=target_group_arn, state="none", count=0)
+            continue
         # A running task's target is checked by ELB before it is healthy:
         # `initial` while its service deploys, and on the first read after.
         if svc["serviceName"] in deploying or reads == 0:
@@ -579,6 +602,54 @@ def target_health(target_group_arn):
            "</DescribeTargetHealthResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata>"
            "</DescribeTargetHealthResponse>")
     return 200, "text/xml", xml.encode()
+
+
+# Traffic shifting: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/canary-deployment.html
+# and linear-deployment.html (the production listener rule's weights move between the two groups).
+def traffic_of(request, config):
+    strategy = config.get("strategy", "ROLLING")
+    balancers = request.get("loadBalancers") or []
+    advanced = (balancers[0].get("advancedConfiguration") if balancers else None) or {}
+    if strategy not in ("CANARY", "LINEAR") or not advanced.get("productionListenerRule"):
+        return None
+    share = ((config.get("canaryConfiguration") or {}).get("canaryPercent") if strategy == "CANARY"
+             else (config.get("linearConfiguration") or {}).get("stepPercent"))
+    return dict(rule=advanced["productionListenerRule"], groups=[balancers[0]["targetGroupArn"],
+                advanced["alternateTargetGroupArn"]], percent=float(share or 10.0))
+
+
+def rule_weights(rule):
+    """The rule's forward weights, target group ARN -> weight."""
+    xml = elb_query("DescribeRules", **{"RuleArns.member.1": rule})
+    weights = {}
+    for groups in re.findall(r"<TargetGroups>(.*?)</TargetGroups>", xml, re.S):
+        for arn, weight in re.findall(r"<TargetGroupArn>([^<]+)</TargetGroupArn>\s*<Weight>(\d+)</Weight>", groups):
+            weights[arn] = int(weight)
+    return weights
+
+
+def set_weights(rule, weights):
+    params = {"RuleArn": rule, "Actions.member.1.Type": "forward", "Actions.member.1.Order": "1"}
+    for i, (arn, weight) in enumerate(weights, 1):
+        params[f"Actions.member.1.ForwardConfig.TargetGroups.member.{i}.TargetGroupArn"] = arn
+        params[f"Actions.member.1.ForwardConfig.TargetGroups.member.{i}.Weight"] = str(weight)
+    elb_query("ModifyRule", **params)
+
+
+def shift(d, stage):
+    traffic = d["traffic"]
+    if stage == "PRODUCTION_TRAFFIC_SHIFT":
+        weights = rule_weights(traffic["rule"])
+        serving = max(traffic["groups"], key=lambda g: weights.get(g, 0))
+        new = next(g for g in traffic["groups"] if g != serving)
+        d["shifted"] = (serving, new)
+        share = round(min(traffic["percent"], 100.0))
+        moved = [(serving, 100 - share), (new, share)]
+    else:
+        serving, new = d["shifted"]
+        moved = [(serving, 0), (new, 100)]
+    set_weights(traffic["rule"], moved)
+    record("traffic_shifted", service=d["service"], stage=stage, weights=dict(moved))
 
 
 def canonical(value):
@@ -974,6 +1045,7 @@ class Handler(BaseHTTPRequestHandler):
                 arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
                 cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
                 source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),
+                traffic=traffic_of(request, config), shifted=None,
                 alarms=watched, triggered=[], status="IN_PROGRESS", stage="PRE_SCALE_UP", stage_index=0,
                 created=time.time())
         with lock:

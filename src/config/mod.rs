@@ -692,6 +692,31 @@ mod tests {
         );
     }
 
+    /// The task runner on an emulator only where the emulator runs tasks (the
+    /// realistic layer in tests/), and that switch only on an emulator.
+    #[test]
+    fn the_task_runner_needs_an_emulator_that_runs_tasks() {
+        let emulator = |target: &str, database: &str| {
+            let text =
+                aws_file(database).replace("[network]", &format!("[target]\n{target}\n[network]"));
+            parse("t.toml", "t", text)
+                .map(|c| c.database.schema_runner)
+                .map_err(|e| format!("{}: {}", e.key, e.message))
+        };
+        let moto = "endpoint_url = \"http://127.0.0.1:4566\"";
+        let task = "schema_runner = \"ecs-task\"\nconnect_host = \"127.0.0.1\"\nconnect_port = 15432\ntls = \"disable\"";
+        let err = emulator(moto, task).unwrap_err();
+        assert!(err.contains("the emulator runs no tasks"), "{err}");
+        let runs_tasks = format!("{moto}\nemulator_runs_tasks = true");
+        assert_eq!(emulator(&runs_tasks, task), Ok(SchemaRunner::EcsTask));
+        let err = emulator("emulator_runs_tasks = true", "").unwrap_err();
+        assert!(
+            err.contains("target.emulator_runs_tasks")
+                && err.contains("only applies to an emulator"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn settings_the_schema_task_would_ignore_are_refused() {
         let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/certs/rds-ca-bundle.pem");

@@ -423,7 +423,9 @@ async fn the_schema_task_runs_through_its_lifecycle_and_what_ecs_refuses_is_name
 /// then to full (linear). Each promotion runs the schema task again, follows
 /// the deployments its service update starts (the move to a traffic-shifting
 /// strategy changes the load balancer's configuration, the phase's larger
-/// tasks the task definition) through ECS's stages, and verifies the targets.
+/// tasks the task definition) through ECS's stages while the production
+/// traffic moves to the other target group, and verifies the targets where
+/// the traffic now goes; the plan after each is empty.
 #[tokio::test]
 async fn a_pilot_grows_to_limited_and_full_with_the_aws_defaults() {
     let proxy = Proxy::start();
@@ -441,6 +443,7 @@ async fn a_pilot_grows_to_limited_and_full_with_the_aws_defaults() {
         .assert_code(0);
     env.deploy();
 
+    let mut served_before = None;
     for (phase, strategy) in [("limited", "CANARY"), ("full", "LINEAR")] {
         // The bake gate counts from the release's first deploy.
         std::thread::sleep(std::time::Duration::from_secs(2));
@@ -465,6 +468,41 @@ async fn a_pilot_grows_to_limited_and_full_with_the_aws_defaults() {
             .rfind(|e| e["kind"] == "deployment_started")
             .unwrap_or_else(|| panic!("{phase}: no deployment started: {events:?}"));
         assert_eq!(last["strategy"], strategy, "{phase}: {last}");
+        // ECS moved the production traffic to the group that did not serve,
+        // and verification checked the tasks there.
+        let moved = events
+            .iter()
+            .rfind(|e| e["kind"] == "traffic_shifted")
+            .unwrap_or_else(|| panic!("{phase}: no traffic shifted: {events:?}"));
+        assert_eq!(moved["stage"], "POST_PRODUCTION_TRAFFIC_SHIFT", "{moved}");
+        let serving = moved["weights"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(_, weight)| **weight == 100)
+            .map(|(arn, _)| {
+                arn.split(":targetgroup/")
+                    .nth(1)
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .unwrap();
+        assert!(
+            targets["detail"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("healthy in {serving}")),
+            "{phase}: {targets} after {moved}"
+        );
+        assert_ne!(
+            Some(serving.clone()),
+            served_before,
+            "{phase}: the traffic did not move"
+        );
+        served_before = Some(serving);
     }
     let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
         .await
@@ -1168,8 +1206,11 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
 /// ECS (played by the proxy) rolls it back; promote exits 1 naming the
 /// alarm, the target runs its previous release, its file names that release
 /// again, and its history records the failed promotion with the alarm.
+/// Once the alarm clears, the next promotion's canary completes: all the
+/// traffic moves to the release, which the target then runs.
 #[tokio::test]
-async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_release() {
+async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_release_and_the_next_one_completes(
+) {
     let proxy = Proxy::start();
     // One registry for both (a release moves within one): both go through
     // the proxy.
@@ -1178,7 +1219,7 @@ async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_r
     staging.write();
     let mut prod = Env::new("rbp");
     prod.endpoint = proxy.url.clone();
-    prod.api_extra = "image_tag = \"v12.0.1\"\nrollout = \"linear\"\nrollout_percent = 50\nrollout_step_minutes = 0\nrollout_bake_minutes = 0\n".into();
+    prod.api_extra = "image_tag = \"v12.0.1\"\nrollout = \"canary\"\nrollout_percent = 10\nrollout_step_minutes = 0\nrollout_bake_minutes = 0\n".into();
     prod.write();
     let staged = staging.deploy();
     prod.deploy();
@@ -1237,9 +1278,68 @@ async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_r
         .unwrap();
     assert!(events
         .iter()
-        .any(|e| e["kind"] == "deployment_started" && e["strategy"] == "LINEAR"));
+        .any(|e| e["kind"] == "deployment_started" && e["strategy"] == "CANARY"));
     assert!(events.iter().any(|e| e["kind"] == "deployment_rolled_back"));
     // The file and the service agree again: nothing to deploy.
+    prod.plan().assert_code(0);
+
+    // The alarm clears; the next promotion's canary shifts all the traffic
+    // to the release, and it stays.
+    aws.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("the latency is back to normal")
+        .send()
+        .await
+        .unwrap();
+    let completed = prod.poolside(&[
+        "promote",
+        "--from",
+        &staging.name,
+        "--to",
+        &prod.name,
+        "--bake",
+        "1s",
+        "--yes",
+    ]);
+    completed.assert_code(0);
+    let after = crate::promote::running_image(&aws, &prod).await;
+    assert!(after.ends_with(":v12.0.2-rds-ca"), "{after}");
+    let text = std::fs::read_to_string(prod.file()).unwrap();
+    assert!(!text.contains("image_tag = \"v12.0.1\""), "{text}");
+    let last = prod
+        .poolside(&[
+            "history", "--env", &prod.name, "--output", "json", "--limit", "1",
+        ])
+        .one("run");
+    assert_eq!(
+        (last["command"].as_str(), last["result"].as_str()),
+        (Some("promote"), Some("ok")),
+        "{last}"
+    );
+    let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", proxy.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last_shift = events
+        .iter()
+        .rfind(|e| e["kind"] == "traffic_shifted")
+        .unwrap();
+    assert_eq!(
+        last_shift["stage"], "POST_PRODUCTION_TRAFFIC_SHIFT",
+        "{last_shift}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .rfind(|e| e["kind"].as_str().unwrap().starts_with("deployment_")
+                && e["kind"] != "deployment_stage")
+            .unwrap()["kind"],
+        "deployment_succeeded"
+    );
     prod.plan().assert_code(0);
 }
 
