@@ -7,8 +7,9 @@
 use crate::config::Config;
 use crate::database::migrations;
 use crate::model::{Kind, ResourceId};
-use crate::resources::{alarms, ecs, load_balancer, load_balancer::listeners, Context, Waits};
-use aws_sdk_ecs::client::Waiters as _;
+use crate::resources::{
+    alarms, ecs, load_balancer, load_balancer::listeners, poll, AwsResultExt as _, Context, Waits,
+};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -403,12 +404,10 @@ async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -
             &ResourceId::new(Kind::Service, "api"),
             "its tasks run and pass health checks",
             STABLE_WITHIN,
-            cx.clients
-                .ecs
-                .wait_until_services_stable()
-                .cluster(cluster)
-                .services(service)
-                .wait(STABLE_WITHIN),
+            tokio::time::timeout(
+                STABLE_WITHIN,
+                poll(cx.poll_interval(), || service_stable(cx, cluster, service)),
+            ),
         )
         .await;
     let stable = match stable {
@@ -420,6 +419,12 @@ async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -
                 detail: interrupted.to_string(),
             })
         }
+    };
+    let stable = match stable {
+        Ok(result) => result,
+        Err(_elapsed) => Err(anyhow::anyhow!(
+            "ECS never reported one deployment with every desired task running"
+        )),
     };
     if let Err(err) = stable {
         let counts = ecs::service_counts(cx, cluster, service)
@@ -442,6 +447,36 @@ async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -
         });
     }
     None
+}
+
+/// One look at the service: `Some` once it is stable as ECS's
+/// ServicesStable waiter defines it (one deployment, every desired task
+/// running); an error where it fails (the service missing, draining or
+/// inactive).
+async fn service_stable(cx: &Context, cluster: &str, service: &str) -> anyhow::Result<Option<()>> {
+    let out = cx
+        .clients
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .aws("DescribeServices")?;
+    if let Some(failure) = out.failures().first() {
+        anyhow::bail!(
+            "ECS does not describe the service: {}",
+            failure.reason().unwrap_or("no reason given")
+        );
+    }
+    let Some(found) = out.services().first() else {
+        anyhow::bail!("ECS does not describe the service");
+    };
+    if let Some(status @ ("DRAINING" | "INACTIVE")) = found.status() {
+        anyhow::bail!("the service is {status}");
+    }
+    let settled = found.deployments().len() == 1 && found.running_count() == found.desired_count();
+    Ok(settled.then_some(()))
 }
 
 /// The groups that serve the API now: after a canary or linear shift, ECS
@@ -615,6 +650,42 @@ mod tests {
         assert_eq!(check.detail, "2 of 2 targets healthy in poolside-pilot-a");
         assert_eq!(drained.num_calls(), 0, "the drained group was read");
         assert_eq!(serving.num_calls(), 1);
+    }
+
+    /// The service is looked at every 10 s until one deployment runs every
+    /// desired task (ECS's ServicesStable), not at the SDK waiter's backoff.
+    #[tokio::test(start_paused = true)]
+    async fn the_service_is_stable_once_one_deployment_runs_every_task() {
+        use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+        use aws_sdk_ecs::types::{Deployment, Service};
+        use aws_smithy_mocks::mock;
+        let service = |deployments: usize, running: i32| {
+            let mut service = Service::builder()
+                .status("ACTIVE")
+                .desired_count(2)
+                .running_count(running);
+            for _ in 0..deployments {
+                service = service.deployments(Deployment::builder().build());
+            }
+            DescribeServicesOutput::builder()
+                .services(service.build())
+                .build()
+        };
+        let looks = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(move || service(2, 2))
+            .times(3)
+            .output(move || service(1, 1))
+            .output(move || service(1, 2))
+            .build();
+        let cx = crate::resources::testing::context(|clients| {
+            clients.ecs = crate::mocked!(aws_sdk_ecs, [&looks]);
+        });
+        let started = tokio::time::Instant::now();
+        let unsettled = settle(&cx, "c", "s", &Waits::new(&crate::resources::Unwatched)).await;
+        assert!(unsettled.is_none(), "{unsettled:?}");
+        assert_eq!(looks.num_calls(), 5);
+        assert_eq!(started.elapsed(), Duration::from_secs(40));
     }
 
     /// ECS counts a task running before ELB has checked it: targets still in

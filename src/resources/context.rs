@@ -63,6 +63,13 @@ impl Context {
         }
     }
 
+    /// How often a wait asks AWS again ([`super::waits::poll`]): every 10 s
+    /// on AWS, within every describe API's rate limits for one environment;
+    /// every second on an emulator, which changes state at once.
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(if self.emulator { 1 } else { 10 })
+    }
+
     pub fn cached_secret_value(&self, arn: &str) -> Option<String> {
         self.secret_values.lock().unwrap().get(arn).cloned()
     }

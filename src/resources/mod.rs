@@ -24,7 +24,7 @@ mod waits;
 pub(crate) use aws_error::*;
 pub use context::{Context, DeletionPolicy};
 use tags::Names;
-pub use waits::{Unwatched, WaitObserver, Waits};
+pub use waits::{poll, Unwatched, WaitObserver, Waits};
 
 use crate::model::*;
 use anyhow::{anyhow, Context as _};
@@ -215,7 +215,7 @@ pub async fn delete(cx: &Context, live: &Live, waits: &Waits<'_>) -> anyhow::Res
                 Err(err) if still_in_use(&err) && started.elapsed() + pause <= IN_USE_LIMIT => {
                     tracing::info!(id = %live.id, error = %format!("{err:#}"), "still in use; retrying");
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(30));
+                    pause = (pause * 2).min(Duration::from_secs(15));
                 }
                 Err(err) if still_in_use(&err) => {
                     let users = network::interfaces_using(cx, &live.spec, &live.physical_id).await;

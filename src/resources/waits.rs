@@ -9,6 +9,23 @@
 use crate::model::ResourceId;
 use std::time::Duration;
 
+/// Asks `look` every `every` until it answers `Some`, or fails. The interval
+/// is steady where the SDK's waiters back off to two minutes between polls,
+/// so a state change is noticed within one interval; the SDK's retry layer
+/// still backs off when a call is throttled.
+pub async fn poll<T, F, Fut>(every: Duration, mut look: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    loop {
+        if let Some(done) = look().await? {
+            return Ok(done);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Who hears that a step is still waiting.
 pub trait WaitObserver: Sync {
     fn waiting(&self, id: &ResourceId, until: &str, elapsed: Duration, limit: Duration);

@@ -8,9 +8,9 @@ use crate::resources::context::Context;
 use crate::resources::resource::Resource;
 use crate::resources::spec::*;
 use crate::resources::tags::{sync_ec2_tags, tag_spec};
-use crate::resources::waits::Waits;
-use anyhow::{anyhow, bail};
-use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType};
+use crate::resources::waits::{poll, Waits};
+use anyhow::{anyhow, bail, Context as _};
+use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, NatGatewayState, ResourceType};
 use std::time::Duration;
 
 /// How long to wait for a NAT gateway to become available or go away (AWS: 1–5 minutes).
@@ -229,15 +229,50 @@ pub async fn create_nat_gateway(cx: &Context, spec: &NatGatewaySpec) -> anyhow::
         .and_then(|n| n.nat_gateway_id())
         .ok_or_else(|| anyhow!("CreateNatGateway returned no id"))?
         .to_string();
-    use aws_sdk_ec2::client::Waiters;
-    cx.clients
-        .ec2
-        .wait_until_nat_gateway_available()
-        .nat_gateway_ids(&nat_id)
-        .wait(NAT_WAIT)
+    let available = poll(cx.poll_interval(), || nat_gateway_available(cx, &nat_id));
+    tokio::time::timeout(NAT_WAIT, available)
         .await
-        .aws("waiting for the NAT gateway to become available")?;
+        .map_err(|_| {
+            anyhow!(
+                "NAT gateway {nat_id} did not become available within {} minutes",
+                NAT_WAIT.as_secs() / 60
+            )
+        })?
+        .context("waiting for the NAT gateway to become available")?;
     Ok(nat_id)
+}
+
+/// One look at a new NAT gateway: `Some` once it is available. The states it
+/// does not come back from fail, as the SDK's NatGatewayAvailable waiter does.
+async fn nat_gateway_available(cx: &Context, nat_id: &str) -> anyhow::Result<Option<()>> {
+    let out = cx
+        .clients
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(nat_id)
+        .send()
+        .await;
+    let gateway = match out {
+        Ok(out) => out.nat_gateways().first().cloned(),
+        // EC2 is eventually consistent: a new gateway may not be listed yet.
+        Err(err) if error_code(&err) == Some("NatGatewayNotFound") => None,
+        Err(err) => return Err(err).aws("DescribeNatGateways"),
+    };
+    let Some(gateway) = gateway else {
+        return Ok(None);
+    };
+    match gateway.state() {
+        Some(NatGatewayState::Available) => Ok(Some(())),
+        Some(
+            state
+            @ (NatGatewayState::Failed | NatGatewayState::Deleting | NatGatewayState::Deleted),
+        ) => bail!(
+            "NAT gateway {nat_id} is {}: {}",
+            state.as_str(),
+            gateway.failure_message().unwrap_or("no reason given")
+        ),
+        _ => Ok(None),
+    }
 }
 
 pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()> {
@@ -459,5 +494,64 @@ impl Resource for NatGatewaySpec {
 
     async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
         delete_nat_gateway(cx, &live.physical_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::context;
+    use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
+    use aws_sdk_ec2::types::NatGateway;
+    use aws_smithy_mocks::mock;
+
+    fn gateway(state: NatGatewayState) -> DescribeNatGatewaysOutput {
+        DescribeNatGatewaysOutput::builder()
+            .nat_gateways(
+                NatGateway::builder()
+                    .nat_gateway_id("nat-0123")
+                    .state(state)
+                    .failure_message("Elastic IP address eipalloc-0123 is already associated")
+                    .build(),
+            )
+            .build()
+    }
+
+    /// A NAT gateway `pending` for a minute or two is noticed within one
+    /// steady interval once it is available.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_nat_gateway_is_looked_at_every_ten_seconds_until_available() {
+        let states = mock!(aws_sdk_ec2::Client::describe_nat_gateways)
+            .sequence()
+            .output(|| gateway(NatGatewayState::Pending))
+            .times(9)
+            .output(|| gateway(NatGatewayState::Available))
+            .build();
+        let cx = context(|c| c.ec2 = crate::mocked!(aws_sdk_ec2, [&states]));
+        let started = tokio::time::Instant::now();
+        poll(cx.poll_interval(), || {
+            nat_gateway_available(&cx, "nat-0123")
+        })
+        .await
+        .unwrap();
+        assert_eq!(states.num_calls(), 10);
+        assert_eq!(started.elapsed(), Duration::from_secs(90));
+    }
+
+    /// A gateway that failed says why, as EC2 reports it.
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_nat_gateway_ends_the_wait_with_its_reason() {
+        let states = mock!(aws_sdk_ec2::Client::describe_nat_gateways)
+            .then_output(|| gateway(NatGatewayState::Failed));
+        let cx = context(|c| c.ec2 = crate::mocked!(aws_sdk_ec2, [&states]));
+        let err = poll(cx.poll_interval(), || {
+            nat_gateway_available(&cx, "nat-0123")
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "NAT gateway nat-0123 is failed: Elastic IP address eipalloc-0123 is already associated"
+        );
     }
 }

@@ -14,7 +14,6 @@ use crate::model::*;
 use crate::resources::resource::Resource;
 use crate::resources::spec::*;
 use anyhow::{anyhow, bail, Context as _};
-use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::{DbInstance, PendingModifiedValues};
 use groups::{resolve_all, PARAMETER_GROUP_CHANGED, POLL_EVERY};
 use std::collections::BTreeMap;
@@ -294,31 +293,54 @@ async fn send_create_instance(
         .await)
 }
 
-/// Waits with the SDK's waiter, reporting the time spent while it polls.
+/// The states from which an instance does not become available by itself
+/// (the SDK's DBInstanceAvailable waiter fails on the same ones).
+const NEVER_AVAILABLE: [&str; 5] = [
+    "deleted",
+    "deleting",
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+];
+
+/// Polls until the instance is `available`, at [`Context::poll_interval`],
+/// reporting the time spent.
 async fn wait_available(
     cx: &Context,
     id: &ResourceId,
     identifier: &str,
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
-    let waiter = cx
-        .clients
-        .rds
-        .wait_until_db_instance_available()
-        .db_instance_identifier(identifier)
-        .wait(AVAILABLE_WITHIN);
-    let done = waits
-        .report(id, "available", AVAILABLE_WITHIN, waiter)
-        .await?
-        .aws(&format!(
-            "waiting for RDS instance {identifier} to become available"
-        ))?;
-    // The waiter's last describe has the endpoint and secret the data tier needs.
-    let last = done.into_result().aws("DescribeDBInstances")?;
-    if let Some(db) = last.db_instances().first() {
-        for (key, value) in instance_attributes(db) {
-            cx.record_attribute(id, &key, &value);
+    let available = super::waits::poll(cx.poll_interval(), || async {
+        let Some(db) = describe_instance(cx, identifier).await? else {
+            bail!("RDS instance {identifier} does not exist");
+        };
+        match db.db_instance_status().unwrap_or_default() {
+            "available" => Ok(Some(db)),
+            status if NEVER_AVAILABLE.contains(&status) => {
+                bail!("RDS instance {identifier} is {status}: it will not become available")
+            }
+            _ => Ok(None),
         }
+    });
+    let db = waits
+        .report(
+            id,
+            "available",
+            AVAILABLE_WITHIN,
+            tokio::time::timeout(AVAILABLE_WITHIN, available),
+        )
+        .await?
+        .map_err(|_| {
+            anyhow!(
+                "RDS instance {identifier} did not become available within {} minutes",
+                AVAILABLE_WITHIN.as_secs() / 60
+            )
+        })?
+        .with_context(|| format!("waiting for RDS instance {identifier} to become available"))?;
+    // The last describe has the endpoint and secret the data tier needs.
+    for (key, value) in instance_attributes(&db) {
+        cx.record_attribute(id, &key, &value);
     }
     Ok(())
 }
@@ -473,7 +495,7 @@ pub async fn delete_instance(
     // group, parameter group and network interfaces: what depends on it goes
     // only once it has gone. A steady poll notices within seconds (the SDK's
     // waiter backs off to two minutes between looks).
-    let every = super::ecs::rollout::Pace::for_target(cx).poll;
+    let every = cx.poll_interval();
     let gone = async {
         loop {
             if describe_instance(cx, identifier).await?.is_none() {
@@ -655,6 +677,63 @@ mod tests {
             security_groups: Default::default(),
             tags: Default::default(),
         }
+    }
+
+    /// A 10-minute create is noticed within one steady interval (10 s), not
+    /// after the SDK waiter's backoff of up to two minutes between looks.
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_available_polls_at_a_steady_interval() {
+        let statuses = mock!(Client::describe_db_instances)
+            .sequence()
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("creating", None))
+                    .build()
+            })
+            .times(60)
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("available", None))
+                    .build()
+            })
+            .build();
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        let started = tokio::time::Instant::now();
+        wait_available(&cx, &id, "poolside-pilot", &Waits::new(&Unwatched))
+            .await
+            .unwrap();
+        assert_eq!(statuses.num_calls(), 61);
+        assert_eq!(started.elapsed(), Duration::from_secs(600));
+    }
+
+    /// A state the instance does not come back from ends the wait at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_for_available_stops_on_a_state_that_never_becomes_it() {
+        let statuses = mock!(Client::describe_db_instances)
+            .sequence()
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("creating", None))
+                    .build()
+            })
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("incompatible-parameters", None))
+                    .build()
+            })
+            .build();
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        let err = wait_available(&cx, &id, "poolside-pilot", &Waits::new(&Unwatched))
+            .await
+            .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("is incompatible-parameters: it will not become available"),
+            "{text}"
+        );
+        assert_eq!(statuses.num_calls(), 2);
     }
 
     /// AWS reads `available` for a while after ModifyDBInstance: a wait that
