@@ -451,8 +451,9 @@ async fn settle(cx: &Context, cluster: &str, service: &str, waits: &Waits<'_>) -
 
 /// One look at the service: `Some` once it is stable as ECS's
 /// ServicesStable waiter defines it (one deployment, every desired task
-/// running); an error where it fails (the service missing, draining or
-/// inactive).
+/// running); an error where the waiter fails (the service MISSING, draining
+/// or inactive). The waiter backs off from 15 s to 10 minutes; this looks
+/// every [`Context::poll_interval`].
 async fn service_stable(cx: &Context, cluster: &str, service: &str) -> anyhow::Result<Option<()>> {
     let out = cx
         .clients
@@ -463,14 +464,12 @@ async fn service_stable(cx: &Context, cluster: &str, service: &str) -> anyhow::R
         .send()
         .await
         .aws("DescribeServices")?;
-    if let Some(failure) = out.failures().first() {
-        anyhow::bail!(
-            "ECS does not describe the service: {}",
-            failure.reason().unwrap_or("no reason given")
-        );
+    if out.failures().iter().any(|f| f.reason() == Some("MISSING")) {
+        anyhow::bail!("ECS does not know the service (MISSING)");
     }
     let Some(found) = out.services().first() else {
-        anyhow::bail!("ECS does not describe the service");
+        // Not described and not missing: look again.
+        return Ok(None);
     };
     if let Some(status @ ("DRAINING" | "INACTIVE")) = found.status() {
         anyhow::bail!("the service is {status}");

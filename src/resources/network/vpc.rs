@@ -243,7 +243,8 @@ pub async fn create_nat_gateway(cx: &Context, spec: &NatGatewaySpec) -> anyhow::
 }
 
 /// One look at a new NAT gateway: `Some` once it is available. The states it
-/// does not come back from fail, as the SDK's NatGatewayAvailable waiter does.
+/// does not come back from fail, as the SDK's NatGatewayAvailable waiter
+/// does (which backs off from 15 s to 2 minutes between looks).
 async fn nat_gateway_available(cx: &Context, nat_id: &str) -> anyhow::Result<Option<()>> {
     let out = cx
         .clients

@@ -303,8 +303,9 @@ const NEVER_AVAILABLE: [&str; 5] = [
     "incompatible-parameters",
 ];
 
-/// Polls until the instance is `available`, at [`Context::poll_interval`],
-/// reporting the time spent.
+/// Polls until the instance is `available` (or serving while RDS optimizes
+/// its storage), at [`Context::poll_interval`], reporting the time spent.
+/// The SDK's waiter backs off from 30 s to 30 minutes between looks.
 async fn wait_available(
     cx: &Context,
     id: &ResourceId,
@@ -316,7 +317,9 @@ async fn wait_available(
             bail!("RDS instance {identifier} does not exist");
         };
         match db.db_instance_status().unwrap_or_default() {
-            "available" => Ok(Some(db)),
+            // After a storage change RDS optimizes the volume for hours (up
+            // to a day) while the instance serves normally.
+            "available" | "storage-optimization" => Ok(Some(db)),
             status if NEVER_AVAILABLE.contains(&status) => {
                 bail!("RDS instance {identifier} is {status}: it will not become available")
             }
@@ -680,7 +683,7 @@ mod tests {
     }
 
     /// A 10-minute create is noticed within one steady interval (10 s), not
-    /// after the SDK waiter's backoff of up to two minutes between looks.
+    /// after the SDK waiter's backoff (30 s growing to 30 minutes).
     #[tokio::test(start_paused = true)]
     async fn the_wait_for_available_polls_at_a_steady_interval() {
         let statuses = mock!(Client::describe_db_instances)
@@ -733,6 +736,31 @@ mod tests {
             text.contains("is incompatible-parameters: it will not become available"),
             "{text}"
         );
+        assert_eq!(statuses.num_calls(), 2);
+    }
+
+    /// After a storage change the instance serves while RDS optimizes the
+    /// volume, which can take a day: that ends the wait.
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_optimizing_its_storage_is_ready() {
+        let statuses = mock!(Client::describe_db_instances)
+            .sequence()
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("modifying", None))
+                    .build()
+            })
+            .output(|| {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance("storage-optimization", None))
+                    .build()
+            })
+            .build();
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        wait_available(&cx, &id, "poolside-pilot", &Waits::new(&Unwatched))
+            .await
+            .unwrap();
         assert_eq!(statuses.num_calls(), 2);
     }
 
