@@ -14,7 +14,8 @@ standard library only, one file, read top to bottom.
         answers with the family's default minor.
   RDS   a parameter group's new values are not visible to the first
         DescribeDBParameters after a change (eventual consistency).
-  RDS   a new instance reads `creating` on create and on its first describe;
+  RDS   a new instance reads `creating` on create and for its first six
+        seconds (at least its first describe);
         after ModifyDBInstance / RebootDBInstance the first describe still reads
         `available`, the next `modifying` / `rebooting`.
   EC2   CreateNatGateway in a VPC without an attached internet gateway fails
@@ -110,6 +111,7 @@ RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
 NOT_MODIFIABLE = {"cron.use_background_workers"}
 ROLE_SETTLES_AFTER_S = 2.0
+INSTANCE_CREATING_S = 6.0   # RDS: 5-15 minutes on AWS
 INSTANCE_DELETING_S = 4.0   # RDS: minutes on AWS
 NAT_DELETING_S = 2.0        # EC2: a minute or two on AWS
 INTERFACES_LINGER_S = 3.0   # load balancer and endpoint ENIs: minutes on AWS
@@ -122,6 +124,7 @@ lock = threading.Lock()
 events = []                 # what the proxy played, in order
 authorizations = []         # what IAM would evaluate for each request, in order
 instance_script = {}        # DB identifier -> statuses the next describes report
+instance_created_at = {}    # DB identifier -> when CreateDBInstance passed through
 stale_parameter_groups = set()
 nat_pending = set()
 ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
@@ -1094,6 +1097,7 @@ class Handler(BaseHTTPRequestHandler):
             identifier = form.get("DBInstanceIdentifier")
             with lock:
                 instance_script[identifier] = ["creating"]
+                instance_created_at[identifier] = time.time()
             record("instance_creating", identifier=identifier)
             text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", "<DBInstanceStatus>creating</DBInstanceStatus>")
         if service == "rds" and action in ("ModifyDBInstance", "RebootDBInstance"):
@@ -1107,6 +1111,8 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 script = instance_script.get(identifier) or []
                 status_now = script.pop(0) if script else None
+                if time.time() - instance_created_at.get(identifier, 0) < INSTANCE_CREATING_S:
+                    status_now = "creating"
             if status_now:
                 text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", f"<DBInstanceStatus>{status_now}</DBInstanceStatus>")
         if service == "ec2" and action == "CreateNatGateway":
