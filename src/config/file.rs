@@ -58,6 +58,8 @@ pub struct TargetSection {
     /// "ecs-task"` can run there.
     #[serde(default)]
     pub emulator_runs_tasks: bool,
+    /// How often a wait asks AWS again (default 10 s on AWS, 1 s on an emulator).
+    pub poll_interval_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

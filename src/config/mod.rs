@@ -73,6 +73,9 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     /// The emulator runs ECS tasks (`target.emulator_runs_tasks`).
     pub emulator_runs_tasks: bool,
+    /// How often a wait asks again (`target.poll_interval_seconds`); `None`
+    /// for the default of the target.
+    pub poll_interval: Option<std::time::Duration>,
     pub expected_account_id: Option<String>,
     pub network: Network,
     pub storage: Storage,
@@ -301,6 +304,10 @@ impl Validator<'_> {
                     phase: raw.phase,
                     endpoint_url: raw.target.endpoint_url,
                     emulator_runs_tasks: raw.target.emulator_runs_tasks,
+                    poll_interval: raw
+                        .target
+                        .poll_interval_seconds
+                        .map(std::time::Duration::from_secs),
                     expected_account_id: raw.target.account_id,
                     network,
                     storage,
@@ -346,6 +353,14 @@ impl Validator<'_> {
                 "target.emulator_runs_tasks",
                 "only applies to an emulator (target.endpoint_url): on AWS, ECS runs the tasks",
             );
+        }
+        if let Some(seconds) = raw.target.poll_interval_seconds {
+            if !(1..=60).contains(&seconds) {
+                return self.fail(
+                    "target.poll_interval_seconds",
+                    format!("{seconds} is not between 1 and 60: a wait looks at least once a minute, and at most once a second (AWS's describe rate limits)"),
+                );
+            }
         }
         if let Some(account) = &raw.target.account_id {
             if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
@@ -690,6 +705,29 @@ mod tests {
             runner("schema_runner = \"deploy-host\""),
             Ok(SchemaRunner::DeployHost)
         );
+    }
+
+    #[test]
+    fn the_poll_interval_is_the_targets_unless_the_file_sets_one_within_a_minute() {
+        let with = |target: &str| {
+            let text = aws_file("").replace("[network]", &format!("[target]\n{target}\n[network]"));
+            parse("t.toml", "t", text)
+                .map(|c| c.poll_interval)
+                .map_err(|e| format!("{}: {}", e.key, e.message))
+        };
+        assert_eq!(with(""), Ok(None));
+        assert_eq!(
+            with("poll_interval_seconds = 5"),
+            Ok(Some(std::time::Duration::from_secs(5)))
+        );
+        for wrong in ["0", "61"] {
+            let err = with(&format!("poll_interval_seconds = {wrong}")).unwrap_err();
+            assert!(
+                err.starts_with("target.poll_interval_seconds: ")
+                    && err.contains("between 1 and 60"),
+                "{err}"
+            );
+        }
     }
 
     /// The task runner on an emulator only where the emulator runs tasks (the

@@ -39,6 +39,8 @@ pub struct Context {
     pub region: String,
     /// The target is an emulator (moto, LocalStack): no image pulls, no tasks.
     pub emulator: bool,
+    /// `target.poll_interval_seconds`, when the file sets it.
+    pub poll_every: Option<std::time::Duration>,
     /// What a delete may take with it; `destroy` sets it from its flags.
     pub deletion: DeletionPolicy,
     physical_ids: Mutex<BTreeMap<ResourceId, String>>,
@@ -56,6 +58,7 @@ impl Context {
             environment: environment.to_string(),
             region: region.to_string(),
             emulator: false,
+            poll_every: None,
             deletion: DeletionPolicy::default(),
             physical_ids: Mutex::default(),
             attributes: Mutex::default(),
@@ -66,8 +69,14 @@ impl Context {
     /// How often a wait asks AWS again ([`super::waits::poll`]): every 10 s
     /// on AWS, within every describe API's rate limits for one environment;
     /// every second on an emulator, which changes state at once.
+    /// `target.poll_interval_seconds` sets another.
     pub fn poll_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(if self.emulator { 1 } else { 10 })
+        self.poll_every
+            .unwrap_or(std::time::Duration::from_secs(if self.emulator {
+                1
+            } else {
+                10
+            }))
     }
 
     pub fn cached_secret_value(&self, arn: &str) -> Option<String> {
