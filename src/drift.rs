@@ -80,8 +80,9 @@ impl Drift {
 
 pub async fn collect(cx: &Context, config: &Config, plan: &Plan) -> anyhow::Result<Drift> {
     let mut findings = from_plan(plan);
-    findings.extend(unmanaged_in_vpc(cx).await?);
-    let database = database::inspect(cx, config).await;
+    // The VPC's other tenants and the database are read at once.
+    let (unmanaged, database) = tokio::join!(unmanaged_in_vpc(cx), database::inspect(cx, config));
+    findings.extend(unmanaged?);
     if let Ok(inspection) = &database {
         findings.extend(from_database(inspection));
     }

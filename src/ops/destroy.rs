@@ -82,7 +82,10 @@ async fn destroy_locked(
     guard: &guarded::Guarded,
     options: &DestroyOptions,
 ) -> anyhow::Result<ExitCode> {
-    let plan = session.destroy_plan().await?;
+    // What the bucket and the repository hold is asked while discovery
+    // reads: they are found by name, and a missing one holds nothing.
+    let (plan, held) = tokio::join!(session.destroy_plan(), data_held_by_name(session, options));
+    let plan = plan?;
     guard.note_plan(&plan);
     let emulator = session.config.endpoint_url.is_some();
     if plan.is_empty() {
@@ -91,7 +94,7 @@ async fn destroy_locked(
         return Ok(ExitCode::from(exit::OK));
     }
     let file = run.environment_file(&options.env);
-    let problems = guards(session, &plan, options, &file).await?;
+    let problems = guards(&plan, held, &file)?;
     output::print_destroy_plan(&plan, run.output);
     if !problems.is_empty() {
         run.print_stats(session);
@@ -249,55 +252,84 @@ fn print_summary(
     }
 }
 
-/// Every reason not to start, each saying what to pass or change.
-async fn guards(
-    session: &Session,
+/// Every reason not to start, each saying what to pass or change. `held`
+/// says what the bucket and the repository hold ([`data_held_by_name`]);
+/// it matters for those the plan deletes.
+fn guards(
     plan: &Plan,
-    options: &DestroyOptions,
+    mut held: Vec<(ResourceId, anyhow::Result<Option<String>>)>,
     file: &std::path::Path,
 ) -> anyhow::Result<Vec<String>> {
-    let cx = &session.cx;
     let mut problems = Vec::new();
     for change in &plan.changes {
         let Some(live) = &change.live else { continue };
-        match &live.spec {
-            Spec::DbInstance(db) if db.deletion_protection => problems.push(format!(
-                "RDS instance {} has deletion protection on: set database.deletion_protection = false in {} and run deploy, then destroy",
-                db.identifier,
-                file.display()
-            )),
-            Spec::Bucket(bucket) if !options.delete_data => {
-                let held = storage::count_versions(cx, &bucket.name, 10).await?;
-                if held > 0 {
-                    problems.push(format!(
-                        "bucket {} holds {} (model artifacts): pass --delete-data to delete them with it",
-                        bucket.name,
-                        crate::output::count(
-                            if held >= 10 { "10 or more".to_string() } else { held.to_string() },
-                            "object version or delete marker",
-                            "object versions or delete markers"
-                        )
-                    ));
-                }
+        if let Spec::DbInstance(db) = &live.spec {
+            if db.deletion_protection {
+                problems.push(format!(
+                    "RDS instance {} has deletion protection on: set database.deletion_protection = false in {} and run deploy, then destroy",
+                    db.identifier,
+                    file.display()
+                ));
             }
-            Spec::Repository(repository) if !options.delete_data => {
-                let held = registry::count_images(cx, &repository.name, 10).await?;
-                if held > 0 {
-                    problems.push(format!(
-                        "repository {} holds {} (releases): pass --delete-data to delete them with it",
-                        repository.name,
-                        crate::output::count(
-                            if held >= 10 { "10 or more".to_string() } else { held.to_string() },
-                            "image",
-                            "images"
-                        )
-                    ));
-                }
-            }
-            _ => {}
+        }
+        if let Some(at) = held.iter().position(|(id, _)| *id == change.id) {
+            problems.extend(held.swap_remove(at).1?);
         }
     }
     Ok(problems)
+}
+
+/// What the blueprint's bucket and repository hold, unless --delete-data
+/// deletes it with them.
+async fn data_held_by_name(
+    session: &Session,
+    options: &DestroyOptions,
+) -> Vec<(ResourceId, anyhow::Result<Option<String>>)> {
+    if options.delete_data {
+        return Vec::new();
+    }
+    let holders = session
+        .desired
+        .iter()
+        .filter(|d| matches!(d.spec, Spec::Bucket(_) | Spec::Repository(_)))
+        .map(|d| async { (d.id.clone(), data_held(&session.cx, &d.spec).await) });
+    futures::future::join_all(holders).await
+}
+
+/// What a bucket or repository holds that destroy would delete with it,
+/// said as the reason to pass --delete-data; `None` when empty.
+async fn data_held(cx: &crate::resources::Context, spec: &Spec) -> anyhow::Result<Option<String>> {
+    let (name, held, what, one, many, why) = match spec {
+        Spec::Bucket(bucket) => (
+            &bucket.name,
+            storage::count_versions(cx, &bucket.name, 10).await?,
+            "bucket",
+            "object version or delete marker",
+            "object versions or delete markers",
+            "model artifacts",
+        ),
+        Spec::Repository(repository) => (
+            &repository.name,
+            registry::count_images(cx, &repository.name, 10).await?,
+            "repository",
+            "image",
+            "images",
+            "releases",
+        ),
+        _ => return Ok(None),
+    };
+    if held == 0 {
+        return Ok(None);
+    }
+    let count = if held >= 10 {
+        "10 or more".to_string()
+    } else {
+        held.to_string()
+    };
+    Ok(Some(format!(
+        "{what} {name} holds {} ({why}): pass --delete-data to delete them with it",
+        crate::output::count(count, one, many)
+    )))
 }
 
 /// Asks for the environment's name, as a deliberate act; never without a terminal.

@@ -3,7 +3,7 @@
 
 use crate::aws::Clients;
 use crate::blueprint::{self, AccountFacts, INTERFACE_ENDPOINTS};
-use crate::config::Config;
+use crate::config::{Config, SchemaRunner};
 use crate::engine::plan::{self, Plan};
 use crate::model::{Kind, ResourceId};
 use crate::names::{AUTHENTICATOR_SECRET, JWT_SECRET};
@@ -46,6 +46,7 @@ impl Session {
         let desired = blueprint::build(&config, &account)?;
         let mut cx = Context::new(clients, &config.name, &config.region);
         cx.emulator = config.endpoint_url.is_some();
+        cx.poll_every = config.poll_interval;
         Ok(Session {
             config,
             cx,
@@ -112,16 +113,26 @@ impl Session {
     }
 
     /// Everything of the environment that exists, remembered for later steps.
-    async fn discover(&self) -> anyhow::Result<Vec<crate::resources::spec::Live>> {
+    async fn discover(
+        &self,
+        logs_in_to_database: bool,
+    ) -> anyhow::Result<Vec<crate::resources::spec::Live>> {
         let _spinner = crate::output::Spinner::start(format!(
             "Discovering environment `{}` in {}",
             self.config.name, self.config.region
         ));
-        let lookup = self.lookup();
+        let lookup = self.lookup(logs_in_to_database);
+        // The state bucket's remembered domains are read alongside.
+        let found = async {
+            tokio::join!(
+                resources::discover(&self.cx, &lookup),
+                self.remembered_domains()
+            )
+        };
         // Discovery changes nothing: Ctrl-C ends it at once.
-        let mut live = tokio::select! {
-            found = resources::discover(&self.cx, &lookup) => {
-                found.context("discovering the environment")?
+        let (mut live, previous) = tokio::select! {
+            (found, previous) = found => {
+                (found.context("discovering the environment")?, previous?)
             }
             _ = crate::interrupt::wait() => {
                 return Err(anyhow::Error::new(crate::interrupt::Interrupted)
@@ -132,7 +143,6 @@ impl Session {
         // found under ids of its own (`dns-record/previous-1`, ...), which
         // nothing wants, so the plan deletes it.
         let configured = self.configured_domain();
-        let previous = self.remembered_domains().await?;
         let previous = previous.iter().filter(|d| Some(*d) != configured.as_ref());
         for (n, domain) in previous.enumerate() {
             let found = resources::domain::discover(&self.cx, &domain_names(domain))
@@ -152,7 +162,10 @@ impl Session {
 
     /// Discovers what exists and plans the changes to reach the blueprint.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
-        let live = self.discover().await?;
+        // Every plan shows its database side, which a deploy host reads.
+        let live = self
+            .discover(self.config.database.schema_runner == SchemaRunner::DeployHost)
+            .await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
         plan.fingerprint = Some(fingerprint(&live));
@@ -162,7 +175,8 @@ impl Session {
     /// Discovers what exists and plans deleting all of it, in the order
     /// apply deletes (by kind, dependents first).
     pub async fn destroy_plan(&self) -> anyhow::Result<Plan> {
-        let live = self.discover().await?;
+        // Only the local stand-in for a final snapshot logs in before a destroy.
+        let live = self.discover(self.cx.emulator).await?;
         let mut plan = plan::plan(&self.config.name, &[], &live, Vec::new());
         // Every copy of a duplicated id is the environment's too: all go.
         for copy in live.iter().filter(|l| l.id.copy_of().is_some()) {
@@ -225,7 +239,7 @@ impl Session {
     }
 
     /// The names of the resources found by name rather than by tag, from the blueprint.
-    fn lookup(&self) -> Lookup {
+    fn lookup(&self, logs_in_to_database: bool) -> Lookup {
         let mut bucket_name = None;
         let mut repository_name = None;
         let mut subnet_group = None;
@@ -278,6 +292,7 @@ impl Session {
                 parameter_group: expect(parameter_group),
                 instance: expect(instance),
                 engine_version: self.config.database.engine_version.clone(),
+                read_master_secret: logs_in_to_database,
             },
             secrets,
             service: ServiceNames {
@@ -494,11 +509,13 @@ async fn account_facts(
     clients: &Clients,
     config: &Config,
 ) -> anyhow::Result<(AccountFacts, String)> {
-    let identity = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
+    // The region's S3 prefix list does not depend on who is asking: both
+    // reads go at once, and STS's answer (the clearer error) is looked at first.
+    let (identity, s3_prefix_list) = tokio::join!(
+        clients.sts.get_caller_identity().send(),
+        s3_prefix_list(clients, &config.region)
+    );
+    let identity = identity
         .aws("GetCallerIdentity")
         .with_context(|| match &config.endpoint_url {
             Some(url) => format!("cannot reach the AWS endpoint {url} (is the local stack running? ./start.sh starts it)"),
@@ -519,7 +536,7 @@ async fn account_facts(
         .and_then(|arn| arn.split(':').nth(1))
         .unwrap_or("aws")
         .to_string();
-    let s3_prefix_list = s3_prefix_list(clients, &config.region).await?;
+    let s3_prefix_list = s3_prefix_list?;
     let caller = identity.arn().unwrap_or("unknown caller").to_string();
     Ok((
         AccountFacts {

@@ -43,7 +43,21 @@ struct Status {
 pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode> {
     let env = config.name.clone();
     let session = Session::open(config).await?;
-    let plan = session.plan().await?;
+    // The last run and the lock are read while discovery reads.
+    let state = async {
+        match session.existing_state().await? {
+            Some(store) => {
+                let (runs, lock) = tokio::try_join!(
+                    state::list(&store, &env, 1),
+                    state::lock_holder(&store, &env)
+                )?;
+                anyhow::Ok((runs.into_iter().next(), lock))
+            }
+            None => Ok((None, None)),
+        }
+    };
+    let (plan, state) = tokio::join!(session.plan(), state);
+    let plan = plan?;
     let outputs = session.outputs();
     session.ensure_deployed()?;
     let cx = &session.cx;
@@ -64,13 +78,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
         .as_ref()
         .ok()
         .and_then(|i| i.migrations.applied_version);
-    let (last_run, lock) = match session.existing_state().await? {
-        Some(store) => (
-            state::list(&store, &env, 1).await?.into_iter().next(),
-            state::lock_holder(&store, &env).await?,
-        ),
-        None => (None, None),
-    };
+    let (last_run, lock) = state?;
     let status = Status {
         environment: env.clone(),
         phase: format!("{:?}", config.phase).to_lowercase(),

@@ -66,14 +66,17 @@ impl ServiceNames {
 
 /// Every resource of this environment, found by its tags or names.
 pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>> {
-    let (mut live, bucket, repository, secrets, service_tier) = tokio::try_join!(
-        network::discover(cx),
-        storage::discover(cx, &lookup.bucket_name),
-        registry::discover(cx, &lookup.repository_name),
-        secrets::discover(cx, &lookup.secrets),
-        discover_service_tier(cx, &lookup.service),
+    // Each family's reads are boxed: joined, the SDK's futures would not
+    // fit on the main thread's stack of a debug build.
+    let (mut live, database, bucket, repository, secrets, service_tier) = tokio::try_join!(
+        Box::pin(network::discover(cx)),
+        Box::pin(rds::describe(cx, &lookup.database)),
+        Box::pin(storage::discover(cx, &lookup.bucket_name)),
+        Box::pin(registry::discover(cx, &lookup.repository_name)),
+        Box::pin(secrets::discover(cx, &lookup.secrets)),
+        Box::pin(discover_service_tier(cx, &lookup.service)),
     )?;
-    // The database refers to subnets and groups by AWS id: name them first.
+    // The database refers to subnets and groups by AWS id: name them.
     let mut names = Names::default();
     // A rule set shares its group's AWS id; the group is what is referred to.
     for l in live
@@ -82,7 +85,7 @@ pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>
     {
         names.insert(&l.physical_id, &l.id);
     }
-    let database = rds::discover(cx, &lookup.database, &names).await?;
+    let database = database.observe(&lookup.database, &names);
     live.extend(bucket);
     live.extend(repository);
     live.extend(secrets);
@@ -93,21 +96,6 @@ pub async fn discover(cx: &Context, lookup: &Lookup) -> anyhow::Result<Vec<Live>
 
 async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Result<Vec<Live>> {
     let scaling_id = names.scaling_resource_id();
-    let service = async {
-        // While an autoscaler owns the service's count, the count is not drift.
-        let scaling = scaling::discover(cx, &scaling_id).await?;
-        let service = ecs::discover_service(
-            cx,
-            &ResourceId::new(Kind::Service, "api"),
-            &names.cluster,
-            &names.service,
-            !scaling.is_empty(),
-        )
-        .await?;
-        anyhow::Ok([scaling, service].concat())
-    };
-    let log_group_id = ResourceId::new(Kind::LogGroup, "api");
-    let cluster_id = ResourceId::new(Kind::Cluster, "main");
     let tasks = async {
         let found =
             futures::future::try_join_all(names.task_families.iter().map(|(id, family)| {
@@ -116,37 +104,58 @@ async fn discover_service_tier(cx: &Context, names: &ServiceNames) -> anyhow::Re
             .await?;
         anyhow::Ok(found.concat())
     };
+    // The service, its scaling and its task definitions are asked for at
+    // once; the revision the service runs, when not the family's latest, is
+    // read as soon as both are known.
+    let service_and_tasks = async {
+        let (scaling, service, tasks) = tokio::try_join!(
+            scaling::discover(cx, &scaling_id),
+            ecs::describe_service(cx, &names.cluster, &names.service),
+            tasks,
+        )?;
+        // While an autoscaler owns the service's count, the count is not drift.
+        let service = ecs::observe_service(
+            cx,
+            &ResourceId::new(Kind::Service, "api"),
+            &names.service,
+            service,
+            !scaling.is_empty(),
+        )?;
+        let mut live = [scaling, service, tasks].concat();
+        ecs::task_definitions::read_running_task_definition(cx, &mut live).await?;
+        anyhow::Ok(live)
+    };
+    let log_group_id = ResourceId::new(Kind::LogGroup, "api");
+    let cluster_id = ResourceId::new(Kind::Cluster, "main");
     let domain = async {
         match &names.domain {
             Some(names) => domain::discover(cx, names).await,
             None => Ok(vec![]),
         }
     };
-    let (roles, log_group, cluster, task, load_balancer, alarms, dashboard, service, domain) = tokio::try_join!(
-        iam::discover(cx, &names.roles),
-        logs::discover(cx, &log_group_id, &names.log_group),
-        ecs::discover_cluster(cx, &cluster_id, &names.cluster),
-        tasks,
-        load_balancer::discover(cx, &names.load_balancer),
-        alarms::discover(cx, &names.alarm_prefix),
-        alarms::discover_dashboard(cx, &names.dashboard),
-        service,
-        domain,
-    )?;
+    let (roles, log_group, cluster, load_balancer, alarms, dashboard, service_and_tasks, domain) =
+        tokio::try_join!(
+            Box::pin(iam::discover(cx, &names.roles)),
+            Box::pin(logs::discover(cx, &log_group_id, &names.log_group)),
+            Box::pin(ecs::discover_cluster(cx, &cluster_id, &names.cluster)),
+            Box::pin(load_balancer::discover(cx, &names.load_balancer)),
+            Box::pin(alarms::discover(cx, &names.alarm_prefix)),
+            Box::pin(alarms::discover_dashboard(cx, &names.dashboard)),
+            Box::pin(service_and_tasks),
+            Box::pin(domain),
+        )?;
     let mut live = [
         roles,
         log_group,
         cluster,
-        task,
         load_balancer,
         alarms,
         dashboard,
-        service,
+        service_and_tasks,
         domain,
     ]
     .concat();
     ecs::orient_target_groups(&mut live);
-    ecs::task_definitions::read_running_task_definition(cx, &mut live).await?;
     Ok(live)
 }
 

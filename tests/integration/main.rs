@@ -8,6 +8,7 @@ mod cli;
 mod data_tier;
 mod deploy;
 mod destroy;
+mod discovery;
 mod domain;
 mod drift;
 mod iam_policy;

@@ -1004,29 +1004,9 @@ async fn ctrl_c_stops_new_steps_abandons_the_wait_and_a_rerun_finishes() {
 /// it never started (it used to read on, then skip 54 steps a line each).
 #[test]
 fn ctrl_c_during_discovery_stops_at_once_and_lists_no_step() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/latency_proxy.py");
-    let mut slow = Command::new("python3")
-        .arg(script)
-        .arg(port.to_string())
-        .arg(endpoint())
-        .args(["0", "2000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 runs the latency proxy");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let slow = LatencyProxy::start(0, 2000);
     let mut env = Env::new("discint");
-    env.endpoint = format!("http://127.0.0.1:{port}");
+    env.endpoint = slow.url.clone();
     env.write();
     let child = spawn(&env, &["deploy", "--env", &env.name, "--yes"], &[]);
     std::thread::sleep(std::time::Duration::from_secs(3));
@@ -1038,8 +1018,7 @@ fn ctrl_c_during_discovery_stops_at_once_and_lists_no_step() {
     .unwrap();
     let output = child.wait_with_output().unwrap();
     let took = signalled.elapsed();
-    let _ = slow.kill();
-    let _ = slow.wait();
+    drop(slow);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("while discovering"), "{stderr}");

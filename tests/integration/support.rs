@@ -502,3 +502,50 @@ pub async fn hosted_zone(aws: &Aws, name: &str) -> String {
         .trim_start_matches("/hostedzone/")
         .to_string()
 }
+
+/// localstack/latency_proxy.py in front of the emulator: every read answers
+/// `read_ms` later, every change `mutating_ms` later, as AWS's latency makes
+/// them. Stopped when dropped.
+pub struct LatencyProxy {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl LatencyProxy {
+    pub fn start(mutating_ms: u32, read_ms: u32) -> LatencyProxy {
+        require_emulator();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/latency_proxy.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(endpoint())
+            .args([mutating_ms.to_string(), read_ms.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs the latency proxy");
+        let proxy = LatencyProxy {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return proxy;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the latency proxy did not listen on {port}");
+    }
+}
+
+impl Drop for LatencyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

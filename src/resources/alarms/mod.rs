@@ -22,15 +22,13 @@ const TAG_READS_IN_FLIGHT: usize = 8;
 /// prefix of environment `pilot` also matches `pilot-eu`'s alarms, so an alarm
 /// is ours only when its `poolside:env` tag says so.
 pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
-    let candidates = describe_by_prefix(cx, prefix).await?;
-    if candidates.is_empty() {
-        return Ok(vec![]);
-    }
-    // One read for the environment's alarms and their tags. The tagging API
-    // is eventually consistent (an alarm made seconds ago may be missing),
-    // and another environment's alarms can share the prefix: those it does
-    // not list are read one by one, as CloudWatch lists tags.
-    let listed = tagged_by_environment(cx).await?;
+    // One read for the environment's alarms and their tags, made alongside
+    // the describe. The tagging API is eventually consistent (an alarm made
+    // seconds ago may be missing), and another environment's alarms can
+    // share the prefix: those it does not list are read one by one, as
+    // CloudWatch lists tags.
+    let (candidates, listed) =
+        tokio::try_join!(describe_by_prefix(cx, prefix), tagged_by_environment(cx))?;
     let tagged: Vec<(MetricAlarm, Tags)> = stream::iter(candidates)
         .map(|alarm| {
             let listed = listed.get(alarm.alarm_arn().unwrap_or_default()).cloned();

@@ -174,13 +174,12 @@ pub async fn delete_cluster(cx: &Context, arn: &str) -> anyhow::Result<()> {
 /// report it back.
 const HEALTH_CHECK_GRACE_PERIOD_S: i32 = 60;
 
-pub async fn discover_service(
+/// The service by name, when it exists and is not being deleted.
+pub async fn describe_service(
     cx: &Context,
-    id: &ResourceId,
     cluster: &str,
     name: &str,
-    autoscaled: bool,
-) -> anyhow::Result<Vec<Live>> {
+) -> anyhow::Result<Option<aws_sdk_ecs::types::Service>> {
     let out = match cx
         .clients
         .ecs
@@ -192,19 +191,30 @@ pub async fn discover_service(
         .await
     {
         Ok(out) => out,
-        Err(err) if error_code(&err) == Some("ClusterNotFoundException") => return Ok(vec![]),
+        Err(err) if error_code(&err) == Some("ClusterNotFoundException") => return Ok(None),
         Err(err) => return Err(err).aws("DescribeServices"),
     };
-    let Some(service) = out
+    Ok(out
         .services()
         .iter()
         .find(|s| s.service_name() == Some(name) && s.status() == Some("ACTIVE"))
-    else {
+        .cloned())
+}
+
+/// What [`describe_service`] found, checked for our tags.
+pub fn observe_service(
+    cx: &Context,
+    id: &ResourceId,
+    name: &str,
+    service: Option<aws_sdk_ecs::types::Service>,
+    autoscaled: bool,
+) -> anyhow::Result<Vec<Live>> {
+    let Some(service) = service else {
         return Ok(vec![]);
     };
     let tags = from_ecs_tags(service.tags());
     check_owner(cx, "ECS service", name, &tags)?;
-    Ok(vec![service_live(id, name, service, autoscaled, tags)])
+    Ok(vec![service_live(id, name, &service, autoscaled, tags)])
 }
 
 fn service_live(

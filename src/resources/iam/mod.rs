@@ -31,7 +31,14 @@ fn document(text: &str, what: &str) -> anyhow::Result<Value> {
 
 async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<Option<Live>> {
     let iam = &cx.clients.iam;
-    let role = match iam.get_role().role_name(name).send().await {
+    // The role and its two policy lists are asked for at once (all by the
+    // role's name): discovery waits one round trip for them, not three.
+    let (role, inline_names, attached) = tokio::join!(
+        iam.get_role().role_name(name).send(),
+        iam.list_role_policies().role_name(name).send(),
+        iam.list_attached_role_policies().role_name(name).send(),
+    );
+    let role = match role {
         Ok(out) => out.role,
         Err(err) if error_code(&err) == Some("NoSuchEntity") => return Ok(None),
         Err(err) => return Err(err).aws("GetRole"),
@@ -43,43 +50,28 @@ async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<O
             .map(|t| (t.key().to_string(), t.value().to_string())),
     );
     check_owner(cx, "IAM role", name, &tags)?;
-    let (inline, attached) = tokio::try_join!(
-        async {
-            let names = iam
-                .list_role_policies()
-                .role_name(name)
-                .send()
-                .await
-                .aws("ListRolePolicies")?;
-            let mut policies = BTreeMap::new();
-            for policy in names.policy_names() {
-                let out = iam
-                    .get_role_policy()
-                    .role_name(name)
-                    .policy_name(policy)
-                    .send()
-                    .await
-                    .aws("GetRolePolicy")?;
-                let what = format!("inline policy {policy} of role {name}");
-                policies.insert(policy.clone(), document(out.policy_document(), &what)?);
-            }
-            anyhow::Ok(policies)
-        },
-        async {
+    let inline_names = inline_names.aws("ListRolePolicies")?;
+    let attached: BTreeSet<String> = attached
+        .aws("ListAttachedRolePolicies")?
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    let documents = futures::future::try_join_all(inline_names.policy_names().iter().map(
+        |policy| async move {
             let out = iam
-                .list_attached_role_policies()
+                .get_role_policy()
                 .role_name(name)
+                .policy_name(policy)
                 .send()
                 .await
-                .aws("ListAttachedRolePolicies")?;
-            anyhow::Ok(
-                out.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string))
-                    .collect::<BTreeSet<_>>(),
-            )
+                .aws("GetRolePolicy")?;
+            let what = format!("inline policy {policy} of role {name}");
+            anyhow::Ok((policy.clone(), document(out.policy_document(), &what)?))
         },
-    )?;
+    ))
+    .await?;
+    let inline: BTreeMap<String, Value> = documents.into_iter().collect();
     let trust = role
         .assume_role_policy_document()
         .map(|d| document(d, &format!("trust policy of role {name}")))

@@ -57,9 +57,9 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         Err(err) => return Err(err).aws("DescribeLoadBalancers"),
     };
     let target_groups: Vec<_> = target_groups?.into_iter().flatten().collect();
-    let arns: Vec<String> = lb
-        .iter()
-        .filter_map(|l| l.load_balancer_arn())
+    let lb_arn = lb.as_ref().and_then(|l| l.load_balancer_arn());
+    let arns: Vec<String> = lb_arn
+        .into_iter()
         .chain(
             target_groups
                 .iter()
@@ -67,20 +67,33 @@ pub async fn discover(cx: &Context, names: &LoadBalancerNames) -> anyhow::Result
         )
         .map(str::to_string)
         .collect();
-    let tags_by_arn = describe_elb_tags(cx, arns).await?;
+    // Everything that needs an ARN found above is asked for at once: the
+    // tags, the listeners (and their rules), each group's attributes.
+    let listeners = async {
+        match lb_arn {
+            Some(arn) => listeners::discover_listeners(cx, arn).await,
+            None => Ok(vec![]),
+        }
+    };
+    let delays = futures::future::try_join_all(
+        target_groups
+            .iter()
+            .map(|(_, _, tg)| deregistration_delay(cx, tg.target_group_arn().unwrap_or_default())),
+    );
+    let (tags_by_arn, listeners, delays) =
+        tokio::try_join!(describe_elb_tags(cx, arns), listeners, delays)?;
     let mut live = Vec::new();
-    if let Some(lb) = lb {
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
+    if let Some(lb) = &lb {
+        let arn = lb.load_balancer_arn().unwrap_or_default();
+        let tags = tags_by_arn.get(arn).cloned().unwrap_or_default();
         check_owner(cx, "load balancer", &names.load_balancer, &tags)?;
-        live.push(load_balancer_live(&lb, &names.load_balancer, tags));
-        live.extend(listeners::discover_listeners(cx, &arn).await?);
+        live.push(load_balancer_live(lb, &names.load_balancer, tags));
+        live.extend(listeners);
     }
-    for (id, name, tg) in target_groups {
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
-        let tags = tags_by_arn.get(&arn).cloned().unwrap_or_default();
+    for ((id, name, tg), deregistration_delay_s) in target_groups.into_iter().zip(delays) {
+        let arn = tg.target_group_arn().unwrap_or_default();
+        let tags = tags_by_arn.get(arn).cloned().unwrap_or_default();
         check_owner(cx, "target group", &name, &tags)?;
-        let deregistration_delay_s = deregistration_delay(cx, &arn).await?;
         live.push(target_group_live(
             id,
             name,

@@ -25,11 +25,16 @@ const PARAMETERS_SHOW_WITHIN: Duration = Duration::from_secs(5 * 60);
 const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
 pub(super) const POLL_EVERY: Duration = Duration::from_secs(5);
 
-pub(super) async fn discover_subnet_group(
+/// A subnet group as RDS describes it, with its tags.
+pub(super) struct FoundSubnetGroup {
+    group: aws_sdk_rds::types::DbSubnetGroup,
+    tags: Tags,
+}
+
+pub(super) async fn describe_subnet_group(
     cx: &Context,
     name: &str,
-    network: &Names,
-) -> anyhow::Result<Option<Live>> {
+) -> anyhow::Result<Option<FoundSubnetGroup>> {
     let found = match cx
         .clients
         .rds
@@ -43,10 +48,16 @@ pub(super) async fn discover_subnet_group(
         Err(err) => return Err(err).aws("DescribeDBSubnetGroups"),
     };
     let Some(group) = found else { return Ok(None) };
-    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
-    let tags = rds_tags_of(cx, &arn).await?;
+    let tags = rds_tags_of(cx, group.db_subnet_group_arn().unwrap_or_default()).await?;
     check_owner(cx, "DB subnet group", name, &tags)?;
-    Ok(Some(Live {
+    Ok(Some(FoundSubnetGroup { group, tags }))
+}
+
+/// The subnet group, its subnets named as the blueprint names them.
+pub(super) fn observe_subnet_group(found: FoundSubnetGroup, name: &str, network: &Names) -> Live {
+    let FoundSubnetGroup { group, tags } = found;
+    let arn = group.db_subnet_group_arn().unwrap_or_default().to_string();
+    Live {
         id: ResourceId::new(Kind::DbSubnetGroup, "main"),
         physical_id: name.to_string(),
         spec: Spec::DbSubnetGroup(DbSubnetGroupSpec {
@@ -64,7 +75,7 @@ pub(super) async fn discover_subnet_group(
             tags,
         }),
         attributes: BTreeMap::from([("arn".to_string(), arn)]),
-    }))
+    }
 }
 
 pub(super) async fn discover_parameter_group(
@@ -87,9 +98,8 @@ pub(super) async fn discover_parameter_group(
         .db_parameter_group_arn()
         .unwrap_or_default()
         .to_string();
-    let tags = rds_tags_of(cx, &arn).await?;
+    let (tags, parameters) = tokio::try_join!(rds_tags_of(cx, &arn), user_parameters(cx, name))?;
     check_owner(cx, "DB parameter group", name, &tags)?;
-    let parameters = user_parameters(cx, name).await?;
     Ok(Some(Live {
         id: ResourceId::new(Kind::DbParameterGroup, "main"),
         physical_id: name.to_string(),

@@ -35,23 +35,62 @@ pub struct DatabaseNames {
     /// RDS applies minor upgrades by itself; a newer minor of the same major
     /// than the one asked for is not drift.
     pub engine_version: String,
+    /// The run logs in to the database (its plan's database side, the
+    /// schema step): the master secret is read as soon as the instance is
+    /// found, while the rest of the environment is still being discovered.
+    pub read_master_secret: bool,
 }
 
-pub async fn discover(
-    cx: &Context,
-    names: &DatabaseNames,
-    network: &Names,
-) -> anyhow::Result<Vec<Live>> {
+/// The database's resources as RDS describes them. Nothing here needs the
+/// network's answer, so discovery asks for them alongside it; [`Found::observe`]
+/// then names the subnets and groups they refer to.
+pub struct Found {
+    subnet_group: Option<groups::FoundSubnetGroup>,
+    parameter_group: Option<Live>,
+    instance: Option<(DbInstance, Tags)>,
+}
+
+pub async fn describe(cx: &Context, names: &DatabaseNames) -> anyhow::Result<Found> {
+    let instance = async {
+        let instance = describe_ours(cx, names).await?;
+        let secret = instance
+            .as_ref()
+            .and_then(|(db, _)| db.master_user_secret())
+            .and_then(|s| s.secret_arn());
+        if let Some(arn) = secret.filter(|_| names.read_master_secret) {
+            // Read ahead into the run's cache; the login that needs it reports a failure.
+            if let Err(err) = super::secrets::read_value(cx, arn).await {
+                tracing::debug!(error = %format!("{err:#}"), "reading the master secret ahead");
+            }
+        }
+        anyhow::Ok(instance)
+    };
     let (subnet_group, parameter_group, instance) = tokio::try_join!(
-        groups::discover_subnet_group(cx, &names.subnet_group, network),
+        groups::describe_subnet_group(cx, &names.subnet_group),
         groups::discover_parameter_group(cx, &names.parameter_group),
-        discover_instance(cx, names, network),
+        instance,
     )?;
-    Ok(subnet_group
-        .into_iter()
-        .chain(parameter_group)
-        .chain(instance)
-        .collect())
+    Ok(Found {
+        subnet_group,
+        parameter_group,
+        instance,
+    })
+}
+
+impl Found {
+    pub fn observe(self, names: &DatabaseNames, network: &Names) -> Vec<Live> {
+        let subnet_group = self
+            .subnet_group
+            .map(|group| groups::observe_subnet_group(group, &names.subnet_group, network));
+        let instance = self
+            .instance
+            .map(|(db, tags)| observe_instance(&db, tags, names, network));
+        subnet_group
+            .into_iter()
+            .chain(self.parameter_group)
+            .chain(instance)
+            .collect()
+    }
 }
 
 async fn describe_instance(cx: &Context, identifier: &str) -> anyhow::Result<Option<DbInstance>> {
@@ -69,11 +108,11 @@ async fn describe_instance(cx: &Context, identifier: &str) -> anyhow::Result<Opt
     }
 }
 
-async fn discover_instance(
+/// The instance, when it is ours and not being deleted.
+async fn describe_ours(
     cx: &Context,
     names: &DatabaseNames,
-    network: &Names,
-) -> anyhow::Result<Option<Live>> {
+) -> anyhow::Result<Option<(DbInstance, Tags)>> {
     let Some(db) = describe_instance(cx, &names.instance).await? else {
         return Ok(None);
     };
@@ -83,8 +122,7 @@ async fn discover_instance(
         // Gone for planning purposes; a create waits for the name to free up.
         return Ok(None);
     }
-    let live = observe_instance(&db, tags, names, network);
-    Ok(Some(live))
+    Ok(Some((db, tags)))
 }
 
 fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network: &Names) -> Live {
