@@ -48,7 +48,7 @@ async fn forget_locked(
     args: &Args,
     started: std::time::Instant,
 ) -> anyhow::Result<ExitCode> {
-    let plan = session.plan().await?;
+    let plan = session.plan_without_login().await?;
     let id = ResourceId(args.id.clone());
     let Some(duplicate) = plan.duplicates.iter().find(|d| d.id == id) else {
         let known: Vec<String> = plan

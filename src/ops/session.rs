@@ -160,12 +160,22 @@ impl Session {
         Ok(live)
     }
 
-    /// Discovers what exists and plans the changes to reach the blueprint.
+    /// Discovers what exists and plans the changes to reach the blueprint;
+    /// the run goes on to the plan's database side (read from here by a
+    /// deploy host), so the master secret is read as soon as it is found.
     pub async fn plan(&self) -> anyhow::Result<Plan> {
-        // Every plan shows its database side, which a deploy host reads.
-        let live = self
-            .discover(self.config.database.schema_runner == SchemaRunner::DeployHost)
-            .await?;
+        self.plan_reading(self.config.database.schema_runner == SchemaRunner::DeployHost)
+            .await
+    }
+
+    /// [`Session::plan`] for a command that never logs in to the database
+    /// (`outputs`, `forget`): no secret is read.
+    pub async fn plan_without_login(&self) -> anyhow::Result<Plan> {
+        self.plan_reading(false).await
+    }
+
+    async fn plan_reading(&self, logs_in_to_database: bool) -> anyhow::Result<Plan> {
+        let live = self.discover(logs_in_to_database).await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
         plan.fingerprint = Some(fingerprint(&live));

@@ -28,7 +28,14 @@ pub async fn discover(cx: &Context, prefix: &str) -> anyhow::Result<Vec<Live>> {
     // share the prefix: those it does not list are read one by one, as
     // CloudWatch lists tags.
     let (candidates, listed) =
-        tokio::try_join!(describe_by_prefix(cx, prefix), tagged_by_environment(cx))?;
+        tokio::join!(describe_by_prefix(cx, prefix), tagged_by_environment(cx));
+    let candidates = candidates?;
+    // Without the tagging API's answer (throttled, denied), each alarm's
+    // tags are read by themselves, as CloudWatch lists them.
+    let listed = listed.unwrap_or_else(|err| {
+        tracing::debug!(error = %format!("{err:#}"), "the tagging API listed no alarm");
+        Default::default()
+    });
     let tagged: Vec<(MetricAlarm, Tags)> = stream::iter(candidates)
         .map(|alarm| {
             let listed = listed.get(alarm.alarm_arn().unwrap_or_default()).cloned();
