@@ -17,12 +17,16 @@ fn read_depth(run: &Run) -> (u64, String) {
 
 #[test]
 fn plan_status_drift_and_destroy_discover_in_at_most_six_round_trips() {
+    // A moto of its own: the shared one, answering every other test at
+    // once, can take longer than the latency added here.
+    let moto = PrivateMoto::start();
     let mut env = Env::new("depth");
+    env.endpoint = moto.url.clone();
     env.write();
     env.deploy();
     // Far slower than the emulator's own answers (which queue when 30 reads
     // arrive at once), so a read that waited for another shows as such.
-    let slow = LatencyProxy::start(0, 1000);
+    let slow = LatencyProxy::in_front_of(&moto.url, 0, 1000);
     env.endpoint = slow.url.clone();
     env.write();
     let mut depths = Vec::new();

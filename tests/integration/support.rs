@@ -514,6 +514,10 @@ pub struct LatencyProxy {
 impl LatencyProxy {
     pub fn start(mutating_ms: u32, read_ms: u32) -> LatencyProxy {
         require_emulator();
+        LatencyProxy::in_front_of(&endpoint(), mutating_ms, read_ms)
+    }
+
+    pub fn in_front_of(upstream: &str, mutating_ms: u32, read_ms: u32) -> LatencyProxy {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -523,7 +527,7 @@ impl LatencyProxy {
         let child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
-            .arg(endpoint())
+            .arg(upstream)
             .args([mutating_ms.to_string(), read_ms.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -547,5 +551,44 @@ impl Drop for LatencyProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A moto server of the test's own (localstack/moto.sh on a free port), for
+/// a test that measures: the shared one answers every other test at once.
+/// Stopped when dropped.
+pub struct PrivateMoto {
+    port: u16,
+    pub url: String,
+}
+
+impl PrivateMoto {
+    pub fn start() -> PrivateMoto {
+        let port = free_port_pair();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/moto.sh");
+        let started = Command::new(&script)
+            .arg("start")
+            .env("MOTO_PORT", port.to_string())
+            .output()
+            .expect("localstack/moto.sh runs");
+        assert!(
+            started.status.success(),
+            "moto did not start on {port}: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        PrivateMoto {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/moto.sh");
+        let _ = Command::new(script)
+            .arg("stop")
+            .env("MOTO_PORT", self.port.to_string())
+            .output();
     }
 }
