@@ -353,6 +353,7 @@ async fn read_health(cx: &Context, groups: &[String]) -> anyhow::Result<Health> 
                 .problems
                 .push(format!("no target is registered with {name}"));
         }
+        let before = (health.healthy, health.initial, health.draining);
         for (target, state, reason) in targets {
             match state.as_str() {
                 "healthy" => health.healthy += 1,
@@ -362,6 +363,14 @@ async fn read_health(cx: &Context, groups: &[String]) -> anyhow::Result<Health> 
                     .problems
                     .push(format!("{name}: {target} {state} ({reason})")),
             }
+        }
+        // A serving group whose only targets are on their way out serves nothing.
+        let draining = health.draining - before.2;
+        if health.healthy == before.0 && health.initial == before.1 && draining > 0 {
+            health.problems.push(format!(
+                "no healthy target in {name}: its {} on the way out",
+                crate::output::count(draining, "target is draining", "targets are draining")
+            ));
         }
     }
     Ok(health)
@@ -687,17 +696,10 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(40));
     }
 
-    /// ECS counts a task running before ELB has checked it: targets still in
-    /// their first health checks are waited for, not failed, and an old
-    /// task's target draining on its way out is no problem.
-    #[tokio::test(start_paused = true)]
-    async fn targets_in_their_first_health_checks_are_waited_for_and_draining_ones_pass() {
+    /// `check_targets` for a settled pilot service whose target group
+    /// answers DescribeTargetHealth by `health`, in turn.
+    async fn targets_check(health: &aws_smithy_mocks::Rule) -> Check {
         use aws_sdk_ecs::types::{Deployment, Service};
-        use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
-        use aws_sdk_elasticloadbalancingv2::types::{
-            TargetDescription, TargetHealth, TargetHealthDescription,
-            TargetHealthStateEnum as State,
-        };
         use aws_smithy_mocks::mock;
         let group = "arn:aws:elasticloadbalancing:eu-west-1:111122223333:targetgroup/poolside-pilot/0123456789abcdef";
         let stable = mock!(aws_sdk_ecs::Client::describe_services).then_output(|| {
@@ -712,39 +714,91 @@ mod tests {
                 )
                 .build()
         });
-        let targets = |new: State| {
-            let target = |ip: &str, state: State| {
-                TargetHealthDescription::builder()
-                    .target(TargetDescription::builder().id(ip).port(3000).build())
-                    .target_health(TargetHealth::builder().state(state).build())
-                    .build()
-            };
-            DescribeTargetHealthOutput::builder()
-                .target_health_descriptions(target("10.0.1.10", new))
-                .target_health_descriptions(target("10.0.2.10", State::Draining))
-                .build()
-        };
-        let health = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
-            .sequence()
-            .output(move || targets(State::Initial))
-            .times(2)
-            .output(move || targets(State::Healthy))
-            .build();
         let cx = crate::resources::testing::context(|clients| {
             clients.ecs = crate::mocked!(aws_sdk_ecs, [&stable]);
-            clients.elb = crate::mocked!(aws_sdk_elasticloadbalancingv2, [&health]);
+            clients.elb = crate::mocked!(aws_sdk_elasticloadbalancingv2, [health]);
         });
         cx.record(&ResourceId::new(Kind::TargetGroup, "api"), group);
         let text = "name = \"pilot\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
              availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("pilot.toml", "pilot", text.to_string()).unwrap();
-        let check = check_targets(&cx, &config, &Waits::new(&crate::resources::Unwatched)).await;
+        check_targets(&cx, &config, &Waits::new(&crate::resources::Unwatched)).await
+    }
+
+    /// DescribeTargetHealth's answer: one target per (address, state).
+    fn target_health(
+        targets: &[(
+            &str,
+            aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum,
+        )],
+    ) -> aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput
+    {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            TargetDescription, TargetHealth, TargetHealthDescription,
+        };
+        let mut out = aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput::builder();
+        for (ip, state) in targets {
+            out = out.target_health_descriptions(
+                TargetHealthDescription::builder()
+                    .target(TargetDescription::builder().id(*ip).port(3000).build())
+                    .target_health(TargetHealth::builder().state(state.clone()).build())
+                    .build(),
+            );
+        }
+        out.build()
+    }
+
+    /// ECS counts a task running before ELB has checked it: targets still in
+    /// their first health checks are waited for, not failed, and an old
+    /// task's target draining on its way out is no problem.
+    #[tokio::test(start_paused = true)]
+    async fn targets_in_their_first_health_checks_are_waited_for_and_draining_ones_pass() {
+        use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum as State;
+        let health =
+            aws_smithy_mocks::mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+                .sequence()
+                .output(|| {
+                    target_health(&[
+                        ("10.0.1.10", State::Initial),
+                        ("10.0.2.10", State::Draining),
+                    ])
+                })
+                .times(2)
+                .output(|| {
+                    target_health(&[
+                        ("10.0.1.10", State::Healthy),
+                        ("10.0.2.10", State::Draining),
+                    ])
+                })
+                .build();
+        let check = targets_check(&health).await;
         assert_eq!(check.outcome, Outcome::Passed, "{}", check.detail);
         assert_eq!(
             check.detail,
             "1 of 1 targets healthy in poolside-pilot (1 draining on their way out)"
         );
         assert_eq!(health.num_calls(), 3);
+    }
+
+    /// A group read after its traffic moved elsewhere lists only the old
+    /// tasks, draining: nothing serves there, which is a failure, not a pass.
+    #[tokio::test(start_paused = true)]
+    async fn a_group_whose_only_targets_are_draining_fails() {
+        use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum as State;
+        let health =
+            aws_smithy_mocks::mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health)
+                .then_output(|| {
+                    target_health(&[
+                        ("10.0.2.10", State::Draining),
+                        ("10.0.2.11", State::Draining),
+                    ])
+                });
+        let check = targets_check(&health).await;
+        assert_eq!(check.outcome, Outcome::Failed, "{}", check.detail);
+        assert_eq!(
+            check.detail,
+            "not healthy: no healthy target in poolside-pilot: its 2 targets are draining on the way out"
+        );
     }
 
     /// The API's domain has no DNS record (`.invalid` never resolves), yet the
