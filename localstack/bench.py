@@ -14,9 +14,19 @@ With --latency MUTATING_MS,READ_MS (e.g. 300,50, closer to AWS than moto's
 few milliseconds) poolside talks to moto through localstack/latency_proxy.py,
 and the table gains apply's makespan against its critical path (from the
 step events' start and end times and what each step waited for): how much
-time the scheduler loses to its concurrency limits.
+time the scheduler loses to its concurrency limits. Every run also reports
+how many of its reads before the first change waited for one another (the
+round trips its discovery is deep, meaningful under added latency) and which.
+
+With --waits, it deploys one environment from empty and destroys it through
+the realistic layer (tests/realistic_aws.py), whose RDS instance and NAT
+gateway change state with time, with waits asking at AWS's interval
+(target.poll_interval_seconds, --poll-interval, 10 s as on AWS), and reports
+for each wait how long after the state changed poolside looked (the layer's
+`noticed` events).
 
     localstack/bench.py [--runs 5] [--binary target/debug/poolside] [--latency 300,50]
+    localstack/bench.py --waits [--poll-interval 10]
 """
 import argparse, contextlib, json, os, pathlib, platform, re, socket, statistics, subprocess, sys, tempfile, time
 
@@ -40,7 +50,7 @@ def run(binary, env_dir, *args):
     data_tier = next((l for l in lines if l["type"] == "data_tier"), None)
     path = next((l for l in lines if l["type"] == "critical_path"), None)
     return {"wall": wall, "steps": steps, "path": path, "data_tier": data_tier["elapsed_ms"] / 1000 if data_tier else 0, "calls": stats["total_calls"], "mutating": stats["mutating_calls"] - bookkeeping,
-            "retries": stats["retries"],
+            "retries": stats["retries"], "read_depth": stats.get("read_depth", 0), "deepest_reads": stats.get("deepest_reads", []),
             "max_reads_per_operation": max(reads_per_op, default=0)}
 
 
@@ -111,17 +121,72 @@ def main():
     parser.add_argument("--binary", default=str(ROOT / "target" / "debug" / "poolside"))
     parser.add_argument("--latency", help="MUTATING_MS,READ_MS added to every call through a proxy")
     parser.add_argument("--endpoint", help="the emulator to use instead of local.toml's")
+    parser.add_argument("--waits", action="store_true", help="how soon each wait notices a change, through the realistic layer")
+    parser.add_argument("--poll-interval", type=int, default=10, help="target.poll_interval_seconds for --waits")
     args = parser.parse_args()
     template = (ROOT / "environments" / "local.toml").read_text()
     upstream = re.search(r'^endpoint_url = "(.*)"$', template, flags=re.M).group(1)
     if args.endpoint:
         template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{args.endpoint}"')
         upstream = args.endpoint
+    if args.waits:
+        return waits(args, template, upstream)
     with contextlib.ExitStack() as stack:
         if args.latency:
             endpoint = stack.enter_context(latency_proxy(args.latency, upstream))
             template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{endpoint}"')
         bench(args, template)
+
+
+@contextlib.contextmanager
+def realistic_layer(upstream):
+    """tests/realistic_aws.py on a free port; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    layer = subprocess.Popen([sys.executable, str(ROOT / "tests" / "realistic_aws.py"), str(port), upstream],
+                             stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        layer.terminate()
+        layer.wait()
+
+
+def waits(args, template, upstream):
+    """Deploy from empty and destroy through the realistic layer; how long after each change poolside looked."""
+    import urllib.request
+    name = f"waits{os.getpid() % 10000}"
+    with realistic_layer(upstream) as url, tempfile.TemporaryDirectory() as env_dir, postgres("poolside") as port:
+        text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
+        # --poll-interval 0 leaves the key out (a binary from before it, which waited with the SDK's waiters).
+        interval = f"\npoll_interval_seconds = {args.poll_interval}" if args.poll_interval else ""
+        text = text.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{url}"{interval}')
+        text = re.sub(r'^connect_port = .*$', f'connect_port = {port}', text, flags=re.M)
+        text = re.sub(r'^local_port = .*$', f'local_port = {free_port_pair(23000)}', text, flags=re.M)
+        (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
+        deployed = run(args.binary, env_dir, "deploy", "--env", name, "--yes")
+        destroyed = run(args.binary, env_dir, "destroy", "--env", name, "--yes")
+        stop_postgrest(name)
+        with urllib.request.urlopen(f"{url}/__proxy/events") as answer:
+            events = json.load(answer)
+    noticed = {}
+    for event in events:
+        if event["kind"] == "noticed":
+            noticed.setdefault(event["wait"], []).append(event["after_s"])
+    asking = f"every {args.poll_interval} s (target.poll_interval_seconds)" if args.poll_interval else "as the binary does by default"
+    print(f"Waits asking {asking}, through the realistic layer; "
+          f"deploy from empty {deployed['wall']:.0f} s, destroy {destroyed['wall']:.0f} s\n")
+    print("| wait | changes seen | noticed after (longest) | noticed after (median) |")
+    print("|---|---|---|---|")
+    for wait, delays in sorted(noticed.items()):
+        print(f"| {wait} | {len(delays)} | {max(delays):.1f} s | {statistics.median(delays):.1f} s |")
+    if not noticed:
+        sys.exit("FAIL: the realistic layer saw no wait notice a change")
 
 
 def upstream_of(template):
@@ -161,6 +226,12 @@ def bench(args, template):
         data_tier = statistics.median(r["data_tier"] for r in rows)
         retries = max(r["retries"] for r in rows)
         print(f"| {label} | {median * 1000:.0f} ms | {steps * 1000:.0f} ms | {data_tier * 1000:.0f} ms | {calls:.0f} | {retries} | {mutating} | {reads} |")
+    print("\n| operation | reads before the first change, chained (median) | the deepest chain |")
+    print("|---|---|---|")
+    for label, rows in results.items():
+        depth = statistics.median(r["read_depth"] for r in rows)
+        deepest = max(rows, key=lambda r: r["read_depth"])["deepest_reads"]
+        print(f"| {label} | {depth:.0f} | {' → '.join(deepest)} |")
     applied = [r for r in results["deploy from empty"] + results["destroy"] if r["path"]]
     if applied:
         print("\n| applied | makespan | critical path | makespan / critical path | critical path steps |")

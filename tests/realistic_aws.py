@@ -19,7 +19,8 @@ standard library only, one file, read top to bottom.
         after ModifyDBInstance / RebootDBInstance the first describe still reads
         `available`, the next `modifying` / `rebooting`.
   EC2   CreateNatGateway in a VPC without an attached internet gateway fails
-        with Gateway.NotAttached; a new NAT gateway reads `pending` once.
+        with Gateway.NotAttached; a new NAT gateway reads `pending` for its
+        first second (at least its first describe).
   ELB   an internet-facing CreateLoadBalancer in such a VPC fails with InvalidSubnet.
   EC2   DeleteSubnet fails with DependencyViolation while a NAT gateway (not
         yet deleted), a load balancer or a VPC endpoint is still in the subnet
@@ -65,6 +66,10 @@ standard library only, one file, read top to bottom.
         `initial` (Elb.InitialHealthChecking) while a deployment of the
         service is in progress and on the first read after, `healthy` then. POST /__proxy/targets {"unhealthy": true} makes
         them fail their health checks (Target.ResponseCodeMismatch).
+        Once a deployment succeeds, its old tasks read `draining`
+        (Target.DeregistrationInProgress) for two reads: beside the new
+        ones after a rolling deployment, and in the group that no longer
+        serves after a canary or linear shift.
 
   Teardown, and a second life (AWS releases what a delete frees slowly):
   RDS   a deleted instance reads `deleting` for a few seconds (moto: gone at
@@ -85,6 +90,10 @@ standard library only, one file, read top to bottom.
         answers the certificate it made then, even a deleted one.
 
 Every behaviour it plays is recorded; GET /__proxy/events returns them as JSON.
+Where a state changes with time (an RDS instance available or deleted, a NAT
+gateway available or deleted), the first describe after the change records a
+`noticed` event: how many seconds after the change poolside looked
+(localstack/bench.py --waits reports them).
 Every request is also read as IAM would authorize it (tests/aws_authorization.py:
 the action and resource ARN of each call, as the Service Authorization Reference
 defines them, and what AWS checks on the caller's behalf);
@@ -114,6 +123,7 @@ ROLE_SETTLES_AFTER_S = 2.0
 INSTANCE_CREATING_S = 6.0   # RDS: 5-15 minutes on AWS
 INSTANCE_DELETING_S = 4.0   # RDS: minutes on AWS
 NAT_DELETING_S = 2.0        # EC2: a minute or two on AWS
+NAT_PENDING_S = 1.0         # EC2: a minute or two on AWS
 INTERFACES_LINGER_S = 3.0   # load balancer and endpoint ENIs: minutes on AWS
 ACCOUNT = "123456789012"    # moto's
 
@@ -126,7 +136,8 @@ authorizations = []         # what IAM would evaluate for each request, in order
 instance_script = {}        # DB identifier -> statuses the next describes report
 instance_created_at = {}    # DB identifier -> when CreateDBInstance passed through
 stale_parameter_groups = set()
-nat_pending = set()
+nat_pending = {}            # NAT gateway id -> [until when it reads pending, described since]
+settling = {}               # (wait, resource) -> when its state changes (see noticed)
 ecs_role_seen_at = None     # when CreateServiceLinkedRole(ecs) passed through
 deployments = {}            # service deployment ARN -> what the proxy plays of it
 raise_during_shift = set()  # alarms to set to ALARM when a shift starts
@@ -158,6 +169,7 @@ tasks = {}                  # task ARN -> what the proxy plays of it (see run_ta
 task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0}
 target_settings = {"unhealthy": False}
 health_reads = {}           # target group ARN -> reads since its service's last deployment
+draining_targets = {}       # target group ARN or service name -> reads left that list old tasks draining
 DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
                      "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
@@ -174,6 +186,25 @@ class Played(Exception):
 def record(kind, **details):
     with lock:
         events.append(dict(kind=kind, at=time.time(), **details))
+
+
+def settles(wait, resource, at):
+    """The state `wait` waits for comes to `resource` at time `at`."""
+    with lock:
+        settling[(wait, resource)] = at
+
+
+def looked(wait, resource):
+    """A describe of `resource` answered: the first one after its state
+    changed records how long after the change poolside looked (the
+    benchmark's "noticed within" figure)."""
+    now = time.time()
+    with lock:
+        at = settling.get((wait, resource))
+        if at is None or now < at:
+            return
+        del settling[(wait, resource)]
+    record("noticed", wait=wait, resource=resource, after_s=round(now - at, 3))
 
 
 def upstream(method, path, body=b"", headers=None):
@@ -318,6 +349,10 @@ def advance(arn):
     if stage_index >= len(DEPLOYMENT_STAGES):
         with lock:
             d["status"], d["stage"] = "SUCCESSFUL", "CLEAN_UP"
+            # The old tasks deregister: `draining` for the group's
+            # deregistration delay (two reads here), in the group that no
+            # longer serves after a shift, beside the new tasks after a rolling one.
+            draining_targets[d["shifted"][0] if d["shifted"] else d["service"]] = 2
         record("deployment_succeeded", service=d["service"])
         return dict(d)
     stage = DEPLOYMENT_STAGES[stage_index]
@@ -582,8 +617,21 @@ def target_health(target_group_arn):
         health_reads[target_group_arn] = reads + 1
     members = []
     for index, (svc, port, serving) in enumerate(using):
+        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay
+        draining_key = target_group_arn if not serving else svc["serviceName"]
+        with lock:
+            drains = draining_targets.get(draining_key, 0) > 0
+            if drains:
+                draining_targets[draining_key] -= 1
+        if drains:
+            for n in range(svc.get("desiredCount") or 0):
+                members.append(f"<member><Target><Id>10.0.{index}.{n + 100}</Id><Port>{port}</Port></Target>"
+                               f"<HealthCheckPort>{port}</HealthCheckPort><TargetHealth><State>draining</State>"
+                               "<Reason>Target.DeregistrationInProgress</Reason>"
+                               "<Description>Target deregistration is in progress</Description></TargetHealth></member>")
+            record("targets_draining", target_group=target_group_arn, count=len(members))
         if not serving:
-            record("targets_played", target_group=target_group_arn, state="none", count=0)
+            record("targets_played", target_group=target_group_arn, state="none", count=len(members))
             continue
         # A running task's target is checked by ELB before it is healthy:
         # `initial` while its service deploys, and on the first read after.
@@ -820,6 +868,8 @@ class Handler(BaseHTTPRequestHandler):
             if action == "DescribeDBInstances":
                 record("instance_deleting", identifier=ident)
                 return 200, "text/xml", deleting[1].encode()
+        if service == "rds" and action == "DescribeDBInstances" and ident:
+            looked("RDS instance deleted", ident)
         if service == "rds" and action == "DeleteDBInstance":
             self.captured = rds_query("DescribeDBInstances", DBInstanceIdentifier=ident)
         if service == "elasticloadbalancing" and action == "DeleteLoadBalancer":
@@ -852,6 +902,7 @@ class Handler(BaseHTTPRequestHandler):
                                            "<DBInstanceStatus>deleting</DBInstanceStatus>")
             with lock:
                 deleting_instances[ident] = (time.time() + INSTANCE_DELETING_S, answer)
+            settles("RDS instance deleted", ident, time.time() + INSTANCE_DELETING_S)
             for kind, element in (("db-subnet-group", "DBSubnetGroupName"), ("db-parameter-group", "DBParameterGroupName"),
                                   ("subnet", "SubnetIdentifier"), ("security-group", "VpcSecurityGroupId")):
                 hold(kind, tags_in(self.captured, element), ident, INSTANCE_DELETING_S)
@@ -864,6 +915,7 @@ class Handler(BaseHTTPRequestHandler):
             nat = form.get("NatGatewayId")
             with lock:
                 nat_deleting[nat] = time.time() + NAT_DELETING_S
+            settles("NAT gateway deleted", nat, time.time() + NAT_DELETING_S)
             hold("subnet", tags_in(self.captured, "subnetId"), nat, NAT_DELETING_S)
             hold("allocation", tags_in(self.captured, "allocationId"), nat, NAT_DELETING_S)
         if service == "ec2" and action == "DeleteVpcEndpoints" and ok and self.captured:
@@ -882,6 +934,9 @@ class Handler(BaseHTTPRequestHandler):
                 text = re.sub(f"(<natGatewayId>{nat}</natGatewayId>.*?<state>)deleted(</state>)", r"\1deleting\2",
                               text, flags=re.S)
                 record("nat_deleting", nat=nat)
+            for nat in set(re.findall(r"<natGatewayId>([^<]+)</natGatewayId>", text)):
+                if nat not in going:
+                    looked("NAT gateway deleted", nat)
         if service == "ecs" and action == "DeleteService" and ok:
             name = json.loads(self.ecs_body or b"{}").get("service", "").rsplit("/", 1)[-1]
             with lock:
@@ -1098,6 +1153,7 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 instance_script[identifier] = ["creating"]
                 instance_created_at[identifier] = time.time()
+            settles("RDS instance available", identifier, time.time() + INSTANCE_CREATING_S)
             record("instance_creating", identifier=identifier)
             text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", "<DBInstanceStatus>creating</DBInstanceStatus>")
         if service == "rds" and action in ("ModifyDBInstance", "RebootDBInstance"):
@@ -1115,20 +1171,32 @@ class Handler(BaseHTTPRequestHandler):
                     status_now = "creating"
             if status_now:
                 text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", f"<DBInstanceStatus>{status_now}</DBInstanceStatus>")
+            elif "<DBInstanceStatus>available</DBInstanceStatus>" in text:
+                looked("RDS instance available", identifier)
         if service == "ec2" and action == "CreateNatGateway":
             nat = re.search(r"<natGatewayId>([^<]+)</natGatewayId>", text)
             if nat:
                 with lock:
-                    nat_pending.add(nat.group(1))
+                    nat_pending[nat.group(1)] = [time.time() + NAT_PENDING_S, False]
+                settles("NAT gateway available", nat.group(1), time.time() + NAT_PENDING_S)
                 text = text.replace("<state>available</state>", "<state>pending</state>")
         if service == "ec2" and action == "DescribeNatGateways":
             ids = [v for k, v in form.items() if k.startswith("NatGatewayId.")]
+            now = time.time()
             with lock:
-                pending = [i for i in ids if i in nat_pending]
-                nat_pending.difference_update(pending)
+                # Pending for its first second, and at least its first describe.
+                pending = [i for i in ids if i in nat_pending and (nat_pending[i][0] > now or not nat_pending[i][1])]
+                for i in ids:
+                    if i in pending:
+                        nat_pending[i][1] = True
+                    else:
+                        nat_pending.pop(i, None)
             if pending:
                 record("nat_pending", nat=pending[0])
                 text = text.replace("<state>available</state>", "<state>pending</state>")
+            else:
+                for i in ids:
+                    looked("NAT gateway available", i)
         return text.encode()
 
 
