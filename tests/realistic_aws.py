@@ -58,6 +58,11 @@ standard library only, one file, read top to bottom.
         "HOST:PORT", "refuse_placement": N, "fail_pull": N} sets where that
         is, and makes the next N RunTasks fail to place (Fargate capacity)
         or their tasks fail to pull the image (CannotPullContainerError).
+        {"fail_service_pull": N} makes the next N service deployments that
+        have the circuit breaker with rollback fail the same way: at
+        SCALE_UP the breaker triggers, the service returns to its previous
+        task definition and the deployment ends ROLLBACK_SUCCESSFUL, its
+        circuit breaker TRIGGERED.
 
   ECS   a service's tasks run: DescribeServices reports runningCount =
         desiredCount where moto leaves a new service at 0.
@@ -166,7 +171,7 @@ draining_services = {}      # ECS service name -> describes left that read DRAIN
 service_configuration = {}  # ECS service name -> its load balancers and network, as last sent
 certificate_tokens = {}     # ACM idempotency token -> (arn, when)
 tasks = {}                  # task ARN -> what the proxy plays of it (see run_task)
-task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0}
+task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0, "fail_service_pull": 0}
 target_settings = {"unhealthy": False}
 health_reads = {}           # target group ARN -> reads since its service's last deployment
 draining_targets = {}       # target group ARN or service name -> reads left that list old tasks draining
@@ -356,6 +361,15 @@ def advance(arn):
         record("deployment_succeeded", service=d["service"])
         return dict(d)
     stage = DEPLOYMENT_STAGES[stage_index]
+    if stage == "SCALE_UP" and d["pull_fails"]:
+        # The new tasks stop with CannotPullContainerError as they start; the
+        # circuit breaker counts them and, past its threshold, rolls back
+        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html).
+        ecs_call("UpdateService", {"cluster": d["cluster"], "service": d["service"], "taskDefinition": d["source"]})
+        with lock:
+            d["stage"], d["status"], d["breaker_triggered"] = stage, "ROLLBACK_SUCCESSFUL", True
+        record("deployment_circuit_breaker", service=d["service"], target=d["target"])
+        return dict(d)
     with lock:
         d["stage"] = stage
         shifting = stage_index >= DEPLOYMENT_STAGES.index("PRODUCTION_TRAFFIC_SHIFT")
@@ -395,6 +409,13 @@ def deployment_view(d):
     }
     if d["triggered"]:
         view["rollback"] = {"reason": f"alarm {', '.join(d['triggered'])} is in ALARM", "startedAt": time.time()}
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeploymentCircuitBreaker.html
+    view["deploymentCircuitBreaker"] = {"status": "TRIGGERED" if d["breaker_triggered"] else "MONITORING",
+                                        "failureCount": 3 if d["breaker_triggered"] else 0, "threshold": 3}
+    if d["breaker_triggered"]:
+        view["statusReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        view["rollback"] = {"reason": "Service deployment rolled back because the circuit breaker threshold was exceeded.",
+                            "startedAt": time.time()}
     return view
 
 
@@ -1098,8 +1119,12 @@ class Handler(BaseHTTPRequestHandler):
         alarms = (config.get("alarms") or {})
         watched = alarms.get("alarmNames", []) if alarms.get("rollback") else []
         arn = f"{service.get('serviceArn')}/deployment/{len(deployments) + 1}".replace(":service/", ":service-deployment/")
+        breaker = config.get("deploymentCircuitBreaker") or {}
         with lock:
-            deployments[arn] = dict(
+            pull_fails = task_settings["fail_service_pull"] > 0 and breaker.get("enable") and breaker.get("rollback")
+            task_settings["fail_service_pull"] -= 1 if pull_fails else 0
+        with lock:
+            deployments[arn] = dict(pull_fails=bool(pull_fails), breaker_triggered=False,
                 arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
                 cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
                 source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),

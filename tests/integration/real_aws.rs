@@ -416,6 +416,50 @@ async fn the_schema_task_runs_through_its_lifecycle_and_what_ecs_refuses_is_name
             .contains("unhealthy (Health checks failed with these codes: [503])"),
         "{targets}"
     );
+
+    // A release whose tasks cannot pull their image: ECS's circuit breaker
+    // rolls the deployment back, deploy exits 1 saying so with the previous
+    // release serving, and the next run (the image there) rolls it out.
+    proxy
+        .targets(serde_json::json!({ "unhealthy": false }))
+        .await;
+    proxy
+        .tasks(serde_json::json!({ "fail_service_pull": 1 }))
+        .await;
+    let before = check_service_revision(&proxy, &env).await;
+    env.api_extra = "image_tag = \"v12.0.3\"\n".into();
+    env.write();
+    let broken = env.poolside(&["deploy", "--env", &env.name, "--yes", "--output", "json"]);
+    broken.assert_code(1);
+    let stderr = broken.stderr();
+    assert!(
+        stderr.contains("rolled the new release") && stderr.contains("circuit breaker"),
+        "{stderr}"
+    );
+    assert_eq!(check_service_revision(&proxy, &env).await, before);
+    assert!(proxy
+        .played()
+        .await
+        .iter()
+        .any(|p| p == "deployment_circuit_breaker"));
+    let fixed = env.deploy();
+    assert_eq!(check(&fixed, "targets")["outcome"], "passed");
+    assert_ne!(check_service_revision(&proxy, &env).await, before);
+}
+
+/// The task definition the environment's service runs, as ECS says.
+async fn check_service_revision(proxy: &Proxy, env: &Env) -> String {
+    let out = proxy
+        .aws()
+        .await
+        .ecs
+        .describe_services()
+        .cluster(format!("poolside-{}", env.name))
+        .services(format!("poolside-{}-api", env.name))
+        .send()
+        .await
+        .unwrap();
+    out.services()[0].task_definition().unwrap().to_string()
 }
 
 /// The defaults on AWS, in the order an onboarding takes them: a pilot whose
