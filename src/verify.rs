@@ -367,9 +367,12 @@ async fn read_health(cx: &Context, groups: &[String]) -> anyhow::Result<Health> 
         // A serving group whose only targets are on their way out serves nothing.
         let draining = health.draining - before.2;
         if health.healthy == before.0 && health.initial == before.1 && draining > 0 {
+            let targets = match draining {
+                1 => "1 target is".to_string(),
+                n => format!("{n} targets are"),
+            };
             health.problems.push(format!(
-                "no healthy target in {name}: its {} on the way out",
-                crate::output::count(draining, "target is draining", "targets are draining")
+                "no healthy target in {name}: its {targets} draining on the way out"
             ));
         }
     }
