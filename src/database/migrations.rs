@@ -4,6 +4,7 @@
 //! once, and each migration with its ledger row in one transaction, so a
 //! failing migration leaves neither its changes nor a ledger row behind.
 
+use super::lint;
 use serde::Serialize;
 use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType};
 use sqlx::PgConnection;
@@ -18,7 +19,8 @@ pub struct Shipped {
     pub file: String,
 }
 
-/// The migrations embedded in this build.
+/// The migrations embedded in this build. One marked
+/// [`lint::NO_TRANSACTION_MARKER`] runs outside a transaction.
 pub fn shipped() -> Vec<Shipped> {
     MIGRATIONS
         .iter()
@@ -28,16 +30,52 @@ pub fn shipped() -> Vec<Shipped> {
                 Cow::Borrowed(*description),
                 MigrationType::Simple,
                 Cow::Borrowed(*sql),
-                false,
+                runs_outside_a_transaction(sql),
             ),
             file: format!("sql/migrations/{file}"),
         })
         .collect()
 }
 
-/// The line that marks a contracting migration: it drops or narrows what
-/// an older release may still use (expand, then contract in a later release).
-pub const CONTRACT_MARKER: &str = "-- poolside: contract";
+fn runs_outside_a_transaction(sql: &str) -> bool {
+    sql.lines()
+        .any(|line| line.trim() == lint::NO_TRANSACTION_MARKER)
+}
+
+/// The migrations up to this version ran on empty tables when they were
+/// first shipped and are not linted; every later one is.
+const LINTED_FROM: i64 = 6;
+
+/// What the shipped migrations do that they must not ([`lint`]), each
+/// checked against the tables the migrations before it created.
+pub fn lint_shipped(shipped: &[Shipped]) -> Vec<lint::Finding> {
+    let mut existing = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    for s in shipped {
+        if s.migration.version >= LINTED_FROM {
+            found.extend(lint::lint(&s.file, &s.migration.sql, &existing));
+        }
+        existing.extend(lint::tables_created(&s.migration.sql));
+    }
+    found
+}
+
+/// Refuses to start the schema step when a migration breaks a lint rule,
+/// naming each file, line and rule.
+pub fn refuse_unsafe(shipped: &[Shipped]) -> Result<(), MigrationError> {
+    let found = lint_shipped(shipped);
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(MigrationError::Unsafe {
+        findings: found
+            .iter()
+            .map(|f| format!("\n  - {f}"))
+            .collect::<String>(),
+    })
+}
+
+pub use lint::CONTRACT_MARKER;
 
 impl Shipped {
     pub fn contracts(&self) -> bool {
@@ -74,6 +112,10 @@ pub enum MigrationError {
     Unknown { version: i64 },
     #[error("migration {version} is marked as failed in the ledger (_sqlx_migrations); repair it by hand")]
     Dirty { version: i64 },
+    #[error(
+        "refusing to migrate: a migration breaks the lint rules (nothing was applied):{findings}"
+    )]
+    Unsafe { findings: String },
     #[error("migrating the database: {0}")]
     Database(#[from] MigrateError),
 }
@@ -84,6 +126,7 @@ pub async fn migrate(
     conn: &mut PgConnection,
     migrations: &[Shipped],
 ) -> Result<Vec<Applied>, MigrationError> {
+    refuse_unsafe(migrations)?;
     conn.lock().await?;
     let result = migrate_locked(conn, migrations).await;
     // On error the connection is dropped by the caller, which frees the lock too.
@@ -398,6 +441,60 @@ mod tests {
                 ("/notes".to_string(), false),
                 ("/rpc/at".to_string(), false)
             ]
+        );
+    }
+
+    fn numbered(version: i64, file: &str, sql: &'static str) -> Shipped {
+        Shipped {
+            migration: Migration::new(
+                version,
+                Cow::Borrowed("t"),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                runs_outside_a_transaction(sql),
+            ),
+            file: file.into(),
+        }
+    }
+
+    #[test]
+    fn the_shipped_migrations_pass_the_lint() {
+        assert_eq!(lint_shipped(&shipped()), []);
+    }
+
+    /// A table an earlier migration made exists for the lint; one the same
+    /// migration makes does not; migrations before the lint are not read.
+    #[test]
+    fn a_later_migration_is_linted_against_the_tables_before_it_and_refused_by_name() {
+        let list = [
+            numbered(2, "sql/migrations/0002_t.sql", "CREATE TABLE api.notes (id int);\nCREATE INDEX a ON api.notes (id);"),
+            numbered(6, "sql/migrations/0006_t.sql", "CREATE TABLE api.tags (id int);\nCREATE INDEX b ON api.tags (id);\n\nCREATE INDEX c ON api.notes (id);"),
+        ];
+        let found: Vec<String> = lint_shipped(&list).iter().map(|f| f.to_string()).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("sql/migrations/0006_t.sql:4: index-blocks-writes: "),
+            "{found:?}"
+        );
+        let refused = refuse_unsafe(&list).unwrap_err().to_string();
+        assert!(
+            refused.contains("nothing was applied") && refused.contains("0006_t.sql:4"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_migration_marked_no_transaction_runs_outside_one() {
+        let marked = numbered(
+            6,
+            "t.sql",
+            "-- poolside: no-transaction\nCREATE INDEX CONCURRENTLY c ON api.notes (id);",
+        );
+        assert!(marked.migration.no_tx);
+        assert!(
+            !numbered(7, "t.sql", "CREATE TABLE t (id int);")
+                .migration
+                .no_tx
         );
     }
 

@@ -9,6 +9,7 @@
 
 pub mod cron;
 pub mod in_vpc;
+pub mod lint;
 pub mod migrations;
 mod password;
 pub mod privileges;
