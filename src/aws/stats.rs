@@ -181,7 +181,7 @@ impl StatsReport {
         }
         format!(
             "API calls: {} ({} mutating, {} retries) in {:.2}s\n\
-             Reads before the first change: {} deep ({})\n{table}\n",
+             Round trips before the first change: {} reads, each waiting for the one before (one such chain: {})\n{table}\n",
             self.total_calls,
             self.mutating_calls,
             self.retries,
