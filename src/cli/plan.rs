@@ -24,6 +24,7 @@ pub struct Args {
 
 pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
+    crate::ops::refuse_unsafe_migrations()?;
     let session = Session::open(config).await?;
     let plan = match session.plan().await {
         Ok(plan) => {

@@ -43,6 +43,7 @@ pub async fn deploy(
     config: Config,
     options: &DeployOptions,
 ) -> anyhow::Result<ExitCode> {
+    super::session::refuse_unsafe_migrations()?;
     let session = Session::open(config).await?;
     guarded::run(&session, "deploy", options.lock_timeout, async |guard| {
         deploy_locked(run, &session, guard, options).await

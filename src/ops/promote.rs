@@ -65,6 +65,7 @@ pub async fn promote_phase(
     target: Phase,
     options: &PromoteOptions,
 ) -> anyhow::Result<ExitCode> {
+    super::session::refuse_unsafe_migrations()?;
     let next = match current.phase {
         Phase::Pilot => Phase::Limited,
         Phase::Limited => Phase::Full,

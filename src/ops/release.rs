@@ -53,6 +53,7 @@ pub async fn promote_release(
     target_config: Config,
     options: &PromoteOptions,
 ) -> anyhow::Result<ExitCode> {
+    super::session::refuse_unsafe_migrations()?;
     let (from, to) = (source_config.name.clone(), target_config.name.clone());
     let (from, to) = (from.as_str(), to.as_str());
     if source_config.region != target_config.region

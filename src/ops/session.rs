@@ -36,6 +36,14 @@ fn domain_names(domain: &crate::state::RememberedDomain) -> DomainNames {
     }
 }
 
+/// For the commands that plan or apply the schema step (plan, deploy,
+/// promote): a migration that breaks the lint rules is refused before any
+/// AWS call, as bad input is, not when the schema step starts.
+pub fn refuse_unsafe_migrations() -> anyhow::Result<()> {
+    let shipped = crate::database::migrations::shipped();
+    Ok(crate::database::migrations::refuse_unsafe(&shipped)?)
+}
+
 impl Session {
     pub async fn open(config: Config) -> anyhow::Result<Session> {
         if let Some(url) = &config.endpoint_url {
