@@ -61,8 +61,8 @@ standard library only, one file, read top to bottom.
         {"fail_service_pull": N} makes the next N service deployments that
         have the circuit breaker with rollback fail the same way: at
         SCALE_UP the breaker triggers, the service returns to its previous
-        task definition and the deployment ends ROLLBACK_SUCCESSFUL, its
-        circuit breaker TRIGGERED.
+        task definition and the deployment reads ROLLBACK_IN_PROGRESS, then
+        ROLLBACK_SUCCESSFUL, its circuit breaker TRIGGERED.
 
   ECS   a service's tasks run: DescribeServices reports runningCount =
         desiredCount where moto leaves a new service at 0.
@@ -71,10 +71,8 @@ standard library only, one file, read top to bottom.
         `initial` (Elb.InitialHealthChecking) while a deployment of the
         service is in progress and on the first read after, `healthy` then. POST /__proxy/targets {"unhealthy": true} makes
         them fail their health checks (Target.ResponseCodeMismatch).
-        Once a deployment succeeds, its old tasks read `draining`
-        (Target.DeregistrationInProgress) for two reads: beside the new
-        ones after a rolling deployment, and in the group that no longer
-        serves after a canary or linear shift.
+        Draining is not played: ECS counts a deployment done only once its
+        old targets have drained, and nothing reads targets before that.
 
   Teardown, and a second life (AWS releases what a delete frees slowly):
   RDS   a deleted instance reads `deleting` for a few seconds (moto: gone at
@@ -110,6 +108,7 @@ usage: realistic_aws.py PORT [UPSTREAM]   (UPSTREAM default http://127.0.0.1:456
 
 import http.client
 import json
+import math
 import os
 import re
 import signal
@@ -174,7 +173,6 @@ tasks = {}                  # task ARN -> what the proxy plays of it (see run_ta
 task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0, "fail_service_pull": 0}
 target_settings = {"unhealthy": False}
 health_reads = {}           # target group ARN -> reads since its service's last deployment
-draining_targets = {}       # target group ARN or service name -> reads left that list old tasks draining
 DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
                      "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
@@ -347,6 +345,8 @@ def advance(arn):
     """One describe further on in the deployment's life, as ECS moves on."""
     with lock:
         d = deployments[arn]
+        if d["status"] == "ROLLBACK_IN_PROGRESS":
+            d["status"] = "ROLLBACK_SUCCESSFUL"
         if d["status"] != "IN_PROGRESS":
             return dict(d)
         d["stage_index"] += 1
@@ -354,20 +354,19 @@ def advance(arn):
     if stage_index >= len(DEPLOYMENT_STAGES):
         with lock:
             d["status"], d["stage"] = "SUCCESSFUL", "CLEAN_UP"
-            # The old tasks deregister: `draining` for the group's
-            # deregistration delay (two reads here), in the group that no
-            # longer serves after a shift, beside the new tasks after a rolling one.
-            draining_targets[d["shifted"][0] if d["shifted"] else d["service"]] = 2
         record("deployment_succeeded", service=d["service"])
         return dict(d)
     stage = DEPLOYMENT_STAGES[stage_index]
     if stage == "SCALE_UP" and d["pull_fails"]:
         # The new tasks stop with CannotPullContainerError as they start; the
         # circuit breaker counts them and, past its threshold, rolls back
-        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html).
+        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-circuit-breaker.html),
+        # ROLLBACK_IN_PROGRESS for a read, then ROLLBACK_SUCCESSFUL
+        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-deployment.html).
         ecs_call("UpdateService", {"cluster": d["cluster"], "service": d["service"], "taskDefinition": d["source"]})
         with lock:
-            d["stage"], d["status"], d["breaker_triggered"] = stage, "ROLLBACK_SUCCESSFUL", True
+            d["stage"], d["status"], d["breaker_triggered"] = stage, "ROLLBACK_IN_PROGRESS", True
+            d["rollback_started"] = time.time()
         record("deployment_circuit_breaker", service=d["service"], target=d["target"])
         return dict(d)
     with lock:
@@ -410,12 +409,20 @@ def deployment_view(d):
     if d["triggered"]:
         view["rollback"] = {"reason": f"alarm {', '.join(d['triggered'])} is in ALARM", "startedAt": time.time()}
     # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ServiceDeploymentCircuitBreaker.html
-    view["deploymentCircuitBreaker"] = {"status": "TRIGGERED" if d["breaker_triggered"] else "MONITORING",
-                                        "failureCount": 3 if d["breaker_triggered"] else 0, "threshold": 3}
+    # (its threshold: half the desired count, at least 3 and at most 200).
+    if d["breaker"]:
+        threshold = min(max(math.ceil(0.5 * d["desired"]), 3), 200)
+        status = ("TRIGGERED" if d["breaker_triggered"] else
+                  "MONITORING_COMPLETE" if d["status"] == "SUCCESSFUL" else "MONITORING")
+        view["deploymentCircuitBreaker"] = {"status": status, "threshold": threshold,
+                                            "failureCount": threshold if d["breaker_triggered"] else 0}
+    else:
+        view["deploymentCircuitBreaker"] = {"status": "DISABLED"}
     if d["breaker_triggered"]:
-        view["statusReason"] = "ECS deployment circuit breaker: tasks failed to start."
-        view["rollback"] = {"reason": "Service deployment rolled back because the circuit breaker threshold was exceeded.",
-                            "startedAt": time.time()}
+        # As AWS reports it (API_Rollback gives the circuit breaker as its example reason).
+        view["statusReason"] = "Service deployment rolled back because the circuit breaker threshold was exceeded."
+        view["rollback"] = {"reason": "The circuit breaker initiated the rollback operation.",
+                            "startedAt": d["rollback_started"]}
     return view
 
 
@@ -638,21 +645,8 @@ def target_health(target_group_arn):
         health_reads[target_group_arn] = reads + 1
     members = []
     for index, (svc, port, serving) in enumerate(using):
-        # https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay
-        draining_key = target_group_arn if not serving else svc["serviceName"]
-        with lock:
-            drains = draining_targets.get(draining_key, 0) > 0
-            if drains:
-                draining_targets[draining_key] -= 1
-        if drains:
-            for n in range(svc.get("desiredCount") or 0):
-                members.append(f"<member><Target><Id>10.0.{index}.{n + 100}</Id><Port>{port}</Port></Target>"
-                               f"<HealthCheckPort>{port}</HealthCheckPort><TargetHealth><State>draining</State>"
-                               "<Reason>Target.DeregistrationInProgress</Reason>"
-                               "<Description>Target deregistration is in progress</Description></TargetHealth></member>")
-            record("targets_draining", target_group=target_group_arn, count=len(members))
         if not serving:
-            record("targets_played", target_group=target_group_arn, state="none", count=len(members))
+            record("targets_played", target_group=target_group_arn, state="none", count=0)
             continue
         # A running task's target is checked by ELB before it is healthy:
         # `initial` while its service deploys, and on the first read after.
@@ -1125,6 +1119,7 @@ class Handler(BaseHTTPRequestHandler):
             task_settings["fail_service_pull"] -= 1 if pull_fails else 0
         with lock:
             deployments[arn] = dict(pull_fails=bool(pull_fails), breaker_triggered=False,
+                breaker=bool(breaker.get("enable")), desired=service.get("desiredCount") or 1,
                 arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
                 cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
                 source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),
