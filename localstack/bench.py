@@ -96,14 +96,14 @@ def stop_postgrest(name):
 
 
 @contextlib.contextmanager
-def latency_proxy(latency, upstream):
-    """localstack/latency_proxy.py on a free port; yields its URL."""
-    mutating, read = latency.split(",")
+def proxy(script, upstream, *args):
+    """One of the project's proxies (script, relative to the repository) on a
+    free port in front of upstream, once it listens; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proxy = subprocess.Popen([sys.executable, str(ROOT / "localstack" / "latency_proxy.py"),
-                              str(port), upstream, mutating, read])
+    server = subprocess.Popen([sys.executable, str(ROOT / script), str(port), upstream, *args],
+                              stdout=subprocess.DEVNULL)
     try:
         for _ in range(100):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
@@ -111,8 +111,13 @@ def latency_proxy(latency, upstream):
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proxy.terminate()
-        proxy.wait()
+        server.terminate()
+        server.wait()
+
+
+def latency_proxy(latency, upstream):
+    """localstack/latency_proxy.py: MUTATING_MS,READ_MS added to each call."""
+    return proxy("localstack/latency_proxy.py", upstream, *latency.split(","))
 
 
 def main():
@@ -138,23 +143,9 @@ def main():
         bench(args, template)
 
 
-@contextlib.contextmanager
 def realistic_layer(upstream):
-    """tests/realistic_aws.py on a free port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    layer = subprocess.Popen([sys.executable, str(ROOT / "tests" / "realistic_aws.py"), str(port), upstream],
-                             stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
-                break
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        layer.terminate()
-        layer.wait()
+    """tests/realistic_aws.py, which plays AWS's states over time."""
+    return proxy("tests/realistic_aws.py", upstream)
 
 
 def waits(args, template, upstream):

@@ -26,6 +26,9 @@ pub struct Session {
     /// The caller's ARN, as STS names it (who holds the lock, who ran what).
     pub caller: String,
     remembered_domains: std::sync::OnceLock<Vec<crate::state::RememberedDomain>>,
+    /// The state bucket once found or made: discovery (the remembered
+    /// domains) and status ask for it at once, and S3 is asked once.
+    known_state: tokio::sync::Mutex<Option<crate::state::Store>>,
 }
 
 /// Where discovery looks for a domain's record and certificate.
@@ -62,6 +65,7 @@ impl Session {
             account,
             caller,
             remembered_domains: std::sync::OnceLock::new(),
+            known_state: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -72,24 +76,32 @@ impl Session {
 
     /// The state bucket of this account and region (made on first use).
     pub async fn state(&self) -> anyhow::Result<crate::state::Store> {
-        crate::state::Store::open(
+        let store = crate::state::Store::open(
             &self.cx.clients,
             &self.account.account_id,
             &self.config.region,
             &self.account.partition,
             self.cx.emulator,
         )
-        .await
+        .await?;
+        *self.known_state.lock().await = Some(store.clone());
+        Ok(store)
     }
 
     /// The state bucket if it exists (read-only commands never create it).
+    /// A bucket found is remembered; a missing one is asked for again, as a
+    /// later step of the run may make it.
     pub async fn existing_state(&self) -> anyhow::Result<Option<crate::state::Store>> {
-        crate::state::Store::existing(
-            &self.cx.clients,
-            &self.account.account_id,
-            &self.config.region,
-        )
-        .await
+        let mut known = self.known_state.lock().await;
+        if known.is_none() {
+            *known = crate::state::Store::existing(
+                &self.cx.clients,
+                &self.account.account_id,
+                &self.config.region,
+            )
+            .await?;
+        }
+        Ok(known.clone())
     }
 
     /// The domains earlier deploys made records in (`state::RememberedDomain`),

@@ -5,41 +5,27 @@
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// The proxy, on a port of its own, in front of the test emulator.
-pub struct Proxy {
-    child: Child,
-    pub url: String,
+pub struct Proxy(ProxyProcess);
+
+impl std::ops::Deref for Proxy {
+    type Target = ProxyProcess;
+    fn deref(&self) -> &ProxyProcess {
+        &self.0
+    }
 }
 
 impl Proxy {
     pub fn start() -> Proxy {
         require_emulator();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realistic_aws.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(endpoint())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("python3 runs the proxy");
-        let proxy = Proxy {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return proxy;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the proxy did not listen on {port}");
+        Proxy(ProxyProcess::start(
+            "tests/realistic_aws.py",
+            &endpoint(),
+            &[],
+            false,
+        ))
     }
 
     /// The kinds of AWS behaviour the proxy played, in order.
@@ -92,13 +78,6 @@ impl Proxy {
     /// SDK clients that talk to AWS through the proxy.
     async fn aws(&self) -> Aws {
         aws_at(&self.url).await
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -503,37 +503,36 @@ pub async fn hosted_zone(aws: &Aws, name: &str) -> String {
         .to_string()
 }
 
-/// localstack/latency_proxy.py in front of the emulator: every read answers
-/// `read_ms` later, every change `mutating_ms` later, as AWS's latency makes
-/// them. Stopped when dropped.
-pub struct LatencyProxy {
+/// A proxy of the project's (a Python script) on a free port, in front of
+/// `upstream`, once it listens. Stopped when dropped.
+pub struct ProxyProcess {
     child: std::process::Child,
     pub url: String,
 }
 
-impl LatencyProxy {
-    pub fn start(mutating_ms: u32, read_ms: u32) -> LatencyProxy {
-        require_emulator();
-        LatencyProxy::in_front_of(&endpoint(), mutating_ms, read_ms)
-    }
-
-    pub fn in_front_of(upstream: &str, mutating_ms: u32, read_ms: u32) -> LatencyProxy {
+impl ProxyProcess {
+    /// `script` (relative to the repository) with `PORT UPSTREAM ARGS...`;
+    /// its standard error is the test's unless `quiet`.
+    pub fn start(script: &str, upstream: &str, args: &[String], quiet: bool) -> ProxyProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("localstack/latency_proxy.py");
         let child = Command::new("python3")
-            .arg(script)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
             .arg(port.to_string())
             .arg(upstream)
-            .args([mutating_ms.to_string(), read_ms.to_string()])
+            .args(args)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(if quiet {
+                std::process::Stdio::null()
+            } else {
+                std::process::Stdio::inherit()
+            })
             .spawn()
-            .expect("python3 runs the latency proxy");
-        let proxy = LatencyProxy {
+            .unwrap_or_else(|e| panic!("python3 runs {script}: {e}"));
+        let proxy = ProxyProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
@@ -543,14 +542,43 @@ impl LatencyProxy {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("the latency proxy did not listen on {port}");
+        panic!("{script} did not listen on {port}");
     }
 }
 
-impl Drop for LatencyProxy {
+impl Drop for ProxyProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// localstack/latency_proxy.py in front of the emulator: every read answers
+/// `read_ms` later, every change `mutating_ms` later, as AWS's latency makes
+/// them.
+pub struct LatencyProxy(ProxyProcess);
+
+impl LatencyProxy {
+    pub fn start(mutating_ms: u32, read_ms: u32) -> LatencyProxy {
+        require_emulator();
+        LatencyProxy::in_front_of(&endpoint(), mutating_ms, read_ms)
+    }
+
+    pub fn in_front_of(upstream: &str, mutating_ms: u32, read_ms: u32) -> LatencyProxy {
+        let delays = [mutating_ms.to_string(), read_ms.to_string()];
+        LatencyProxy(ProxyProcess::start(
+            "localstack/latency_proxy.py",
+            upstream,
+            &delays,
+            true,
+        ))
+    }
+}
+
+impl std::ops::Deref for LatencyProxy {
+    type Target = ProxyProcess;
+    fn deref(&self) -> &ProxyProcess {
+        &self.0
     }
 }
 

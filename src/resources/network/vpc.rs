@@ -246,20 +246,7 @@ pub async fn create_nat_gateway(cx: &Context, spec: &NatGatewaySpec) -> anyhow::
 /// does not come back from fail, as the SDK's NatGatewayAvailable waiter
 /// does (which backs off from 15 s to 2 minutes between looks).
 async fn nat_gateway_available(cx: &Context, nat_id: &str) -> anyhow::Result<Option<()>> {
-    let out = cx
-        .clients
-        .ec2
-        .describe_nat_gateways()
-        .nat_gateway_ids(nat_id)
-        .send()
-        .await;
-    let gateway = match out {
-        Ok(out) => out.nat_gateways().first().cloned(),
-        // EC2 is eventually consistent: a new gateway may not be listed yet.
-        Err(err) if error_code(&err) == Some("NatGatewayNotFound") => None,
-        Err(err) => return Err(err).aws("DescribeNatGateways"),
-    };
-    let Some(gateway) = gateway else {
+    let Some(gateway) = describe_nat_gateway(cx, nat_id).await? else {
         return Ok(None);
     };
     match gateway.state() {
@@ -273,6 +260,26 @@ async fn nat_gateway_available(cx: &Context, nat_id: &str) -> anyhow::Result<Opt
             gateway.failure_message().unwrap_or("no reason given")
         ),
         _ => Ok(None),
+    }
+}
+
+/// The NAT gateway, when EC2 lists it: eventually consistent, a new one may
+/// not be listed yet, and a deleted one goes after a while.
+async fn describe_nat_gateway(
+    cx: &Context,
+    nat_id: &str,
+) -> anyhow::Result<Option<aws_sdk_ec2::types::NatGateway>> {
+    let out = cx
+        .clients
+        .ec2
+        .describe_nat_gateways()
+        .nat_gateway_ids(nat_id)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out.nat_gateways().first().cloned()),
+        Err(err) if error_code(&err) == Some("NatGatewayNotFound") => Ok(None),
+        Err(err) => Err(err).aws("DescribeNatGateways"),
     }
 }
 
@@ -310,22 +317,9 @@ pub async fn delete_nat_gateway(cx: &Context, nat_id: &str) -> anyhow::Result<()
     };
     let started = tokio::time::Instant::now();
     loop {
-        let out = cx
-            .clients
-            .ec2
-            .describe_nat_gateways()
-            .nat_gateway_ids(nat_id)
-            .send()
-            .await;
-        let state = match out {
-            Ok(out) => out
-                .nat_gateways()
-                .first()
-                .and_then(|n| n.state())
-                .map(|s| s.as_str().to_string()),
-            Err(err) if error_code(&err) == Some("NatGatewayNotFound") => None,
-            Err(err) => return Err(err).aws("DescribeNatGateways"),
-        };
+        let state = describe_nat_gateway(cx, nat_id)
+            .await?
+            .and_then(|n| n.state().map(|s| s.as_str().to_string()));
         match state.as_deref() {
             None | Some("deleted") => break,
             Some("failed") => bail!("NAT gateway {nat_id} failed while being deleted"),

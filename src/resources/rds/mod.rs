@@ -683,6 +683,15 @@ mod tests {
     use aws_sdk_rds::Client;
     use aws_smithy_mocks::mock;
 
+    /// DescribeDBInstances' answer: the instance in `status`.
+    fn reading(status: &'static str) -> impl Fn() -> DescribeDbInstancesOutput + Send + Sync {
+        move || {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(instance(status, None))
+                .build()
+        }
+    }
+
     fn instance(status: &str, pending_class: Option<&str>) -> DbInstance {
         let mut db = DbInstance::builder()
             .db_instance_identifier("poolside-pilot")
@@ -726,17 +735,9 @@ mod tests {
     async fn the_wait_for_available_polls_at_a_steady_interval() {
         let statuses = mock!(Client::describe_db_instances)
             .sequence()
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("creating", None))
-                    .build()
-            })
+            .output(reading("creating"))
             .times(60)
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("available", None))
-                    .build()
-            })
+            .output(reading("available"))
             .build();
         let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
         let id = ResourceId::new(Kind::DbInstance, "main");
@@ -753,16 +754,8 @@ mod tests {
     async fn the_wait_for_available_stops_on_a_state_that_never_becomes_it() {
         let statuses = mock!(Client::describe_db_instances)
             .sequence()
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("creating", None))
-                    .build()
-            })
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("incompatible-parameters", None))
-                    .build()
-            })
+            .output(reading("creating"))
+            .output(reading("incompatible-parameters"))
             .build();
         let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
         let id = ResourceId::new(Kind::DbInstance, "main");
@@ -783,16 +776,8 @@ mod tests {
     async fn an_instance_optimizing_its_storage_is_ready() {
         let statuses = mock!(Client::describe_db_instances)
             .sequence()
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("modifying", None))
-                    .build()
-            })
-            .output(|| {
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(instance("storage-optimization", None))
-                    .build()
-            })
+            .output(reading("modifying"))
+            .output(reading("storage-optimization"))
             .build();
         let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&statuses]));
         let id = ResourceId::new(Kind::DbInstance, "main");
