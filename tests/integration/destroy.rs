@@ -3,6 +3,7 @@
 //! destroy killed half-way finishes on the next run; the neighbour stays.
 
 use crate::support::*;
+use aws_sdk_iam::error::ProvideErrorMetadata;
 use std::io::{BufRead, BufReader};
 
 /// Collects every page of a paginated list call.
@@ -21,6 +22,24 @@ macro_rules! all_pages {
             .flat_map(|page| page.$items().to_vec())
             .collect::<Vec<_>>()
     }};
+}
+
+/// The answer of a read about one listed resource, or None when the resource
+/// went between the listing and the read: the emulator is shared, and another
+/// test's destroy can delete its role or alarm in that gap (a CI run met a
+/// role's NoSuchEntity there). Any other error still fails the test.
+fn unless_gone<T, E, R>(answer: Result<T, aws_sdk_iam::error::SdkError<E, R>>) -> Option<T>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match answer {
+        Ok(found) => Some(found),
+        Err(e) => match e.code() {
+            Some(code) if code.contains("NotFound") || code == "NoSuchEntity" => None,
+            _ => panic!("{e:?}"),
+        },
+    }
 }
 
 /// Every resource tagged with (or, where AWS has no tags, named for) the
@@ -101,13 +120,15 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
         }
     }
     for repo in all_pages!(aws.ecr.describe_repositories(), repositories) {
-        let t = aws
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(repo.repository_arn().unwrap())
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(
+            aws.ecr
+                .list_tags_for_resource()
+                .resource_arn(repo.repository_arn().unwrap())
+                .send()
+                .await,
+        ) else {
+            continue;
+        };
         if ours(
             t.tags()
                 .iter()
@@ -119,12 +140,10 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
     }
     let rds = &aws.rds;
     let rds_ours = |arn: String| async move {
-        let t = rds
-            .list_tags_for_resource()
-            .resource_name(arn)
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(rds.list_tags_for_resource().resource_name(arn).send().await)
+        else {
+            return false;
+        };
         ours(
             t.tag_list()
                 .iter()
@@ -175,13 +194,15 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
         left.push(format!("log-group {}", g.log_group_name().unwrap()));
     }
     for role in all_pages!(aws.iam.list_roles(), roles) {
-        let t = aws
-            .iam
-            .list_role_tags()
-            .role_name(role.role_name())
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(
+            aws.iam
+                .list_role_tags()
+                .role_name(role.role_name())
+                .send()
+                .await,
+        ) else {
+            continue;
+        };
         if ours(
             t.tags()
                 .iter()
@@ -192,13 +213,15 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
         }
     }
     for arn in all_pages!(aws.ecs.list_clusters(), cluster_arns) {
-        let t = aws
-            .ecs
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(
+            aws.ecs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await,
+        ) else {
+            continue;
+        };
         if ours(
             t.tags()
                 .iter()
@@ -243,12 +266,9 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
             .map(|g| g.target_group_arn().unwrap().to_string()),
     );
     for arn in arns {
-        let t = elb
-            .describe_tags()
-            .resource_arns(&arn)
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(elb.describe_tags().resource_arns(&arn).send().await) else {
+            continue;
+        };
         let tags = t
             .tag_descriptions()
             .iter()
@@ -260,13 +280,15 @@ pub(crate) async fn remaining(aws: &Aws, env: &str) -> Vec<String> {
         }
     }
     for alarm in all_pages!(aws.cloudwatch.describe_alarms(), metric_alarms) {
-        let t = aws
-            .cloudwatch
-            .list_tags_for_resource()
-            .resource_arn(alarm.alarm_arn().unwrap())
-            .send()
-            .await
-            .unwrap();
+        let Some(t) = unless_gone(
+            aws.cloudwatch
+                .list_tags_for_resource()
+                .resource_arn(alarm.alarm_arn().unwrap())
+                .send()
+                .await,
+        ) else {
+            continue;
+        };
         if ours(
             t.tags()
                 .iter()
