@@ -751,7 +751,8 @@ def rds_authorizations(r):
             ctx = {"aws:TagKeys": sorted(keys)} if keys else {}
         return [A(f"rds:{op}", r.p("ResourceName"), ctx)]
     if op in ("DescribeDBEngineVersions", "DescribeOrderableDBInstanceOptions",
-              "DescribeEngineDefaultParameters", "DescribeAccountAttributes"):
+              "DescribeEngineDefaultParameters", "DescribeAccountAttributes",
+              "DescribePendingMaintenanceActions"):
         return [A(f"rds:{op}", "*")]
     return None
 

@@ -30,14 +30,16 @@ standard library only, one file, read top to bottom.
         seconds after (IAM eventual consistency).
   ECS   an UpdateService that changes the task definition, the load
         balancers or the network configuration, or forces a new deployment,
-        starts a service deployment (moto has none; CreateService's first
-        deployment is not played): ListServiceDeployments and
+        starts a service deployment (moto has none), and so does
+        CreateService (the service's first, without alarms, a failed pull or
+        traffic to shift: nothing ran before it): ListServiceDeployments and
         DescribeServiceDeployments report it, one lifecycle stage further on
         each describe, and DescribeServices reports its rollout IN_PROGRESS
         until it ends. From PRODUCTION_TRAFFIC_SHIFT on, a rollback alarm in
         ALARM rolls it back as ECS does. A canary or linear deployment shifts
-        the production listener rule's weights as ECS does (its first share to
-        the group that does not serve, at PRODUCTION_TRAFFIC_SHIFT; all of it
+        the production listener rule's weights as ECS does (a canary's share
+        to the group that does not serve at PRODUCTION_TRAFFIC_SHIFT, or a
+        linear deployment's steps there, one more on each describe; all of it
         at POST_PRODUCTION_TRAFFIC_SHIFT; back on a rollback), and its tasks
         are the targets of whichever group the rule sends traffic to. On a
         rollback the service returns to the previous
@@ -63,6 +65,13 @@ standard library only, one file, read top to bottom.
         SCALE_UP the breaker triggers, the service returns to its previous
         task definition and the deployment reads ROLLBACK_IN_PROGRESS, then
         ROLLBACK_SUCCESSFUL, its circuit breaker TRIGGERED.
+
+  RDS   DescribePendingMaintenanceActions (moto has none) lists, for the
+        instance its filter names, the actions POST /__proxy/maintenance
+        {"actions": [{"action", "description", "auto_applied_after", ...}]}
+        sets (none by default); {"running_minor": "16.9"} makes
+        DescribeDBInstances report that engine version, as after a minor
+        upgrade RDS applied by itself.
 
   ECS   a service's tasks run: DescribeServices reports runningCount =
         desiredCount where moto leaves a new service at 0.
@@ -172,6 +181,8 @@ certificate_tokens = {}     # ACM idempotency token -> (arn, when)
 tasks = {}                  # task ARN -> what the proxy plays of it (see run_task)
 task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0, "fail_service_pull": 0}
 target_settings = {"unhealthy": False}
+# RDS's own plans for an instance: POST /__proxy/maintenance sets them.
+maintenance_settings = {"actions": [], "running_minor": None}
 health_reads = {}           # target group ARN -> reads since its service's last deployment
 DEPLOYMENT_STAGES = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT",
                      "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
@@ -349,7 +360,14 @@ def advance(arn):
             d["status"] = "ROLLBACK_SUCCESSFUL"
         if d["status"] != "IN_PROGRESS":
             return dict(d)
-        d["stage_index"] += 1
+        # A linear deployment stays in PRODUCTION_TRAFFIC_SHIFT for every
+        # step ("a lifecycle hook configured for PRODUCTION_TRAFFIC_SHIFT is
+        # invoked on each production traffic shift step",
+        # deployment-type-linear.html): one step more on each describe.
+        stepping = (d["stage"] == "PRODUCTION_TRAFFIC_SHIFT" and d["strategy"] == "LINEAR"
+                    and d["traffic"] and d["share"] < 100)
+        if not stepping:
+            d["stage_index"] += 1
         stage_index = d["stage_index"]
     if stage_index >= len(DEPLOYMENT_STAGES):
         with lock:
@@ -705,11 +723,14 @@ def set_weights(rule, weights):
 def shift(d, stage):
     traffic = d["traffic"]
     if stage == "PRODUCTION_TRAFFIC_SHIFT":
-        weights = rule_weights(traffic["rule"])
-        serving = max(traffic["groups"], key=lambda g: weights.get(g, 0))
-        new = next(g for g in traffic["groups"] if g != serving)
-        d["shifted"] = (serving, new)
-        share = round(min(traffic["percent"], 100.0))
+        if not d["shifted"]:
+            weights = rule_weights(traffic["rule"])
+            serving = max(traffic["groups"], key=lambda g: weights.get(g, 0))
+            d["shifted"] = (serving, next(g for g in traffic["groups"] if g != serving))
+        serving, new = d["shifted"]
+        # The canary's share, or one more linear step.
+        share = round(min(d["share"] + traffic["percent"], 100.0))
+        d["share"] = share
         moved = [(serving, 100 - share), (new, share)]
     else:
         serving, new = d["shifted"]
@@ -728,6 +749,64 @@ def remember_configuration(name, request):
         for key in ("loadBalancers", "networkConfiguration"):
             if key in request:
                 sent[key] = request[key]
+
+
+def pending_maintenance(form):
+    """DescribePendingMaintenanceActions (moto has none), for the instances
+    its `db-instance-id` filter names (identifiers or ARNs): the actions set
+    by POST /__proxy/maintenance, none by default, as RDS lists an instance
+    with nothing pending.
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribePendingMaintenanceActions.html"""
+    names = [v for k, v in form.items() if k.startswith("Filters.Filter.") and ".Values." in k]
+    with lock:
+        actions = list(maintenance_settings["actions"])
+    record("maintenance_listed", instances=names, count=len(actions))
+    fields = [("action", "Action"), ("description", "Description"),
+              ("auto_applied_after", "AutoAppliedAfterDate"), ("forced_apply", "ForcedApplyDate"),
+              ("current_apply", "CurrentApplyDate"), ("opt_in_status", "OptInStatus")]
+    details = "".join(
+        "<PendingMaintenanceAction>" + "".join(f"<{tag}>{a[key]}</{tag}>" for key, tag in fields if a.get(key))
+        + "</PendingMaintenanceAction>" for a in actions)
+    resources = "".join(
+        f"<ResourcePendingMaintenanceActions><ResourceIdentifier>{name}</ResourceIdentifier>"
+        f"<PendingMaintenanceActionDetails>{details}</PendingMaintenanceActionDetails>"
+        "</ResourcePendingMaintenanceActions>" for name in names) if actions else ""
+    xml = ('<DescribePendingMaintenanceActionsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+           f"<DescribePendingMaintenanceActionsResult><PendingMaintenanceActions>{resources}</PendingMaintenanceActions>"
+           "</DescribePendingMaintenanceActionsResult><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata>"
+           "</DescribePendingMaintenanceActionsResponse>")
+    return 200, "text/xml", xml.encode()
+
+
+def open_deployment(request, service, source, changed):
+    """A service deployment from the `source` task definition (None for a
+    new service) to the service's own, as ECS starts one."""
+    config = request.get("deploymentConfiguration") or {}
+    alarms = (config.get("alarms") or {})
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    # A new service's first deployment has no earlier revision to roll back
+    # to ("rolled back to the last deployment that completed successfully",
+    # API_DeploymentCircuitBreaker) and no serving group to shift traffic
+    # from: its alarms and a failed pull are not played there (what ECS then
+    # reports is left to a real-AWS run).
+    first = source is None
+    watched = alarms.get("alarmNames", []) if alarms.get("rollback") and not first else []
+    arn = f"{service.get('serviceArn')}/deployment/{len(deployments) + 1}".replace(":service/", ":service-deployment/")
+    with lock:
+        pull_fails = (not first and task_settings["fail_service_pull"] > 0
+                      and breaker.get("enable") and breaker.get("rollback"))
+        task_settings["fail_service_pull"] -= 1 if pull_fails else 0
+        deployments[arn] = dict(pull_fails=bool(pull_fails), breaker_triggered=False,
+            breaker=bool(breaker.get("enable")), desired=service.get("desiredCount") or 1,
+            arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
+            cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
+            source=source, target=service.get("taskDefinition"), strategy=config.get("strategy", "ROLLING"),
+            traffic=None if first else traffic_of(request, config), shifted=None, share=0,
+            alarms=watched, triggered=[], status="IN_PROGRESS", stage="PRE_SCALE_UP", stage_index=0,
+            created=time.time())
+        health_reads.clear()
+    record("deployment_started", service=service.get("serviceName"), strategy=config.get("strategy", "ROLLING"),
+           alarms=watched, changed=changed)
 
 
 def query_error(status, code, message, ec2=False):
@@ -796,6 +875,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__proxy/targets":
             with lock:
                 target_settings.update(json.loads(self.read_body()))
+            return self.reply(200, "application/json", b"{}")
+        if self.path == "/__proxy/maintenance":
+            with lock:
+                maintenance_settings.update(json.loads(self.read_body()))
             return self.reply(200, "application/json", b"{}")
         if self.path == "/__proxy/tasks":
             with lock:
@@ -1008,6 +1091,8 @@ class Handler(BaseHTTPRequestHandler):
                 "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeDBEngineVersionsResponse>"
             )
             return 200, "text/xml", xml.encode()
+        if service == "rds" and action == "DescribePendingMaintenanceActions":
+            return pending_maintenance(form)
         if service == "rds" and action == "CreateDBInstance":
             version = form.get("EngineVersion", "")
             if version in RETIRED_MINORS:
@@ -1109,27 +1194,7 @@ class Handler(BaseHTTPRequestHandler):
             changed.append("forceNewDeployment")
         if not self.ecs_source or not changed:
             return
-        config = request.get("deploymentConfiguration") or {}
-        alarms = (config.get("alarms") or {})
-        watched = alarms.get("alarmNames", []) if alarms.get("rollback") else []
-        arn = f"{service.get('serviceArn')}/deployment/{len(deployments) + 1}".replace(":service/", ":service-deployment/")
-        breaker = config.get("deploymentCircuitBreaker") or {}
-        with lock:
-            pull_fails = task_settings["fail_service_pull"] > 0 and breaker.get("enable") and breaker.get("rollback")
-            task_settings["fail_service_pull"] -= 1 if pull_fails else 0
-        with lock:
-            deployments[arn] = dict(pull_fails=bool(pull_fails), breaker_triggered=False,
-                breaker=bool(breaker.get("enable")), desired=service.get("desiredCount") or 1,
-                arn=arn, service=service.get("serviceName"), service_arn=service.get("serviceArn"),
-                cluster=service.get("clusterArn"), cluster_arn=service.get("clusterArn"),
-                source=self.ecs_source, target=target, strategy=config.get("strategy", "ROLLING"),
-                traffic=traffic_of(request, config), shifted=None,
-                alarms=watched, triggered=[], status="IN_PROGRESS", stage="PRE_SCALE_UP", stage_index=0,
-                created=time.time())
-        with lock:
-            health_reads.clear()
-        record("deployment_started", service=service.get("serviceName"), strategy=config.get("strategy", "ROLLING"),
-               alarms=watched, changed=changed)
+        open_deployment(request, service, self.ecs_source, changed)
 
     # What AWS reports differently, after moto answered.
     def play_after(self, service, action, form, status, data):
@@ -1146,6 +1211,10 @@ class Handler(BaseHTTPRequestHandler):
         if service == "ecs" and action == "CreateService":
             request = json.loads(self.ecs_body or b"{}")
             remember_configuration(request.get("serviceName"), request)
+            # "Amazon ECS automatically creates a new service revision when
+            # you create a service" (service-revision.html), deployed by a
+            # service deployment like an update's.
+            open_deployment(request, json.loads(text).get("service") or {}, None, ["created"])
         if service == "ecs" and action == "DescribeServices":
             answer = json.loads(text)
             with lock:
@@ -1189,6 +1258,11 @@ class Handler(BaseHTTPRequestHandler):
                 status_now = script.pop(0) if script else None
                 if time.time() - instance_created_at.get(identifier, 0) < INSTANCE_CREATING_S:
                     status_now = "creating"
+            with lock:
+                minor = maintenance_settings["running_minor"]
+            if minor:
+                # RDS applied a minor upgrade by itself (auto minor version upgrade).
+                text = re.sub(r"<EngineVersion>[^<]*</EngineVersion>", f"<EngineVersion>{minor}</EngineVersion>", text)
             if status_now:
                 text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", f"<DBInstanceStatus>{status_now}</DBInstanceStatus>")
             elif "<DBInstanceStatus>available</DBInstanceStatus>" in text:

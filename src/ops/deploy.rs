@@ -11,12 +11,12 @@ use crate::config::Config;
 use crate::database;
 use crate::engine::apply::apply_after;
 use crate::engine::events::now_ms;
-use crate::engine::plan::Plan;
+use crate::engine::plan::{Action, Plan};
 use crate::engine::timeline::StepTime;
 use crate::local_plane;
 use crate::model::{Kind, ResourceId};
 use crate::output::{self, Format, Progress};
-use crate::resources::Waits;
+use crate::resources::{ecs, Waits};
 use crate::state::RememberedDomain;
 use crate::verify;
 use anyhow::{bail, Context as _};
@@ -57,6 +57,7 @@ pub(super) async fn deploy_locked(
     guard: &guarded::Guarded,
     options: &DeployOptions,
 ) -> anyhow::Result<ExitCode> {
+    let started = std::time::SystemTime::now();
     let plan = session.plan().await?;
     // After discovery: it finds the instance the database side reads.
     let database = crate::drift::database_plan(&session.cx, &session.config).await;
@@ -114,7 +115,7 @@ pub(super) async fn deploy_locked(
         crate::state::remember_domains(guard.store(), &options.env, &current).await?;
     }
     stop_if_interrupted("verification")?;
-    if let Err(err) = serve(session, options, &plan, &waits, run.output).await {
+    if let Err(err) = serve(session, options, (&plan, started), &waits, run.output).await {
         run.print_stats(session);
         return Err(err);
     }
@@ -229,22 +230,27 @@ async fn schema_step(
     Ok(schema_step)
 }
 
-/// Follows a service deployment an earlier run left unfinished, and starts
-/// the local PostgREST on an emulator.
+/// Follows the service's deployment that nothing followed yet (a new
+/// service's first, or one an earlier run left unfinished; an update
+/// follows its own), and starts the local PostgREST on an emulator.
 async fn serve(
     session: &Session,
     options: &DeployOptions,
-    plan: &Plan,
+    (plan, started): (&Plan, std::time::SystemTime),
     waits: &Waits<'_>,
     format: Format,
 ) -> anyhow::Result<()> {
     let service = ResourceId::new(Kind::Service, "api");
-    if !plan.changes.iter().any(|c| c.id == service) {
-        if let Some(desired) = session.desired.iter().find(|d| d.id == service) {
-            crate::resources::ecs::follow_unfinished(&session.cx, &desired.spec, waits)
-                .await
-                .map_err(|err| err.context(format!("deploy of `{}`", options.env)))?;
-        }
+    if let Some(desired) = session.desired.iter().find(|d| d.id == service) {
+        let cx = &session.cx;
+        let followed = match plan.changes.iter().find(|c| c.id == service) {
+            None => ecs::follow_unfinished(cx, &desired.spec, waits).await,
+            Some(c) if matches!(c.action, Action::Create | Action::Replace) => {
+                ecs::follow_created(cx, &desired.spec, started, waits).await
+            }
+            Some(_) => Ok(()),
+        };
+        followed.map_err(|err| err.context(format!("deploy of `{}`", options.env)))?;
     }
     if session.config.endpoint_url.is_some() {
         let local = local_plane::ensure_running(&session.cx, &session.config)

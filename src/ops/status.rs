@@ -1,11 +1,14 @@
 //! `poolside status`: what an environment is and runs now, read-only: phase,
 //! outputs, the release (image and schema version), the service's tasks and
-//! last deployment, alarm states, the last run from the history, the lock.
+//! last deployment, alarm states, the database's engine and the maintenance
+//! RDS has pending for it, the last run from the history, the lock.
 
 use super::{exit, RunOptions, Session};
 use crate::config::Config;
 use crate::model::{Kind, ResourceId};
 use crate::output::{self, Format};
+use crate::resources::rds::{self, maintenance, maintenance::Maintenance};
+use crate::resources::Context;
 use crate::state;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -35,8 +38,46 @@ struct Status {
     /// mid-shift, how much traffic each release gets.
     traffic: Option<String>,
     alarms: Vec<(String, String)>,
+    /// The database as RDS runs it and what it will do to it by itself.
+    database_engine: Option<DatabaseEngine>,
     last_run: Option<state::Record>,
     lock: Option<state::LockInfo>,
+}
+
+#[derive(Serialize)]
+struct DatabaseEngine {
+    /// The version RDS runs, minor included (RDS upgrades minors by itself:
+    /// a newer one than the file's is not a difference).
+    version: Option<String>,
+    /// The parameter group has changes that take effect at the next reboot
+    /// (`pending-reboot`); the next deploy reboots the instance for them.
+    parameters_pending_reboot: bool,
+    /// What RDS will apply by itself (DescribePendingMaintenanceActions).
+    pending_maintenance: Vec<Maintenance>,
+    /// Why the pending maintenance could not be read.
+    maintenance_unchecked: Option<String>,
+}
+
+/// The instance's engine as discovery found it, and its pending maintenance
+/// (one more read, which needs the instance's ARN). `None` without an instance.
+async fn database_engine(cx: &Context) -> Option<DatabaseEngine> {
+    let id = ResourceId::new(Kind::DbInstance, "main");
+    let arn = cx.attribute(&id, "arn")?;
+    let (pending_maintenance, maintenance_unchecked) = match maintenance::pending(cx, &arn).await {
+        Ok(found) => (found, None),
+        Err(_) if cx.emulator => (
+            vec![],
+            Some("the emulator does not list pending maintenance".to_string()),
+        ),
+        Err(err) => (vec![], Some(format!("{err:#}"))),
+    };
+    Some(DatabaseEngine {
+        version: cx.attribute(&id, rds::RUNNING_ENGINE_VERSION),
+        parameters_pending_reboot: cx.attribute(&id, rds::PARAMETERS_PENDING_REBOOT).as_deref()
+            == Some("true"),
+        pending_maintenance,
+        maintenance_unchecked,
+    })
 }
 
 /// Reads what environment `config` is and runs now; changes nothing.
@@ -62,7 +103,8 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
     session.ensure_deployed()?;
     let cx = &session.cx;
     let config = &session.config;
-    // Everything below was read once by discovery; status asks AWS nothing more.
+    // Everything below was read once by discovery; status asks AWS only for
+    // the instance's pending maintenance, alongside drift's database look.
     let service = ResourceId::new(Kind::Service, "api");
     let count = |key: &str| {
         cx.attribute(&service, key)
@@ -72,7 +114,11 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
     let mut alarms = cx.attributes_of(Kind::Alarm, "state");
     alarms.sort();
     // In sync exactly when `drift` finds nothing: the same findings.
-    let drift = crate::drift::collect(cx, config, &plan).await?;
+    let (drift, database_engine) = tokio::join!(
+        crate::drift::collect(cx, config, &plan),
+        database_engine(cx)
+    );
+    let drift = drift?;
     let schema_version = drift
         .database
         .as_ref()
@@ -99,6 +145,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
             .attribute(&ResourceId::new(Kind::ListenerRule, "api"), "weights")
             .filter(|w| !w.is_empty()),
         alarms,
+        database_engine,
         last_run,
         lock,
     };
@@ -166,6 +213,9 @@ fn print(s: &Status) {
             format!(": {}", in_alarm.join(", "))
         }
     );
+    if let Some(engine) = &s.database_engine {
+        print_engine(engine);
+    }
     match &s.last_run {
         Some(r) => println!(
             "  last run:       {} {} at {} by {} ({:.1}s)",
@@ -182,5 +232,30 @@ fn print(s: &Status) {
     match &s.lock {
         Some(lock) => println!("  lock:           held by {}", lock.describe()),
         None => println!("  lock:           free"),
+    }
+}
+
+fn print_engine(engine: &DatabaseEngine) {
+    println!(
+        "  postgres:       {}{}",
+        engine.version.as_deref().unwrap_or("-"),
+        if engine.parameters_pending_reboot {
+            ", parameters wait for a reboot (the next deploy reboots it)"
+        } else {
+            ""
+        }
+    );
+    match (
+        &engine.maintenance_unchecked,
+        engine.pending_maintenance.as_slice(),
+    ) {
+        (Some(why), _) => println!("  maintenance:    unknown ({why})"),
+        (None, []) => println!("  maintenance:    none pending"),
+        (None, actions) => {
+            for (n, action) in actions.iter().enumerate() {
+                let label = if n == 0 { "maintenance:" } else { "" };
+                println!("  {label:<15} {action}");
+            }
+        }
     }
 }

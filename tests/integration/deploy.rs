@@ -1014,6 +1014,16 @@ async fn the_database_side_is_part_of_plan_status_and_saved_plans() {
     env.plan().assert_code(0);
     let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
     assert_eq!(status.one("status")["in_sync"], true);
+    // moto lists no pending maintenance: status says so rather than "none".
+    let engine = &status.one("status")["database_engine"];
+    assert_eq!(
+        engine["maintenance_unchecked"], "the emulator does not list pending maintenance",
+        "{engine}"
+    );
+    assert!(
+        engine["version"].as_str().unwrap().starts_with("16"),
+        "{engine}"
+    );
     // The history counts what the run corrected in the database.
     let history = env.poolside(&[
         "history", "--env", &env.name, "--output", "json", "--limit", "1",

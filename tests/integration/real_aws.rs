@@ -42,6 +42,11 @@ impl Proxy {
             .collect()
     }
 
+    /// How many times the proxy played `kind`.
+    async fn count(&self, kind: &str) -> usize {
+        self.played().await.iter().filter(|p| *p == kind).count()
+    }
+
     /// What IAM would authorize for each call the proxy saw, in order:
     /// `{call, action, resource, context}` (tests/aws_authorization.py).
     pub async fn authorizations(&self) -> Vec<Value> {
@@ -239,12 +244,21 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         "instance_creating",
         "nat_pending",
         "ecs_role_not_assumable",
+        // CreateService's own deployment, which the deploy followed to its
+        // end (plan follows none).
+        "deployment_started",
+        "deployment_succeeded",
     ] {
         assert!(
             played.iter().any(|p| p == expected),
             "the proxy never played {expected}: {played:?}"
         );
     }
+    assert!(
+        run.stdout().contains("ECS has rolled the release out"),
+        "{}",
+        run.stdout()
+    );
     for refusal in [
         "parameter_refused",
         "engine_version_refused",
@@ -288,6 +302,49 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
     assert!(
         schema < service,
         "the service started before the schema step"
+    );
+
+    // Day two: RDS applied a minor upgrade by itself and plans a CA
+    // rotation. A newer minor is not a change (plan proposes no downgrade);
+    // status shows what runs and what RDS will do, with its date.
+    proxy
+        .post(
+            "maintenance",
+            serde_json::json!({
+                "running_minor": "16.9",
+                "actions": [{
+                    "action": "ca-certificate-rotation",
+                    "description": "Certificate rotation",
+                    "auto_applied_after": "2027-01-01T00:00:00Z",
+                }],
+            }),
+        )
+        .await;
+    env.plan().assert_code(0);
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    status.assert_code(0);
+    let status = status.one("status");
+    assert_eq!(status["in_sync"], true, "{status}");
+    let engine = &status["database_engine"];
+    assert_eq!(engine["version"], "16.9", "{engine}");
+    assert!(engine["maintenance_unchecked"].is_null(), "{engine}");
+    assert_eq!(
+        engine["pending_maintenance"],
+        serde_json::json!([{
+            "action": "ca-certificate-rotation",
+            "description": "Certificate rotation",
+            "applies": "2027-01-01T00:00:00Z",
+            "when": "next window after",
+        }]),
+        "{engine}"
+    );
+    let human = env.poolside(&["status", "--env", &env.name]);
+    assert!(
+        human.stdout().contains(
+            "ca-certificate-rotation (Certificate rotation), in the first maintenance window after 2027-01-01T00:00:00Z"
+        ),
+        "{}",
+        human.stdout()
     );
 }
 
@@ -498,21 +555,36 @@ async fn a_pilot_grows_to_limited_and_full_with_the_aws_defaults() {
             .rfind(|e| e["kind"] == "traffic_shifted")
             .unwrap_or_else(|| panic!("{phase}: no traffic shifted: {events:?}"));
         assert_eq!(moved["stage"], "POST_PRODUCTION_TRAFFIC_SHIFT", "{moved}");
-        let serving = moved["weights"]
+        // The shares the new release's group got while ECS shifted: the
+        // canary's 10 %, or the linear rollout's steps of 20 % (the phases'
+        // defaults), one step at a time.
+        let new_group = moved["weights"]
             .as_object()
             .unwrap()
             .iter()
             .find(|(_, weight)| **weight == 100)
-            .map(|(arn, _)| {
-                arn.split(":targetgroup/")
-                    .nth(1)
-                    .unwrap()
-                    .split('/')
-                    .next()
-                    .unwrap()
-                    .to_string()
-            })
+            .map(|(arn, _)| arn.clone())
             .unwrap();
+        let since = events.iter().rposition(|e| e == last).unwrap();
+        let shares: Vec<u64> = events[since..]
+            .iter()
+            .filter(|e| e["kind"] == "traffic_shifted" && e["stage"] == "PRODUCTION_TRAFFIC_SHIFT")
+            .map(|e| e["weights"][&new_group].as_u64().unwrap())
+            .collect();
+        let steps: &[u64] = if strategy == "CANARY" {
+            &[10]
+        } else {
+            &[20, 40, 60, 80, 100]
+        };
+        assert_eq!(shares, steps, "{phase}: {events:?}");
+        let serving = new_group
+            .split(":targetgroup/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
         assert!(
             targets["detail"]
                 .as_str()
@@ -1116,7 +1188,9 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         .unwrap();
     let started = events
         .iter()
-        .find(|e| e["kind"] == "deployment_started")
+        .find(|e| {
+            e["kind"] == "deployment_started" && e["changed"] != serde_json::json!(["created"])
+        })
         .unwrap();
     assert_eq!(started["strategy"], "CANARY");
     assert!(started["alarms"]
@@ -1163,13 +1237,10 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         second_revision, first_revision,
         "ECS went on with the rollout"
     );
-    assert!(
-        !proxy
-            .played()
-            .await
-            .iter()
-            .any(|p| p == "deployment_succeeded"),
-        "the rollout was cut off before it ended"
+    assert_eq!(
+        proxy.count("deployment_succeeded").await,
+        1,
+        "only the first deploy's rollout ended; this one was cut off"
     );
     // The killed run still holds the lock until its (shortened) lease ends.
     let resumed = env.poolside(&[
@@ -1196,11 +1267,7 @@ async fn an_alarm_during_a_canary_shift_rolls_back_and_a_cut_off_rollout_is_foll
         "the rerun follows the rollout: {}",
         resumed.stdout()
     );
-    assert!(proxy
-        .played()
-        .await
-        .iter()
-        .any(|p| p == "deployment_succeeded"));
+    assert_eq!(proxy.count("deployment_succeeded").await, 2);
     assert_eq!(service_runs().await, second_revision);
 }
 
@@ -1278,9 +1345,9 @@ async fn a_promotion_rolled_back_by_an_alarm_leaves_the_target_on_its_previous_r
         .json()
         .await
         .unwrap();
-    assert!(events
-        .iter()
-        .any(|e| e["kind"] == "deployment_started" && e["strategy"] == "CANARY"));
+    assert!(events.iter().any(|e| e["kind"] == "deployment_started"
+        && e["strategy"] == "CANARY"
+        && e["changed"] == serde_json::json!(["taskDefinition"])));
     assert!(events.iter().any(|e| e["kind"] == "deployment_rolled_back"));
     // The file and the service agree again: nothing to deploy.
     prod.plan().assert_code(0);

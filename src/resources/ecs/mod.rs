@@ -553,6 +553,27 @@ pub async fn follow_unfinished(
     rollout::follow(cx, &id, &spec, None, &rollout::Pace::for_target(cx), waits).await
 }
 
+/// Follows the deployment ECS started for a service this run created (or
+/// replaced), from `since` (the run's start) on: "Amazon ECS automatically
+/// creates a new service revision when you create a service", deployed by a
+/// service deployment whose circuit breaker can fail it. Followed after the
+/// apply, so that what depends on the service was not held back for it.
+pub async fn follow_created(
+    cx: &Context,
+    desired: &Spec,
+    since: std::time::SystemTime,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let Spec::Service(spec) = cx.fill_references(desired)? else {
+        return Ok(());
+    };
+    // Clock skew between this machine and ECS, as for an update's.
+    let since = aws_smithy_types::DateTime::from(since - Duration::from_secs(60));
+    let id = ResourceId::new(Kind::Service, "api");
+    let pace = rollout::Pace::for_target(cx);
+    rollout::follow(cx, &id, &spec, Some(since), &pace, waits).await
+}
+
 /// How long a deleted service may take to drain its tasks.
 const DRAINED_WITHIN: Duration = Duration::from_secs(10 * 60);
 

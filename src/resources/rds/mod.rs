@@ -3,6 +3,7 @@
 //! Secrets Manager. All three are found by name, then checked for our tags.
 
 mod groups;
+pub mod maintenance;
 pub mod spec;
 
 use super::aws_error::{error_code, AwsResultExt};
@@ -191,6 +192,10 @@ fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
     if let Some(arn) = db.db_instance_arn() {
         attributes.insert("arn".to_string(), arn.to_string());
     }
+    // The version that runs: the spec reads a newer minor as the file's.
+    if let Some(version) = db.engine_version() {
+        attributes.insert(RUNNING_ENGINE_VERSION.to_string(), version.to_string());
+    }
     attributes.insert(
         PARAMETERS_PENDING_REBOOT.to_string(),
         parameters_pending_reboot(db).to_string(),
@@ -200,7 +205,9 @@ fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
 
 /// Instance attributes: whether the last look saw parameters waiting for a
 /// reboot, and whether this run changed the parameter group since.
-const PARAMETERS_PENDING_REBOOT: &str = "parameters_pending_reboot";
+pub const PARAMETERS_PENDING_REBOOT: &str = "parameters_pending_reboot";
+/// Instance attribute: the engine version RDS reports, minor included.
+pub const RUNNING_ENGINE_VERSION: &str = "engine_version";
 
 fn parameters_pending_reboot(db: &DbInstance) -> bool {
     db.db_parameter_groups()

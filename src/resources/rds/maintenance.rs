@@ -1,0 +1,175 @@
+//! What RDS will do to the instance by itself: its pending maintenance
+//! actions (engine upgrades, CA certificate rotation, OS and hardware
+//! updates), read for `status`. Read-only; applying or deferring an action is
+//! the customer's decision and is not made here.
+
+use super::super::aws_error::AwsResultExt;
+use super::super::context::Context;
+use aws_sdk_rds::types::{Filter, PendingMaintenanceAction};
+use serde::Serialize;
+
+/// One action RDS has scheduled or offers for the instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Maintenance {
+    /// RDS's name for it: `db-upgrade`, `ca-certificate-rotation`,
+    /// `os-upgrade`, `system-update`, `hardware-maintenance`.
+    pub action: String,
+    pub description: Option<String>,
+    /// When RDS applies it: the date it takes effect given the opt-ins
+    /// (CurrentApplyDate), else the forced date, else the first maintenance
+    /// window after its auto-apply date. RFC 3339; `None` when RDS applies it
+    /// only on request.
+    pub applies: Option<String>,
+    /// How `applies` was decided: `scheduled` (CurrentApplyDate), `forced`
+    /// (ForcedApplyDate), `next window after` (AutoAppliedAfterDate), or
+    /// `on request`.
+    pub when: &'static str,
+}
+
+/// The instance's pending maintenance actions
+/// (DescribePendingMaintenanceActions, filtered to its ARN: the filter
+/// `db-instance-id` takes identifiers or ARNs, and one instance has a
+/// handful of actions at most, within the default page of 100). Empty when
+/// RDS has none.
+pub async fn pending(cx: &Context, instance_arn: &str) -> anyhow::Result<Vec<Maintenance>> {
+    let call = cx
+        .clients
+        .rds
+        .describe_pending_maintenance_actions()
+        .filters(
+            Filter::builder()
+                .name("db-instance-id")
+                .values(instance_arn)
+                .build(),
+        );
+    let answer = if cx.emulator {
+        // moto does not implement the call: its HTTP 500 must not cost the
+        // SDK's retries on every status.
+        call.customize()
+            .config_override(
+                aws_sdk_rds::config::Builder::default()
+                    .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+    } else {
+        call.send().await
+    };
+    let answer = answer.aws("DescribePendingMaintenanceActions")?;
+    Ok(answer
+        .pending_maintenance_actions()
+        .iter()
+        .flat_map(|r| r.pending_maintenance_action_details())
+        .map(from_aws)
+        .collect())
+}
+
+fn from_aws(action: &PendingMaintenanceAction) -> Maintenance {
+    let date = |d: Option<&aws_smithy_types::DateTime>| {
+        d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+    };
+    let (applies, when) = if let Some(current) = date(action.current_apply_date()) {
+        (Some(current), "scheduled")
+    } else if let Some(forced) = date(action.forced_apply_date()) {
+        (Some(forced), "forced")
+    } else if let Some(after) = date(action.auto_applied_after_date()) {
+        (Some(after), "next window after")
+    } else {
+        (None, "on request")
+    };
+    Maintenance {
+        action: action.action().unwrap_or("unknown").to_string(),
+        description: action.description().map(str::to_string),
+        applies,
+        when,
+    }
+}
+
+impl std::fmt::Display for Maintenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.action)?;
+        if let Some(description) = &self.description {
+            write!(f, " ({description})")?;
+        }
+        match &self.applies {
+            Some(date) if self.when == "next window after" => {
+                write!(f, ", in the first maintenance window after {date}")
+            }
+            Some(date) => write!(f, ", {} for {date}", self.when),
+            None => write!(f, ", applied only on request"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::testing::{context, query_error};
+    use aws_sdk_rds::operation::describe_pending_maintenance_actions::DescribePendingMaintenanceActionsOutput;
+    use aws_sdk_rds::types::ResourcePendingMaintenanceActions;
+    use aws_smithy_mocks::mock;
+    use aws_smithy_types::DateTime;
+
+    const ARN: &str = "arn:aws:rds:us-east-1:123456789012:db:poolside-pilot";
+
+    /// RDS's answer for an instance with a CA rotation it will apply in a
+    /// window, and a minor upgrade offered only on request.
+    #[tokio::test]
+    async fn pending_actions_are_read_with_when_rds_applies_them() {
+        let listed = mock!(aws_sdk_rds::Client::describe_pending_maintenance_actions)
+            .match_requests(|r| {
+                r.filters()
+                    .iter()
+                    .any(|f| f.name() == Some("db-instance-id") && f.values() == [ARN])
+            })
+            .then_output(|| {
+                DescribePendingMaintenanceActionsOutput::builder()
+                    .pending_maintenance_actions(
+                        ResourcePendingMaintenanceActions::builder()
+                            .resource_identifier(ARN)
+                            .pending_maintenance_action_details(
+                                PendingMaintenanceAction::builder()
+                                    .action("ca-certificate-rotation")
+                                    .description("Certificate rotation")
+                                    .auto_applied_after_date(DateTime::from_secs(1_798_761_600))
+                                    .build(),
+                            )
+                            .pending_maintenance_action_details(
+                                PendingMaintenanceAction::builder()
+                                    .action("db-upgrade")
+                                    .description("Upgrade to PostgreSQL 16.9")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&listed]));
+        let found = pending(&cx, ARN).await.unwrap();
+        assert_eq!(
+            found.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "ca-certificate-rotation (Certificate rotation), in the first maintenance window after 2027-01-01T00:00:00Z",
+                "db-upgrade (Upgrade to PostgreSQL 16.9), applied only on request",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_read_names_the_call() {
+        let denied = mock!(aws_sdk_rds::Client::describe_pending_maintenance_actions)
+            .sequence()
+            .http_status(
+                403,
+                Some(query_error(
+                    "AccessDenied",
+                    "not authorized to perform: rds:DescribePendingMaintenanceActions",
+                )),
+            )
+            .build();
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&denied]));
+        let err = format!("{:#}", pending(&cx, ARN).await.unwrap_err());
+        assert!(err.contains("DescribePendingMaintenanceActions"), "{err}");
+        assert!(err.contains("AccessDenied"), "{err}");
+    }
+}
