@@ -413,6 +413,12 @@ def advance(arn):
         return dict(d)
 
 
+def revision_summary(d, task_definition, running):
+    revision = abs(hash(task_definition)) % 10**12
+    arn = d["service_arn"].replace(":service/", ":service-revision/") + f"/{revision}"
+    return {"arn": arn, "requestedTaskCount": running, "runningTaskCount": running, "pendingTaskCount": 0}
+
+
 def deployment_view(d):
     view = {
         "serviceDeploymentArn": d["arn"],
@@ -421,6 +427,11 @@ def deployment_view(d):
         "createdAt": d["created"],
         "status": d["status"],
         "lifecycleStage": d["stage"],
+        # What runs before and what is deployed (API_ServiceRevisionSummary);
+        # a new service's first deployment has no source.
+        "sourceServiceRevisions": [revision_summary(d, d["source"], 0 if d["status"] == "SUCCESSFUL" else d["desired"])]
+        if d["source"] else [],
+        "targetServiceRevision": revision_summary(d, d["target"], d["desired"]),
         "alarms": {"alarmNames": d["alarms"], "status": "TRIGGERED" if d["triggered"] else "MONITORING",
                    "triggeredAlarmNames": d["triggered"]},
     }
@@ -728,9 +739,10 @@ def shift(d, stage):
             serving = max(traffic["groups"], key=lambda g: weights.get(g, 0))
             d["shifted"] = (serving, next(g for g in traffic["groups"] if g != serving))
         serving, new = d["shifted"]
-        # The canary's share, or one more linear step.
-        share = round(min(d["share"] + traffic["percent"], 100.0))
-        d["share"] = share
+        # The canary's share, or one more linear step (kept exact: a step of
+        # 12.5 % reaches 100 % in eight steps; only the weights are whole).
+        d["share"] = min(d["share"] + traffic["percent"], 100.0)
+        share = round(d["share"])
         moved = [(serving, 100 - share), (new, share)]
     else:
         serving, new = d["shifted"]

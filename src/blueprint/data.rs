@@ -84,6 +84,8 @@ fn database(b: &Builder, config: &Config, private_subnets: &[ResourceId]) -> Vec
                 multi_az: db.multi_az,
                 publicly_accessible: false,
                 backup_retention_days: db.backup_retention_days as i32,
+                maintenance_window: db.maintenance_window.clone(),
+                backup_window: db.backup_window.clone(),
                 deletion_protection: db.deletion_protection,
                 db_name: db.name.clone(),
                 master_username: db.master_username.clone(),

@@ -16,6 +16,9 @@ pub struct Database {
     pub allocated_storage_gb: u32,
     pub multi_az: bool,
     pub backup_retention_days: u32,
+    /// When RDS may apply maintenance (weekly, UTC), and take backups (daily).
+    pub maintenance_window: String,
+    pub backup_window: String,
     pub deletion_protection: bool,
     pub name: String,
     pub master_username: String,
@@ -29,6 +32,9 @@ pub struct Database {
     pub schema_runner: SchemaRunner,
 }
 
+const DEFAULT_MAINTENANCE_WINDOW: &str = "sun:05:00-sun:06:00";
+const DEFAULT_BACKUP_WINDOW: &str = "03:00-04:00";
+
 /// (host and port deploy connects to instead of the endpoint, TLS, CA bundle)
 type Connection = (Option<(String, u16)>, DatabaseTls, Option<PathBuf>);
 
@@ -39,6 +45,7 @@ impl Validator<'_> {
         let (engine_version, engine_major) = self.check_engine_version(d)?;
         let (instance_class, allocated_storage_gb, backup_retention_days) =
             self.check_sizing(raw)?;
+        let (maintenance_window, backup_window) = self.check_windows(d)?;
         let (name, master_username) = self.check_names(d)?;
         let (connect_override, tls, ca_bundle) = self.check_connection(raw)?;
         let admin_ingress_cidrs = self.check_admin_ingress(d)?;
@@ -56,6 +63,8 @@ impl Validator<'_> {
             allocated_storage_gb,
             multi_az: d.multi_az.unwrap_or(phase != Phase::Pilot),
             backup_retention_days,
+            maintenance_window,
+            backup_window,
             deletion_protection: d.deletion_protection.unwrap_or(phase != Phase::Pilot),
             name,
             master_username,
@@ -87,6 +96,25 @@ impl Validator<'_> {
             );
         };
         Ok((engine_version, engine_major))
+    }
+
+    /// The maintenance and backup windows. The same defaults in every phase
+    /// (Sunday early morning UTC, the backup just before), so that a deploy
+    /// never leaves them to RDS's random choice.
+    fn check_windows(&self, d: &DatabaseSection) -> Checked<(String, String)> {
+        let maintenance = d
+            .maintenance_window
+            .as_deref()
+            .unwrap_or(DEFAULT_MAINTENANCE_WINDOW);
+        let (maintenance, span) = match super::windows::maintenance(maintenance) {
+            Ok(window) => window,
+            Err(why) => return self.fail("database.maintenance_window", why),
+        };
+        let backup = d.backup_window.as_deref().unwrap_or(DEFAULT_BACKUP_WINDOW);
+        match super::windows::backup(backup, &span) {
+            Ok(backup) => Ok((maintenance, backup)),
+            Err(why) => self.fail("database.backup_window", why),
+        }
     }
 
     /// The instance class, its storage and its backups: (class, GB, days).

@@ -109,6 +109,10 @@ pub struct DatabaseSection {
     pub allocated_storage_gb: Option<u32>,
     pub multi_az: Option<bool>,
     pub backup_retention_days: Option<u32>,
+    /// Weekly, UTC, as RDS writes it: `sun:05:00-sun:06:00`.
+    pub maintenance_window: Option<String>,
+    /// Daily, UTC: `03:00-04:00`.
+    pub backup_window: Option<String>,
     pub deletion_protection: Option<bool>,
     /// The application database, created with the instance.
     pub name: Option<String>,

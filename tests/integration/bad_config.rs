@@ -130,6 +130,22 @@ const CASES: &[Case] = &[
         message: "is not a PostgreSQL version poolside supports",
     },
     Case {
+        what: "a maintenance window RDS cannot read",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nmaintenance_window = \"sunday 5am\"\n",
+        location: "bad.toml:14:22",
+        key: "`database.maintenance_window`",
+        message: "is not a weekly window such as \"sun:05:00-sun:06:00\"",
+    },
+    Case {
+        what: "a backup window inside the maintenance window",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\nmaintenance_window = \"sun:05:00-sun:06:00\"\nbackup_window = \"05:30-06:30\"\n",
+        location: "bad.toml:15:17",
+        key: "`database.backup_window`",
+        message: "overlaps the maintenance window: RDS refuses a backup window that does",
+    },
+    Case {
         what: "the database opened to the internet",
         network: GOOD_NETWORK,
         extra: "\n[database]\nadmin_ingress_cidrs = [\"10.8.0.0/16\", \"0.0.0.0/0\"]\n",

@@ -108,7 +108,7 @@ async fn as_authenticator(env: &Env) -> PgConnection {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_nothing() {
-    let env = Env::new("data");
+    let mut env = Env::new("data");
     env.write();
     let first = env.deploy();
     let report = first.one("data_tier");
@@ -145,6 +145,12 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     assert_eq!(db.publicly_accessible(), Some(false));
     assert_eq!(db.multi_az(), Some(false));
     assert_eq!(db.backup_retention_period(), Some(7));
+    // The windows are the file's defaults, not RDS's random choice.
+    assert_eq!(
+        db.preferred_maintenance_window(),
+        Some("sun:05:00-sun:06:00")
+    );
+    assert_eq!(db.preferred_backup_window(), Some("03:00-04:00"));
     assert_eq!(db.deletion_protection(), Some(false));
     assert_eq!(db.db_name(), Some(env.postgres.database.as_str()));
     assert_eq!(db.master_username(), Some("poolside_admin"));
@@ -331,6 +337,52 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     ] {
         assert_eq!(second.calls_of(service, operation), once, "{operation}");
     }
+
+    // New windows are an in-place change of the instance, planned as such.
+    env.database_extra =
+        "maintenance_window = \"Sat:22:00-Sat:23:00\"\nbackup_window = \"01:00-01:30\"\n".into();
+    env.write();
+    let planned = env.plan();
+    planned.assert_code(2);
+    let plan = planned.one("plan");
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert_eq!(changes[0]["id"], "db-instance/main");
+    assert_eq!(changes[0]["action"], "update");
+    let changed: Vec<(&str, &str)> = changes[0]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["property"].as_str().unwrap(),
+                p["after"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("backup_window", "01:00-01:30"),
+            ("maintenance_window", "sat:22:00-sat:23:00")
+        ]
+    );
+    env.deploy();
+    let db = aws
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&identifier)
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(
+        db.preferred_maintenance_window(),
+        Some("sat:22:00-sat:23:00")
+    );
+    assert_eq!(db.preferred_backup_window(), Some("01:00-01:30"));
+    env.plan().assert_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

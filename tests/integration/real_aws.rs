@@ -312,10 +312,13 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
             "maintenance",
             serde_json::json!({
                 "running_minor": "16.9",
+                // RDS fills CurrentApplyDate from the auto-apply date (the
+                // next window after it) when there is no opt-in.
                 "actions": [{
                     "action": "ca-certificate-rotation",
                     "description": "Certificate rotation",
                     "auto_applied_after": "2027-01-01T00:00:00Z",
+                    "current_apply": "2027-01-03T05:00:00Z",
                 }],
             }),
         )
@@ -333,15 +336,16 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         serde_json::json!([{
             "action": "ca-certificate-rotation",
             "description": "Certificate rotation",
-            "applies": "2027-01-01T00:00:00Z",
-            "when": "next window after",
+            "current_apply_date": "2027-01-03T05:00:00Z",
+            "forced_apply_date": null,
+            "auto_applied_after_date": "2027-01-01T00:00:00Z",
         }]),
         "{engine}"
     );
     let human = env.poolside(&["status", "--env", &env.name]);
     assert!(
         human.stdout().contains(
-            "ca-certificate-rotation (Certificate rotation), in the first maintenance window after 2027-01-01T00:00:00Z"
+            "ca-certificate-rotation (Certificate rotation), applies 2027-01-03T05:00:00Z"
         ),
         "{}",
         human.stdout()

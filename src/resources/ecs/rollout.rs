@@ -136,6 +136,14 @@ pub enum RolloutError {
     },
     #[error("the deployment of {service} was stopped ({reason})")]
     Stopped { service: String, reason: String },
+    /// A new service's first deployment failed: "the rollback method
+    /// requires a previous deployment in COMPLETED state", so nothing serves.
+    #[error("the first deployment of {service} failed{} ({reason}): no earlier release exists to go back to, so the service serves nothing; fix the cause and deploy again", alarms_text(.alarms))]
+    FirstFailed {
+        service: String,
+        alarms: Vec<String>,
+        reason: String,
+    },
 }
 
 fn alarms_text(alarms: &[String]) -> String {
@@ -258,8 +266,19 @@ fn finished(
         .unwrap_or("no reason given")
         .to_string();
     let service = service.to_string();
+    // A new service's first deployment has no source revision.
+    let first = deployment.source_service_revisions().is_empty();
     let error = match status? {
         ServiceDeploymentStatus::Successful => return Some(Ok(())),
+        ServiceDeploymentStatus::RollbackSuccessful | ServiceDeploymentStatus::RollbackFailed
+            if first =>
+        {
+            RolloutError::FirstFailed {
+                service,
+                alarms,
+                reason,
+            }
+        }
         ServiceDeploymentStatus::RollbackSuccessful => RolloutError::RolledBack {
             service,
             alarms,
@@ -356,7 +375,7 @@ mod tests {
     use aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput;
     use aws_sdk_ecs::types::{
         LoadBalancer, Rollback, Service, ServiceDeployment, ServiceDeploymentAlarms,
-        ServiceDeploymentBrief, ServiceDeploymentLifecycleStage as Stage,
+        ServiceDeploymentBrief, ServiceDeploymentLifecycleStage as Stage, ServiceRevisionSummary,
     };
     use aws_smithy_mocks::mock;
 
@@ -426,7 +445,12 @@ mod tests {
         let mut d = ServiceDeployment::builder()
             .service_deployment_arn(ARN)
             .status(status.clone())
-            .lifecycle_stage(stage);
+            .lifecycle_stage(stage)
+            .source_service_revisions(
+                ServiceRevisionSummary::builder()
+                    .arn("arn:aws:ecs:eu-west-1:123456789012:service-revision/poolside-pilot/poolside-pilot-api/1")
+                    .build(),
+            );
         if status == ServiceDeploymentStatus::RollbackSuccessful {
             d = d
                 .alarms(
@@ -541,6 +565,30 @@ mod tests {
         );
         assert_eq!((not_yet.num_calls(), list.num_calls()), (1, 1));
         assert_eq!((shifting.num_calls(), rolled_back.num_calls()), (1, 1));
+    }
+
+    /// A new service's first deployment has nothing to roll back to: ECS's
+    /// rollback "requires a previous deployment in COMPLETED state", so the
+    /// error must not say an earlier release serves.
+    #[test]
+    fn a_failed_first_deployment_does_not_claim_a_previous_release_serves() {
+        let answer = deployment(ServiceDeploymentStatus::RollbackFailed, Stage::ScaleUp);
+        let mut first = answer.service_deployments()[0].clone();
+        first.source_service_revisions = Some(vec![]);
+        let err = finished(&first, "poolside-pilot-api").unwrap().unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err.downcast_ref(), Some(RolloutError::FirstFailed { .. })),
+            "{text}"
+        );
+        assert!(text.contains("the service serves nothing"), "{text}");
+        // With a source revision, the same answer is an ordinary failed rollback.
+        let later = &answer.service_deployments()[0];
+        let text = finished(later, "poolside-pilot-api")
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("could not roll the new release"), "{text}");
     }
 
     #[tokio::test(start_paused = true)]

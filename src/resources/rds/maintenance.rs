@@ -8,22 +8,20 @@ use super::super::context::Context;
 use aws_sdk_rds::types::{Filter, PendingMaintenanceAction};
 use serde::Serialize;
 
-/// One action RDS has scheduled or offers for the instance.
+/// One action RDS has scheduled or offers for the instance, with RDS's dates
+/// (RFC 3339) as API_PendingMaintenanceAction defines them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Maintenance {
     /// RDS's name for it: `db-upgrade`, `ca-certificate-rotation`,
     /// `os-upgrade`, `system-update`, `hardware-maintenance`.
     pub action: String,
     pub description: Option<String>,
-    /// When RDS applies it: the date it takes effect given the opt-ins
-    /// (CurrentApplyDate), else the forced date, else the first maintenance
-    /// window after its auto-apply date. RFC 3339; `None` when RDS applies it
-    /// only on request.
-    pub applies: Option<String>,
-    /// How `applies` was decided: `scheduled` (CurrentApplyDate), `forced`
-    /// (ForcedApplyDate), `next window after` (AutoAppliedAfterDate), or
-    /// `on request`.
-    pub when: &'static str,
+    /// When it takes effect, given opt-ins and the two dates below.
+    pub current_apply_date: Option<String>,
+    /// Applied on this date whatever the maintenance window.
+    pub forced_apply_date: Option<String>,
+    /// Applied in the first maintenance window after this date.
+    pub auto_applied_after_date: Option<String>,
 }
 
 /// The instance's pending maintenance actions
@@ -68,20 +66,12 @@ fn from_aws(action: &PendingMaintenanceAction) -> Maintenance {
     let date = |d: Option<&aws_smithy_types::DateTime>| {
         d.and_then(|d| d.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
     };
-    let (applies, when) = if let Some(current) = date(action.current_apply_date()) {
-        (Some(current), "scheduled")
-    } else if let Some(forced) = date(action.forced_apply_date()) {
-        (Some(forced), "forced")
-    } else if let Some(after) = date(action.auto_applied_after_date()) {
-        (Some(after), "next window after")
-    } else {
-        (None, "on request")
-    };
     Maintenance {
         action: action.action().unwrap_or("unknown").to_string(),
         description: action.description().map(str::to_string),
-        applies,
-        when,
+        current_apply_date: date(action.current_apply_date()),
+        forced_apply_date: date(action.forced_apply_date()),
+        auto_applied_after_date: date(action.auto_applied_after_date()),
     }
 }
 
@@ -91,13 +81,18 @@ impl std::fmt::Display for Maintenance {
         if let Some(description) = &self.description {
             write!(f, " ({description})")?;
         }
-        match &self.applies {
-            Some(date) if self.when == "next window after" => {
-                write!(f, ", in the first maintenance window after {date}")
+        match (&self.current_apply_date, &self.auto_applied_after_date) {
+            (Some(date), _) => write!(f, ", applies {date}")?,
+            (None, Some(after)) => write!(f, ", in the first maintenance window after {after}")?,
+            (None, None) if self.forced_apply_date.is_none() => {
+                write!(f, ", applied only on request")?
             }
-            Some(date) => write!(f, ", {} for {date}", self.when),
-            None => write!(f, ", applied only on request"),
+            (None, None) => {}
         }
+        if let Some(forced) = &self.forced_apply_date {
+            write!(f, ", on {forced} at the latest, whatever the window")?;
+        }
+        Ok(())
     }
 }
 
@@ -112,8 +107,8 @@ mod tests {
 
     const ARN: &str = "arn:aws:rds:us-east-1:123456789012:db:poolside-pilot";
 
-    /// RDS's answer for an instance with a CA rotation it will apply in a
-    /// window, and a minor upgrade offered only on request.
+    /// RDS's answer for an instance with a CA rotation scheduled in a window
+    /// (and forced a month later), and a minor upgrade offered only on request.
     #[tokio::test]
     async fn pending_actions_are_read_with_when_rds_applies_them() {
         let listed = mock!(aws_sdk_rds::Client::describe_pending_maintenance_actions)
@@ -132,6 +127,8 @@ mod tests {
                                     .action("ca-certificate-rotation")
                                     .description("Certificate rotation")
                                     .auto_applied_after_date(DateTime::from_secs(1_798_761_600))
+                                    .current_apply_date(DateTime::from_secs(1_799_038_800))
+                                    .forced_apply_date(DateTime::from_secs(1_801_440_000))
                                     .build(),
                             )
                             .pending_maintenance_action_details(
@@ -149,7 +146,7 @@ mod tests {
         assert_eq!(
             found.iter().map(ToString::to_string).collect::<Vec<_>>(),
             [
-                "ca-certificate-rotation (Certificate rotation), in the first maintenance window after 2027-01-01T00:00:00Z",
+                "ca-certificate-rotation (Certificate rotation), applies 2027-01-04T05:00:00Z, on 2027-02-01T00:00:00Z at the latest, whatever the window",
                 "db-upgrade (Upgrade to PostgreSQL 16.9), applied only on request",
             ]
         );

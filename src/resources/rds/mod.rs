@@ -149,6 +149,11 @@ fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network:
             multi_az: db.multi_az().unwrap_or_default(),
             publicly_accessible: db.publicly_accessible().unwrap_or_default(),
             backup_retention_days: db.backup_retention_period().unwrap_or_default(),
+            maintenance_window: db
+                .preferred_maintenance_window()
+                .unwrap_or_default()
+                .to_string(),
+            backup_window: db.preferred_backup_window().unwrap_or_default().to_string(),
             deletion_protection: db.deletion_protection().unwrap_or_default(),
             db_name: db.db_name().unwrap_or_default().to_string(),
             master_username: db.master_username().unwrap_or_default().to_string(),
@@ -324,6 +329,8 @@ async fn send_create_instance(
         .multi_az(spec.multi_az)
         .publicly_accessible(spec.publicly_accessible)
         .backup_retention_period(spec.backup_retention_days)
+        .preferred_maintenance_window(&spec.maintenance_window)
+        .preferred_backup_window(&spec.backup_window)
         .deletion_protection(spec.deletion_protection)
         .db_name(&spec.db_name)
         .master_username(&spec.master_username)
@@ -470,10 +477,10 @@ fn modification(
         modify = modify.publicly_accessible(new.publicly_accessible);
         changed = true;
     }
-    if old.backup_retention_days != new.backup_retention_days {
-        modify = modify.backup_retention_period(new.backup_retention_days);
-        changed = true;
-    }
+    modify = backups_and_windows(modify, old, new);
+    changed |= old.backup_retention_days != new.backup_retention_days
+        || old.maintenance_window != new.maintenance_window
+        || old.backup_window != new.backup_window;
     if old.deletion_protection != new.deletion_protection {
         modify = modify.deletion_protection(new.deletion_protection);
         changed = true;
@@ -495,6 +502,24 @@ fn modification(
         changed = true;
     }
     Ok(changed.then_some(modify))
+}
+
+/// The backups' retention and the two windows, each sent only when it changed.
+fn backups_and_windows(
+    modify: aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder,
+    old: &DbInstanceSpec,
+    new: &DbInstanceSpec,
+) -> aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder {
+    fn changed<T: PartialEq + Clone>(old: &T, new: &T) -> Option<T> {
+        (old != new).then(|| new.clone())
+    }
+    modify
+        .set_backup_retention_period(changed(
+            &old.backup_retention_days,
+            &new.backup_retention_days,
+        ))
+        .set_preferred_maintenance_window(changed(&old.maintenance_window, &new.maintenance_window))
+        .set_preferred_backup_window(changed(&old.backup_window, &new.backup_window))
 }
 
 /// Deletes the instance, keeping a final snapshot and the automated backups:
@@ -725,6 +750,8 @@ mod tests {
             multi_az: false,
             publicly_accessible: false,
             backup_retention_days: 7,
+            maintenance_window: "sun:05:00-sun:06:00".into(),
+            backup_window: "03:00-04:00".into(),
             deletion_protection: false,
             db_name: "poolside".into(),
             master_username: "poolside_admin".into(),

@@ -35,6 +35,10 @@ pub struct DbInstanceSpec {
     pub multi_az: bool,
     pub publicly_accessible: bool,
     pub backup_retention_days: i32,
+    /// Weekly, UTC, lowercase as RDS reports it.
+    pub maintenance_window: String,
+    /// Daily, UTC.
+    pub backup_window: String,
     pub deletion_protection: bool,
     pub db_name: String,
     pub master_username: String,
