@@ -169,6 +169,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "DescribeDBEngineVersions", "rds:DescribeDBEngineVersions", Scope::Any),
     ("RDS", "DescribeDBInstances", "rds:DescribeDBInstances", Scope::Database),
     ("RDS", "DescribePendingMaintenanceActions", "rds:DescribePendingMaintenanceActions", Scope::Any),
+    ("RDS", "DescribeDBSnapshots", "rds:DescribeDBSnapshots", Scope::Any),
     ("RDS", "DescribeDBParameterGroups", "rds:DescribeDBParameterGroups", Scope::Database),
     ("RDS", "DescribeDBParameters", "rds:DescribeDBParameters", Scope::Database),
     ("RDS", "DescribeDBSubnetGroups", "rds:DescribeDBSubnetGroups", Scope::Database),

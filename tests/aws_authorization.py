@@ -752,7 +752,7 @@ def rds_authorizations(r):
         return [A(f"rds:{op}", r.p("ResourceName"), ctx)]
     if op in ("DescribeDBEngineVersions", "DescribeOrderableDBInstanceOptions",
               "DescribeEngineDefaultParameters", "DescribeAccountAttributes",
-              "DescribePendingMaintenanceActions"):
+              "DescribePendingMaintenanceActions", "DescribeDBSnapshots"):
         return [A(f"rds:{op}", "*")]
     return None
 

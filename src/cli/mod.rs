@@ -14,6 +14,7 @@ mod image;
 mod outputs;
 mod plan;
 mod promote;
+mod snapshots;
 mod status;
 mod token;
 mod unlock;
@@ -122,6 +123,9 @@ pub enum Command {
         after_help = "Example:\n  poolside image push --env acme-pilot"
     )]
     Image(image::Command),
+    /// List the database's snapshots (automated, and the one destroy kept).
+    #[command(after_help = "Example:\n  poolside snapshots --env acme-pilot")]
+    Snapshots(snapshots::Args),
     /// Print a deployed environment's outputs (or one of them, alone).
     #[command(after_help = "Example:\n  poolside outputs --env acme-pilot api_url")]
     Outputs(outputs::Args),
@@ -158,6 +162,7 @@ impl Command {
             Command::IamPolicy(_) => "iam-policy",
             Command::Image(_) => "image",
             Command::Outputs(_) => "outputs",
+            Command::Snapshots(_) => "snapshots",
             Command::Completions(_) => "completions",
             Command::Envs(_) => "envs",
             Command::Man => "man",
@@ -188,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,
         Command::Image(command) => image::exec(&globals, command).await,
         Command::Outputs(args) => outputs::exec(&globals, args).await,
+        Command::Snapshots(args) => snapshots::exec(&globals, args, started).await,
         Command::Completions(args) => completions::completions(args, Cli::command()),
         Command::Envs(args) => envs::exec(&globals, args),
         Command::Man => completions::man(Cli::command()),

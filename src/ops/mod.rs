@@ -16,6 +16,7 @@ pub mod promote;
 pub mod release;
 mod run;
 mod session;
+pub mod snapshots;
 pub mod status;
 
 pub use run::{exit, RunOptions};

@@ -427,6 +427,23 @@ async fn destroy_removes_everything_of_the_environment_keeps_data_until_told_and
         .await
         .unwrap();
     assert_eq!(snapshots.db_snapshots().len(), 1);
+    // What is left of the data, listed by poolside after the instance went.
+    let listed = env.poolside(&["snapshots", "--env", &env.name, "--output", "json"]);
+    listed.assert_code(0);
+    let kept: Vec<serde_json::Value> = listed
+        .json("snapshot")
+        .into_iter()
+        .filter(|s| s["kept_by_destroy"] == true)
+        .collect();
+    assert_eq!(kept.len(), 1, "{}", listed.stdout());
+    assert_eq!(kept[0]["identifier"], snapshot);
+    assert_eq!(kept[0]["kind"], "manual");
+    let human = env.poolside(&["snapshots", "--env", &env.name]);
+    assert!(
+        human.stdout().contains(snapshot) && human.stdout().contains("kept by destroy"),
+        "{}",
+        human.stdout()
+    );
     let dump = report["local_dump"]
         .as_str()
         .expect("the local database is dumped");

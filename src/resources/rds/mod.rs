@@ -4,6 +4,7 @@
 
 mod groups;
 pub mod maintenance;
+pub mod snapshots;
 pub mod spec;
 
 use super::aws_error::{error_code, AwsResultExt};
