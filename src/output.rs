@@ -385,6 +385,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if report.rebooted_for_parameters {
         eprintln!("  rebooted to apply the parameter group");
     }
+    if let Some(window) = &report.reboot_deferred_to_window {
+        eprintln!("  parameters wait for a reboot, not made now (a reboot is downtime): they take effect at the next reboot; deploy makes it with --reboot-now, or when run inside the maintenance window {window} UTC");
+    }
     if report.database_created {
         eprintln!("  created the database {}", report.database);
     }

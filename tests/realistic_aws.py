@@ -66,6 +66,9 @@ standard library only, one file, read top to bottom.
         task definition and the deployment reads ROLLBACK_IN_PROGRESS, then
         ROLLBACK_SUCCESSFUL, its circuit breaker TRIGGERED.
 
+  RDS   a ModifyDBParameterGroup of a static parameter (ApplyMethod
+        pending-reboot) leaves the instance's group `pending-reboot` in
+        DescribeDBInstances (moto: always in-sync) until RebootDBInstance.
   RDS   DescribePendingMaintenanceActions (moto has none) lists, for the
         instance its filter names, the actions POST /__proxy/maintenance
         {"actions": [{"action", "description", "auto_applied_after", ...}]}
@@ -181,6 +184,7 @@ certificate_tokens = {}     # ACM idempotency token -> (arn, when)
 tasks = {}                  # task ARN -> what the proxy plays of it (see run_task)
 task_settings = {"database": None, "refuse_placement": 0, "fail_pull": 0, "fail_service_pull": 0}
 target_settings = {"unhealthy": False}
+pending_reboot_groups = set()  # parameter groups whose static changes wait for a reboot
 # RDS's own plans for an instance: POST /__proxy/maintenance sets them.
 maintenance_settings = {"actions": [], "running_minor": None}
 health_reads = {}           # target group ARN -> reads since its service's last deployment
@@ -1252,11 +1256,25 @@ class Handler(BaseHTTPRequestHandler):
         if service == "rds" and action == "CreateDBInstance":
             identifier = form.get("DBInstanceIdentifier")
             with lock:
+                # A new instance boots with its group's values: in sync.
+                pending_reboot_groups.discard(form.get("DBParameterGroupName"))
                 instance_script[identifier] = ["creating"]
                 instance_created_at[identifier] = time.time()
             settles("RDS instance available", identifier, time.time() + INSTANCE_CREATING_S)
             record("instance_creating", identifier=identifier)
             text = text.replace("<DBInstanceStatus>available</DBInstanceStatus>", "<DBInstanceStatus>creating</DBInstanceStatus>")
+        if service == "rds" and action == "ModifyDBParameterGroup":
+            # A static parameter (ApplyMethod pending-reboot) takes effect at
+            # the instance's next reboot; until then DescribeDBInstances reads
+            # its group `pending-reboot` (USER_WorkingWithParamGroups).
+            if "pending-reboot" in [v for k, v in form.items() if k.endswith(".ApplyMethod")]:
+                with lock:
+                    pending_reboot_groups.add(form.get("DBParameterGroupName"))
+                record("parameters_pending_reboot", group=form.get("DBParameterGroupName"))
+        if service == "rds" and action == "RebootDBInstance":
+            with lock:
+                pending_reboot_groups.clear()
+            record("instance_rebooted", identifier=form.get("DBInstanceIdentifier"))
         if service == "rds" and action in ("ModifyDBInstance", "RebootDBInstance"):
             identifier = form.get("DBInstanceIdentifier")
             state = "modifying" if action == "ModifyDBInstance" else "rebooting"
@@ -1272,6 +1290,13 @@ class Handler(BaseHTTPRequestHandler):
                     status_now = "creating"
             with lock:
                 minor = maintenance_settings["running_minor"]
+                waiting = list(pending_reboot_groups)
+            for group in waiting:
+                name = re.escape(group)
+                text = re.sub(rf"(<DBParameterGroupName>{name}</DBParameterGroupName>\s*<ParameterApplyStatus>)in-sync",
+                              r"\1pending-reboot", text)
+                text = re.sub(rf"<ParameterApplyStatus>in-sync(</ParameterApplyStatus>\s*<DBParameterGroupName>{name}<)",
+                              r"<ParameterApplyStatus>pending-reboot\1", text)
             if minor:
                 # RDS applied a minor upgrade by itself (auto minor version upgrade).
                 text = re.sub(r"<EngineVersion>[^<]*</EngineVersion>", f"<EngineVersion>{minor}</EngineVersion>", text)

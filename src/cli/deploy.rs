@@ -26,6 +26,11 @@ pub struct Args {
     /// only if the environment and its file are as they were when it was made.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<std::path::PathBuf>,
+    /// Reboot the database now if its parameter group has changes that wait
+    /// for a reboot (downtime of a minute or more). Without it, deploy
+    /// reboots only when run inside `database.maintenance_window`.
+    #[arg(long)]
+    pub reboot_now: bool,
 }
 
 impl From<Args> for DeployOptions {
@@ -36,6 +41,7 @@ impl From<Args> for DeployOptions {
             allow_replace: args.allow_replace,
             lock_timeout: args.lock_timeout,
             plan: args.plan,
+            reboot_now: args.reboot_now,
         }
     }
 }

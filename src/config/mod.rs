@@ -9,7 +9,7 @@ mod network;
 mod service;
 mod source;
 mod validator;
-mod windows;
+pub mod windows;
 
 pub use database::Database;
 pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};

@@ -90,9 +90,39 @@ pub fn backup(text: &str, maintenance: &Range<u32>) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// Whether `at` falls inside the weekly `window` (as [`maintenance`]
+/// accepts it); false for a window that does not parse.
+pub fn includes(window: &str, at: std::time::SystemTime) -> bool {
+    let Ok((_, span)) = maintenance(window) else {
+        return false;
+    };
+    let seconds = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    // 1970-01-01 was a Thursday: day 3 of a week that starts on Monday.
+    let day = ((seconds / 86_400 + 3) % 7) as u32;
+    let minute = day * DAY + ((seconds % 86_400) / 60) as u32;
+    span.contains(&minute) || span.contains(&(minute + WEEK))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moment_is_inside_the_weekly_window_or_not() {
+        let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        // 2027-01-03 was a Sunday.
+        let sunday_0530 = at(1_798_954_200);
+        assert!(includes("sun:05:00-sun:06:00", sunday_0530));
+        assert!(!includes("sun:06:00-sun:07:00", sunday_0530));
+        assert!(!includes("sat:05:00-sat:06:00", sunday_0530));
+        // Across the week's end, from Monday's side.
+        let monday_0010 = at(1_799_021_400);
+        assert!(includes("sun:23:30-mon:00:30", monday_0010));
+        assert!(!includes("not a window", monday_0010));
+    }
 
     #[test]
     fn windows_are_read_as_rds_writes_them() {

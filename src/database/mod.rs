@@ -249,7 +249,7 @@ impl Unreached {
 pub async fn converge(
     cx: &Context,
     config: &Config,
-    desired: &[Desired],
+    (desired, reboot_now): (&[Desired], bool),
     waits: &Waits<'_>,
 ) -> anyhow::Result<DataTierReport> {
     let started = Instant::now();
@@ -261,8 +261,16 @@ pub async fn converge(
         database: config.database.name.clone(),
         ..DataTierReport::default()
     };
-    report.rebooted_for_parameters =
-        rds::reboot_if_parameters_pending(cx, &instance, &identifier, waits).await?;
+    let policy = rds::RebootPolicy {
+        now: reboot_now,
+        window: config.database.maintenance_window.clone(),
+        at: std::time::SystemTime::now(),
+    };
+    match rds::reboot_if_parameters_pending(cx, &instance, &identifier, &policy, waits).await? {
+        rds::Reboot::Done => report.rebooted_for_parameters = true,
+        rds::Reboot::Deferred => report.reboot_deferred_to_window = Some(policy.window),
+        rds::Reboot::NotNeeded => {}
+    }
     if config.database.schema_runner == SchemaRunner::EcsTask {
         let shipped = migrations::shipped();
         report.migrations_total = shipped.len();

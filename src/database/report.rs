@@ -9,6 +9,9 @@ pub struct DataTierReport {
     pub endpoint: String,
     pub database: String,
     pub rebooted_for_parameters: bool,
+    /// Parameters wait for a reboot that deploy did not make (no
+    /// `--reboot-now`, outside this maintenance window).
+    pub reboot_deferred_to_window: Option<String>,
     pub database_created: bool,
     pub migrations_applied: Vec<migrations::Applied>,
     pub migrations_total: usize,

@@ -36,6 +36,9 @@ pub struct DeployOptions {
     pub lock_timeout: Duration,
     /// A plan saved by `poolside plan --out`, applied only if still current.
     pub plan: Option<std::path::PathBuf>,
+    /// Reboot the database for parameters waiting for one, outside its
+    /// maintenance window too.
+    pub reboot_now: bool,
 }
 
 pub async fn deploy(
@@ -84,6 +87,7 @@ pub(super) async fn deploy_locked(
         session,
         env: &options.env,
         progress: &progress,
+        reboot_now: options.reboot_now,
     };
     stage.apply(&before_schema, &after_schema, &[]).await?;
     stop_if_interrupted("the schema step and the service")?;
@@ -200,7 +204,8 @@ async fn schema_step(
 ) -> anyhow::Result<ResourceId> {
     let (run, session, progress) = (stage.run, stage.session, stage.progress);
     let schema_started_ms = now_ms();
-    let data_tier = database::converge(&session.cx, &session.config, &session.desired, waits)
+    let reboot = (session.desired.as_slice(), stage.reboot_now);
+    let data_tier = database::converge(&session.cx, &session.config, reboot, waits)
         .await
         .with_context(|| {
             let held_back = if after_schema.is_empty() {
@@ -381,6 +386,7 @@ struct Stage<'a> {
     session: &'a Session,
     env: &'a str,
     progress: &'a Progress,
+    reboot_now: bool,
 }
 
 impl Stage<'_> {

@@ -52,6 +52,8 @@ impl PromoteOptions {
             allow_replace: vec![],
             lock_timeout: self.lock_timeout,
             plan: None,
+            // A promotion reboots the database only inside its window.
+            reboot_now: false,
         }
     }
 }

@@ -198,8 +198,38 @@ impl Session {
         let live = self.discover(logs_in_to_database).await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
+        if let Some(warning) = self.reboot_warning(&plan) {
+            plan.warnings.push(warning);
+        }
         plan.fingerprint = Some(fingerprint(&live));
         Ok(plan)
+    }
+
+    /// What the plan says about a reboot of the database: parameters already
+    /// waiting for one (`pending-reboot`), or a change of the parameter group
+    /// whose static parameters will. A reboot is downtime: deploy makes it
+    /// only when asked or inside the maintenance window.
+    fn reboot_warning(&self, plan: &Plan) -> Option<String> {
+        let instance = ResourceId::new(Kind::DbInstance, "main");
+        let waiting = self
+            .cx
+            .attribute(&instance, resources::rds::PARAMETERS_PENDING_REBOOT)
+            .as_deref()
+            == Some("true");
+        let changing = plan.changes.iter().any(|c| {
+            c.action == plan::Action::Update && c.id.kind() == Some(Kind::DbParameterGroup)
+        });
+        let why = match (waiting, changing) {
+            (true, _) => "its parameters wait for a reboot (pending-reboot)",
+            (false, true) => {
+                "the parameter group changes: a static parameter among them waits for a reboot"
+            }
+            (false, false) => return None,
+        };
+        Some(format!(
+            "{instance}: {why}. Deploy reboots the instance (a minute or more of downtime) only with --reboot-now, or when run inside database.maintenance_window ({} UTC); otherwise the change takes effect at the next reboot",
+            self.config.database.maintenance_window
+        ))
     }
 
     /// Discovers what exists and plans deleting all of it, in the order

@@ -50,8 +50,11 @@ struct DatabaseEngine {
     /// a newer one than the file's is not a difference).
     version: Option<String>,
     /// The parameter group has changes that take effect at the next reboot
-    /// (`pending-reboot`); the next deploy reboots the instance for them.
+    /// (`pending-reboot`): `deploy --reboot-now`, or a deploy inside the
+    /// maintenance window, reboots the instance for them.
     parameters_pending_reboot: bool,
+    /// `database.maintenance_window`, UTC.
+    maintenance_window: String,
     /// What RDS will apply by itself (DescribePendingMaintenanceActions).
     pending_maintenance: Vec<Maintenance>,
     /// Why the pending maintenance could not be read.
@@ -60,7 +63,7 @@ struct DatabaseEngine {
 
 /// The instance's engine as discovery found it, and its pending maintenance
 /// (one more read, which needs the instance's ARN). `None` without an instance.
-async fn database_engine(cx: &Context) -> Option<DatabaseEngine> {
+async fn database_engine(cx: &Context, window: &str) -> Option<DatabaseEngine> {
     let id = ResourceId::new(Kind::DbInstance, "main");
     let arn = cx.attribute(&id, "arn")?;
     let (pending_maintenance, maintenance_unchecked) = match maintenance::pending(cx, &arn).await {
@@ -75,6 +78,7 @@ async fn database_engine(cx: &Context) -> Option<DatabaseEngine> {
         version: cx.attribute(&id, rds::RUNNING_ENGINE_VERSION),
         parameters_pending_reboot: cx.attribute(&id, rds::PARAMETERS_PENDING_REBOOT).as_deref()
             == Some("true"),
+        maintenance_window: window.to_string(),
         pending_maintenance,
         maintenance_unchecked,
     })
@@ -116,7 +120,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
     // In sync exactly when `drift` finds nothing: the same findings.
     let (drift, database_engine) = tokio::join!(
         crate::drift::collect(cx, config, &plan),
-        database_engine(cx)
+        database_engine(cx, &config.database.maintenance_window)
     );
     let drift = drift?;
     let schema_version = drift
@@ -240,9 +244,9 @@ fn print_engine(engine: &DatabaseEngine) {
         "  postgres:       {}{}",
         engine.version.as_deref().unwrap_or("-"),
         if engine.parameters_pending_reboot {
-            ", parameters wait for a reboot (the next deploy reboots it)"
+            format!(", parameters wait for a reboot (deploy --reboot-now, or a deploy inside the maintenance window {} UTC)", engine.maintenance_window)
         } else {
-            ""
+            format!(", maintenance window {} UTC", engine.maintenance_window)
         }
     );
     match (

@@ -221,11 +221,25 @@ async fn the_proxy_refuses_what_aws_refuses() {
         .await;
 }
 
+/// A first deploy converges in one run through the layer; then day two:
+/// RDS's own minor upgrade and maintenance, and a parameter change that
+/// waits for a reboot until deploy is told it may make one.
 #[tokio::test]
-async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_than_moto() {
+async fn a_first_deploy_converges_in_one_run_and_day_two_is_planned_where_aws_is_slower_than_moto()
+{
     let proxy = Proxy::start();
     let mut env = Env::new("real");
     env.endpoint = proxy.url.clone();
+    // A maintenance window three days from now, so that no deploy below
+    // runs inside it.
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 86_400;
+    let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][((days + 3 + 3) % 7) as usize];
+    let window = format!("{day}:01:00-{day}:02:00");
+    env.database_extra = format!("maintenance_window = \"{window}\"\n");
     env.write();
 
     let run = env.deploy();
@@ -350,6 +364,71 @@ async fn a_first_deploy_converges_in_one_run_where_aws_is_slower_and_stricter_th
         "{}",
         human.stdout()
     );
+
+    // A static parameter changed by hand: RDS holds it `pending-reboot`.
+    // Deploy restores the group but does not reboot (downtime) outside the
+    // window; plan, the deploy and status say so. --reboot-now reboots.
+    let group = format!("poolside-{}-postgres16", env.name);
+    proxy
+        .aws()
+        .await
+        .rds
+        .modify_db_parameter_group()
+        .db_parameter_group_name(&group)
+        .parameters(
+            aws_sdk_rds::types::Parameter::builder()
+                .parameter_name("shared_preload_libraries")
+                .parameter_value("pg_cron")
+                .apply_method(aws_sdk_rds::types::ApplyMethod::PendingReboot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let planned = env.plan();
+    planned.assert_code(2);
+    let warnings = planned.one("plan")["warnings"].to_string();
+    assert!(
+        warnings.contains("its parameters wait for a reboot (pending-reboot)")
+            && warnings.contains(&window),
+        "{warnings}"
+    );
+    let deployed = env.deploy();
+    let report = deployed.one("data_tier");
+    assert_eq!(
+        report["reboot_deferred_to_window"],
+        window.as_str(),
+        "{report}"
+    );
+    assert_eq!(report["rebooted_for_parameters"], false, "{report}");
+    assert!(!proxy
+        .played()
+        .await
+        .iter()
+        .any(|p| p == "instance_rebooted"));
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    assert_eq!(
+        status.one("status")["database_engine"]["parameters_pending_reboot"],
+        true
+    );
+    let rebooted = env.poolside(&[
+        "deploy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--reboot-now",
+        "--output",
+        "json",
+    ]);
+    rebooted.assert_code(0);
+    assert_eq!(rebooted.one("data_tier")["rebooted_for_parameters"], true);
+    assert_eq!(proxy.count("instance_rebooted").await, 1);
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    assert_eq!(
+        status.one("status")["database_engine"]["parameters_pending_reboot"],
+        false
+    );
+    env.plan().assert_code(0);
 }
 
 /// On AWS the schema step runs as a one-off Fargate task (the default

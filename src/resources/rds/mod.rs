@@ -599,26 +599,51 @@ pub async fn delete_instance(
     Ok(())
 }
 
-/// Reboots the instance when its parameter group has changes that wait for one,
-/// and waits until it is back. Returns whether it rebooted.
+/// When deploy may reboot the instance for parameters that wait for one: a
+/// reboot is downtime, so only when asked or inside the maintenance window.
+pub struct RebootPolicy {
+    /// `deploy --reboot-now`.
+    pub now: bool,
+    /// `database.maintenance_window` (weekly, UTC).
+    pub window: String,
+    /// The moment the decision is made.
+    pub at: std::time::SystemTime,
+}
+
+/// What the reboot check did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    /// Nothing waited for a reboot.
+    NotNeeded,
+    Done,
+    /// Parameters wait, and the policy does not allow a reboot now.
+    Deferred,
+}
+
+/// Reboots the instance when its parameter group has changes that wait for
+/// one and the policy allows it, and waits until it is back.
 pub async fn reboot_if_parameters_pending(
     cx: &Context,
     id: &ResourceId,
     identifier: &str,
+    policy: &RebootPolicy,
     waits: &Waits<'_>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Reboot> {
     // Discovery's look (or the create's or modify's last one) holds unless
     // this run changed the parameter group since.
     let settled = cx.attribute(id, PARAMETERS_PENDING_REBOOT).as_deref() == Some("false")
         && cx.attribute(id, PARAMETER_GROUP_CHANGED).is_none();
     if settled {
-        return Ok(false);
+        return Ok(Reboot::NotNeeded);
     }
     let Some(db) = describe_instance(cx, identifier).await? else {
         bail!("RDS instance {identifier} does not exist");
     };
     if !parameters_pending_reboot(&db) {
-        return Ok(false);
+        return Ok(Reboot::NotNeeded);
+    }
+    if !policy.now && !crate::config::windows::includes(&policy.window, policy.at) {
+        return Ok(Reboot::Deferred);
     }
     cx.clients
         .rds
@@ -629,7 +654,7 @@ pub async fn reboot_if_parameters_pending(
         .aws("RebootDBInstance")?;
     wait_change_started(cx, id, identifier, waits).await?;
     wait_available(cx, id, identifier, waits).await?;
-    Ok(true)
+    Ok(Reboot::Done)
 }
 
 /// Whether the instance lists modifications not yet applied.
@@ -872,11 +897,25 @@ mod tests {
         let settled =
             context(|c| c.rds = crate::mocked!(aws_sdk_rds, Vec::<&aws_smithy_mocks::Rule>::new()));
         settled.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
-        let rebooted =
-            reboot_if_parameters_pending(&settled, &id, "poolside-pilot", &Waits::new(&Unwatched))
-                .await
-                .unwrap();
-        assert!(!rebooted, "nothing was pending when discovery looked");
+        let asked = RebootPolicy {
+            now: true,
+            window: "sun:05:00-sun:06:00".into(),
+            at: std::time::UNIX_EPOCH,
+        };
+        let rebooted = reboot_if_parameters_pending(
+            &settled,
+            &id,
+            "poolside-pilot",
+            &asked,
+            &Waits::new(&Unwatched),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            rebooted,
+            Reboot::NotNeeded,
+            "nothing was pending when discovery looked"
+        );
 
         let pending = |status: &'static str, apply: &'static str| {
             mock!(Client::describe_db_instances).then_output(move || {
@@ -902,13 +941,95 @@ mod tests {
         });
         changed.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "false");
         changed.record_attribute(&id, PARAMETER_GROUP_CHANGED, "true");
-        let rebooted =
-            reboot_if_parameters_pending(&changed, &id, "poolside-pilot", &Waits::new(&Unwatched))
-                .await
-                .unwrap();
-        assert!(rebooted);
+        let rebooted = reboot_if_parameters_pending(
+            &changed,
+            &id,
+            "poolside-pilot",
+            &asked,
+            &Waits::new(&Unwatched),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rebooted, Reboot::Done);
         assert_eq!((waiting.num_calls(), reboot.num_calls()), (1, 1));
         assert_eq!(done.num_calls(), 1);
+    }
+
+    /// A reboot is downtime: without --reboot-now and outside the
+    /// maintenance window, the parameters stay pending and RDS is not asked
+    /// to reboot (no RebootDBInstance rule: a call would fail the test);
+    /// inside the window, deploy reboots.
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_reboot_waits_for_the_window_or_reboot_now() {
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        // A rule answers once: each context gets its own.
+        let waiting = || {
+            mock!(Client::describe_db_instances).then_output(|| {
+                let mut db = instance("available", None);
+                db.db_parameter_groups =
+                    Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
+                        .db_parameter_group_name("poolside-pilot")
+                        .parameter_apply_status("pending-reboot")
+                        .build()]);
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(db)
+                    .build()
+            })
+        };
+        let looked = waiting();
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&looked]));
+        cx.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "true");
+        // Sunday 2027-01-03 05:30 UTC.
+        let sunday_0530 = std::time::UNIX_EPOCH + Duration::from_secs(1_798_954_200);
+        let outside = RebootPolicy {
+            now: false,
+            window: "sat:05:00-sat:06:00".into(),
+            at: sunday_0530,
+        };
+        let decided = reboot_if_parameters_pending(
+            &cx,
+            &id,
+            "poolside-pilot",
+            &outside,
+            &Waits::new(&Unwatched),
+        )
+        .await
+        .unwrap();
+        assert_eq!(decided, Reboot::Deferred);
+        assert_eq!(looked.num_calls(), 1);
+
+        let reboot = mock!(Client::reboot_db_instance).then_output(|| {
+            aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
+        });
+        let rebooting = mock!(Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(instance("rebooting", None))
+                .build()
+        });
+        let done = mock!(Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(instance("available", None))
+                .build()
+        });
+        let looked = waiting();
+        let cx =
+            context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&looked, &reboot, &rebooting, &done]));
+        cx.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "true");
+        let inside = RebootPolicy {
+            window: "sun:05:00-sun:06:00".into(),
+            ..outside
+        };
+        let decided = reboot_if_parameters_pending(
+            &cx,
+            &id,
+            "poolside-pilot",
+            &inside,
+            &Waits::new(&Unwatched),
+        )
+        .await
+        .unwrap();
+        assert_eq!(decided, Reboot::Done);
+        assert_eq!(reboot.num_calls(), 1);
     }
 
     /// A change RDS makes at once (nothing pending) is not waited for twice.
