@@ -65,7 +65,45 @@ pub struct LiveJob {
 pub struct Live {
     pub jobs: Vec<LiveJob>,
     pub owned: BTreeSet<String>,
+    /// How poolside's jobs last ran (`cron.job_run_details`).
+    pub health: Vec<JobHealth>,
 }
+
+/// How one of poolside's jobs has been running, from pg_cron's own record
+/// of its runs (`cron.job_run_details`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct JobHealth {
+    pub name: String,
+    /// pg_cron's status of the newest run (`succeeded`, `failed`,
+    /// `running`, ...); `None` when it never ran.
+    pub last_status: Option<String>,
+    /// When that run started (UTC).
+    pub last_started: Option<String>,
+    /// What it returned (the error, for a failed run), cut to 200 characters.
+    pub last_message: Option<String>,
+    /// Failed runs in the last 24 hours.
+    pub failed_last_day: i64,
+}
+
+impl JobHealth {
+    pub fn failed(&self) -> bool {
+        self.last_status.as_deref() == Some("failed")
+    }
+}
+
+/// The newest run and the day's failures of each job of the connected user.
+const HEALTH: &str = "SELECT j.jobname,
+        last.status AS last_status,
+        to_char(last.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_started,
+        left(last.return_message, 200) AS last_message,
+        (SELECT count(*) FROM cron.job_run_details f
+          WHERE f.jobid = j.jobid AND f.status = 'failed'
+            AND f.start_time > now() - interval '24 hours') AS failed_last_day
+   FROM cron.job j
+   LEFT JOIN LATERAL (SELECT status, start_time, return_message FROM cron.job_run_details r
+                       WHERE r.jobid = j.jobid ORDER BY r.start_time DESC NULLS LAST LIMIT 1) last ON true
+  WHERE j.username = current_user AND j.jobname IS NOT NULL
+  ORDER BY j.jobname";
 
 pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Live, sqlx::Error> {
     let jobs: Vec<LiveJob> = sqlx::query(
@@ -89,7 +127,24 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
         .await?
         .into_iter()
         .collect();
-    Ok(Live { jobs, owned })
+    let health = sqlx::query(HEALTH)
+        .fetch_all(&mut *cron)
+        .await?
+        .into_iter()
+        .map(|row| JobHealth {
+            name: row.get("jobname"),
+            last_status: row.get("last_status"),
+            last_started: row.get("last_started"),
+            last_message: row.get("last_message"),
+            failed_last_day: row.get("failed_last_day"),
+        })
+        .filter(|h| owned.contains(&h.name))
+        .collect();
+    Ok(Live {
+        jobs,
+        owned,
+        health,
+    })
 }
 
 /// One job that differs from what is declared, and what reconciling does.

@@ -399,6 +399,8 @@ pub struct Inspection {
     pub privileges_extra: Vec<privileges::Grant>,
     /// Privileges revoked by hand since.
     pub privileges_missing: Vec<privileges::Grant>,
+    /// How poolside's pg_cron jobs last ran.
+    pub jobs_health: Vec<cron::JobHealth>,
 }
 
 /// One job that differs from `sql/jobs.toml`, and how.
@@ -493,8 +495,9 @@ async fn inspect_reachable(
     )
     .fetch_all(&mut app)
     .await?;
-    let live = live_jobs(&server, &master, &mut app).await?;
+    let mut live = live_jobs(&server, &master, &mut app).await?;
     let jobs = job_differences(&live, &declared, app_database);
+    let jobs_health = std::mem::take(&mut live.health);
     let (privileges_extra, privileges_missing) = match privileges::recorded(&mut app).await? {
         Some(recorded) => privileges::compare(&recorded, &privileges::current(&mut app).await?),
         None => (vec![], vec![]),
@@ -508,6 +511,7 @@ async fn inspect_reachable(
         roles_missing,
         privileges_extra,
         privileges_missing,
+        jobs_health,
     })
 }
 
@@ -532,6 +536,7 @@ fn not_created(shipped: &[migrations::Shipped], declared: &[cron::Job]) -> Inspe
         roles_missing: vec![],
         privileges_extra: vec![],
         privileges_missing: vec![],
+        jobs_health: vec![],
     }
 }
 
@@ -579,6 +584,7 @@ async fn live_jobs(
     Ok(live.unwrap_or(cron::Live {
         jobs: vec![],
         owned: Default::default(),
+        health: vec![],
     }))
 }
 

@@ -203,35 +203,9 @@ pub(super) async fn gates(
     let cx = &session.cx;
     let mut checks = Vec::new();
 
-    let plan = session.plan().await?;
-    let mut findings = drift::from_plan(&plan);
-    let database_note = match database::inspect(cx, &session.config).await {
-        Ok(inspection) => {
-            findings.extend(drift::from_database(&inspection));
-            String::new()
-        }
-        Err(why) => format!(" (database side not checked: {why})"),
-    };
-    checks.push(Check {
-        name: "drift",
-        outcome: if findings.is_empty() {
-            Outcome::Passed
-        } else {
-            Outcome::Failed
-        },
-        detail: if findings.is_empty() {
-            format!("the environment matches its file and sql/{database_note}")
-        } else {
-            format!(
-                "{}, e.g. {} {}: run `poolside drift --env {}`",
-                output::count(findings.len(), "difference", "differences"),
-                findings[0].resource,
-                findings[0].attribute,
-                env
-            )
-        },
-    });
-
+    let (drift_check, jobs_check) = drift_and_jobs(session, env).await?;
+    checks.push(drift_check);
+    checks.push(jobs_check);
     checks.push(verify::check_alarms(cx).await);
     checks.push(alarm_history(session, bake_time).await);
 
@@ -264,6 +238,65 @@ pub(super) async fn gates(
         });
     }
     Ok(Verification { checks })
+}
+
+/// The drift gate (AWS and database side) and the jobs gate, from one
+/// plan and one look into the database.
+async fn drift_and_jobs(session: &Session, env: &str) -> anyhow::Result<(Check, Check)> {
+    let cx = &session.cx;
+    let plan = session.plan().await?;
+    let mut findings = drift::from_plan(&plan);
+    let mut jobs_check = Check {
+        name: "jobs",
+        outcome: Outcome::Skipped,
+        detail: String::new(),
+    };
+    let database_note = match database::inspect(cx, &session.config).await {
+        Ok(inspection) => {
+            findings.extend(drift::from_database(&inspection));
+            jobs_check = jobs_gate(&inspection.jobs_health);
+            String::new()
+        }
+        Err(why) => {
+            jobs_check.detail = format!("the database side was not read: {why}");
+            format!(" (database side not checked: {why})")
+        }
+    };
+    let drift_check = Check {
+        name: "drift",
+        outcome: if findings.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        },
+        detail: if findings.is_empty() {
+            format!("the environment matches its file and sql/{database_note}")
+        } else {
+            format!(
+                "{}, e.g. {} {}: run `poolside drift --env {}`",
+                output::count(findings.len(), "difference", "differences"),
+                findings[0].resource,
+                findings[0].attribute,
+                env
+            )
+        },
+    };
+    Ok((drift_check, jobs_check))
+}
+
+/// Every pg_cron job of poolside's succeeded the last time it ran: a
+/// release or a phase does not move on from a database whose jobs fail.
+fn jobs_gate(jobs: &[database::cron::JobHealth]) -> Check {
+    let failing = jobs.iter().any(|j| j.failed());
+    Check {
+        name: "jobs",
+        outcome: if failing {
+            Outcome::Failed
+        } else {
+            Outcome::Passed
+        },
+        detail: super::status::jobs_line(jobs),
+    }
 }
 
 /// No alarm of the environment went to ALARM during the bake period.

@@ -5,6 +5,7 @@
 
 use super::{exit, RunOptions, Session};
 use crate::config::Config;
+use crate::database::cron::JobHealth;
 use crate::model::{Kind, ResourceId};
 use crate::output::{self, Format};
 use crate::resources::rds::{self, maintenance, maintenance::Maintenance};
@@ -40,6 +41,9 @@ struct Status {
     alarms: Vec<(String, String)>,
     /// The database as RDS runs it and what it will do to it by itself.
     database_engine: Option<DatabaseEngine>,
+    /// How poolside's pg_cron jobs last ran; `None` when the database side
+    /// was not read (`database_unchecked` says why).
+    jobs: Option<Vec<JobHealth>>,
     last_run: Option<state::Record>,
     lock: Option<state::LockInfo>,
 }
@@ -128,6 +132,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
         .as_ref()
         .ok()
         .and_then(|i| i.migrations.applied_version);
+    let jobs = drift.database.as_ref().ok().map(|i| i.jobs_health.clone());
     let (last_run, lock) = state?;
     let status = Status {
         environment: env.clone(),
@@ -150,6 +155,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
             .filter(|w| !w.is_empty()),
         alarms,
         database_engine,
+        jobs,
         last_run,
         lock,
     };
@@ -220,6 +226,9 @@ fn print(s: &Status) {
     if let Some(engine) = &s.database_engine {
         print_engine(engine);
     }
+    if let Some(jobs) = &s.jobs {
+        println!("  jobs:           {}", jobs_line(jobs));
+    }
     match &s.last_run {
         Some(r) => println!(
             "  last run:       {} {} at {} by {} ({:.1}s)",
@@ -261,5 +270,35 @@ fn print_engine(engine: &DatabaseEngine) {
                 println!("  {label:<15} {action}");
             }
         }
+    }
+}
+
+/// poolside's pg_cron jobs in one line: how many, and the failing ones.
+pub(super) fn jobs_line(jobs: &[JobHealth]) -> String {
+    let failing: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.failed())
+        .map(|j| {
+            format!(
+                "{} failed at {} ({})",
+                j.name,
+                j.last_started.as_deref().unwrap_or("?"),
+                j.last_message.as_deref().unwrap_or("no message")
+            )
+        })
+        .collect();
+    let ran = jobs.iter().filter(|j| j.last_status.is_some()).count();
+    match (failing.as_slice(), ran) {
+        ([], 0) => format!("{} scheduled, none has run yet", jobs.len()),
+        ([], _) => format!(
+            "{} scheduled, every last run succeeded or is running",
+            jobs.len()
+        ),
+        (failing, _) => format!(
+            "{} scheduled, {} failing: {}",
+            jobs.len(),
+            failing.len(),
+            failing.join("; ")
+        ),
     }
 }

@@ -950,6 +950,93 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
     .await
     .unwrap();
     assert!(embedded, "the scheduled run embedded the document");
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    let jobs = status.one("status")["jobs"].clone();
+    let ran = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "generate-embeddings")
+        .unwrap_or_else(|| panic!("{jobs}"));
+    assert_eq!(ran["last_status"], "succeeded", "{ran}");
+    assert_eq!(ran["failed_last_day"], 0, "{ran}");
+
+    // Broken by hand: its next run fails. status names it with pg_cron's
+    // error, and a promotion does not move on from it.
+    sqlx::query("SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = 'generate-embeddings'), command => 'SELECT 1/0')")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+         WHERE j.jobname = 'generate-embeddings' AND d.status = 'failed'",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap()
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_cron did not run the broken job within 150 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    let jobs = status.one("status")["jobs"].clone();
+    let failed = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "generate-embeddings")
+        .unwrap();
+    assert_eq!(failed["last_status"], "failed", "{failed}");
+    assert_eq!(failed["failed_last_day"], 1, "{failed}");
+    assert!(
+        failed["last_message"]
+            .as_str()
+            .unwrap()
+            .contains("division by zero"),
+        "{failed}"
+    );
+    let human = env.poolside(&["status", "--env", &env.name]);
+    assert!(
+        human
+            .stdout()
+            .contains("1 failing: generate-embeddings failed at"),
+        "{}",
+        human.stdout()
+    );
+    let gated = env.poolside(&[
+        "promote",
+        "--env",
+        &env.name,
+        "--to",
+        "limited",
+        "--bake",
+        "0s",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    gated.assert_code(1);
+    let gates = gated.one("gates");
+    let jobs_gate = gates["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "jobs")
+        .unwrap_or_else(|| panic!("{gates}"))
+        .clone();
+    assert_eq!(jobs_gate["outcome"], "failed", "{jobs_gate}");
+    assert!(
+        jobs_gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("generate-embeddings failed at"),
+        "{jobs_gate}"
+    );
 }
 
 /// Roles are server-wide: a second environment pointed at the PostgreSQL
