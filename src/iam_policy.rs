@@ -164,6 +164,7 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "CreateDBParameterGroup", "rds:CreateDBParameterGroup", Scope::Database),
     ("RDS", "CreateDBSubnetGroup", "rds:CreateDBSubnetGroup", Scope::Database),
     ("RDS", "DeleteDBInstance", "rds:DeleteDBInstance", Scope::Database),
+    ("RDS", "CreateDBSnapshot", "rds:CreateDBSnapshot", Scope::Database),
     ("RDS", "DeleteDBParameterGroup", "rds:DeleteDBParameterGroup", Scope::Database),
     ("RDS", "DeleteDBSubnetGroup", "rds:DeleteDBSubnetGroup", Scope::Database),
     ("RDS", "DescribeDBEngineVersions", "rds:DescribeDBEngineVersions", Scope::Any),
@@ -380,6 +381,7 @@ fn resources(
             format!("pg:{db}-*"),
             format!("subgrp:{db}"),
             format!("snapshot:{db}-final-*"),
+            format!("snapshot:{db}-before-*"),
         ]
         .map(|rest| arn("rds", region, rest))
         .into(),

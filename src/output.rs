@@ -388,6 +388,11 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if let Some(window) = &report.reboot_deferred_to_window {
         eprintln!("  parameters wait for a reboot, not made now (a reboot is downtime): they take effect at the next reboot; deploy makes it with --reboot-now, or when run inside the maintenance window {window} UTC");
     }
+    if report.jobs_wait_for_reboot {
+        eprintln!(
+            "  pg_cron is not loaded until that reboot: the scheduled jobs were not reconciled"
+        );
+    }
     if report.database_created {
         eprintln!("  created the database {}", report.database);
     }

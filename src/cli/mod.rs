@@ -85,10 +85,12 @@ pub enum Command {
     Drift(drift::Args),
     /// Grow the environment to its next phase, gated on its health.
     #[command(
-        after_help = "Example:\n  poolside promote --env acme-pilot --to limited --dry-run\n  poolside promote --from staging --to acme-prod"
+        after_help = "Gates: drift (none), jobs (pg_cron's last runs succeeded), alarms (none in ALARM), history (no alarm during the bake), api (answers), bake (the release ran --bake), alerting (full only).\n\nExample:\n  poolside promote --env acme-pilot --to limited --dry-run\n  poolside promote --from staging --to acme-prod"
     )]
     Promote(promote::Args),
-    /// Show what the environment is and runs now: release, tasks, alarms, last run, lock.
+    /// Show what the environment is and runs now: release, tasks, alarms, the
+    /// PostgreSQL version with RDS's pending maintenance, pg_cron jobs' health,
+    /// last run, lock.
     #[command(after_help = "Example:\n  poolside status --env acme-pilot")]
     Status(status::Args),
     /// Remove an environment's lock left by a command that died.

@@ -19,6 +19,9 @@ pub struct Database {
     /// When RDS may apply maintenance (weekly, UTC), and take backups (daily).
     pub maintenance_window: String,
     pub backup_window: String,
+    /// Deploy takes a manual snapshot, and waits for it, before changing the
+    /// instance class, the storage type or the major version.
+    pub snapshot_before_changes: bool,
     pub deletion_protection: bool,
     pub name: String,
     pub master_username: String,
@@ -66,6 +69,7 @@ impl Validator<'_> {
             maintenance_window,
             backup_window,
             deletion_protection: d.deletion_protection.unwrap_or(phase != Phase::Pilot),
+            snapshot_before_changes: d.snapshot_before_changes.unwrap_or(phase == Phase::Full),
             name,
             master_username,
             connect_override,
@@ -113,6 +117,11 @@ impl Validator<'_> {
         let backup = d.backup_window.as_deref().unwrap_or(DEFAULT_BACKUP_WINDOW);
         match super::windows::backup(backup, &span) {
             Ok(backup) => Ok((maintenance, backup)),
+            // The file sets no backup window: the maintenance window is at fault.
+            Err(why) if d.backup_window.is_none() => self.fail(
+                "database.maintenance_window",
+                format!("{maintenance:?} takes in the default backup window ({why}); move it, or set database.backup_window"),
+            ),
             Err(why) => self.fail("database.backup_window", why),
         }
     }

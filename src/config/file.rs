@@ -113,6 +113,8 @@ pub struct DatabaseSection {
     pub maintenance_window: Option<String>,
     /// Daily, UTC: `03:00-04:00`.
     pub backup_window: Option<String>,
+    /// Take a manual snapshot before a change that is hard to undo.
+    pub snapshot_before_changes: Option<bool>,
     pub deletion_protection: Option<bool>,
     /// The application database, created with the instance.
     pub name: Option<String>,

@@ -45,6 +45,9 @@ pub fn maintenance(text: &str) -> Result<(String, Range<u32>), String> {
     let Some((from, to)) = parsed else {
         return Err(format!("{text:?} is not a weekly window such as \"sun:05:00-sun:06:00\" (ddd:hh24:mi-ddd:hh24:mi, UTC; days mon to sun)"));
     };
+    if from == to {
+        return Err(format!("{text:?} starts and ends at the same time"));
+    }
     let window = span(from, to, WEEK);
     if window.len() < AT_LEAST_MINUTES as usize {
         return Err(format!(
@@ -65,6 +68,9 @@ pub fn backup(text: &str, maintenance: &Range<u32>) -> Result<String, String> {
             "{text:?} is not a daily window such as \"03:00-04:00\" (hh24:mi-hh24:mi, UTC)"
         ));
     };
+    if from == to {
+        return Err(format!("{text:?} starts and ends at the same time"));
+    }
     let daily = span(from, to, DAY);
     if daily.len() < AT_LEAST_MINUTES as usize {
         return Err(format!(
@@ -84,7 +90,7 @@ pub fn backup(text: &str, maintenance: &Range<u32>) -> Result<String, String> {
     });
     if overlaps {
         return Err(format!(
-            "{text:?} overlaps the maintenance window: RDS refuses a backup window that does"
+            "{text:?} overlaps the maintenance window: RDS refuses a backup window inside it"
         ));
     }
     Ok(text.to_string())
@@ -141,6 +147,7 @@ mod tests {
             ("sunday 5am", "is not a weekly window"),
             ("sun:24:00-mon:01:00", "is not a weekly window"),
             ("sun:05:00-sun:05:20", "shorter than the 30 minutes"),
+            ("sun:05:00-sun:05:00", "starts and ends at the same time"),
         ] {
             let err = maintenance(text).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");

@@ -67,6 +67,9 @@ pub struct Live {
     pub owned: BTreeSet<String>,
     /// How poolside's jobs last ran (`cron.job_run_details`).
     pub health: Vec<JobHealth>,
+    /// pg_cron's launcher runs: without it no job runs at all (it stops when
+    /// the database named by `cron.database_name` is dropped).
+    pub scheduler_running: bool,
 }
 
 /// How one of poolside's jobs has been running, from pg_cron's own record
@@ -74,6 +77,8 @@ pub struct Live {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct JobHealth {
     pub name: String,
+    /// When it runs (cron syntax, GMT): when a failed job next gets a chance.
+    pub schedule: String,
     /// pg_cron's status of the newest run (`succeeded`, `failed`,
     /// `running`, ...); `None` when it never ran.
     pub last_status: Option<String>,
@@ -92,10 +97,10 @@ impl JobHealth {
 }
 
 /// The newest run and the day's failures of each job of the connected user.
-const HEALTH: &str = "SELECT j.jobname,
+const HEALTH: &str = "SELECT j.jobname, j.schedule,
         last.status AS last_status,
         to_char(last.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_started,
-        left(last.return_message, 200) AS last_message,
+        left(regexp_replace(last.return_message, '\\s*\\n\\s*', ' / ', 'g'), 200) AS last_message,
         (SELECT count(*) FROM cron.job_run_details f
           WHERE f.jobid = j.jobid AND f.status = 'failed'
             AND f.start_time > now() - interval '24 hours') AS failed_last_day
@@ -133,6 +138,7 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
         .into_iter()
         .map(|row| JobHealth {
             name: row.get("jobname"),
+            schedule: row.get("schedule"),
             last_status: row.get("last_status"),
             last_started: row.get("last_started"),
             last_message: row.get("last_message"),
@@ -140,10 +146,16 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
         })
         .filter(|h| owned.contains(&h.name))
         .collect();
+    let scheduler_running: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')",
+    )
+    .fetch_one(&mut *cron)
+    .await?;
     Ok(Live {
         jobs,
         owned,
         health,
+        scheduler_running,
     })
 }
 

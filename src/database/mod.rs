@@ -365,6 +365,12 @@ async fn reconcile_jobs(
             .fetch_one(&mut *app)
             .await?;
     let Some(cron_database) = cron_database.filter(|d| !d.is_empty()) else {
+        if report.reboot_deferred_to_window.is_some() {
+            // pg_cron loads at the reboot this deploy did not make: the jobs
+            // wait for it rather than fail the deploy that chose to wait.
+            report.jobs_wait_for_reboot = true;
+            return Ok(());
+        }
         bail!("pg_cron is not loaded on {}: shared_preload_libraries must include pg_cron (the parameter group sets it; it takes effect after a reboot)", report.endpoint);
     };
     report.cron_database = cron_database.clone();
@@ -401,6 +407,8 @@ pub struct Inspection {
     pub privileges_missing: Vec<privileges::Grant>,
     /// How poolside's pg_cron jobs last ran.
     pub jobs_health: Vec<cron::JobHealth>,
+    /// pg_cron's launcher runs (false also when pg_cron is not there).
+    pub cron_scheduler_running: bool,
 }
 
 /// One job that differs from `sql/jobs.toml`, and how.
@@ -498,6 +506,7 @@ async fn inspect_reachable(
     let mut live = live_jobs(&server, &master, &mut app).await?;
     let jobs = job_differences(&live, &declared, app_database);
     let jobs_health = std::mem::take(&mut live.health);
+    let cron_scheduler_running = live.scheduler_running;
     let (privileges_extra, privileges_missing) = match privileges::recorded(&mut app).await? {
         Some(recorded) => privileges::compare(&recorded, &privileges::current(&mut app).await?),
         None => (vec![], vec![]),
@@ -512,6 +521,7 @@ async fn inspect_reachable(
         privileges_extra,
         privileges_missing,
         jobs_health,
+        cron_scheduler_running,
     })
 }
 
@@ -537,6 +547,7 @@ fn not_created(shipped: &[migrations::Shipped], declared: &[cron::Job]) -> Inspe
         privileges_extra: vec![],
         privileges_missing: vec![],
         jobs_health: vec![],
+        cron_scheduler_running: false,
     }
 }
 
@@ -585,6 +596,7 @@ async fn live_jobs(
         jobs: vec![],
         owned: Default::default(),
         health: vec![],
+        scheduler_running: false,
     }))
 }
 

@@ -12,6 +12,8 @@ pub struct DataTierReport {
     /// Parameters wait for a reboot that deploy did not make (no
     /// `--reboot-now`, outside this maintenance window).
     pub reboot_deferred_to_window: Option<String>,
+    /// pg_cron is not loaded until that reboot: the jobs were not reconciled.
+    pub jobs_wait_for_reboot: bool,
     pub database_created: bool,
     pub migrations_applied: Vec<migrations::Applied>,
     pub migrations_total: usize,

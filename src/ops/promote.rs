@@ -254,7 +254,7 @@ async fn drift_and_jobs(session: &Session, env: &str) -> anyhow::Result<(Check, 
     let database_note = match database::inspect(cx, &session.config).await {
         Ok(inspection) => {
             findings.extend(drift::from_database(&inspection));
-            jobs_check = jobs_gate(&inspection.jobs_health);
+            jobs_check = jobs_gate(&inspection.jobs_health, inspection.cron_scheduler_running);
             String::new()
         }
         Err(why) => {
@@ -286,8 +286,12 @@ async fn drift_and_jobs(session: &Session, env: &str) -> anyhow::Result<(Check, 
 
 /// Every pg_cron job of poolside's succeeded the last time it ran: a
 /// release or a phase does not move on from a database whose jobs fail.
-fn jobs_gate(jobs: &[database::cron::JobHealth]) -> Check {
-    let failing = jobs.iter().any(|j| j.failed());
+fn jobs_gate(jobs: &[database::cron::JobHealth], scheduler_running: bool) -> Check {
+    let failing = !scheduler_running || jobs.iter().any(|j| j.failed());
+    let mut detail = super::status::jobs_line(jobs, scheduler_running);
+    if failing && scheduler_running {
+        detail.push_str("; the gate clears once each failing job next succeeds");
+    }
     Check {
         name: "jobs",
         outcome: if failing {
@@ -295,7 +299,7 @@ fn jobs_gate(jobs: &[database::cron::JobHealth]) -> Check {
         } else {
             Outcome::Passed
         },
-        detail: super::status::jobs_line(jobs),
+        detail,
     }
 }
 

@@ -57,6 +57,7 @@ impl Session {
         let desired = blueprint::build(&config, &account)?;
         let mut cx = Context::new(clients, &config.name, &config.region);
         cx.emulator = config.endpoint_url.is_some();
+        cx.snapshot_before_risk = config.database.snapshot_before_changes;
         cx.poll_every = config.poll_interval;
         Ok(Session {
             config,
@@ -201,8 +202,43 @@ impl Session {
         if let Some(warning) = self.reboot_warning(&plan) {
             plan.warnings.push(warning);
         }
+        if let Some(warning) = self.snapshot_warning(&plan) {
+            plan.warnings.push(warning);
+        }
         plan.fingerprint = Some(fingerprint(&live));
         Ok(plan)
+    }
+
+    /// What the plan says about the snapshot deploy takes first, when it
+    /// changes the instance in a way that is hard to undo, and about the
+    /// downtime of such a change (applied at once, not in the window).
+    fn snapshot_warning(&self, plan: &Plan) -> Option<String> {
+        let change = plan
+            .changes
+            .iter()
+            .find(|c| c.action == plan::Action::Update && c.id.kind() == Some(Kind::DbInstance))?;
+        let (Some(Spec::DbInstance(new)), Some(live)) = (&change.desired, &change.live) else {
+            return None;
+        };
+        let Spec::DbInstance(old) = &live.spec else {
+            return None;
+        };
+        let risky = resources::rds::snapshots::risky_change(old, new)?;
+        let effect = if risky == "storage-type" {
+            "is applied at once, online, while RDS converts the storage"
+        } else {
+            "is applied at once and restarts the instance (minutes of downtime; a failover with multi_az)"
+        };
+        let downtime = format!("{}: the {risky} change {effect}", change.id);
+        if !self.cx.snapshot_before_risk {
+            return Some(format!(
+                "{downtime}; no snapshot is taken first (database.snapshot_before_changes is off)"
+            ));
+        }
+        Some(format!(
+            "{downtime}; deploy first takes a manual snapshot ({}-before-{risky}-<time>) and waits until it is available (database.snapshot_before_changes); the snapshot is kept",
+            new.identifier
+        ))
     }
 
     /// What the plan says about a reboot of the database: parameters already
@@ -216,19 +252,34 @@ impl Session {
             .attribute(&instance, resources::rds::PARAMETERS_PENDING_REBOOT)
             .as_deref()
             == Some("true");
-        let changing = plan.changes.iter().any(|c| {
-            c.action == plan::Action::Update && c.id.kind() == Some(Kind::DbParameterGroup)
-        });
-        let why = match (waiting, changing) {
-            (true, _) => "its parameters wait for a reboot (pending-reboot)",
-            (false, true) => {
-                "the parameter group changes: a static parameter among them waits for a reboot"
-            }
-            (false, false) => return None,
+        let changing: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == plan::Action::Update)
+            .filter_map(|c| match (&c.desired, c.live.as_ref().map(|l| &l.spec)) {
+                (Some(Spec::DbParameterGroup(new)), Some(Spec::DbParameterGroup(old))) => {
+                    Some(resources::rds::static_parameters_changed(old, new))
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let why = match (waiting, changing.as_slice()) {
+            (true, _) => "its parameters wait for a reboot (pending-reboot)".to_string(),
+            (false, []) => return None,
+            (false, names) => format!(
+                "the parameter group changes {}, which take effect only at a reboot",
+                names.join(", ")
+            ),
         };
+        let window = &self.config.database.maintenance_window;
+        if crate::config::windows::includes(window, std::time::SystemTime::now()) {
+            return Some(format!(
+                "{instance}: {why}. It is inside database.maintenance_window ({window} UTC) now: a deploy now reboots the instance (a minute or more of downtime)"
+            ));
+        }
         Some(format!(
-            "{instance}: {why}. Deploy reboots the instance (a minute or more of downtime) only with --reboot-now, or when run inside database.maintenance_window ({} UTC); otherwise the change takes effect at the next reboot",
-            self.config.database.maintenance_window
+            "{instance}: {why}. Deploy reboots the instance (a minute or more of downtime) only with --reboot-now, or when run inside database.maintenance_window ({window} UTC); otherwise the change takes effect at the next reboot"
         ))
     }
 

@@ -17,10 +17,6 @@ pub async fn snapshots(run: &RunOptions, config: Config) -> anyhow::Result<ExitC
             for snapshot in &found {
                 output::json_line("snapshot", snapshot);
             }
-            output::json_line(
-                "result",
-                serde_json::json!({ "result": "ok", "snapshots": found.len() }),
-            );
         }
         Format::Human => print(&identifier, &found),
     }
@@ -42,10 +38,10 @@ fn print(identifier: &str, found: &[Snapshot]) {
             s.status,
             s.allocated_storage_gb,
             s.engine_version.as_deref().unwrap_or("-"),
-            if s.kept_by_destroy {
-                "  kept by destroy"
-            } else {
-                ""
+            match (&s.taken_before, s.kept_by_destroy) {
+                (_, true) => "  kept by destroy".to_string(),
+                (Some(change), _) => format!("  taken before the {change} change"),
+                (None, false) => String::new(),
             }
         );
         println!("    {}", s.identifier);

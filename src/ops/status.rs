@@ -44,6 +44,8 @@ struct Status {
     /// How poolside's pg_cron jobs last ran; `None` when the database side
     /// was not read (`database_unchecked` says why).
     jobs: Option<Vec<JobHealth>>,
+    /// pg_cron's launcher runs; without it no job runs.
+    jobs_scheduler_running: Option<bool>,
     last_run: Option<state::Record>,
     lock: Option<state::LockInfo>,
 }
@@ -59,8 +61,9 @@ struct DatabaseEngine {
     parameters_pending_reboot: bool,
     /// `database.maintenance_window`, UTC.
     maintenance_window: String,
-    /// What RDS will apply by itself (DescribePendingMaintenanceActions).
-    pending_maintenance: Vec<Maintenance>,
+    /// What RDS will apply by itself (DescribePendingMaintenanceActions);
+    /// `None` when it could not be read (`maintenance_unchecked` says why).
+    pending_maintenance: Option<Vec<Maintenance>>,
     /// Why the pending maintenance could not be read.
     maintenance_unchecked: Option<String>,
 }
@@ -71,12 +74,12 @@ async fn database_engine(cx: &Context, window: &str) -> Option<DatabaseEngine> {
     let id = ResourceId::new(Kind::DbInstance, "main");
     let arn = cx.attribute(&id, "arn")?;
     let (pending_maintenance, maintenance_unchecked) = match maintenance::pending(cx, &arn).await {
-        Ok(found) => (found, None),
+        Ok(found) => (Some(found), None),
         Err(_) if cx.emulator => (
-            vec![],
+            None,
             Some("the emulator does not list pending maintenance".to_string()),
         ),
-        Err(err) => (vec![], Some(format!("{err:#}"))),
+        Err(err) => (None, Some(format!("{err:#}"))),
     };
     Some(DatabaseEngine {
         version: cx.attribute(&id, rds::RUNNING_ENGINE_VERSION),
@@ -127,12 +130,10 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
         database_engine(cx, &config.database.maintenance_window)
     );
     let drift = drift?;
-    let schema_version = drift
-        .database
-        .as_ref()
-        .ok()
-        .and_then(|i| i.migrations.applied_version);
-    let jobs = drift.database.as_ref().ok().map(|i| i.jobs_health.clone());
+    let inspected = drift.database.as_ref().ok();
+    let schema_version = inspected.and_then(|i| i.migrations.applied_version);
+    let jobs = inspected.map(|i| i.jobs_health.clone());
+    let jobs_scheduler_running = inspected.map(|i| i.cron_scheduler_running);
     let (last_run, lock) = state?;
     let status = Status {
         environment: env.clone(),
@@ -156,6 +157,7 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
         alarms,
         database_engine,
         jobs,
+        jobs_scheduler_running,
         last_run,
         lock,
     };
@@ -223,12 +225,7 @@ fn print(s: &Status) {
             format!(": {}", in_alarm.join(", "))
         }
     );
-    if let Some(engine) = &s.database_engine {
-        print_engine(engine);
-    }
-    if let Some(jobs) = &s.jobs {
-        println!("  jobs:           {}", jobs_line(jobs));
-    }
+    print_database(s);
     match &s.last_run {
         Some(r) => println!(
             "  last run:       {} {} at {} by {} ({:.1}s)",
@@ -248,6 +245,17 @@ fn print(s: &Status) {
     }
 }
 
+/// The database's engine, its maintenance, and its jobs.
+fn print_database(s: &Status) {
+    if let Some(engine) = &s.database_engine {
+        print_engine(engine);
+    }
+    if let Some(jobs) = &s.jobs {
+        let running = s.jobs_scheduler_running.unwrap_or(false);
+        println!("  jobs:           {}", jobs_line(jobs, running));
+    }
+}
+
 fn print_engine(engine: &DatabaseEngine) {
     println!(
         "  postgres:       {}{}",
@@ -260,11 +268,11 @@ fn print_engine(engine: &DatabaseEngine) {
     );
     match (
         &engine.maintenance_unchecked,
-        engine.pending_maintenance.as_slice(),
+        engine.pending_maintenance.as_deref(),
     ) {
         (Some(why), _) => println!("  maintenance:    unknown ({why})"),
-        (None, []) => println!("  maintenance:    none pending"),
-        (None, actions) => {
+        (None, None | Some([])) => println!("  maintenance:    none pending"),
+        (None, Some(actions)) => {
             for (n, action) in actions.iter().enumerate() {
                 let label = if n == 0 { "maintenance:" } else { "" };
                 println!("  {label:<15} {action}");
@@ -274,16 +282,23 @@ fn print_engine(engine: &DatabaseEngine) {
 }
 
 /// poolside's pg_cron jobs in one line: how many, and the failing ones.
-pub(super) fn jobs_line(jobs: &[JobHealth]) -> String {
+pub(super) fn jobs_line(jobs: &[JobHealth], scheduler_running: bool) -> String {
+    if !scheduler_running {
+        return format!(
+            "{} scheduled, but pg_cron's scheduler is not running: none of them runs (it stops when the database cron.database_name names is dropped; restart PostgreSQL, or reboot the instance)",
+            jobs.len()
+        );
+    }
     let failing: Vec<String> = jobs
         .iter()
         .filter(|j| j.failed())
         .map(|j| {
             format!(
-                "{} failed at {} ({})",
+                "{} failed at {} ({}); it runs next on \"{}\" (GMT)",
                 j.name,
                 j.last_started.as_deref().unwrap_or("?"),
-                j.last_message.as_deref().unwrap_or("no message")
+                j.last_message.as_deref().unwrap_or("no message"),
+                j.schedule
             )
         })
         .collect();

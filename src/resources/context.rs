@@ -43,6 +43,9 @@ pub struct Context {
     pub poll_every: Option<std::time::Duration>,
     /// What a delete may take with it; `destroy` sets it from its flags.
     pub deletion: DeletionPolicy,
+    /// `database.snapshot_before_changes`: a manual snapshot before a change
+    /// of the instance that is hard to undo.
+    pub snapshot_before_risk: bool,
     physical_ids: Mutex<BTreeMap<ResourceId, String>>,
     attributes: Mutex<BTreeMap<ResourceId, BTreeMap<String, String>>>,
     /// Secret values read in this run, by ARN: poolside never changes a
@@ -60,6 +63,7 @@ impl Context {
             emulator: false,
             poll_every: None,
             deletion: DeletionPolicy::default(),
+            snapshot_before_risk: false,
             physical_ids: Mutex::default(),
             attributes: Mutex::default(),
             secret_values: Mutex::default(),

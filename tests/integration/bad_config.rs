@@ -143,7 +143,7 @@ const CASES: &[Case] = &[
         extra: "\n[database]\nmaintenance_window = \"sun:05:00-sun:06:00\"\nbackup_window = \"05:30-06:30\"\n",
         location: "bad.toml:15:17",
         key: "`database.backup_window`",
-        message: "overlaps the maintenance window: RDS refuses a backup window that does",
+        message: "overlaps the maintenance window: RDS refuses a backup window inside it",
     },
     Case {
         what: "the database opened to the internet",

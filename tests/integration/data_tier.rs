@@ -959,6 +959,7 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
         .find(|j| j["name"] == "generate-embeddings")
         .unwrap_or_else(|| panic!("{jobs}"));
     assert_eq!(ran["last_status"], "succeeded", "{ran}");
+    assert_eq!(status.one("status")["jobs_scheduler_running"], true);
     assert_eq!(ran["failed_last_day"], 0, "{ran}");
 
     // Broken by hand: its next run fails. status names it with pg_cron's
@@ -1101,4 +1102,53 @@ async fn a_second_environment_on_one_local_postgres_is_refused_until_the_first_i
     second
         .poolside(&["deploy", "--env", &second.name, "--yes"])
         .assert_code(0);
+}
+
+/// `database.snapshot_before_changes` (on by default in full): a change of
+/// the instance class is planned with the snapshot deploy takes first, and
+/// the snapshot is there, available and listed, once the class changed.
+#[tokio::test]
+async fn a_class_change_takes_a_snapshot_first_when_asked() {
+    let mut env = Env::new("snapfirst");
+    env.database_extra = "snapshot_before_changes = true\n".into();
+    env.write();
+    env.deploy();
+    env.database_extra =
+        "snapshot_before_changes = true\ninstance_class = \"db.t4g.large\"\n".into();
+    env.write();
+    let planned = env.plan();
+    planned.assert_code(2);
+    let warnings = planned.one("plan")["warnings"].to_string();
+    assert!(
+        warnings.contains("the instance-class change is applied at once and restarts the instance")
+            && warnings.contains("deploy first takes a manual snapshot"),
+        "{warnings}"
+    );
+    env.deploy();
+    let aws = aws().await;
+    let identifier = format!("poolside-{}", env.name);
+    let db = aws
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&identifier)
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(db.db_instance_class(), Some("db.t4g.large"));
+    let listed = env.poolside(&["snapshots", "--env", &env.name, "--output", "json"]);
+    listed.assert_code(0);
+    let before: Vec<Value> = listed
+        .json("snapshot")
+        .into_iter()
+        .filter(|s| s["taken_before"] == "instance-class")
+        .collect();
+    assert_eq!(before.len(), 1, "{}", listed.stdout());
+    assert_eq!(before[0]["status"], "available", "{}", listed.stdout());
+    assert!(before[0]["identifier"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{identifier}-before-instance-class-")));
+    env.plan().assert_code(0);
 }

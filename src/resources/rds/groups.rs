@@ -22,7 +22,7 @@ pub(super) const PARAMETER_GROUP_CHANGED: &str = "parameter_group_changed";
 /// before a new instance uses the group. How long to wait for the values to show.
 const PARAMETERS_SHOW_WITHIN: Duration = Duration::from_secs(5 * 60);
 /// Parameters PostgreSQL reads only at start: changing one needs a reboot.
-const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
+pub(super) const STATIC_PARAMETERS: [&str; 2] = ["shared_preload_libraries", "cron.database_name"];
 pub(super) const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// A subnet group as RDS describes it, with its tags.

@@ -3,8 +3,8 @@
 //! updates), read for `status`. Read-only; applying or deferring an action is
 //! the customer's decision and is not made here.
 
-use super::super::aws_error::AwsResultExt;
-use super::super::context::Context;
+use crate::resources::aws_error::AwsResultExt;
+use crate::resources::context::Context;
 use aws_sdk_rds::types::{Filter, PendingMaintenanceAction};
 use serde::Serialize;
 

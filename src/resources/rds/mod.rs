@@ -150,10 +150,11 @@ fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network:
             multi_az: db.multi_az().unwrap_or_default(),
             publicly_accessible: db.publicly_accessible().unwrap_or_default(),
             backup_retention_days: db.backup_retention_period().unwrap_or_default(),
+            // The file's is lowercased; RDS's answer is compared the same way.
             maintenance_window: db
                 .preferred_maintenance_window()
                 .unwrap_or_default()
-                .to_string(),
+                .to_ascii_lowercase(),
             backup_window: db.preferred_backup_window().unwrap_or_default().to_string(),
             deletion_protection: db.deletion_protection().unwrap_or_default(),
             db_name: db.db_name().unwrap_or_default().to_string(),
@@ -207,6 +208,19 @@ fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
         parameters_pending_reboot(db).to_string(),
     );
     attributes
+}
+
+/// The static parameters (applied only at a reboot) whose value differs
+/// between `old` and `new`, set or reset.
+pub fn static_parameters_changed(
+    old: &DbParameterGroupSpec,
+    new: &DbParameterGroupSpec,
+) -> Vec<String> {
+    groups::STATIC_PARAMETERS
+        .iter()
+        .filter(|p| old.parameters.get(**p) != new.parameters.get(**p))
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// Instance attributes: whether the last look saw parameters waiting for a
@@ -410,6 +424,10 @@ pub async fn update_instance(
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
     if let Some(modify) = modification(cx, old, new)? {
+        if let Some(change) = snapshots::risky_change(old, new).filter(|_| cx.snapshot_before_risk)
+        {
+            snapshots::take_before(cx, id, &new.identifier, change, waits).await?;
+        }
         let out = modify.send().await.aws("ModifyDBInstance")?;
         // A change RDS makes at once (deletion protection, say) leaves the
         // instance `available` with nothing pending: then there is nothing to
@@ -636,9 +654,7 @@ pub async fn reboot_if_parameters_pending(
     if settled {
         return Ok(Reboot::NotNeeded);
     }
-    let Some(db) = describe_instance(cx, identifier).await? else {
-        bail!("RDS instance {identifier} does not exist");
-    };
+    let db = parameters_settled(cx, identifier).await?;
     if !parameters_pending_reboot(&db) {
         return Ok(Reboot::NotNeeded);
     }
@@ -655,6 +671,30 @@ pub async fn reboot_if_parameters_pending(
     wait_change_started(cx, id, identifier, waits).await?;
     wait_available(cx, id, identifier, waits).await?;
     Ok(Reboot::Done)
+}
+
+/// The instance once RDS has finished applying its parameter group: right
+/// after ModifyDBParameterGroup it can read `applying` (DBParameterGroupStatus),
+/// which is neither in sync nor waiting for a reboot yet.
+async fn parameters_settled(cx: &Context, identifier: &str) -> anyhow::Result<DbInstance> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let Some(db) = describe_instance(cx, identifier).await? else {
+            bail!("RDS instance {identifier} does not exist");
+        };
+        let status = |wanted: &str| {
+            db.db_parameter_groups()
+                .iter()
+                .any(|g| g.parameter_apply_status() == Some(wanted))
+        };
+        if status("failed-to-apply") {
+            bail!("RDS could not apply the parameter group of {identifier} (failed-to-apply): see the instance's events in the RDS console");
+        }
+        if !status("applying") || started.elapsed() > CHANGE_STARTS_WITHIN {
+            return Ok(db);
+        }
+        tokio::time::sleep(cx.poll_interval()).await;
+    }
 }
 
 /// Whether the instance lists modifications not yet applied.
@@ -976,8 +1016,20 @@ mod tests {
                     .build()
             })
         };
+        // Right after the group changed, RDS may still read `applying`.
+        let applying = mock!(Client::describe_db_instances).then_output(|| {
+            let mut db = instance("available", None);
+            db.db_parameter_groups =
+                Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
+                    .db_parameter_group_name("poolside-pilot")
+                    .parameter_apply_status("applying")
+                    .build()]);
+            DescribeDbInstancesOutput::builder()
+                .db_instances(db)
+                .build()
+        });
         let looked = waiting();
-        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&looked]));
+        let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&applying, &looked]));
         cx.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "true");
         // Sunday 2027-01-03 05:30 UTC.
         let sunday_0530 = std::time::UNIX_EPOCH + Duration::from_secs(1_798_954_200);
@@ -996,7 +1048,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(decided, Reboot::Deferred);
-        assert_eq!(looked.num_calls(), 1);
+        assert_eq!((applying.num_calls(), looked.num_calls()), (1, 1));
 
         let reboot = mock!(Client::reboot_db_instance).then_output(|| {
             aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
@@ -1059,6 +1111,75 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(done.num_calls(), 1);
+    }
+
+    /// With snapshot_before_changes, a class change waits for its snapshot:
+    /// CreateDBSnapshot, `creating`, `available`, and only then
+    /// ModifyDBInstance (the rules are matched in order). A failed snapshot
+    /// stops the change: no ModifyDBInstance rule, so a call would fail.
+    #[tokio::test(start_paused = true)]
+    async fn a_class_change_waits_for_its_snapshot_and_a_failed_one_stops_it() {
+        use aws_sdk_rds::operation::create_db_snapshot::CreateDbSnapshotOutput;
+        use aws_sdk_rds::operation::describe_db_snapshots::DescribeDbSnapshotsOutput;
+        let snapshot = |status: &'static str| {
+            mock!(Client::describe_db_snapshots).then_output(move || {
+                DescribeDbSnapshotsOutput::builder()
+                    .db_snapshots(
+                        aws_sdk_rds::types::DbSnapshot::builder()
+                            .status(status)
+                            .build(),
+                    )
+                    .build()
+            })
+        };
+        let create = || {
+            mock!(Client::create_db_snapshot)
+                .match_requests(|r| {
+                    r.db_snapshot_identifier()
+                        .is_some_and(|n| n.starts_with("poolside-pilot-before-instance-class-"))
+                })
+                .then_output(|| CreateDbSnapshotOutput::builder().build())
+        };
+        let (created, creating, available) =
+            (create(), snapshot("creating"), snapshot("available"));
+        let modify = mock!(Client::modify_db_instance).then_output(|| {
+            ModifyDbInstanceOutput::builder()
+                .db_instance(instance("available", None))
+                .build()
+        });
+        let done = mock!(Client::describe_db_instances).then_output(|| {
+            DescribeDbInstancesOutput::builder()
+                .db_instances(instance("available", None))
+                .build()
+        });
+        let mut cx = context(|c| {
+            c.rds = crate::mocked!(
+                aws_sdk_rds,
+                [&created, &creating, &available, &modify, &done]
+            )
+        });
+        cx.snapshot_before_risk = true;
+        let id = ResourceId::new(Kind::DbInstance, "main");
+        let (old, new) = (spec("db.t4g.medium"), spec("db.t4g.large"));
+        update_instance(&cx, &id, "arn", &old, &new, &Waits::new(&Unwatched))
+            .await
+            .unwrap();
+        assert_eq!((creating.num_calls(), available.num_calls()), (1, 1));
+        assert_eq!(modify.num_calls(), 1);
+        assert!(cx
+            .attribute(&id, "snapshot_before_change")
+            .is_some_and(|n| n.starts_with("poolside-pilot-before-instance-class-")));
+
+        let (created, failed) = (create(), snapshot("failed"));
+        let mut cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&created, &failed]));
+        cx.snapshot_before_risk = true;
+        let err = update_instance(&cx, &id, "arn", &old, &new, &Waits::new(&Unwatched))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("the instance-class change was not made"),
+            "{err:#}"
+        );
     }
 
     /// AWS: wait until a parameter group's changes show before an instance
