@@ -8,6 +8,7 @@ mod drift;
 mod envs;
 mod forget;
 mod globals;
+mod graph;
 mod history;
 mod iam_policy;
 mod image;
@@ -125,6 +126,11 @@ pub enum Command {
         after_help = "Example:\n  poolside image push --env acme-pilot"
     )]
     Image(image::Command),
+    /// Draw the environment as discovery finds it (or its plan), in Mermaid or DOT.
+    #[command(
+        after_help = "Example:\n  poolside graph --env acme-pilot > env.mmd\n  poolside graph --env acme-pilot --format dot --plan | dot -Tsvg > plan.svg"
+    )]
+    Graph(graph::Args),
     /// List the database's snapshots (automated, and the one destroy kept).
     #[command(after_help = "Example:\n  poolside snapshots --env acme-pilot")]
     Snapshots(snapshots::Args),
@@ -165,6 +171,7 @@ impl Command {
             Command::Image(_) => "image",
             Command::Outputs(_) => "outputs",
             Command::Snapshots(_) => "snapshots",
+            Command::Graph(_) => "graph",
             Command::Completions(_) => "completions",
             Command::Envs(_) => "envs",
             Command::Man => "man",
@@ -196,6 +203,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(command) => image::exec(&globals, command).await,
         Command::Outputs(args) => outputs::exec(&globals, args).await,
         Command::Snapshots(args) => snapshots::exec(&globals, args, started).await,
+        Command::Graph(args) => graph::exec(&globals, args, started).await,
         Command::Completions(args) => completions::completions(args, Cli::command()),
         Command::Envs(args) => envs::exec(&globals, args),
         Command::Man => completions::man(Cli::command()),

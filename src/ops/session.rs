@@ -283,6 +283,17 @@ impl Session {
         ))
     }
 
+    /// The plan and everything discovery found: `poolside graph` draws
+    /// either. Never logs in to the database.
+    pub async fn plan_with_live(
+        &self,
+    ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
+        let live = self.discover(false).await?;
+        let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
+        self.pin_engine_version(&mut plan).await;
+        Ok((plan, live))
+    }
+
     /// Discovers what exists and plans deleting all of it, in the order
     /// apply deletes (by kind, dependents first).
     pub async fn destroy_plan(&self) -> anyhow::Result<Plan> {
