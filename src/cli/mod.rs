@@ -6,6 +6,7 @@ mod deploy;
 mod destroy;
 mod drift;
 mod envs;
+mod fleet;
 mod forget;
 mod globals;
 mod graph;
@@ -126,6 +127,11 @@ pub enum Command {
         after_help = "Example:\n  poolside image push --env acme-pilot"
     )]
     Image(image::Command),
+    /// Status, drift or plan of every environment (or those selected) at once, one row each.
+    #[command(
+        after_help = "Exit: 0 all clean, 2 a change or drift somewhere, 1 an environment could not be read.\n\nExample:\n  poolside fleet status\n  poolside fleet drift --select 'acme-*' --output json\n  poolside fleet plan --phase full"
+    )]
+    Fleet(fleet::Args),
     /// Draw the environment as discovery finds it (or its plan), in Mermaid or DOT.
     #[command(
         after_help = "Example:\n  poolside graph --env acme-pilot > env.mmd\n  poolside graph --env acme-pilot --format dot --plan | dot -Tsvg > plan.svg"
@@ -172,6 +178,7 @@ impl Command {
             Command::Outputs(_) => "outputs",
             Command::Snapshots(_) => "snapshots",
             Command::Graph(_) => "graph",
+            Command::Fleet(_) => "fleet",
             Command::Completions(_) => "completions",
             Command::Envs(_) => "envs",
             Command::Man => "man",
@@ -204,6 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outputs(args) => outputs::exec(&globals, args).await,
         Command::Snapshots(args) => snapshots::exec(&globals, args, started).await,
         Command::Graph(args) => graph::exec(&globals, args, started).await,
+        Command::Fleet(args) => fleet::exec(&globals, args, started).await,
         Command::Completions(args) => completions::completions(args, Cli::command()),
         Command::Envs(args) => envs::exec(&globals, args),
         Command::Man => completions::man(Cli::command()),

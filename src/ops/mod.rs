@@ -10,6 +10,7 @@
 
 pub mod deploy;
 pub mod destroy;
+pub mod fleet;
 pub mod graph;
 pub mod guarded;
 pub mod image;

@@ -15,57 +15,59 @@ use serde::Serialize;
 use std::process::ExitCode;
 
 #[derive(Serialize)]
-struct Status {
-    environment: String,
-    phase: String,
+pub(super) struct Status {
+    pub(super) environment: String,
+    pub(super) phase: String,
     /// No finding of `drift`: AWS side, unmanaged resources, database.
-    in_sync: bool,
+    pub(super) in_sync: bool,
     /// How many findings `drift` reports.
-    differences: usize,
+    pub(super) differences: usize,
     /// Why the database is not in `in_sync`, when it could not be read.
-    database_unchecked: Option<String>,
+    pub(super) database_unchecked: Option<String>,
     /// On an emulator, no task runs: the local PostgREST stands in.
-    emulator: bool,
-    api_url: Option<String>,
-    database_endpoint: Option<String>,
-    bucket: Option<String>,
-    repository_uri: Option<String>,
-    image: Option<String>,
-    schema_version: Option<i64>,
-    tasks_running: Option<i32>,
-    tasks_desired: Option<i32>,
-    last_deployment: Option<String>,
+    pub(super) emulator: bool,
+    pub(super) api_url: Option<String>,
+    pub(super) database_endpoint: Option<String>,
+    pub(super) bucket: Option<String>,
+    pub(super) repository_uri: Option<String>,
+    pub(super) image: Option<String>,
+    pub(super) schema_version: Option<i64>,
+    pub(super) tasks_running: Option<i32>,
+    pub(super) tasks_desired: Option<i32>,
+    pub(super) last_deployment: Option<String>,
     /// The production rule's weights (`targetgroup/<name>/<id>=<weight>`):
     /// mid-shift, how much traffic each release gets.
-    traffic: Option<String>,
-    alarms: Vec<(String, String)>,
+    pub(super) traffic: Option<String>,
+    pub(super) alarms: Vec<(String, String)>,
     /// The database as RDS runs it and what it will do to it by itself.
-    database_engine: Option<DatabaseEngine>,
+    pub(super) database_engine: Option<DatabaseEngine>,
     /// How poolside's pg_cron jobs last ran; `None` when the database side
     /// was not read (`database_unchecked` says why).
-    jobs: Option<Vec<JobHealth>>,
+    pub(super) jobs: Option<Vec<JobHealth>>,
     /// pg_cron's launcher runs; without it no job runs.
-    jobs_scheduler_running: Option<bool>,
-    last_run: Option<state::Record>,
-    lock: Option<state::LockInfo>,
+    pub(super) jobs_scheduler_running: Option<bool>,
+    /// The changes `plan` would show on the AWS side.
+    pub(super) planned_changes: usize,
+    pub(super) last_run: Option<state::Record>,
+    pub(super) lock: Option<state::LockInfo>,
 }
 
 #[derive(Serialize)]
-struct DatabaseEngine {
+pub(super) struct DatabaseEngine {
     /// The version RDS runs, minor included (RDS upgrades minors by itself:
     /// a newer one than the file's is not a difference).
-    version: Option<String>,
+    pub(super) version: Option<String>,
     /// The parameter group has changes that take effect at the next reboot
     /// (`pending-reboot`): `deploy --reboot-now`, or a deploy inside the
     /// maintenance window, reboots the instance for them.
-    parameters_pending_reboot: bool,
+    pub(super) parameters_pending_reboot: bool,
     /// `database.maintenance_window`, UTC.
-    maintenance_window: String,
+    pub(super) maintenance_window: String,
     /// What RDS will apply by itself (DescribePendingMaintenanceActions);
     /// `None` when it could not be read (`maintenance_unchecked` says why).
-    pending_maintenance: Option<Vec<Maintenance>>,
+    pub(super) pending_maintenance: Option<Vec<Maintenance>>,
     /// Why the pending maintenance could not be read.
-    maintenance_unchecked: Option<String>,
+    pub(super) maintenance_unchecked: Option<String>,
 }
 
 /// The instance's engine as discovery found it, and its pending maintenance
@@ -93,8 +95,20 @@ async fn database_engine(cx: &Context, window: &str) -> Option<DatabaseEngine> {
 
 /// Reads what environment `config` is and runs now; changes nothing.
 pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode> {
-    let env = config.name.clone();
     let session = Session::open(config).await?;
+    let status = read(&session).await?;
+    match run.output {
+        Format::Json => output::json_line("status", &status),
+        Format::Human => print(&status),
+    }
+    run.print_stats(&session);
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// Everything `status` shows of the session's environment. Read-only; an
+/// environment not deployed is an error.
+pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
+    let env = session.config.name.clone();
     // The last run and the lock are read while discovery reads.
     let state = async {
         match session.existing_state().await? {
@@ -158,15 +172,11 @@ pub async fn status(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode
         database_engine,
         jobs,
         jobs_scheduler_running,
+        planned_changes: plan.changes.len(),
         last_run,
         lock,
     };
-    match run.output {
-        Format::Json => output::json_line("status", &status),
-        Format::Human => print(&status),
-    }
-    run.print_stats(&session);
-    Ok(ExitCode::from(exit::OK))
+    Ok(status)
 }
 
 fn print(s: &Status) {

@@ -11,6 +11,7 @@ mod destroy;
 mod discovery;
 mod domain;
 mod drift;
+mod fleet;
 mod graph;
 mod iam_policy;
 mod lock;

@@ -1,0 +1,82 @@
+//! `poolside fleet`: several environments read at once, one row each; one
+//! whose endpoint is down shows its error in its row and the others go on;
+//! selection, drift found in one, and the exit codes.
+
+use crate::support::*;
+use serde_json::Value;
+
+fn rows(run: &Run) -> Vec<Value> {
+    run.json("environment")
+}
+
+#[tokio::test]
+async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row() {
+    let a = Env::new("fleeta");
+    a.write();
+    let b = Env::new("fleetb");
+    b.write();
+    a.deploy();
+    b.deploy();
+    // One directory holds the fleet: b's file next to a's, and a copy of
+    // a's whose endpoint nothing listens on.
+    std::fs::copy(b.file(), a.dir().join(format!("{}.toml", b.name))).unwrap();
+    let broken = format!("{}x", a.name);
+    let text = std::fs::read_to_string(a.file())
+        .unwrap()
+        .replace(
+            &format!("name = \"{}\"", a.name),
+            &format!("name = \"{broken}\""),
+        )
+        .replace(&a.endpoint, "http://127.0.0.1:9");
+    std::fs::write(a.dir().join(format!("{broken}.toml")), text).unwrap();
+
+    let all = a.poolside(&["fleet", "status", "--output", "json"]);
+    all.assert_code(1);
+    let listed = rows(&all);
+    let names: Vec<&str> = listed
+        .iter()
+        .map(|r| r["environment"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [a.name.as_str(), broken.as_str(), b.name.as_str()]);
+    for row in [&listed[0], &listed[2]] {
+        assert!(row["error"].is_null(), "{row}");
+        assert_eq!(row["status"]["in_sync"], true, "{row}");
+        assert!(row["status"]["image"].as_str().is_some(), "{row}");
+    }
+    assert!(
+        listed[1]["error"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{}",
+        listed[1]
+    );
+    let summary = all.one("fleet");
+    assert_eq!(
+        (summary["environments"].as_u64(), summary["errors"].as_u64()),
+        (Some(3), Some(1))
+    );
+
+    // Selected: b alone is clean.
+    let only_b = a.poolside(&["fleet", "status", "--select", &b.name, "--output", "json"]);
+    only_b.assert_code(0);
+    assert_eq!(rows(&only_b).len(), 1);
+
+    // A dashboard of b deleted by hand: drift and plan find it there.
+    aws()
+        .await
+        .cloudwatch
+        .delete_dashboards()
+        .dashboard_names(format!("poolside-{}", b.name))
+        .send()
+        .await
+        .unwrap();
+    for view in ["drift", "plan"] {
+        let run = a.poolside(&["fleet", view, "--select", "fleet*", "--output", "json"]);
+        run.assert_code(1); // the broken one is selected too
+        let summary = run.one("fleet");
+        assert_eq!(summary["changed"], 1, "{view}: {summary}");
+        let clean = a.poolside(&["fleet", view, "--select", &a.name]);
+        clean.assert_code(0);
+        let changed = a.poolside(&["fleet", view, "--select", &b.name]);
+        changed.assert_code(2);
+        assert!(changed.stdout().contains(&b.name), "{}", changed.stdout());
+    }
+}
