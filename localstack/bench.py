@@ -27,6 +27,13 @@ for each wait how long after the state changed poolside looked (the layer's
 
     localstack/bench.py [--runs 5] [--binary target/debug/poolside] [--latency 300,50]
     localstack/bench.py --waits [--poll-interval 10]
+    localstack/bench.py --fleet 20
+
+With --fleet N, it deploys N environments (each with its own PostgreSQL),
+times `status` on each alone, then `fleet status` over all of them at once
+(--concurrency N), and reports the fleet's wall time against the slowest
+single status (target: at most 1.5 times) and the calls one status makes
+(what each environment costs the fleet: fleet reads each as status does).
 """
 import argparse, contextlib, json, os, pathlib, platform, re, socket, statistics, subprocess, sys, tempfile, time
 
@@ -128,6 +135,7 @@ def main():
     parser.add_argument("--endpoint", help="the emulator to use instead of local.toml's")
     parser.add_argument("--waits", action="store_true", help="how soon each wait notices a change, through the realistic layer")
     parser.add_argument("--poll-interval", type=int, default=10, help="target.poll_interval_seconds for --waits")
+    parser.add_argument("--fleet", type=int, help="deploy this many environments and time fleet status against status")
     args = parser.parse_args()
     template = (ROOT / "environments" / "local.toml").read_text()
     upstream = re.search(r'^endpoint_url = "(.*)"$', template, flags=re.M).group(1)
@@ -136,6 +144,8 @@ def main():
         upstream = args.endpoint
     if args.waits:
         return waits(args, template, upstream)
+    if args.fleet:
+        return fleet(args, template)
     with contextlib.ExitStack() as stack:
         if args.latency:
             endpoint = stack.enter_context(latency_proxy(args.latency, upstream))
@@ -178,6 +188,44 @@ def waits(args, template, upstream):
         print(f"| {wait} | {len(delays)} | {max(delays):.1f} s | {statistics.median(delays):.1f} s |")
     if not noticed:
         sys.exit("FAIL: the realistic layer saw no wait notice a change")
+
+
+def fleet(args, template):
+    """N deployed environments: status on each alone, then fleet status on all at once."""
+    singles = []
+    with tempfile.TemporaryDirectory() as env_dir, contextlib.ExitStack() as clusters:
+        names = []
+        for i in range(args.fleet):
+            name = f"fleet{os.getpid() % 10000}x{i}"
+            port = clusters.enter_context(postgres("poolside"))
+            text = re.sub(r'^name = ".*"$', f'name = "{name}"', template, flags=re.M)
+            text = re.sub(r'^connect_port = .*$', f'connect_port = {port}', text, flags=re.M)
+            text = re.sub(r'^local_port = .*$', f'local_port = {free_port_pair(23000 + 2 * i)}', text, flags=re.M)
+            (pathlib.Path(env_dir) / f"{name}.toml").write_text(text)
+            run(args.binary, env_dir, "deploy", "--env", name, "--yes")
+            names.append(name)
+        for name in names:
+            singles.append(run(args.binary, env_dir, "status", "--env", name))
+        started = time.monotonic()
+        proc = subprocess.run([args.binary, "--environments-dir", env_dir, "--output", "json",
+                               "fleet", "status", "--concurrency", str(args.fleet)],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        wall = time.monotonic() - started
+        rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+        read = [r for r in rows if r.get("type") == "environment" and not r.get("error")]
+        for name in names:
+            run(args.binary, env_dir, "destroy", "--env", name, "--yes")
+            stop_postgrest(name)
+    slowest = max(s["wall"] for s in singles)
+    print(f"Fleet of {args.fleet} environments on the emulator ({os.cpu_count()} cores): "
+          f"{len(read)} read, exit {proc.returncode}\n")
+    print("| | wall time | calls per environment |")
+    print("|---|---|---|")
+    print(f"| status, one environment (slowest of {len(singles)}) | {slowest * 1000:.0f} ms | {max(s['calls'] for s in singles)} |")
+    print(f"| status, one environment (median) | {statistics.median(s['wall'] for s in singles) * 1000:.0f} ms | {statistics.median(s['calls'] for s in singles):.0f} |")
+    print(f"| fleet status, all at once | {wall * 1000:.0f} ms ({wall / slowest:.2f} × the slowest) | as status |")
+    if len(read) != args.fleet:
+        sys.exit(f"FAIL: fleet status read {len(read)} of {args.fleet} environments: {proc.stdout[-2000:]}")
 
 
 def upstream_of(template):

@@ -409,6 +409,8 @@ pub struct Inspection {
     pub jobs_health: Vec<cron::JobHealth>,
     /// pg_cron's launcher runs (false also when pg_cron is not there).
     pub cron_scheduler_running: bool,
+    /// The installed versions of pgvector (`vector`) and pg_cron.
+    pub extension_versions: std::collections::BTreeMap<String, String>,
 }
 
 /// One job that differs from `sql/jobs.toml`, and how.
@@ -497,6 +499,13 @@ async fn inspect_reachable(
     )
     .fetch_all(&mut app)
     .await?;
+    let extension_versions = sqlx::query_as::<_, (String, String)>(
+        "SELECT extname::text, extversion FROM pg_extension WHERE extname IN ('vector', 'pg_cron')",
+    )
+    .fetch_all(&mut app)
+    .await?
+    .into_iter()
+    .collect();
     let roles_missing: Vec<String> = sqlx::query_scalar(
         "SELECT r FROM unnest(ARRAY['authenticator', 'web_anon', 'api_user']) AS r
          WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)",
@@ -522,6 +531,7 @@ async fn inspect_reachable(
         privileges_missing,
         jobs_health,
         cron_scheduler_running,
+        extension_versions,
     })
 }
 
@@ -548,6 +558,7 @@ fn not_created(shipped: &[migrations::Shipped], declared: &[cron::Job]) -> Inspe
         privileges_missing: vec![],
         jobs_health: vec![],
         cron_scheduler_running: false,
+        extension_versions: Default::default(),
     }
 }
 

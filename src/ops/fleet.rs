@@ -216,8 +216,8 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
         _ => "drift",
     };
     println!(
-        "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<8} {:<8} last run / lock",
-        "environment", "phase", "region", "release", "schema", what, "alarms", "maint."
+        "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<9} {:<8} {:<8} last run / lock",
+        "environment", "phase", "region", "release", "schema", "postgres", what, "alarms", "maint."
     );
     for row in rows {
         let Some(s) = &row.status else {
@@ -249,7 +249,7 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
             .as_ref()
             .map_or(String::new(), |l| format!(" / locked by {}", l.describe()));
         println!(
-            "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<8} {:<8} {last}{lock}",
+            "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<9} {:<8} {:<8} {last}{lock}",
             row.environment,
             row.phase.as_deref().unwrap_or("-"),
             row.region.as_deref().unwrap_or("-"),
@@ -259,6 +259,10 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
                 if row.skew { " (skew)" } else { "" }
             ),
             s.schema_version.map_or("-".to_string(), |v| v.to_string()),
+            s.database_engine
+                .as_ref()
+                .and_then(|e| e.version.as_deref())
+                .unwrap_or("-"),
             if changes == 0 {
                 "in sync".to_string()
             } else {

@@ -46,6 +46,8 @@ pub(super) struct Status {
     pub(super) jobs: Option<Vec<JobHealth>>,
     /// pg_cron's launcher runs; without it no job runs.
     pub(super) jobs_scheduler_running: Option<bool>,
+    /// pgvector's (`vector`) and pg_cron's installed versions.
+    pub(super) extensions: Option<std::collections::BTreeMap<String, String>>,
     /// The changes `plan` would show on the AWS side.
     pub(super) planned_changes: usize,
     pub(super) last_run: Option<state::Record>,
@@ -148,6 +150,7 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
     let schema_version = inspected.and_then(|i| i.migrations.applied_version);
     let jobs = inspected.map(|i| i.jobs_health.clone());
     let jobs_scheduler_running = inspected.map(|i| i.cron_scheduler_running);
+    let extensions = inspected.map(|i| i.extension_versions.clone());
     let (last_run, lock) = state?;
     let status = Status {
         environment: env.clone(),
@@ -173,6 +176,7 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
         jobs,
         jobs_scheduler_running,
         planned_changes: plan.changes.len(),
+        extensions,
         last_run,
         lock,
     };
@@ -259,6 +263,13 @@ fn print(s: &Status) {
 fn print_database(s: &Status) {
     if let Some(engine) = &s.database_engine {
         print_engine(engine);
+    }
+    if let Some(extensions) = s.extensions.as_ref().filter(|e| !e.is_empty()) {
+        let listed: Vec<String> = extensions
+            .iter()
+            .map(|(name, version)| format!("{name} {version}"))
+            .collect();
+        println!("  extensions:     {}", listed.join(", "));
     }
     if let Some(jobs) = &s.jobs {
         let running = s.jobs_scheduler_running.unwrap_or(false);

@@ -42,6 +42,16 @@ async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row()
         assert!(row["error"].is_null(), "{row}");
         assert_eq!(row["status"]["in_sync"], true, "{row}");
         assert!(row["status"]["image"].as_str().is_some(), "{row}");
+        // pgvector and pg_cron as installed, next to the engine version.
+        let extensions = &row["status"]["extensions"];
+        assert!(
+            extensions["vector"].is_string() && extensions["pg_cron"].is_string(),
+            "{row}"
+        );
+        assert!(
+            row["status"]["database_engine"]["version"].is_string(),
+            "{row}"
+        );
     }
     assert!(
         listed[1]["error"].as_str().unwrap().contains("127.0.0.1:9"),
