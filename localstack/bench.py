@@ -27,7 +27,7 @@ for each wait how long after the state changed poolside looked (the layer's
 
     localstack/bench.py [--runs 5] [--binary target/debug/poolside] [--latency 300,50]
     localstack/bench.py --waits [--poll-interval 10]
-    localstack/bench.py --fleet 20
+    localstack/bench.py --fleet 20 [--latency 0,300]
 
 With --fleet N, it deploys N environments (each with its own PostgreSQL),
 times `status` on each alone, then `fleet status` over all of them at once
@@ -144,12 +144,12 @@ def main():
         upstream = args.endpoint
     if args.waits:
         return waits(args, template, upstream)
-    if args.fleet:
-        return fleet(args, template)
     with contextlib.ExitStack() as stack:
         if args.latency:
             endpoint = stack.enter_context(latency_proxy(args.latency, upstream))
             template = template.replace(f'endpoint_url = "{upstream}"', f'endpoint_url = "{endpoint}"')
+        if args.fleet:
+            return fleet(args, template)
         bench(args, template)
 
 
@@ -206,11 +206,13 @@ def fleet(args, template):
             names.append(name)
         for name in names:
             singles.append(run(args.binary, env_dir, "status", "--env", name))
+        emulator_cpu = moto_cpu_seconds()
         started = time.monotonic()
         proc = subprocess.run([args.binary, "--environments-dir", env_dir, "--output", "json",
                                "fleet", "status", "--concurrency", str(args.fleet)],
                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wall = time.monotonic() - started
+        emulator_cpu = moto_cpu_seconds() - emulator_cpu if emulator_cpu is not None else None
         rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
         read = [r for r in rows if r.get("type") == "environment" and not r.get("error")]
         for name in names:
@@ -224,8 +226,26 @@ def fleet(args, template):
     print(f"| status, one environment (slowest of {len(singles)}) | {slowest * 1000:.0f} ms | {max(s['calls'] for s in singles)} |")
     print(f"| status, one environment (median) | {statistics.median(s['wall'] for s in singles) * 1000:.0f} ms | {statistics.median(s['calls'] for s in singles):.0f} |")
     print(f"| fleet status, all at once | {wall * 1000:.0f} ms ({wall / slowest:.2f} × the slowest) | as status |")
+    if emulator_cpu is not None:
+        print(f"\nmoto's CPU time during fleet status: {emulator_cpu:.1f} s of {wall:.1f} s "
+              "(one Python process: the emulator, not poolside, bounds a fleet against one moto)")
     if len(read) != args.fleet:
         sys.exit(f"FAIL: fleet status read {len(read)} of {args.fleet} environments: {proc.stdout[-2000:]}")
+
+
+def moto_cpu_seconds():
+    """The CPU time (user + system) of the moto servers running here, or None."""
+    total, found = 0.0, False
+    for stat in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"moto_server" not in stat.read_bytes():
+                continue
+            fields = (stat.parent / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found = True
+        except OSError:
+            continue
+    return total if found else None
 
 
 def upstream_of(template):

@@ -19,6 +19,13 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when many
+    # clients connect at once (a fleet's environments, a deploy's concurrent
+    # calls): they then hang until their connect times out.
+    request_queue_size = 128
+
 PORT = int(sys.argv[1])
 UPSTREAM = urllib.parse.urlsplit(sys.argv[2])
 MUTATING_S = int(sys.argv[3]) / 1000
@@ -80,7 +87,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", PORT), Handler)
+    server = Server(("127.0.0.1", PORT), Handler)
     server.daemon_threads = True
     server.serve_forever()
 

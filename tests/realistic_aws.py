@@ -131,6 +131,13 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops connections when many
+    # clients connect at once (a fleet's environments, a deploy's concurrent
+    # calls): they then hang until their connect times out.
+    request_queue_size = 128
+
 UPSTREAM = urllib.parse.urlsplit(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:4566")
 RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
@@ -1333,7 +1340,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(sys.argv[1])
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     server.serve_forever()
 

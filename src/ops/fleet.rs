@@ -50,6 +50,18 @@ struct Row {
 }
 
 impl Row {
+    fn failed(environment: String, error: String) -> Row {
+        Row {
+            environment,
+            phase: None,
+            region: None,
+            account: None,
+            status: None,
+            skew: false,
+            error: Some(error),
+        }
+    }
+
     fn changes(&self, view: View) -> usize {
         match (&self.status, view) {
             (Some(s), View::Plan) => s.planned_changes,
@@ -79,8 +91,17 @@ pub async fn fleet(
     if chosen.is_empty() {
         anyhow::bail!("no environment file matches the selection");
     }
+    // Each environment in a task of its own: the runtime's threads share
+    // the parsing, where futures polled by one task would take turns.
     let mut rows: Vec<Row> = futures::stream::iter(chosen)
-        .map(|(name, config)| one(name, config))
+        .map(|(name, config)| {
+            let fallback = name.clone();
+            async move {
+                tokio::spawn(one(name, config))
+                    .await
+                    .unwrap_or_else(|panicked| Row::failed(fallback, panicked.to_string()))
+            }
+        })
         .buffer_unordered(options.concurrency.max(1))
         .collect()
         .await;
@@ -96,24 +117,32 @@ pub async fn fleet(
         }
         Format::Human => print(&rows, options.view, &summary),
     }
-    Ok(ExitCode::from(match (summary.errors, summary.changed) {
-        (0, 0) => exit::OK,
-        (0, _) => exit::CHANGES,
-        _ => exit::ERROR,
+    // An environment that could not be read fails the run (exit 1, and a
+    // JSON result that says so); changes alone are exit 2.
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.error.is_some())
+        .map(|r| r.environment.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} environments could not be read: {} (each row says why)",
+            failed.len(),
+            rows.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(ExitCode::from(if summary.changed == 0 {
+        exit::OK
+    } else {
+        exit::CHANGES
     }))
 }
 
 /// One environment read as `status` reads it; its failure is its row's.
 async fn one(name: String, config: Result<Config, ConfigError>) -> Row {
-    let mut row = Row {
-        environment: name,
-        phase: None,
-        region: None,
-        account: None,
-        status: None,
-        skew: false,
-        error: None,
-    };
+    let mut row = Row::failed(name, String::new());
+    row.error = None;
     let config = match config {
         Ok(config) => config,
         Err(err) => {

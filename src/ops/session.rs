@@ -596,10 +596,12 @@ async fn probe_emulator(url: &str) -> anyhow::Result<()> {
     let host = parsed.host_str().unwrap_or("127.0.0.1").to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+    // A refused connection answers at once; 3 s is for one that hangs
+    // (an emulator busy with a fleet's concurrent runs answers late).
+    match tokio::time::timeout(std::time::Duration::from_secs(3), connect).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => bail!("cannot reach the AWS endpoint {url} ({err}): is the local stack running? ./start.sh starts it"),
-        Err(_) => bail!("cannot reach the AWS endpoint {url} (no answer within 1s): is the local stack running? ./start.sh starts it"),
+        Err(_) => bail!("cannot reach the AWS endpoint {url} (no answer within 3s): is the local stack running? ./start.sh starts it"),
     }
 }
 
