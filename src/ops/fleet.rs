@@ -50,7 +50,7 @@ struct Row {
 }
 
 impl Row {
-    fn failed(environment: String, error: String) -> Row {
+    fn new(environment: String) -> Row {
         Row {
             environment,
             phase: None,
@@ -58,7 +58,14 @@ impl Row {
             account: None,
             status: None,
             skew: false,
+            error: None,
+        }
+    }
+
+    fn failed(environment: String, error: String) -> Row {
+        Row {
             error: Some(error),
+            ..Row::new(environment)
         }
     }
 
@@ -141,8 +148,7 @@ pub async fn fleet(
 
 /// One environment read as `status` reads it; its failure is its row's.
 async fn one(name: String, config: Result<Config, ConfigError>) -> Row {
-    let mut row = Row::failed(name, String::new());
-    row.error = None;
+    let mut row = Row::new(name);
     let config = match config {
         Ok(config) => config,
         Err(err) => {

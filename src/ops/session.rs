@@ -196,6 +196,21 @@ impl Session {
     }
 
     async fn plan_reading(&self, logs_in_to_database: bool) -> anyhow::Result<Plan> {
+        Ok(self.plan_and_live(logs_in_to_database).await?.0)
+    }
+
+    /// The plan and everything discovery found: `poolside graph` draws
+    /// either. Never logs in to the database.
+    pub async fn plan_with_live(
+        &self,
+    ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
+        self.plan_and_live(false).await
+    }
+
+    async fn plan_and_live(
+        &self,
+        logs_in_to_database: bool,
+    ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
         let live = self.discover(logs_in_to_database).await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
@@ -206,7 +221,7 @@ impl Session {
             plan.warnings.push(warning);
         }
         plan.fingerprint = Some(fingerprint(&live));
-        Ok(plan)
+        Ok((plan, live))
     }
 
     /// What the plan says about the snapshot deploy takes first, when it
@@ -281,17 +296,6 @@ impl Session {
         Some(format!(
             "{instance}: {why}. Deploy reboots the instance (a minute or more of downtime) only with --reboot-now, or when run inside database.maintenance_window ({window} UTC); otherwise the change takes effect at the next reboot"
         ))
-    }
-
-    /// The plan and everything discovery found: `poolside graph` draws
-    /// either. Never logs in to the database.
-    pub async fn plan_with_live(
-        &self,
-    ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
-        let live = self.discover(false).await?;
-        let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
-        self.pin_engine_version(&mut plan).await;
-        Ok((plan, live))
     }
 
     /// Discovers what exists and plans deleting all of it, in the order

@@ -7,6 +7,18 @@ use serde_json::Value;
 use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use std::collections::BTreeMap;
 
+/// The RDS instance as the emulator describes it.
+async fn instance(aws: &crate::support::Aws, identifier: &str) -> aws_sdk_rds::types::DbInstance {
+    aws.rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone()
+}
+
 const MIGRATION_FILES: [&str; 5] = [
     "sql/migrations/0001_extensions_and_roles.sql",
     "sql/migrations/0002_tables.sql",
@@ -127,15 +139,7 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     // RDS, as moto reports it.
     let aws = aws().await;
     let identifier = format!("poolside-{}", env.name);
-    let db = aws
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(&identifier)
-        .send()
-        .await
-        .unwrap()
-        .db_instances()[0]
-        .clone();
+    let db = instance(&aws, &identifier).await;
     assert_eq!(db.engine(), Some("postgres"));
     // The default is a major version; moto cannot list minors, so it gets "16".
     assert_eq!(db.engine_version(), Some("16"));
@@ -368,15 +372,7 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
         ]
     );
     env.deploy();
-    let db = aws
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(&identifier)
-        .send()
-        .await
-        .unwrap()
-        .db_instances()[0]
-        .clone();
+    let db = instance(&aws, &identifier).await;
     assert_eq!(
         db.preferred_maintenance_window(),
         Some("sat:22:00-sat:23:00")
@@ -1127,15 +1123,7 @@ async fn a_class_change_takes_a_snapshot_first_when_asked() {
     env.deploy();
     let aws = aws().await;
     let identifier = format!("poolside-{}", env.name);
-    let db = aws
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(&identifier)
-        .send()
-        .await
-        .unwrap()
-        .db_instances()[0]
-        .clone();
+    let db = instance(&aws, &identifier).await;
     assert_eq!(db.db_instance_class(), Some("db.t4g.large"));
     let listed = env.poolside(&["snapshots", "--env", &env.name, "--output", "json"]);
     listed.assert_code(0);

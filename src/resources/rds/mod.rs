@@ -804,6 +804,28 @@ mod tests {
         db.build()
     }
 
+    /// DescribeDBInstances answering `status`, its parameter group `apply`
+    /// (`pending-reboot`, `applying`, `in-sync`).
+    fn with_parameters(status: &'static str, apply: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_db_instances).then_output(move || {
+            let mut db = instance(status, None);
+            db.db_parameter_groups =
+                Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
+                    .db_parameter_group_name("poolside-pilot")
+                    .parameter_apply_status(apply)
+                    .build()]);
+            DescribeDbInstancesOutput::builder()
+                .db_instances(db)
+                .build()
+        })
+    }
+
+    fn reboot_accepted() -> aws_smithy_mocks::Rule {
+        mock!(Client::reboot_db_instance).then_output(|| {
+            aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
+        })
+    }
+
     fn spec(class: &str) -> DbInstanceSpec {
         DbInstanceSpec {
             identifier: "poolside-pilot".into(),
@@ -957,25 +979,10 @@ mod tests {
             "nothing was pending when discovery looked"
         );
 
-        let pending = |status: &'static str, apply: &'static str| {
-            mock!(Client::describe_db_instances).then_output(move || {
-                let mut db = instance(status, None);
-                db.db_parameter_groups =
-                    Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
-                        .db_parameter_group_name("poolside-pilot")
-                        .parameter_apply_status(apply)
-                        .build()]);
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(db)
-                    .build()
-            })
-        };
-        let waiting = pending("available", "pending-reboot");
-        let reboot = mock!(Client::reboot_db_instance).then_output(|| {
-            aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
-        });
-        let rebooting = pending("rebooting", "applying");
-        let done = pending("available", "in-sync");
+        let waiting = with_parameters("available", "pending-reboot");
+        let reboot = reboot_accepted();
+        let rebooting = with_parameters("rebooting", "applying");
+        let done = with_parameters("available", "in-sync");
         let changed = context(|c| {
             c.rds = crate::mocked!(aws_sdk_rds, [&waiting, &reboot, &rebooting, &done])
         });
@@ -1002,33 +1009,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pending_reboot_waits_for_the_window_or_reboot_now() {
         let id = ResourceId::new(Kind::DbInstance, "main");
-        // A rule answers once: each context gets its own.
-        let waiting = || {
-            mock!(Client::describe_db_instances).then_output(|| {
-                let mut db = instance("available", None);
-                db.db_parameter_groups =
-                    Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
-                        .db_parameter_group_name("poolside-pilot")
-                        .parameter_apply_status("pending-reboot")
-                        .build()]);
-                DescribeDbInstancesOutput::builder()
-                    .db_instances(db)
-                    .build()
-            })
-        };
         // Right after the group changed, RDS may still read `applying`.
-        let applying = mock!(Client::describe_db_instances).then_output(|| {
-            let mut db = instance("available", None);
-            db.db_parameter_groups =
-                Some(vec![aws_sdk_rds::types::DbParameterGroupStatus::builder()
-                    .db_parameter_group_name("poolside-pilot")
-                    .parameter_apply_status("applying")
-                    .build()]);
-            DescribeDbInstancesOutput::builder()
-                .db_instances(db)
-                .build()
-        });
-        let looked = waiting();
+        let applying = with_parameters("available", "applying");
+        // A rule answers once: each context gets its own.
+        let looked = with_parameters("available", "pending-reboot");
         let cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&applying, &looked]));
         cx.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "true");
         // Sunday 2027-01-03 05:30 UTC.
@@ -1050,20 +1034,10 @@ mod tests {
         assert_eq!(decided, Reboot::Deferred);
         assert_eq!((applying.num_calls(), looked.num_calls()), (1, 1));
 
-        let reboot = mock!(Client::reboot_db_instance).then_output(|| {
-            aws_sdk_rds::operation::reboot_db_instance::RebootDbInstanceOutput::builder().build()
-        });
-        let rebooting = mock!(Client::describe_db_instances).then_output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(instance("rebooting", None))
-                .build()
-        });
-        let done = mock!(Client::describe_db_instances).then_output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(instance("available", None))
-                .build()
-        });
-        let looked = waiting();
+        let reboot = reboot_accepted();
+        let rebooting = with_parameters("rebooting", "applying");
+        let done = with_parameters("available", "in-sync");
+        let looked = with_parameters("available", "pending-reboot");
         let cx =
             context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&looked, &reboot, &rebooting, &done]));
         cx.record_attribute(&id, PARAMETERS_PENDING_REBOOT, "true");
