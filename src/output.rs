@@ -396,6 +396,18 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if report.database_created {
         eprintln!("  created the database {}", report.database);
     }
+    if !report.jobs_paused_for_migrations.is_empty() {
+        eprintln!(
+            "  paused pg_cron jobs {} while the migrations ran; resumed after",
+            report.jobs_paused_for_migrations.join(", ")
+        );
+    }
+    if !report.jobs_running_at_migration.is_empty() {
+        eprintln!(
+            "  a run of {} was still under way after 2 minutes: the migrations started anyway (their changes wait for its locks)",
+            report.jobs_running_at_migration.join(", ")
+        );
+    }
     for m in &report.migrations_applied {
         eprintln!("  applied {} in {} ms", m.file, m.elapsed_ms);
     }

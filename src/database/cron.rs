@@ -159,6 +159,71 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
     })
 }
 
+/// How long deploy waits for a job run under way to end before migrating
+/// anyway (the report names it): a run is one transaction with its own
+/// snapshot, and the migrations' DDL waits for the locks it holds.
+pub const RUNS_UNDER_WAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// pg_cron's statuses of a run that has not ended.
+const UNFINISHED: &str = "('starting', 'connecting', 'sending', 'running')";
+
+/// Pauses poolside's active jobs in `app_database` so that none starts while
+/// migrations run (a job must not run against a half-migrated schema), and
+/// returns their names for [`resume`]. A run cut off before `resume` leaves
+/// them paused; the next deploy's [`reconcile`] makes them active again.
+pub async fn pause_owned(
+    cron: &mut PgConnection,
+    app: &mut PgConnection,
+    app_database: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    let live = read(cron, app).await?;
+    let mut paused = Vec::new();
+    for job in live
+        .jobs
+        .iter()
+        .filter(|j| j.active && live.owned.contains(&j.name) && j.database == app_database)
+    {
+        sqlx::query("SELECT cron.alter_job(job_id => $1, active => false)")
+            .bind(job.id)
+            .execute(&mut *cron)
+            .await?;
+        paused.push(job.name.clone());
+    }
+    Ok(paused)
+}
+
+/// Makes the jobs [`pause_owned`] paused active again.
+pub async fn resume(cron: &mut PgConnection, names: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT cron.alter_job(job_id => jobid, active => true) FROM cron.job
+          WHERE username = current_user AND jobname = ANY($1)",
+    )
+    .bind(names)
+    .execute(&mut *cron)
+    .await?;
+    Ok(())
+}
+
+/// The jobs among `names` with a run that started before they were paused
+/// and has not ended: pausing stops new runs, not one under way. A run
+/// pg_cron still lists as unfinished but whose backend is gone (a server
+/// restart) does not count.
+pub async fn running(
+    cron: &mut PgConnection,
+    names: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT DISTINCT j.jobname FROM cron.job j JOIN cron.job_run_details r USING (jobid)
+          WHERE j.username = current_user AND j.jobname = ANY($1)
+            AND r.status IN {UNFINISHED}
+            AND EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.job_pid)
+          ORDER BY 1"
+    ))
+    .bind(names)
+    .fetch_all(&mut *cron)
+    .await
+}
+
 /// One job that differs from what is declared, and what reconciling does.
 #[derive(Debug, Clone)]
 pub struct Planned {

@@ -104,7 +104,9 @@ pub fn script(app_database: &str, shipped: &[Shipped], jobs: &[Job]) -> anyhow::
         )?;
     }
     sql.push_str(LEDGER_CHECK);
+    sql.push_str(&pause_jobs(app_database));
     apply_pending(&mut sql, shipped)?;
+    sql.push_str(RESUME_JOBS);
     sql.push_str(&privilege_reconciliation());
     sql.push_str(SCHEMA_RELOAD);
     writeln!(
@@ -156,6 +158,58 @@ BEGIN
 END
 $poolside$;
 "#;
+
+/// poolside's active jobs paused while migrations are pending, as the
+/// deploy-host path pauses them, after waiting up to two minutes for a run
+/// under way. pg_cron sees the pause once its statement commits, so the
+/// wait is a statement of its own. If a migration fails, psql stops with
+/// the jobs paused, and the next deploy's reconciliation resumes them.
+fn pause_jobs(app_database: &str) -> String {
+    let app = literal(app_database);
+    format!(
+        r#"CREATE TEMPORARY TABLE poolside_paused_jobs (jobid bigint, name text);
+DO $poolside$
+BEGIN
+  IF EXISTS (SELECT FROM poolside_shipped s WHERE NOT EXISTS (SELECT FROM _sqlx_migrations m WHERE m.version = s.version))
+     AND coalesce(current_setting('cron.database_name', true), '') = current_database()
+     AND to_regclass('cron.job') IS NOT NULL AND to_regclass('platform.scheduled_jobs') IS NOT NULL THEN
+    INSERT INTO poolside_paused_jobs
+      SELECT j.jobid, j.jobname FROM cron.job j JOIN platform.scheduled_jobs o ON o.name = j.jobname
+       WHERE j.username = current_user AND j.database = {app} AND j.active;
+    PERFORM cron.alter_job(job_id => jobid, active => false) FROM poolside_paused_jobs;
+  END IF;
+END
+$poolside$;
+SELECT '{MARKER} paused ' || name FROM poolside_paused_jobs ORDER BY name \g (tuples_only=on format=unaligned)
+CREATE TEMPORARY TABLE poolside_running_jobs (name text);
+DO $poolside$
+DECLARE
+  until timestamptz := clock_timestamp() + interval '{wait} seconds';
+BEGIN
+  -- Nothing paused (a first deploy, say): cron's tables may not exist yet.
+  IF NOT EXISTS (SELECT FROM poolside_paused_jobs) THEN
+    RETURN;
+  END IF;
+  LOOP
+    DELETE FROM poolside_running_jobs;
+    INSERT INTO poolside_running_jobs
+      SELECT DISTINCT p.name FROM poolside_paused_jobs p JOIN cron.job_run_details r ON r.jobid = p.jobid
+       WHERE r.status IN ('starting', 'connecting', 'sending', 'running')
+         AND EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = r.job_pid);
+    EXIT WHEN NOT EXISTS (SELECT FROM poolside_running_jobs) OR clock_timestamp() > until;
+    PERFORM pg_sleep(2);
+  END LOOP;
+END
+$poolside$;
+SELECT '{MARKER} running ' || name FROM poolside_running_jobs ORDER BY name \g (tuples_only=on format=unaligned)
+"#,
+        wait = cron::RUNS_UNDER_WAY_TIMEOUT.as_secs()
+    )
+}
+
+/// The jobs [`pause_jobs`] paused, active again once the migrations ran.
+const RESUME_JOBS: &str =
+    "SELECT cron.alter_job(job_id => jobid, active => true) FROM poolside_paused_jobs \\g /dev/null\n\\echo poolside: resumed\n";
 
 /// Each pending migration in its own transaction, recorded in the ledger
 /// as sqlx records it, and echoed for the log.
@@ -340,6 +394,8 @@ pub fn read_markers(lines: &[String], shipped: &[Shipped], report: &mut DataTier
                     });
                 }
             }
+            ["paused", name] => report.jobs_paused_for_migrations.push(name.to_string()),
+            ["running", name] => report.jobs_running_at_migration.push(name.to_string()),
             ["privilege", statement @ ..] => {
                 report.privileges_restored.push(statement.join(" "));
             }
@@ -469,7 +525,22 @@ pub async fn run(
     if exit_code == Some(0) && done {
         return Ok(());
     }
-    let reason = match exit_code {
+    Err(failure(&task_arn, &task, &lines, report))
+}
+
+/// Why the schema task failed: psql's exit and last words, or why its
+/// container never ran; and the jobs it left paused, if it did.
+fn failure(
+    task_arn: &str,
+    task: &Task,
+    lines: &[String],
+    report: &DataTierReport,
+) -> anyhow::Error {
+    let container = task
+        .containers()
+        .iter()
+        .find(|c| c.name() == Some(CONTAINER_NAME));
+    let reason = match container.and_then(|c| c.exit_code()) {
         Some(code) => format!("psql exited with {code}"),
         None => format!(
             "the task stopped before its container ran: {}{}",
@@ -480,9 +551,17 @@ pub async fn run(
                 .unwrap_or_default()
         ),
     };
-    bail!(
-        "the schema task {task_arn} failed: {reason}{}",
-        output_tail(&lines)
+    let resumed = lines.iter().any(|l| l.trim() == "poolside: resumed");
+    let paused = match report.jobs_paused_for_migrations.is_empty() || resumed {
+        true => String::new(),
+        false => format!(
+            "\n  poolside's pg_cron jobs {} were paused for the migrations and stay paused until the next deploy resumes them.",
+            report.jobs_paused_for_migrations.join(", ")
+        ),
+    };
+    anyhow!(
+        "the schema task {task_arn} failed: {reason}{}{paused}",
+        output_tail(lines)
     )
 }
 
@@ -745,6 +824,196 @@ mod tests {
         )
     }
 
+    /// psql runs the schema script for `list` as the master user, as the task does.
+    fn run_script(server: &Server, list: &[Shipped]) -> std::process::Output {
+        let script = script("poolside", list, &cron::declared()).unwrap();
+        Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+            ])
+            .args(["-U", MASTER.0, "-d", "poolside", "-f", "-"])
+            .env("PGPASSWORD", MASTER.1)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(script.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap()
+    }
+
+    /// `list` and a migration of the test's own after its last one.
+    fn with_migration(mut list: Vec<Shipped>, name: &str, sql: String) -> Vec<Shipped> {
+        use sqlx::migrate::{Migration, MigrationType};
+        use std::borrow::Cow;
+        let version = list.last().unwrap().migration.version + 1;
+        let sql: &'static str = Box::leak(sql.into_boxed_str());
+        list.push(Shipped {
+            migration: Migration::new(
+                version,
+                Cow::Owned(name.to_string()),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            ),
+            file: format!("sql/migrations/{version:04}_{name}.sql"),
+        });
+        list
+    }
+
+    /// Which jobs were active, as a migration saw them, by name.
+    async fn seen(app: &mut sqlx::PgConnection, table: &str) -> BTreeMap<String, bool> {
+        sqlx::query_as::<_, (String, bool)>(&format!("SELECT jobname, active FROM {table}"))
+            .fetch_all(app)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    /// poolside's jobs are paused while migrations run (a job must not run
+    /// against a half-migrated schema) and resumed after, on both runners
+    /// and after a failed migration; another user's job is left running.
+    #[tokio::test]
+    async fn jobs_are_paused_while_migrations_run_and_resumed_after() {
+        let server = Server::start();
+        let (ok, lines) = run_task(&server, &container());
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let mut app = server.connect(MASTER).await;
+        sqlx::query("SELECT cron.schedule('someone-elses', '0 1 * * *', 'SELECT 2')")
+            .execute(&mut app)
+            .await
+            .unwrap();
+        let record = |table: &str| {
+            format!("CREATE TABLE public.{table} AS SELECT jobname, active FROM cron.job WHERE jobname IS NOT NULL;")
+        };
+        let owned: Vec<String> = cron::declared().into_iter().map(|j| j.name).collect();
+        let during = |seen: &BTreeMap<String, bool>| {
+            let mut expected: BTreeMap<String, bool> =
+                owned.iter().map(|n| (n.clone(), false)).collect();
+            expected.insert("someone-elses".into(), true);
+            assert_eq!(seen, &expected, "the jobs as the migration saw them");
+        };
+        let all_active = || async {
+            let active: Vec<bool> = sqlx::query_scalar("SELECT active FROM cron.job")
+                .fetch_all(&mut server.connect(MASTER).await)
+                .await
+                .unwrap();
+            assert!(active.iter().all(|a| *a), "a job stayed paused: {active:?}");
+        };
+
+        // The task's script.
+        let list = with_migration(
+            migrations::shipped(),
+            "seen_by_task",
+            record("seen_by_task"),
+        );
+        let out = run_script(&server, &list);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut report = DataTierReport::default();
+        read_markers(&stdout, &list, &mut report);
+        let mut sorted = owned.clone();
+        sorted.sort();
+        assert_eq!(report.jobs_paused_for_migrations, sorted);
+        assert_eq!(report.jobs_running_at_migration, Vec::<String>::new());
+        during(&seen(&mut app, "seen_by_task").await);
+        all_active().await;
+
+        // The deploy host's path.
+        let list = with_migration(list, "seen_by_host", record("seen_by_host"));
+        let mut report = DataTierReport::default();
+        let cron_conn = server.connect(MASTER).await;
+        crate::database::migrate_with_jobs_paused(
+            &mut app,
+            Some(cron_conn),
+            "poolside",
+            &list,
+            &mut report,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.migrations_applied.len(), 1);
+        assert_eq!(report.jobs_paused_for_migrations.len(), owned.len());
+        during(&seen(&mut app, "seen_by_host").await);
+        all_active().await;
+
+        // A migration that fails: rolled back, and the jobs run again.
+        let list = with_migration(list, "fails", "SELECT 1 / 0;".into());
+        let mut report = DataTierReport::default();
+        let cron_conn = server.connect(MASTER).await;
+        let mut app = server.connect(MASTER).await;
+        let err = crate::database::migrate_with_jobs_paused(
+            &mut app,
+            Some(cron_conn),
+            "poolside",
+            &list,
+            &mut report,
+        )
+        .await
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("division by zero"), "{err:#}");
+        all_active().await;
+    }
+
+    /// A run under way counts while its backend lives: one pg_cron lists
+    /// as running after a server restart does not hold up the migrations.
+    #[tokio::test]
+    async fn a_run_under_way_is_one_whose_backend_still_runs() {
+        let server = Server::start();
+        let (ok, lines) = run_task(&server, &container());
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let mut cron_conn = server.connect(MASTER).await;
+        let mut runner = server.connect(MASTER).await;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut runner)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO cron.job_run_details (jobid, runid, job_pid, database, username, command, status, start_time)
+             SELECT jobid, nextval('cron.runid_seq'), $1, database, username, command, 'running', now()
+               FROM cron.job WHERE jobname = 'cleanup-metrics'",
+        )
+        .bind(pid)
+        .execute(&mut cron_conn)
+        .await
+        .unwrap();
+        let names: Vec<String> = cron::declared().into_iter().map(|j| j.name).collect();
+        assert_eq!(
+            cron::running(&mut cron_conn, &names).await.unwrap(),
+            ["cleanup-metrics"]
+        );
+        drop(runner);
+        let mut gone = false;
+        for _ in 0..50 {
+            if cron::running(&mut cron_conn, &names)
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(gone, "a run whose backend ended still counts as under way");
+    }
+
     /// A migration marked no-transaction builds its index CONCURRENTLY
     /// (PostgreSQL refuses that inside a transaction) through the task's
     /// psql script and through the deploy host's migrator alike.
@@ -776,28 +1045,7 @@ mod tests {
         list.push(concurrently(last + 1, "rag_documents_title_task"));
 
         // The task's path: psql runs the script as the master user.
-        let script = script("poolside", &list, &cron::declared()).unwrap();
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &server.port.to_string(),
-            ])
-            .args(["-U", MASTER.0, "-d", "poolside", "-f", "-"])
-            .env("PGPASSWORD", MASTER.1)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write as _;
-                child.stdin.take().unwrap().write_all(script.as_bytes())?;
-                child.wait_with_output()
-            })
-            .unwrap();
+        let out = run_script(&server, &list);
         let text = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "{text}");
         assert!(
@@ -1201,6 +1449,7 @@ mod tests {
             let image = image_listed();
             let [first, end] = logs(&[
                 "poolside: connecting to db:5432",
+                "poolside: paused cleanup-metrics",
                 "psql:<stdin>:40: ERROR:  sql/migrations/0003_embeddings_and_search.sql was changed after it was applied",
             ]);
             let cx = context(|c| {
@@ -1220,6 +1469,10 @@ mod tests {
             assert!(err.contains("psql exited with 3"), "{err}");
             assert!(
                 err.contains("0003_embeddings_and_search.sql was changed"),
+                "{err}"
+            );
+            assert!(
+                err.contains("jobs cleanup-metrics were paused for the migrations and stay paused until the next deploy"),
                 "{err}"
             );
         }

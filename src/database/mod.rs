@@ -14,36 +14,22 @@ pub mod migrations;
 mod password;
 pub mod privileges;
 mod report;
+mod server;
 mod tunnel;
 
-use crate::config::{Config, DatabaseTls, SchemaRunner};
+use crate::config::{Config, SchemaRunner};
 use crate::model::{Kind, ResourceId};
 use crate::names::AUTHENTICATOR_SECRET;
 use crate::resources::spec::Desired;
 use crate::resources::{rds, secrets, Context, Waits};
 use anyhow::{anyhow, bail, Context as _};
 pub use report::DataTierReport;
-use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use serde::Serialize;
+pub use server::Login;
+pub use server::RDS_CA_BUNDLE;
+use server::{Patience, Server, Unreached};
+use sqlx::{Connection, PgConnection};
 use std::time::{Duration, Instant};
-
-/// A database login as Secrets Manager stores it (the RDS-managed secret and ours).
-#[derive(Deserialize)]
-pub struct Login {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Login {{ username: {:?}, password: <hidden> }}",
-            self.username
-        )
-    }
-}
 
 async fn read_login(cx: &Context, arn: &str, what: &str) -> anyhow::Result<Login> {
     let text = secrets::read_value(cx, arn).await?;
@@ -58,189 +44,6 @@ pub async fn master_login(cx: &Context) -> anyhow::Result<Option<Login>> {
     match cx.attribute(&instance, "master_secret_arn") {
         Some(arn) => Ok(Some(read_login(cx, &arn, "RDS master").await?)),
         None => Ok(None),
-    }
-}
-
-/// The RDS certificate authorities (`certs/README.md`): the default for
-/// `verify-full`, so a first deploy needs no download.
-pub const RDS_CA_BUNDLE: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/certs/rds-ca-bundle.pem"
-));
-
-/// How long one connection attempt may take before deploy says why it
-/// cannot reach the server, instead of stalling on a dropped SYN for minutes.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where and how to reach the server: the instance endpoint, or a tunnel.
-struct Server {
-    /// The name the server's certificate must carry: the instance's address.
-    host: String,
-    port: u16,
-    tls: DatabaseTls,
-    ca_bundle: Option<std::path::PathBuf>,
-    /// Set when deploy goes through `database.connect_host/connect_port`.
-    route: Route,
-}
-
-enum Route {
-    /// Straight to `host:port` (inside the VPC, a VPN, Direct Connect).
-    Direct,
-    /// Through a tunnel, without TLS: the emulator's stand-in PostgreSQL.
-    Plain { host: String, port: u16 },
-    /// Through a tunnel, with TLS verified against the instance's name.
-    Relayed {
-        tunnel: String,
-        relay: tunnel::TunnelRelay,
-    },
-}
-
-impl Server {
-    fn new(config: &Config, address: String, port: u16) -> anyhow::Result<Server> {
-        let tls = config.database.tls;
-        let route = match (&config.database.connect_override, tls) {
-            (None, _) => Route::Direct,
-            (Some((host, port)), DatabaseTls::Disable) => Route::Plain {
-                host: host.clone(),
-                port: *port,
-            },
-            (Some((tunnel_host, tunnel_port)), DatabaseTls::VerifyFull) => Route::Relayed {
-                tunnel: format!("{tunnel_host}:{tunnel_port}"),
-                relay: tunnel::TunnelRelay::start(tunnel_host, *tunnel_port, port)
-                    .context("starting the local relay to database.connect_host")?,
-            },
-        };
-        Ok(Server {
-            host: address,
-            port,
-            tls,
-            ca_bundle: config.database.ca_bundle.clone(),
-            route,
-        })
-    }
-
-    /// What the report and errors call the place deploy connects to.
-    fn describe(&self) -> String {
-        match &self.route {
-            Route::Direct => format!("{}:{}", self.host, self.port),
-            Route::Plain { host, port } => format!("{host}:{port}"),
-            Route::Relayed { tunnel, .. } => {
-                format!("{}:{} through the tunnel at {tunnel}", self.host, self.port)
-            }
-        }
-    }
-
-    fn options(&self, login: &Login, database: &str) -> PgConnectOptions {
-        let mut options = PgConnectOptions::new()
-            .username(&login.username)
-            .password(&login.password)
-            .database(database)
-            .application_name("poolside-deploy");
-        options = match &self.route {
-            Route::Direct => options.host(&self.host).port(self.port),
-            Route::Plain { host, port } => options.host(host).port(*port),
-            // sqlx dials the socket and checks the certificate against `host`.
-            Route::Relayed { relay, .. } => options
-                .socket(relay.directory())
-                .host(&self.host)
-                .port(self.port),
-        };
-        options = match self.tls {
-            DatabaseTls::Disable => options.ssl_mode(PgSslMode::Disable),
-            DatabaseTls::VerifyFull => {
-                let options = options.ssl_mode(PgSslMode::VerifyFull);
-                match &self.ca_bundle {
-                    Some(path) => options.ssl_root_cert(path),
-                    None => options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec()),
-                }
-            }
-        };
-        options
-    }
-
-    async fn try_connect(&self, login: &Login, database: &str) -> Result<PgConnection, Unreached> {
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.options(login, database).connect()).await {
-            Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(err)) => Err(Unreached::Refused(err)),
-            Err(_) => Err(Unreached::Silent),
-        }
-    }
-
-    async fn connect(&self, login: &Login, database: &str) -> anyhow::Result<PgConnection> {
-        // A new instance's DNS name can lag its `available` state by a little.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.try_connect(login, database).await {
-                Ok(conn) => return Ok(conn),
-                Err(Unreached::Refused(sqlx::Error::Io(err)))
-                    if attempt < 5 && !is_certificate_error(&err) =>
-                {
-                    tracing::info!(%err, attempt, "database not reachable yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Err(unreached) => {
-                    return Err(anyhow!(
-                        "cannot connect to PostgreSQL at {} (database {database}, user {}): {}{}",
-                        self.describe(),
-                        login.username,
-                        unreached.cause(),
-                        self.hint(&unreached)
-                    ))
-                }
-            }
-        }
-    }
-
-    /// What to do about a connection that failed, for the error message.
-    fn hint(&self, unreached: &Unreached) -> &'static str {
-        const REACH: &str =
-            "\n  The instance is private. Deploy must reach it from inside the VPC: \
-            over a VPN or Direct Connect (list that network in database.admin_ingress_cidrs), \
-            or through a tunnel whose local end is database.connect_host/connect_port \
-            (an SSM port forward, say); TLS is still verified against the instance's name. \
-            README: \"Reaching the database\".";
-        let certificate = match unreached {
-            Unreached::Refused(sqlx::Error::Tls(_)) => true,
-            Unreached::Refused(sqlx::Error::Io(err)) => is_certificate_error(err),
-            _ => false,
-        };
-        match (unreached, &self.route) {
-            _ if certificate && self.ca_bundle.is_none() => {
-                "\n  The server's certificate is not signed by an RDS certificate authority poolside knows (certs/rds-ca-bundle.pem): through a tunnel, make sure it leads to the instance; if AWS has issued a newer CA, set database.ca_bundle to AWS's current global bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
-            }
-            _ if certificate => {
-                "\n  The server's certificate must name the instance and be signed by a CA in database.ca_bundle. Through a tunnel, make sure it leads to this environment's instance."
-            }
-            (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), Route::Direct) => REACH,
-            (Unreached::Silent | Unreached::Refused(sqlx::Error::Io(_)), _) => {
-                "\n  Nothing answers through database.connect_host/connect_port: is the tunnel open, and does it lead to the instance's address and port?"
-            }
-            _ => "",
-        }
-    }
-}
-
-/// rustls refuses a certificate as an I/O error of the TLS stream.
-fn is_certificate_error(err: &std::io::Error) -> bool {
-    err.to_string().contains("certificate")
-}
-
-/// Why a connection attempt failed.
-enum Unreached {
-    /// The server or the network said no.
-    Refused(sqlx::Error),
-    /// Nothing answered within [`CONNECT_TIMEOUT`]: a security group or
-    /// route that drops packets, typically.
-    Silent,
-}
-
-impl Unreached {
-    fn cause(&self) -> String {
-        match self {
-            Unreached::Refused(err) => migrations::database_message(err),
-            Unreached::Silent => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-        }
     }
 }
 
@@ -294,16 +97,8 @@ pub async fn converge(
     report.database_created = ensure_database(&server, &master, app_database).await?;
 
     let mut app = server.connect(&master, app_database).await?;
-    let shipped = migrations::shipped();
-    report.migrations_total = shipped.len();
-    report.migrations_applied = match migrations::migrate(&mut app, &shipped).await {
-        Ok(applied) => applied,
-        Err(err) => {
-            // Dropping the connection releases the migration lock.
-            drop(app);
-            return Err(err.into());
-        }
-    };
+    // On error `app` is dropped on return, which releases the migration lock.
+    migrate(&server, &master, &mut app, app_database, &mut report).await?;
 
     report.privileges_restored = keep_privileges(&mut app, &report).await?;
     if !report.migrations_applied.is_empty() || !report.privileges_restored.is_empty() {
@@ -325,6 +120,82 @@ pub async fn converge(
     let _ = app.close().await;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Applies the migrations this build ships that the database lacks, with
+/// poolside's pg_cron jobs paused while any is pending.
+async fn migrate(
+    server: &Server,
+    master: &Login,
+    app: &mut PgConnection,
+    app_database: &str,
+    report: &mut DataTierReport,
+) -> anyhow::Result<()> {
+    let shipped = migrations::shipped();
+    report.migrations_total = shipped.len();
+    let pending = migrations::status(app, &shipped).await?.pending;
+    let cron_conn = match pending.is_empty() {
+        true => None,
+        false => cron_session(server, master, app, Patience::Retry).await?,
+    };
+    migrate_with_jobs_paused(app, cron_conn, app_database, &shipped, report).await
+}
+
+/// Applies `shipped` with poolside's jobs paused (through `cron_conn`, when
+/// pg_cron is there), so none starts against a half-migrated schema, and
+/// resumes them after, also when a migration fails.
+async fn migrate_with_jobs_paused(
+    app: &mut PgConnection,
+    mut cron_conn: Option<PgConnection>,
+    app_database: &str,
+    shipped: &[migrations::Shipped],
+    report: &mut DataTierReport,
+) -> anyhow::Result<()> {
+    if let Some(conn) = cron_conn.as_mut() {
+        report.jobs_paused_for_migrations = cron::pause_owned(conn, app, app_database)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "pausing poolside's pg_cron jobs for the migrations: {}",
+                    migrations::database_message(&e)
+                )
+            })?;
+        report.jobs_running_at_migration =
+            runs_under_way(conn, &report.jobs_paused_for_migrations).await?;
+    }
+    let migrated = migrations::migrate(app, shipped).await;
+    if let Some(mut conn) = cron_conn {
+        let resumed = cron::resume(&mut conn, &report.jobs_paused_for_migrations).await;
+        let _ = conn.close().await;
+        resumed.map_err(|e| {
+            anyhow!(
+                "resuming poolside's pg_cron jobs after the migrations (the next deploy resumes them): {}",
+                migrations::database_message(&e)
+            )
+        })?;
+    }
+    report.migrations_applied = migrated?;
+    Ok(())
+}
+
+/// Waits, up to [`cron::RUNS_UNDER_WAY_TIMEOUT`], for the runs of `paused` jobs
+/// that started before the pause; returns the jobs still running then.
+async fn runs_under_way(
+    cron_conn: &mut PgConnection,
+    paused: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let started = Instant::now();
+    loop {
+        let running = cron::running(cron_conn, paused).await?;
+        if running.is_empty() || started.elapsed() >= cron::RUNS_UNDER_WAY_TIMEOUT {
+            return Ok(running);
+        }
+        tracing::info!(
+            ?running,
+            "waiting for pg_cron runs under way before migrating"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// The privilege matrix: recorded as the migrations leave it, restored
@@ -569,13 +440,31 @@ async fn live_jobs(
     master: &Login,
     app: &mut PgConnection,
 ) -> anyhow::Result<cron::Live> {
-    let unreached = |u: Unreached| {
-        anyhow!(
-            "cannot connect to PostgreSQL at {}: {}",
-            server.describe(),
-            u.cause()
-        )
+    let live = match cron_session(server, master, app, Patience::Once).await? {
+        Some(mut cron_conn) => {
+            let live = cron::read(&mut cron_conn, app).await;
+            let _ = cron_conn.close().await;
+            Some(live?)
+        }
+        None => None,
     };
+    Ok(live.unwrap_or(cron::Live {
+        jobs: vec![],
+        owned: Default::default(),
+        health: vec![],
+        scheduler_running: false,
+    }))
+}
+
+/// A connection to the database that holds pg_cron's jobs, when pg_cron is
+/// loaded and installed there and poolside's ownership table exists in the
+/// app database; `None` otherwise (before the first deploy, say).
+async fn cron_session(
+    server: &Server,
+    master: &Login,
+    app: &mut PgConnection,
+    patience: Patience,
+) -> anyhow::Result<Option<PgConnection>> {
     let cron_database: Option<String> =
         sqlx::query_scalar("SELECT current_setting('cron.database_name', true)")
             .fetch_one(&mut *app)
@@ -584,31 +473,30 @@ async fn live_jobs(
         sqlx::query_scalar("SELECT to_regclass('platform.scheduled_jobs') IS NOT NULL")
             .fetch_one(&mut *app)
             .await?;
-    let live = match cron_database.filter(|d| !d.is_empty()) {
-        Some(cron_database) if has_ownership => {
-            let mut cron_conn = server
-                .try_connect(master, &cron_database)
-                .await
-                .map_err(unreached)?;
-            let has_cron: bool = sqlx::query_scalar("SELECT to_regclass('cron.job') IS NOT NULL")
-                .fetch_one(&mut cron_conn)
-                .await?;
-            let live = if has_cron {
-                Some(cron::read(&mut cron_conn, app).await?)
-            } else {
-                None
-            };
-            let _ = cron_conn.close().await;
-            live
-        }
-        _ => None,
+    let Some(cron_database) = cron_database.filter(|d| !d.is_empty() && has_ownership) else {
+        return Ok(None);
     };
-    Ok(live.unwrap_or(cron::Live {
-        jobs: vec![],
-        owned: Default::default(),
-        health: vec![],
-        scheduler_running: false,
-    }))
+    let mut cron_conn = match patience {
+        Patience::Retry => server.connect(master, &cron_database).await?,
+        Patience::Once => server
+            .try_connect(master, &cron_database)
+            .await
+            .map_err(|u| {
+                anyhow!(
+                    "cannot connect to PostgreSQL at {}: {}",
+                    server.describe(),
+                    u.cause()
+                )
+            })?,
+    };
+    let has_cron: bool = sqlx::query_scalar("SELECT to_regclass('cron.job') IS NOT NULL")
+        .fetch_one(&mut cron_conn)
+        .await?;
+    if !has_cron {
+        let _ = cron_conn.close().await;
+        return Ok(None);
+    }
+    Ok(Some(cron_conn))
 }
 
 /// What the schema step would change of the jobs.
@@ -712,51 +600,4 @@ async fn ensure_password(
         )
     })?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RDS_CA_BUNDLE;
-    use base64::Engine as _;
-
-    /// The certificates of the embedded bundle, as DER.
-    fn certificates() -> Vec<Vec<u8>> {
-        let text = std::str::from_utf8(RDS_CA_BUNDLE).unwrap();
-        text.split("-----BEGIN CERTIFICATE-----")
-            .skip(1)
-            .map(|block| {
-                let body: String = block
-                    .split("-----END CERTIFICATE-----")
-                    .next()
-                    .unwrap()
-                    .split_whitespace()
-                    .collect();
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .expect("each certificate is base64")
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_embedded_rds_bundle_holds_every_regions_roots() {
-        let all = certificates();
-        assert!(all.len() >= 100, "{} certificates", all.len());
-        let has = |name: &str| {
-            all.iter()
-                .any(|der| der.windows(name.len()).any(|w| w == name.as_bytes()))
-        };
-        for region in [
-            "us-east-1",
-            "eu-west-1",
-            "eu-central-1",
-            "ap-southeast-2",
-            "sa-east-1",
-        ] {
-            for kind in ["RSA2048 G1", "RSA4096 G1", "ECC384 G1"] {
-                let name = format!("Amazon RDS {region} Root CA {kind}");
-                assert!(has(&name), "no {name}");
-            }
-        }
-    }
 }

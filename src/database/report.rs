@@ -16,6 +16,13 @@ pub struct DataTierReport {
     pub jobs_wait_for_reboot: bool,
     pub database_created: bool,
     pub migrations_applied: Vec<migrations::Applied>,
+    /// poolside's pg_cron jobs paused while the migrations ran, and resumed
+    /// after (none when no migration was pending).
+    pub jobs_paused_for_migrations: Vec<String>,
+    /// Of those, the ones whose run under way had not ended after two
+    /// minutes: the migrations started anyway (their DDL waits for the
+    /// run's locks).
+    pub jobs_running_at_migration: Vec<String>,
     pub migrations_total: usize,
     pub authenticator_password_set: bool,
     /// GRANTs and REVOKEs run to put back privileges changed by hand.
