@@ -25,7 +25,14 @@ fn finding(
         attribute: attribute.into(),
         expected,
         actual,
+        remedy: None,
     }
+}
+
+/// A finding deploy does not repair by itself, with what does.
+fn needs(mut finding: Finding, remedy: String) -> Finding {
+    finding.remedy = Some(remedy);
+    finding
 }
 
 /// The plan's changes, read as differences: what deploy would repair.
@@ -85,8 +92,56 @@ pub async fn collect(cx: &Context, config: &Config, plan: &Plan) -> anyhow::Resu
     findings.extend(unmanaged?);
     if let Ok(inspection) = &database {
         findings.extend(from_database(inspection));
+        findings.extend(jobs_health(inspection));
     }
+    findings.extend(pending_reboot(cx, config));
     Ok(Drift { findings, database })
+}
+
+/// poolside's pg_cron jobs whose last run failed, and a launcher that does
+/// not run: nothing deploy changes, but the release is not healthy (the
+/// promote gate `jobs` refuses on the same facts).
+fn jobs_health(inspection: &Inspection) -> Vec<Finding> {
+    let mut found: Vec<Finding> = inspection
+        .jobs_health
+        .iter()
+        .filter(|h| h.failed())
+        .map(|h| {
+            let actual = format!(
+                "failed at {} ({} failed in 24 h): {}",
+                h.last_started.as_deref().unwrap_or("?"),
+                h.failed_last_day,
+                h.last_message.as_deref().unwrap_or("no message")
+            );
+            needs(
+                finding(format!("cron-job/{}", h.name), "last run", json!("succeeded"), json!(actual)),
+                format!("fix what makes it fail (poolside status shows its error); it clears when its next run succeeds (schedule {})", h.schedule),
+            )
+        })
+        .collect();
+    let installed = inspection.extension_versions.contains_key("pg_cron");
+    if installed && !inspection.cron_scheduler_running {
+        found.push(needs(
+            finding("database/pg_cron", "launcher", json!("running"), json!("not running: no job runs")),
+            "restart PostgreSQL (on RDS, reboot the instance): pg_cron's launcher stops when the database cron.database_name names is dropped".into(),
+        ));
+    }
+    found
+}
+
+/// Parameters the instance runs without until it reboots.
+fn pending_reboot(cx: &Context, config: &Config) -> Option<Finding> {
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    let pending = cx.attribute(&instance, crate::resources::rds::PARAMETERS_PENDING_REBOOT);
+    (pending.as_deref() == Some("true")).then(|| {
+        needs(
+            finding(instance.0.as_str(), "parameters", json!("in effect"), json!("pending-reboot")),
+            format!(
+                "a reboot applies them (downtime): `poolside deploy --reboot-now`, or a deploy inside the maintenance window {} UTC",
+                config.database.maintenance_window
+            ),
+        )
+    })
 }
 
 /// The database side of a plan: what the schema step would change. Before
@@ -101,7 +156,7 @@ pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
         Err(NotInspected::NoInstance) => DatabasePlan {
             checked: true,
             why_not: None,
-            changes: first_deploy(),
+            changes: first_deploy(config),
         },
         Err(why) => DatabasePlan {
             checked: false,
@@ -112,7 +167,7 @@ pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
 }
 
 /// What the first schema step applies to an empty database.
-fn first_deploy() -> Vec<Finding> {
+fn first_deploy(config: &Config) -> Vec<Finding> {
     let migrations = database::migrations::shipped().into_iter().map(|m| {
         finding(
             "database/migrations",
@@ -121,7 +176,8 @@ fn first_deploy() -> Vec<Finding> {
             json!("not applied"),
         )
     });
-    let jobs = database::cron::declared().into_iter().map(|job| {
+    let owned = database::cron::owned_jobs(config.database.cron_history_days);
+    let jobs = owned.into_iter().map(|job| {
         finding(
             format!("cron-job/{}", job.name),
             "exists",

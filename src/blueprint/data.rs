@@ -157,7 +157,7 @@ pub(super) fn schema_task(
     let script = in_vpc::script(
         &config.database.name,
         &migrations::shipped(),
-        &cron::declared(),
+        &cron::owned_jobs(config.database.cron_history_days),
     )?;
     let mut definition = render_json(
         "schema-task-definition.json.j2",

@@ -86,6 +86,14 @@ fn print(format: Format, env: &str, findings: &[Finding]) {
                 output::count(findings.len(), "finding", "findings")
             );
             println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
+            for f in findings {
+                if let Some(remedy) = &f.remedy {
+                    println!(
+                        "{} {}: deploy does not repair this; {remedy}.",
+                        f.resource, f.attribute
+                    );
+                }
+            }
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Database {
     /// instance class, the storage type or the major version.
     pub snapshot_before_changes: bool,
     pub deletion_protection: bool,
+    /// Days of pg_cron's run history a job of poolside's keeps (the table
+    /// grows without limit otherwise).
+    pub cron_history_days: u32,
     pub name: String,
     pub master_username: String,
     /// Where deploy connects, when not the instance endpoint.
@@ -37,6 +40,7 @@ pub struct Database {
 
 const DEFAULT_MAINTENANCE_WINDOW: &str = "sun:05:00-sun:06:00";
 const DEFAULT_BACKUP_WINDOW: &str = "03:00-04:00";
+const DEFAULT_CRON_HISTORY_DAYS: u32 = 7;
 
 /// (host and port deploy connects to instead of the endpoint, TLS, CA bundle)
 type Connection = (Option<(String, u16)>, DatabaseTls, Option<PathBuf>);
@@ -70,6 +74,7 @@ impl Validator<'_> {
             backup_window,
             deletion_protection: d.deletion_protection.unwrap_or(phase != Phase::Pilot),
             snapshot_before_changes: d.snapshot_before_changes.unwrap_or(phase == Phase::Full),
+            cron_history_days: self.check_cron_history(d)?,
             name,
             master_username,
             connect_override,
@@ -123,6 +128,20 @@ impl Validator<'_> {
                 format!("{maintenance:?} takes in the default backup window ({why}); move it, or set database.backup_window"),
             ),
             Err(why) => self.fail("database.backup_window", why),
+        }
+    }
+
+    fn check_cron_history(&self, d: &DatabaseSection) -> Checked<u32> {
+        match d.cron_history_days.unwrap_or(DEFAULT_CRON_HISTORY_DAYS) {
+            0 => self.fail(
+                "database.cron_history_days",
+                "0 would delete each run's record as it ends, and with it the job health status and promote read: keep at least 1 day",
+            ),
+            days @ 1..=366 => Ok(days),
+            days => self.fail(
+                "database.cron_history_days",
+                format!("{days} days is more than a year: pg_cron's history is for recent health, not an archive (at most 366)"),
+            ),
         }
     }
 

@@ -115,6 +115,8 @@ pub struct DatabaseSection {
     pub backup_window: Option<String>,
     /// Take a manual snapshot before a change that is hard to undo.
     pub snapshot_before_changes: Option<bool>,
+    /// Days of pg_cron's run history (`cron.job_run_details`) kept.
+    pub cron_history_days: Option<u32>,
     pub deletion_protection: Option<bool>,
     /// The application database, created with the instance.
     pub name: Option<String>,

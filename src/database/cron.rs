@@ -18,6 +18,40 @@ pub struct Job {
     pub name: String,
     pub schedule: String,
     pub command: String,
+    /// Where it runs: the jobs of `sql/jobs.toml` in the app database.
+    #[serde(skip)]
+    pub runs_in: RunsIn,
+}
+
+/// The database a job runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum RunsIn {
+    /// The application database (`database.name`).
+    #[default]
+    App,
+    /// The database pg_cron keeps its jobs and their history in
+    /// (`cron.database_name`: the app database on RDS, not always locally).
+    Scheduler,
+}
+
+/// The job of poolside's that keeps `cron.job_run_details` to
+/// `database.cron_history_days` (pg_cron never deletes from it).
+pub const HISTORY_JOB: &str = "purge-cron-history";
+
+/// The jobs poolside owns: `sql/jobs.toml`'s, and the one that keeps
+/// pg_cron's run history to `history_days`, daily after the default
+/// backup window.
+pub fn owned_jobs(history_days: u32) -> Vec<Job> {
+    let mut jobs = declared();
+    jobs.push(Job {
+        name: HISTORY_JOB.to_string(),
+        schedule: "30 4 * * *".to_string(),
+        command: format!(
+            "DELETE FROM cron.job_run_details WHERE end_time < now() - interval '{history_days} days'"
+        ),
+        runs_in: RunsIn::Scheduler,
+    });
+    jobs
 }
 
 #[derive(Deserialize)]
@@ -63,6 +97,8 @@ pub struct LiveJob {
 /// What pg_cron has: the jobs of the connected user, and the names poolside
 /// owns (recorded in `platform.scheduled_jobs` of the app database).
 pub struct Live {
+    /// The database pg_cron keeps its jobs in.
+    pub cron_database: String,
     pub jobs: Vec<LiveJob>,
     pub owned: BTreeSet<String>,
     /// How poolside's jobs last ran (`cron.job_run_details`).
@@ -151,7 +187,11 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
     )
     .fetch_one(&mut *cron)
     .await?;
+    let cron_database: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *cron)
+        .await?;
     Ok(Live {
+        cron_database,
         jobs,
         owned,
         health,
@@ -224,6 +264,16 @@ pub async fn running(
     .await
 }
 
+impl Live {
+    /// The database `job` must run in.
+    pub fn database_of<'a>(&'a self, job: &Job, app_database: &'a str) -> &'a str {
+        match job.runs_in {
+            RunsIn::App => app_database,
+            RunsIn::Scheduler => &self.cron_database,
+        }
+    }
+}
+
 /// One job that differs from what is declared, and what reconciling does.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -245,7 +295,7 @@ pub fn plan(live: &Live, jobs: &[Job], app_database: &str) -> Vec<Planned> {
             Some(l)
                 if l.schedule != job.schedule
                     || l.command != job.command
-                    || l.database != app_database
+                    || l.database != live.database_of(job, app_database)
                     || !l.active =>
             {
                 JobAction::Corrected
@@ -261,11 +311,9 @@ pub fn plan(live: &Live, jobs: &[Job], app_database: &str) -> Vec<Planned> {
     }
     let declared: BTreeSet<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
     for name in live.owned.iter().filter(|n| !declared.contains(n.as_str())) {
-        if let Some(l) = live
-            .jobs
-            .iter()
-            .find(|l| &l.name == name && l.database == app_database)
-        {
+        if let Some(l) = live.jobs.iter().find(|l| {
+            &l.name == name && (l.database == app_database || l.database == live.cron_database)
+        }) {
             planned.push(Planned {
                 name: name.clone(),
                 action: JobAction::Unscheduled,
@@ -295,7 +343,7 @@ pub async fn reconcile(
                     .bind(&job.name)
                     .bind(&job.schedule)
                     .bind(&job.command)
-                    .bind(app_database)
+                    .bind(live.database_of(job, app_database))
                     .execute(&mut *cron)
                     .await?;
             }
@@ -307,7 +355,7 @@ pub async fn reconcile(
                 .bind(l.id)
                 .bind(&job.schedule)
                 .bind(&job.command)
-                .bind(app_database)
+                .bind(live.database_of(job, app_database))
                 .execute(&mut *cron)
                 .await?;
             }
@@ -371,6 +419,50 @@ mod tests {
                 bad.split_whitespace().count() != 5 || bad.parse::<croner::Cron>().is_err();
             assert!(refused, "{bad:?} should be refused");
         }
+    }
+
+    /// The retention job runs where pg_cron keeps its record, which on the
+    /// local stack is not the app database; the others run in the app's.
+    #[test]
+    fn each_job_is_expected_in_its_own_database() {
+        let jobs = owned_jobs(7);
+        let live_job = |job: &Job, database: &str| LiveJob {
+            id: 1,
+            name: job.name.clone(),
+            schedule: job.schedule.clone(),
+            command: job.command.clone(),
+            database: database.into(),
+            active: true,
+        };
+        let live = |database_of_history: &str| Live {
+            cron_database: "postgres".into(),
+            jobs: jobs
+                .iter()
+                .map(|j| match j.runs_in {
+                    RunsIn::App => live_job(j, "poolside"),
+                    RunsIn::Scheduler => live_job(j, database_of_history),
+                })
+                .collect(),
+            owned: jobs.iter().map(|j| j.name.clone()).collect(),
+            health: vec![],
+            scheduler_running: true,
+        };
+        assert!(plan(&live("postgres"), &jobs, "poolside").is_empty());
+        let moved = plan(&live("poolside"), &jobs, "poolside");
+        assert_eq!(moved.len(), 1);
+        assert_eq!(
+            (moved[0].name.as_str(), &moved[0].action),
+            (HISTORY_JOB, &JobAction::Corrected)
+        );
+        // Another number of days changes the command.
+        let kept_longer = plan(&live("postgres"), &owned_jobs(30), "poolside");
+        assert_eq!(kept_longer.len(), 1);
+        assert!(kept_longer[0]
+            .declared
+            .as_ref()
+            .unwrap()
+            .command
+            .contains("'30 days'"));
     }
 
     #[test]

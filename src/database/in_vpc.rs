@@ -826,7 +826,7 @@ mod tests {
 
     /// psql runs the schema script for `list` as the master user, as the task does.
     fn run_script(server: &Server, list: &[Shipped]) -> std::process::Output {
-        let script = script("poolside", list, &cron::declared()).unwrap();
+        let script = script("poolside", list, &cron::owned_jobs(7)).unwrap();
         Command::new("psql")
             .args([
                 "-X",
@@ -895,7 +895,7 @@ mod tests {
         let record = |table: &str| {
             format!("CREATE TABLE public.{table} AS SELECT jobname, active FROM cron.job WHERE jobname IS NOT NULL;")
         };
-        let owned: Vec<String> = cron::declared().into_iter().map(|j| j.name).collect();
+        let owned: Vec<String> = cron::owned_jobs(7).into_iter().map(|j| j.name).collect();
         let during = |seen: &BTreeMap<String, bool>| {
             let mut expected: BTreeMap<String, bool> =
                 owned.iter().map(|n| (n.clone(), false)).collect();
@@ -1014,6 +1014,42 @@ mod tests {
         assert!(gone, "a run whose backend ended still counts as under way");
     }
 
+    /// The retention job keeps `database.cron_history_days` of pg_cron's
+    /// record of runs, and runs where that record is.
+    #[tokio::test]
+    async fn the_history_job_deletes_runs_older_than_the_days_kept() {
+        let server = Server::start();
+        let (ok, lines) = run_task(&server, &container());
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let mut conn = server.connect(MASTER).await;
+        let (database, command): (String, String) =
+            sqlx::query_as("SELECT database, command FROM cron.job WHERE jobname = $1")
+                .bind(cron::HISTORY_JOB)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(database, "poolside");
+        for age in [1, 6, 8, 30] {
+            sqlx::query(&format!(
+                "INSERT INTO cron.job_run_details (jobid, runid, database, username, command, status, start_time, end_time)
+                 SELECT jobid, nextval('cron.runid_seq'), database, username, command, 'succeeded',
+                        now() - interval '{age} days', now() - interval '{age} days'
+                   FROM cron.job WHERE jobname = 'cleanup-metrics'"
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        sqlx::query(&command).execute(&mut conn).await.unwrap();
+        let ages: Vec<i32> = sqlx::query_scalar(
+            "SELECT extract(day FROM now() - end_time)::int FROM cron.job_run_details ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(ages, [1, 6], "7 days kept by default");
+    }
+
     /// A migration marked no-transaction builds its index CONCURRENTLY
     /// (PostgreSQL refuses that inside a transaction) through the task's
     /// psql script and through the deploy host's migrator alike.
@@ -1088,7 +1124,7 @@ mod tests {
             report.schema_reloaded,
             "migrations ran: PostgREST is told to reload"
         );
-        assert_eq!(report.jobs_changed.len(), cron::declared().len());
+        assert_eq!(report.jobs_changed.len(), cron::owned_jobs(7).len());
 
         // The password works, and the deploy-host path finds nothing to do:
         // same ledger, same checksums, same jobs.
@@ -1100,7 +1136,7 @@ mod tests {
         let mut app = server.connect(MASTER).await;
         assert_eq!(migrations::migrate(&mut app, &shipped).await.unwrap(), []);
         let mut cron_conn = server.connect(MASTER).await;
-        let changes = cron::reconcile(&mut cron_conn, &mut app, "poolside", &cron::declared())
+        let changes = cron::reconcile(&mut cron_conn, &mut app, "poolside", &cron::owned_jobs(7))
             .await
             .unwrap();
         assert_eq!(changes, []);

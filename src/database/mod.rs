@@ -77,7 +77,7 @@ pub async fn converge(
     if config.database.schema_runner == SchemaRunner::EcsTask {
         let shipped = migrations::shipped();
         report.migrations_total = shipped.len();
-        report.jobs_total = cron::declared().len();
+        report.jobs_total = cron::owned_jobs(config.database.cron_history_days).len();
         report.cron_database = config.database.name.clone();
         let placement = in_vpc::Placement::from_blueprint(cx, desired)?;
         in_vpc::run(cx, &placement, &shipped, waits, &mut report).await?;
@@ -116,7 +116,15 @@ pub async fn converge(
     report.authenticator_password_set =
         ensure_password(&server, &mut app, &authenticator, app_database).await?;
 
-    reconcile_jobs(&server, &master, &mut app, app_database, &mut report).await?;
+    let history_days = config.database.cron_history_days;
+    reconcile_jobs(
+        &server,
+        &master,
+        (&mut app, app_database),
+        history_days,
+        &mut report,
+    )
+    .await?;
     let _ = app.close().await;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -227,8 +235,8 @@ async fn keep_privileges(
 async fn reconcile_jobs(
     server: &Server,
     master: &Login,
-    app: &mut PgConnection,
-    app_database: &str,
+    (app, app_database): (&mut PgConnection, &str),
+    history_days: u32,
     report: &mut DataTierReport,
 ) -> anyhow::Result<()> {
     let cron_database: Option<String> =
@@ -245,7 +253,7 @@ async fn reconcile_jobs(
         bail!("pg_cron is not loaded on {}: shared_preload_libraries must include pg_cron (the parameter group sets it; it takes effect after a reboot)", report.endpoint);
     };
     report.cron_database = cron_database.clone();
-    let jobs = cron::declared();
+    let jobs = cron::owned_jobs(history_days);
     report.jobs_total = jobs.len();
     // pg_cron's own database may be the app database (RDS) or another one.
     let mut cron_conn = server.connect(master, &cron_database).await?;
@@ -337,7 +345,7 @@ async fn inspect_reachable(
 ) -> anyhow::Result<Inspection> {
     let (server, master) = server_and_master(cx, config, instance).await?;
     let shipped = migrations::shipped();
-    let declared = cron::declared();
+    let declared = cron::owned_jobs(config.database.cron_history_days);
     let app_database = config.database.name.as_str();
     let unreached = |u: Unreached| {
         anyhow!(
@@ -449,6 +457,7 @@ async fn live_jobs(
         None => None,
     };
     Ok(live.unwrap_or(cron::Live {
+        cron_database: String::new(),
         jobs: vec![],
         owned: Default::default(),
         health: vec![],
@@ -512,7 +521,7 @@ fn job_differences(
             action: p.action,
             expected: p
                 .declared
-                .map(|j| serde_json::json!({"schedule": j.schedule, "command": j.command, "database": app_database, "active": true})),
+                .map(|j| serde_json::json!({"schedule": j.schedule, "command": j.command, "database": live.database_of(&j, app_database), "active": true})),
             actual: p.live.map(|l| serde_json::json!({"schedule": l.schedule, "command": l.command, "database": l.database, "active": l.active})),
         })
         .collect()

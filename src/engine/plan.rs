@@ -142,6 +142,10 @@ pub struct Finding {
     pub attribute: String,
     pub expected: Value,
     pub actual: Value,
+    /// What to do about it, for a finding `deploy` does not repair by
+    /// itself (a job's failed run, parameters waiting for a reboot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
 }
 
 /// Two or more live resources tagged with one logical id: poolside never

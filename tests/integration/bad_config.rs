@@ -146,6 +146,14 @@ const CASES: &[Case] = &[
         message: "overlaps the maintenance window: RDS refuses a backup window inside it",
     },
     Case {
+        what: "pg_cron's run history kept for no time at all",
+        network: GOOD_NETWORK,
+        extra: "\n[database]\ncron_history_days = 0\n",
+        location: "bad.toml:14:21",
+        key: "`database.cron_history_days`",
+        message: "keep at least 1 day",
+    },
+    Case {
         what: "the database opened to the internet",
         network: GOOD_NETWORK,
         extra: "\n[database]\nadmin_ingress_cidrs = [\"10.8.0.0/16\", \"0.0.0.0/0\"]\n",

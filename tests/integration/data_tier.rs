@@ -27,7 +27,8 @@ const MIGRATION_FILES: [&str; 5] = [
     "sql/migrations/0005_privileges.sql",
 ];
 
-const JOBS: [(&str, &str, &str); 4] = [
+/// sql/jobs.toml's, and poolside's own retention job (database.cron_history_days, 7 by default).
+const JOBS: [(&str, &str, &str); 5] = [
     (
         "process-training-jobs",
         "0 * * * *",
@@ -47,6 +48,11 @@ const JOBS: [(&str, &str, &str); 4] = [
         "weekly-fine-tune",
         "0 3 * * 0",
         "SELECT platform.weekly_fine_tune()",
+    ),
+    (
+        "purge-cron-history",
+        "30 4 * * *",
+        "DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days'",
     ),
 ];
 
@@ -429,7 +435,7 @@ async fn a_hand_changed_schedule_is_restored_and_other_peoples_jobs_are_left_alo
             .fetch_all(&mut master)
             .await
             .unwrap();
-    assert_eq!(owned.len(), 4, "{owned:?}");
+    assert_eq!(owned.len(), JOBS.len(), "{owned:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1034,6 +1040,31 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
             .contains("generate-embeddings failed at"),
         "{jobs_gate}"
     );
+
+    // drift tells the same story: the failed run is a finding deploy does
+    // not repair, with what to do; status counts it among its differences.
+    let drifted = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    drifted.assert_code(2);
+    let findings = drifted.json("finding");
+    let failed_run = findings
+        .iter()
+        .find(|f| f["resource"] == "cron-job/generate-embeddings" && f["attribute"] == "last run")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        failed_run["actual"]
+            .as_str()
+            .unwrap()
+            .contains("division by zero"),
+        "{failed_run}"
+    );
+    assert!(
+        failed_run["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("next run succeeds"),
+        "{failed_run}"
+    );
+    assert_eq!(status.one("status")["in_sync"], false);
 }
 
 /// Roles are server-wide: a second environment pointed at the PostgreSQL

@@ -411,6 +411,19 @@ async fn a_first_deploy_converges_in_one_run_and_day_two_is_planned_where_aws_is
         status.one("status")["database_engine"]["parameters_pending_reboot"],
         true
     );
+    // drift says the same, as a finding deploy makes only with --reboot-now.
+    let drifted = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    drifted.assert_code(2);
+    let findings = drifted.json("finding");
+    let waiting = findings
+        .iter()
+        .find(|f| f["resource"] == "db-instance/main" && f["attribute"] == "parameters")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert_eq!(waiting["actual"], "pending-reboot", "{waiting}");
+    assert!(
+        waiting["remedy"].as_str().unwrap().contains("--reboot-now"),
+        "{waiting}"
+    );
     let rebooted = env.poolside(&[
         "deploy",
         "--env",
@@ -429,6 +442,7 @@ async fn a_first_deploy_converges_in_one_run_and_day_two_is_planned_where_aws_is
         false
     );
     env.plan().assert_code(0);
+    env.poolside(&["drift", "--env", &env.name]).assert_code(0);
 }
 
 /// On AWS the schema step runs as a one-off Fargate task (the default
