@@ -16,6 +16,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# Graphviz's `dot`: the graph test checks that `poolside graph --format dot` parses.
+if ! command -v dot >/dev/null; then
+  log "installing graphviz"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null
+fi
 
 if ! command -v cargo >/dev/null; then
   echo "cargo is not installed: install a Rust toolchain (rustup) first" >&2

@@ -277,7 +277,10 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
             .and_then(|e| e.pending_maintenance.as_ref())
             .map_or("?".to_string(), |m| m.len().to_string());
         let last = s.last_run.as_ref().map_or("none".to_string(), |r| {
-            format!("{} {} by {}", r.command, r.result, r.who)
+            let when = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at),
+            );
+            format!("{} {} {} by {}", when, r.command, r.result, r.who)
         });
         let lock = s
             .lock

@@ -11,9 +11,12 @@ fn rows(run: &Run) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row() {
-    let a = Env::new("fleeta");
+    // a runs an older release than b, the one environment in phase full.
+    let mut a = Env::new("fleeta");
+    a.api_extra = "image_tag = \"v12.0.1\"\n".into();
     a.write();
-    let b = Env::new("fleetb");
+    let mut b = Env::new("fleetb");
+    b.phase = "full";
     b.write();
     a.deploy();
     b.deploy();
@@ -62,6 +65,40 @@ async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row()
     assert_eq!(
         (summary["environments"].as_u64(), summary["errors"].as_u64()),
         (Some(3), Some(1))
+    );
+    // Version skew: b's release is the newest in full; a runs another.
+    let newest = summary["newest_full_release"].as_str().unwrap();
+    assert!(newest.ends_with(":v12.0.2-rds-ca"), "{summary}");
+    assert_eq!(listed[2]["status"]["image"], newest);
+    assert_eq!(
+        (listed[0]["skew"].as_bool(), listed[2]["skew"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(summary["skewed"], 1, "{summary}");
+    let releases = summary["releases"].as_object().unwrap();
+    assert_eq!(releases.len(), 2, "{summary}");
+    assert!(releases.values().all(|n| n == 1), "{summary}");
+    let human = a.poolside(&["fleet", "status"]);
+    let row_of = |name: &str| {
+        human
+            .stdout()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{}", human.stdout()))
+            .to_string()
+    };
+    assert!(
+        row_of(&format!("{} ", a.name)).contains("v12.0.1-rds-ca (skew)"),
+        "{}",
+        human.stdout()
+    );
+    assert!(!row_of(&b.name).contains("(skew)"), "{}", human.stdout());
+    assert!(
+        human
+            .stdout()
+            .contains("1 on another release than the newest in full"),
+        "{}",
+        human.stdout()
     );
 
     // Selected: b alone is clean.

@@ -61,6 +61,27 @@ async fn the_diagram_names_what_discovery_found_and_the_plan_what_deploy_would_d
     assert!(text.starts_with("digraph poolside {"), "{text}");
     assert!(text.contains("\"subnet/"), "{text}");
     assert!(text.contains(" -> "), "{text}");
+    // Graphviz itself reads it (localstack/install.sh installs it).
+    let rendered = std::process::Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("graphviz's dot runs (./localstack/install.sh installs it)");
+    assert!(
+        rendered.status.success() && String::from_utf8_lossy(&rendered.stdout).contains("<svg"),
+        "dot refused the diagram: {}\n{text}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    for id in &desired {
+        assert!(text.contains(&format!("\"{id}\"")), "{id} is not in the DOT graph");
+    }
 
     // A dashboard deleted by hand: missing from what is found, planned anew.
     let aws = aws().await;
