@@ -311,8 +311,8 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
         );
     }
     println!(
-        "\n{} environments: {} with {}, {} failed to read, {} on another release than the newest in full{}",
-        summary.environments,
+        "\n{}: {} with {}, {} failed to read, {} on another release than the newest in full{}",
+        output::count(summary.environments, "environment", "environments"),
         summary.changed,
         what,
         summary.errors,
