@@ -235,6 +235,14 @@ pub fn from_database(inspection: &Inspection) -> Vec<Finding> {
             json!(false),
         ));
     }
+    for extension in &inspection.extensions_outdated {
+        found.push(finding(
+            format!("database/extension/{}", extension.name),
+            "version",
+            json!(extension.available),
+            json!(extension.installed),
+        ));
+    }
     let privileges = [
         (&inspection.privileges_extra, "not granted", "granted"),
         (&inspection.privileges_missing, "granted", "not granted"),

@@ -416,6 +416,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
         report.migrations_applied.len(),
         report.migrations_total
     );
+    for extension in &report.extensions_updated {
+        eprintln!("  updated the extension {extension} (the server's version)");
+    }
     if report.authenticator_password_set {
         eprintln!("  set the authenticator role's password from Secrets Manager");
     }

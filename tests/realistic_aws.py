@@ -17,7 +17,12 @@ standard library only, one file, read top to bottom.
   RDS   a new instance reads `creating` on create and for its first six
         seconds (at least its first describe);
         after ModifyDBInstance / RebootDBInstance the first describe still reads
-        `available`, the next `modifying` / `rebooting`.
+        `available`, the next `modifying` / `rebooting` (`upgrading`, twice,
+        for an engine upgrade).
+  RDS   DescribeDBEngineVersions for one version lists the majors RDS offers
+        from it (ValidUpgradeTarget); a ModifyDBInstance to another major is
+        refused without AllowMajorVersionUpgrade, to a version not offered,
+        or with a parameter group of the old family (InvalidParameterCombination).
   EC2   CreateNatGateway in a VPC without an attached internet gateway fails
         with Gateway.NotAttached; a new NAT gateway reads `pending` for its
         first second (at least its first describe).
@@ -141,6 +146,8 @@ class Server(ThreadingHTTPServer):
 UPSTREAM = urllib.parse.urlsplit(sys.argv[2] if len(sys.argv) > 2 else "http://127.0.0.1:4566")
 RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
+# The major upgrades RDS offers from each major (DescribeDBEngineVersions' ValidUpgradeTarget).
+UPGRADE_TARGETS = {"14": ["15.12", "16.8"], "15": ["16.8", "17.2", "17.4"], "16": ["17.2", "17.4"], "17": []}
 NOT_MODIFIABLE = {"cron.use_background_workers"}
 ROLE_SETTLES_AFTER_S = 2.0
 INSTANCE_CREATING_S = 6.0   # RDS: 5-15 minutes on AWS
@@ -840,6 +847,64 @@ def query_error(status, code, message, ec2=False):
     return status, "text/xml", body.encode()
 
 
+def engine_version_with_targets(version):
+    """DescribeDBEngineVersions for one version: its ValidUpgradeTarget list,
+    the majors RDS offers from it (UPGRADE_TARGETS)."""
+    major = version.split(".")[0]
+    targets = UPGRADE_TARGETS.get(major, [])
+    record("upgrade_targets_listed", version=version, targets=",".join(targets))
+    listed = "".join(
+        "<UpgradeTarget><Engine>postgres</Engine>"
+        f"<EngineVersion>{t}</EngineVersion><IsMajorVersionUpgrade>true</IsMajorVersionUpgrade>"
+        "<AutoUpgrade>false</AutoUpgrade></UpgradeTarget>"
+        for t in targets
+    )
+    xml = (
+        '<DescribeDBEngineVersionsResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        "<DescribeDBEngineVersionsResult><DBEngineVersions><DBEngineVersion>"
+        f"<Engine>postgres</Engine><EngineVersion>{version}</EngineVersion>"
+        f"<DBParameterGroupFamily>postgres{major}</DBParameterGroupFamily><Status>available</Status>"
+        f"<ValidUpgradeTarget>{listed}</ValidUpgradeTarget>"
+        "</DBEngineVersion></DBEngineVersions></DescribeDBEngineVersionsResult>"
+        "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeDBEngineVersionsResponse>"
+    )
+    return 200, "text/xml", xml.encode()
+
+
+def major_upgrade_refusal(form):
+    """What RDS refuses of a ModifyDBInstance that changes the major
+    (USER_UpgradeDBInstance.PostgreSQL): no AllowMajorVersionUpgrade, a
+    version it does not offer from the running one, and a parameter group
+    of the old family. None when it accepts."""
+    identifier = form.get("DBInstanceIdentifier", "")
+    described = rds_query("DescribeDBInstances", DBInstanceIdentifier=identifier)
+    running = (tags_in(described, "EngineVersion") or [""])[0]
+    target = form["EngineVersion"]
+    old_major, new_major = running.split(".")[0], target.split(".")[0]
+    if old_major == new_major:
+        return None
+    if form.get("AllowMajorVersionUpgrade") != "true":
+        record("major_upgrade_refused", reason="AllowMajorVersionUpgrade")
+        return query_error(400, "InvalidParameterCombination",
+                           "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.")
+    offered = UPGRADE_TARGETS.get(old_major, [])
+    if not any(t == target or t.split(".")[0] == target for t in offered):
+        record("major_upgrade_refused", reason="target", version=target)
+        return query_error(400, "InvalidParameterCombination", f"Cannot upgrade postgres from {running} to {target}")
+    group = form.get("DBParameterGroupName") or (tags_in(described, "DBParameterGroupName") or [""])[0]
+    groups = rds_query("DescribeDBParameterGroups", DBParameterGroupName=group)
+    family = (tags_in(groups, "DBParameterGroupFamily") or [""])[0]
+    if family != f"postgres{new_major}":
+        record("major_upgrade_refused", reason="parameter group", group=group)
+        if not form.get("DBParameterGroupName"):
+            return query_error(400, "InvalidParameterCombination",
+                               "The current DB instance parameter group is custom. You must explicitly specify a new DB instance parameter group, either default or custom, for the engine version upgrade.")
+        return query_error(400, "InvalidParameterCombination",
+                           f"The parameter group {group} with DBParameterGroupFamily {family} can't be used for this instance. Use a parameter group with DBParameterGroupFamily postgres{new_major}.")
+    record("major_upgrade", identifier=identifier, version=target, group=group)
+    return None
+
+
 def json_error(status, code, message):
     return status, "application/x-amz-json-1.1", json.dumps({"__type": code, "message": message}).encode()
 
@@ -1100,6 +1165,12 @@ class Handler(BaseHTTPRequestHandler):
             if refused:
                 record("parameter_refused", parameter=refused[0])
                 return query_error(400, "InvalidParameterValue", f"The parameter {refused[0]} cannot be modified.")
+        if service == "rds" and action == "DescribeDBEngineVersions" and form.get("EngineVersion"):
+            return engine_version_with_targets(form["EngineVersion"])
+        if service == "rds" and action == "ModifyDBInstance" and form.get("EngineVersion"):
+            refused = major_upgrade_refusal(form)
+            if refused:
+                return refused
         if service == "rds" and action == "DescribeDBEngineVersions":
             family = form.get("DBParameterGroupFamily", "postgres16")
             major = family.removeprefix("postgres")
@@ -1285,8 +1356,13 @@ class Handler(BaseHTTPRequestHandler):
         if service == "rds" and action in ("ModifyDBInstance", "RebootDBInstance"):
             identifier = form.get("DBInstanceIdentifier")
             state = "modifying" if action == "ModifyDBInstance" else "rebooting"
+            script = ["available", state]
+            if action == "ModifyDBInstance" and form.get("EngineVersion"):
+                # An engine upgrade reads `upgrading` for a while (pg_upgrade runs).
+                script = ["available", "upgrading", "upgrading"]
+                state = "upgrading"
             with lock:
-                instance_script[identifier] = ["available", state]
+                instance_script[identifier] = script
             record("instance_changing", identifier=identifier, state=state)
         if service == "rds" and action == "DescribeDBInstances":
             identifier = form.get("DBInstanceIdentifier")

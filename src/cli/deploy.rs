@@ -31,6 +31,11 @@ pub struct Args {
     /// reboots only when run inside `database.maintenance_window`.
     #[arg(long)]
     pub reboot_now: bool,
+    /// Make a major upgrade of PostgreSQL that the plan holds
+    /// (`database.engine_version` of a newer major): minutes of downtime,
+    /// and no way back but a snapshot.
+    #[arg(long)]
+    pub allow_major_upgrade: bool,
 }
 
 impl From<Args> for DeployOptions {
@@ -42,6 +47,7 @@ impl From<Args> for DeployOptions {
             lock_timeout: args.lock_timeout,
             plan: args.plan,
             reboot_now: args.reboot_now,
+            allow_major_upgrade: args.allow_major_upgrade,
         }
     }
 }

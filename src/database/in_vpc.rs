@@ -108,6 +108,7 @@ pub fn script(app_database: &str, shipped: &[Shipped], jobs: &[Job]) -> anyhow::
     apply_pending(&mut sql, shipped)?;
     sql.push_str(RESUME_JOBS);
     sql.push_str(&privilege_reconciliation());
+    sql.push_str(EXTENSION_UPDATES);
     sql.push_str(SCHEMA_RELOAD);
     writeln!(
         sql,
@@ -208,8 +209,17 @@ SELECT '{MARKER} running ' || name FROM poolside_running_jobs ORDER BY name \g (
 }
 
 /// The jobs [`pause_jobs`] paused, active again once the migrations ran.
-const RESUME_JOBS: &str =
-    "SELECT cron.alter_job(job_id => jobid, active => true) FROM poolside_paused_jobs \\g /dev/null\n\\echo poolside: resumed\n";
+/// In a block of its own: PostgreSQL resolves a function when it plans the
+/// statement, and with nothing paused pg_cron may not be the one it names.
+const RESUME_JOBS: &str = r#"DO $poolside$
+BEGIN
+  IF EXISTS (SELECT FROM poolside_paused_jobs) THEN
+    PERFORM cron.alter_job(job_id => jobid, active => true) FROM poolside_paused_jobs;
+  END IF;
+END
+$poolside$;
+\echo poolside: resumed
+"#;
 
 /// Each pending migration in its own transaction, recorded in the ledger
 /// as sqlx records it, and echoed for the log.
@@ -243,6 +253,25 @@ fn apply_pending(sql: &mut String, shipped: &[Shipped]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// pgvector and pg_cron brought to the server's version, as
+/// [`super::extensions`] brings them on the deploy host, each reported.
+const EXTENSION_UPDATES: &str = r#"CREATE TEMPORARY TABLE poolside_extension_updates AS
+  SELECT e.extname::text AS name, e.extversion AS installed, a.default_version AS available
+    FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
+   WHERE e.extname IN ('vector', 'pg_cron') AND a.default_version IS NOT NULL
+     AND e.extversion <> a.default_version;
+DO $poolside$
+DECLARE
+  x record;
+BEGIN
+  FOR x IN SELECT name FROM poolside_extension_updates LOOP
+    EXECUTE format('ALTER EXTENSION %I UPDATE', x.name);
+  END LOOP;
+END
+$poolside$;
+SELECT 'poolside: extension ' || name || ' ' || installed || ' ' || available FROM poolside_extension_updates ORDER BY name \g (tuples_only=on format=unaligned)
+"#;
 
 /// PostgREST caches the schema: running tasks serve the old `api` until
 /// told to reload (its documented `NOTIFY pgrst`), when migrations ran or
@@ -395,6 +424,9 @@ pub fn read_markers(lines: &[String], shipped: &[Shipped], report: &mut DataTier
                 }
             }
             ["paused", name] => report.jobs_paused_for_migrations.push(name.to_string()),
+            ["extension", name, installed, available] => report
+                .extensions_updated
+                .push(format!("{name} {installed} -> {available}")),
             ["running", name] => report.jobs_running_at_migration.push(name.to_string()),
             ["privilege", statement @ ..] => {
                 report.privileges_restored.push(statement.join(" "));
@@ -1012,6 +1044,65 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(gone, "a run whose backend ended still counts as under way");
+    }
+
+    /// pg_cron put back to an older version, as an engine upgrade leaves an
+    /// extension: both runners bring it to the server's version, and say so.
+    #[tokio::test]
+    async fn an_extension_behind_the_servers_version_is_updated_by_both_runners() {
+        let server = Server::start();
+        let (ok, lines) = run_task(&server, &container());
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let mut app = server.connect(MASTER).await;
+        let older = || async {
+            let mut conn = server.connect(MASTER).await;
+            for statement in [
+                "DROP EXTENSION pg_cron CASCADE",
+                "CREATE EXTENSION pg_cron VERSION '1.3'",
+            ] {
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+        };
+        older().await;
+        let outdated = super::super::extensions::outdated(&mut app).await.unwrap();
+        assert_eq!(outdated.len(), 1, "{outdated:?}");
+        assert_eq!(
+            (outdated[0].name.as_str(), outdated[0].installed.as_str()),
+            ("pg_cron", "1.3")
+        );
+        let current = outdated[0].available.clone();
+
+        // The task's script: updated, reported, and the jobs the drop took scheduled again.
+        let out = run_script(&server, &migrations::shipped());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let mut report = DataTierReport::default();
+        read_markers(&stdout, &migrations::shipped(), &mut report);
+        assert_eq!(
+            report.extensions_updated,
+            [format!("pg_cron 1.3 -> {current}")]
+        );
+        assert_eq!(report.jobs_changed.len(), cron::owned_jobs(7).len());
+        assert_eq!(
+            super::super::extensions::outdated(&mut app).await.unwrap(),
+            []
+        );
+
+        // The deploy host's path.
+        older().await;
+        let updated = crate::database::update_extensions(&mut app).await.unwrap();
+        assert_eq!(updated, [format!("pg_cron 1.3 -> {current}")]);
+        assert_eq!(
+            super::super::extensions::outdated(&mut app).await.unwrap(),
+            []
+        );
     }
 
     /// The retention job keeps `database.cron_history_days` of pg_cron's

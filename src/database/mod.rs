@@ -8,6 +8,7 @@
 //! the master login from the secret RDS manages, the authenticator's from ours.
 
 pub mod cron;
+pub mod extensions;
 pub mod in_vpc;
 pub mod lint;
 pub mod migrations;
@@ -100,6 +101,7 @@ pub async fn converge(
     // On error `app` is dropped on return, which releases the migration lock.
     migrate(&server, &master, &mut app, app_database, &mut report).await?;
 
+    report.extensions_updated = update_extensions(&mut app).await?;
     report.privileges_restored = keep_privileges(&mut app, &report).await?;
     if !report.migrations_applied.is_empty() || !report.privileges_restored.is_empty() {
         sqlx::query("NOTIFY pgrst, 'reload schema'")
@@ -108,14 +110,9 @@ pub async fn converge(
         report.schema_reloaded = true;
     }
 
-    let authenticator_secret = cx
-        .attribute(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET), "arn")
-        .or_else(|| cx.physical_id(&ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET)))
-        .ok_or_else(|| anyhow!("the authenticator secret does not exist"))?;
-    let authenticator = read_login(cx, &authenticator_secret, "authenticator").await?;
+    let authenticator = authenticator_login(cx).await?;
     report.authenticator_password_set =
         ensure_password(&server, &mut app, &authenticator, app_database).await?;
-
     let history_days = config.database.cron_history_days;
     reconcile_jobs(
         &server,
@@ -128,6 +125,16 @@ pub async fn converge(
     let _ = app.close().await;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The login `authenticator` must have, from its secret.
+async fn authenticator_login(cx: &Context) -> anyhow::Result<Login> {
+    let id = ResourceId::new(Kind::Secret, AUTHENTICATOR_SECRET);
+    let arn = cx
+        .attribute(&id, "arn")
+        .or_else(|| cx.physical_id(&id))
+        .ok_or_else(|| anyhow!("the authenticator secret does not exist"))?;
+    read_login(cx, &arn, "authenticator").await
 }
 
 /// Applies the migrations this build ships that the database lacks, with
@@ -206,6 +213,22 @@ async fn runs_under_way(
     }
 }
 
+/// pgvector and pg_cron, where installed in the connected database,
+/// brought to the version the server offers (after an engine upgrade).
+async fn update_extensions(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
+    let updated = async {
+        let outdated = extensions::outdated(&mut *conn).await?;
+        extensions::update(&mut *conn, &outdated).await?;
+        Ok::<_, sqlx::Error>(outdated.iter().map(ToString::to_string).collect())
+    };
+    updated.await.map_err(|e| {
+        anyhow!(
+            "updating the extensions to the server's version: {}",
+            migrations::database_message(&e)
+        )
+    })
+}
+
 /// The privilege matrix: recorded as the migrations leave it, restored
 /// when someone changed it by hand since; returns what was put back.
 async fn keep_privileges(
@@ -260,6 +283,10 @@ async fn reconcile_jobs(
     sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .execute(&mut cron_conn)
         .await?;
+    if cron_database != app_database {
+        let updated = update_extensions(&mut cron_conn).await?;
+        report.extensions_updated.extend(updated);
+    }
     let changes = cron::reconcile(&mut cron_conn, app, app_database, &jobs).await;
     let _ = cron_conn.close().await;
     report.jobs_changed = changes.map_err(|e| {
@@ -290,6 +317,8 @@ pub struct Inspection {
     pub cron_scheduler_running: bool,
     /// The installed versions of pgvector (`vector`) and pg_cron.
     pub extension_versions: std::collections::BTreeMap<String, String>,
+    /// Those older than the server offers: deploy updates them.
+    pub extensions_outdated: Vec<extensions::Outdated>,
 }
 
 /// One job that differs from `sql/jobs.toml`, and how.
@@ -385,6 +414,7 @@ async fn inspect_reachable(
     .await?
     .into_iter()
     .collect();
+    let extensions_outdated = extensions::outdated(&mut app).await?;
     let roles_missing: Vec<String> = sqlx::query_scalar(
         "SELECT r FROM unnest(ARRAY['authenticator', 'web_anon', 'api_user']) AS r
          WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)",
@@ -411,6 +441,7 @@ async fn inspect_reachable(
         jobs_health,
         cron_scheduler_running,
         extension_versions,
+        extensions_outdated,
     })
 }
 
@@ -438,6 +469,7 @@ fn not_created(shipped: &[migrations::Shipped], declared: &[cron::Job]) -> Inspe
         jobs_health: vec![],
         cron_scheduler_running: false,
         extension_versions: Default::default(),
+        extensions_outdated: vec![],
     }
 }
 

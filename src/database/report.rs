@@ -25,6 +25,8 @@ pub struct DataTierReport {
     pub jobs_running_at_migration: Vec<String>,
     pub migrations_total: usize,
     pub authenticator_password_set: bool,
+    /// Extensions brought to the server's version (`vector 0.7.4 -> 0.8.0`).
+    pub extensions_updated: Vec<String>,
     /// GRANTs and REVOKEs run to put back privileges changed by hand.
     pub privileges_restored: Vec<String>,
     /// PostgREST was told to reload its schema cache (`NOTIFY pgrst`):

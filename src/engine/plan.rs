@@ -1,6 +1,7 @@
 //! Desired + live → the changes that make live look like desired.
 
 use crate::model::ResourceId;
+use crate::resources::rds::upgrade;
 use crate::resources::spec::{Desired, Live, Spec};
 use serde::Serialize;
 use serde_json::Value;
@@ -166,6 +167,22 @@ impl Plan {
             .filter(|c| c.destroys_data())
             .map(|c| &c.id)
             .collect()
+    }
+
+    /// The database's major upgrade this plan makes, as (from, to)
+    /// versions: deploy makes it only with `--allow-major-upgrade`.
+    pub fn major_upgrade(&self) -> Option<(String, String)> {
+        self.changes
+            .iter()
+            .filter(|c| c.action == Action::Update)
+            .find_map(|c| match (&c.desired, c.live.as_ref().map(|l| &l.spec)) {
+                (Some(Spec::DbInstance(new)), Some(Spec::DbInstance(old)))
+                    if upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) =>
+                {
+                    Some((old.engine_version.clone(), new.engine_version.clone()))
+                }
+                _ => None,
+            })
     }
 }
 

@@ -39,6 +39,8 @@ pub struct DeployOptions {
     /// Reboot the database for parameters waiting for one, outside its
     /// maintenance window too.
     pub reboot_now: bool,
+    /// Make the database's major upgrade the plan holds.
+    pub allow_major_upgrade: bool,
 }
 
 pub async fn deploy(
@@ -166,6 +168,15 @@ async fn refusal(session: &Session, options: &DeployOptions, plan: &Plan) -> any
         );
     }
 
+    if let Some((from, to)) = plan
+        .major_upgrade()
+        .filter(|_| !options.allow_major_upgrade)
+    {
+        bail!(
+            "deploy of `{}` refused: the plan upgrades PostgreSQL from {from} to {to}, a major upgrade: minutes of downtime, and it cannot be undone (only a snapshot taken before brings the old version back). Nothing was changed. If that is what you mean, run deploy again with --allow-major-upgrade",
+            options.env
+        );
+    }
     if let Some(refusal) = contract_refusal(session).await {
         bail!(
             "deploy of `{}` refused: {refusal}. Nothing was changed",

@@ -54,6 +54,8 @@ impl PromoteOptions {
             plan: None,
             // A promotion reboots the database only inside its window.
             reboot_now: false,
+            // A major upgrade is a deploy of its own, never part of a promotion.
+            allow_major_upgrade: false,
         }
     }
 }

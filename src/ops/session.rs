@@ -214,6 +214,7 @@ impl Session {
         let live = self.discover(logs_in_to_database).await?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
         self.pin_engine_version(&mut plan).await;
+        self.pin_upgrade_target(&mut plan).await?;
         if let Some(warning) = self.reboot_warning(&plan) {
             plan.warnings.push(warning);
         }
@@ -244,7 +245,13 @@ impl Session {
         } else {
             "is applied at once and restarts the instance (minutes of downtime; a failover with multi_az)"
         };
-        let downtime = format!("{}: the {risky} change {effect}", change.id);
+        let mut downtime = format!("{}: the {risky} change {effect}", change.id);
+        if resources::rds::upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
+            downtime = format!(
+                "{}: a major upgrade, {} -> {}, which cannot be undone: deploy makes it only with --allow-major-upgrade, with the new parameter group of the postgres{} family, and deletes the old group after; it {effect}",
+                change.id, old.engine_version, new.engine_version, resources::rds::upgrade::major(&new.engine_version)
+            );
+        }
         if !self.cx.snapshot_before_risk {
             return Some(format!(
                 "{downtime}; no snapshot is taken first (database.snapshot_before_changes is off)"
@@ -344,7 +351,7 @@ impl Session {
         if spec.engine_version.contains('.') {
             return;
         }
-        match resources::rds::default_minor(&self.cx, &spec.engine_version).await {
+        match resources::rds::upgrade::default_minor(&self.cx, &spec.engine_version).await {
             Ok(Some(minor)) => {
                 spec.engine_version = minor;
                 change.properties = plan::diff(None, change.desired.as_ref().expect("set above"));
@@ -362,6 +369,50 @@ impl Session {
                 spec.engine_version
             )),
         }
+    }
+
+    /// A major upgrade (`engine_version = "17"` on a 16 instance) planned
+    /// as the exact version RDS offers as an upgrade target of the running
+    /// one; one RDS does not offer fails the plan, naming what it offers.
+    async fn pin_upgrade_target(&self, plan: &mut Plan) -> anyhow::Result<()> {
+        let Some(change) = plan
+            .changes
+            .iter_mut()
+            .find(|c| c.action == plan::Action::Update && c.id.kind() == Some(Kind::DbInstance))
+        else {
+            return Ok(());
+        };
+        let (Some(Spec::DbInstance(new)), Some(live)) = (change.desired.as_mut(), &change.live)
+        else {
+            return Ok(());
+        };
+        let Spec::DbInstance(old) = &live.spec else {
+            return Ok(());
+        };
+        let upgrade = resources::rds::upgrade::is_major_upgrade;
+        if !upgrade(&old.engine_version, &new.engine_version) {
+            return Ok(());
+        }
+        match resources::rds::upgrade::offered_targets(&self.cx, &old.engine_version).await {
+            Ok(offered) => {
+                new.engine_version = resources::rds::upgrade::pick_target(
+                    &old.engine_version,
+                    &new.engine_version,
+                    &offered,
+                )?;
+                change.properties =
+                    plan::diff(Some(&live.spec), change.desired.as_ref().expect("set above"));
+            }
+            Err(_) if self.cx.emulator => plan.warnings.push(format!(
+                "the emulator does not list RDS upgrade targets: the major upgrade to {:?} is not checked against what RDS offers",
+                new.engine_version
+            )),
+            Err(err) => plan.warnings.push(format!(
+                "cannot list the upgrade targets RDS offers for {} ({err:#}): the upgrade to {:?} is sent as written, and RDS checks it",
+                old.engine_version, new.engine_version
+            )),
+        }
+        Ok(())
     }
 
     /// The names of the resources found by name rather than by tag, from the blueprint.

@@ -80,7 +80,10 @@ async fn the_diagram_names_what_discovery_found_and_the_plan_what_deploy_would_d
         String::from_utf8_lossy(&rendered.stderr)
     );
     for id in &desired {
-        assert!(text.contains(&format!("\"{id}\"")), "{id} is not in the DOT graph");
+        assert!(
+            text.contains(&format!("\"{id}\"")),
+            "{id} is not in the DOT graph"
+        );
     }
 
     // A dashboard deleted by hand: missing from what is found, planned anew.

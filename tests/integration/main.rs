@@ -20,3 +20,4 @@ mod real_aws;
 mod service_tier;
 mod support;
 mod token;
+mod upgrade;

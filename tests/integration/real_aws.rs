@@ -29,7 +29,7 @@ impl Proxy {
     }
 
     /// The kinds of AWS behaviour the proxy played, in order.
-    async fn played(&self) -> Vec<String> {
+    pub async fn played(&self) -> Vec<String> {
         let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", self.url))
             .await
             .unwrap()

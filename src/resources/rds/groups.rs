@@ -117,6 +117,64 @@ pub(super) async fn discover_parameter_group(
     }))
 }
 
+/// Whether `name` is named as our group `ours` of another major
+/// (`poolside-acme-postgres16` beside `poolside-acme-postgres17`).
+pub(super) fn is_previous_group(ours: &str, name: &str) -> bool {
+    let prefix = ours.trim_end_matches(|c: char| c.is_ascii_digit());
+    name != ours
+        && name
+            .strip_prefix(prefix)
+            .is_some_and(|major| !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The group of the major before ours (`...postgres16` for `...postgres17`).
+pub(super) fn group_of_major_before(ours: &str) -> Option<String> {
+    let prefix = ours.trim_end_matches(|c: char| c.is_ascii_digit());
+    let major: u32 = ours[prefix.len()..].parse().ok()?;
+    Some(format!("{prefix}{}", major.checked_sub(1)?))
+}
+
+/// A parameter group poolside made for this environment's earlier major,
+/// read by name: a major upgrade leaves it until the instance has moved off
+/// it, and the plan deletes it then. One not tagged as this environment's
+/// is not ours, and is left alone.
+pub(super) async fn previous_parameter_group(
+    cx: &Context,
+    name: &str,
+) -> anyhow::Result<Option<Live>> {
+    let group = match cx
+        .clients
+        .rds
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.db_parameter_groups().first().cloned(),
+        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
+        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
+    };
+    let Some(group) = group else { return Ok(None) };
+    let arn = group.db_parameter_group_arn().unwrap_or_default();
+    let tags = rds_tags_of(cx, arn).await?;
+    if tags.get(TAG_ENV) != Some(&cx.environment) {
+        return Ok(None);
+    }
+    let family = group.db_parameter_group_family().unwrap_or_default();
+    Ok(Some(Live {
+        id: ResourceId::new(Kind::DbParameterGroup, family),
+        physical_id: name.to_string(),
+        spec: Spec::DbParameterGroup(DbParameterGroupSpec {
+            name: name.to_string(),
+            family: family.to_string(),
+            description: group.description().unwrap_or_default().to_string(),
+            parameters: BTreeMap::new(),
+            tags,
+        }),
+        attributes: BTreeMap::from([("arn".to_string(), arn.to_string())]),
+    }))
+}
+
 pub async fn create_subnet_group(cx: &Context, spec: &DbSubnetGroupSpec) -> anyhow::Result<String> {
     let subnets = resolve_all(cx, &spec.subnets)?;
     cx.clients
@@ -380,5 +438,25 @@ impl Resource for DbParameterGroupSpec {
 
     async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
         delete_parameter_group(cx, &live.physical_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_previous_group_is_ours_with_another_major() {
+        let ours = "poolside-acme-postgres17";
+        assert!(is_previous_group(ours, "poolside-acme-postgres16"));
+        assert!(is_previous_group(ours, "poolside-acme-postgres9"));
+        assert!(!is_previous_group(ours, ours));
+        assert!(!is_previous_group(ours, "poolside-acme-postgres"));
+        assert!(!is_previous_group(ours, "poolside-acme-postgres16-copy"));
+        assert!(!is_previous_group(ours, "default.postgres16"));
+        assert_eq!(
+            group_of_major_before(ours).as_deref(),
+            Some("poolside-acme-postgres16")
+        );
     }
 }

@@ -6,6 +6,7 @@ mod groups;
 pub mod maintenance;
 pub mod snapshots;
 pub mod spec;
+pub mod upgrade;
 
 use super::aws_error::{error_code, AwsResultExt};
 use super::context::Context;
@@ -49,6 +50,8 @@ pub struct DatabaseNames {
 pub struct Found {
     subnet_group: Option<groups::FoundSubnetGroup>,
     parameter_group: Option<Live>,
+    /// Groups of earlier majors, left by a major upgrade.
+    previous_parameter_groups: Vec<Live>,
     instance: Option<(DbInstance, Tags)>,
 }
 
@@ -67,14 +70,36 @@ pub async fn describe(cx: &Context, names: &DatabaseNames) -> anyhow::Result<Fou
         }
         anyhow::Ok(instance)
     };
-    let (subnet_group, parameter_group, instance) = tokio::try_join!(
+    // The group of the major before ours, read with the rest: what a major
+    // upgrade leaves behind once the instance has moved off it.
+    let major_before = groups::group_of_major_before(&names.parameter_group);
+    let before = async {
+        match &major_before {
+            Some(name) => groups::previous_parameter_group(cx, name).await,
+            None => Ok(None),
+        }
+    };
+    let (subnet_group, parameter_group, before, instance) = tokio::try_join!(
         groups::describe_subnet_group(cx, &names.subnet_group),
         groups::discover_parameter_group(cx, &names.parameter_group),
+        before,
         instance,
     )?;
+    let mut previous_parameter_groups: Vec<Live> = before.into_iter().collect();
+    // An instance still on a group of an older major, not the one before ours.
+    let instance_group = instance
+        .as_ref()
+        .and_then(|(db, _)| db.db_parameter_groups().first())
+        .and_then(|g| g.db_parameter_group_name())
+        .filter(|name| groups::is_previous_group(&names.parameter_group, name))
+        .filter(|name| Some(*name) != major_before.as_deref());
+    if let Some(name) = instance_group {
+        previous_parameter_groups.extend(groups::previous_parameter_group(cx, name).await?);
+    }
     Ok(Found {
         subnet_group,
         parameter_group,
+        previous_parameter_groups,
         instance,
     })
 }
@@ -90,6 +115,7 @@ impl Found {
         subnet_group
             .into_iter()
             .chain(self.parameter_group)
+            .chain(self.previous_parameter_groups)
             .chain(instance)
             .collect()
     }
@@ -248,34 +274,6 @@ fn same_major_not_older(live: &str, desired: &str) -> bool {
     let parse = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
     let (live, desired) = (parse(live), parse(desired));
     live.first() == desired.first() && live >= desired
-}
-
-/// The minor version RDS creates for a major (`"16"`): the family's default.
-/// `None` when RDS lists none. moto answers this call with HTTP 500.
-pub async fn default_minor(cx: &Context, major: &str) -> anyhow::Result<Option<String>> {
-    let out = cx
-        .clients
-        .rds
-        .describe_db_engine_versions()
-        .engine("postgres")
-        .db_parameter_group_family(format!("postgres{major}"))
-        .default_only(true)
-        // Informational: a failure is a plan warning, and moto's HTTP 500
-        // must not cost the SDK's retries (8 s measured) on every plan.
-        .customize()
-        .config_override(
-            aws_sdk_rds::config::Builder::default()
-                .retry_config(aws_sdk_rds::config::retry::RetryConfig::disabled()),
-        )
-        .send()
-        .await
-        .aws("DescribeDBEngineVersions")?;
-    Ok(out
-        .db_engine_versions()
-        .iter()
-        .filter_map(|v| v.engine_version())
-        .find(|v| v.split('.').next() == Some(major))
-        .map(str::to_string))
 }
 
 pub async fn create_instance(
@@ -440,6 +438,9 @@ pub async fn update_instance(
             wait_change_started(cx, id, &new.identifier, waits).await?;
         }
         wait_available(cx, id, &new.identifier, waits).await?;
+        if upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
+            upgrade::check_upgraded(cx, &new.identifier, &new.engine_version).await?;
+        }
     }
     if old.tags != new.tags {
         sync_rds_tags(cx, arn, &old.tags, &new.tags).await?;

@@ -1,0 +1,151 @@
+//! A major upgrade of PostgreSQL, through the realistic layer, which refuses
+//! what RDS refuses (no AllowMajorVersionUpgrade, a version it does not
+//! offer from the running one, a parameter group of the old family) and
+//! reads `upgrading` while it runs: planned with the exact target RDS
+//! offers, refused without --allow-major-upgrade, made with the new group
+//! in the same call, and the old group deleted after.
+
+use crate::real_aws::Proxy;
+use crate::support::*;
+use serde_json::Value;
+
+fn property<'a>(change: &'a Value, name: &str) -> &'a Value {
+    change["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["property"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {change}"))
+}
+
+async fn parameter_group_exists(name: &str) -> bool {
+    aws()
+        .await
+        .rds
+        .describe_db_parameter_groups()
+        .db_parameter_group_name(name)
+        .send()
+        .await
+        .is_ok_and(|out| !out.db_parameter_groups().is_empty())
+}
+
+#[tokio::test]
+async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and_made_as_rds_requires(
+) {
+    let proxy = Proxy::start();
+    let mut env = Env::new("upgrade");
+    env.endpoint = proxy.url.clone();
+    env.write();
+    env.deploy();
+    let old_group = format!("poolside-{}-postgres16", env.name);
+    let new_group = format!("poolside-{}-postgres17", env.name);
+
+    // "17": the newest 17 RDS offers from the 16.8 that runs.
+    env.database_extra = "engine_version = \"17\"\n".into();
+    env.write();
+    let planned = env.plan();
+    planned.assert_code(2);
+    let plan = planned.one("plan");
+    let changes = plan["changes"].as_array().unwrap();
+    let instance = changes
+        .iter()
+        .find(|c| c["id"] == "db-instance/main")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(instance["action"], "update", "{plan}");
+    let version = property(instance, "engine_version");
+    assert_eq!(
+        (version["before"].as_str(), version["after"].as_str()),
+        (Some("16.8"), Some("17.4"))
+    );
+    let group = changes
+        .iter()
+        .find(|c| c["id"] == "db-parameter-group/main")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(group["action"], "create", "{plan}");
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains("a major upgrade, 16.8 -> 17.4")
+            && warnings.contains("--allow-major-upgrade"),
+        "{warnings}"
+    );
+
+    // Without the flag: refused before any change.
+    let refused = env.poolside(&[
+        "deploy", "--env", &env.name, "--yes", "--output", "json", "--stats",
+    ]);
+    refused.assert_code(1);
+    assert!(
+        refused
+            .stderr()
+            .contains("run deploy again with --allow-major-upgrade"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(refused.mutating_calls(), 0);
+
+    // A version RDS does not offer from 16.8: the plan itself refuses,
+    // naming what it offers.
+    env.database_extra = "engine_version = \"17.9\"\n".into();
+    env.write();
+    let not_offered = env.plan();
+    not_offered.assert_code(1);
+    assert!(
+        not_offered
+            .stderr()
+            .contains("does not offer PostgreSQL 17.9 as an upgrade of the 16.8")
+            && not_offered.stderr().contains("majors 17"),
+        "{}",
+        not_offered.stderr()
+    );
+
+    env.database_extra = "engine_version = \"17\"\n".into();
+    env.write();
+    let upgraded = env.poolside(&[
+        "deploy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--allow-major-upgrade",
+        "--output",
+        "json",
+    ]);
+    upgraded.assert_code(0);
+    let played = proxy.played().await;
+    for expected in ["upgrade_targets_listed", "major_upgrade"] {
+        assert!(
+            played.iter().any(|p| p == expected),
+            "never played {expected}: {played:?}"
+        );
+    }
+    assert!(
+        !played.iter().any(|p| p == "major_upgrade_refused"),
+        "RDS would have refused: {played:?}"
+    );
+    let db = aws()
+        .await
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(format!("poolside-{}", env.name))
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .clone();
+    assert_eq!(db.engine_version(), Some("17.4"));
+    assert_eq!(
+        db.db_parameter_groups()[0].db_parameter_group_name(),
+        Some(new_group.as_str())
+    );
+    assert!(parameter_group_exists(&new_group).await);
+    assert!(
+        !parameter_group_exists(&old_group).await,
+        "{old_group} was left behind: {}",
+        upgraded
+            .stdout()
+            .lines()
+            .filter(|l| l.contains("postgres16") || l.contains("\"plan\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    env.plan().assert_code(0);
+}
