@@ -152,18 +152,52 @@ pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
             checked: true,
             why_not: None,
             changes: from_database(&inspection),
+            warnings: contract_snapshot(config, &inspection.migrations.pending)
+                .into_iter()
+                .collect(),
         },
         Err(NotInspected::NoInstance) => DatabasePlan {
             checked: true,
             why_not: None,
             changes: first_deploy(config),
+            warnings: vec![],
         },
         Err(why) => DatabasePlan {
             checked: false,
             why_not: Some(why.to_string()),
             changes: Vec::new(),
+            warnings: vec![],
         },
     }
+}
+
+/// What the plan says about pending migrations that contract the schema:
+/// deploy takes a manual snapshot before them (database.snapshot_before_changes).
+fn contract_snapshot(config: &Config, pending: &[String]) -> Option<String> {
+    let shipped = database::migrations::shipped();
+    let contracting = database::migrations::contracting_pending(pending, &shipped);
+    if contracting.is_empty() {
+        return None;
+    }
+    let what = format!(
+        "{} {} the schema (marked `{}`)",
+        contracting.join(", "),
+        if contracting.len() == 1 {
+            "contracts"
+        } else {
+            "contract"
+        },
+        database::migrations::CONTRACT_MARKER
+    );
+    Some(match config.database.snapshot_before_changes {
+        true => format!(
+            "{what}: deploy first takes a manual snapshot of the instance ({}-before-contract-<time>) and waits until it is available (database.snapshot_before_changes); the snapshot is kept",
+            crate::names::database_identifier(config)
+        ),
+        false => format!(
+            "{what}: no snapshot is taken first (database.snapshot_before_changes is off); what it drops is gone"
+        ),
+    })
 }
 
 /// What the first schema step applies to an empty database.

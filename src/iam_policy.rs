@@ -168,6 +168,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "DeleteDBParameterGroup", "rds:DeleteDBParameterGroup", Scope::Database),
     ("RDS", "DeleteDBSubnetGroup", "rds:DeleteDBSubnetGroup", Scope::Database),
     ("RDS", "DescribeDBEngineVersions", "rds:DescribeDBEngineVersions", Scope::Any),
+    // Why a major upgrade did not happen: the instance's events.
+    ("RDS", "DescribeEvents", "rds:DescribeEvents", Scope::Any),
     ("RDS", "DescribeDBInstances", "rds:DescribeDBInstances", Scope::Database),
     ("RDS", "DescribePendingMaintenanceActions", "rds:DescribePendingMaintenanceActions", Scope::Any),
     ("RDS", "DescribeDBSnapshots", "rds:DescribeDBSnapshots", Scope::Any),

@@ -396,6 +396,11 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if report.database_created {
         eprintln!("  created the database {}", report.database);
     }
+    if let Some(snapshot) = &report.snapshot_before_migrations {
+        eprintln!(
+            "  took the snapshot {snapshot} before migrations that contract the schema (kept)"
+        );
+    }
     if !report.jobs_paused_for_migrations.is_empty() {
         eprintln!(
             "  paused pg_cron jobs {} while the migrations ran; resumed after",
@@ -416,6 +421,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
         report.migrations_applied.len(),
         report.migrations_total
     );
+    if report.analyzed_after_upgrade {
+        eprintln!("  regenerated the planner's statistics after the major upgrade (ANALYZE)");
+    }
     for extension in &report.extensions_updated {
         eprintln!("  updated the extension {extension} (the server's version)");
     }
@@ -442,6 +450,9 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
         report.jobs_changed.len(),
         report.cron_database
     );
+    if report.jobs_scheduler_running == Some(false) {
+        eprintln!("  warning: pg_cron's launcher is not running on this server, so no job runs: it stops for good when the database it serves is dropped (a local destroy does that); restart PostgreSQL (./localstack/postgres.sh stop, then start; on RDS, reboot the instance)");
+    }
 }
 
 pub fn print_local_api(local: &crate::local_plane::LocalApi, format: Format) {

@@ -158,6 +158,7 @@ pub(super) fn schema_task(
         &config.database.name,
         &migrations::shipped(),
         &cron::owned_jobs(config.database.cron_history_days),
+        config.database.snapshot_before_changes,
     )?;
     let mut definition = render_json(
         "schema-task-definition.json.j2",

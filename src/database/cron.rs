@@ -182,11 +182,9 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
         })
         .filter(|h| owned.contains(&h.name))
         .collect();
-    let scheduler_running: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')",
-    )
-    .fetch_one(&mut *cron)
-    .await?;
+    let scheduler_running: bool = sqlx::query_scalar(LAUNCHER_RUNNING)
+        .fetch_one(&mut *cron)
+        .await?;
     let cron_database: String = sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(&mut *cron)
         .await?;
@@ -203,6 +201,11 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
 /// anyway (the report names it): a run is one transaction with its own
 /// snapshot, and the migrations' DDL waits for the locks it holds.
 pub const RUNS_UNDER_WAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether pg_cron's launcher runs: without it no job runs at all (it
+/// stops for good when the database `cron.database_name` names is dropped).
+pub const LAUNCHER_RUNNING: &str =
+    "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')";
 
 /// pg_cron's statuses of a run that has not ended.
 const UNFINISHED: &str = "('starting', 'connecting', 'sending', 'running')";

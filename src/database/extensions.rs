@@ -32,6 +32,10 @@ pub async fn outdated(conn: &mut PgConnection) -> Result<Vec<Outdated>, sqlx::Er
            FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname
           WHERE e.extname = ANY($1) AND a.default_version IS NOT NULL
             AND e.extversion <> a.default_version
+            -- Only forward: an installed version newer than the default has no path.
+            AND EXISTS (SELECT FROM pg_extension_update_paths(e.extname) p
+                         WHERE p.source = e.extversion AND p.target = a.default_version
+                           AND p.path IS NOT NULL)
           ORDER BY 1",
     )
     .bind(KEPT_CURRENT)

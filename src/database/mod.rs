@@ -15,6 +15,7 @@ pub mod migrations;
 mod password;
 pub mod privileges;
 mod report;
+mod schema_script;
 mod server;
 mod tunnel;
 
@@ -99,9 +100,11 @@ pub async fn converge(
 
     let mut app = server.connect(&master, app_database).await?;
     // On error `app` is dropped on return, which releases the migration lock.
-    migrate(&server, &master, &mut app, app_database, &mut report).await?;
+    let reach = (&server, &master, (cx, waits));
+    migrate(reach, &mut app, app_database, &mut report).await?;
 
     report.extensions_updated = update_extensions(&mut app).await?;
+    report.analyzed_after_upgrade = analyze_after_upgrade(cx, &mut app).await?;
     report.privileges_restored = keep_privileges(&mut app, &report).await?;
     if !report.migrations_applied.is_empty() || !report.privileges_restored.is_empty() {
         sqlx::query("NOTIFY pgrst, 'reload schema'")
@@ -140,8 +143,7 @@ async fn authenticator_login(cx: &Context) -> anyhow::Result<Login> {
 /// Applies the migrations this build ships that the database lacks, with
 /// poolside's pg_cron jobs paused while any is pending.
 async fn migrate(
-    server: &Server,
-    master: &Login,
+    (server, master, (cx, waits)): (&Server, &Login, (&Context, &Waits<'_>)),
     app: &mut PgConnection,
     app_database: &str,
     report: &mut DataTierReport,
@@ -149,11 +151,32 @@ async fn migrate(
     let shipped = migrations::shipped();
     report.migrations_total = shipped.len();
     let pending = migrations::status(app, &shipped).await?.pending;
+    if !migrations::contracting_pending(&pending, &shipped).is_empty() {
+        report.snapshot_before_migrations = snapshot_before_contract(cx, waits).await?;
+    }
     let cron_conn = match pending.is_empty() {
         true => None,
         false => cron_session(server, master, app, Patience::Retry).await?,
     };
     migrate_with_jobs_paused(app, cron_conn, app_database, &shipped, report).await
+}
+
+/// A manual snapshot of the instance, waited for, before migrations that
+/// contract the schema (`database.snapshot_before_changes`): what they drop
+/// is otherwise gone. Returns its name; none when the setting is off.
+async fn snapshot_before_contract(
+    cx: &Context,
+    waits: &Waits<'_>,
+) -> anyhow::Result<Option<String>> {
+    if !cx.snapshot_before_risk {
+        return Ok(None);
+    }
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    let identifier = cx
+        .physical_id(&instance)
+        .ok_or_else(|| anyhow!("{instance} does not exist"))?;
+    let name = rds::snapshots::take_before(cx, &instance, &identifier, "contract", waits).await?;
+    Ok(Some(name))
 }
 
 /// Applies `shipped` with poolside's jobs paused (through `cron_conn`, when
@@ -211,6 +234,26 @@ async fn runs_under_way(
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Regenerates the planner's statistics when this run upgraded the major:
+/// pg_upgrade does not carry them over, and until then the planner guesses.
+async fn analyze_after_upgrade(cx: &Context, app: &mut PgConnection) -> anyhow::Result<bool> {
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    if cx
+        .attribute(&instance, rds::upgrade::MAJOR_UPGRADED)
+        .as_deref()
+        != Some("true")
+    {
+        return Ok(false);
+    }
+    sqlx::query("ANALYZE").execute(app).await.map_err(|e| {
+        anyhow!(
+            "regenerating the statistics after the upgrade (ANALYZE): {}",
+            migrations::database_message(&e)
+        )
+    })?;
+    Ok(true)
 }
 
 /// pgvector and pg_cron, where installed in the connected database,
@@ -288,6 +331,10 @@ async fn reconcile_jobs(
         report.extensions_updated.extend(updated);
     }
     let changes = cron::reconcile(&mut cron_conn, app, app_database, &jobs).await;
+    let launcher: Result<bool, sqlx::Error> = sqlx::query_scalar(cron::LAUNCHER_RUNNING)
+        .fetch_one(&mut cron_conn)
+        .await;
+    report.jobs_scheduler_running = launcher.ok();
     let _ = cron_conn.close().await;
     report.jobs_changed = changes.map_err(|e| {
         anyhow!(

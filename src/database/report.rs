@@ -16,6 +16,8 @@ pub struct DataTierReport {
     pub jobs_wait_for_reboot: bool,
     pub database_created: bool,
     pub migrations_applied: Vec<migrations::Applied>,
+    /// The manual snapshot taken before migrations that contract the schema.
+    pub snapshot_before_migrations: Option<String>,
     /// poolside's pg_cron jobs paused while the migrations ran, and resumed
     /// after (none when no migration was pending).
     pub jobs_paused_for_migrations: Vec<String>,
@@ -25,6 +27,9 @@ pub struct DataTierReport {
     pub jobs_running_at_migration: Vec<String>,
     pub migrations_total: usize,
     pub authenticator_password_set: bool,
+    /// ANALYZE ran after a major upgrade (pg_upgrade does not carry the
+    /// planner's statistics over).
+    pub analyzed_after_upgrade: bool,
     /// Extensions brought to the server's version (`vector 0.7.4 -> 0.8.0`).
     pub extensions_updated: Vec<String>,
     /// GRANTs and REVOKEs run to put back privileges changed by hand.
@@ -35,6 +40,9 @@ pub struct DataTierReport {
     pub schema_reloaded: bool,
     pub cron_database: String,
     pub jobs_changed: Vec<cron::JobChange>,
+    /// Whether pg_cron's launcher runs, read after reconciling (`None`:
+    /// not read, as by the schema task).
+    pub jobs_scheduler_running: Option<bool>,
     pub jobs_total: usize,
     pub elapsed_ms: u64,
 }

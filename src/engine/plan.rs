@@ -134,6 +134,10 @@ pub struct DatabasePlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why_not: Option<String>,
     pub changes: Vec<Finding>,
+    /// What the plan must say about these changes (a snapshot before a
+    /// contracting migration); `with_database` adds them to the plan's.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// One difference between what should be and what is.
@@ -250,6 +254,7 @@ impl Plan {
             hash.update(serde_json::to_vec(&database).expect("a database plan serializes"));
             self.fingerprint = Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect());
         }
+        self.warnings.extend(database.warnings.iter().cloned());
         self.database = Some(database);
         self
     }

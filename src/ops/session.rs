@@ -248,7 +248,7 @@ impl Session {
         let mut downtime = format!("{}: the {risky} change {effect}", change.id);
         if resources::rds::upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
             downtime = format!(
-                "{}: a major upgrade, {} -> {}, which cannot be undone: deploy makes it only with --allow-major-upgrade, with the new parameter group of the postgres{} family, and deletes the old group after; it {effect}",
+                "{}: a major upgrade, {} -> {}, which cannot be undone: deploy makes it only with --allow-major-upgrade, alone in its call, with the new parameter group of the postgres{} family, and deletes the old group after; it is applied at once, and the database is down until pg_upgrade is done (minutes to hours with its size; with multi_az both copies upgrade at once, there is no failover)",
                 change.id, old.engine_version, new.engine_version, resources::rds::upgrade::major(&new.engine_version)
             );
         }
@@ -394,7 +394,11 @@ impl Session {
             return Ok(());
         }
         match resources::rds::upgrade::offered_targets(&self.cx, &old.engine_version).await {
-            Ok(offered) => {
+            Ok(None) => plan.warnings.push(format!(
+                "RDS does not list the {} the instance runs: the upgrade to {:?} is sent as written, and RDS checks it",
+                old.engine_version, new.engine_version
+            )),
+            Ok(Some(offered)) => {
                 new.engine_version = resources::rds::upgrade::pick_target(
                     &old.engine_version,
                     &new.engine_version,

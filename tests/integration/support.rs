@@ -169,6 +169,20 @@ impl LocalPostgres {
         );
     }
 
+    /// Stops and starts the cluster: pg_cron's launcher, which stops for
+    /// good when the database it serves is dropped (a local destroy), runs
+    /// again. On RDS a destroy deletes the whole server.
+    pub fn restart(&self) {
+        for command in ["stop", "start"] {
+            let out = self.script(command);
+            assert!(
+                out.status.success(),
+                "localstack/postgres.sh {command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     fn script(&self, command: &str) -> Output {
         Command::new(script())
             .arg(command)

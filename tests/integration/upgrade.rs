@@ -110,6 +110,8 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
         "json",
     ]);
     upgraded.assert_code(0);
+    let report = upgraded.one("data_tier");
+    assert_eq!(report["analyzed_after_upgrade"], true, "{report}");
     let played = proxy.played().await;
     for expected in ["upgrade_targets_listed", "major_upgrade"] {
         assert!(

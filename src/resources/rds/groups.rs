@@ -437,7 +437,37 @@ impl Resource for DbParameterGroupSpec {
     }
 
     async fn delete(&self, cx: &Context, live: &Live, _waits: &Waits<'_>) -> anyhow::Result<()> {
-        delete_parameter_group(cx, &live.physical_id).await
+        if live.id == ResourceId::new(Kind::DbParameterGroup, "main") {
+            return delete_parameter_group(cx, &live.physical_id).await;
+        }
+        delete_previous_group(cx, &live.physical_id).await
+    }
+}
+
+/// The group of an earlier major, after an upgrade. RDS may refuse it for a
+/// while after the instance moved off it (InvalidDBParameterGroupState),
+/// or keep the instance on it when the upgrade was refused: then it is left
+/// for the next deploy, whose plan finds it again, rather than failing a
+/// deploy whose upgrade is done.
+async fn delete_previous_group(cx: &Context, name: &str) -> anyhow::Result<()> {
+    let deleted = cx
+        .clients
+        .rds
+        .delete_db_parameter_group()
+        .db_parameter_group_name(name)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => Ok(()),
+        Err(err) if error_code(&err) == Some("InvalidDBParameterGroupState") => {
+            tracing::warn!(
+                group = name,
+                "RDS does not let the parameter group of the old major go yet (still in use); the next deploy deletes it"
+            );
+            Ok(())
+        }
+        Err(err) => Err(err).aws("DeleteDBParameterGroup"),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Secrets Manager. All three are found by name, then checked for our tags.
 
 mod groups;
+mod instance_state;
 pub mod maintenance;
 pub mod snapshots;
 pub mod spec;
@@ -17,18 +18,16 @@ use crate::model::*;
 use crate::resources::resource::Resource;
 use crate::resources::spec::*;
 use anyhow::{anyhow, bail, Context as _};
-use aws_sdk_rds::types::{DbInstance, PendingModifiedValues};
-use groups::{resolve_all, PARAMETER_GROUP_CHANGED, POLL_EVERY};
-use std::collections::BTreeMap;
+use aws_sdk_rds::types::DbInstance;
+use groups::{resolve_all, PARAMETER_GROUP_CHANGED};
+use instance_state::{
+    describe_instance, has_pending, instance_attributes, parameters_pending_reboot, wait_available,
+    wait_available_within, wait_change_started, AVAILABLE_WITHIN, CHANGE_STARTS_WITHIN,
+};
+pub use instance_state::{PARAMETERS_PENDING_REBOOT, RUNNING_ENGINE_VERSION};
 use std::time::Duration;
 
-/// A real create takes about ten minutes, a multi-AZ conversion longer.
-const AVAILABLE_WITHIN: Duration = Duration::from_secs(60 * 60);
 const DELETED_WITHIN: Duration = Duration::from_secs(30 * 60);
-/// Right after ModifyDBInstance or RebootDBInstance, DescribeDBInstances may
-/// still read `available` for a while: a wait that trusts it returns before
-/// the change has started. How long to look for the change to start.
-const CHANGE_STARTS_WITHIN: Duration = Duration::from_secs(5 * 60);
 
 /// What discovery needs to know to find the database resources.
 pub struct DatabaseNames {
@@ -121,21 +120,6 @@ impl Found {
     }
 }
 
-async fn describe_instance(cx: &Context, identifier: &str) -> anyhow::Result<Option<DbInstance>> {
-    match cx
-        .clients
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier(identifier)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.db_instances().first().cloned()),
-        Err(err) if error_code(&err) == Some("DBInstanceNotFound") => Ok(None),
-        Err(err) => Err(err).aws("DescribeDBInstances"),
-    }
-}
-
 /// The instance, when it is ours and not being deleted.
 async fn describe_ours(
     cx: &Context,
@@ -210,32 +194,6 @@ fn observe_instance(db: &DbInstance, tags: Tags, names: &DatabaseNames, network:
     }
 }
 
-/// What the data tier and tag updates read: the endpoint, the master secret, the ARN.
-fn instance_attributes(db: &DbInstance) -> BTreeMap<String, String> {
-    let mut attributes = BTreeMap::new();
-    if let Some(endpoint) = db.endpoint() {
-        let address = endpoint.address().unwrap_or_default().to_string();
-        attributes.insert("address".to_string(), address);
-        let port = endpoint.port().unwrap_or(5432).to_string();
-        attributes.insert("port".to_string(), port);
-    }
-    if let Some(secret) = db.master_user_secret().and_then(|s| s.secret_arn()) {
-        attributes.insert("master_secret_arn".to_string(), secret.to_string());
-    }
-    if let Some(arn) = db.db_instance_arn() {
-        attributes.insert("arn".to_string(), arn.to_string());
-    }
-    // The version that runs: the spec reads a newer minor as the file's.
-    if let Some(version) = db.engine_version() {
-        attributes.insert(RUNNING_ENGINE_VERSION.to_string(), version.to_string());
-    }
-    attributes.insert(
-        PARAMETERS_PENDING_REBOOT.to_string(),
-        parameters_pending_reboot(db).to_string(),
-    );
-    attributes
-}
-
 /// The static parameters (applied only at a reboot) whose value differs
 /// between `old` and `new`, set or reset.
 pub fn static_parameters_changed(
@@ -247,18 +205,6 @@ pub fn static_parameters_changed(
         .filter(|p| old.parameters.get(**p) != new.parameters.get(**p))
         .map(|p| p.to_string())
         .collect()
-}
-
-/// Instance attributes: whether the last look saw parameters waiting for a
-/// reboot, and whether this run changed the parameter group since.
-pub const PARAMETERS_PENDING_REBOOT: &str = "parameters_pending_reboot";
-/// Instance attribute: the engine version RDS reports, minor included.
-pub const RUNNING_ENGINE_VERSION: &str = "engine_version";
-
-fn parameters_pending_reboot(db: &DbInstance) -> bool {
-    db.db_parameter_groups()
-        .iter()
-        .any(|g| g.parameter_apply_status() == Some("pending-reboot"))
 }
 
 /// Our group by its logical id; any other (a default group, say) by its name.
@@ -358,61 +304,6 @@ async fn send_create_instance(
         .await)
 }
 
-/// The states from which an instance does not become available by itself
-/// (the SDK's DBInstanceAvailable waiter fails on the same ones).
-const NEVER_AVAILABLE: [&str; 5] = [
-    "deleted",
-    "deleting",
-    "failed",
-    "incompatible-restore",
-    "incompatible-parameters",
-];
-
-/// Polls until the instance is `available` (or serving while RDS optimizes
-/// its storage), at [`Context::poll_interval`], reporting the time spent.
-/// The SDK's waiter backs off from 30 s to 30 minutes between looks.
-async fn wait_available(
-    cx: &Context,
-    id: &ResourceId,
-    identifier: &str,
-    waits: &Waits<'_>,
-) -> anyhow::Result<()> {
-    let available = super::waits::poll(cx.poll_interval(), || async {
-        let Some(db) = describe_instance(cx, identifier).await? else {
-            bail!("RDS instance {identifier} does not exist");
-        };
-        match db.db_instance_status().unwrap_or_default() {
-            // After a storage change RDS optimizes the volume for hours (up
-            // to a day) while the instance serves normally.
-            "available" | "storage-optimization" => Ok(Some(db)),
-            status if NEVER_AVAILABLE.contains(&status) => {
-                bail!("RDS instance {identifier} is {status}: it will not become available")
-            }
-            _ => Ok(None),
-        }
-    });
-    let db = waits
-        .report(
-            id,
-            "available",
-            AVAILABLE_WITHIN,
-            tokio::time::timeout(AVAILABLE_WITHIN, available),
-        )
-        .await?
-        .map_err(|_| {
-            anyhow!(
-                "RDS instance {identifier} did not become available within {} minutes",
-                AVAILABLE_WITHIN.as_secs() / 60
-            )
-        })?
-        .with_context(|| format!("waiting for RDS instance {identifier} to become available"))?;
-    // The last describe has the endpoint and secret the data tier needs.
-    for (key, value) in instance_attributes(&db) {
-        cx.record_attribute(id, &key, &value);
-    }
-    Ok(())
-}
-
 pub async fn update_instance(
     cx: &Context,
     id: &ResourceId,
@@ -421,31 +312,62 @@ pub async fn update_instance(
     new: &DbInstanceSpec,
     waits: &Waits<'_>,
 ) -> anyhow::Result<()> {
-    if let Some(modify) = modification(cx, old, new)? {
-        if let Some(change) = snapshots::risky_change(old, new).filter(|_| cx.snapshot_before_risk)
-        {
-            snapshots::take_before(cx, id, &new.identifier, change, waits).await?;
-        }
-        let out = modify.send().await.aws("ModifyDBInstance")?;
-        // A change RDS makes at once (deletion protection, say) leaves the
-        // instance `available` with nothing pending: then there is nothing to
-        // wait for. Anything else must be seen to start before a wait for
-        // `available` means anything.
-        let starts_a_change = out
-            .db_instance()
-            .is_some_and(|db| db.db_instance_status() != Some("available") || has_pending(db));
-        if starts_a_change {
-            wait_change_started(cx, id, &new.identifier, waits).await?;
-        }
-        wait_available(cx, id, &new.identifier, waits).await?;
-        if upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
-            upgrade::check_upgraded(cx, &new.identifier, &new.engine_version).await?;
-        }
+    if upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
+        // RDS asks for the engine upgrade alone: with another change (a new
+        // class, say), the running version must suit it as well
+        // (ModifyDBInstance, EngineVersion). The rest follows once it is done.
+        let upgraded = DbInstanceSpec {
+            engine_version: new.engine_version.clone(),
+            parameter_group: new.parameter_group.clone(),
+            ..old.clone()
+        };
+        modify_and_wait(cx, id, old, &upgraded, waits).await?;
+        upgrade::check_upgraded(cx, &new.identifier, &new.engine_version).await?;
+        cx.record_attribute(id, upgrade::MAJOR_UPGRADED, "true");
+        modify_and_wait(cx, id, &upgraded, new, waits).await?;
+    } else {
+        modify_and_wait(cx, id, old, new, waits).await?;
     }
     if old.tags != new.tags {
         sync_rds_tags(cx, arn, &old.tags, &new.tags).await?;
     }
     Ok(())
+}
+
+/// Sends the ModifyDBInstance that makes `old` into `new`, if any setting
+/// differs, after the snapshot a risky change needs, and waits for it.
+async fn modify_and_wait(
+    cx: &Context,
+    id: &ResourceId,
+    old: &DbInstanceSpec,
+    new: &DbInstanceSpec,
+    waits: &Waits<'_>,
+) -> anyhow::Result<()> {
+    let Some(modify) = modification(cx, old, new)? else {
+        return Ok(());
+    };
+    if let Some(change) = snapshots::risky_change(old, new).filter(|_| cx.snapshot_before_risk) {
+        snapshots::take_before(cx, id, &new.identifier, change, waits).await?;
+    }
+    let out = modify.send().await.aws("ModifyDBInstance")?;
+    let upgrading_to = upgrade::is_major_upgrade(&old.engine_version, &new.engine_version)
+        .then_some(new.engine_version.as_str());
+    // A change RDS makes at once (deletion protection, say) leaves the
+    // instance `available` with nothing pending: then there is nothing to
+    // wait for. Anything else must be seen to start before a wait for
+    // `available` means anything; an upgrade always is.
+    let starts_a_change = upgrading_to.is_some()
+        || out
+            .db_instance()
+            .is_some_and(|db| db.db_instance_status() != Some("available") || has_pending(db));
+    if starts_a_change {
+        wait_change_started(cx, id, &new.identifier, upgrading_to, waits).await?;
+    }
+    let within = match upgrading_to {
+        Some(_) => upgrade::UPGRADED_WITHIN,
+        None => AVAILABLE_WITHIN,
+    };
+    wait_available_within(cx, id, &new.identifier, within, waits).await
 }
 
 /// The ModifyDBInstance call that makes `old` into `new`; `None` when no
@@ -669,7 +591,7 @@ pub async fn reboot_if_parameters_pending(
         .send()
         .await
         .aws("RebootDBInstance")?;
-    wait_change_started(cx, id, identifier, waits).await?;
+    wait_change_started(cx, id, identifier, None, waits).await?;
     wait_available(cx, id, identifier, waits).await?;
     Ok(Reboot::Done)
 }
@@ -696,50 +618,6 @@ async fn parameters_settled(cx: &Context, identifier: &str) -> anyhow::Result<Db
         }
         tokio::time::sleep(cx.poll_interval()).await;
     }
-}
-
-/// Whether the instance lists modifications not yet applied.
-fn has_pending(db: &DbInstance) -> bool {
-    db.pending_modified_values()
-        .is_some_and(|p| *p != PendingModifiedValues::builder().build())
-}
-
-/// Polls until the instance is seen to leave `available` (or its pending
-/// changes to clear, if RDS applied them between two looks). Gives up
-/// quietly after [`CHANGE_STARTS_WITHIN`]: the change may have been quicker
-/// than the polling, and the wait for `available` that follows still holds.
-async fn wait_change_started(
-    cx: &Context,
-    id: &ResourceId,
-    identifier: &str,
-    waits: &Waits<'_>,
-) -> anyhow::Result<()> {
-    let poll = async {
-        let started = tokio::time::Instant::now();
-        loop {
-            tokio::time::sleep(POLL_EVERY).await;
-            let Some(db) = describe_instance(cx, identifier).await? else {
-                bail!("RDS instance {identifier} disappeared while it was being changed");
-            };
-            let status = db.db_instance_status().unwrap_or_default();
-            let pending = has_pending(&db);
-            let rebooting_for_parameters = db
-                .db_parameter_groups()
-                .iter()
-                .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
-            if status != "available" || (!pending && !rebooting_for_parameters) {
-                tracing::debug!(identifier, status, "RDS change started");
-                return Ok(());
-            }
-            if started.elapsed() >= CHANGE_STARTS_WITHIN {
-                tracing::warn!(identifier, "RDS still reports `available` with changes pending; waiting for `available` anyway");
-                return Ok(());
-            }
-        }
-    };
-    waits
-        .report(id, "the change to start", CHANGE_STARTS_WITHIN, poll)
-        .await?
 }
 
 impl Resource for DbInstanceSpec {
@@ -779,8 +657,10 @@ mod tests {
     use aws_sdk_rds::operation::modify_db_instance::ModifyDbInstanceOutput;
     use aws_sdk_rds::operation::modify_db_parameter_group::ModifyDbParameterGroupOutput;
     use aws_sdk_rds::types::Parameter;
+    use aws_sdk_rds::types::PendingModifiedValues;
     use aws_sdk_rds::Client;
     use aws_smithy_mocks::mock;
+    use std::collections::BTreeMap;
 
     /// DescribeDBInstances' answer: the instance in `status`.
     fn reading(status: &'static str) -> impl Fn() -> DescribeDbInstancesOutput + Send + Sync {

@@ -12,6 +12,14 @@ use crate::resources::aws_error::AwsResultExt;
 use crate::resources::context::Context;
 use anyhow::bail;
 
+/// Set on the instance when this run upgraded its major: the schema step
+/// then regenerates the planner's statistics, which pg_upgrade does not carry.
+pub const MAJOR_UPGRADED: &str = "major_upgraded";
+
+/// pg_upgrade's time grows with the database (and RDS applies pending OS
+/// maintenance first): longer than any other change of the instance.
+pub const UPGRADED_WITHIN: std::time::Duration = std::time::Duration::from_secs(4 * 60 * 60);
+
 /// The major of a PostgreSQL version: `"16"` of `"16.8"` and of `"16"`.
 pub fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
@@ -74,14 +82,18 @@ pub fn pick_target(
 }
 
 /// The major upgrades RDS offers from `running` (ValidUpgradeTarget with
-/// IsMajorVersionUpgrade), oldest first.
-pub async fn offered_targets(cx: &Context, running: &str) -> anyhow::Result<Vec<String>> {
+/// IsMajorVersionUpgrade), oldest first; `None` when RDS does not list the
+/// running version at all.
+pub async fn offered_targets(cx: &Context, running: &str) -> anyhow::Result<Option<Vec<String>>> {
     let out = cx
         .clients
         .rds
         .describe_db_engine_versions()
         .engine("postgres")
         .engine_version(running)
+        // A retired minor is listed only with include_all: without it an
+        // instance still on one would seem to have no upgrade at all.
+        .include_all(true)
         .customize()
         // moto answers this call with HTTP 500: the emulator's plan must
         // not pay the SDK's retries for it.
@@ -92,6 +104,13 @@ pub async fn offered_targets(cx: &Context, running: &str) -> anyhow::Result<Vec<
         .send()
         .await
         .aws("DescribeDBEngineVersions")?;
+    if !out
+        .db_engine_versions()
+        .iter()
+        .any(|v| v.engine_version() == Some(running))
+    {
+        return Ok(None);
+    }
     let mut offered: Vec<String> = out
         .db_engine_versions()
         .iter()
@@ -104,23 +123,27 @@ pub async fn offered_targets(cx: &Context, running: &str) -> anyhow::Result<Vec<
         |v: &String| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
     offered.sort_by_key(numeric);
     offered.dedup();
-    Ok(offered)
+    Ok(Some(offered))
 }
 
 /// What an error says when the instance came back on its old major: RDS
-/// refused the upgrade in its pre-check and says why in a log of the
-/// instance's.
-pub fn not_upgraded(identifier: &str, running: &str, target: &str) -> String {
+/// refused the upgrade in its pre-check; its event says why, and the logs
+/// of the instance hold the details.
+pub fn not_upgraded(identifier: &str, running: &str, target: &str, event: Option<&str>) -> String {
+    let why = event.map_or(String::new(), |e| format!(" RDS says: {e}."));
     format!(
-        "RDS did not upgrade {identifier} to {target}: it still runs {running}. RDS's pre-check writes why in the instance's log pg_upgrade_precheck.log: \
+        "RDS did not upgrade {identifier} to {target}: it still runs {running}.{why} \
+         The pre-check's details are in the instance's logs (pg_upgrade_precheck.log, or error/pg_upgrade_internal.log and the check's .txt files): \
          aws rds describe-db-log-files --db-instance-identifier {identifier} --filename-contains pg_upgrade, then \
-         aws rds download-db-log-file-portion --db-instance-identifier {identifier} --log-file-name <that file> --output text. \
+         aws rds download-db-log-file-portion --db-instance-identifier {identifier} --log-file-name <that file> --starting-token 0 --output text \
+         (rds:DescribeDBLogFiles and rds:DownloadDBLogFilePortion, which poolside's own policy does not need). \
          A snapshot taken before the upgrade is listed by `poolside snapshots`"
     )
 }
 
 /// After a major upgrade RDS reports `available` whether it upgraded or
-/// its pre-check refused: the version it runs tells which.
+/// its pre-check refused: the version it runs tells which, and the
+/// instance's latest event about an upgrade says why.
 pub async fn check_upgraded(cx: &Context, identifier: &str, target: &str) -> anyhow::Result<()> {
     let out = cx
         .clients
@@ -134,11 +157,40 @@ pub async fn check_upgraded(cx: &Context, identifier: &str, target: &str) -> any
         .db_instances()
         .first()
         .and_then(|db| db.engine_version())
-        .unwrap_or_default();
-    if major(running) != major(target) {
-        bail!("{}", not_upgraded(identifier, running, target));
+        .unwrap_or_default()
+        .to_string();
+    if major(&running) == major(target) {
+        return Ok(());
     }
-    Ok(())
+    let event = upgrade_event(cx, identifier).await;
+    bail!(
+        "{}",
+        not_upgraded(identifier, &running, target, event.as_deref())
+    )
+}
+
+/// The instance's latest event of the last four hours that speaks of an
+/// upgrade; none when there is none or it cannot be read.
+async fn upgrade_event(cx: &Context, identifier: &str) -> Option<String> {
+    let out = cx
+        .clients
+        .rds
+        .describe_events()
+        .source_type(aws_sdk_rds::types::SourceType::DbInstance)
+        .source_identifier(identifier)
+        .duration(240)
+        .send()
+        .await
+        .aws("DescribeEvents")
+        .inspect_err(
+            |err| tracing::warn!(error = %format!("{err:#}"), "reading the upgrade's events"),
+        )
+        .ok()?;
+    out.events()
+        .iter()
+        .filter_map(|e| e.message())
+        .rfind(|m| m.to_lowercase().contains("upgrade"))
+        .map(str::to_string)
 }
 
 /// The minor version RDS creates for a major (`"16"`): the family's default.
