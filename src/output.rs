@@ -436,6 +436,17 @@ pub fn print_data_tier(report: &DataTierReport, format: Format) {
     if report.schema_reloaded {
         eprintln!("  told PostgREST to reload its schema cache (NOTIFY pgrst)");
     }
+    print_jobs(report);
+}
+
+/// The pg_cron part of the data tier's report.
+fn print_jobs(report: &DataTierReport) {
+    if !report.jobs_resumed_after_upgrade.is_empty() {
+        eprintln!(
+            "  resumed pg_cron jobs {} (paused for the major upgrade)",
+            report.jobs_resumed_after_upgrade.join(", ")
+        );
+    }
     for job in &report.jobs_changed {
         let action = match job.action {
             JobAction::Scheduled => "scheduled",
@@ -648,6 +659,19 @@ impl EventSink for Progress {
                 ));
                 self.with_bar(|bar| bar.inc(1));
                 self.refresh();
+            }
+            Event::StepWaiting {
+                id,
+                until,
+                elapsed_s,
+                limit_s: 0,
+            } => {
+                // Progress of a step without a limit of its own (an index build).
+                self.line(format!(
+                    "{:>10} {id}: {until}, {} so far",
+                    "Running",
+                    minutes(elapsed_s)
+                ));
             }
             Event::StepWaiting {
                 id,

@@ -5,7 +5,7 @@
 use super::builder::{AccountFacts, Builder};
 use super::service::{execution_policy, tasks_trust_policy};
 use crate::config::Config;
-use crate::database::{cron, in_vpc, migrations};
+use crate::database::{cron, in_vpc, index_builds, migrations};
 use crate::model::refs::Reference;
 use crate::model::*;
 use crate::names::{database_identifier, secret_name, AUTHENTICATOR_SECRET, JWT_SECRET};
@@ -154,12 +154,7 @@ pub(super) fn schema_task(
             tags,
         })
     })];
-    let script = in_vpc::script(
-        &config.database.name,
-        &migrations::shipped(),
-        &cron::owned_jobs(config.database.cron_history_days),
-        config.database.snapshot_before_changes,
-    )?;
+    let script = schema_script(config)?;
     let mut definition = render_json(
         "schema-task-definition.json.j2",
         json!({
@@ -198,4 +193,15 @@ pub(super) fn schema_task(
         after: vec![],
     });
     Ok(out)
+}
+
+/// The SQL the schema task runs, from `sql/` and the file's database settings.
+fn schema_script(config: &Config) -> anyhow::Result<String> {
+    let database = &config.database;
+    let options = in_vpc::ScriptOptions {
+        snapshot_before_contract: database.snapshot_before_changes,
+        maintenance_work_mem_mb: index_builds::maintenance_work_mem_mb(&database.instance_class),
+    };
+    let jobs = cron::owned_jobs(database.cron_history_days);
+    in_vpc::script(&database.name, &migrations::shipped(), &jobs, &options)
 }

@@ -20,7 +20,7 @@ use super::cron;
 use super::migrations::{self, Shipped};
 use super::report::DataTierReport;
 use super::schema_script::SNAPSHOT_NEEDED;
-pub use super::schema_script::{script, MARKER};
+pub use super::schema_script::{script, ScriptOptions, MARKER};
 use crate::model::{Kind, ResourceId};
 use crate::resources::spec::{Desired, Spec};
 use crate::resources::{AwsResultExt as _, Context, Waits};
@@ -612,13 +612,11 @@ mod tests {
         snapshot_before_contract: bool,
         snapshot: &str,
     ) -> std::process::Output {
-        let script = script(
-            "poolside",
-            list,
-            &cron::owned_jobs(7),
+        let options = ScriptOptions {
             snapshot_before_contract,
-        )
-        .unwrap();
+            maintenance_work_mem_mb: Some(128),
+        };
+        let script = script("poolside", list, &cron::owned_jobs(7), &options).unwrap();
         Command::new("psql")
             .args(["-X", "-q", "-v", &format!("snapshot={snapshot}")])
             .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
@@ -648,7 +646,7 @@ mod tests {
                 Cow::Owned(name.to_string()),
                 MigrationType::Simple,
                 Cow::Borrowed(sql),
-                false,
+                sql.contains("-- poolside: no-transaction"),
             ),
             file: format!("sql/migrations/{version:04}_{name}.sql"),
         });
@@ -913,6 +911,72 @@ mod tests {
             super::super::extensions::outdated(&mut app).await.unwrap(),
             []
         );
+    }
+
+    /// A migration that builds an index: the session gets the
+    /// maintenance_work_mem set for it, and a second session reports how far
+    /// the build is while it runs.
+    #[tokio::test]
+    async fn an_index_build_in_a_migration_reports_its_progress() {
+        struct Heard(std::sync::Mutex<Vec<String>>);
+        impl crate::resources::WaitObserver for Heard {
+            fn waiting(&self, _: &ResourceId, until: &str, _: Duration, _: Duration) {
+                self.0.lock().unwrap().push(until.to_string());
+            }
+        }
+        let server = Server::start();
+        let (ok, lines) = run_task(&server, &container());
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        // The table in one migration, its index in the next: as an index
+        // is added to a table that exists (the one case that takes long).
+        let list = with_migration(
+            migrations::shipped(),
+            "bulk",
+            "CREATE TABLE api.bulk (id bigint, body text);
+             INSERT INTO api.bulk SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 1500000) g;"
+                .into(),
+        );
+        let list = with_migration(
+            list,
+            "bulk_index",
+            "-- poolside: no-transaction\nCREATE INDEX CONCURRENTLY bulk_body ON api.bulk (body);"
+                .into(),
+        );
+        let mut app = server.connect(MASTER).await;
+        super::super::index_builds::set_maintenance_work_mem(&mut app, 64)
+            .await
+            .unwrap();
+        let heard = Heard(Default::default());
+        let waits = Waits::new(&heard);
+        let watch = super::super::index_builds::Watch {
+            conn: server.connect(MASTER).await,
+            waits: &waits,
+            every: Duration::from_millis(100),
+        };
+        let mut report = DataTierReport::default();
+        crate::database::migrate_with_jobs_paused_watched(
+            &mut app,
+            None,
+            ("poolside", Some(watch)),
+            &list,
+            &mut report,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.migrations_applied.len(), 2);
+        let heard = heard.0.lock().unwrap().clone();
+        assert!(
+            heard
+                .iter()
+                .any(|h| h.starts_with("index bulk_body: building index")
+                    && h.contains("loading tuples in tree")),
+            "no progress of the build was reported: {heard:?}"
+        );
+        let memory: String = sqlx::query_scalar("SHOW maintenance_work_mem")
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+        assert_eq!(memory, "64MB");
     }
 
     /// The retention job keeps `database.cron_history_days` of pg_cron's

@@ -10,6 +10,7 @@
 pub mod cron;
 pub mod extensions;
 pub mod in_vpc;
+pub mod index_builds;
 pub mod lint;
 pub mod migrations;
 mod password;
@@ -101,7 +102,8 @@ pub async fn converge(
     let mut app = server.connect(&master, app_database).await?;
     // On error `app` is dropped on return, which releases the migration lock.
     let reach = (&server, &master, (cx, waits));
-    migrate(reach, &mut app, app_database, &mut report).await?;
+    let database = (app_database, config.database.instance_class.as_str());
+    migrate(reach, &mut app, database, &mut report).await?;
 
     report.extensions_updated = update_extensions(&mut app).await?;
     report.analyzed_after_upgrade = analyze_after_upgrade(cx, &mut app).await?;
@@ -116,12 +118,13 @@ pub async fn converge(
     let authenticator = authenticator_login(cx).await?;
     report.authenticator_password_set =
         ensure_password(&server, &mut app, &authenticator, app_database).await?;
-    let history_days = config.database.cron_history_days;
+    let paused = cx.attribute(&instance, JOBS_PAUSED_FOR_UPGRADE);
+    let jobs = (config.database.cron_history_days, paused);
     reconcile_jobs(
         &server,
         &master,
         (&mut app, app_database),
-        history_days,
+        jobs,
         &mut report,
     )
     .await?;
@@ -145,20 +148,36 @@ async fn authenticator_login(cx: &Context) -> anyhow::Result<Login> {
 async fn migrate(
     (server, master, (cx, waits)): (&Server, &Login, (&Context, &Waits<'_>)),
     app: &mut PgConnection,
-    app_database: &str,
+    (app_database, instance_class): (&str, &str),
     report: &mut DataTierReport,
 ) -> anyhow::Result<()> {
     let shipped = migrations::shipped();
     report.migrations_total = shipped.len();
     let pending = migrations::status(app, &shipped).await?.pending;
+    if pending.is_empty() {
+        return migrate_with_jobs_paused(app, None, app_database, &shipped, report).await;
+    }
     if !migrations::contracting_pending(&pending, &shipped).is_empty() {
         report.snapshot_before_migrations = snapshot_before_contract(cx, waits).await?;
     }
-    let cron_conn = match pending.is_empty() {
-        true => None,
-        false => cron_session(server, master, app, Patience::Retry).await?,
+    if let Some(mb) = index_builds::maintenance_work_mem_mb(instance_class) {
+        index_builds::set_maintenance_work_mem(app, mb).await?;
+        report.maintenance_work_mem_mb = Some(mb);
+    }
+    let cron_conn = cron_session(server, master, app, Patience::Retry).await?;
+    let watch = index_builds::Watch {
+        conn: server.connect(master, app_database).await?,
+        waits,
+        every: index_builds::PROGRESS_EVERY,
     };
-    migrate_with_jobs_paused(app, cron_conn, app_database, &shipped, report).await
+    migrate_with_jobs_paused_watched(
+        app,
+        cron_conn,
+        (app_database, Some(watch)),
+        &shipped,
+        report,
+    )
+    .await
 }
 
 /// A manual snapshot of the instance, waited for, before migrations that
@@ -184,8 +203,19 @@ async fn snapshot_before_contract(
 /// resumes them after, also when a migration fails.
 async fn migrate_with_jobs_paused(
     app: &mut PgConnection,
-    mut cron_conn: Option<PgConnection>,
+    cron_conn: Option<PgConnection>,
     app_database: &str,
+    shipped: &[migrations::Shipped],
+    report: &mut DataTierReport,
+) -> anyhow::Result<()> {
+    migrate_with_jobs_paused_watched(app, cron_conn, (app_database, None), shipped, report).await
+}
+
+/// [`migrate_with_jobs_paused`], with index builds watched when `watch` is given.
+async fn migrate_with_jobs_paused_watched(
+    app: &mut PgConnection,
+    mut cron_conn: Option<PgConnection>,
+    (app_database, watch): (&str, Option<index_builds::Watch<'_>>),
     shipped: &[migrations::Shipped],
     report: &mut DataTierReport,
 ) -> anyhow::Result<()> {
@@ -201,7 +231,7 @@ async fn migrate_with_jobs_paused(
         report.jobs_running_at_migration =
             runs_under_way(conn, &report.jobs_paused_for_migrations).await?;
     }
-    let migrated = migrations::migrate(app, shipped).await;
+    let migrated = index_builds::migrate_watched(app, shipped, watch).await;
     if let Some(mut conn) = cron_conn {
         let resumed = cron::resume(&mut conn, &report.jobs_paused_for_migrations).await;
         let _ = conn.close().await;
@@ -272,6 +302,36 @@ async fn update_extensions(conn: &mut PgConnection) -> anyhow::Result<Vec<String
     })
 }
 
+/// Instance attribute: the jobs deploy paused before a major upgrade,
+/// comma-separated, for the schema step to resume.
+pub const JOBS_PAUSED_FOR_UPGRADE: &str = "jobs_paused_for_upgrade";
+
+/// Pauses poolside's pg_cron jobs before a major upgrade (see
+/// [`JOBS_PAUSED_FOR_UPGRADE`]); none when the database is not reachable from
+/// here (`schema_runner = "ecs-task"`) or has no jobs yet.
+pub async fn pause_jobs_for_upgrade(cx: &Context, config: &Config) -> anyhow::Result<Vec<String>> {
+    if config.database.schema_runner == SchemaRunner::EcsTask {
+        return Ok(vec![]);
+    }
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    let (server, master) = server_and_master(cx, config, &instance).await?;
+    let app_database = config.database.name.as_str();
+    let mut app = server.connect(&master, app_database).await?;
+    let Some(mut cron_conn) = cron_session(&server, &master, &mut app, Patience::Retry).await?
+    else {
+        return Ok(vec![]);
+    };
+    let paused = cron::pause_owned(&mut cron_conn, &mut app, app_database).await;
+    let _ = cron_conn.close().await;
+    let _ = app.close().await;
+    paused.map_err(|e| {
+        anyhow!(
+            "pausing poolside's pg_cron jobs before the major upgrade: {}",
+            migrations::database_message(&e)
+        )
+    })
+}
+
 /// The privilege matrix: recorded as the migrations leave it, restored
 /// when someone changed it by hand since; returns what was put back.
 async fn keep_privileges(
@@ -302,7 +362,7 @@ async fn reconcile_jobs(
     server: &Server,
     master: &Login,
     (app, app_database): (&mut PgConnection, &str),
-    history_days: u32,
+    (history_days, paused_for_upgrade): (u32, Option<String>),
     report: &mut DataTierReport,
 ) -> anyhow::Result<()> {
     let cron_database: Option<String> =
@@ -329,6 +389,11 @@ async fn reconcile_jobs(
     if cron_database != app_database {
         let updated = update_extensions(&mut cron_conn).await?;
         report.extensions_updated.extend(updated);
+    }
+    if let Some(paused) = paused_for_upgrade.filter(|p| !p.is_empty()) {
+        let names: Vec<String> = paused.split(',').map(str::to_string).collect();
+        cron::resume(&mut cron_conn, &names).await?;
+        report.jobs_resumed_after_upgrade = names;
     }
     let changes = cron::reconcile(&mut cron_conn, app, app_database, &jobs).await;
     let launcher: Result<bool, sqlx::Error> = sqlx::query_scalar(cron::LAUNCHER_RUNNING)

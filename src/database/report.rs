@@ -16,6 +16,9 @@ pub struct DataTierReport {
     pub jobs_wait_for_reboot: bool,
     pub database_created: bool,
     pub migrations_applied: Vec<migrations::Applied>,
+    /// `maintenance_work_mem` given to the migrations' session (from the
+    /// instance class), when migrations ran.
+    pub maintenance_work_mem_mb: Option<u64>,
     /// The manual snapshot taken before migrations that contract the schema.
     pub snapshot_before_migrations: Option<String>,
     /// poolside's pg_cron jobs paused while the migrations ran, and resumed
@@ -40,6 +43,8 @@ pub struct DataTierReport {
     pub schema_reloaded: bool,
     pub cron_database: String,
     pub jobs_changed: Vec<cron::JobChange>,
+    /// Jobs deploy paused before a major upgrade, resumed now.
+    pub jobs_resumed_after_upgrade: Vec<String>,
     /// Whether pg_cron's launcher runs, read after reconciling (`None`:
     /// not read, as by the schema task).
     pub jobs_scheduler_running: Option<bool>,

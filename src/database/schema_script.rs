@@ -17,6 +17,16 @@ pub const SNAPSHOT_NEEDED: &str = "poolside: snapshot-needed";
 /// A task definition may be 64 KiB; the rest of it needs far less than this.
 const MAX_SCRIPT_BYTES: usize = 48 * 1024;
 
+/// What the environment file changes in the script.
+#[derive(Debug, Default, Clone)]
+pub struct ScriptOptions {
+    /// `database.snapshot_before_changes`: stop before a contracting migration
+    /// until deploy says a snapshot was taken.
+    pub snapshot_before_contract: bool,
+    /// The session's `maintenance_work_mem`, from the instance class.
+    pub maintenance_work_mem_mb: Option<u64>,
+}
+
 /// The SQL the task runs in the app database (see the module comment).
 /// Refuses exactly what the deploy-host path refuses: a failed migration in
 /// the ledger, an applied one this build lacks, an applied one since edited.
@@ -24,7 +34,7 @@ pub fn script(
     app_database: &str,
     shipped: &[Shipped],
     jobs: &[Job],
-    snapshot_before_contract: bool,
+    options: &ScriptOptions,
 ) -> anyhow::Result<String> {
     migrations::refuse_unsafe(shipped)?;
     let mut sql = String::new();
@@ -53,8 +63,12 @@ pub fn script(
         )?;
     }
     sql.push_str(LEDGER_CHECK);
-    if snapshot_before_contract {
+    if options.snapshot_before_contract {
         sql.push_str(SNAPSHOT_BEFORE_CONTRACT);
+    }
+    if let Some(mb) = options.maintenance_work_mem_mb {
+        // For the index builds of the migrations below (index_builds).
+        writeln!(sql, "SET maintenance_work_mem = '{mb}MB';")?;
     }
     sql.push_str(&pause_jobs(app_database));
     apply_pending(&mut sql, shipped)?;

@@ -91,6 +91,9 @@ pub(super) async fn deploy_locked(
         progress: &progress,
         reboot_now: options.reboot_now,
     };
+    if plan.major_upgrade().is_some() {
+        pause_jobs_for_upgrade(session, run.output).await?;
+    }
     stage.apply(&before_schema, &after_schema, &[]).await?;
     stop_if_interrupted("the schema step and the service")?;
     let waits = Waits::new(&progress);
@@ -126,6 +129,34 @@ pub(super) async fn deploy_locked(
         return Err(err);
     }
     verify_and_report(run, session, options, &waits).await
+}
+
+/// poolside's pg_cron jobs paused before a major upgrade, so that none runs
+/// between the upgrade and the schema step that updates pg_cron and the
+/// statistics; the schema step resumes them. From the deploy host only: the
+/// schema task cannot run before the upgrade.
+async fn pause_jobs_for_upgrade(session: &Session, format: Format) -> anyhow::Result<()> {
+    let paused = database::pause_jobs_for_upgrade(&session.cx, &session.config).await?;
+    if paused.is_empty() {
+        return Ok(());
+    }
+    let instance = ResourceId::new(Kind::DbInstance, "main");
+    session.cx.record_attribute(
+        &instance,
+        database::JOBS_PAUSED_FOR_UPGRADE,
+        &paused.join(","),
+    );
+    match format {
+        Format::Json => output::json_line(
+            "jobs_paused_for_upgrade",
+            serde_json::json!({ "jobs": paused }),
+        ),
+        Format::Human => eprintln!(
+            "Paused pg_cron jobs {} for the major upgrade; the schema step resumes them.",
+            paused.join(", ")
+        ),
+    }
+    Ok(())
 }
 
 /// Why the plan must not be applied, if it must not: a saved plan that no

@@ -251,7 +251,7 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
         _ => "drift",
     };
     println!(
-        "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<9} {:<8} {:<8} last run / lock",
+        "{:<18} {:<8} {:<11} {:<58} {:<7} {:<9} {:<9} {:<8} {:<8} last run / lock",
         "environment", "phase", "region", "release", "schema", "postgres", what, "alarms", "maint."
     );
     for row in rows {
@@ -287,15 +287,11 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
             .as_ref()
             .map_or(String::new(), |l| format!(" / locked by {}", l.describe()));
         println!(
-            "{:<18} {:<8} {:<11} {:<38} {:<7} {:<9} {:<9} {:<8} {:<8} {last}{lock}",
+            "{:<18} {:<8} {:<11} {:<58} {:<7} {:<9} {:<9} {:<8} {:<8} {last}{lock}",
             row.environment,
             row.phase.as_deref().unwrap_or("-"),
             row.region.as_deref().unwrap_or("-"),
-            format!(
-                "{}{}",
-                s.image.as_deref().map_or("-", short_image),
-                if row.skew { " (skew)" } else { "" }
-            ),
+            release_cell(s, row.skew),
             s.schema_version.map_or("-".to_string(), |v| v.to_string()),
             s.database_engine
                 .as_ref()
@@ -322,6 +318,18 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
             .as_deref()
             .map_or(String::new(), |r| format!(" ({})", short_image(r)))
     );
+}
+
+/// The release column: the image, its digest, and whether it is skewed.
+fn release_cell(s: &Status, skew: bool) -> String {
+    format!(
+        "{}{}{}",
+        s.image.as_deref().map_or("-", short_image),
+        s.image_digest
+            .as_deref()
+            .map_or(String::new(), |d| format!(" {}", status::short_digest(d))),
+        if skew { " (skew)" } else { "" }
+    )
 }
 
 /// The repository's last path segment and the tag (or digest).

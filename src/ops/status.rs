@@ -31,6 +31,9 @@ pub(super) struct Status {
     pub(super) bucket: Option<String>,
     pub(super) repository_uri: Option<String>,
     pub(super) image: Option<String>,
+    /// The digest of that image, as ECR lists it: what a tag pointed at
+    /// when read (`None` when ECR does not list the image).
+    pub(super) image_digest: Option<String>,
     pub(super) schema_version: Option<i64>,
     pub(super) tasks_running: Option<i32>,
     pub(super) tasks_desired: Option<i32>,
@@ -70,6 +73,27 @@ pub(super) struct DatabaseEngine {
     pub(super) pending_maintenance: Option<Vec<Maintenance>>,
     /// Why the pending maintenance could not be read.
     pub(super) maintenance_unchecked: Option<String>,
+}
+
+/// The digest of the image the task definition names: from the reference
+/// when it is pinned by digest, from ECR (one read) when it is a tag.
+async fn image_digest(cx: &Context, image: Option<&str>) -> Option<String> {
+    let image = image?;
+    if let Some((_, digest)) = image.split_once('@') {
+        return Some(digest.to_string());
+    }
+    match crate::resources::registry::image_digest(cx, image).await {
+        Ok(digest) => digest,
+        Err(err) => {
+            tracing::warn!(error = %format!("{err:#}"), "reading the image's digest");
+            None
+        }
+    }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker images` shows them.
+pub(super) fn short_digest(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
 }
 
 /// The instance's engine as discovery found it, and its pending maintenance
@@ -141,9 +165,10 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
     let mut alarms = cx.attributes_of(Kind::Alarm, "state");
     alarms.sort();
     // In sync exactly when `drift` finds nothing: the same findings.
-    let (drift, database_engine) = tokio::join!(
+    let (drift, database_engine, image_digest) = tokio::join!(
         crate::drift::collect(cx, config, &plan),
-        database_engine(cx, &config.database.maintenance_window)
+        database_engine(cx, &config.database.maintenance_window),
+        image_digest(cx, image.as_deref())
     );
     let drift = drift?;
     let inspected = drift.database.as_ref().ok();
@@ -164,6 +189,7 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
         bucket: outputs.bucket_name.clone(),
         repository_uri: outputs.repository_uri.clone(),
         image,
+        image_digest,
         schema_version,
         tasks_running: count("running"),
         tasks_desired: count("desired"),
@@ -201,7 +227,9 @@ fn print(s: &Status) {
     println!("  database:       {}", or_dash(&s.database_endpoint));
     println!("  bucket:         {}", or_dash(&s.bucket));
     println!("  repository:     {}", or_dash(&s.repository_uri));
-    println!("  image:          {}", or_dash(&s.image));
+    let digest = s.image_digest.as_deref().map(short_digest);
+    let digest = digest.map_or(String::new(), |d| format!(" ({d})"));
+    println!("  image:          {}{digest}", or_dash(&s.image));
     println!(
         "  schema version: {}",
         s.schema_version

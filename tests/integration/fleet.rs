@@ -45,6 +45,13 @@ async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row()
         assert!(row["error"].is_null(), "{row}");
         assert_eq!(row["status"]["in_sync"], true, "{row}");
         assert!(row["status"]["image"].as_str().is_some(), "{row}");
+        // The release by digest too: what the tag pointed at when read.
+        assert!(
+            row["status"]["image_digest"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("sha256:")),
+            "{row}"
+        );
         // pgvector and pg_cron as installed, next to the engine version.
         let extensions = &row["status"]["extensions"];
         assert!(
@@ -88,7 +95,10 @@ async fn the_fleet_reads_every_environment_and_reports_a_broken_one_in_its_row()
             .to_string()
     };
     assert!(
-        row_of(&format!("{} ", a.name)).contains("v12.0.1-rds-ca (skew)"),
+        {
+            let row = row_of(&format!("{} ", a.name));
+            row.contains("v12.0.1-rds-ca sha256:") && row.contains("(skew)")
+        },
         "{}",
         human.stdout()
     );

@@ -112,6 +112,11 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     upgraded.assert_code(0);
     let report = upgraded.one("data_tier");
     assert_eq!(report["analyzed_after_upgrade"], true, "{report}");
+    // poolside's jobs were paused before the upgrade and resumed after it.
+    let paused = upgraded.one("jobs_paused_for_upgrade")["jobs"].clone();
+    assert_eq!(paused.as_array().map(Vec::len), Some(5), "{paused}");
+    assert_eq!(report["jobs_resumed_after_upgrade"], paused, "{report}");
+    assert_eq!(report["jobs_changed"], serde_json::json!([]), "{report}");
     let played = proxy.played().await;
     for expected in ["upgrade_targets_listed", "major_upgrade"] {
         assert!(
