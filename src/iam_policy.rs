@@ -170,6 +170,13 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "DescribeDBEngineVersions", "rds:DescribeDBEngineVersions", Scope::Any),
     // Why a major upgrade did not happen: the instance's events.
     ("RDS", "DescribeEvents", "rds:DescribeEvents", Scope::Any),
+    // Whether a major upgrade's family offers pgvector and pg_cron.
+    (
+        "RDS",
+        "DescribeEngineDefaultParameters",
+        "rds:DescribeEngineDefaultParameters",
+        Scope::Any,
+    ),
     ("RDS", "DescribeDBInstances", "rds:DescribeDBInstances", Scope::Database),
     ("RDS", "DescribePendingMaintenanceActions", "rds:DescribePendingMaintenanceActions", Scope::Any),
     ("RDS", "DescribeDBSnapshots", "rds:DescribeDBSnapshots", Scope::Any),

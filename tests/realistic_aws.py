@@ -22,7 +22,8 @@ standard library only, one file, read top to bottom.
   RDS   DescribeDBEngineVersions for one version lists the majors RDS offers
         from it (ValidUpgradeTarget); a ModifyDBInstance to another major is
         refused without AllowMajorVersionUpgrade, to a version not offered,
-        or with a parameter group of the old family (InvalidParameterCombination).
+        or with a parameter group of the old family (InvalidParameterCombination);
+        DescribeEngineDefaultParameters lists a family's extensions (rds.extensions).
   EC2   CreateNatGateway in a VPC without an attached internet gateway fails
         with Gateway.NotAttached; a new NAT gateway reads `pending` for its
         first second (at least its first describe).
@@ -148,6 +149,8 @@ RETIRED_MINORS = {"16.1", "16.2", "16.3", "16.4"}
 DEFAULT_MINOR = {"14": "14.17", "15": "15.12", "16": "16.8", "17": "17.4"}
 # The major upgrades RDS offers from each major (DescribeDBEngineVersions' ValidUpgradeTarget).
 UPGRADE_TARGETS = {"14": ["15.12", "16.8"], "15": ["16.8", "17.2", "17.4"], "16": ["17.2", "17.4"], "17": []}
+# Some of what a family's rds.extensions lists (DescribeEngineDefaultParameters).
+FAMILY_EXTENSIONS = ["pg_cron", "pg_stat_statements", "postgis", "vector"]
 NOT_MODIFIABLE = {"cron.use_background_workers"}
 ROLE_SETTLES_AFTER_S = 2.0
 INSTANCE_CREATING_S = 6.0   # RDS: 5-15 minutes on AWS
@@ -871,6 +874,23 @@ def engine_version_with_targets(version):
     return 200, "text/xml", xml.encode()
 
 
+def engine_default_extensions(family):
+    """DescribeEngineDefaultParameters, reduced to the one parameter that
+    lists the family's extensions (rds.extensions); moto has no defaults."""
+    record("extensions_listed", family=family)
+    xml = (
+        '<DescribeEngineDefaultParametersResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/">'
+        "<DescribeEngineDefaultParametersResult><EngineDefaults>"
+        f"<DBParameterGroupFamily>{family}</DBParameterGroupFamily><Parameters><Parameter>"
+        "<ParameterName>rds.extensions</ParameterName>"
+        f"<ParameterValue>{','.join(FAMILY_EXTENSIONS)}</ParameterValue>"
+        "<Source>system</Source><IsModifiable>false</IsModifiable>"
+        "</Parameter></Parameters></EngineDefaults></DescribeEngineDefaultParametersResult>"
+        "<ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></DescribeEngineDefaultParametersResponse>"
+    )
+    return 200, "text/xml", xml.encode()
+
+
 def major_upgrade_refusal(form):
     """What RDS refuses of a ModifyDBInstance that changes the major
     (USER_UpgradeDBInstance.PostgreSQL): no AllowMajorVersionUpgrade, a
@@ -1165,6 +1185,8 @@ class Handler(BaseHTTPRequestHandler):
             if refused:
                 record("parameter_refused", parameter=refused[0])
                 return query_error(400, "InvalidParameterValue", f"The parameter {refused[0]} cannot be modified.")
+        if service == "rds" and action == "DescribeEngineDefaultParameters":
+            return engine_default_extensions(form.get("DBParameterGroupFamily", ""))
         if service == "rds" and action == "DescribeDBEngineVersions" and form.get("EngineVersion"):
             return engine_version_with_targets(form["EngineVersion"])
         if service == "rds" and action == "ModifyDBInstance" and form.get("EngineVersion"):

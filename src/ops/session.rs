@@ -404,8 +404,10 @@ impl Session {
                     &new.engine_version,
                     &offered,
                 )?;
+                let target = new.engine_version.clone();
                 change.properties =
                     plan::diff(Some(&live.spec), change.desired.as_ref().expect("set above"));
+                self.check_target_extensions(&target, &mut plan.warnings).await?;
             }
             Err(_) if self.cx.emulator => plan.warnings.push(format!(
                 "the emulator does not list RDS upgrade targets: the major upgrade to {:?} is not checked against what RDS offers",
@@ -414,6 +416,38 @@ impl Session {
             Err(err) => plan.warnings.push(format!(
                 "cannot list the upgrade targets RDS offers for {} ({err:#}): the upgrade to {:?} is sent as written, and RDS checks it",
                 old.engine_version, new.engine_version
+            )),
+        }
+        Ok(())
+    }
+
+    /// Refuses a major upgrade to a version whose family does not offer
+    /// pgvector or pg_cron (its `rds.extensions`); warns when that cannot
+    /// be read.
+    async fn check_target_extensions(
+        &self,
+        target: &str,
+        warnings: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        use resources::rds::upgrade;
+        let major = upgrade::major(target).to_string();
+        match upgrade::extensions_offered(&self.cx, &format!("postgres{major}")).await {
+            Ok(Some(offered)) => {
+                let missing = upgrade::missing_extensions(&offered);
+                if !missing.is_empty() {
+                    return Err(upgrade::UpgradeRefused::ExtensionsMissing {
+                        desired: self.config.database.engine_version.clone(),
+                        major,
+                        missing: missing.into_iter().map(str::to_string).collect(),
+                    }
+                    .into());
+                }
+            }
+            Ok(None) => warnings.push(format!(
+                "RDS does not list the extensions of postgres{major} (rds.extensions): that it offers pgvector and pg_cron is not checked"
+            )),
+            Err(err) => warnings.push(format!(
+                "cannot read the extensions RDS offers in postgres{major} ({err:#}): that it offers pgvector and pg_cron is not checked"
             )),
         }
         Ok(())

@@ -64,6 +64,10 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     assert_eq!(group["action"], "create", "{plan}");
     let warnings = plan["warnings"].to_string();
     assert!(
+        !warnings.contains("is not checked"),
+        "the target's extensions were not read: {warnings}"
+    );
+    assert!(
         warnings.contains("a major upgrade, 16.8 -> 17.4")
             && warnings.contains("--allow-major-upgrade"),
         "{warnings}"
@@ -118,7 +122,11 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     assert_eq!(report["jobs_resumed_after_upgrade"], paused, "{report}");
     assert_eq!(report["jobs_changed"], serde_json::json!([]), "{report}");
     let played = proxy.played().await;
-    for expected in ["upgrade_targets_listed", "major_upgrade"] {
+    for expected in [
+        "upgrade_targets_listed",
+        "extensions_listed",
+        "major_upgrade",
+    ] {
         assert!(
             played.iter().any(|p| p == expected),
             "never played {expected}: {played:?}"

@@ -41,6 +41,58 @@ pub enum UpgradeRefused {
     },
     #[error("database.engine_version = {desired:?} is older than the {running} the instance runs: RDS cannot downgrade; restore a snapshot into a new instance instead")]
     Downgrade { running: String, desired: String },
+    #[error("database.engine_version = {desired:?}: RDS's postgres{major} does not offer the extension{} {} that poolside installs (its rds.extensions lists what it offers); the upgrade would leave the database without {}", if .missing.len() == 1 { "" } else { "s" }, .missing.join(", "), if .missing.len() == 1 { "it" } else { "them" })]
+    ExtensionsMissing {
+        desired: String,
+        major: String,
+        missing: Vec<String>,
+    },
+}
+
+/// The extensions poolside installs, which the target major must offer.
+const EXTENSIONS: [&str; 2] = ["vector", "pg_cron"];
+
+/// Of poolside's extensions, those `offered` (the family's `rds.extensions`)
+/// lacks.
+pub fn missing_extensions(offered: &std::collections::BTreeSet<String>) -> Vec<&'static str> {
+    EXTENSIONS
+        .into_iter()
+        .filter(|e| !offered.contains(*e))
+        .collect()
+}
+
+/// The extensions RDS offers in a parameter group family: the value of its
+/// default `rds.extensions` parameter (DescribeEngineDefaultParameters);
+/// `None` when the family does not list it.
+pub async fn extensions_offered(
+    cx: &Context,
+    family: &str,
+) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
+    let mut pages = cx
+        .clients
+        .rds
+        .describe_engine_default_parameters()
+        .db_parameter_group_family(family)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.aws("DescribeEngineDefaultParameters")?;
+        let listed = page
+            .engine_defaults()
+            .into_iter()
+            .flat_map(|d| d.parameters())
+            .find(|p| p.parameter_name() == Some("rds.extensions"));
+        if let Some(parameter) = listed {
+            let value = parameter
+                .parameter_value()
+                .or(parameter.allowed_values())
+                .unwrap_or_default();
+            return Ok(Some(
+                value.split(',').map(|e| e.trim().to_string()).collect(),
+            ));
+        }
+    }
+    Ok(None)
 }
 
 fn offered_majors(offered: &[String]) -> String {
@@ -252,6 +304,27 @@ mod tests {
             pick_target("16.8", "15", &offered()),
             Err(UpgradeRefused::Downgrade { .. })
         ));
+    }
+
+    #[test]
+    fn a_family_without_an_extension_poolside_installs_is_named() {
+        let offered = |list: &[&str]| list.iter().map(|e| e.to_string()).collect();
+        assert!(missing_extensions(&offered(&["pg_cron", "postgis", "vector"])).is_empty());
+        assert_eq!(
+            missing_extensions(&offered(&["postgis", "vector"])),
+            ["pg_cron"]
+        );
+        let refused = UpgradeRefused::ExtensionsMissing {
+            desired: "17".into(),
+            major: "17".into(),
+            missing: vec!["pg_cron".into()],
+        };
+        assert!(
+            refused
+                .to_string()
+                .contains("postgres17 does not offer the extension pg_cron"),
+            "{refused}"
+        );
     }
 
     #[test]
