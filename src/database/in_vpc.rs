@@ -1422,6 +1422,18 @@ mod tests {
                     .db_snapshots(DbSnapshot::builder().status("available").build())
                     .build()
             });
+            let instance_available = || {
+                mock!(aws_sdk_rds::Client::describe_db_instances).then_output(|| {
+                    aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput::builder()
+                        .db_instances(
+                            aws_sdk_rds::types::DbInstance::builder()
+                                .db_instance_status("available")
+                                .build(),
+                        )
+                        .build()
+                })
+            };
+            let (ready, ready_again) = (instance_available(), instance_available());
             let image = image_listed();
             let [needed, needed_end] = logs(&[
                 "poolside: connecting to db:5432",
@@ -1444,7 +1456,7 @@ mod tests {
                     aws_sdk_cloudwatchlogs,
                     [&needed, &needed_end, &applied, &applied_end]
                 );
-                c.rds = crate::mocked!(aws_sdk_rds, [&create, &available]);
+                c.rds = crate::mocked!(aws_sdk_rds, [&ready, &create, &available, &ready_again]);
             });
             cx.record(&ResourceId::new(Kind::DbInstance, "main"), "poolside-pilot");
             let mut report = DataTierReport::default();

@@ -78,12 +78,17 @@ pub(super) fn parameters_pending_reboot(db: &DbInstance) -> bool {
 
 /// The states from which an instance does not become available by itself
 /// (the SDK's DBInstanceAvailable waiter fails on the same ones).
-pub(super) const NEVER_AVAILABLE: [&str; 5] = [
+pub(super) const NEVER_AVAILABLE: [&str; 10] = [
     "deleted",
     "deleting",
     "failed",
     "incompatible-restore",
     "incompatible-parameters",
+    "incompatible-network",
+    "inaccessible-encryption-credentials",
+    "restore-error",
+    "storage-full",
+    "stopped",
 ];
 
 /// Polls until the instance is `available` (or serving while RDS optimizes
@@ -166,33 +171,53 @@ pub(super) async fn wait_change_started(
                 bail!("RDS instance {identifier} disappeared while it was being changed");
             };
             let status = db.db_instance_status().unwrap_or_default();
-            let pending = has_pending(&db);
-            let rebooting_for_parameters = db
-                .db_parameter_groups()
-                .iter()
-                .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
-            // An upgrade has started once the instance leaves `available` or
-            // runs the new major; pending values may show late or not at all.
-            let has_started = match upgrading_to {
-                Some(target) => {
-                    status != "available"
-                        || db
-                            .engine_version()
-                            .is_some_and(|v| upgrade::major(v) == upgrade::major(target))
-                }
-                None => status != "available" || (!pending && !rebooting_for_parameters),
-            };
-            if has_started {
+            if started_yet(&db, upgrading_to) {
                 tracing::debug!(identifier, status, "RDS change started");
                 return Ok(());
             }
-            if started.elapsed() >= CHANGE_STARTS_WITHIN {
+            if let Some(target) =
+                upgrading_to.filter(|_| started.elapsed() >= UPGRADE_STARTS_WITHIN)
+            {
+                bail!("RDS accepted the upgrade of {identifier} to {target} but has not started it within {} minutes (it may apply pending maintenance first): the next deploy waits for it again", UPGRADE_STARTS_WITHIN.as_secs() / 60);
+            }
+            if upgrading_to.is_none() && started.elapsed() >= CHANGE_STARTS_WITHIN {
                 tracing::warn!(identifier, "RDS still reports `available` with changes pending; waiting for `available` anyway");
                 return Ok(());
             }
         }
     };
-    waits
-        .report(id, "the change to start", CHANGE_STARTS_WITHIN, poll)
-        .await?
+    let limit = match upgrading_to {
+        Some(_) => UPGRADE_STARTS_WITHIN,
+        None => CHANGE_STARTS_WITHIN,
+    };
+    waits.report(id, "the change to start", limit, poll).await?
 }
+
+/// Whether the change has started. An upgrade has once the instance
+/// leaves `available` or runs the new major, and not while RDS still lists
+/// the new version as pending; any other change once the instance leaves
+/// `available` or nothing is pending any more.
+fn started_yet(db: &DbInstance, upgrading_to: Option<&str>) -> bool {
+    let status = db.db_instance_status().unwrap_or_default();
+    match upgrading_to {
+        Some(target) => {
+            let queued = db
+                .pending_modified_values()
+                .is_some_and(|p| p.engine_version().is_some());
+            let runs_target = db
+                .engine_version()
+                .is_some_and(|v| upgrade::major(v) == upgrade::major(target));
+            !queued && (status != "available" || runs_target)
+        }
+        None => {
+            let rebooting_for_parameters = db
+                .db_parameter_groups()
+                .iter()
+                .any(|g| g.parameter_apply_status() == Some("pending-reboot"));
+            status != "available" || (!has_pending(db) && !rebooting_for_parameters)
+        }
+    }
+}
+
+/// An upgrade RDS accepted may wait for pending maintenance before it starts.
+const UPGRADE_STARTS_WITHIN: Duration = Duration::from_secs(30 * 60);

@@ -1002,15 +1002,34 @@ mod tests {
                 .db_instance(instance("available", None))
                 .build()
         });
-        let done = mock!(Client::describe_db_instances).then_output(|| {
-            DescribeDbInstancesOutput::builder()
-                .db_instances(instance("available", None))
-                .build()
-        });
+        let reads = |status: &'static str| {
+            mock!(Client::describe_db_instances).then_output(move || {
+                DescribeDbInstancesOutput::builder()
+                    .db_instances(instance(status, None))
+                    .build()
+            })
+        };
+        // RDS snapshots only an `available` instance: its own backup is
+        // waited out first, and the instance is ready again before the change.
+        let (backing_up, ready, ready_again, done) = (
+            reads("backing-up"),
+            reads("available"),
+            reads("available"),
+            reads("available"),
+        );
         let mut cx = context(|c| {
             c.rds = crate::mocked!(
                 aws_sdk_rds,
-                [&created, &creating, &available, &modify, &done]
+                [
+                    &backing_up,
+                    &ready,
+                    &created,
+                    &creating,
+                    &available,
+                    &ready_again,
+                    &modify,
+                    &done
+                ]
             )
         });
         cx.snapshot_before_risk = true;
@@ -1019,14 +1038,15 @@ mod tests {
         update_instance(&cx, &id, "arn", &old, &new, &Waits::new(&Unwatched))
             .await
             .unwrap();
+        assert_eq!((backing_up.num_calls(), ready.num_calls()), (1, 1));
         assert_eq!((creating.num_calls(), available.num_calls()), (1, 1));
-        assert_eq!(modify.num_calls(), 1);
+        assert_eq!((ready_again.num_calls(), modify.num_calls()), (1, 1));
         assert!(cx
             .attribute(&id, "snapshot_before_change")
             .is_some_and(|n| n.starts_with("poolside-pilot-before-instance-class-")));
 
-        let (created, failed) = (create(), snapshot("failed"));
-        let mut cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&created, &failed]));
+        let (ready, created, failed) = (reads("available"), create(), snapshot("failed"));
+        let mut cx = context(|c| c.rds = crate::mocked!(aws_sdk_rds, [&ready, &created, &failed]));
         cx.snapshot_before_risk = true;
         let err = update_instance(&cx, &id, "arn", &old, &new, &Waits::new(&Unwatched))
             .await

@@ -139,28 +139,47 @@ pub async fn take_before(
     change: &str,
     waits: &crate::resources::waits::Waits<'_>,
 ) -> anyhow::Result<String> {
+    // RDS snapshots an instance only while it is `available` (not during
+    // its own backup, say), and changes it only once it is again.
+    super::instance_state::wait_available(cx, id, identifier, waits).await?;
     let name = before_name(identifier, change, std::time::SystemTime::now());
-    cx.clients
+    let created = cx
+        .clients
         .rds
         .create_db_snapshot()
         .db_instance_identifier(identifier)
         .db_snapshot_identifier(&name)
         .send()
-        .await
+        .await;
+    if let Err(err) = &created {
+        if error_code(err) == Some("SnapshotQuotaExceeded") {
+            anyhow::bail!(
+                "RDS refuses the snapshot before the {change} change: the region's quota of manual snapshots is used up (poolside keeps the ones it takes; `poolside snapshots --env` lists them, and old ones can be deleted with aws rds delete-db-snapshot). The {change} change was not made"
+            );
+        }
+    }
+    created
         .aws("CreateDBSnapshot")
         .with_context(|| format!("the snapshot before the {change} change"))?;
     cx.record_attribute(id, "snapshot_before_change", &name);
     let every = cx.poll_interval();
     let available = async {
         loop {
-            let out = cx
+            let described = cx
                 .clients
                 .rds
                 .describe_db_snapshots()
                 .db_snapshot_identifier(&name)
                 .send()
-                .await
-                .aws("DescribeDBSnapshots")?;
+                .await;
+            // Just created, it may not be listed yet (eventual consistency).
+            let out = match described {
+                Err(err) if error_code(&err) == Some("DBSnapshotNotFound") => {
+                    tokio::time::sleep(every).await;
+                    continue;
+                }
+                other => other.aws("DescribeDBSnapshots")?,
+            };
             match out.db_snapshots().first().and_then(|s| s.status()) {
                 Some("available") => return anyhow::Ok(()),
                 Some(status @ ("failed" | "deleted" | "deleting")) => anyhow::bail!(
@@ -187,5 +206,6 @@ pub async fn take_before(
             },
         )
         .await??;
+    super::instance_state::wait_available(cx, id, identifier, waits).await?;
     Ok(name)
 }

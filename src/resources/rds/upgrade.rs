@@ -87,9 +87,13 @@ pub async fn extensions_offered(
                 .parameter_value()
                 .or(parameter.allowed_values())
                 .unwrap_or_default();
-            return Ok(Some(
-                value.split(',').map(|e| e.trim().to_string()).collect(),
-            ));
+            let offered: std::collections::BTreeSet<String> = value
+                .split(',')
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty())
+                .collect();
+            // An empty list says nothing: it is not a family without extensions.
+            return Ok((!offered.is_empty()).then_some(offered));
         }
     }
     Ok(None)
@@ -221,28 +225,36 @@ pub async fn check_upgraded(cx: &Context, identifier: &str, target: &str) -> any
     )
 }
 
-/// The instance's latest event of the last four hours that speaks of an
+/// The instance's latest event of the last twelve hours that speaks of an
 /// upgrade; none when there is none or it cannot be read.
 async fn upgrade_event(cx: &Context, identifier: &str) -> Option<String> {
-    let out = cx
+    // The snapshot before and the upgrade may each take hours: twelve
+    // hours of events hold the pre-check's (RDS keeps 14 days).
+    let mut pages = cx
         .clients
         .rds
         .describe_events()
         .source_type(aws_sdk_rds::types::SourceType::DbInstance)
         .source_identifier(identifier)
-        .duration(240)
-        .send()
-        .await
-        .aws("DescribeEvents")
-        .inspect_err(
-            |err| tracing::warn!(error = %format!("{err:#}"), "reading the upgrade's events"),
-        )
-        .ok()?;
-    out.events()
-        .iter()
-        .filter_map(|e| e.message())
-        .rfind(|m| m.to_lowercase().contains("upgrade"))
-        .map(str::to_string)
+        .duration(12 * 60)
+        .into_paginator()
+        .send();
+    let mut latest = None;
+    while let Some(page) = pages.next().await {
+        let page = page
+            .aws("DescribeEvents")
+            .inspect_err(
+                |err| tracing::warn!(error = %format!("{err:#}"), "reading the upgrade's events"),
+            )
+            .ok()?;
+        let found = page
+            .events()
+            .iter()
+            .filter_map(|e| e.message())
+            .rfind(|m| m.to_lowercase().contains("upgrade"));
+        latest = found.map(str::to_string).or(latest);
+    }
+    latest
 }
 
 /// The minor version RDS creates for a major (`"16"`): the family's default.
