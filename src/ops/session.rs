@@ -393,6 +393,8 @@ impl Session {
         if !upgrade(&old.engine_version, &new.engine_version) {
             return Ok(());
         }
+        // An older major is refused whether or not RDS's list can be read.
+        resources::rds::upgrade::refuse_downgrade(&old.engine_version, &new.engine_version)?;
         match resources::rds::upgrade::offered_targets(&self.cx, &old.engine_version).await {
             Ok(None) => plan.warnings.push(format!(
                 "RDS does not list the {} the instance runs: the upgrade to {:?} is sent as written, and RDS checks it",

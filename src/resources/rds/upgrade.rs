@@ -117,12 +117,7 @@ pub fn pick_target(
     offered: &[String],
 ) -> Result<String, UpgradeRefused> {
     let numeric = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
-    if numeric(major(desired)) < numeric(major(running)) {
-        return Err(UpgradeRefused::Downgrade {
-            running: running.into(),
-            desired: desired.into(),
-        });
-    }
+    refuse_downgrade(running, desired)?;
     let candidates = offered.iter().filter(|v| match desired.contains('.') {
         true => v.as_str() == desired,
         false => major(v) == desired,
@@ -135,6 +130,18 @@ pub fn pick_target(
             desired: desired.into(),
             offered: offered.to_vec(),
         })
+}
+
+/// RDS cannot move an instance to an older major.
+pub fn refuse_downgrade(running: &str, desired: &str) -> Result<(), UpgradeRefused> {
+    let numeric = |v: &str| -> Vec<u32> { v.split('.').filter_map(|p| p.parse().ok()).collect() };
+    if numeric(major(desired)) < numeric(major(running)) {
+        return Err(UpgradeRefused::Downgrade {
+            running: running.into(),
+            desired: desired.into(),
+        });
+    }
+    Ok(())
 }
 
 /// The major upgrades RDS offers from `running` (ValidUpgradeTarget with
@@ -316,6 +323,13 @@ mod tests {
             pick_target("16.8", "15", &offered()),
             Err(UpgradeRefused::Downgrade { .. })
         ));
+        // Also when RDS's list cannot be read (the emulator).
+        let refused = refuse_downgrade("17", "16").unwrap_err().to_string();
+        assert!(
+            refused.contains("older than the 17 the instance runs"),
+            "{refused}"
+        );
+        assert_eq!(refuse_downgrade("16.8", "17"), Ok(()));
     }
 
     #[test]
