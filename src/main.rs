@@ -131,7 +131,9 @@ fn report(err: anyhow::Error) {
 
 fn init_tracing(verbose: u8, colour: bool) {
     let level = match verbose {
-        0 => "warn",
+        // The credential chain warns for each provider it tries; poolside
+        // says itself which credentials it could not find, once.
+        0 => "warn,aws_config::meta::credentials=error",
         1 => "poolside=info",
         2 => "poolside=debug,aws_config=info",
         _ => "trace",
