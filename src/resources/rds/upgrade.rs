@@ -208,9 +208,17 @@ pub fn not_upgraded(identifier: &str, running: &str, target: &str, event: Option
 /// its pre-check refused: the version it runs tells which, and the
 /// instance's latest event about an upgrade says why.
 pub async fn check_upgraded(cx: &Context, identifier: &str, target: &str) -> anyhow::Result<()> {
-    let running = super::instance_state::describe_instance(cx, identifier)
-        .await?
-        .as_ref()
+    let out = cx
+        .clients
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+        .aws("DescribeDBInstances")?;
+    let running = out
+        .db_instances()
+        .first()
         .and_then(|db| db.engine_version())
         .unwrap_or_default()
         .to_string();
