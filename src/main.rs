@@ -13,6 +13,7 @@ mod interrupt;
 mod local_plane;
 mod model;
 mod names;
+mod onboarding;
 mod ops;
 mod output;
 mod process;
@@ -77,11 +78,7 @@ fn main() -> ExitCode {
             }
             (ExitCode::from(interrupt::EXIT_CODE), Some(err.to_string()))
         }
-        Err(err) => {
-            let message = error_text(&err);
-            report(err);
-            (ExitCode::from(cli::exit::ERROR), Some(message))
-        }
+        Err(err) => (ExitCode::from(cli::exit::ERROR), Some(report(err))),
     };
     // With --output json, every command ends with one `result` line, so CI
     // reads the outcome (and a config error's message) from stdout.
@@ -115,7 +112,21 @@ fn error_text(err: &anyhow::Error) -> String {
     }
 }
 
-fn report(err: anyhow::Error) {
+/// Prints the error, and a hint when IAM denied a call made as the
+/// environment's role; returns the text for the JSON result line.
+fn report(err: anyhow::Error) -> String {
+    let message = error_text(&err);
+    print_error(err);
+    match aws::role::denial_hint(&message) {
+        Some(hint) => {
+            eprintln!("hint: {hint}");
+            format!("{message}\nhint: {hint}")
+        }
+        None => message,
+    }
+}
+
+fn print_error(err: anyhow::Error) {
     match err.downcast::<config::ConfigError>() {
         // Config errors carry the file's text: show the line with a marker.
         Ok(config_error) => {

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["database"],
     &["blueprint", "verify", "drift"],
-    &["output", "iam_policy"],
+    &["output", "iam_policy", "onboarding"],
     &["ops"],
     &["cli"],
     &[""],

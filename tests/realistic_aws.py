@@ -1047,6 +1047,11 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as err:  # the test fails on it, naming the call
             found = [dict(call=f"{service} {operation or self.command + ' ' + split.path}", action="?",
                           resource="?", context={}, unknown=True, error=repr(err))]
+        # Which credentials signed it: the onboarding test holds that, once
+        # the role is assumed, no call is made with the operator's own.
+        key = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
+        for entry in found:
+            entry["key"] = key.group(1) if key else ""
         with lock:
             authorizations.extend(found)
 

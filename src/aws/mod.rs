@@ -8,6 +8,8 @@ use aws_config::BehaviorVersion;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) mod error_text;
+pub mod role;
 mod stats;
 use stats::CallCounter;
 pub use stats::CallStats;
@@ -32,6 +34,8 @@ pub struct Clients {
     /// alarm (CloudWatch itself lists them one alarm at a time).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stats: Arc<CallStats>,
+    /// Who assumed the environment's role (`target.role_arn`), when it has one.
+    pub operator: Option<role::Operator>,
 }
 
 /// The HTTPS client every AWS client shares: the SDK's own default, built
@@ -54,22 +58,45 @@ pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
 }
 
 impl Clients {
-    pub async fn connect(config: &Config) -> Clients {
-        let shared = shared_config(config).await;
+    /// Clients for the environment: with the operator's own credentials, or
+    /// as the environment's role, assumed here before any other call.
+    pub async fn connect(config: &Config) -> Result<Clients, role::RoleError> {
+        let own = operator_config(config).await;
+        let Some(assumed) = config.role() else {
+            return Ok(Clients::with_config(config, &own, None));
+        };
+        let sts = aws_sdk_sts::Client::new(&own);
+        let operator = role::operator(&sts, Some(&assumed.arn)).await?;
+        let credentials =
+            role::RoleCredentials::assume(sts, assumed, operator.clone(), &config.name).await?;
+        let as_role = own
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .build();
+        Ok(Clients::with_config(config, &as_role, Some(operator)))
+    }
+
+    fn with_config(
+        config: &Config,
+        shared: &aws_config::SdkConfig,
+        operator: Option<role::Operator>,
+    ) -> Clients {
         let stats = Arc::new(CallStats::default());
         let counter = CallCounter(stats.clone());
         // Every client counts its calls (`--stats`, the benchmark).
         macro_rules! client {
             ($sdk:ident) => {
                 $sdk::Client::from_conf(
-                    $sdk::config::Builder::from(&shared)
+                    $sdk::config::Builder::from(shared)
                         .interceptor(counter.clone())
                         .build(),
                 )
             };
         }
         // Emulators serve S3 on one host, so buckets go in the path, not the host name.
-        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+        let s3 = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(config.endpoint_url.is_some())
             .interceptor(counter.clone())
             .build();
@@ -91,6 +118,7 @@ impl Clients {
             route53: client!(aws_sdk_route53),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stats,
+            operator,
         }
     }
 }
@@ -129,6 +157,7 @@ impl Clients {
             route53: aws_sdk_route53::Client::new(&shared),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&shared),
             stats: Arc::default(),
+            operator: None,
         }
     }
 }
@@ -173,9 +202,17 @@ pub fn latest_behavior() -> BehaviorVersion {
     BehaviorVersion::latest()
 }
 
-/// The SDK configuration every client starts from: the region, the one HTTP
-/// client, retries, timeouts, and on an emulator its endpoint and test key.
-async fn shared_config(config: &Config) -> aws_config::SdkConfig {
+/// The operator's own identity, without assuming the environment's role
+/// (`poolside onboarding`, before the role exists).
+pub async fn operator_identity(config: &Config) -> Result<role::Operator, role::RoleError> {
+    let own = operator_config(config).await;
+    role::operator(&aws_sdk_sts::Client::new(&own), None).await
+}
+
+/// The SDK configuration every client starts from, with the operator's own
+/// credentials: the region, the one HTTP client, retries, timeouts, the
+/// profile (`target.profile`), and on an emulator its endpoint and test key.
+async fn operator_config(config: &Config) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
         .region(aws_config::Region::new(config.region.clone()))
@@ -186,6 +223,9 @@ async fn shared_config(config: &Config) -> aws_config::SdkConfig {
                 .operation_attempt_timeout(Duration::from_secs(60))
                 .build(),
         );
+    if let Some(profile) = &config.profile {
+        loader = loader.profile_name(profile);
+    }
     if let Some(url) = &config.endpoint_url {
         loader = loader.endpoint_url(url);
         // Emulators accept any key, and a profile exported for real AWS

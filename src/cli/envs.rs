@@ -49,7 +49,13 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 region: Some(config.region.clone()),
                 target: Some(match (&config.endpoint_url, &config.expected_account_id) {
                     (Some(endpoint), _) => format!("emulator at {endpoint}"),
-                    (None, Some(account)) => format!("account {account}"),
+                    (None, Some(account)) => match config.role() {
+                        Some(role) => format!(
+                            "account {account} as role {}",
+                            role.arn.rsplit('/').next().unwrap_or_default()
+                        ),
+                        None => format!("account {account}"),
+                    },
                     (None, None) => "AWS (the credentials' account)".into(),
                 }),
                 invalid: None,

@@ -69,7 +69,7 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     r.result.clone(),
                     changes,
                     format!("{:.1}s", r.duration_ms as f64 / 1000.0),
-                    r.who.clone(),
+                    r.by(),
                     r.host.clone(),
                 ]);
             }

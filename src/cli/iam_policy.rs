@@ -38,7 +38,7 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
 /// The repositories a release may be promoted from into `config`: those of
 /// the other environment files in this account and region (a promotion
 /// copies within one registry). A file that does not load is left out.
-fn promotion_sources(
+pub(super) fn promotion_sources(
     globals: &Globals,
     config: &crate::config::Config,
     account_id: &str,
@@ -60,7 +60,7 @@ fn promotion_sources(
     names
 }
 
-fn partition_of(region: &str) -> &'static str {
+pub(super) fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {

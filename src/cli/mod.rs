@@ -13,6 +13,7 @@ mod graph;
 mod history;
 mod iam_policy;
 mod image;
+mod onboarding;
 mod outputs;
 mod plan;
 mod promote;
@@ -121,6 +122,11 @@ pub enum Command {
         after_help = "Example:\n  poolside iam-policy --env acme-pilot > operator-policy.json"
     )]
     IamPolicy(iam_policy::Args),
+    /// Print the CloudFormation template a customer's administrator deploys once: the role poolside assumes (target.role_arn).
+    #[command(
+        after_help = "Example:\n  poolside onboarding --env acme-pilot > onboarding-acme-pilot.json\n  poolside onboarding --env acme-pilot --trusted-account 444455556666 --format json"
+    )]
+    Onboarding(onboarding::Args),
     /// The images in the environment's ECR repository (PostgREST, and the schema task's psql).
     #[command(
         subcommand,
@@ -174,6 +180,7 @@ impl Command {
             Command::Validate(_) => "validate",
             Command::Token(_) => "token",
             Command::IamPolicy(_) => "iam-policy",
+            Command::Onboarding(_) => "onboarding",
             Command::Image(_) => "image",
             Command::Outputs(_) => "outputs",
             Command::Snapshots(_) => "snapshots",
@@ -207,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::exec(&globals, args),
         Command::Token(args) => token::exec(&globals, args).await,
         Command::IamPolicy(args) => iam_policy::exec(&globals, args).await,
+        Command::Onboarding(args) => onboarding::exec(&globals, args).await,
         Command::Image(command) => image::exec(&globals, command).await,
         Command::Outputs(args) => outputs::exec(&globals, args).await,
         Command::Snapshots(args) => snapshots::exec(&globals, args, started).await,

@@ -27,6 +27,7 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         command: "unlock".into(),
         environment: args.env.clone(),
         who: session.caller.clone(),
+        acting_as: session.acting_as.clone(),
         host: state::hostname(),
         poolside_version: env!("CARGO_PKG_VERSION").into(),
         started_at: std::time::SystemTime::now()

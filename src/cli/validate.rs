@@ -28,6 +28,8 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 "private_subnets": n.private_subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
                 "nat_gateways": n.nat_gateways,
                 "endpoint_url": config.endpoint_url,
+                "account_id": config.expected_account_id,
+                "role_arn": config.role().map(|r| &r.arn),
             }),
         ),
         Format::Human => {
@@ -43,6 +45,24 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                     .map(|u| format!(" via {u}"))
                     .unwrap_or_default()
             );
+            if let Some(role) = config.role() {
+                println!(
+                    "  as role {} ({}, sessions of {}), assumed with {}",
+                    role.arn,
+                    if role.external_id.is_some() {
+                        "with its external id"
+                    } else {
+                        "no external id"
+                    },
+                    humantime::format_duration(role.session_duration),
+                    config
+                        .profile
+                        .as_deref()
+                        .map_or("the default credential chain".to_string(), |p| format!(
+                            "profile {p}"
+                        ))
+                );
+            }
             println!(
                 "  VPC {} over {}",
                 n.vpc_cidr,

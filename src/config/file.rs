@@ -60,6 +60,16 @@ pub struct TargetSection {
     pub emulator_runs_tasks: bool,
     /// How often a wait asks AWS again (default 10 s on AWS, 1 s on an emulator).
     pub poll_interval_seconds: Option<u64>,
+    /// The operator's own credentials: a profile of ~/.aws/config instead of
+    /// the default credential chain.
+    pub profile: Option<String>,
+    /// The role the customer granted (`poolside onboarding`), assumed before
+    /// any other call.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy requires.
+    pub external_id: Option<String>,
+    /// How long one role session lasts ("1h" unless set).
+    pub session_duration: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ mod file;
 mod network;
 mod service;
 mod source;
+mod target;
 mod validator;
 pub mod windows;
 
@@ -16,6 +17,7 @@ pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
 pub use network::Network;
 pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
+pub use target::{AssumedRole, RoleSettings};
 
 use file::EnvironmentFile;
 use source::Source;
@@ -77,7 +79,15 @@ pub struct Config {
     /// How often a wait asks again (`target.poll_interval_seconds`); `None`
     /// for the default of the target.
     pub poll_interval: Option<std::time::Duration>,
+    /// The account every command must reach: `target.account_id`, or the
+    /// account of `target.role_arn`.
     pub expected_account_id: Option<String>,
+    /// The operator's own credentials (`target.profile`); `None`: the default chain.
+    pub profile: Option<String>,
+    /// The role every command acts as (`target.role_arn`), its external id
+    /// and session length; the last two also without a role, for the
+    /// template `poolside onboarding` prints.
+    pub role_settings: RoleSettings,
     pub network: Network,
     pub storage: Storage,
     pub registry: Registry,
@@ -100,6 +110,13 @@ pub struct Registry {
     pub repository_name: String,
     /// Untagged images expire this many days after their push.
     pub untagged_image_days: u32,
+}
+
+impl Config {
+    /// The role every command acts as (`target.role_arn`).
+    pub fn role(&self) -> Option<&AssumedRole> {
+        self.role_settings.role.as_ref()
+    }
 }
 
 /// The names of the environments in `dir`, sorted.
@@ -287,7 +304,11 @@ impl Validator<'_> {
         };
         keep(self.check_name(&raw.name, expected_name));
         keep(self.check_region(&raw.region));
-        keep(self.check_target(&raw));
+        let role_settings = self.check_target(&raw).unwrap_or_else(|problem| {
+            keep(Err(problem));
+            RoleSettings::default()
+        });
+        let role_account = role_settings.role.as_ref().map(|r| r.account_id.clone());
         keep(self.check_tags(&raw.tags));
         let network = self.check_network(&raw);
         let storage = self.check_storage(&raw);
@@ -309,7 +330,9 @@ impl Validator<'_> {
                         .target
                         .poll_interval_seconds
                         .map(std::time::Duration::from_secs),
-                    expected_account_id: raw.target.account_id,
+                    expected_account_id: raw.target.account_id.or(role_account),
+                    profile: raw.target.profile,
+                    role_settings,
                     network,
                     storage,
                     registry,
@@ -338,40 +361,6 @@ impl Validator<'_> {
                 Err(Box::new(first))
             }
         }
-    }
-
-    fn check_target(&self, raw: &EnvironmentFile) -> Checked<()> {
-        if let Some(url) = &raw.target.endpoint_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return self.fail(
-                    "target.endpoint_url",
-                    format!("{url:?} is not an http:// or https:// URL"),
-                );
-            }
-        }
-        if raw.target.emulator_runs_tasks && raw.target.endpoint_url.is_none() {
-            return self.fail(
-                "target.emulator_runs_tasks",
-                "only applies to an emulator (target.endpoint_url): on AWS, ECS runs the tasks",
-            );
-        }
-        if let Some(seconds) = raw.target.poll_interval_seconds {
-            if !(1..=60).contains(&seconds) {
-                return self.fail(
-                    "target.poll_interval_seconds",
-                    format!("{seconds} is not between 1 and 60: a wait looks at least once a minute, and at most once a second (AWS's describe rate limits)"),
-                );
-            }
-        }
-        if let Some(account) = &raw.target.account_id {
-            if account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()) {
-                return self.fail(
-                    "target.account_id",
-                    format!("{account:?} is not a 12-digit AWS account id"),
-                );
-            }
-        }
-        Ok(())
     }
 
     fn check_name(&self, name: &str, expected: &str) -> Checked<()> {

@@ -280,7 +280,7 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
             let when = humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at),
             );
-            format!("{} {} {} by {}", when, r.command, r.result, r.who)
+            format!("{} {} {} by {}", when, r.command, r.result, r.by())
         });
         let lock = s
             .lock

@@ -201,6 +201,7 @@ impl Guarded {
             command: self.command.to_string(),
             environment: session.config.name.clone(),
             who: self.lock.info.who.clone(),
+            acting_as: session.acting_as.clone(),
             host: self.lock.info.host.clone(),
             poolside_version: concat!(
                 env!("CARGO_PKG_VERSION"),

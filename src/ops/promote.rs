@@ -450,6 +450,7 @@ mod tests {
             command: command.into(),
             environment: "pilot".into(),
             who: "someone".into(),
+            acting_as: None,
             host: "host".into(),
             poolside_version: "test".into(),
             started_at,

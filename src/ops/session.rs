@@ -23,8 +23,11 @@ pub struct Session {
     pub cx: Context,
     pub desired: Vec<Desired>,
     account: AccountFacts,
-    /// The caller's ARN, as STS names it (who holds the lock, who ran what).
+    /// The caller's ARN, as STS names it (who holds the lock, who ran what):
+    /// the operator's own when the environment has a role.
     pub caller: String,
+    /// The role session the run acts as (`target.role_arn`), as STS names it.
+    pub acting_as: Option<String>,
     remembered_domains: std::sync::OnceLock<Vec<crate::state::RememberedDomain>>,
     /// The state bucket once found or made: discovery (the remembered
     /// domains) and status ask for it at once, and S3 is asked once.
@@ -52,8 +55,13 @@ impl Session {
         if let Some(url) = &config.endpoint_url {
             probe_emulator(url).await?;
         }
-        let clients = Clients::connect(&config).await;
-        let (account, caller) = account_facts(&clients, &config).await?;
+        let clients = Clients::connect(&config).await?;
+        let (account, identity) = account_facts(&clients, &config).await?;
+        // Acting as a role, the lock and history name the operator and the role.
+        let (caller, acting_as) = match &clients.operator {
+            Some(operator) => (operator.arn.clone(), Some(identity)),
+            None => (identity, None),
+        };
         let desired = blueprint::build(&config, &account)?;
         let mut cx = Context::new(clients, &config.name, &config.region);
         cx.emulator = config.endpoint_url.is_some();
@@ -65,6 +73,7 @@ impl Session {
             desired,
             account,
             caller,
+            acting_as,
             remembered_domains: std::sync::OnceLock::new(),
             known_state: tokio::sync::Mutex::new(None),
         })
@@ -702,7 +711,7 @@ async fn probe_emulator(url: &str) -> anyhow::Result<()> {
 
 /// The account the credentials reach, for commands that need no session.
 pub async fn account(config: &Config) -> anyhow::Result<AccountFacts> {
-    let clients = Clients::connect(config).await;
+    let clients = Clients::connect(config).await?;
     account_facts(&clients, config)
         .await
         .map(|(account, _)| account)

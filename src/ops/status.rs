@@ -276,7 +276,7 @@ fn print(s: &Status) {
             humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.started_at)
             ),
-            r.who,
+            r.by(),
             r.duration_ms as f64 / 1000.0
         ),
         None => println!("  last run:       none recorded"),

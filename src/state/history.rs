@@ -67,7 +67,11 @@ pub async fn remember_domains(
 pub struct Record {
     pub command: String,
     pub environment: String,
+    /// The operator's own ARN.
     pub who: String,
+    /// The role session the run acted as (`target.role_arn`), as STS names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acting_as: Option<String>,
     pub host: String,
     pub poolside_version: String,
     pub started_at: u64,
@@ -84,6 +88,20 @@ pub struct Record {
     pub lock_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_over_lock: Option<String>,
+}
+
+impl Record {
+    /// Who ran it, for a table: the operator, and the role they acted as.
+    pub fn by(&self) -> String {
+        match &self.acting_as {
+            // arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
+            Some(session) => {
+                let role = session.split('/').nth(1).unwrap_or(session);
+                format!("{} as role {role}", self.who)
+            }
+            None => self.who.clone(),
+        }
+    }
 }
 
 /// Keys that sort newest first: S3 lists keys in ascending order.

@@ -328,7 +328,17 @@ fn a_good_file_validates_without_aws() {
 #[test]
 fn the_shipped_environment_files_are_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
-    for name in ["local", "pilot", "limited", "full"] {
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .collect();
+    for expected in ["local", "pilot", "limited", "full", "acme-pilot"] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    for name in &names {
         let run = poolside_in(&dir, &["validate", "--env", name]);
         run.assert_code(0);
     }

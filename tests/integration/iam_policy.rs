@@ -273,7 +273,7 @@ async fn the_policy_allows_every_call_on_the_resource_it_acts_on() {
 
 /// Fails naming every call the table does not know and every call that no
 /// policy of `policies` allows on its resource.
-fn assert_every_call_allowed(seen: &[Value], policies: &[Value]) {
+pub(crate) fn assert_every_call_allowed(seen: &[Value], policies: &[Value]) {
     let mut unknown = std::collections::BTreeSet::new();
     let mut denied = std::collections::BTreeSet::new();
     for a in seen {

@@ -15,6 +15,7 @@ mod fleet;
 mod graph;
 mod iam_policy;
 mod lock;
+mod onboarding;
 mod promote;
 mod real_aws;
 mod service_tier;
