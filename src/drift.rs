@@ -46,6 +46,17 @@ pub fn from_plan(plan: &Plan) -> Vec<Finding> {
             json!(duplicate.physical_ids),
         ));
     }
+    for problem in &plan.customer_network {
+        found.push(needs(
+            finding(
+                problem.resource.as_str(),
+                "customer network",
+                json!("what the environment needs"),
+                json!(problem.problem),
+            ),
+            "poolside does not change the customer's network: its owner repairs it, then `poolside drift` checks again".into(),
+        ));
+    }
     for change in &plan.changes {
         let id = change.id.0.as_str();
         match change.action {

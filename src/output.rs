@@ -93,6 +93,14 @@ pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
             duplicate.id,
         );
     }
+    for problem in &plan.customer_network {
+        let loud = anstyle::AnsiColor::Red.on_default().bold();
+        anstream::eprintln!(
+            "{loud}customer network:{loud:#} {}: {}",
+            problem.resource,
+            problem.problem
+        );
+    }
     if let Some(why) = plan.database.as_ref().and_then(|d| d.why_not.as_ref()) {
         eprintln!("note: the database side was not planned: {why}");
     }

@@ -34,8 +34,9 @@ pub(super) fn front(
     b: &Builder,
     config: &Config,
     account: &AccountFacts,
-    public_subnets: &[ResourceId],
+    network: &super::network::Network,
 ) -> anyhow::Result<(Vec<Desired>, Front)> {
+    let public_subnets = &network.public_subnets;
     let load_balancer = id(Kind::LoadBalancer, "api");
     let internet_facing = b.desired(&load_balancer, "api", |tags| {
         Spec::LoadBalancer(LoadBalancerSpec {
@@ -49,7 +50,7 @@ pub(super) fn front(
     // AWS: `InvalidSubnet` for an internet-facing load balancer until the
     // VPC's internet gateway is attached.
     let mut out = vec![internet_facing.after(&id(Kind::InternetGateway, "main"))];
-    out.extend(target_groups(b, config));
+    out.extend(target_groups(b, config, &network.vpc));
     let target_group = id(Kind::TargetGroup, "api");
     let certificate = certificate_and_record(b, config, &load_balancer, &mut out);
     let (listeners, serving_listener) = listeners(&load_balancer, &target_group, certificate);
@@ -69,7 +70,7 @@ pub(super) fn front(
 /// Two target groups: ECS moves traffic from the serving one to the other
 /// during a canary or linear rollout. Both exist in every phase, so changing
 /// the strategy (a phase promotion) makes nothing new.
-fn target_groups(b: &Builder, config: &Config) -> Vec<Desired> {
+fn target_groups(b: &Builder, config: &Config, vpc: &ResourceId) -> Vec<Desired> {
     [("api", ""), (ALTERNATE_TARGET_GROUP, "-a")]
         .into_iter()
         .map(|(name, suffix)| {
@@ -81,7 +82,7 @@ fn target_groups(b: &Builder, config: &Config) -> Vec<Desired> {
                     port: config.network.api_port.into(),
                     protocol: "HTTP".into(),
                     target_type: "ip".into(),
-                    vpc: Reference::to(&id(Kind::Vpc, "main")),
+                    vpc: Reference::to(vpc),
                     health_check_path: "/ready".into(),
                     health_check_port: admin_port(config).to_string(),
                     health_check_interval_s: 15,

@@ -35,8 +35,7 @@ pub fn build(config: &Config, account: &AccountFacts) -> anyhow::Result<Vec<Desi
     if config.database.schema_runner == SchemaRunner::EcsTask {
         out.extend(data::schema_task(&b, config, account)?);
     }
-    let (front_resources, front) =
-        load_balancer::front(&b, config, account, &network.public_subnets)?;
+    let (front_resources, front) = load_balancer::front(&b, config, account, &network)?;
     out.extend(front_resources);
     out.extend(service::service(
         &b,

@@ -9,13 +9,15 @@
 use super::builder::{
     AccountFacts, Builder, DATABASE_PORT, HTTPS_PORT, HTTP_PORT, INTERFACE_ENDPOINTS,
 };
-use crate::config::{Config, NatGateways};
+use crate::config::{Config, ExistingNetwork, Layout, NatGateways, OwnedNetwork};
 use crate::model::*;
 use crate::resources::spec::*;
 use std::collections::BTreeSet;
 
 /// What the other tiers refer to.
 pub(super) struct Network {
+    /// The VPC: poolside's (`vpc/main`) or the customer's, by its AWS id.
+    pub vpc: ResourceId,
     pub public_subnets: Vec<ResourceId>,
     pub private_subnets: Vec<ResourceId>,
 }
@@ -25,11 +27,23 @@ pub(super) fn network(
     config: &Config,
     account: &AccountFacts,
 ) -> (Vec<Desired>, Network) {
+    match &config.network.layout {
+        Layout::Owned(owned) => owned_network(b, config, owned, account),
+        Layout::Existing(existing) => in_customer_network(b, config, existing, account),
+    }
+}
+
+fn owned_network(
+    b: &Builder,
+    config: &Config,
+    net: &OwnedNetwork,
+    account: &AccountFacts,
+) -> (Vec<Desired>, Network) {
     let mut out = Vec::new();
     let vpc = ResourceId::new(Kind::Vpc, "main");
     out.push(b.desired(&vpc, "vpc", |tags| {
         Spec::Vpc(VpcSpec {
-            cidr: config.network.vpc_cidr.to_string(),
+            cidr: net.vpc_cidr.to_string(),
             dns_support: true,
             dns_hostnames: true,
             tags,
@@ -42,25 +56,65 @@ pub(super) fn network(
             tags,
         })
     }));
-    let (subnets, network) = subnets(b, config, &vpc);
+    let (subnets, network) = subnets(b, net, &vpc);
     out.extend(subnets);
-    let (gateways, nat_for_az) = nat_gateways(b, config, &igw, &network.public_subnets);
+    let (gateways, nat_for_az) = nat_gateways(b, net, &igw, &network.public_subnets);
     out.extend(gateways);
-    let (tables, private_route_tables) = route_tables(b, config, &vpc, &igw, &nat_for_az, &network);
+    let (tables, private_route_tables) = route_tables(b, net, &vpc, &igw, &nat_for_az, &network);
     out.extend(tables);
-    out.extend(security_groups(b, config, account, &vpc));
-    out.extend(endpoints(
+    out.extend(security_groups(
+        b,
+        config,
+        account,
+        &vpc,
+        Egress::ToOurEndpoints,
+    ));
+    out.push(s3_endpoint(b, config, &vpc, &private_route_tables));
+    out.extend(interface_endpoints(
         b,
         config,
         &vpc,
-        &private_route_tables,
         &network.private_subnets,
     ));
     (out, network)
 }
 
-fn subnets(b: &Builder, config: &Config, vpc: &ResourceId) -> (Vec<Desired>, Network) {
-    let net = &config.network;
+/// In the customer's VPC, poolside refers to the VPC and subnets by their
+/// AWS ids (resources it does not manage) and makes only its security
+/// groups and, unless the customer has them, its interface endpoints. No
+/// S3 gateway endpoint: it would add a route to the customer's route
+/// tables; the tasks reach S3 through the customer's NAT or endpoint.
+fn in_customer_network(
+    b: &Builder,
+    config: &Config,
+    existing: &ExistingNetwork,
+    account: &AccountFacts,
+) -> (Vec<Desired>, Network) {
+    let vpc = ResourceId(existing.vpc_id.clone());
+    let by_id = |ids: &[String]| ids.iter().map(|id| ResourceId(id.clone())).collect();
+    let network = Network {
+        vpc: vpc.clone(),
+        public_subnets: by_id(&existing.public_subnet_ids),
+        private_subnets: by_id(&existing.private_subnet_ids),
+    };
+    let egress = if existing.create_endpoints {
+        Egress::ToOurEndpoints
+    } else {
+        Egress::ThroughTheCustomers
+    };
+    let mut out = security_groups(b, config, account, &vpc, egress);
+    if existing.create_endpoints {
+        out.extend(interface_endpoints(
+            b,
+            config,
+            &vpc,
+            &network.private_subnets,
+        ));
+    }
+    (out, network)
+}
+
+fn subnets(b: &Builder, net: &OwnedNetwork, vpc: &ResourceId) -> (Vec<Desired>, Network) {
     let mut out = Vec::new();
     let mut public_subnets = Vec::new();
     let mut private_subnets = Vec::new();
@@ -84,6 +138,7 @@ fn subnets(b: &Builder, config: &Config, vpc: &ResourceId) -> (Vec<Desired>, Net
         }
     }
     let network = Network {
+        vpc: vpc.clone(),
         public_subnets,
         private_subnets,
     };
@@ -94,11 +149,10 @@ fn subnets(b: &Builder, config: &Config, vpc: &ResourceId) -> (Vec<Desired>, Net
 /// the gateway that serves each zone, in the zones' order.
 fn nat_gateways(
     b: &Builder,
-    config: &Config,
+    net: &OwnedNetwork,
     igw: &ResourceId,
     public_subnets: &[ResourceId],
 ) -> (Vec<Desired>, Vec<ResourceId>) {
-    let net = &config.network;
     let nat_azs: Vec<usize> = match net.nat_gateways {
         NatGateways::Shared => vec![0],
         NatGateways::PerAz => (0..net.availability_zones.len()).collect(),
@@ -134,7 +188,7 @@ fn nat_gateways(
 /// private subnet (to its zone's NAT gateway); with the private tables.
 fn route_tables(
     b: &Builder,
-    config: &Config,
+    net: &OwnedNetwork,
     vpc: &ResourceId,
     igw: &ResourceId,
     nat_for_az: &[ResourceId],
@@ -157,7 +211,7 @@ fn route_tables(
         table(igw, network.public_subnets.iter().cloned().collect(), tags)
     })];
     let mut private = BTreeSet::new();
-    for (i, az) in config.network.availability_zones.iter().enumerate() {
+    for (i, az) in net.availability_zones.iter().enumerate() {
         let rt = ResourceId::new(Kind::RouteTable, &format!("private-{az}"));
         out.push(b.desired(&rt, &format!("private-{az}"), |tags| {
             table(
@@ -182,6 +236,7 @@ fn security_groups(
     config: &Config,
     account: &AccountFacts,
     vpc: &ResourceId,
+    egress: Egress,
 ) -> Vec<Desired> {
     let groups = [
         (
@@ -214,7 +269,7 @@ fn security_groups(
             })
         })
         .collect();
-    for (name, ingress, egress) in rules(config, account) {
+    for (name, ingress, egress) in rules(config, account, egress) {
         out.push(Desired {
             id: ResourceId::new(Kind::SecurityGroupRules, name),
             spec: Spec::SecurityGroupRules(SecurityGroupRulesSpec {
@@ -232,6 +287,7 @@ fn security_groups(
 fn rules(
     config: &Config,
     account: &AccountFacts,
+    egress: Egress,
 ) -> [(&'static str, BTreeSet<Rule>, BTreeSet<Rule>); 4] {
     let api_port = config.network.api_port;
     let mut lb_ingress = BTreeSet::new();
@@ -280,7 +336,7 @@ fn rules(
         BTreeSet::from([Rule::tcp(HTTPS_PORT, group("api").0, "from the API tasks")]);
     [
         ("load-balancer", lb_ingress, lb_egress),
-        ("api", api_ingress, api_egress(account)),
+        ("api", api_ingress, api_egress(account, egress)),
         ("database", database_ingress, BTreeSet::new()),
         ("endpoints", endpoints_ingress, BTreeSet::new()),
     ]
@@ -290,7 +346,7 @@ fn rules(
 /// through the VPC endpoints (ECR, Logs and Secrets Manager through the
 /// interface endpoints' group, ECR's image layers from S3 through the gateway
 /// endpoint, named by the region's prefix list). Not the internet.
-fn api_egress(account: &AccountFacts) -> BTreeSet<Rule> {
+fn api_egress(account: &AccountFacts, egress: Egress) -> BTreeSet<Rule> {
     let s3 = match &account.s3_prefix_list {
         // No description: moto drops the description of prefix-list rules
         // (AWS keeps it), and a rule must compare equal on both.
@@ -302,28 +358,44 @@ fn api_egress(account: &AccountFacts) -> BTreeSet<Rule> {
             "HTTPS to AWS APIs (no S3 prefix list was found)",
         ),
     };
-    BTreeSet::from([
-        Rule::tcp(DATABASE_PORT, group("database").0, "to the database"),
-        Rule::tcp(
+    let endpoints = match egress {
+        Egress::ToOurEndpoints => Rule::tcp(
             HTTPS_PORT,
             group("endpoints").0,
             "HTTPS to the interface endpoints (ECR, Logs, Secrets Manager)",
         ),
+        // Their endpoints' groups are not poolside's to name.
+        Egress::ThroughTheCustomers => Rule::tcp(
+            HTTPS_PORT,
+            "0.0.0.0/0",
+            "HTTPS to AWS APIs through the customer's endpoints or NAT",
+        ),
+    };
+    BTreeSet::from([
+        Rule::tcp(DATABASE_PORT, group("database").0, "to the database"),
+        endpoints,
         s3,
     ])
 }
 
-/// Private subnets reach S3 (a gateway endpoint in their route tables) and
-/// ECR, Logs and Secrets Manager (interface endpoints) without the internet.
-fn endpoints(
+/// How the API tasks reach ECR, Logs and Secrets Manager.
+#[derive(Clone, Copy)]
+enum Egress {
+    /// Through the interface endpoints poolside makes (their group).
+    ToOurEndpoints,
+    /// Through the customer's endpoints or NAT gateway.
+    ThroughTheCustomers,
+}
+
+/// Private subnets reach S3 through a gateway endpoint in their route tables.
+fn s3_endpoint(
     b: &Builder,
     config: &Config,
     vpc: &ResourceId,
     private_route_tables: &BTreeSet<ResourceId>,
-    private_subnets: &[ResourceId],
-) -> Vec<Desired> {
+) -> Desired {
     let s3_endpoint = ResourceId::new(Kind::VpcEndpoint, "s3");
-    let mut out = vec![b.desired(&s3_endpoint, "s3", |tags| {
+    b.desired(&s3_endpoint, "s3", |tags| {
         Spec::VpcEndpoint(VpcEndpointSpec {
             vpc: vpc.clone(),
             service_name: format!("com.amazonaws.{}.s3", config.region),
@@ -334,7 +406,17 @@ fn endpoints(
             private_dns: false,
             tags,
         })
-    })];
+    })
+}
+
+/// ECR, Logs and Secrets Manager, reached from the private subnets without the internet.
+fn interface_endpoints(
+    b: &Builder,
+    config: &Config,
+    vpc: &ResourceId,
+    private_subnets: &[ResourceId],
+) -> Vec<Desired> {
+    let mut out = Vec::new();
     for (name, service) in INTERFACE_ENDPOINTS {
         let id = ResourceId::new(Kind::VpcEndpoint, name);
         out.push(b.desired(&id, name, |tags| {

@@ -49,6 +49,13 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             path.display()
         );
     }
+    if !plan.customer_network.is_empty() {
+        anyhow::bail!(
+            "the customer's network is not ready for environment `{}` ({} problem(s) above): deploy refuses until its owner fixes them",
+            args.env,
+            plan.customer_network.len()
+        );
+    }
     let attention = plan.changes_anything() || !plan.duplicates.is_empty();
     let code = if args.detailed_exitcode && attention {
         exit::CHANGES

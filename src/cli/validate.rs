@@ -2,6 +2,7 @@
 //! call, and names the files that would share a local port or database.
 
 use super::globals::{exit, Globals};
+use crate::config::{Config, Layout};
 use crate::output::{self, Format};
 use serde_json::json;
 use std::process::ExitCode;
@@ -15,54 +16,82 @@ pub struct Args {
 
 pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
-    let n = &config.network;
     match globals.output {
-        Format::Json => output::json_line(
-            "valid",
-            json!({
+        Format::Json => {
+            let mut valid = json!({
                 "environment": config.name,
                 "region": config.region,
                 "phase": config.phase,
-                "vpc_cidr": n.vpc_cidr.to_string(),
-                "public_subnets": n.public_subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                "private_subnets": n.private_subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                "nat_gateways": n.nat_gateways,
                 "endpoint_url": config.endpoint_url,
                 "account_id": config.expected_account_id,
                 "role_arn": config.role().map(|r| &r.arn),
-            }),
-        ),
-        Format::Human => {
-            println!(
-                "{}/{}.toml is valid: phase {} in {}{}",
-                globals.environments_dir.display(),
-                config.name,
-                format!("{:?}", config.phase).to_lowercase(),
-                config.region,
-                config
-                    .endpoint_url
-                    .as_deref()
-                    .map(|u| format!(" via {u}"))
-                    .unwrap_or_default()
-            );
-            if let Some(role) = config.role() {
-                println!(
-                    "  as role {} ({}, sessions of {}), assumed with {}",
-                    role.arn,
-                    if role.external_id.is_some() {
-                        "with its external id"
-                    } else {
-                        "no external id"
-                    },
-                    humantime::format_duration(role.session_duration),
-                    config
-                        .profile
-                        .as_deref()
-                        .map_or("the default credential chain".to_string(), |p| format!(
-                            "profile {p}"
-                        ))
-                );
-            }
+            });
+            valid
+                .as_object_mut()
+                .expect("an object")
+                .extend(network_json(&config.network.layout));
+            output::json_line("valid", valid)
+        }
+        Format::Human => print_human(globals, &config),
+    }
+    for warning in shared_local_servers(globals, &config) {
+        eprintln!("warning: {warning}");
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn network_json(layout: &Layout) -> serde_json::Map<String, serde_json::Value> {
+    let text = |nets: &[ipnet::Ipv4Net]| nets.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let value = match layout {
+        Layout::Owned(n) => json!({
+            "vpc_cidr": n.vpc_cidr.to_string(),
+            "public_subnets": text(&n.public_subnets),
+            "private_subnets": text(&n.private_subnets),
+            "nat_gateways": n.nat_gateways,
+        }),
+        Layout::Existing(n) => json!({
+            "vpc_id": n.vpc_id,
+            "public_subnet_ids": n.public_subnet_ids,
+            "private_subnet_ids": n.private_subnet_ids,
+            "create_endpoints": n.create_endpoints,
+        }),
+    };
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn print_human(globals: &Globals, config: &Config) {
+    println!(
+        "{}/{}.toml is valid: phase {} in {}{}",
+        globals.environments_dir.display(),
+        config.name,
+        format!("{:?}", config.phase).to_lowercase(),
+        config.region,
+        config
+            .endpoint_url
+            .as_deref()
+            .map(|u| format!(" via {u}"))
+            .unwrap_or_default()
+    );
+    if let Some(role) = config.role() {
+        println!(
+            "  as role {} ({}, sessions of {}), assumed with {}",
+            role.arn,
+            if role.external_id.is_some() {
+                "with its external id"
+            } else {
+                "no external id"
+            },
+            humantime::format_duration(role.session_duration),
+            config
+                .profile
+                .as_deref()
+                .map_or("the default credential chain".to_string(), |p| format!(
+                    "profile {p}"
+                ))
+        );
+    }
+    match &config.network.layout {
+        Layout::Owned(n) => {
             println!(
                 "  VPC {} over {}",
                 n.vpc_cidr,
@@ -75,11 +104,20 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Layout::Existing(n) => {
+            println!(
+                "  the customer's VPC {} (poolside makes only its security groups{} there)",
+                n.vpc_id,
+                if n.create_endpoints {
+                    " and interface endpoints"
+                } else {
+                    ""
+                }
+            );
+            println!("    public subnets:  {}", n.public_subnet_ids.join(", "));
+            println!("    private subnets: {}", n.private_subnet_ids.join(", "));
+        }
     }
-    for warning in shared_local_servers(globals, &config) {
-        eprintln!("warning: {warning}");
-    }
-    Ok(ExitCode::from(exit::OK))
 }
 
 /// Other environment files in the directory whose local PostgREST would

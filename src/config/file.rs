@@ -75,8 +75,15 @@ pub struct TargetSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSection {
-    pub vpc_cidr: String,
-    pub availability_zones: Vec<String>,
+    /// A network poolside makes: its range and zones.
+    pub vpc_cidr: Option<String>,
+    pub availability_zones: Option<Vec<String>>,
+    /// Or the customer's network: poolside makes only its security groups
+    /// and (unless `create_endpoints = false`) its interface endpoints there.
+    pub vpc_id: Option<String>,
+    pub public_subnet_ids: Option<Vec<String>>,
+    pub private_subnet_ids: Option<Vec<String>>,
+    pub create_endpoints: Option<bool>,
     #[serde(default)]
     pub public_subnet_prefix: Option<u8>,
     #[serde(default)]

@@ -14,7 +14,7 @@ pub mod windows;
 
 pub use database::Database;
 pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
-pub use network::Network;
+pub use network::{ExistingNetwork, Layout, Network, OwnedNetwork};
 pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
 pub use target::{AssumedRole, RoleSettings};
@@ -764,5 +764,56 @@ mod tests {
             err.contains("database.connect_host") && err.contains("a task inside the VPC"),
             "{err}"
         );
+    }
+
+    /// The customer's network, or one poolside makes: each wrong or mixed
+    /// key is named before any AWS call.
+    #[test]
+    fn whose_network_it_is_is_read_from_the_keys_and_mixed_keys_refused() {
+        let network = |lines: &str| {
+            let text = aws_file("").replace(
+                "vpc_cidr = \"10.1.0.0/16\"\navailability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\n",
+                lines,
+            );
+            parse("t.toml", "t", text).map_err(|e| format!("{}: {}", e.key, e.message))
+        };
+        let good = "vpc_id = \"vpc-0a1b2c3d4e5f67890\"\npublic_subnet_ids = [\"subnet-00000001\", \"subnet-00000002\"]\nprivate_subnet_ids = [\"subnet-00000003\", \"subnet-00000004\"]\n";
+        let config = network(good).unwrap();
+        let Layout::Existing(existing) = &config.network.layout else {
+            panic!("{:?}", config.network.layout);
+        };
+        assert!(existing.create_endpoints);
+        assert_eq!(existing.private_subnet_ids[1], "subnet-00000004");
+        let cases = [
+            ("", "network: set vpc_cidr and availability_zones"),
+            (
+                &format!("{good}vpc_cidr = \"10.1.0.0/16\"\n"),
+                "network.vpc_id: set either vpc_cidr",
+            ),
+            (
+                &format!("{good}nat_gateways = \"shared\"\n"),
+                "network.nat_gateways: belongs to a network poolside makes",
+            ),
+            (
+                &good.replace("vpc-0a1b2c3d4e5f67890", "vpc-x"),
+                "network.vpc_id: \"vpc-x\" is not a VPC id",
+            ),
+            (
+                &good.replace("\"subnet-00000002\"", "\"subnet-00000001\""),
+                "network.public_subnet_ids[1]: subnet-00000001 is listed twice",
+            ),
+            (
+                &good.replace(", \"subnet-00000004\"", ""),
+                "network.private_subnet_ids: lists 1 subnet(s)",
+            ),
+            (
+                "vpc_cidr = \"10.1.0.0/16\"\navailability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\ncreate_endpoints = false\n",
+                "network.create_endpoints: belongs to the customer's network",
+            ),
+        ];
+        for (lines, expected) in cases {
+            let err = network(lines).unwrap_err();
+            assert!(err.starts_with(expected), "{lines:?}: {err}");
+        }
     }
 }

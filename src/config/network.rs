@@ -8,22 +8,104 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
 pub struct Network {
+    pub layout: Layout,
+    pub allowed_ingress_cidrs: Vec<Ipv4Net>,
+    pub api_port: u16,
+}
+
+/// Whose network the environment lives in.
+#[derive(Debug, Clone)]
+pub enum Layout {
+    /// One poolside makes, owns and deletes.
+    Owned(OwnedNetwork),
+    /// The customer's: poolside never changes, tags or deletes any of it.
+    Existing(ExistingNetwork),
+}
+
+#[derive(Debug, Clone)]
+pub struct OwnedNetwork {
     pub vpc_cidr: Ipv4Net,
     pub availability_zones: Vec<String>,
     /// One per AZ, in the order of `availability_zones`.
     pub public_subnets: Vec<Ipv4Net>,
     pub private_subnets: Vec<Ipv4Net>,
-    pub allowed_ingress_cidrs: Vec<Ipv4Net>,
     pub nat_gateways: NatGateways,
-    pub api_port: u16,
 }
+
+#[derive(Debug, Clone)]
+pub struct ExistingNetwork {
+    pub vpc_id: String,
+    pub public_subnet_ids: Vec<String>,
+    pub private_subnet_ids: Vec<String>,
+    /// Make the interface endpoints (ECR, Logs, Secrets Manager) in the
+    /// private subnets; `false` when the customer has their own.
+    pub create_endpoints: bool,
+}
+
+/// The keys of each layout, for the error that names what to set.
+const OWNED_KEYS: [&str; 7] = [
+    "vpc_cidr",
+    "availability_zones",
+    "public_subnet_prefix",
+    "private_subnet_prefix",
+    "public_subnet_cidrs",
+    "private_subnet_cidrs",
+    "nat_gateways",
+];
+const EXISTING_KEYS: [&str; 4] = [
+    "vpc_id",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "create_endpoints",
+];
 
 impl Validator<'_> {
     pub(super) fn check_network(&self, raw: &EnvironmentFile) -> Checked<Network> {
         let n = &raw.network;
-        let vpc = self.check_vpc_cidr(&n.vpc_cidr)?;
-        let azs = &n.availability_zones;
-        self.check_zones(raw)?;
+        let layout = match (n.vpc_cidr.is_some(), n.vpc_id.is_some()) {
+            (true, true) => {
+                return self.fail(
+                    "network.vpc_id",
+                    "set either vpc_cidr (poolside makes the network) or vpc_id (the customer's network), not both",
+                )
+            }
+            (false, false) => {
+                return self.fail(
+                    "network",
+                    "set vpc_cidr and availability_zones for a network poolside makes, or vpc_id, public_subnet_ids and private_subnet_ids for the customer's",
+                )
+            }
+            (true, false) => Layout::Owned(self.check_owned_network(raw)?),
+            (false, true) => Layout::Existing(self.check_existing_network(raw)?),
+        };
+        let allowed = self.check_allowed_ingress(raw)?;
+        let api_port = n.api_port.unwrap_or(3000);
+        if api_port == 0 {
+            return self.fail("network.api_port", "must be a port between 1 and 65535");
+        }
+        Ok(Network {
+            layout,
+            allowed_ingress_cidrs: allowed,
+            api_port,
+        })
+    }
+
+    fn check_owned_network(&self, raw: &EnvironmentFile) -> Checked<OwnedNetwork> {
+        let n = &raw.network;
+        if let Some(key) = self.stray_keys(raw, &EXISTING_KEYS) {
+            return self.fail(
+                &format!("network.{key}"),
+                "belongs to the customer's network (vpc_id), not to one poolside makes (vpc_cidr)",
+            );
+        }
+        let vpc = self.check_vpc_cidr(n.vpc_cidr.as_deref().unwrap_or_default())?;
+        let Some(azs) = &n.availability_zones else {
+            return self.fail(
+                "network.availability_zones",
+                "is missing: list the zones poolside makes a public and a private subnet in (two or more)",
+            );
+        };
+        self.check_zones(raw, azs)?;
         let public = self.subnets(
             vpc,
             azs.len(),
@@ -39,24 +121,92 @@ impl Validator<'_> {
             n.private_subnet_prefix,
         )?;
         let (public, private) = self.place_subnets(vpc, azs.len(), public, private)?;
-
-        let allowed = self.check_allowed_ingress(raw)?;
-        let api_port = n.api_port.unwrap_or(3000);
-        if api_port == 0 {
-            return self.fail("network.api_port", "must be a port between 1 and 65535");
-        }
         let nat_gateways = n.nat_gateways.unwrap_or(match raw.phase {
             Phase::Pilot => NatGateways::Shared,
             Phase::Limited | Phase::Full => NatGateways::PerAz,
         });
-        Ok(Network {
+        Ok(OwnedNetwork {
             vpc_cidr: vpc,
             availability_zones: azs.clone(),
             public_subnets: public,
             private_subnets: private,
-            allowed_ingress_cidrs: allowed,
             nat_gateways,
-            api_port,
+        })
+    }
+
+    /// The customer's network as written; what AWS says of it is checked
+    /// before any change (`ops::customer_network`).
+    fn check_existing_network(&self, raw: &EnvironmentFile) -> Checked<ExistingNetwork> {
+        let n = &raw.network;
+        if let Some(key) = self.stray_keys(raw, &OWNED_KEYS) {
+            return self.fail(
+                &format!("network.{key}"),
+                "belongs to a network poolside makes (vpc_cidr); with vpc_id the customer's subnets are named by public_subnet_ids and private_subnet_ids",
+            );
+        }
+        let vpc_id = n.vpc_id.clone().unwrap_or_default();
+        if !is_aws_id(&vpc_id, "vpc-") {
+            return self.fail(
+                "network.vpc_id",
+                format!("{vpc_id:?} is not a VPC id such as \"vpc-0a1b2c3d4e5f67890\""),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        let mut tiers = Vec::new();
+        for (which, ids) in [
+            ("public", &n.public_subnet_ids),
+            ("private", &n.private_subnet_ids),
+        ] {
+            let key = format!("network.{which}_subnet_ids");
+            let Some(ids) = ids else {
+                return self.fail(&key, format!("is missing: list the customer's {which} subnets, in two or more availability zones"));
+            };
+            if ids.len() < 2 {
+                return self.fail(&key, format!("lists {} subnet(s): the {which} tier needs subnets in two or more availability zones", ids.len()));
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let path = format!("{key}[{i}]");
+                if !is_aws_id(id, "subnet-") {
+                    return self.fail(
+                        &path,
+                        format!("{id:?} is not a subnet id such as \"subnet-0a1b2c3d4e5f67890\""),
+                    );
+                }
+                if !seen.insert(id.clone()) {
+                    return self.fail(
+                        &path,
+                        format!("{id} is listed twice (a subnet is public or private, once)"),
+                    );
+                }
+            }
+            tiers.push(ids.clone());
+        }
+        let private = tiers.pop().unwrap_or_default();
+        let public = tiers.pop().unwrap_or_default();
+        Ok(ExistingNetwork {
+            vpc_id,
+            public_subnet_ids: public,
+            private_subnet_ids: private,
+            create_endpoints: n.create_endpoints.unwrap_or(true),
+        })
+    }
+
+    /// The first of `keys` the file sets.
+    fn stray_keys(&self, raw: &EnvironmentFile, keys: &[&'static str]) -> Option<&'static str> {
+        let n = &raw.network;
+        keys.iter().copied().find(|key| match *key {
+            "vpc_cidr" => n.vpc_cidr.is_some(),
+            "availability_zones" => n.availability_zones.is_some(),
+            "public_subnet_prefix" => n.public_subnet_prefix.is_some(),
+            "private_subnet_prefix" => n.private_subnet_prefix.is_some(),
+            "public_subnet_cidrs" => n.public_subnet_cidrs.is_some(),
+            "private_subnet_cidrs" => n.private_subnet_cidrs.is_some(),
+            "nat_gateways" => n.nat_gateways.is_some(),
+            "vpc_id" => n.vpc_id.is_some(),
+            "public_subnet_ids" => n.public_subnet_ids.is_some(),
+            "private_subnet_ids" => n.private_subnet_ids.is_some(),
+            "create_endpoints" => n.create_endpoints.is_some(),
+            _ => false,
         })
     }
 
@@ -84,8 +234,7 @@ impl Validator<'_> {
     }
 
     /// At least two zones, each once, each one of the region's.
-    fn check_zones(&self, raw: &EnvironmentFile) -> Checked<()> {
-        let azs = &raw.network.availability_zones;
+    fn check_zones(&self, raw: &EnvironmentFile, azs: &[String]) -> Checked<()> {
         if azs.len() < 2 {
             return self.fail(
                 "network.availability_zones",
@@ -292,6 +441,16 @@ impl Validator<'_> {
 enum SubnetRequest {
     Explicit(Vec<(String, Ipv4Net)>),
     Sized { prefix: u8, key: String },
+}
+
+/// `prefix` and 8 or 17 lowercase hex digits (EC2's ids).
+fn is_aws_id(text: &str, prefix: &str) -> bool {
+    text.strip_prefix(prefix).is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17)
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }
 
 /// The last availability zone letter of a region (AWS's zone names; a letter

@@ -116,6 +116,11 @@ pub struct Plan {
     /// refuses to run until a person decides which one stays.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub duplicates: Vec<Duplicate>,
+    /// What the environment needs from the customer's network
+    /// (`[network] vpc_id`) and does not get. Deploy refuses until its owner
+    /// fixes it: poolside changes nothing of theirs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub customer_network: Vec<crate::resources::network::customer::Problem>,
     /// The database side: what the schema step would change (commands that
     /// never run it, destroy and status's AWS half, leave it out).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +228,7 @@ impl Plan {
             warnings: Vec::new(),
             fingerprint: None,
             duplicates: Vec::new(),
+            customer_network: Vec::new(),
             database: None,
         };
         (part(first), part(second))
@@ -329,6 +335,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         warnings,
         fingerprint: None,
         duplicates,
+        customer_network: Vec::new(),
         database: None,
     }
 }
@@ -787,6 +794,7 @@ mod tests {
             summary: Summary::default(),
             fingerprint: None,
             duplicates: Vec::new(),
+            customer_network: Vec::new(),
             database: None,
         };
         let (first, second) = plan.split_at(&ResourceId("service/api".into()));

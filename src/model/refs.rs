@@ -17,8 +17,13 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// A reference to `id`; an AWS id (what poolside does not manage, such
+    /// as the customer's subnets) is written as itself.
     pub fn to(id: &ResourceId) -> String {
-        format!("${{{id}}}")
+        match id.kind() {
+            Some(_) => format!("${{{id}}}"),
+            None => id.0.clone(),
+        }
     }
 
     pub fn to_attribute(id: &ResourceId, attribute: &str) -> String {

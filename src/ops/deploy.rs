@@ -179,6 +179,18 @@ async fn refusal(session: &Session, options: &DeployOptions, plan: &Plan) -> any
             options.env
         );
     }
+    if !plan.customer_network.is_empty() {
+        let named: Vec<String> = plan
+            .customer_network
+            .iter()
+            .map(|p| format!("{}: {}", p.resource, p.problem))
+            .collect();
+        bail!(
+            "deploy of `{}` refused: the customer's network is not ready for the environment, and poolside changes nothing of it. Its owner fixes:\n  {}\nNothing was changed",
+            options.env,
+            named.join("\n  ")
+        );
+    }
     let unallowed: Vec<String> = plan
         .data_losses()
         .into_iter()

@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod graph;
 pub mod guarded;
 pub mod image;
+mod outputs;
 pub mod promote;
 pub mod release;
 mod run;

@@ -2,11 +2,10 @@
 //! blueprint, discover, plan, apply, and collect outputs.
 
 use crate::aws::Clients;
-use crate::blueprint::{self, AccountFacts, INTERFACE_ENDPOINTS};
+use crate::blueprint::{self, AccountFacts};
 use crate::config::{Config, SchemaRunner};
 use crate::engine::plan::{self, Plan};
 use crate::model::{Kind, ResourceId};
-use crate::names::{AUTHENTICATOR_SECRET, JWT_SECRET};
 use crate::resources::domain::DomainNames;
 use crate::resources::load_balancer::LoadBalancerNames;
 use crate::resources::rds::DatabaseNames;
@@ -14,8 +13,6 @@ use crate::resources::spec::{Desired, Spec};
 use crate::resources::AwsResultExt;
 use crate::resources::{self, Context, Lookup, ServiceNames};
 use anyhow::{bail, Context as _};
-use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// One run against one environment.
 pub struct Session {
@@ -220,8 +217,13 @@ impl Session {
         &self,
         logs_in_to_database: bool,
     ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
-        let live = self.discover(logs_in_to_database).await?;
+        let (live, customer_network) = tokio::join!(
+            self.discover(logs_in_to_database),
+            self.customer_network_problems()
+        );
+        let live = live?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
+        plan.customer_network = customer_network?;
         self.pin_engine_version(&mut plan).await;
         self.pin_upgrade_target(&mut plan).await?;
         if let Some(warning) = self.reboot_warning(&plan) {
@@ -232,6 +234,39 @@ impl Session {
         }
         plan.fingerprint = Some(fingerprint(&live));
         Ok((plan, live))
+    }
+
+    /// What is wrong with the customer's network, when the environment
+    /// lives in one (`[network] vpc_id`).
+    async fn customer_network_problems(
+        &self,
+    ) -> anyhow::Result<Vec<resources::network::customer::Problem>> {
+        let crate::config::Layout::Existing(network) = &self.config.network.layout else {
+            return Ok(vec![]);
+        };
+        use resources::network::customer;
+        let read = customer::read(&self.cx, network)
+            .await
+            .context("reading the customer's network (network.vpc_id)")?;
+        // Tasks twice over during a rolling deployment, the schema task,
+        // the database (two with multi_az), one address per endpoint and subnet.
+        let endpoints = if network.create_endpoints {
+            customer::NEEDED_SERVICES.len() * network.private_subnet_ids.len()
+        } else {
+            0
+        };
+        let api = &self.config.api;
+        let tasks = api
+            .autoscaling
+            .as_ref()
+            .map_or(api.desired_count, |a| a.max_count);
+        let needed = 2 * tasks as usize + 1 + 2 + endpoints;
+        Ok(customer::problems(
+            &read,
+            network,
+            &self.config.region,
+            needed as i32,
+        ))
     }
 
     /// What the plan says about the snapshot deploy takes first, when it
@@ -558,138 +593,6 @@ impl Session {
         }
         warnings
     }
-
-    /// What a user needs after a deploy, read from what discovery and apply recorded.
-    /// Whether discovery found the environment at all: its VPC or its
-    /// bucket. `status`, `outputs` and `drift` say "not deployed" alike.
-    pub fn ensure_deployed(&self) -> anyhow::Result<()> {
-        let outputs = self.outputs();
-        if outputs.vpc_id.is_none() && outputs.bucket_name.is_none() {
-            anyhow::bail!(
-                "environment `{}` is not deployed: nothing of it was found (`poolside deploy --env {}` creates it)",
-                self.config.name,
-                self.config.name
-            );
-        }
-        Ok(())
-    }
-
-    pub fn outputs(&self) -> Outputs {
-        let id = |kind: Kind, name: &str| self.cx.physical_id(&ResourceId::new(kind, name));
-        let azs = &self.config.network.availability_zones;
-        let subnets = |tier: &str| -> Vec<String> {
-            azs.iter()
-                .filter_map(|az| id(Kind::Subnet, &format!("{tier}-{az}")))
-                .collect()
-        };
-        let security_groups = ["load-balancer", "api", "database", "endpoints"]
-            .into_iter()
-            .filter_map(|name| Some((name.to_string(), id(Kind::SecurityGroup, name)?)))
-            .collect();
-        let mut vpc_endpoints: BTreeMap<String, String> = BTreeMap::new();
-        for name in std::iter::once("s3").chain(INTERFACE_ENDPOINTS.iter().map(|(n, _)| *n)) {
-            if let Some(endpoint) = id(Kind::VpcEndpoint, name) {
-                vpc_endpoints.insert(name.to_string(), endpoint);
-            }
-        }
-        Outputs {
-            environment: self.config.name.clone(),
-            region: self.config.region.clone(),
-            vpc_id: id(Kind::Vpc, "main"),
-            public_subnet_ids: subnets("public"),
-            private_subnet_ids: subnets("private"),
-            nat_gateway_ids: azs
-                .iter()
-                .filter_map(|az| id(Kind::NatGateway, az))
-                .collect(),
-            security_group_ids: security_groups,
-            vpc_endpoint_ids: vpc_endpoints,
-            bucket_name: self
-                .cx
-                .attribute(&ResourceId::new(Kind::Bucket, "artifacts"), "name"),
-            repository_uri: self
-                .cx
-                .attribute(&ResourceId::new(Kind::Repository, "postgrest"), "uri"),
-            database_endpoint: {
-                let db = ResourceId::new(Kind::DbInstance, "main");
-                match (
-                    self.cx.attribute(&db, "address"),
-                    self.cx.attribute(&db, "port"),
-                ) {
-                    (Some(address), Some(port)) => Some(format!("{address}:{port}")),
-                    _ => None,
-                }
-            },
-            database_master_secret_arn: self.cx.attribute(
-                &ResourceId::new(Kind::DbInstance, "main"),
-                "master_secret_arn",
-            ),
-            authenticator_secret_arn: id(Kind::Secret, AUTHENTICATOR_SECRET),
-            jwt_secret_arn: id(Kind::Secret, JWT_SECRET),
-            load_balancer_dns: self
-                .cx
-                .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name"),
-            api_url: self.api_url(),
-            ecs_cluster: id(Kind::Cluster, "main"),
-            ecs_service: id(Kind::Service, "api"),
-            task_definition_arn: id(Kind::TaskDefinition, "api"),
-            log_group: id(Kind::LogGroup, "api"),
-            dashboard: id(Kind::Dashboard, "main"),
-        }
-    }
-
-    /// Where the API answers: the local stand-in on an emulator target; on
-    /// AWS the domain name with a certificate, the load balancer without.
-    pub fn api_url(&self) -> Option<String> {
-        if self.config.endpoint_url.is_some() {
-            return Some(format!("http://127.0.0.1:{}", self.config.api.local_port));
-        }
-        match (self.config.api.https(), &self.config.api.domain_name) {
-            (true, Some(domain)) => Some(format!("https://{domain}")),
-            (false, Some(domain)) => Some(format!("http://{domain}")),
-            _ => Some(format!("http://{}", self.load_balancer_dns()?)),
-        }
-    }
-
-    /// On AWS, the load balancer whose addresses the API's domain name is
-    /// pinned to for verification, so the check needs no DNS record yet.
-    pub fn verify_through(&self) -> Option<String> {
-        if self.config.endpoint_url.is_some() || self.config.api.domain_name.is_none() {
-            return None;
-        }
-        self.load_balancer_dns()
-    }
-
-    fn load_balancer_dns(&self) -> Option<String> {
-        self.cx
-            .attribute(&ResourceId::new(Kind::LoadBalancer, "api"), "dns_name")
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct Outputs {
-    pub environment: String,
-    pub region: String,
-    pub vpc_id: Option<String>,
-    pub public_subnet_ids: Vec<String>,
-    pub private_subnet_ids: Vec<String>,
-    pub nat_gateway_ids: Vec<String>,
-    pub security_group_ids: BTreeMap<String, String>,
-    pub vpc_endpoint_ids: BTreeMap<String, String>,
-    pub bucket_name: Option<String>,
-    pub repository_uri: Option<String>,
-    pub database_endpoint: Option<String>,
-    /// Secrets are referred to by ARN only; their values are never printed.
-    pub database_master_secret_arn: Option<String>,
-    pub authenticator_secret_arn: Option<String>,
-    pub jwt_secret_arn: Option<String>,
-    pub load_balancer_dns: Option<String>,
-    pub api_url: Option<String>,
-    pub ecs_cluster: Option<String>,
-    pub ecs_service: Option<String>,
-    pub task_definition_arn: Option<String>,
-    pub log_group: Option<String>,
-    pub dashboard: Option<String>,
 }
 
 /// An emulator that is not running fails in a second, not after the SDK's

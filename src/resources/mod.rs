@@ -10,7 +10,7 @@ pub mod ecs;
 mod iam;
 pub mod load_balancer;
 mod logs;
-mod network;
+pub mod network;
 pub mod rds;
 pub mod registry;
 mod resource;

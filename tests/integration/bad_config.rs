@@ -335,7 +335,14 @@ fn the_shipped_environment_files_are_valid() {
             name.strip_suffix(".toml").map(str::to_string)
         })
         .collect();
-    for expected in ["local", "pilot", "limited", "full", "acme-pilot"] {
+    for expected in [
+        "local",
+        "pilot",
+        "limited",
+        "full",
+        "acme-pilot",
+        "acme-in-vpc",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
     }
     for name in &names {

@@ -5,6 +5,7 @@
 mod api;
 mod bad_config;
 mod cli;
+mod customer_vpc;
 mod data_tier;
 mod deploy;
 mod destroy;

@@ -53,6 +53,9 @@ pub struct Env {
     pub target_extra: String,
     /// `database.tls`: `disable` for the stand-in, `verify-full` to test TLS.
     pub database_tls: &'static str,
+    /// The `[network]` lines that say whose network it is; `None`: one
+    /// poolside makes in `vpc_cidr`.
+    pub network: Option<String>,
 }
 
 /// A free port whose next port is free too (PostgREST's API and admin
@@ -244,6 +247,7 @@ impl Env {
             endpoint: endpoint(),
             target_extra: String::new(),
             database_tls: "disable",
+            network: None,
         }
     }
 
@@ -263,7 +267,7 @@ impl Env {
             .collect();
         let text = format!(
             "name = \"{name}\"\nregion = \"us-east-1\"\nphase = \"{phase}\"\n\n[target]\nendpoint_url = \"{endpoint}\"\n{target_extra}\n\
-             [network]\nvpc_cidr = \"{vpc}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]\n\
+             [network]\n{network}\n\
              allowed_ingress_cidrs = [{allowed}]\n{extra}\n[tags]\nsuite = \"integration\"\n\n\
              [database]\nname = \"{database}\"\nconnect_host = \"127.0.0.1\"\nconnect_port = {port}\ntls = \"{tls}\"\n{database_extra}\n\
              [api]\nlocal_port = {api_port}\n{api_extra}\n[alarms]\n{alarms_extra}\n",
@@ -271,7 +275,10 @@ impl Env {
             phase = self.phase,
             endpoint = self.endpoint,
             target_extra = self.target_extra,
-            vpc = self.vpc_cidr,
+            network = self.network.clone().unwrap_or_else(|| format!(
+                "vpc_cidr = \"{}\"\navailability_zones = [\"us-east-1a\", \"us-east-1b\"]",
+                self.vpc_cidr
+            )),
             allowed = allowed.join(", "),
             extra = self.extra,
             database = self.postgres.database,

@@ -3,6 +3,7 @@
 //! batch of EC2 describes; each submodule creates, updates and deletes its
 //! kinds.
 
+pub mod customer;
 mod endpoints;
 mod route_tables;
 mod security;
