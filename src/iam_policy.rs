@@ -23,6 +23,10 @@ enum Scope {
     /// No resource-level permissions for this action (or none poolside can name).
     Any,
     Roles,
+    /// The same roles, for attaching and detaching the one AWS-managed
+    /// policy poolside uses: any other (AdministratorAccess, say) would let
+    /// the operator give a role it passes to a task more than poolside does.
+    RolesManagedPolicy,
     /// The same roles, passed to ECS tasks only.
     PassRoles,
     ServiceLinkedRoles,
@@ -190,12 +194,12 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "RebootDBInstance", "rds:RebootDBInstance", Scope::Database),
     ("RDS", "RemoveTagsFromResource", "rds:RemoveTagsFromResource", Scope::Database),
     ("RDS", "ResetDBParameterGroup", "rds:ResetDBParameterGroup", Scope::Database),
-    ("IAM", "AttachRolePolicy", "iam:AttachRolePolicy", Scope::Roles),
+    ("IAM", "AttachRolePolicy", "iam:AttachRolePolicy", Scope::RolesManagedPolicy),
     ("IAM", "CreateRole", "iam:CreateRole", Scope::Roles),
     ("IAM", "CreateServiceLinkedRole", "iam:CreateServiceLinkedRole", Scope::ServiceLinkedRoles),
     ("IAM", "DeleteRole", "iam:DeleteRole", Scope::Roles),
     ("IAM", "DeleteRolePolicy", "iam:DeleteRolePolicy", Scope::Roles),
-    ("IAM", "DetachRolePolicy", "iam:DetachRolePolicy", Scope::Roles),
+    ("IAM", "DetachRolePolicy", "iam:DetachRolePolicy", Scope::RolesManagedPolicy),
     ("IAM", "GetRole", "iam:GetRole", Scope::Roles),
     ("IAM", "GetRolePolicy", "iam:GetRolePolicy", Scope::Roles),
     ("IAM", "ListAttachedRolePolicies", "iam:ListAttachedRolePolicies", Scope::Roles),
@@ -355,7 +359,9 @@ fn resources(
     let state = crate::state::Store::bucket_name(id, region);
     match scope {
         Scope::Any => vec!["*".into()],
-        Scope::Roles | Scope::PassRoles => vec![arn("iam", "", format!("role/poolside-{env}-*"))],
+        Scope::Roles | Scope::RolesManagedPolicy | Scope::PassRoles => {
+            vec![arn("iam", "", format!("role/poolside-{env}-*"))]
+        }
         Scope::ServiceLinkedRoles => vec![arn("iam", "", "role/aws-service-role/*".into())],
         Scope::Secrets => vec![arn(
             "secretsmanager",
@@ -478,6 +484,11 @@ pub fn generate(
                     statement["Condition"] = json!({ "ForAllValues:StringEquals": {
                         "route53:ChangeResourceRecordSetsRecordTypes": ["A", "TXT", "CNAME"]
                     } })
+                }
+                Scope::RolesManagedPolicy => {
+                    statement["Condition"] = json!({ "ArnEquals": { "iam:PolicyARN": [
+                        crate::names::load_balancers_infrastructure_policy(&account.partition)
+                    ] } })
                 }
                 Scope::PassRoles => {
                     statement["Condition"] =
@@ -645,5 +656,51 @@ mod tests {
             }
         }
         assert!(allowing("route53:GetChange", "arn:aws:route53:::change/*"));
+    }
+
+    /// The one managed policy the blueprint attaches is the one the policy
+    /// lets the operator attach; AdministratorAccess is not.
+    #[test]
+    fn only_the_managed_policy_poolside_attaches_may_be_attached() {
+        let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"limited\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
+             availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
+        let account = AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        };
+        let generated = generate(&config, &account, &[]);
+        let attach = generated.policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "iam:AttachRolePolicy")
+            })
+            .unwrap();
+        let allowed = attach["Condition"]["ArnEquals"]["iam:PolicyARN"].clone();
+        let attached: Vec<String> = crate::blueprint::build(&config, &account)
+            .unwrap()
+            .into_iter()
+            .filter_map(|d| match d.spec {
+                crate::resources::spec::Spec::Role(role) => Some(role.managed_policies),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(!attached.is_empty());
+        assert_eq!(allowed, json!(attached), "{attach}");
+        assert!(!allowed.to_string().contains("AdministratorAccess"));
+        for statement in generated.policy["Statement"].as_array().unwrap() {
+            if statement["Condition"].get("ArnEquals").is_none() {
+                let actions = statement["Action"].to_string();
+                assert!(!actions.contains("iam:AttachRolePolicy"), "{statement}");
+            }
+        }
     }
 }

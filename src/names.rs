@@ -48,3 +48,10 @@ pub fn log_group_name(config: &Config) -> String {
 pub fn admin_port(config: &Config) -> u16 {
     config.network.api_port + 1
 }
+
+/// The AWS-managed policy of the role ECS shifts traffic with: the one
+/// managed policy poolside attaches, and so the only one the operator
+/// policy lets it attach.
+pub fn load_balancers_infrastructure_policy(partition: &str) -> String {
+    format!("arn:{partition}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers")
+}

@@ -137,7 +137,11 @@ pub fn operator_role(
             document,
         })
         .collect();
-    let max_session = config.role_settings.session_duration;
+    // IAM: a role's MaxSessionDuration is 1 to 12 hours.
+    let max_session = config
+        .role_settings
+        .session_duration
+        .max(std::time::Duration::from_secs(3600));
     Ok(OperatorRole {
         role_arn: format!("arn:{partition}:iam::{role_account}:role{path}{role_name}"),
         trust_policy: trust_policy(
@@ -208,7 +212,10 @@ pub fn cloudformation(config: &Config, role: &OperatorRole) -> Value {
                 "Properties": {
                     "ManagedPolicyName": policy.name,
                     "Path": role.path,
-                    "Description": format!("poolside operator policy of environment {}, part {} of {}", config.name, i + 1, role.policies.len()),
+                    // The same for every part: CloudFormation replaces a
+                    // managed policy whose description changes, which a named
+                    // policy cannot be, so a stack update would fail.
+                    "Description": format!("poolside operator policy of environment {}", config.name),
                     "PolicyDocument": policy.document,
                     "Roles": [{ "Ref": "OperatorRole" }]
                 }

@@ -74,6 +74,14 @@ impl Clients {
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
             )
+            // The cache asks for new credentials this long before the
+            // session ends (its default is 10 s): a call signed just before
+            // is not refused as expired on its way.
+            .identity_cache(
+                aws_config::identity::IdentityCache::lazy()
+                    .buffer_time(role::RENEW_BEFORE_EXPIRY)
+                    .build(),
+            )
             .build();
         Ok(Clients::with_config(config, &as_role, Some(operator)))
     }

@@ -15,7 +15,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::time::{Duration, SystemTime};
 
 /// Credentials closer than this to their end are renewed before a call.
-const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+pub const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 
 /// Who runs a command that acts as a role.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ pub struct Operator {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {
-    #[error("cannot read who you are with your own credentials, before assuming {role}: {cause}. Check them: target.profile, AWS_PROFILE, or `aws sso login`")]
+    #[error("cannot read who you are with your own credentials, before assuming {role}: {cause}. Check them: target.profile, AWS_PROFILE, or `aws sso login`; in a Region you opt in to, STS answers only accounts that enabled it")]
     Operator { role: String, cause: String },
     #[error("cannot assume target.role_arn {role} as {operator}: {cause}. {advice}")]
     Assume {
@@ -182,7 +182,12 @@ impl RoleCredentials {
         {
             "target.session_duration is longer than the role allows: lower it, or raise the role's MaxSessionDuration. A role assumed from an assumed role (SSO, say) lasts one hour at most".to_string()
         } else if code == "RegionDisabledException" {
-            "STS is not activated in this region for the account: its administrator can activate it (IAM, Account settings)".to_string()
+            format!("STS is not activated in this Region for the role's account ({}): its administrator activates it (IAM, Account settings)", self.role.account_id)
+        } else if matches!(
+            code,
+            "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId"
+        ) {
+            "your own credentials expired or are not valid: refresh them (`aws sso login`, a new session), then run the command again".to_string()
         } else {
             format!(
                 "Check that the role exists, that its trust policy trusts your account ({}), and that target.external_id is the external id it requires. `poolside onboarding --env {}` prints the template that makes the role",

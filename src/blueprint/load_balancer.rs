@@ -229,9 +229,8 @@ fn traffic_role(b: &Builder, config: &Config, account: &AccountFacts) -> anyhow:
             ),
             trust_policy: ecs_trust,
             inline_policies: BTreeMap::new(),
-            managed_policies: [format!(
-                "arn:{}:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers",
-                account.partition
+            managed_policies: [crate::names::load_balancers_infrastructure_policy(
+                &account.partition,
             )]
             .into(),
             tags,

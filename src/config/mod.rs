@@ -816,4 +816,44 @@ mod tests {
             assert!(err.starts_with(expected), "{lines:?}: {err}");
         }
     }
+
+    /// A role named like the roles poolside manages could change itself;
+    /// a role in another account than the pinned one reaches the wrong account.
+    #[test]
+    fn a_role_that_could_edit_itself_or_is_elsewhere_is_refused() {
+        let with_target = |lines: &str| {
+            parse(
+                "t.toml",
+                "t",
+                format!("{}\n[target]\n{lines}\n", aws_file("")),
+            )
+            .map_err(|e| format!("{}: {}", e.key, e.message))
+        };
+        let err = with_target("role_arn = \"arn:aws:iam::111122223333:role/poolside-t-deployer\"")
+            .unwrap_err();
+        assert!(
+            err.starts_with("target.role_arn: the role's name starts with poolside-t-"),
+            "{err}"
+        );
+        let err = with_target("account_id = \"111122223333\"\nrole_arn = \"arn:aws:iam::444455556666:role/poolside-operator/x\"").unwrap_err();
+        assert!(
+            err.starts_with("target.role_arn: the role is in account 444455556666"),
+            "{err}"
+        );
+        let err = with_target(
+            "role_arn = \"arn:aws:iam::111122223333:role/x\"\nsession_duration = \"13h\"",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("target.session_duration: 13h is not between 15m and 12h"),
+            "{err}"
+        );
+        let config = with_target("role_arn = \"arn:aws:iam::111122223333:role/poolside-operator/poolside-operator-t\"\nexternal_id = \"ab-12\"").unwrap();
+        assert_eq!(
+            config.expected_account_id.as_deref(),
+            Some("111122223333"),
+            "the role's account is the one to reach"
+        );
+        assert_eq!(config.role().unwrap().external_id.as_deref(), Some("ab-12"));
+    }
 }

@@ -133,6 +133,15 @@ impl Validator<'_> {
             Ok(account) => account,
             Err(message) => return self.fail("target.role_arn", message),
         };
+        // The operator policy manages `role/poolside-<env>-*`: a role named
+        // so could rewrite its own permissions.
+        let managed = format!(":role/poolside-{}-", raw.name);
+        if arn.contains(&managed) {
+            return self.fail(
+                "target.role_arn",
+                format!("the role's name starts with poolside-{}-, which names the roles poolside manages in this environment, so the role could change its own permissions: use the role `poolside onboarding` makes (path /poolside-operator/)", raw.name),
+            );
+        }
         if let Some(pinned) = &target.account_id {
             if *pinned != account_id {
                 return self.fail(

@@ -134,7 +134,8 @@ fn condition_holds(condition: &Value, context: &Value) -> bool {
             let equals = |a: &str, b: &str| a == b;
             let like = |pattern: &str, value: &str| glob(pattern, value);
             let (set, test): (&str, Comparison) = match operator.as_str() {
-                "StringEquals" => ("", &equals),
+                "StringEquals" | "ArnEquals" => ("", &equals),
+                "ArnLike" => ("", &like),
                 "StringLike" => ("", &like),
                 "Bool" => ("", &equals),
                 "ForAllValues:StringEquals" => ("all", &equals),

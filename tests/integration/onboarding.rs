@@ -165,6 +165,25 @@ async fn onboarding_runs_end_to_end_as_the_role_the_template_makes() {
         "ExternalId"
     );
 
+    // cfn-lint is a pip package, not a Debian one: checked where installed.
+    let lint = std::process::Command::new("cfn-lint")
+        .arg("--version")
+        .output();
+    if lint.is_ok_and(|out| out.status.success()) {
+        let file = env.dir().join("onboarding.json");
+        std::fs::write(&file, serde_json::to_string_pretty(&template).unwrap()).unwrap();
+        let out = std::process::Command::new("cfn-lint")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cfn-lint: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    } else {
+        eprintln!("cfn-lint is not installed: the template was not linted");
+    }
     let role_arn = create_stack(&unique_name("poolside-operator"), &template).await;
     assert_eq!(
         role_arn, onboarding["role_arn"],
