@@ -337,6 +337,34 @@ pub struct Generated {
     pub operations: BTreeMap<String, String>,
 }
 
+/// EC2 actions only a network poolside makes needs: in the customer's VPC
+/// (`[network] vpc_id`) the policy leaves them out, so the role cannot
+/// change or delete the customer's VPC, subnets, gateways or routes.
+const OWNED_NETWORK_ONLY: &[&str] = &[
+    "ec2:AllocateAddress",
+    "ec2:AssociateRouteTable",
+    "ec2:AttachInternetGateway",
+    "ec2:CreateInternetGateway",
+    "ec2:CreateNatGateway",
+    "ec2:CreateRoute",
+    "ec2:CreateRouteTable",
+    "ec2:CreateSubnet",
+    "ec2:CreateVpc",
+    "ec2:DeleteInternetGateway",
+    "ec2:DeleteNatGateway",
+    "ec2:DeleteRoute",
+    "ec2:DeleteRouteTable",
+    "ec2:DeleteSubnet",
+    "ec2:DeleteVpc",
+    "ec2:DetachInternetGateway",
+    "ec2:DisassociateAddress",
+    "ec2:DisassociateRouteTable",
+    "ec2:ModifyVpcAttribute",
+    "ec2:ReleaseAddress",
+    "ec2:ReplaceRoute",
+    "ec2:ReplaceRouteTableAssociation",
+];
+
 /// The resources of one scope, as IAM ARNs.
 fn resources(
     scope: Scope,
@@ -450,8 +478,12 @@ pub fn generate(
     account: &AccountFacts,
     promotion_sources: &[String],
 ) -> Generated {
+    let in_customer_network = matches!(config.network.layout, crate::config::Layout::Existing(_));
     let mut by_scope: BTreeMap<Scope, Vec<&str>> = BTreeMap::new();
     for (_, _, action, scope) in OPERATIONS {
+        if in_customer_network && OWNED_NETWORK_ONLY.contains(action) {
+            continue;
+        }
         by_scope.entry(*scope).or_default().push(action);
     }
     for (action, scope, _) in IMPLIED {
@@ -701,6 +733,31 @@ mod tests {
                 let actions = statement["Action"].to_string();
                 assert!(!actions.contains("iam:AttachRolePolicy"), "{statement}");
             }
+        }
+    }
+
+    /// In the customer's VPC the policy cannot change their network.
+    #[test]
+    fn in_the_customers_vpc_the_policy_cannot_change_their_network() {
+        let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_id = \"vpc-0a1b2c3d4e5f67890\"\n\
+             public_subnet_ids = [\"subnet-00000001\", \"subnet-00000002\"]\nprivate_subnet_ids = [\"subnet-00000003\", \"subnet-00000004\"]\n\
+             allowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
+        let account = AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        };
+        let policy = generate(&config, &account, &[]).policy.to_string();
+        for action in OWNED_NETWORK_ONLY {
+            assert!(!policy.contains(&format!("\"{action}\"")), "{action}");
+        }
+        for kept in [
+            "ec2:CreateSecurityGroup",
+            "ec2:CreateVpcEndpoint",
+            "ec2:DeleteVpcEndpoints",
+        ] {
+            assert!(policy.contains(kept), "{kept}");
         }
     }
 }

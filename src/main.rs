@@ -56,6 +56,9 @@ fn main() -> ExitCode {
     let json = cli.output == output::Format::Json;
     let command = cli.command.name();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        // The SDK's futures are large in a debug build, and fleet runs a
+        // whole session on each worker: room beyond the default 2 MiB.
+        .thread_stack_size(8 * 1024 * 1024)
         .enable_all()
         .build()
         .expect("the tokio runtime starts");
@@ -143,8 +146,9 @@ fn print_error(err: anyhow::Error) {
 fn init_tracing(verbose: u8, colour: bool) {
     let level = match verbose {
         // The credential chain warns for each provider it tries; poolside
-        // says itself which credentials it could not find, once.
-        0 => "warn,aws_config::meta::credentials=error",
+        // says itself which credentials it could not find, once. sqlx warns
+        // of every statement over a second (a DROP DATABASE): for -v.
+        0 => "warn,aws_config::meta::credentials=error,sqlx::query=error",
         1 => "poolside=info",
         2 => "poolside=debug,aws_config=info",
         _ => "trace",

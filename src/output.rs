@@ -104,6 +104,14 @@ pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
     if let Some(why) = plan.database.as_ref().and_then(|d| d.why_not.as_ref()) {
         eprintln!("note: the database side was not planned: {why}");
     }
+    if !plan.changes_anything() && !plan.customer_network.is_empty() {
+        println!(
+            "No changes to make, but the customer's network is not ready for environment `{}`: {} above. Deploy refuses until it is fixed.",
+            plan.environment,
+            count(plan.customer_network.len(), "problem", "problems")
+        );
+        return;
+    }
     if !plan.changes_anything() {
         let and_sql = if plan.database.as_ref().is_some_and(|d| d.checked) {
             " and sql/"

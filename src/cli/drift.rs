@@ -85,12 +85,24 @@ fn print(format: Format, env: &str, findings: &[Finding]) {
                 "Environment `{env}` has drifted ({}):\n{table}",
                 output::count(findings.len(), "finding", "findings")
             );
-            println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
+            let network_broken = findings.iter().any(|f| f.attribute == "customer network");
+            if network_broken {
+                println!("\nThe customer's network is not ready (below): deploy refuses, and repairs nothing else, until its owner fixes it.");
+            } else {
+                println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
+            }
             for f in findings {
                 if let Some(remedy) = &f.remedy {
+                    // The table cuts long values; the reason is said whole here.
+                    let what = match &f.actual {
+                        serde_json::Value::String(text) if f.attribute == "customer network" => {
+                            text.clone()
+                        }
+                        _ => f.attribute.clone(),
+                    };
                     println!(
-                        "{} {}: deploy does not repair this; {remedy}.",
-                        f.resource, f.attribute
+                        "{} {what}: deploy does not repair this; {remedy}.",
+                        f.resource
                     );
                 }
             }

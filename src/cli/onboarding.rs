@@ -86,10 +86,14 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         Format::Human => {
             println!("{}", serde_json::to_string_pretty(&printed)?);
             eprintln!(
-                "The customer's administrator creates the role in account {customer}, for example:\n  aws cloudformation deploy --stack-name poolside-operator-{env} --template-file onboarding-{env}.json --capabilities CAPABILITY_NAMED_IAM --region {region}\nThen set in environments/{env}.toml, [target]:\n  role_arn = \"{arn}\"\nand check it with `poolside status --env {env}`.",
+                "The customer's administrator creates the role in account {customer}, for example:\n  aws cloudformation deploy --stack-name poolside-operator-{env} --template-file onboarding-{env}.json --capabilities CAPABILITY_NAMED_IAM --region {region}\nThen set in {file}, [target]:\n  role_arn = \"{arn}\"\nand check it with `poolside plan --env {env}`.",
                 env = config.name,
                 region = config.region,
                 arn = role.role_arn,
+                file = globals
+                    .environments_dir
+                    .join(format!("{}.toml", config.name))
+                    .display(),
             );
         }
     }

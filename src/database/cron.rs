@@ -207,6 +207,23 @@ pub const RUNS_UNDER_WAY_TIMEOUT: std::time::Duration = std::time::Duration::fro
 pub const LAUNCHER_RUNNING: &str =
     "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')";
 
+/// Whether pg_cron's launcher runs, allowing it a few seconds: on a server
+/// started before its database existed, the launcher exits and PostgreSQL
+/// starts it again a moment later, so one look right after the database is
+/// made can find it gone for no lasting reason.
+pub async fn launcher_running(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    for _ in 0..10 {
+        if sqlx::query_scalar(LAUNCHER_RUNNING)
+            .fetch_one(&mut *conn)
+            .await?
+        {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(false)
+}
+
 /// pg_cron's statuses of a run that has not ended.
 const UNFINISHED: &str = "('starting', 'connecting', 'sending', 'running')";
 

@@ -396,10 +396,7 @@ async fn reconcile_jobs(
         report.jobs_resumed_after_upgrade = names;
     }
     let changes = cron::reconcile(&mut cron_conn, app, app_database, &jobs).await;
-    let launcher: Result<bool, sqlx::Error> = sqlx::query_scalar(cron::LAUNCHER_RUNNING)
-        .fetch_one(&mut cron_conn)
-        .await;
-    report.jobs_scheduler_running = launcher.ok();
+    report.jobs_scheduler_running = cron::launcher_running(&mut cron_conn).await.ok();
     let _ = cron_conn.close().await;
     report.jobs_changed = changes.map_err(|e| {
         anyhow!(

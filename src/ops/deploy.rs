@@ -186,7 +186,7 @@ async fn refusal(session: &Session, options: &DeployOptions, plan: &Plan) -> any
             .map(|p| format!("{}: {}", p.resource, p.problem))
             .collect();
         bail!(
-            "deploy of `{}` refused: the customer's network is not ready for the environment, and poolside changes nothing of it. Its owner fixes:\n  {}\nNothing was changed",
+            "deploy of `{}` refused: the customer's network is not ready for the environment, and poolside changes nothing of it. Correct the ids in the file, or have the network's owner fix:\n  {}\nNothing was changed",
             options.env,
             named.join("\n  ")
         );

@@ -217,13 +217,32 @@ impl Session {
         &self,
         logs_in_to_database: bool,
     ) -> anyhow::Result<(Plan, Vec<crate::resources::spec::Live>)> {
+        // Boxed: joined, the two futures would not fit a worker thread's
+        // stack in a debug build (fleet runs sessions on them).
         let (live, customer_network) = tokio::join!(
-            self.discover(logs_in_to_database),
-            self.customer_network_problems()
+            Box::pin(self.discover(logs_in_to_database)),
+            Box::pin(self.read_customer_network())
         );
         let live = live?;
         let mut plan = plan::plan(&self.config.name, &self.desired, &live, self.warnings());
-        plan.customer_network = customer_network?;
+        if let Some((network, read)) = customer_network? {
+            let deployed = live
+                .iter()
+                .any(|l| l.id == ResourceId::new(Kind::SecurityGroup, "api"));
+            let needed = self.addresses_needed(network, deployed);
+            let problems =
+                resources::network::customer::problems(&read, network, &self.config.region, needed);
+            for problem in problems {
+                if problem.blocking {
+                    plan.customer_network.push(problem);
+                } else {
+                    plan.warnings.push(format!(
+                        "the customer's network: {}: {}",
+                        problem.resource, problem.problem
+                    ));
+                }
+            }
+        }
         self.pin_engine_version(&mut plan).await;
         self.pin_upgrade_target(&mut plan).await?;
         if let Some(warning) = self.reboot_warning(&plan) {
@@ -236,37 +255,45 @@ impl Session {
         Ok((plan, live))
     }
 
-    /// What is wrong with the customer's network, when the environment
-    /// lives in one (`[network] vpc_id`).
-    async fn customer_network_problems(
+    /// The customer's network as it is, when the environment lives in one
+    /// (`[network] vpc_id`).
+    async fn read_customer_network(
         &self,
-    ) -> anyhow::Result<Vec<resources::network::customer::Problem>> {
+    ) -> anyhow::Result<
+        Option<(
+            &crate::config::ExistingNetwork,
+            resources::network::customer::CustomerNetwork,
+        )>,
+    > {
         let crate::config::Layout::Existing(network) = &self.config.network.layout else {
-            return Ok(vec![]);
+            return Ok(None);
         };
-        use resources::network::customer;
-        let read = customer::read(&self.cx, network)
+        let read = resources::network::customer::read(&self.cx, network)
             .await
             .context("reading the customer's network (network.vpc_id)")?;
-        // Tasks twice over during a rolling deployment, the schema task,
-        // the database (two with multi_az), one address per endpoint and subnet.
-        let endpoints = if network.create_endpoints {
-            customer::NEEDED_SERVICES.len() * network.private_subnet_ids.len()
-        } else {
-            0
-        };
+        Ok(Some((network, read)))
+    }
+
+    /// Free addresses the private subnets must still have. Before the first
+    /// deploy: the tasks twice over (a rolling deployment doubles them), the
+    /// schema task, the database (two with multi_az), one per endpoint and
+    /// subnet. After it, what is in place holds its addresses already: what
+    /// a deployment adds.
+    fn addresses_needed(&self, network: &crate::config::ExistingNetwork, deployed: bool) -> i32 {
         let api = &self.config.api;
         let tasks = api
             .autoscaling
             .as_ref()
-            .map_or(api.desired_count, |a| a.max_count);
-        let needed = 2 * tasks as usize + 1 + 2 + endpoints;
-        Ok(customer::problems(
-            &read,
-            network,
-            &self.config.region,
-            needed as i32,
-        ))
+            .map_or(api.desired_count, |a| a.max_count) as usize;
+        if deployed {
+            return (tasks + 1) as i32;
+        }
+        let endpoints = if network.create_endpoints {
+            resources::network::customer::NEEDED_SERVICES.len() * network.private_subnet_ids.len()
+        } else {
+            0
+        };
+        (2 * tasks + 1 + 2 + endpoints) as i32
     }
 
     /// What the plan says about the snapshot deploy takes first, when it

@@ -352,7 +352,10 @@ async fn an_environment_in_the_customers_vpc_leaves_it_as_it_found_it() {
     let aws = aws().await;
     let customer = make_customer_vpc(&aws, 71).await;
     let before = inventory(&aws, &customer.vpc_id).await;
+    // Through the realistic layer, which records what IAM would authorize.
+    let proxy = crate::real_aws::Proxy::start();
     let mut env = Env::new("cvpc");
+    env.endpoint = proxy.url.clone();
     env.network = Some(customer.network_lines());
     env.write();
 
@@ -457,6 +460,16 @@ async fn an_environment_in_the_customers_vpc_leaves_it_as_it_found_it() {
         .assert_code(0);
     let after = inventory(&aws, &customer.vpc_id).await;
     assert_eq!(after, before, "the customer's VPC changed");
+
+    // The policy of an environment in the customer's VPC, which cannot
+    // change their network, allows every call all of this made.
+    let generated = env.poolside(&["iam-policy", "--env", &env.name, "--output", "json"]);
+    generated.assert_code(0);
+    let policy = generated.one("iam_policy")["policy"].clone();
+    assert!(!policy.to_string().contains("ec2:DeleteVpc\""), "{policy}");
+    let seen = proxy.authorizations().await;
+    assert!(seen.len() > 100, "too few calls seen: {}", seen.len());
+    crate::iam_policy::assert_every_call_allowed(&seen, &[policy]);
 }
 
 /// What the customer gave is checked before any change: a subnet of

@@ -27,6 +27,8 @@ pub struct CustomerNetwork {
     pub vpc_cidr: Option<String>,
     pub dns_support: bool,
     pub dns_hostnames: bool,
+    /// An internet gateway is attached to the VPC.
+    pub internet_gateway: bool,
     pub subnets: Vec<Subnet>,
     pub route_tables: Vec<RouteTable>,
     /// Endpoints in the VPC that are not this environment's own.
@@ -39,6 +41,10 @@ pub struct Problem {
     /// The customer's resource (`subnet-0abc`, `vpc-0abc`).
     pub resource: String,
     pub problem: String,
+    /// Deploy refuses while it is so; otherwise a path poolside cannot
+    /// verify from routes alone (egress through a transit gateway or a
+    /// firewall), which plan warns of.
+    pub blocking: bool,
 }
 
 fn in_vpc(vpc_id: &str) -> Filter {
@@ -64,6 +70,47 @@ async fn dns_attribute(cx: &Context, vpc_id: &str, name: VpcAttributeName) -> an
         Err(err) if is_not_found_code(error_code(&err)) => Ok(false),
         Err(err) => Err(err).aws("DescribeVpcAttribute"),
     }
+}
+
+async fn route_tables(cx: &Context, vpc_id: &str) -> anyhow::Result<Vec<RouteTable>> {
+    cx.clients
+        .ec2
+        .describe_route_tables()
+        .filters(in_vpc(vpc_id))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .aws("DescribeRouteTables")
+}
+
+/// The VPC's endpoints that are not this environment's, in service.
+async fn others_endpoints(cx: &Context, vpc_id: &str) -> anyhow::Result<Vec<VpcEndpoint>> {
+    let all = cx
+        .clients
+        .ec2
+        .describe_vpc_endpoints()
+        .filters(in_vpc(vpc_id))
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .aws("DescribeVpcEndpoints")?;
+    let ours = |e: &VpcEndpoint| {
+        e.tags().iter().any(|t| {
+            t.key() == Some(crate::model::TAG_ENV) && t.value() == Some(cx.environment.as_str())
+        })
+    };
+    Ok(all
+        .into_iter()
+        .filter(|e| !ours(e))
+        .filter(|e| {
+            let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
+            matches!(state.as_deref(), Some("available" | "pending"))
+        })
+        .collect())
 }
 
 /// Reads the customer's VPC, subnets, route tables and endpoints at once.
@@ -97,37 +144,35 @@ pub async fn read(cx: &Context, network: &ExistingNetwork) -> anyhow::Result<Cus
                 .build(),
         )
         .send();
-    let tables = ec2.describe_route_tables().filters(in_vpc(vpc_id)).send();
-    let endpoints = ec2.describe_vpc_endpoints().filters(in_vpc(vpc_id)).send();
-    let (vpc_cidr, dns_support, dns_hostnames, subnets, tables, endpoints) = tokio::try_join!(
+    let gateways = async {
+        ec2.describe_internet_gateways()
+            .filters(
+                Filter::builder()
+                    .name("attachment.vpc-id")
+                    .values(vpc_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .aws("DescribeInternetGateways")
+    };
+    let (vpc_cidr, dns_support, dns_hostnames, subnets, tables, endpoints, gateways) = tokio::try_join!(
         vpcs,
         dns_attribute(cx, vpc_id, VpcAttributeName::EnableDnsSupport),
         dns_attribute(cx, vpc_id, VpcAttributeName::EnableDnsHostnames),
         async { subnets.await.aws("DescribeSubnets") },
-        async { tables.await.aws("DescribeRouteTables") },
-        async { endpoints.await.aws("DescribeVpcEndpoints") },
+        route_tables(cx, vpc_id),
+        others_endpoints(cx, vpc_id),
+        gateways,
     )?;
-    let ours = |e: &&VpcEndpoint| {
-        e.tags().iter().any(|t| {
-            t.key() == Some(crate::model::TAG_ENV) && t.value() == Some(cx.environment.as_str())
-        })
-    };
     Ok(CustomerNetwork {
         vpc_cidr,
         dns_support,
         dns_hostnames,
+        internet_gateway: !gateways.internet_gateways().is_empty(),
         subnets: subnets.subnets().to_vec(),
-        route_tables: tables.route_tables().to_vec(),
-        endpoints: endpoints
-            .vpc_endpoints()
-            .iter()
-            .filter(|e| !ours(e))
-            .filter(|e| {
-                let state = e.state().map(|s| s.as_str().to_ascii_lowercase());
-                matches!(state.as_deref(), Some("available" | "pending"))
-            })
-            .cloned()
-            .collect(),
+        route_tables: tables,
+        endpoints,
     })
 }
 
@@ -146,19 +191,47 @@ fn table_of<'a>(net: &'a CustomerNetwork, subnet_id: &str) -> Option<&'a RouteTa
         .or_else(|| net.route_tables.iter().find(main))
 }
 
-/// The target of the table's default route (`igw-…`, `nat-…`), if it has one that works.
-fn default_route(table: &RouteTable) -> Option<String> {
-    table
-        .routes()
-        .iter()
-        .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-        .filter(|r| r.state().map(|s| s.as_str()) != Some("blackhole"))
-        .find_map(|r| {
-            r.gateway_id()
-                .filter(|g| g.starts_with("igw-"))
-                .or(r.nat_gateway_id())
-                .map(str::to_string)
-        })
+/// Where a table sends `0.0.0.0/0`, if anywhere that works.
+#[derive(Debug, PartialEq)]
+enum Egress {
+    InternetGateway,
+    NatGateway,
+    /// A transit gateway, a NAT instance, a firewall or Gateway Load
+    /// Balancer endpoint, Cloud WAN: a path of the customer's that routes
+    /// alone do not show to reach the internet.
+    Other(String),
+    None,
+}
+
+fn default_route(table: Option<&RouteTable>) -> Egress {
+    let Some(route) = table.into_iter().flat_map(|t| t.routes()).find(|r| {
+        r.destination_cidr_block() == Some("0.0.0.0/0")
+            && r.state().map(|s| s.as_str()) != Some("blackhole")
+    }) else {
+        return Egress::None;
+    };
+    match (route.gateway_id(), route.nat_gateway_id()) {
+        (Some(g), _) if g.starts_with("igw-") => Egress::InternetGateway,
+        (_, Some(_)) => Egress::NatGateway,
+        _ => {
+            let target = [
+                route.transit_gateway_id(),
+                route.network_interface_id(),
+                route.instance_id(),
+                route.gateway_id(),
+                route.core_network_arn(),
+                route.vpc_peering_connection_id(),
+            ]
+            .into_iter()
+            .flatten()
+            .next();
+            match target {
+                // Peered VPCs do not lend each other their gateways.
+                Some(t) if !t.starts_with("pcx-") => Egress::Other(t.to_string()),
+                _ => Egress::None,
+            }
+        }
+    }
 }
 
 /// The customer's endpoints for `service` in the region (`ecr.api`, `s3`).
@@ -179,9 +252,26 @@ fn has_endpoint(
     })
 }
 
-/// What the environment needs from the customer's network and does not get.
-/// `addresses_needed`: free addresses the private subnets must have in all
-/// (tasks during a rolling deployment, the schema task, endpoints, RDS).
+fn blocking(resource: &str, problem: String) -> Problem {
+    Problem {
+        resource: resource.to_string(),
+        problem,
+        blocking: true,
+    }
+}
+
+fn unverified(resource: &str, problem: String) -> Problem {
+    Problem {
+        resource: resource.to_string(),
+        problem,
+        blocking: false,
+    }
+}
+
+/// What the environment needs from the customer's network and does not
+/// get. `addresses_needed`: free addresses the private subnets must have in
+/// all (before the first deploy: tasks twice over, the schema task, the
+/// database, the endpoints; after it, what a deployment adds).
 pub fn problems(
     net: &CustomerNetwork,
     network: &ExistingNetwork,
@@ -189,12 +279,8 @@ pub fn problems(
     addresses_needed: i32,
 ) -> Vec<Problem> {
     let vpc_id = &network.vpc_id;
-    let problem = |resource: &str, text: String| Problem {
-        resource: resource.to_string(),
-        problem: text,
-    };
     if net.vpc_cidr.is_none() {
-        return vec![problem(
+        return vec![blocking(
             vpc_id,
             format!("VPC {vpc_id} does not exist in {region} (network.vpc_id)"),
         )];
@@ -205,122 +291,161 @@ pub fn problems(
         ("enableDnsHostnames", net.dns_hostnames),
     ] {
         if !on {
-            found.push(problem(vpc_id, format!("{attribute} is off: the tasks resolve the database and the endpoints by DNS. Its owner turns it on (ModifyVpcAttribute)")));
+            found.push(blocking(vpc_id, format!("{attribute} is off: the tasks resolve the database and the endpoints by DNS. Its owner turns it on (ModifyVpcAttribute)")));
         }
     }
-    found.extend(subnet_problems(
-        net,
-        network,
-        "public",
-        &network.public_subnet_ids,
-        region,
-    ));
-    found.extend(subnet_problems(
-        net,
-        network,
-        "private",
-        &network.private_subnet_ids,
-        region,
-    ));
-    let free: i32 = net
-        .subnets
-        .iter()
-        .filter(|s| {
-            network
-                .private_subnet_ids
-                .iter()
-                .any(|id| Some(id.as_str()) == s.subnet_id())
-        })
+    if !net.internet_gateway {
+        found.push(blocking(vpc_id, format!("{vpc_id} has no internet gateway attached: AWS refuses an internet-facing load balancer in it")));
+    }
+    let public = Tier::Public.check(net, network, region, &mut found);
+    let private = Tier::Private.check(net, network, region, &mut found);
+    let unserved: Vec<&String> = match (&public, &private) {
+        (Some(public), Some(private)) => private.difference(public).collect(),
+        _ => vec![],
+    };
+    if !unserved.is_empty() {
+        found.push(blocking(vpc_id, format!("the private subnets are in {} where no public subnet is: the load balancer sends no traffic to tasks in a zone it is not in (list a public subnet there, or leave the private one out)", unserved.iter().map(|z| z.as_str()).collect::<Vec<_>>().join(", "))));
+    }
+    let private_subnets = net.subnets.iter().filter(|s| {
+        network
+            .private_subnet_ids
+            .iter()
+            .any(|id| Some(id.as_str()) == s.subnet_id())
+    });
+    let free: i32 = private_subnets
         .filter_map(|s| s.available_ip_address_count())
         .sum();
     if free < addresses_needed {
-        found.push(problem(vpc_id, format!("the private subnets have {free} free addresses in all, and the environment needs {addresses_needed} (its tasks during a deployment, the schema task, the database, the endpoints)")));
+        found.push(blocking(vpc_id, format!("the private subnets have {free} free addresses in all, and the environment needs {addresses_needed} more (its tasks during a deployment, the schema task, the database, the endpoints)")));
     }
-    if !network.create_endpoints {
-        return found;
-    }
-    for service in NEEDED_SERVICES {
-        if has_endpoint(net, region, service, None) {
-            found.push(problem(vpc_id, format!("the VPC already has an endpoint for com.amazonaws.{region}.{service} with private DNS, so a second one cannot be made: set network.create_endpoints = false to use the customer's")));
+    if network.create_endpoints {
+        for service in NEEDED_SERVICES {
+            if has_endpoint(net, region, service, None) {
+                found.push(blocking(vpc_id, format!("the VPC already has an endpoint for com.amazonaws.{region}.{service} with private DNS, so a second one cannot be made: set network.create_endpoints = false to use the customer's")));
+            }
         }
     }
     found
 }
 
-/// One tier's subnets: in the VPC, in two or more zones (the load
-/// balancer: one subnet per zone), routed to the internet (public) or to a
-/// NAT gateway or the endpoints the tasks need (private).
-fn subnet_problems(
-    net: &CustomerNetwork,
-    network: &ExistingNetwork,
-    tier: &str,
-    ids: &[String],
-    region: &str,
-) -> Vec<Problem> {
-    let key = format!("network.{tier}_subnet_ids");
-    let mut found = Vec::new();
-    let mut zones = BTreeSet::new();
-    for id in ids {
-        let mut say = |text: String| {
-            found.push(Problem {
-                resource: id.clone(),
-                problem: text,
-            })
-        };
-        let Some(subnet) = net
-            .subnets
-            .iter()
-            .find(|s| s.subnet_id() == Some(id.as_str()))
-        else {
-            say(format!("{id} ({key}) does not exist in {region}"));
-            continue;
-        };
-        if subnet.vpc_id() != Some(network.vpc_id.as_str()) {
-            say(format!(
-                "{id} ({key}) is in {}, not in {} (network.vpc_id)",
-                subnet.vpc_id().unwrap_or("another VPC"),
-                network.vpc_id
-            ));
-            continue;
+#[derive(Clone, Copy, PartialEq)]
+enum Tier {
+    Public,
+    Private,
+}
+
+impl Tier {
+    fn name(self) -> &'static str {
+        match self {
+            Tier::Public => "public",
+            Tier::Private => "private",
         }
-        let zone = subnet.availability_zone().unwrap_or_default().to_string();
-        if !zones.insert(zone.clone()) && tier == "public" {
-            say(format!("{id} ({key}) is a second public subnet in {zone}: the load balancer takes one subnet per zone"));
+    }
+
+    /// Checks the tier's subnets and returns the zones they are in (none
+    /// when the file names a subnet that is not the VPC's): each
+    /// subnet in the VPC, two zones or more, one subnet per zone where
+    /// poolside puts one thing per zone (the load balancer; the endpoints),
+    /// and a way out (see [`Tier::check_route`]).
+    fn check(
+        self,
+        net: &CustomerNetwork,
+        network: &ExistingNetwork,
+        region: &str,
+        found: &mut Vec<Problem>,
+    ) -> Option<BTreeSet<String>> {
+        let key = format!("network.{}_subnet_ids", self.name());
+        let ids = match self {
+            Tier::Public => &network.public_subnet_ids,
+            Tier::Private => &network.private_subnet_ids,
+        };
+        let one_per_zone = self == Tier::Public || network.create_endpoints;
+        let mut zones = BTreeSet::new();
+        let mut misnamed = false;
+        for id in ids {
+            let Some(subnet) = net
+                .subnets
+                .iter()
+                .find(|s| s.subnet_id() == Some(id.as_str()))
+            else {
+                found.push(blocking(
+                    id,
+                    format!("{id} ({key}) does not exist in {region}: check the id in the file"),
+                ));
+                misnamed = true;
+                continue;
+            };
+            if subnet.vpc_id() != Some(network.vpc_id.as_str()) {
+                misnamed = true;
+                found.push(blocking(id, format!("{id} ({key}) is in {}, not in {} (network.vpc_id): check the ids in the file", subnet.vpc_id().unwrap_or("another VPC"), network.vpc_id)));
+                continue;
+            }
+            let zone = subnet.availability_zone().unwrap_or_default().to_string();
+            if !zones.insert(zone.clone()) && one_per_zone {
+                let takes = match self {
+                    Tier::Public => "the load balancer takes one subnet per zone",
+                    Tier::Private => "poolside's interface endpoints take one subnet per zone (or set network.create_endpoints = false)",
+                };
+                found.push(blocking(
+                    id,
+                    format!(
+                        "{id} ({key}) is a second {} subnet in {zone}: {takes}",
+                        self.name()
+                    ),
+                ));
+            }
+            self.check_route(net, network, region, subnet, &key, found);
         }
+        // A misnamed subnet is the problem to report, not the zones it leaves.
+        if zones.len() < 2 && !ids.is_empty() && !misnamed {
+            found.push(blocking(&network.vpc_id, format!("the {} subnets ({key}) are all in {}: the environment needs two or more availability zones", self.name(), zones.iter().next().cloned().unwrap_or_default())));
+        }
+        (!misnamed).then_some(zones)
+    }
+
+    /// Public: a route to the internet gateway and the load balancer's 8
+    /// free addresses. Private: a route to a NAT gateway, or the endpoints
+    /// the tasks need instead. A route through another of the customer's
+    /// paths is warned of, not refused.
+    fn check_route(
+        self,
+        net: &CustomerNetwork,
+        network: &ExistingNetwork,
+        region: &str,
+        subnet: &Subnet,
+        key: &str,
+        found: &mut Vec<Problem>,
+    ) {
+        let id = subnet.subnet_id().unwrap_or_default();
         let table = table_of(net, id);
-        let route = table.and_then(default_route);
         let table_id = table
             .and_then(|t| t.route_table_id())
             .unwrap_or("its route table");
-        if tier == "public" {
-            if !route.as_deref().is_some_and(|r| r.starts_with("igw-")) {
-                say(format!("{id} ({key}) has no route to an internet gateway (0.0.0.0/0 in {table_id}): the load balancer would not be reachable"));
+        let egress = default_route(table);
+        if self == Tier::Public {
+            match egress {
+                Egress::InternetGateway => {}
+                Egress::Other(target) => found.push(unverified(id, format!("{id} ({key}) sends 0.0.0.0/0 to {target}, not to the internet gateway: whether the load balancer is reachable through it is not checked"))),
+                _ => found.push(blocking(id, format!("{id} ({key}) has no route to an internet gateway (0.0.0.0/0 in {table_id}): the load balancer would not be reachable"))),
             }
-            if subnet.available_ip_address_count().unwrap_or(0) < LOAD_BALANCER_ADDRESSES {
-                say(format!("{id} ({key}) has {} free addresses; the load balancer needs {LOAD_BALANCER_ADDRESSES} in each of its subnets", subnet.available_ip_address_count().unwrap_or(0)));
+            let free = subnet.available_ip_address_count().unwrap_or(0);
+            if free < LOAD_BALANCER_ADDRESSES {
+                found.push(blocking(id, format!("{id} ({key}) has {free} free addresses; the load balancer needs {LOAD_BALANCER_ADDRESSES} in each of its subnets")));
             }
-            continue;
-        }
-        let through_nat = route.as_deref().is_some_and(|r| r.starts_with("nat-"));
-        if through_nat {
-            continue;
+            return;
         }
         let s3 = has_endpoint(net, region, "s3", table.and_then(|t| t.route_table_id()));
         let interfaces = network.create_endpoints
             || NEEDED_SERVICES
                 .iter()
                 .all(|s| has_endpoint(net, region, s, None));
-        if !(s3 && interfaces) {
-            say(format!("{id} ({key}) has no route to a NAT gateway (0.0.0.0/0 in {table_id}) and not the endpoints the tasks need instead (an S3 gateway endpoint in {table_id}{}): the tasks could not pull their image or write their logs", if network.create_endpoints { "" } else { ", and interface endpoints with private DNS for ECR, ECR's registry, Logs and Secrets Manager" }));
+        match egress {
+            Egress::NatGateway => {}
+            _ if s3 && interfaces => {}
+            Egress::Other(target) => found.push(unverified(id, format!("{id} ({key}) sends 0.0.0.0/0 to {target}: that the tasks reach ECR, S3, Logs and Secrets Manager through it is not checked"))),
+            _ => found.push(blocking(id, format!("{id} ({key}) has no route to a NAT gateway (0.0.0.0/0 in {table_id}) and not the endpoints the tasks need instead (an S3 gateway endpoint in {table_id}{}): the tasks could not pull their image or write their logs", if network.create_endpoints { "" } else { ", and interface endpoints with private DNS for ECR, ECR's registry, Logs and Secrets Manager" }))),
         }
     }
-    if zones.len() < 2 && !ids.is_empty() {
-        found.push(Problem {
-            resource: network.vpc_id.clone(),
-            problem: format!("the {tier} subnets ({key}) are all in {}: the environment needs two or more availability zones", zones.into_iter().next().unwrap_or_default()),
-        });
-    }
-    found
 }
 
 #[cfg(test)]
@@ -371,6 +496,7 @@ mod tests {
             vpc_cidr: Some("10.70.0.0/16".into()),
             dns_support: true,
             dns_hostnames: true,
+            internet_gateway: true,
             subnets: vec![
                 subnet("subnet-00000001", "eu-west-1a"),
                 subnet("subnet-00000002", "eu-west-1b"),
@@ -496,6 +622,115 @@ mod tests {
         assert_eq!(
             problems(&CustomerNetwork::default(), &network(true), "eu-west-1", 1)[0].problem,
             "VPC vpc-0a1b2c3d4e5f67890 does not exist in eu-west-1 (network.vpc_id)"
+        );
+    }
+
+    /// Egress through a transit gateway or a firewall is the customer's
+    /// design: warned of as not verified, never refused.
+    #[test]
+    fn other_egress_paths_are_warned_of_not_refused() {
+        let mut net = sound();
+        net.route_tables[1] = RouteTable::builder()
+            .route_table_id("rtb-private")
+            .routes(
+                Route::builder()
+                    .destination_cidr_block("0.0.0.0/0")
+                    .transit_gateway_id("tgw-1")
+                    .build(),
+            )
+            .associations(
+                RouteTableAssociation::builder()
+                    .subnet_id("subnet-00000003")
+                    .build(),
+            )
+            .associations(
+                RouteTableAssociation::builder()
+                    .subnet_id("subnet-00000004")
+                    .build(),
+            )
+            .build();
+        let found = problems(&net, &network(true), "eu-west-1", 20);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .all(|p| !p.blocking && p.problem.contains("sends 0.0.0.0/0 to tgw-1")),
+            "{found:?}"
+        );
+        // A route through a peering connection is no way out.
+        net.route_tables[1] = table(
+            "rtb-private",
+            &["subnet-00000003", "subnet-00000004"],
+            "pcx-1",
+        );
+        let found = problems(&net, &network(true), "eu-west-1", 20);
+        assert!(
+            !found.is_empty() && found.iter().all(|p| p.blocking),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn zones_the_load_balancer_and_the_endpoints_cannot_serve_are_refused() {
+        let mut net = sound();
+        net.subnets[3] = subnet("subnet-00000004", "eu-west-1c");
+        net.subnets.push(subnet("subnet-00000005", "eu-west-1a"));
+        let mut three = network(true);
+        three.private_subnet_ids.push("subnet-00000005".into());
+        net.route_tables[1] = table(
+            "rtb-private",
+            &["subnet-00000003", "subnet-00000004", "subnet-00000005"],
+            "nat-1",
+        );
+        let text = |n: &ExistingNetwork| -> Vec<String> {
+            problems(&net, n, "eu-west-1", 20)
+                .into_iter()
+                .map(|p| p.problem)
+                .collect()
+        };
+        let found = text(&three);
+        assert!(
+            found
+                .iter()
+                .any(|t| t
+                    .contains("the private subnets are in eu-west-1c where no public subnet is")),
+            "{found:#?}"
+        );
+        assert!(found.iter().any(|t| t.contains("subnet-00000005 (network.private_subnet_ids) is a second private subnet in eu-west-1a")), "{found:#?}");
+        // With the customer's endpoints, two private subnets may share a zone.
+        three.create_endpoints = false;
+        let found = text(&three);
+        assert!(
+            !found
+                .iter()
+                .any(|t| t.contains("is a second private subnet")),
+            "{found:#?}"
+        );
+        let without_gateway = CustomerNetwork {
+            internet_gateway: false,
+            ..sound()
+        };
+        let found = problems(&without_gateway, &network(true), "eu-west-1", 20);
+        assert!(
+            found[0]
+                .problem
+                .contains("has no internet gateway attached"),
+            "{found:?}"
+        );
+    }
+
+    /// A subnet id mistyped in the file is named once, as the file's mistake.
+    #[test]
+    fn a_misnamed_subnet_is_the_files_mistake_and_nothing_else() {
+        let mut net = sound();
+        net.subnets.remove(1);
+        let found = problems(&net, &network(true), "eu-west-1", 20);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0]
+                .problem
+                .ends_with("does not exist in eu-west-1: check the id in the file"),
+            "{found:?}"
         );
     }
 }
