@@ -27,6 +27,12 @@ enum Scope {
     /// policy poolside uses: any other (AdministratorAccess, say) would let
     /// the operator give a role it passes to a task more than poolside does.
     RolesManagedPolicy,
+    /// The same roles: what sets their permissions. In an environment that
+    /// acts as the customer's role, only on roles that carry the
+    /// permissions boundary (`iam:PermissionsBoundary`).
+    RolesPermissions,
+    /// Removing a role's boundary: left out where there is one to keep.
+    RolesBoundaryRemoval,
     /// The same roles, passed to ECS tasks only.
     PassRoles,
     ServiceLinkedRoles,
@@ -195,16 +201,18 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "RemoveTagsFromResource", "rds:RemoveTagsFromResource", Scope::Database),
     ("RDS", "ResetDBParameterGroup", "rds:ResetDBParameterGroup", Scope::Database),
     ("IAM", "AttachRolePolicy", "iam:AttachRolePolicy", Scope::RolesManagedPolicy),
-    ("IAM", "CreateRole", "iam:CreateRole", Scope::Roles),
+    ("IAM", "CreateRole", "iam:CreateRole", Scope::RolesPermissions),
     ("IAM", "CreateServiceLinkedRole", "iam:CreateServiceLinkedRole", Scope::ServiceLinkedRoles),
     ("IAM", "DeleteRole", "iam:DeleteRole", Scope::Roles),
-    ("IAM", "DeleteRolePolicy", "iam:DeleteRolePolicy", Scope::Roles),
+    ("IAM", "DeleteRolePolicy", "iam:DeleteRolePolicy", Scope::RolesPermissions),
+    ("IAM", "DeleteRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary", Scope::RolesBoundaryRemoval),
     ("IAM", "DetachRolePolicy", "iam:DetachRolePolicy", Scope::RolesManagedPolicy),
     ("IAM", "GetRole", "iam:GetRole", Scope::Roles),
     ("IAM", "GetRolePolicy", "iam:GetRolePolicy", Scope::Roles),
     ("IAM", "ListAttachedRolePolicies", "iam:ListAttachedRolePolicies", Scope::Roles),
     ("IAM", "ListRolePolicies", "iam:ListRolePolicies", Scope::Roles),
-    ("IAM", "PutRolePolicy", "iam:PutRolePolicy", Scope::Roles),
+    ("IAM", "PutRolePolicy", "iam:PutRolePolicy", Scope::RolesPermissions),
+    ("IAM", "PutRolePermissionsBoundary", "iam:PutRolePermissionsBoundary", Scope::RolesPermissions),
     ("IAM", "TagRole", "iam:TagRole", Scope::Roles),
     ("IAM", "UntagRole", "iam:UntagRole", Scope::Roles),
     ("IAM", "UpdateAssumeRolePolicy", "iam:UpdateAssumeRolePolicy", Scope::Roles),
@@ -387,7 +395,11 @@ fn resources(
     let state = crate::state::Store::bucket_name(id, region);
     match scope {
         Scope::Any => vec!["*".into()],
-        Scope::Roles | Scope::RolesManagedPolicy | Scope::PassRoles => {
+        Scope::Roles
+        | Scope::RolesManagedPolicy
+        | Scope::RolesPermissions
+        | Scope::RolesBoundaryRemoval
+        | Scope::PassRoles => {
             vec![arn("iam", "", format!("role/poolside-{env}-*"))]
         }
         Scope::ServiceLinkedRoles => vec![arn("iam", "", "role/aws-service-role/*".into())],
@@ -478,6 +490,19 @@ pub fn generate(
     account: &AccountFacts,
     promotion_sources: &[String],
 ) -> Generated {
+    let boundary = config.permissions_boundary();
+    generate_bounded(config, account, promotion_sources, boundary.as_deref())
+}
+
+/// [`generate`] with the permissions boundary the roles poolside makes must
+/// carry: `poolside onboarding` names the one its template makes before the
+/// file names the role.
+pub fn generate_bounded(
+    config: &Config,
+    account: &AccountFacts,
+    promotion_sources: &[String],
+    boundary: Option<&str>,
+) -> Generated {
     let in_customer_network = matches!(config.network.layout, crate::config::Layout::Existing(_));
     let mut by_scope: BTreeMap<Scope, Vec<&str>> = BTreeMap::new();
     for (_, _, action, scope) in OPERATIONS {
@@ -492,6 +517,9 @@ pub fn generate(
     if promotion_sources.is_empty() {
         by_scope.remove(&Scope::PromotionSources);
     }
+    if boundary.is_some() {
+        by_scope.remove(&Scope::RolesBoundaryRemoval);
+    }
     let statements: Vec<Value> = by_scope
         .into_iter()
         .map(|(scope, mut actions)| {
@@ -503,30 +531,8 @@ pub fn generate(
                 "Action": actions,
                 "Resource": resources(scope, config, account, promotion_sources),
             });
-            match scope {
-                Scope::ServiceLinkedRoles => {
-                    statement["Condition"] =
-                        json!({ "StringEquals": { "iam:AWSServiceName": SERVICE_LINKED } })
-                }
-                Scope::HostedZoneChanges => {
-                    // Only the alias A record, the TXT record naming its owner and
-                    // ACM's validation CNAME. The
-                    // key exists for ChangeResourceRecordSets alone, so this
-                    // statement holds no other action.
-                    statement["Condition"] = json!({ "ForAllValues:StringEquals": {
-                        "route53:ChangeResourceRecordSetsRecordTypes": ["A", "TXT", "CNAME"]
-                    } })
-                }
-                Scope::RolesManagedPolicy => {
-                    statement["Condition"] = json!({ "ArnEquals": { "iam:PolicyARN": [
-                        crate::names::load_balancers_infrastructure_policy(&account.partition)
-                    ] } })
-                }
-                Scope::PassRoles => {
-                    statement["Condition"] =
-                        json!({ "StringEquals": { "iam:PassedToService": ["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"] } })
-                }
-                _ => {}
+            if let Some(condition) = condition(scope, account, boundary) {
+                statement["Condition"] = condition;
             }
             statement
         })
@@ -539,6 +545,35 @@ pub fn generate(
                 (format!("{service} {operation}"), action.to_string())
             })
             .collect(),
+    }
+}
+
+/// The condition a scope's statement carries, if any.
+fn condition(scope: Scope, account: &AccountFacts, boundary: Option<&str>) -> Option<Value> {
+    let bounded = |mut condition: Value| {
+        if let Some(boundary) = boundary {
+            condition["StringEquals"] = json!({ "iam:PermissionsBoundary": boundary });
+        }
+        condition
+    };
+    match scope {
+        Scope::ServiceLinkedRoles => {
+            Some(json!({ "StringEquals": { "iam:AWSServiceName": SERVICE_LINKED } }))
+        }
+        // Only the alias A record, the TXT record naming its owner and ACM's
+        // validation CNAME. The key exists for ChangeResourceRecordSets
+        // alone, so this statement holds no other action.
+        Scope::HostedZoneChanges => Some(json!({ "ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsRecordTypes": ["A", "TXT", "CNAME"]
+        } })),
+        Scope::RolesManagedPolicy => Some(bounded(json!({ "ArnEquals": { "iam:PolicyARN": [
+            crate::names::load_balancers_infrastructure_policy(&account.partition)
+        ] } }))),
+        Scope::RolesPermissions => boundary.map(|_| bounded(json!({}))),
+        Scope::PassRoles => Some(
+            json!({ "StringEquals": { "iam:PassedToService": ["ecs-tasks.amazonaws.com", "ecs.amazonaws.com"] } }),
+        ),
+        _ => None,
     }
 }
 

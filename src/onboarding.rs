@@ -7,6 +7,7 @@
 //! role to 10 attached managed policies (the default quota): the policy is
 //! split by statement into as few policies as fit. Pure: no AWS call.
 
+use crate::blueprint::AccountFacts;
 use crate::config::Config;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -33,6 +34,10 @@ pub struct OperatorRole {
     pub max_session_duration_seconds: u64,
     pub trust_policy: Value,
     pub policies: Vec<NamedPolicy>,
+    /// The boundary every role poolside makes must carry (not attached to
+    /// this role): the policies above let it make no other.
+    pub permissions_boundary: NamedPolicy,
+    pub permissions_boundary_arn: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,16 +108,16 @@ fn fitting(statement: Value, limit: usize) -> Result<Vec<Value>, String> {
     Ok(parts)
 }
 
-/// The role for `config` from its operator policy (`iam_policy::generate`).
-/// `role_account`: the customer's account; `trusted_account`: the account
-/// of the engineers who assume the role.
+/// The role for `config`, holding its operator policy (`iam_policy`) bound
+/// to the boundary made beside it. `account`: the customer's;
+/// `trusted_account`: the account of the engineers who assume the role;
+/// `sources`: the repositories a release may be promoted from.
 pub fn operator_role(
     config: &Config,
-    partition: &str,
-    role_account: &str,
+    account: &AccountFacts,
     trusted_account: &str,
     external_id: &str,
-    policy: &Value,
+    sources: &[String],
 ) -> Result<OperatorRole, String> {
     let (path, role_name) = match config.role() {
         // The role named in the file, so the template regenerates it.
@@ -122,12 +127,24 @@ pub fn operator_role(
             format!("poolside-operator-{}", config.name),
         ),
     };
-    let documents = split_policy(policy, MANAGED_POLICY_LIMIT)?;
+    let partition = &account.partition;
+    let role_arn = format!(
+        "arn:{partition}:iam::{}:role{path}{role_name}",
+        account.account_id
+    );
+    let boundary_arn = crate::config::boundary_of(&role_arn);
+    let policy =
+        crate::iam_policy::generate_bounded(config, account, sources, Some(&boundary_arn)).policy;
+    let documents = split_policy(&policy, MANAGED_POLICY_LIMIT)?;
     if documents.len() > POLICIES_PER_ROLE {
         return Err(format!(
             "the operator policy needs {} managed policies, more than the {POLICIES_PER_ROLE} a role may have attached by default",
             documents.len()
         ));
+    }
+    let boundary = crate::blueprint::roles_boundary(config, account).map_err(|e| e.to_string())?;
+    if policy_size(&boundary) > MANAGED_POLICY_LIMIT {
+        return Err("the roles' permissions boundary does not fit one managed policy".into());
     }
     let policies = documents
         .into_iter()
@@ -143,11 +160,16 @@ pub fn operator_role(
         .session_duration
         .max(std::time::Duration::from_secs(3600));
     Ok(OperatorRole {
-        role_arn: format!("arn:{partition}:iam::{role_account}:role{path}{role_name}"),
         trust_policy: trust_policy(
             &format!("arn:{partition}:iam::{trusted_account}:root"),
             external_id,
         ),
+        permissions_boundary: NamedPolicy {
+            name: format!("{role_name}-boundary"),
+            document: boundary,
+        },
+        permissions_boundary_arn: boundary_arn,
+        role_arn,
         role_name,
         path,
         trusted_account: trusted_account.to_string(),
@@ -179,31 +201,33 @@ fn trust_policy(trusted_root: &str, external_id: &str) -> Value {
     })
 }
 
-/// The CloudFormation template that makes `role` (JSON, which
-/// CloudFormation reads as it reads YAML).
-pub fn cloudformation(config: &Config, role: &OperatorRole) -> Value {
-    let mut resources = serde_json::Map::new();
+/// The role itself: trusting `TrustedAccount` with `ExternalId`.
+fn role_resource(config: &Config, role: &OperatorRole) -> Value {
     let mut trust = role.trust_policy.clone();
     trust["Statement"][0]["Principal"]["AWS"] =
         json!({ "Fn::Sub": "arn:${AWS::Partition}:iam::${TrustedAccount}:root" });
     trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] =
         json!({ "Ref": "ExternalId" });
-    resources.insert(
-        "OperatorRole".into(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "RoleName": role.role_name,
-                "Path": role.path,
-                "Description": format!("Assumed by poolside to deploy and run environment {}", config.name),
-                "MaxSessionDuration": role.max_session_duration_seconds,
-                "AssumeRolePolicyDocument": trust,
-                // Not `poolside:env`: discovery would count the role as the
-                // environment's, and destroy would delete it.
-                "Tags": [{ "Key": "poolside:operator-role-of", "Value": config.name }]
-            }
-        }),
-    );
+    json!({
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "RoleName": role.role_name,
+            "Path": role.path,
+            "Description": format!("Assumed by poolside to deploy and run environment {}", config.name),
+            "MaxSessionDuration": role.max_session_duration_seconds,
+            "AssumeRolePolicyDocument": trust,
+            // Not `poolside:env`: discovery would count the role as the
+            // environment's, and destroy would delete it.
+            "Tags": [{ "Key": "poolside:operator-role-of", "Value": config.name }]
+        }
+    })
+}
+
+/// The CloudFormation template that makes `role` (JSON, which
+/// CloudFormation reads as it reads YAML).
+pub fn cloudformation(config: &Config, role: &OperatorRole) -> Value {
+    let mut resources = serde_json::Map::new();
+    resources.insert("OperatorRole".into(), role_resource(config, role));
     for (i, policy) in role.policies.iter().enumerate() {
         resources.insert(
             format!("OperatorPolicy{}", i + 1),
@@ -222,6 +246,18 @@ pub fn cloudformation(config: &Config, role: &OperatorRole) -> Value {
             }),
         );
     }
+    resources.insert(
+        "RolesBoundary".into(),
+        json!({
+            "Type": "AWS::IAM::ManagedPolicy",
+            "Properties": {
+                "ManagedPolicyName": role.permissions_boundary.name,
+                "Path": role.path,
+                "Description": format!("The most a role poolside makes in environment {} may do", config.name),
+                "PolicyDocument": role.permissions_boundary.document
+            }
+        }),
+    );
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": format!(
@@ -342,5 +378,45 @@ mod tests {
         assert_eq!(a.len(), 24);
         assert_ne!(a, b);
         assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    /// The template makes the boundary beside the role, and the role's
+    /// policies make and change only roles that carry it.
+    #[test]
+    fn the_template_bounds_every_role_poolside_makes() {
+        let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[target]\naccount_id = \"111122223333\"\nexternal_id = \"acme-1234\"\n\
+             [network]\nvpc_cidr = \"10.1.0.0/16\"\navailability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
+        let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
+        let account = AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        };
+        let role = operator_role(&config, &account, "444455556666", "acme-1234", &[]).unwrap();
+        assert_eq!(
+            role.permissions_boundary_arn,
+            "arn:aws:iam::111122223333:policy/poolside-operator/poolside-operator-acme-boundary"
+        );
+        assert_eq!(
+            role.permissions_boundary_arn,
+            crate::config::boundary_of(&role.role_arn)
+        );
+        let policies = serde_json::to_string(&role.policies).unwrap();
+        assert_eq!(
+            policies.matches(&role.permissions_boundary_arn).count(),
+            2,
+            "the permissions statement and the managed-policy one: {policies}"
+        );
+        assert!(!policies.contains("iam:DeleteRolePermissionsBoundary"));
+        let template = cloudformation(&config, &role);
+        let boundary = &template["Resources"]["RolesBoundary"]["Properties"];
+        assert_eq!(
+            boundary["ManagedPolicyName"],
+            "poolside-operator-acme-boundary"
+        );
+        assert!(
+            boundary.get("Roles").is_none(),
+            "the boundary is not the operator's own"
+        );
     }
 }

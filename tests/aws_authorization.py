@@ -815,14 +815,28 @@ def iam_role_arn(r, name, path="/"):
     return f"arn:{r.partition}:iam::{r.account}:role{path}{name}"
 
 
+# The permissions boundary of each role, as the requests seen so far set it:
+# iam:PermissionsBoundary on a request about an existing role is the
+# boundary that role carries ("Filters access by the ARN of the policy used
+# to set the permissions boundary", SAR list_awsidentityandaccessmanagementiam).
+# The one piece of state here; a role made before it was started has none.
+ROLE_BOUNDARIES = {}
+
+# Requests that act on a role's permissions, where the key applies.
+BOUNDED_BY_ROLE = {"AttachRolePolicy", "DetachRolePolicy", "PutRolePolicy", "DeleteRolePolicy",
+                   "DeleteRolePermissionsBoundary"}
+
+
 def iam_authorizations(r):
     op = r.op
     if op == "CreateRole":
         role = iam_role_arn(r, r.p("RoleName"), r.p("Path"))
         tags = r.tags("Tags")
         ctx = tag_context(tags)
+        ROLE_BOUNDARIES.pop(r.p("RoleName"), None)
         if r.p("PermissionsBoundary"):
             ctx["iam:PermissionsBoundary"] = r.p("PermissionsBoundary")
+            ROLE_BOUNDARIES[r.p("RoleName")] = r.p("PermissionsBoundary")
         out = [A("iam:CreateRole", role, ctx)]
         if tags:
             # Tags on CreateRole are authorized as iam:TagRole on the new role
@@ -845,7 +859,15 @@ def iam_authorizations(r):
             ctx = tag_context(r.tags("Tags"))
         if op == "UntagRole" and r.lst("TagKeys"):
             ctx = {"aws:TagKeys": sorted(r.lst("TagKeys"))}
-        return [A(f"iam:{op}", iam_role_arn(r, r.p("RoleName")), ctx)]
+        name = r.p("RoleName")
+        if op in BOUNDED_BY_ROLE and name in ROLE_BOUNDARIES:
+            ctx["iam:PermissionsBoundary"] = ROLE_BOUNDARIES[name]
+        if op == "PutRolePermissionsBoundary":
+            ctx["iam:PermissionsBoundary"] = r.p("PermissionsBoundary")
+            ROLE_BOUNDARIES[name] = r.p("PermissionsBoundary")
+        if op == "DeleteRolePermissionsBoundary":
+            ROLE_BOUNDARIES.pop(name, None)
+        return [A(f"iam:{op}", iam_role_arn(r, name), ctx)]
     if op in ("ListRoles", "ListPolicies"):
         return [A(f"iam:{op}", "*")]
     if op in ("GetPolicy", "GetPolicyVersion", "ListPolicyVersions", "DeletePolicy"):

@@ -151,6 +151,7 @@ pub(super) fn schema_task(
                 execution_policy,
             )]),
             managed_policies: BTreeSet::new(),
+            permissions_boundary: config.permissions_boundary(),
             tags,
         })
     })];

@@ -233,6 +233,7 @@ fn traffic_role(b: &Builder, config: &Config, account: &AccountFacts) -> anyhow:
                 &account.partition,
             )]
             .into(),
+            permissions_boundary: config.permissions_boundary(),
             tags,
         })
     }))

@@ -9,6 +9,7 @@
 //!
 //! [`Reference`]: crate::model::refs::Reference
 
+mod boundary;
 mod builder;
 mod data;
 mod load_balancer;
@@ -21,6 +22,7 @@ pub use storage::bucket_name;
 
 use crate::config::{Config, SchemaRunner};
 use crate::resources::spec::*;
+pub use boundary::roles_boundary;
 use builder::Builder;
 pub use builder::{AccountFacts, INTERFACE_ENDPOINTS};
 

@@ -102,6 +102,7 @@ fn roles(
                     trust_policy: trust.clone(),
                     inline_policies,
                     managed_policies: BTreeSet::new(),
+                    permissions_boundary: config.permissions_boundary(),
                     tags,
                 })
             })

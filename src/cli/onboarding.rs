@@ -5,8 +5,8 @@
 use super::globals::{exit, Globals};
 use super::iam_policy::{partition_of, promotion_sources};
 use crate::blueprint::AccountFacts;
+use crate::onboarding;
 use crate::output::{self, Format};
-use crate::{iam_policy, onboarding};
 use anyhow::{anyhow, bail};
 use std::process::ExitCode;
 
@@ -57,23 +57,14 @@ pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
         // The engineers' own account: the role cannot be assumed yet.
         None => crate::aws::operator_identity(&config).await?.account_id,
     };
-    let partition = partition_of(&config.region);
     let account = AccountFacts {
         account_id: customer.clone(),
-        partition: partition.into(),
+        partition: partition_of(&config.region).into(),
         s3_prefix_list: None,
     };
     let sources = promotion_sources(globals, &config, &customer);
-    let policy = iam_policy::generate(&config, &account, &sources).policy;
-    let role = onboarding::operator_role(
-        &config,
-        partition,
-        &customer,
-        &trusted,
-        &external_id,
-        &policy,
-    )
-    .map_err(|e| anyhow!("cannot make the role of environment {}: {e}", config.name))?;
+    let role = onboarding::operator_role(&config, &account, &trusted, &external_id, &sources)
+        .map_err(|e| anyhow!("cannot make the role of environment {}: {e}", config.name))?;
     let printed = match args.format {
         TemplateFormat::Cloudformation => onboarding::cloudformation(&config, &role),
         TemplateFormat::Json => serde_json::to_value(&role)?,

@@ -17,7 +17,7 @@ pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
 pub use network::{ExistingNetwork, Layout, Network, OwnedNetwork};
 pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
-pub use target::{AssumedRole, RoleSettings};
+pub use target::{boundary_of, AssumedRole, RoleSettings};
 
 use file::EnvironmentFile;
 use source::Source;
@@ -116,6 +116,13 @@ impl Config {
     /// The role every command acts as (`target.role_arn`).
     pub fn role(&self) -> Option<&AssumedRole> {
         self.role_settings.role.as_ref()
+    }
+
+    /// The permissions boundary every role poolside makes carries, when the
+    /// environment acts as the customer's role: the operator policy lets it
+    /// make and change only roles with that boundary.
+    pub fn permissions_boundary(&self) -> Option<String> {
+        self.role().map(|role| boundary_of(&role.arn))
     }
 }
 

@@ -27,6 +27,14 @@ pub struct RoleSettings {
     pub role: Option<AssumedRole>,
 }
 
+/// The permissions boundary of the roles poolside makes in an environment
+/// that acts as `role_arn`: the managed policy `poolside onboarding`'s
+/// template makes beside the role (same path, the role's name and
+/// `-boundary`).
+pub fn boundary_of(role_arn: &str) -> String {
+    format!("{}-boundary", role_arn.replacen(":role/", ":policy/", 1))
+}
+
 /// AssumeRole's DurationSeconds: 15 minutes to 12 hours (and no more than
 /// the role's MaxSessionDuration, which only AWS knows).
 const SESSION_MIN: Duration = Duration::from_secs(15 * 60);

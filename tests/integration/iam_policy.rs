@@ -157,7 +157,7 @@ fn condition_holds(condition: &Value, context: &Value) -> bool {
 }
 
 /// Whether the policy's Allow statements allow `action` on `resource`.
-fn allows(policy: &Value, action: &str, resource: &str, context: &Value) -> bool {
+pub(crate) fn allows(policy: &Value, action: &str, resource: &str, context: &Value) -> bool {
     policy["Statement"]
         .as_array()
         .unwrap()

@@ -184,6 +184,10 @@ async fn onboarding_runs_end_to_end_as_the_role_the_template_makes() {
     } else {
         eprintln!("cfn-lint is not installed: the template was not linted");
     }
+    let boundary_name = template["Resources"]["RolesBoundary"]["Properties"]["ManagedPolicyName"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let role_arn = create_stack(&unique_name("poolside-operator"), &template).await;
     assert_eq!(
         role_arn, onboarding["role_arn"],
@@ -233,6 +237,48 @@ async fn onboarding_runs_end_to_end_as_the_role_the_template_makes() {
     );
 
     let seen = proxy.authorizations().await.split_off(before);
+    // Every role poolside made carries the boundary the stack made, and the
+    // role may make none without it (nor attach AdministratorAccess).
+    let boundary = format!("arn:aws:iam::{ACCOUNT}:policy/poolside-operator/{boundary_name}");
+    let created: Vec<&Value> = seen
+        .iter()
+        .filter(|a| a["action"] == "iam:CreateRole")
+        .collect();
+    assert!(created.len() >= 3, "{created:?}");
+    for call in &created {
+        assert_eq!(
+            call["context"]["iam:PermissionsBoundary"],
+            boundary.as_str(),
+            "{call}"
+        );
+    }
+    let a_role = format!("arn:aws:iam::{ACCOUNT}:role/poolside-{}-escalate", env.name);
+    for policy in &policies {
+        assert!(!crate::iam_policy::allows(
+            policy,
+            "iam:CreateRole",
+            &a_role,
+            &serde_json::json!({})
+        ));
+        assert!(!crate::iam_policy::allows(
+            policy,
+            "iam:PutRolePolicy",
+            &a_role,
+            &serde_json::json!({})
+        ));
+        assert!(!crate::iam_policy::allows(
+            policy,
+            "iam:DeleteRolePermissionsBoundary",
+            &a_role,
+            &serde_json::json!({ "iam:PermissionsBoundary": boundary })
+        ));
+        assert!(!crate::iam_policy::allows(
+            policy,
+            "iam:AttachRolePolicy",
+            &a_role,
+            &serde_json::json!({ "iam:PermissionsBoundary": boundary, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess" })
+        ));
+    }
     let own: Vec<&Value> = seen.iter().filter(|a| a["key"] == "test").collect();
     let assumed = own.iter().filter(|a| a["call"] == "sts AssumeRole").count();
     // deploy, status, destroy and history: one AssumeRole each.

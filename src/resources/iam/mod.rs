@@ -86,6 +86,10 @@ async fn describe(cx: &Context, id: &ResourceId, name: &str) -> anyhow::Result<O
             trust_policy: trust,
             inline_policies: inline,
             managed_policies: attached,
+            permissions_boundary: role
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_string),
             tags,
         }),
         attributes: BTreeMap::from([("arn".to_string(), role.arn().to_string())]),
@@ -112,6 +116,7 @@ pub async fn create(cx: &Context, id: &ResourceId, spec: &RoleSpec) -> anyhow::R
         .role_name(&spec.name)
         .description(&spec.description)
         .assume_role_policy_document(spec.trust_policy.to_string())
+        .set_permissions_boundary(spec.permissions_boundary.clone())
         .set_tags(Some(iam_tags(&spec.tags)))
         .send()
         .await
@@ -150,6 +155,9 @@ async fn put_policy(cx: &Context, role: &str, name: &str, policy: &Value) -> any
 pub async fn update(cx: &Context, old: &RoleSpec, new: &RoleSpec) -> anyhow::Result<()> {
     let iam = &cx.clients.iam;
     let role = &new.name;
+    // First: the operator policy lets poolside change a role's policies
+    // only once the role carries the boundary.
+    update_boundary(cx, role, old, new).await?;
     if old.trust_policy != new.trust_policy {
         iam.update_assume_role_policy()
             .role_name(role)
@@ -215,6 +223,35 @@ pub async fn update(cx: &Context, old: &RoleSpec, new: &RoleSpec) -> anyhow::Res
             .aws("UntagRole")?;
     }
     Ok(())
+}
+
+async fn update_boundary(
+    cx: &Context,
+    role: &str,
+    old: &RoleSpec,
+    new: &RoleSpec,
+) -> anyhow::Result<()> {
+    if old.permissions_boundary == new.permissions_boundary {
+        return Ok(());
+    }
+    let iam = &cx.clients.iam;
+    match &new.permissions_boundary {
+        Some(boundary) => iam
+            .put_role_permissions_boundary()
+            .role_name(role)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .aws("PutRolePermissionsBoundary")
+            .map(drop),
+        None => iam
+            .delete_role_permissions_boundary()
+            .role_name(role)
+            .send()
+            .await
+            .aws("DeleteRolePermissionsBoundary")
+            .map(drop),
+    }
 }
 
 /// A role goes only once nothing is attached or inlined in it.

@@ -16,6 +16,10 @@ pub struct RoleSpec {
     /// permission is written here, scoped to this environment's resources.
     pub inline_policies: BTreeMap<String, Value>,
     pub managed_policies: BTreeSet<String>,
+    /// The managed policy that caps what the role may do, whatever its own
+    /// policies say (the customer's, from `poolside onboarding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
     pub tags: Tags,
 }
 
