@@ -37,7 +37,24 @@ pub fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     for warning in shared_local_servers(globals, &config) {
         eprintln!("warning: {warning}");
     }
+    for note in role_notes(&config) {
+        eprintln!("note: {note}");
+    }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// What the role settings do not do yet, or may not do with every
+/// operator's credentials.
+fn role_notes(config: &Config) -> Vec<String> {
+    let settings = &config.role_settings;
+    let mut notes = Vec::new();
+    if config.role().is_none() && settings.external_id.is_some() {
+        notes.push(format!("target.external_id is used by `poolside onboarding --env {}` only, until target.role_arn names the role its template makes; commands run with your own credentials meanwhile", config.name));
+    }
+    if settings.session_duration > crate::config::SESSION_CHAINED_MAX {
+        notes.push(format!("target.session_duration is {}: a role assumed from an assumed role (SSO credentials, say) lasts 1 hour at most, and AssumeRole refuses more", humantime::format_duration(settings.session_duration)));
+    }
+    notes
 }
 
 fn network_json(layout: &Layout) -> serde_json::Map<String, serde_json::Value> {

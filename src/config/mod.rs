@@ -17,7 +17,7 @@ pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
 pub use network::{ExistingNetwork, Layout, Network, OwnedNetwork};
 pub use service::{Alarms, Api};
 pub use source::InvalidEnvironment;
-pub use target::{boundary_of, AssumedRole, RoleSettings};
+pub use target::{boundary_of, AssumedRole, RoleSettings, SESSION_CHAINED_MAX};
 
 use file::EnvironmentFile;
 use source::Source;

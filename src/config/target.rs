@@ -39,8 +39,10 @@ pub fn boundary_of(role_arn: &str) -> String {
 /// the role's MaxSessionDuration, which only AWS knows).
 const SESSION_MIN: Duration = Duration::from_secs(15 * 60);
 const SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
-/// AssumeRole's own default, and the most a chained role session may last.
+/// AssumeRole's own default.
 pub const SESSION_DEFAULT: Duration = Duration::from_secs(3600);
+/// The most a role session assumed from an assumed role may last.
+pub const SESSION_CHAINED_MAX: Duration = Duration::from_secs(3600);
 
 /// The parts of an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/PATH/NAME`):
 /// the account, or what is wrong.

@@ -325,6 +325,31 @@ fn a_good_file_validates_without_aws() {
     assert!(run.stdout().contains("VPC 10.0.0.0/16"), "{}", run.stdout());
 }
 
+/// Role settings that do nothing yet, or fail with some credentials, are
+/// said by validate, which otherwise accepts them.
+#[test]
+fn validate_notes_role_settings_that_do_not_act_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = TEMPLATE
+        .replace(
+            "\"{endpoint}\"",
+            "\"http://127.0.0.1:9\"\nexternal_id = \"acme-1234\"\nsession_duration = \"2h\"",
+        )
+        .replace("{network}", GOOD_NETWORK);
+    std::fs::write(dir.path().join("bad.toml"), text).unwrap();
+    let run = poolside_in(dir.path(), &["validate", "--env", "bad"]);
+    run.assert_code(0);
+    let err = run.stderr();
+    assert!(
+        err.contains("note: target.external_id is used by `poolside onboarding --env bad` only"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: target.session_duration is 2h: a role assumed from an assumed role"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_shipped_environment_files_are_valid() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("environments");
