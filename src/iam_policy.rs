@@ -602,11 +602,7 @@ mod tests {
         let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
              availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let generated = generate(&config, &account, &[]);
         let statements = generated.policy["Statement"].as_array().unwrap();
         let roles = statements.iter().find(|s| s["Sid"] == "Roles").unwrap();
@@ -664,11 +660,7 @@ mod tests {
              availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
              [api]\ndomain_name = \"api.acme.example\"\nhosted_zone_id = \"Z123\"\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let generated = generate(&config, &account, &["poolside/acme-pilot/postgrest".into()]);
         let statements = generated.policy["Statement"].as_array().unwrap();
         let allowing = |action: &str, resource: &str| {
@@ -732,11 +724,7 @@ mod tests {
         let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"limited\"\n[network]\nvpc_cidr = \"10.1.0.0/16\"\n\
              availability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let generated = generate(&config, &account, &[]);
         let attach = generated.policy["Statement"]
             .as_array()
@@ -778,11 +766,7 @@ mod tests {
              public_subnet_ids = [\"subnet-00000001\", \"subnet-00000002\"]\nprivate_subnet_ids = [\"subnet-00000003\", \"subnet-00000004\"]\n\
              allowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let policy = generate(&config, &account, &[]).policy.to_string();
         for action in OWNED_NETWORK_ONLY {
             assert!(!policy.contains(&format!("\"{action}\"")), "{action}");

@@ -387,11 +387,7 @@ mod tests {
         let text = "name = \"acme\"\nregion = \"eu-west-1\"\nphase = \"pilot\"\n[target]\naccount_id = \"111122223333\"\nexternal_id = \"acme-1234\"\n\
              [network]\nvpc_cidr = \"10.1.0.0/16\"\navailability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let role = operator_role(&config, &account, "444455556666", "acme-1234", &[]).unwrap();
         assert_eq!(
             role.permissions_boundary_arn,

@@ -272,6 +272,18 @@ mod tests {
             .build()
     }
 
+    /// AssumeRole answering with AWS's error `code` and `message`.
+    fn refusing(code: &'static str, message: &'static str) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_sts::Client::assume_role).then_error(move || {
+            AssumeRoleError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code(code)
+                    .message(message)
+                    .build(),
+            )
+        })
+    }
+
     #[test]
     fn the_session_is_named_after_the_operator() {
         assert_eq!(session_name(&operator().arn), "poolside-alice@example.com");
@@ -312,14 +324,7 @@ mod tests {
     /// AccessDenied names the role, the operator and what to check.
     #[tokio::test]
     async fn a_role_that_cannot_be_assumed_says_what_to_check() {
-        let denied = mock!(aws_sdk_sts::Client::assume_role).then_error(|| {
-            AssumeRoleError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("AccessDenied")
-                    .message("User: arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_Admin/alice@example.com is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/poolside-operator/poolside-pilot")
-                    .build(),
-            )
-        });
+        let denied = refusing("AccessDenied", "User: arn:aws:sts::444455556666:assumed-role/AWSReservedSSO_Admin/alice@example.com is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::111122223333:role/poolside-operator/poolside-pilot");
         let sts = crate::mocked!(aws_sdk_sts, [&denied]);
         let err = RoleCredentials::assume(sts, &role(), operator(), "pilot")
             .await
@@ -336,14 +341,10 @@ mod tests {
             assert!(err.contains(expected), "{expected:?} missing from: {err}");
         }
 
-        let too_long = mock!(aws_sdk_sts::Client::assume_role).then_error(|| {
-            AssumeRoleError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("ValidationError")
-                    .message("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
-                    .build(),
-            )
-        });
+        let too_long = refusing(
+            "ValidationError",
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        );
         let sts = crate::mocked!(aws_sdk_sts, [&too_long]);
         let err = RoleCredentials::assume(sts, &role(), operator(), "pilot")
             .await

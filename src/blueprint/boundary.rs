@@ -73,11 +73,7 @@ mod tests {
              [network]\nvpc_cidr = \"10.1.0.0/16\"\navailability_zones = [\"eu-west-1a\", \"eu-west-1b\"]\nallowed_ingress_cidrs = [\"203.0.113.0/24\"]\n\
              [database]\nschema_runner = \"ecs-task\"\n";
         let config = crate::config::parse("acme.toml", "acme", text.to_string()).unwrap();
-        let account = AccountFacts {
-            account_id: "111122223333".into(),
-            partition: "aws".into(),
-            s3_prefix_list: None,
-        };
+        let account = AccountFacts::example();
         let boundary = roles_boundary(&config, &account).unwrap().to_string();
         let mut roles = 0;
         for desired in crate::blueprint::build(&config, &account).unwrap() {

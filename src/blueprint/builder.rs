@@ -14,6 +14,18 @@ pub struct AccountFacts {
     pub s3_prefix_list: Option<String>,
 }
 
+#[cfg(test)]
+impl AccountFacts {
+    /// The account the unit tests plan in (no S3 prefix list found).
+    pub fn example() -> AccountFacts {
+        AccountFacts {
+            account_id: "111122223333".into(),
+            partition: "aws".into(),
+            s3_prefix_list: None,
+        }
+    }
+}
+
 pub(super) const DATABASE_PORT: u16 = 5432;
 pub(super) const HTTPS_PORT: u16 = 443;
 pub(super) const HTTP_PORT: u16 = 80;

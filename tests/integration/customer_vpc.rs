@@ -169,6 +169,28 @@ pub async fn make_customer_vpc(aws: &Aws, second_octet: u8) -> CustomerVpc {
 }
 
 impl CustomerVpc {
+    /// The owner deletes the private subnets' route to the NAT gateway.
+    pub async fn cut_the_private_default_route(&self, aws: &Aws) {
+        aws.ec2
+            .delete_route()
+            .route_table_id(&self.private_table)
+            .destination_cidr_block("0.0.0.0/0")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub async fn restore_the_route_to_the_nat_gateway(&self, aws: &Aws) {
+        aws.ec2
+            .create_route()
+            .route_table_id(&self.private_table)
+            .destination_cidr_block("0.0.0.0/0")
+            .nat_gateway_id(&self.nat)
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub fn network_lines(&self) -> String {
         let list = |ids: &[String]| {
             ids.iter()
@@ -419,13 +441,7 @@ async fn an_environment_in_the_customers_vpc_leaves_it_as_it_found_it() {
     );
 
     // The customer's owner removes the private subnets' route to the NAT gateway.
-    aws.ec2
-        .delete_route()
-        .route_table_id(&customer.private_table)
-        .destination_cidr_block("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    customer.cut_the_private_default_route(&aws).await;
     let drift = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
     drift.assert_code(2);
     let text = drift.stdout();
@@ -447,14 +463,7 @@ async fn an_environment_in_the_customers_vpc_leaves_it_as_it_found_it() {
         refused.stderr()
     );
     assert_eq!(refused.mutating_calls(), 0, "{}", refused.stderr());
-    aws.ec2
-        .create_route()
-        .route_table_id(&customer.private_table)
-        .destination_cidr_block("0.0.0.0/0")
-        .nat_gateway_id(&customer.nat)
-        .send()
-        .await
-        .unwrap();
+    customer.restore_the_route_to_the_nat_gateway(&aws).await;
 
     env.poolside(&["destroy", "--env", &env.name, "--yes", "--delete-data"])
         .assert_code(0);
@@ -479,13 +488,7 @@ async fn a_customer_network_that_cannot_serve_is_refused_before_any_change() {
     let aws = aws().await;
     let customer = make_customer_vpc(&aws, 72).await;
     let other = make_customer_vpc(&aws, 73).await;
-    aws.ec2
-        .delete_route()
-        .route_table_id(&customer.private_table)
-        .destination_cidr_block("0.0.0.0/0")
-        .send()
-        .await
-        .unwrap();
+    customer.cut_the_private_default_route(&aws).await;
     let mut env = Env::new("cvpcbad");
     env.network = Some(format!(
         "vpc_id = \"{}\"\npublic_subnet_ids = [\"{}\", \"{}\"]\nprivate_subnet_ids = [\"{}\", \"{}\"]",

@@ -474,15 +474,20 @@ mod tests {
     }
 
     fn table(id: &str, subnets: &[&str], target: &str) -> RouteTable {
-        let mut route = Route::builder().destination_cidr_block("0.0.0.0/0");
-        route = if target.starts_with("nat-") {
+        let route = Route::builder().destination_cidr_block("0.0.0.0/0");
+        let route = if target.starts_with("nat-") {
             route.nat_gateway_id(target)
         } else {
             route.gateway_id(target)
         };
+        table_routing(id, subnets, Some(route.build()))
+    }
+
+    /// A table of `subnets` with `route` as its default route, or none.
+    fn table_routing(id: &str, subnets: &[&str], route: Option<Route>) -> RouteTable {
         let mut table = RouteTable::builder()
             .route_table_id(id)
-            .routes(route.build());
+            .set_routes(route.map(|r| vec![r]));
         for s in subnets {
             table = table.associations(RouteTableAssociation::builder().subnet_id(*s).build());
         }
@@ -561,19 +566,8 @@ mod tests {
     #[test]
     fn private_subnets_without_nat_need_the_endpoints() {
         let mut net = sound();
-        net.route_tables[1] = RouteTable::builder()
-            .route_table_id("rtb-private")
-            .associations(
-                RouteTableAssociation::builder()
-                    .subnet_id("subnet-00000003")
-                    .build(),
-            )
-            .associations(
-                RouteTableAssociation::builder()
-                    .subnet_id("subnet-00000004")
-                    .build(),
-            )
-            .build();
+        net.route_tables[1] =
+            table_routing("rtb-private", &["subnet-00000003", "subnet-00000004"], None);
         assert_eq!(problems(&net, &network(true), "eu-west-1", 20).len(), 2);
         net.endpoints.push(
             VpcEndpoint::builder()
@@ -630,25 +624,15 @@ mod tests {
     #[test]
     fn other_egress_paths_are_warned_of_not_refused() {
         let mut net = sound();
-        net.route_tables[1] = RouteTable::builder()
-            .route_table_id("rtb-private")
-            .routes(
-                Route::builder()
-                    .destination_cidr_block("0.0.0.0/0")
-                    .transit_gateway_id("tgw-1")
-                    .build(),
-            )
-            .associations(
-                RouteTableAssociation::builder()
-                    .subnet_id("subnet-00000003")
-                    .build(),
-            )
-            .associations(
-                RouteTableAssociation::builder()
-                    .subnet_id("subnet-00000004")
-                    .build(),
-            )
+        let via_transit = Route::builder()
+            .destination_cidr_block("0.0.0.0/0")
+            .transit_gateway_id("tgw-1")
             .build();
+        net.route_tables[1] = table_routing(
+            "rtb-private",
+            &["subnet-00000003", "subnet-00000004"],
+            Some(via_transit),
+        );
         let found = problems(&net, &network(true), "eu-west-1", 20);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(
