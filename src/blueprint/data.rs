@@ -168,7 +168,7 @@ pub(super) fn schema_task(
                 Reference::to_attribute(&id(Kind::Repository, "postgrest"), "uri"),
                 in_vpc::RUNNER_REPOSITORY_TAG
             ),
-            "bootstrap": in_vpc::BOOTSTRAP,
+            "bootstrap": in_vpc::bootstrap(),
             "database_host": Reference::to_attribute(&id(Kind::DbInstance, "main"), "address"),
             "database_port": Reference::to_attribute(&id(Kind::DbInstance, "main"), "port"),
             "database_name": config.database.name,

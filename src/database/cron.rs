@@ -227,6 +227,10 @@ pub async fn launcher_running(conn: &mut sqlx::PgConnection) -> Result<bool, sql
 /// pg_cron's statuses of a run that has not ended.
 const UNFINISHED: &str = "('starting', 'connecting', 'sending', 'running')";
 
+/// Instance attribute: the jobs deploy paused before a major upgrade,
+/// comma-separated, for the schema step to resume.
+pub const JOBS_PAUSED_FOR_UPGRADE: &str = "jobs_paused_for_upgrade";
+
 /// Pauses poolside's active jobs in `app_database` so that none starts while
 /// migrations run (a job must not run against a half-migrated schema), and
 /// returns their names for [`resume`]. A run cut off before `resume` leaves

@@ -21,6 +21,7 @@ use super::migrations::{self, Shipped};
 use super::report::DataTierReport;
 use super::schema_script::SNAPSHOT_NEEDED;
 pub use super::schema_script::{script, ScriptOptions, MARKER};
+use super::task_log::{self, LogTail};
 use crate::model::{Kind, ResourceId};
 use crate::resources::spec::{Desired, Spec};
 use crate::resources::{AwsResultExt as _, Context, Waits};
@@ -47,24 +48,51 @@ pub const CONTAINER_NAME: &str = "schema";
 pub const SCRIPT_VARIABLE: &str = "POOLSIDE_SCHEMA_SQL";
 /// The environment variable that tells the script the snapshot was taken.
 pub const SNAPSHOT_VARIABLE: &str = "POOLSIDE_SNAPSHOT";
-/// Set to `yes` after a major upgrade: the task runs ANALYZE at its end.
+/// Set to `yes` after a major upgrade: the task runs ANALYZE first.
 pub const ANALYZE_VARIABLE: &str = "POOLSIDE_ANALYZE";
+/// The jobs deploy paused before a major upgrade, for the task to resume.
+pub const RESUME_VARIABLE: &str = "POOLSIDE_RESUME";
+/// What the task run before a major upgrade pauses the jobs with.
+const PAUSE_VARIABLE: &str = "POOLSIDE_PAUSE_SQL";
 /// Tasks started by deploy say so (visible in the console and ListTasks).
 const STARTED_BY: &str = "poolside-schema";
-/// Pulling the image, starting, migrating: minutes at most.
-const TASK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// A task whose log says nothing for this long is given up on: pulling
+/// the image, starting and connecting take minutes at most, and once psql
+/// runs the task reports its progress at least once a minute.
+const SILENCE_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// ...and one that runs this long, whatever it says: a vector index of a
+/// large table can take hours to build.
+const TASK_LIMIT: Duration = Duration::from_secs(12 * 3600);
 
-/// What the container runs: create the app database if it is missing, run
-/// the script, then give `authenticator` its password unless it already logs
-/// in with it. `set -e` and `ON_ERROR_STOP` make any failure the exit code.
-pub const BOOTSTRAP: &str = r#"set -eu
+/// What the container runs: create the app database if it is missing,
+/// ANALYZE after a major upgrade (before the jobs paused for it resume),
+/// run the script, then give `authenticator` its password unless it
+/// already logs in with it. `set -e` and `ON_ERROR_STOP` make any failure
+/// the exit code. Meanwhile a second psql reports how far the main
+/// session is ([`task_log`]) every 10 seconds.
+pub fn bootstrap() -> String {
+    let head = r#"set -eu
 echo "poolside: connecting to $PGHOST:$PGPORT"
 exists=$(psql -X -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$PGDATABASE'")
 if [ "$exists" != 1 ]; then
   psql -X -q -d postgres -c "CREATE DATABASE \"$PGDATABASE\""
   echo "poolside: database-created"
 fi
-printf '%s\n' "$POOLSIDE_SCHEMA_SQL" | psql -X -q -v ON_ERROR_STOP=1 -v snapshot="${POOLSIDE_SNAPSHOT:-}" -d "$PGDATABASE"
+every="${POOLSIDE_PROGRESS_EVERY:-@every@}"
+(
+  n=0
+  while sleep "$every"; do
+    n=$((n + 1))
+    PGAPPNAME=poolside-schema-progress psql -X -q -tA -F '|' -d "$PGDATABASE" -c "@query@" 2>/dev/null || true
+  done
+) &
+progress=$!
+trap 'kill "$progress" 2>/dev/null || true' EXIT
+if [ "${POOLSIDE_ANALYZE:-}" = yes ]; then
+  psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -c 'ANALYZE'
+  echo "poolside: analyzed"
+fi
+printf '%s\n' "$POOLSIDE_SCHEMA_SQL" | psql -X -q -v ON_ERROR_STOP=1 -v snapshot="${POOLSIDE_SNAPSHOT:-}" -v resume="${POOLSIDE_RESUME:-}" -d "$PGDATABASE"
 if PGUSER="$AUTHENTICATOR_USER" PGPASSWORD="$AUTHENTICATOR_PASSWORD" psql -X -d "$PGDATABASE" -tAc 'SELECT 1' >/dev/null 2>&1; then
   :
 else
@@ -72,10 +100,17 @@ else
     psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -c "\\password \"$AUTHENTICATOR_USER\""
   echo "poolside: authenticator-password-set"
 fi
-if [ "${POOLSIDE_ANALYZE:-}" = yes ]; then
-  psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -c 'ANALYZE'
-  echo "poolside: analyzed"
-fi
+echo "poolside: done"
+"#;
+    head.replace("@every@", &task_log::PROGRESS_EVERY_SECONDS.to_string())
+        .replace("@query@", &task_log::progress_query())
+}
+
+/// What the task runs before a major upgrade, instead of [`bootstrap`]:
+/// the pause of poolside's jobs, in the variable [`PAUSE_VARIABLE`].
+const PAUSE_COMMAND: &str = r#"set -eu
+echo "poolside: connecting to $PGHOST:$PGPORT"
+printf '%s\n' "$POOLSIDE_PAUSE_SQL" | psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE"
 echo "poolside: done"
 "#;
 
@@ -93,6 +128,9 @@ pub fn read_markers(lines: &[String], shipped: &[Shipped], report: &mut DataTier
             ["done"] => done = true,
             ["schema", "reload"] => report.schema_reloaded = true,
             ["analyzed"] => report.analyzed_after_upgrade = true,
+            ["resumed-after-upgrade", name] => {
+                report.jobs_resumed_after_upgrade.push(name.to_string());
+            }
             ["applied", version] => {
                 if let Some(s) = version
                     .parse::<i64>()
@@ -198,6 +236,12 @@ pub async fn run(
     if upgraded.as_deref() == Some("true") {
         variables.push((ANALYZE_VARIABLE, "yes".to_string()));
     }
+    if let Some(paused) = cx
+        .attribute(&instance, cron::JOBS_PAUSED_FOR_UPGRADE)
+        .filter(|p| !p.is_empty())
+    {
+        variables.push((RESUME_VARIABLE, paused));
+    }
     let (task_arn, task, lines) = run_once(cx, placement, waits, &variables).await?;
     report.endpoint = format!("the schema task {task_arn}");
     let (task_arn, task, lines) = match lines.iter().any(|l| l.trim() == SNAPSHOT_NEEDED) {
@@ -241,21 +285,34 @@ async fn run_once(
     waits: &Waits<'_>,
     variables: &[(&str, String)],
 ) -> anyhow::Result<(String, Task, Vec<String>)> {
+    run_container(cx, placement, waits, (None, variables)).await
+}
+
+/// Runs the schema task definition, with `command` instead of its own
+/// when given, and waits for it to stop.
+async fn run_container(
+    cx: &Context,
+    placement: &Placement,
+    waits: &Waits<'_>,
+    (command, variables): (Option<&str>, &[(&str, String)]),
+) -> anyhow::Result<(String, Task, Vec<String>)> {
     let network = AwsVpcConfiguration::builder()
         .set_subnets(Some(placement.subnets.clone()))
         .set_security_groups(Some(placement.security_groups.clone()))
         .assign_public_ip(AssignPublicIp::Disabled)
         .build()
         .context("the schema task's network configuration")?;
-    let overrides = (!variables.is_empty()).then(|| {
+    let overrides = (command.is_some() || !variables.is_empty()).then(|| {
         let environment = variables
             .iter()
             .map(|(name, value)| KeyValuePair::builder().name(*name).value(value).build())
             .collect();
+        let command = command.map(|c| vec!["sh".to_string(), "-c".to_string(), c.to_string()]);
         TaskOverride::builder()
             .container_overrides(
                 ContainerOverride::builder()
                     .name(CONTAINER_NAME)
+                    .set_command(command)
                     .set_environment(Some(environment))
                     .build(),
             )
@@ -296,9 +353,38 @@ async fn run_once(
         .and_then(|t| t.task_arn())
         .ok_or_else(|| anyhow!("RunTask returned no task"))?
         .to_string();
-    let task = wait_until_stopped(cx, &placement.cluster, &task_arn, waits).await?;
-    let lines = read_logs(cx, placement, &task_arn).await;
+    let (task, lines) = wait_until_stopped(cx, placement, &task_arn, waits).await?;
     Ok((task_arn, task, lines))
+}
+
+/// Pauses poolside's pg_cron jobs before a major upgrade, from inside the
+/// VPC as the schema step runs: the schema task definition that is live
+/// (the instance still runs the old major), with a command of its own.
+/// Returns the jobs it paused; the schema task after the upgrade resumes
+/// them ([`RESUME_VARIABLE`]).
+pub async fn pause_jobs_for_upgrade(
+    cx: &Context,
+    placement: &Placement,
+    app_database: &str,
+    waits: &Waits<'_>,
+) -> anyhow::Result<Vec<String>> {
+    crate::resources::registry::ensure_image_exists(cx, &placement.image).await?;
+    let pause = super::schema_script::pause_for_upgrade(app_database);
+    let variables = [(PAUSE_VARIABLE, pause)];
+    let (task_arn, task, lines) =
+        run_container(cx, placement, waits, (Some(PAUSE_COMMAND), &variables)).await?;
+    let mut report = DataTierReport::default();
+    let done = read_markers(&lines, &[], &mut report);
+    let exit_code = task
+        .containers()
+        .iter()
+        .find(|c| c.name() == Some(CONTAINER_NAME))
+        .and_then(|c| c.exit_code());
+    if exit_code == Some(0) && done {
+        return Ok(report.jobs_paused_for_migrations);
+    }
+    Err(failure(&task_arn, &task, &lines, &report)
+        .context("pausing poolside's pg_cron jobs before the major upgrade (nothing was upgraded)"))
 }
 
 /// Why the schema task failed: psql's exit and last words, or why its
@@ -352,54 +438,53 @@ fn output_tail(lines: &[String]) -> String {
     text
 }
 
+/// Waits for the task to stop, saying meanwhile how far its index builds
+/// and ANALYZE are (its progress lines); returns the stopped task and its
+/// output. Gives up, and stops the task, when its log is silent for
+/// [`SILENCE_LIMIT`] or it has run for [`TASK_LIMIT`].
 async fn wait_until_stopped(
     cx: &Context,
-    cluster: &str,
+    placement: &Placement,
     task_arn: &str,
     waits: &Waits<'_>,
-) -> anyhow::Result<Task> {
+) -> anyhow::Result<(Task, Vec<String>)> {
     let id = ResourceId::new(Kind::TaskDefinition, CONTAINER_NAME);
-    let poll = async {
-        let mut delay = Duration::from_secs(2);
-        loop {
-            let out = cx
-                .clients
-                .ecs
-                .describe_tasks()
-                .cluster(cluster)
-                .tasks(task_arn)
-                .send()
-                .await
-                .aws("DescribeTasks")?;
-            // DescribeTasks is eventually consistent: a task just started
-            // may not be listed yet.
-            if let Some(task) = out.tasks().first() {
-                if task.last_status() == Some("STOPPED") {
-                    return anyhow::Ok(task.clone());
-                }
-                tracing::info!(status = ?task.last_status(), "schema task");
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
-    };
+    // awslogs names the stream `<prefix>/<container>/<task id>`.
+    let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn);
+    let stream = format!("{CONTAINER_NAME}/{CONTAINER_NAME}/{task_id}");
+    let mut tail = LogTail::new(&placement.log_group, &stream);
+    let followed = follow(cx, (&placement.cluster, task_arn), &mut tail, waits);
     let waited = waits
         .report(
             &id,
             "the schema task has run",
-            TASK_TIMEOUT,
-            tokio::time::timeout(TASK_TIMEOUT, poll),
+            TASK_LIMIT,
+            tokio::time::timeout(TASK_LIMIT, followed),
         )
         .await;
-    let outcome = match waited {
-        Ok(Ok(result)) => return result,
-        Ok(Err(_elapsed)) => Err(anyhow!(
-            "the schema task {task_arn} did not finish within {} minutes; it was stopped. Its output is in CloudWatch Logs",
-            TASK_TIMEOUT.as_secs() / 60
-        )),
-        Err(interrupted) => Err(interrupted.into()),
+    let gave_up = match waited {
+        Ok(Ok(Ok(Some(result)))) => return Ok(result),
+        // A failed look at the task: the task itself may be fine.
+        Ok(Ok(Err(failed))) => return Err(failed),
+        Ok(Ok(Ok(None))) => format!("wrote nothing for {} minutes", SILENCE_LIMIT.as_secs() / 60),
+        Ok(Err(_elapsed)) => format!(
+            "did not finish within {} hours",
+            TASK_LIMIT.as_secs() / 3600
+        ),
+        Err(interrupted) => {
+            stop_task(cx, &placement.cluster, task_arn).await;
+            return Err(interrupted.into());
+        }
     };
-    // Not left running behind a deploy that gave up on it.
+    stop_task(cx, &placement.cluster, task_arn).await;
+    Err(anyhow!(
+        "the schema task {task_arn} {gave_up}; it was stopped. What it wrote is in CloudWatch Logs ({}, stream {stream})",
+        placement.log_group
+    ))
+}
+
+/// Not left running behind a deploy that gave up on it.
+async fn stop_task(cx: &Context, cluster: &str, task_arn: &str) {
     let _ = cx
         .clients
         .ecs
@@ -409,42 +494,56 @@ async fn wait_until_stopped(
         .reason("poolside deploy stopped waiting for the schema step")
         .send()
         .await;
-    outcome
 }
 
-/// The task's output, in order. awslogs names the stream
-/// `<prefix>/<container>/<task id>`.
-async fn read_logs(cx: &Context, placement: &Placement, task_arn: &str) -> Vec<String> {
-    let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn);
-    let stream = format!("{CONTAINER_NAME}/{CONTAINER_NAME}/{task_id}");
+/// Polls the task until it stops, reading its log as it grows and saying
+/// its progress lines; `None` once the log has been silent for
+/// [`SILENCE_LIMIT`].
+async fn follow(
+    cx: &Context,
+    (cluster, task_arn): (&str, &str),
+    tail: &mut LogTail,
+    waits: &Waits<'_>,
+) -> anyhow::Result<Option<(Task, Vec<String>)>> {
+    let id = ResourceId::new(Kind::TaskDefinition, CONTAINER_NAME);
+    let started = tokio::time::Instant::now();
     let mut lines = Vec::new();
-    let mut token: Option<String> = None;
+    let mut heard = started;
+    let mut delay = Duration::from_secs(2);
     loop {
         let out = cx
             .clients
-            .logs
-            .get_log_events()
-            .log_group_name(&placement.log_group)
-            .log_stream_name(&stream)
-            .start_from_head(true)
-            .set_next_token(token.clone())
+            .ecs
+            .describe_tasks()
+            .cluster(cluster)
+            .tasks(task_arn)
             .send()
-            .await;
-        let Ok(out) = out else {
-            tracing::warn!(%stream, "cannot read the schema task's log stream");
-            return lines;
-        };
-        lines.extend(
-            out.events()
-                .iter()
-                .filter_map(|e| e.message().map(str::to_string)),
-        );
-        // GetLogEvents repeats the token it was given at the end of the stream.
-        let next = out.next_forward_token().map(str::to_string);
-        if out.events().is_empty() || next == token {
-            return lines;
+            .await
+            .aws("DescribeTasks")?;
+        // DescribeTasks is eventually consistent: a task just started
+        // may not be listed yet.
+        let task = out.tasks().first();
+        let stopped = task.filter(|t| t.last_status() == Some("STOPPED")).cloned();
+        if let Some(task) = task.filter(|_| stopped.is_none()) {
+            tracing::info!(status = ?task.last_status(), "schema task");
         }
-        token = next;
+        // Read after the task stopped, the stream holds all it wrote.
+        let new = tail.read(cx).await;
+        if !new.is_empty() {
+            heard = tokio::time::Instant::now();
+        }
+        for said in new.iter().filter_map(|l| task_log::describe(l)) {
+            waits.note(&id, &said, started.elapsed(), Duration::ZERO);
+        }
+        lines.extend(new);
+        if let Some(task) = stopped {
+            return Ok(Some((task, task_log::without_progress(&lines))));
+        }
+        if heard.elapsed() >= SILENCE_LIMIT {
+            return Ok(None);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -556,7 +655,26 @@ mod tests {
         server: &Server,
         container: &crate::resources::spec::ContainerSpec,
     ) -> (bool, Vec<String>) {
+        let [_, _, command] = container.command.as_slice() else {
+            panic!("the command is sh -c SCRIPT: {:?}", container.command)
+        };
+        run_command(server, container, command, &[])
+    }
+
+    /// [`run_task`] with a command and variables of its own, as RunTask's
+    /// container overrides give them.
+    fn run_command(
+        server: &Server,
+        container: &crate::resources::spec::ContainerSpec,
+        command: &str,
+        overrides: &[(&str, &str)],
+    ) -> (bool, Vec<String>) {
         let mut env: BTreeMap<String, String> = container.environment.clone();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         env.insert("PGHOST".into(), "127.0.0.1".into());
         env.insert("PGPORT".into(), server.port.to_string());
         env.insert("PGSSLMODE".into(), "disable".into());
@@ -573,15 +691,10 @@ mod tests {
             };
             env.insert(name.clone(), value.into());
         }
-        let [program, flag, command] = container.command.as_slice() else {
-            panic!("the command is sh -c SCRIPT: {:?}", container.command)
-        };
         // No controlling terminal, as in a task: psql's `\password` then
         // reads standard input instead of /dev/tty.
         let out = Command::new("setsid")
-            .arg(program)
-            .arg(flag)
-            .arg(command)
+            .args(["sh", "-c", command])
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .envs(&env)
@@ -979,6 +1092,168 @@ mod tests {
         assert_eq!(memory, "64MB");
     }
 
+    /// The schema task says how far its index builds are while it runs:
+    /// its second psql session prints progress lines that deploy turns into
+    /// what it says while it waits; and psql's failure stays the task's
+    /// exit code with that session beside it.
+    #[tokio::test]
+    async fn the_schema_task_reports_an_index_builds_progress_in_its_log() {
+        let server = Server::start();
+        let mut container = container();
+        let (ok, lines) = run_task(&server, &container);
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let list = with_migration(
+            migrations::shipped(),
+            "bulk",
+            "CREATE TABLE api.bulk (id bigint, body text);
+             INSERT INTO api.bulk SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 2000000) g;"
+                .into(),
+        );
+        let list = with_migration(
+            list,
+            "bulk_index",
+            "-- poolside: no-transaction\nSET maintenance_work_mem = '64MB';\nCREATE INDEX CONCURRENTLY bulk_body ON api.bulk (body, id);".into(),
+        );
+        let options = ScriptOptions::default();
+        let script_text = script("poolside", &list, &cron::owned_jobs(7), &options).unwrap();
+        container
+            .environment
+            .insert(SCRIPT_VARIABLE.into(), script_text);
+        let command = bootstrap();
+        let (ok, lines) = run_command(
+            &server,
+            &container,
+            &command,
+            &[("POOLSIDE_PROGRESS_EVERY", "0.2")],
+        );
+        assert!(ok, "the run failed:\n{}", lines.join("\n"));
+        let said: Vec<String> = lines.iter().filter_map(|l| task_log::describe(l)).collect();
+        assert!(
+            said.iter()
+                .any(|s| s.starts_with("index bulk_body: building index")),
+            "no progress of the build in the task's output: {said:?}\n{}",
+            lines.join("\n")
+        );
+        let mut report = DataTierReport::default();
+        assert!(read_markers(
+            &task_log::without_progress(&lines),
+            &list,
+            &mut report
+        ));
+        assert_eq!(report.migrations_applied.len(), 2);
+
+        let list = with_migration(list, "fails", "SELECT 1 / 0;".into());
+        let script_text = script("poolside", &list, &cron::owned_jobs(7), &options).unwrap();
+        container
+            .environment
+            .insert(SCRIPT_VARIABLE.into(), script_text);
+        let (ok, lines) = run_command(
+            &server,
+            &container,
+            &command,
+            &[("POOLSIDE_PROGRESS_EVERY", "0.2")],
+        );
+        assert!(
+            !ok,
+            "a failed migration must fail the task:\n{}",
+            lines.join("\n")
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("division by zero")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn the_task_looks_at_its_progress_every_ten_seconds_unless_told_otherwise() {
+        let command = bootstrap();
+        assert!(
+            command.contains(r#"every="${POOLSIDE_PROGRESS_EVERY:-10}""#),
+            "{command}"
+        );
+        assert!(!command.contains('@'), "a placeholder is left: {command}");
+        assert!(command.contains("FROM pg_stat_progress_create_index"));
+    }
+
+    /// Before a major upgrade the schema task pauses poolside's jobs (and
+    /// no one else's); after it, the task runs ANALYZE first and then
+    /// resumes exactly the jobs it was told were paused.
+    #[tokio::test]
+    async fn the_schema_task_pauses_the_jobs_before_an_upgrade_and_resumes_them_after() {
+        let server = Server::start();
+        let container = container();
+        let (ok, lines) = run_task(&server, &container);
+        assert!(ok, "the first run failed:\n{}", lines.join("\n"));
+        let mut app = server.connect(MASTER).await;
+        sqlx::query("SELECT cron.schedule('someone-elses', '0 1 * * *', 'SELECT 2')")
+            .execute(&mut app)
+            .await
+            .unwrap();
+        let active = || async {
+            sqlx::query_as::<_, (String, bool)>("SELECT jobname, active FROM cron.job")
+                .fetch_all(&mut server.connect(MASTER).await)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect::<BTreeMap<String, bool>>()
+        };
+        let mut owned: Vec<String> = cron::owned_jobs(7).into_iter().map(|j| j.name).collect();
+        owned.sort();
+
+        let pause = super::super::schema_script::pause_for_upgrade("poolside");
+        let (ok, lines) = run_command(
+            &server,
+            &container,
+            PAUSE_COMMAND,
+            &[(PAUSE_VARIABLE, &pause)],
+        );
+        assert!(ok, "the pause failed:\n{}", lines.join("\n"));
+        let mut report = DataTierReport::default();
+        assert!(read_markers(&lines, &[], &mut report), "{lines:?}");
+        assert_eq!(report.jobs_paused_for_migrations, owned);
+        let mut expected: BTreeMap<String, bool> =
+            owned.iter().map(|n| (n.clone(), false)).collect();
+        expected.insert("someone-elses".into(), true);
+        assert_eq!(active().await, expected);
+
+        // One job paused by hand too, not by deploy: the upgrade's
+        // resumption leaves it to the reconciliation, which reports it.
+        let resume = owned[1..].join(",");
+        let (ok, lines) = run_command(
+            &server,
+            &container,
+            container.command.last().unwrap(),
+            &[(ANALYZE_VARIABLE, "yes"), (RESUME_VARIABLE, &resume)],
+        );
+        assert!(
+            ok,
+            "the run after the upgrade failed:\n{}",
+            lines.join("\n")
+        );
+        let mut report = DataTierReport::default();
+        assert!(
+            read_markers(&lines, &migrations::shipped(), &mut report),
+            "{lines:?}"
+        );
+        assert!(report.analyzed_after_upgrade);
+        assert_eq!(report.jobs_resumed_after_upgrade, owned[1..].to_vec());
+        let corrected: Vec<&str> = report
+            .jobs_changed
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(corrected, [owned[0].as_str()]);
+        let analyzed = lines.iter().position(|l| l.trim() == "poolside: analyzed");
+        let resumed = lines
+            .iter()
+            .position(|l| l.contains("resumed-after-upgrade"));
+        assert!(
+            analyzed < resumed,
+            "ANALYZE runs before the jobs resume: {lines:?}"
+        );
+        assert!(active().await.values().all(|a| *a));
+    }
+
     /// The retention job keeps `database.cron_history_days` of pg_cron's
     /// record of runs, and runs where that record is.
     #[tokio::test]
@@ -1342,13 +1617,17 @@ mod tests {
             })
         }
 
+        /// A task's log stream: `lines` for the first read of a run (once),
+        /// then nothing more for every later read. In `MatchAny` mode, with
+        /// one such pair per run and the ends last.
         fn logs(lines: &'static [&'static str]) -> [aws_smithy_mocks::Rule; 2] {
             let first = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events)
                 .match_requests(|r| {
                     r.log_stream_name() == Some("schema/schema/0123abcd")
                         && r.next_token().is_none()
                 })
-                .then_output(move || {
+                .sequence()
+                .output(move || {
                     GetLogEventsOutput::builder()
                         .set_events(Some(
                             lines
@@ -1358,12 +1637,15 @@ mod tests {
                         ))
                         .next_forward_token("f/1")
                         .build()
+                })
+                .build();
+            let end = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events)
+                .match_requests(|r| r.next_token() == Some("f/1"))
+                .then_output(|| {
+                    GetLogEventsOutput::builder()
+                        .next_forward_token("f/1")
+                        .build()
                 });
-            let end = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_output(|| {
-                GetLogEventsOutput::builder()
-                    .next_forward_token("f/1")
-                    .build()
-            });
             [first, end]
         }
 
@@ -1454,7 +1736,8 @@ mod tests {
                 );
                 c.logs = crate::mocked!(
                     aws_sdk_cloudwatchlogs,
-                    [&needed, &needed_end, &applied, &applied_end]
+                    [&needed, &applied, &needed_end, &applied_end],
+                    MatchAny
                 );
                 c.rds = crate::mocked!(aws_sdk_rds, [&ready, &create, &available, &ready_again]);
             });
@@ -1512,7 +1795,7 @@ mod tests {
             let cx = context(|c| {
                 c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
                 c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &unlisted, &running, &stopped]);
-                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end]);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end], MatchAny);
             });
             let mut report = DataTierReport::default();
             let sink = crate::engine::events::Discard;
@@ -1522,7 +1805,206 @@ mod tests {
             assert_eq!(report.migrations_applied.len(), 1);
             assert_eq!(report.jobs_changed[0].name, "cleanup-metrics");
             assert_eq!(stopped.num_calls(), 1);
-            assert_eq!(end.num_calls(), 1);
+            assert!(end.num_calls() >= 1, "the stream is read to its end");
+        }
+
+        /// What deploy says while the task runs: its progress lines, as
+        /// they reach its log stream, before the task stops.
+        #[tokio::test(start_paused = true)]
+        async fn the_tasks_progress_is_said_while_it_runs() {
+            struct Heard(std::sync::Mutex<Vec<String>>);
+            impl crate::resources::WaitObserver for Heard {
+                fn waiting(&self, _: &ResourceId, until: &str, _: Duration, _: Duration) {
+                    self.0.lock().unwrap().push(until.to_string());
+                }
+            }
+            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+                RunTaskOutput::builder()
+                    .tasks(task("PROVISIONING", None))
+                    .build()
+            });
+            let running = mock!(aws_sdk_ecs::Client::describe_tasks)
+                .sequence()
+                .output(|| {
+                    DescribeTasksOutput::builder()
+                        .tasks(task("RUNNING", None))
+                        .build()
+                })
+                .times(3)
+                .build();
+            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+                DescribeTasksOutput::builder()
+                    .tasks(task("STOPPED", Some(0)))
+                    .build()
+            });
+            let image = image_listed();
+            let [first, end] = logs(&[
+                "poolside: connecting to db:5432",
+                "poolside: progress|index|rag_documents_embedding_idx|building index: loading tuples in tree|0|0|400|1000",
+            ]);
+            let later = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events)
+                .match_requests(|r| r.next_token() == Some("f/1"))
+                .sequence()
+                .output(|| {
+                    GetLogEventsOutput::builder()
+                        .events(OutputLogEvent::builder().message("poolside: progress|analyze|rag_documents|acquiring sample rows|10|20|0|0").build())
+                        .events(OutputLogEvent::builder().message("poolside: applied 5").build())
+                        .events(OutputLogEvent::builder().message("poolside: done").build())
+                        .next_forward_token("f/2")
+                        .build()
+                })
+                .build();
+            let at_end = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events)
+                .match_requests(|r| r.next_token() == Some("f/2"))
+                .then_output(|| {
+                    GetLogEventsOutput::builder()
+                        .next_forward_token("f/2")
+                        .build()
+                });
+            let cx = context(|c| {
+                c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
+                c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &running, &stopped]);
+                c.logs = crate::mocked!(
+                    aws_sdk_cloudwatchlogs,
+                    [&first, &later, &end, &at_end],
+                    MatchAny
+                );
+            });
+            let heard = Heard(Default::default());
+            let mut report = DataTierReport::default();
+            super::super::run(
+                &cx,
+                &placement(),
+                &migrations::shipped(),
+                &Waits::new(&heard),
+                &mut report,
+            )
+            .await
+            .unwrap();
+            let heard = heard.0.lock().unwrap().clone();
+            assert_eq!(
+                heard,
+                [
+                    "index rag_documents_embedding_idx: building index: loading tuples in tree, 40% of its rows",
+                    "ANALYZE rag_documents: acquiring sample rows, 50% of its sample"
+                ]
+            );
+            assert_eq!(report.migrations_applied.len(), 1);
+        }
+
+        /// A task whose log says nothing for 15 minutes is given up on and
+        /// stopped, rather than waited for to the end of the task limit.
+        #[tokio::test(start_paused = true)]
+        async fn a_silent_task_is_stopped_after_a_quarter_of_an_hour() {
+            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+                RunTaskOutput::builder()
+                    .tasks(task("PROVISIONING", None))
+                    .build()
+            });
+            let pending = mock!(aws_sdk_ecs::Client::describe_tasks)
+                .sequence()
+                .output(|| {
+                    DescribeTasksOutput::builder()
+                        .tasks(task("PENDING", None))
+                        .build()
+                })
+                .repeatedly()
+                .build();
+            let stop = mock!(aws_sdk_ecs::Client::stop_task)
+                .match_requests(|r| r.task() == Some(TASK))
+                .then_output(|| {
+                    aws_sdk_ecs::operation::stop_task::StopTaskOutput::builder().build()
+                });
+            let no_stream = mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_error(|| {
+                aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsError::ResourceNotFoundException(
+                    aws_sdk_cloudwatchlogs::types::error::ResourceNotFoundException::builder()
+                        .message("The specified log stream does not exist.")
+                        .build(),
+                )
+            });
+            let image = image_listed();
+            let cx = context(|c| {
+                c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
+                c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &pending, &stop], MatchAny);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&no_stream], MatchAny);
+            });
+            let started = tokio::time::Instant::now();
+            let err = run_schema_task(
+                &cx,
+                &placement(),
+                &mut DataTierReport::default(),
+                &crate::engine::events::Discard,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("wrote nothing for 15 minutes"), "{err}");
+            assert_eq!(stop.num_calls(), 1);
+            let waited = started.elapsed();
+            assert!(
+                waited >= SILENCE_LIMIT && waited < SILENCE_LIMIT * 2,
+                "{waited:?}"
+            );
+        }
+
+        /// Before a major upgrade with the schema task: the live task
+        /// definition runs the pause alone (its own command, the SQL in a
+        /// variable), and the jobs it paused are what it says it paused.
+        #[tokio::test(start_paused = true)]
+        async fn the_pause_before_an_upgrade_runs_the_task_with_a_command_of_its_own() {
+            let run = mock!(aws_sdk_ecs::Client::run_task)
+                .match_requests(|r| {
+                    let Some(container) = r
+                        .overrides()
+                        .into_iter()
+                        .flat_map(|o| o.container_overrides())
+                        .find(|c| c.name() == Some(CONTAINER_NAME))
+                    else {
+                        return false;
+                    };
+                    let sql = container
+                        .environment()
+                        .iter()
+                        .find(|kv| kv.name() == Some(PAUSE_VARIABLE))
+                        .and_then(|kv| kv.value());
+                    container.command() == ["sh", "-c", PAUSE_COMMAND]
+                        && sql.is_some_and(|sql| {
+                            sql.contains("cron.alter_job(job_id => jobid, active => false)")
+                        })
+                        && r.task_definition() == Some(placement().task_definition.as_str())
+                })
+                .then_output(|| {
+                    RunTaskOutput::builder()
+                        .tasks(task("PROVISIONING", None))
+                        .build()
+                });
+            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+                DescribeTasksOutput::builder()
+                    .tasks(task("STOPPED", Some(0)))
+                    .build()
+            });
+            let image = image_listed();
+            let [first, end] = logs(&[
+                "poolside: connecting to db:5432",
+                "poolside: paused purge-cron-history",
+                "poolside: paused refresh-stats",
+                "poolside: done",
+            ]);
+            let cx = context(|c| {
+                c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
+                c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &stopped]);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end], MatchAny);
+            });
+            let paused = pause_jobs_for_upgrade(
+                &cx,
+                &placement(),
+                "poolside",
+                &Waits::new(&crate::engine::events::Discard),
+            )
+            .await
+            .unwrap();
+            assert_eq!(paused, ["purge-cron-history", "refresh-stats"]);
+            assert_eq!(run.num_calls(), 1);
         }
 
         async fn run_schema_task(
@@ -1562,7 +2044,7 @@ mod tests {
             let cx = context(|c| {
                 c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
                 c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &stopped]);
-                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end]);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end], MatchAny);
             });
             let err = run_schema_task(
                 &cx,

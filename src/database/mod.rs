@@ -18,6 +18,7 @@ pub mod privileges;
 mod report;
 mod schema_script;
 mod server;
+mod task_log;
 mod tunnel;
 
 use crate::config::{Config, SchemaRunner};
@@ -302,16 +303,24 @@ async fn update_extensions(conn: &mut PgConnection) -> anyhow::Result<Vec<String
     })
 }
 
-/// Instance attribute: the jobs deploy paused before a major upgrade,
-/// comma-separated, for the schema step to resume.
-pub const JOBS_PAUSED_FOR_UPGRADE: &str = "jobs_paused_for_upgrade";
+pub use cron::JOBS_PAUSED_FOR_UPGRADE;
 
 /// Pauses poolside's pg_cron jobs before a major upgrade (see
-/// [`JOBS_PAUSED_FOR_UPGRADE`]); none when the database is not reachable from
-/// here (`schema_runner = "ecs-task"`) or has no jobs yet.
-pub async fn pause_jobs_for_upgrade(cx: &Context, config: &Config) -> anyhow::Result<Vec<String>> {
+/// [`JOBS_PAUSED_FOR_UPGRADE`]), from here or, with `schema_runner =
+/// "ecs-task"`, by the schema task; none when it has no jobs yet.
+pub async fn pause_jobs_for_upgrade(
+    cx: &Context,
+    config: &Config,
+    desired: &[Desired],
+    waits: &Waits<'_>,
+) -> anyhow::Result<Vec<String>> {
     if config.database.schema_runner == SchemaRunner::EcsTask {
-        return Ok(vec![]);
+        let task = ResourceId::new(Kind::TaskDefinition, in_vpc::CONTAINER_NAME);
+        if cx.physical_id(&task).is_none() {
+            bail!("the major upgrade pauses poolside's pg_cron jobs first, with a run of the schema task, and {task} is not registered yet: deploy once with database.engine_version unchanged, then upgrade");
+        }
+        let placement = in_vpc::Placement::from_blueprint(cx, desired)?;
+        return in_vpc::pause_jobs_for_upgrade(cx, &placement, &config.database.name, waits).await;
     }
     let instance = ResourceId::new(Kind::DbInstance, "main");
     let (server, master) = server_and_master(cx, config, &instance).await?;

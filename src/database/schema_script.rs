@@ -43,6 +43,9 @@ pub fn script(
          \\set ON_ERROR_STOP on\n\
          SET client_min_messages = warning;\n",
     );
+    // The jobs deploy paused before a major upgrade, comma-separated
+    // (`POOLSIDE_RESUME`), empty when psql is not given them.
+    sql.push_str("\\if :{?resume}\n\\else\n\\set resume ''\n\\endif\n");
     // The lock sqlx's migrator takes, so this and a deploy-host run exclude each other.
     writeln!(
         sql,
@@ -145,12 +148,30 @@ DO $poolside$ BEGIN RAISE EXCEPTION 'a migration that contracts the schema is pe
 /// wait is a statement of its own. If a migration fails, psql stops with
 /// the jobs paused, and the next deploy's reconciliation resumes them.
 fn pause_jobs(app_database: &str) -> String {
+    pause_jobs_if(
+        app_database,
+        "EXISTS (SELECT FROM poolside_shipped s WHERE NOT EXISTS (SELECT FROM _sqlx_migrations m WHERE m.version = s.version))",
+    )
+}
+
+/// What the schema task runs before a major upgrade, on the instance still
+/// on its old major: poolside's active jobs paused, as [`pause_jobs`] pauses
+/// them for migrations; the schema task after the upgrade resumes them
+/// (psql's `resume` variable, [`RESUME_AFTER_UPGRADE`]).
+pub fn pause_for_upgrade(app_database: &str) -> String {
+    let mut sql = String::from("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n");
+    sql.push_str(&pause_jobs_if(app_database, "true"));
+    sql
+}
+
+/// [`pause_jobs`] when `condition` (SQL) holds.
+fn pause_jobs_if(app_database: &str, condition: &str) -> String {
     let app = literal(app_database);
     format!(
         r#"CREATE TEMPORARY TABLE poolside_paused_jobs (jobid bigint, name text);
 DO $poolside$
 BEGIN
-  IF EXISTS (SELECT FROM poolside_shipped s WHERE NOT EXISTS (SELECT FROM _sqlx_migrations m WHERE m.version = s.version))
+  IF {condition}
      AND coalesce(current_setting('cron.database_name', true), '') = current_database()
      AND to_regclass('cron.job') IS NOT NULL AND to_regclass('platform.scheduled_jobs') IS NOT NULL THEN
     INSERT INTO poolside_paused_jobs
@@ -317,6 +338,7 @@ fn cron_reconciliation(app_database: &str, jobs: &[Job]) -> anyhow::Result<Strin
     )?;
     let app = literal(app_database);
     let declared = literal(&declared);
+    let resume = RESUME_AFTER_UPGRADE.replace("{app}", &app);
     Ok(format!(
         r#"DO $poolside$
 BEGIN
@@ -327,7 +349,7 @@ BEGIN
 END
 $poolside$;
 CREATE EXTENSION IF NOT EXISTS pg_cron;
-CREATE TEMPORARY TABLE poolside_declared_jobs AS
+{resume}CREATE TEMPORARY TABLE poolside_declared_jobs AS
   SELECT * FROM json_to_recordset({declared}::json) AS j(name text, schedule text, command text);
 CREATE TEMPORARY TABLE poolside_job_changes (name text, action text);
 BEGIN;
@@ -362,6 +384,24 @@ SELECT '{MARKER} job ' || action || ' ' || name FROM poolside_job_changes ORDER 
 "#
     ))
 }
+
+/// The jobs paused before a major upgrade ([`pause_for_upgrade`]) active
+/// again, named by psql's `resume` variable, before the jobs are
+/// reconciled: after ANALYZE and pg_cron's update, as the deploy host
+/// resumes them. Only poolside's, and only those still paused.
+const RESUME_AFTER_UPGRADE: &str = r#"CREATE TEMPORARY TABLE poolside_resumed_jobs AS
+  SELECT j.jobid, j.jobname AS name FROM cron.job j
+   WHERE j.username = current_user AND j.database = {app} AND NOT j.active
+     AND j.jobname = ANY (string_to_array(:'resume', ','));
+DO $poolside$
+BEGIN
+  IF EXISTS (SELECT FROM poolside_resumed_jobs) THEN
+    PERFORM cron.alter_job(job_id => jobid, active => true) FROM poolside_resumed_jobs;
+  END IF;
+END
+$poolside$;
+SELECT 'poolside: resumed-after-upgrade ' || name FROM poolside_resumed_jobs ORDER BY name \g (tuples_only=on format=unaligned)
+"#;
 
 /// sqlx's migration lock for a database (sqlx-postgres `generate_lock_id`).
 pub fn migration_lock_id(database: &str) -> i64 {

@@ -91,12 +91,12 @@ pub(super) async fn deploy_locked(
         progress: &progress,
         reboot_now: options.reboot_now,
     };
+    let waits = Waits::new(&progress);
     if plan.major_upgrade().is_some() {
-        pause_jobs_for_upgrade(session, run.output).await?;
+        pause_jobs_for_upgrade(session, &waits, run.output).await?;
     }
     stage.apply(&before_schema, &after_schema, &[]).await?;
     stop_if_interrupted("the schema step and the service")?;
-    let waits = Waits::new(&progress);
     let schema_step = match schema_step(&stage, &before_schema, &after_schema, &waits).await {
         Ok(step) => step,
         Err(err) => {
@@ -133,10 +133,15 @@ pub(super) async fn deploy_locked(
 
 /// poolside's pg_cron jobs paused before a major upgrade, so that none runs
 /// between the upgrade and the schema step that updates pg_cron and the
-/// statistics; the schema step resumes them. From the deploy host only: the
-/// schema task cannot run before the upgrade.
-async fn pause_jobs_for_upgrade(session: &Session, format: Format) -> anyhow::Result<()> {
-    let paused = database::pause_jobs_for_upgrade(&session.cx, &session.config).await?;
+/// statistics; the schema step resumes them. With `schema_runner =
+/// "ecs-task"` a run of the live schema task pauses them.
+async fn pause_jobs_for_upgrade(
+    session: &Session,
+    waits: &Waits<'_>,
+    format: Format,
+) -> anyhow::Result<()> {
+    let (cx, config) = (&session.cx, &session.config);
+    let paused = database::pause_jobs_for_upgrade(cx, config, &session.desired, waits).await?;
     if paused.is_empty() {
         return Ok(());
     }

@@ -319,8 +319,12 @@ impl Session {
         let mut downtime = format!("{}: the {risky} change {effect}", change.id);
         if resources::rds::upgrade::is_major_upgrade(&old.engine_version, &new.engine_version) {
             downtime = format!(
-                "{}: a major upgrade, {} -> {}, which cannot be undone: deploy makes it only with --allow-major-upgrade, alone in its call, with the new parameter group of the postgres{} family, and deletes the old group after; it is applied at once, and the database is down until pg_upgrade is done (minutes to hours with its size; with multi_az both copies upgrade at once, there is no failover)",
-                change.id, old.engine_version, new.engine_version, resources::rds::upgrade::major(&new.engine_version)
+                "{}: a major upgrade, {} -> {}, which cannot be undone: deploy makes it only with --allow-major-upgrade, alone in its call, with the new parameter group of the postgres{} family, and deletes the old group after; it is applied at once, and the database is down until pg_upgrade is done (minutes to hours with its size; with multi_az both copies upgrade at once, there is no failover); poolside's pg_cron jobs are paused before it{} and resumed by the schema step after ANALYZE",
+                change.id, old.engine_version, new.engine_version, resources::rds::upgrade::major(&new.engine_version),
+                match self.config.database.schema_runner {
+                    crate::config::SchemaRunner::EcsTask => " (by a run of the schema task)",
+                    crate::config::SchemaRunner::DeployHost => "",
+                }
             );
         }
         if !self.cx.snapshot_before_risk {
