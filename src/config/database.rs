@@ -41,6 +41,8 @@ pub struct Database {
 const DEFAULT_MAINTENANCE_WINDOW: &str = "sun:05:00-sun:06:00";
 const DEFAULT_BACKUP_WINDOW: &str = "03:00-04:00";
 const DEFAULT_CRON_HISTORY_DAYS: u32 = 7;
+/// The PostgreSQL majors poolside supports.
+pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 14..=17;
 
 /// (host and port deploy connects to instead of the endpoint, TLS, CA bundle)
 type Connection = (Option<(String, u16)>, DatabaseTls, Option<PathBuf>);
@@ -92,7 +94,7 @@ impl Validator<'_> {
             .split('.')
             .next()
             .and_then(|major| major.parse::<u32>().ok())
-            .filter(|major| (14..=17).contains(major))
+            .filter(|major| SUPPORTED_MAJORS.contains(major))
             .filter(|_| {
                 engine_version
                     .chars()

@@ -12,7 +12,7 @@ mod target;
 mod validator;
 pub mod windows;
 
-pub use database::Database;
+pub use database::{Database, SUPPORTED_MAJORS};
 pub use file::{DatabaseTls, NatGateways, Phase, RolloutStrategy, SchemaRunner};
 pub use network::{ExistingNetwork, Layout, Network, OwnedNetwork};
 pub use service::{Alarms, Api};

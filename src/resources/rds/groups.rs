@@ -78,22 +78,32 @@ pub(super) fn observe_subnet_group(found: FoundSubnetGroup, name: &str, network:
     }
 }
 
-pub(super) async fn discover_parameter_group(
+/// A parameter group by name; `None` when RDS has none of that name.
+async fn describe_parameter_group(
     cx: &Context,
     name: &str,
-) -> anyhow::Result<Option<Live>> {
-    let rds = &cx.clients.rds;
-    let found = match rds
+) -> anyhow::Result<Option<aws_sdk_rds::types::DbParameterGroup>> {
+    match cx
+        .clients
+        .rds
         .describe_db_parameter_groups()
         .db_parameter_group_name(name)
         .send()
         .await
     {
-        Ok(out) => out.db_parameter_groups().first().cloned(),
-        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
-        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
+        Ok(out) => Ok(out.db_parameter_groups().first().cloned()),
+        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => Ok(None),
+        Err(err) => Err(err).aws("DescribeDBParameterGroups"),
+    }
+}
+
+pub(super) async fn discover_parameter_group(
+    cx: &Context,
+    name: &str,
+) -> anyhow::Result<Option<Live>> {
+    let Some(group) = describe_parameter_group(cx, name).await? else {
+        return Ok(None);
     };
-    let Some(group) = found else { return Ok(None) };
     let arn = group
         .db_parameter_group_arn()
         .unwrap_or_default()
@@ -127,11 +137,18 @@ pub(super) fn is_previous_group(ours: &str, name: &str) -> bool {
             .is_some_and(|major| !major.is_empty() && major.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// The group of the major before ours (`...postgres16` for `...postgres17`).
-pub(super) fn group_of_major_before(ours: &str) -> Option<String> {
+/// The groups of the majors before ours that poolside supports
+/// (`...postgres14` to `...postgres16` for `...postgres17`), newest first:
+/// a major upgrade may jump over one, and leaves the old group behind.
+pub(super) fn groups_of_majors_before(ours: &str) -> Vec<String> {
     let prefix = ours.trim_end_matches(|c: char| c.is_ascii_digit());
-    let major: u32 = ours[prefix.len()..].parse().ok()?;
-    Some(format!("{prefix}{}", major.checked_sub(1)?))
+    let Ok(major) = ours[prefix.len()..].parse::<u32>() else {
+        return vec![];
+    };
+    (*crate::config::SUPPORTED_MAJORS.start()..major)
+        .rev()
+        .map(|m| format!("{prefix}{m}"))
+        .collect()
 }
 
 /// A parameter group poolside made for this environment's earlier major,
@@ -142,19 +159,9 @@ pub(super) async fn previous_parameter_group(
     cx: &Context,
     name: &str,
 ) -> anyhow::Result<Option<Live>> {
-    let group = match cx
-        .clients
-        .rds
-        .describe_db_parameter_groups()
-        .db_parameter_group_name(name)
-        .send()
-        .await
-    {
-        Ok(out) => out.db_parameter_groups().first().cloned(),
-        Err(err) if error_code(&err) == Some("DBParameterGroupNotFound") => None,
-        Err(err) => return Err(err).aws("DescribeDBParameterGroups"),
+    let Some(group) = describe_parameter_group(cx, name).await? else {
+        return Ok(None);
     };
-    let Some(group) = group else { return Ok(None) };
     let arn = group.db_parameter_group_arn().unwrap_or_default();
     let tags = rds_tags_of(cx, arn).await?;
     if tags.get(TAG_ENV) != Some(&cx.environment) {
@@ -485,8 +492,16 @@ mod tests {
         assert!(!is_previous_group(ours, "poolside-acme-postgres16-copy"));
         assert!(!is_previous_group(ours, "default.postgres16"));
         assert_eq!(
-            group_of_major_before(ours).as_deref(),
-            Some("poolside-acme-postgres16")
+            groups_of_majors_before(ours),
+            [
+                "poolside-acme-postgres16",
+                "poolside-acme-postgres15",
+                "poolside-acme-postgres14"
+            ]
+        );
+        assert_eq!(
+            groups_of_majors_before("poolside-acme-postgres14"),
+            Vec::<String>::new()
         );
     }
 }

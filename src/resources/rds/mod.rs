@@ -69,29 +69,28 @@ pub async fn describe(cx: &Context, names: &DatabaseNames) -> anyhow::Result<Fou
         }
         anyhow::Ok(instance)
     };
-    // The group of the major before ours, read with the rest: what a major
-    // upgrade leaves behind once the instance has moved off it.
-    let major_before = groups::group_of_major_before(&names.parameter_group);
-    let before = async {
-        match &major_before {
-            Some(name) => groups::previous_parameter_group(cx, name).await,
-            None => Ok(None),
-        }
-    };
+    // The groups of the majors before ours, read with the rest: what a
+    // major upgrade leaves behind once the instance has moved off it.
+    let majors_before = groups::groups_of_majors_before(&names.parameter_group);
+    let before = futures::future::try_join_all(
+        majors_before
+            .iter()
+            .map(|name| groups::previous_parameter_group(cx, name)),
+    );
     let (subnet_group, parameter_group, before, instance) = tokio::try_join!(
         groups::describe_subnet_group(cx, &names.subnet_group),
         groups::discover_parameter_group(cx, &names.parameter_group),
         before,
         instance,
     )?;
-    let mut previous_parameter_groups: Vec<Live> = before.into_iter().collect();
-    // An instance still on a group of an older major, not the one before ours.
+    let mut previous_parameter_groups: Vec<Live> = before.into_iter().flatten().collect();
+    // An instance still on a group of a major poolside no longer supports.
     let instance_group = instance
         .as_ref()
         .and_then(|(db, _)| db.db_parameter_groups().first())
         .and_then(|g| g.db_parameter_group_name())
         .filter(|name| groups::is_previous_group(&names.parameter_group, name))
-        .filter(|name| Some(*name) != major_before.as_deref());
+        .filter(|name| !majors_before.iter().any(|m| m == name));
     if let Some(name) = instance_group {
         previous_parameter_groups.extend(groups::previous_parameter_group(cx, name).await?);
     }
