@@ -54,7 +54,9 @@ standard library only, one file, read top to bottom.
         the proxy set that alarm to ALARM when a deployment starts shifting
         production traffic (an alarm that fires mid-shift).
 
-  ECS   RunTask starts a task the proxy runs (moto runs none): DescribeTasks
+  ECS   RunTask starts a task the proxy runs (moto runs none), with its
+        container overrides (command, environment; 8192 characters at most):
+        DescribeTasks
         does not list it at first (MISSING: eventually consistent), then
         reports PENDING, RUNNING while its container runs, and STOPPED with
         the container's exit code. The container's command runs here as ECS
@@ -522,9 +524,15 @@ def run_task(request):
         record("task_placement_refused", cluster=cluster)
         answer = {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
         return 200, ECS_JSON, json.dumps(answer).encode()
+    # "A total of 8192 characters are allowed for overrides. This limit
+    # includes the JSON formatting characters of the override structure."
+    overrides = request.get("overrides") or {}
+    if len(json.dumps(overrides, separators=(",", ":"))) > 8192:
+        record("task_overrides_refused")
+        return json_error(400, "InvalidParameterException", "Container Overrides length must be at most 8192")
     task_id = os.urandom(16).hex()
     arn = f"arn:aws:ecs:{region}:{ACCOUNT}:task/{cluster}/{task_id}"
-    container = definition["containerDefinitions"][0]
+    container = with_overrides(definition["containerDefinitions"][0], overrides)
     task = dict(arn=arn, id=task_id, cluster_arn=cluster_arn, definition=definition["taskDefinitionArn"],
                 container=container, started_by=request.get("startedBy"), describes=0, status="PROVISIONING",
                 fail_pull=fail_pull, process=None, output=[], exit_code=None, stop_code=None,
@@ -533,6 +541,25 @@ def run_task(request):
         tasks[arn] = task
     record("task_started", task=arn, family=definition.get("family"))
     return 200, ECS_JSON, json.dumps({"tasks": [task_view(task)], "failures": []}).encode()
+
+
+def with_overrides(container, overrides):
+    """The container as RunTask's containerOverrides change it: a command
+    replaces the definition's, environment variables are added or replace
+    those of the same name."""
+    container = dict(container)
+    for override in overrides.get("containerOverrides") or []:
+        if override.get("name") != container.get("name"):
+            continue
+        if override.get("command"):
+            container["command"] = override["command"]
+        if override.get("environment"):
+            names = {e["name"] for e in override["environment"]}
+            container["environment"] = [e for e in container.get("environment", []) if e["name"] not in names] \
+                + override["environment"]
+        record("task_overrides_applied", command=bool(override.get("command")),
+               environment=sorted(e["name"] for e in override.get("environment") or []))
+    return container
 
 
 def task_view(task):

@@ -78,16 +78,21 @@ if [ "$exists" != 1 ]; then
   psql -X -q -d postgres -c "CREATE DATABASE \"$PGDATABASE\""
   echo "poolside: database-created"
 fi
+# A statement whose client is gone (the task stopped) is cancelled.
+export PGOPTIONS="-c client_connection_check_interval=10s"
 every="${POOLSIDE_PROGRESS_EVERY:-@every@}"
 (
   n=0
   while sleep "$every"; do
     n=$((n + 1))
-    PGAPPNAME=poolside-schema-progress psql -X -q -tA -F '|' -d "$PGDATABASE" -c "@query@" 2>/dev/null || true
+    PGAPPNAME=poolside-schema-progress psql -X -q -tA -F '|' -d "$PGDATABASE" -c "@query@" 2>/dev/null ||
+      if [ $((n % 6)) -eq 0 ]; then echo "poolside: progress|unavailable||0|0|0|0|0"; fi
   done
 ) &
 progress=$!
 trap 'kill "$progress" 2>/dev/null || true' EXIT
+# StopTask's SIGTERM ends the shell (PID 1 ignores it otherwise).
+trap 'exit 143' TERM INT
 if [ "${POOLSIDE_ANALYZE:-}" = yes ]; then
   psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -c 'ANALYZE'
   echo "poolside: analyzed"
@@ -498,7 +503,7 @@ async fn stop_task(cx: &Context, cluster: &str, task_arn: &str) {
 
 /// Polls the task until it stops, reading its log as it grows and saying
 /// its progress lines; `None` once the log has been silent for
-/// [`SILENCE_LIMIT`].
+/// [`SILENCE_LIMIT`] (a log that cannot be read is not silent).
 async fn follow(
     cx: &Context,
     (cluster, task_arn): (&str, &str),
@@ -507,39 +512,23 @@ async fn follow(
 ) -> anyhow::Result<Option<(Task, Vec<String>)>> {
     let id = ResourceId::new(Kind::TaskDefinition, CONTAINER_NAME);
     let started = tokio::time::Instant::now();
-    let mut lines = Vec::new();
-    let mut heard = started;
+    let mut log = FollowedLog::default();
     let mut delay = Duration::from_secs(2);
+    let mut unseen_since = None;
     loop {
-        let out = cx
-            .clients
-            .ecs
-            .describe_tasks()
-            .cluster(cluster)
-            .tasks(task_arn)
-            .send()
-            .await
-            .aws("DescribeTasks")?;
-        // DescribeTasks is eventually consistent: a task just started
-        // may not be listed yet.
-        let task = out.tasks().first();
-        let stopped = task.filter(|t| t.last_status() == Some("STOPPED")).cloned();
-        if let Some(task) = task.filter(|_| stopped.is_none()) {
-            tracing::info!(status = ?task.last_status(), "schema task");
-        }
-        // Read after the task stopped, the stream holds all it wrote.
-        let new = tail.read(cx).await;
-        if !new.is_empty() {
-            heard = tokio::time::Instant::now();
-        }
-        for said in new.iter().filter_map(|l| task_log::describe(l)) {
-            waits.note(&id, &said, started.elapsed(), Duration::ZERO);
-        }
-        lines.extend(new);
+        let looked = look_at_task(cx, (cluster, task_arn), &mut unseen_since).await?;
+        let stopped = looked
+            .flatten()
+            .filter(|t| t.last_status() == Some("STOPPED"));
+        log.read(cx, tail, |said| {
+            waits.note(&id, said, started.elapsed(), Duration::ZERO)
+        })
+        .await;
         if let Some(task) = stopped {
-            return Ok(Some((task, task_log::without_progress(&lines))));
+            log.read_to_its_end(cx, tail).await;
+            return Ok(Some((task, task_log::without_progress(&log.lines))));
         }
-        if heard.elapsed() >= SILENCE_LIMIT {
+        if log.heard.elapsed() >= SILENCE_LIMIT {
             return Ok(None);
         }
         tokio::time::sleep(delay).await;
@@ -547,6 +536,105 @@ async fn follow(
     }
 }
 
+/// How long DescribeTasks may fail in a row (after the SDK's own retries)
+/// before deploy stops looking.
+const UNSEEN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The task as DescribeTasks lists it (`Some(None)`: not listed yet, as
+/// it is eventually consistent); `None` after a failed look, an error once
+/// looks have failed for [`UNSEEN_LIMIT`]: the task is then left running.
+async fn look_at_task(
+    cx: &Context,
+    (cluster, task_arn): (&str, &str),
+    unseen_since: &mut Option<tokio::time::Instant>,
+) -> anyhow::Result<Option<Option<Task>>> {
+    let looked = cx
+        .clients
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .tasks(task_arn)
+        .send()
+        .await;
+    match looked {
+        Ok(out) => {
+            *unseen_since = None;
+            let task = out.tasks().first().cloned();
+            if let Some(status) = task.as_ref().and_then(|t| t.last_status()) {
+                tracing::info!(status, "schema task");
+            }
+            Ok(Some(task))
+        }
+        Err(err) => {
+            let since = *unseen_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() < UNSEEN_LIMIT {
+                tracing::warn!(error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "cannot see the schema task; trying again");
+                return Ok(None);
+            }
+            Err(err).aws("DescribeTasks").with_context(|| format!(
+                "deploy cannot see the schema task {task_arn} and stopped waiting for it; the task goes on running and finishes its migrations on its own (the next deploy waits for its migration lock). Stop it with `aws ecs stop-task --cluster {cluster} --task {task_arn}` if you must"
+            ))
+        }
+    }
+}
+
+/// What deploy has read of the task's log, and when it last heard from it.
+struct FollowedLog {
+    lines: Vec<String>,
+    heard: tokio::time::Instant,
+    warned: bool,
+}
+
+impl Default for FollowedLog {
+    fn default() -> Self {
+        FollowedLog {
+            lines: Vec::new(),
+            heard: tokio::time::Instant::now(),
+            warned: false,
+        }
+    }
+}
+
+impl FollowedLog {
+    /// Reads what the task wrote since, saying each progress line.
+    async fn read(&mut self, cx: &Context, tail: &mut LogTail, mut say: impl FnMut(&str)) {
+        match tail.read(cx).await {
+            Ok(new) => {
+                if !new.is_empty() {
+                    self.heard = tokio::time::Instant::now();
+                }
+                for said in new.iter().filter_map(|l| task_log::describe(l)) {
+                    say(&said);
+                }
+                self.lines.extend(new);
+            }
+            Err(why) => {
+                // Unknown is not silent: the task may be busy.
+                self.heard = tokio::time::Instant::now();
+                if !std::mem::replace(&mut self.warned, true) {
+                    tracing::warn!(%why, "cannot read the schema task's log; waiting for the task without it");
+                }
+            }
+        }
+    }
+
+    /// After the task stopped: awslogs may deliver its last lines a moment
+    /// later, so the log is read again, for up to half a minute, until it
+    /// holds the script's last word.
+    async fn read_to_its_end(&mut self, cx: &Context, tail: &mut LogTail) {
+        for _ in 0..6 {
+            let last_word = self
+                .lines
+                .iter()
+                .any(|l| l.trim() == "poolside: done" || l.trim() == SNAPSHOT_NEEDED);
+            if last_word {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            self.read(cx, tail, |_| {}).await;
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1106,7 +1194,8 @@ mod tests {
             migrations::shipped(),
             "bulk",
             "CREATE TABLE api.bulk (id bigint, body text);
-             INSERT INTO api.bulk SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 2000000) g;"
+             INSERT INTO api.bulk SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 2000000) g;
+             CREATE TABLE public.task_session AS SELECT current_setting('client_connection_check_interval') AS check_interval;"
                 .into(),
         );
         let list = with_migration(
@@ -1141,6 +1230,12 @@ mod tests {
             &mut report
         ));
         assert_eq!(report.migrations_applied.len(), 2);
+        // A statement of a task that is gone is cancelled within 10 s.
+        let interval: String = sqlx::query_scalar("SELECT check_interval FROM public.task_session")
+            .fetch_one(&mut server.connect(MASTER).await)
+            .await
+            .unwrap();
+        assert_eq!(interval, "10s");
 
         let list = with_migration(list, "fails", "SELECT 1 / 0;".into());
         let script_text = script("poolside", &list, &cron::owned_jobs(7), &options).unwrap();
@@ -1944,6 +2039,125 @@ mod tests {
             assert!(
                 waited >= SILENCE_LIMIT && waited < SILENCE_LIMIT * 2,
                 "{waited:?}"
+            );
+        }
+
+        /// A log deploy may not read (GetLogEvents refused) is not a
+        /// silent one: the task is waited for to its end, however long.
+        #[tokio::test(start_paused = true)]
+        async fn a_log_that_cannot_be_read_does_not_stop_a_long_task() {
+            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+                RunTaskOutput::builder()
+                    .tasks(task("PROVISIONING", None))
+                    .build()
+            });
+            // 20 minutes of looks, 10 s apart, then stopped.
+            let running = mock!(aws_sdk_ecs::Client::describe_tasks)
+                .sequence()
+                .output(|| {
+                    DescribeTasksOutput::builder()
+                        .tasks(task("RUNNING", None))
+                        .build()
+                })
+                .times(125)
+                .build();
+            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+                DescribeTasksOutput::builder()
+                    .tasks(task("STOPPED", Some(0)))
+                    .build()
+            });
+            let stop = mock!(aws_sdk_ecs::Client::stop_task).then_output(|| {
+                aws_sdk_ecs::operation::stop_task::StopTaskOutput::builder().build()
+            });
+            let denied =
+                mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_http_response(|| {
+                    aws_smithy_runtime_api::http::Response::new(
+                        aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                        aws_smithy_types::body::SdkBody::from(
+                            crate::resources::testing::json_error(
+                                "AccessDeniedException",
+                                "User is not authorized to perform: logs:GetLogEvents",
+                            ),
+                        ),
+                    )
+                });
+            let image = image_listed();
+            let cx = context(|c| {
+                c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
+                c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &running, &stopped, &stop]);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&denied], MatchAny);
+            });
+            let started = tokio::time::Instant::now();
+            let err = run_schema_task(
+                &cx,
+                &placement(),
+                &mut DataTierReport::default(),
+                &crate::engine::events::Discard,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            // Its exit is known; what it did is not (no `done` read).
+            assert!(err.contains("psql exited with 0"), "{err}");
+            assert_eq!(stopped.num_calls(), 1);
+            assert_eq!(stop.num_calls(), 0);
+            assert!(started.elapsed() > SILENCE_LIMIT, "{:?}", started.elapsed());
+        }
+
+        /// DescribeTasks failing for two minutes in a row: deploy stops
+        /// waiting, says the task goes on, and does not stop it.
+        #[tokio::test(start_paused = true)]
+        async fn a_task_deploy_cannot_see_is_left_running_and_said_so() {
+            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+                RunTaskOutput::builder()
+                    .tasks(task("PROVISIONING", None))
+                    .build()
+            });
+            let unavailable = mock!(aws_sdk_ecs::Client::describe_tasks).then_http_response(|| {
+                aws_smithy_runtime_api::http::Response::new(
+                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                    aws_smithy_types::body::SdkBody::from(crate::resources::testing::json_error(
+                        "AccessDeniedException",
+                        "User is not authorized to perform: ecs:DescribeTasks",
+                    )),
+                )
+            });
+            let stop = mock!(aws_sdk_ecs::Client::stop_task).then_output(|| {
+                aws_sdk_ecs::operation::stop_task::StopTaskOutput::builder().build()
+            });
+            let image = image_listed();
+            let [first, end] = logs(&["poolside: connecting to db:5432"]);
+            let cx = context(|c| {
+                c.ecr = crate::mocked!(aws_sdk_ecr, [&image]);
+                c.ecs = crate::mocked!(aws_sdk_ecs, [&run, &unavailable, &stop], MatchAny);
+                c.logs = crate::mocked!(aws_sdk_cloudwatchlogs, [&first, &end], MatchAny);
+            });
+            let err = run_schema_task(
+                &cx,
+                &placement(),
+                &mut DataTierReport::default(),
+                &crate::engine::events::Discard,
+            )
+            .await
+            .unwrap_err();
+            let err = format!("{err:#}");
+            assert!(err.contains("the task goes on running"), "{err}");
+            assert!(err.contains("aws ecs stop-task --cluster"), "{err}");
+            assert_eq!(stop.num_calls(), 0);
+        }
+
+        #[test]
+        fn the_pause_fits_in_runtasks_overrides() {
+            // RunTask: "A total of 8192 characters are allowed for overrides",
+            // JSON included; the environment's name and the structure are
+            // well under 512.
+            let pause = super::super::super::schema_script::pause_for_upgrade(
+                "a_database_name_as_long_as_postgresql_allows_which_is_63_chars",
+            );
+            assert!(
+                PAUSE_COMMAND.len() + pause.len() + 512 < 8192,
+                "{}",
+                pause.len()
             );
         }
 

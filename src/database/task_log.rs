@@ -121,11 +121,10 @@ impl LogTail {
         }
     }
 
-    /// The lines written since the last read, in order. A stream not made
-    /// yet (the container has not started) has none; so has one that
-    /// cannot be read, which is warned of: the task's outcome does not
-    /// depend on it.
-    pub async fn read(&mut self, cx: &Context) -> Vec<String> {
+    /// The lines written since the last read, in order; an error saying
+    /// why the stream could not be read. A stream not made yet (the
+    /// container has not started) has no lines.
+    pub async fn read(&mut self, cx: &Context) -> Result<Vec<String>, String> {
         let mut lines = Vec::new();
         loop {
             let out = cx
@@ -144,10 +143,13 @@ impl LogTail {
                     let missing = err
                         .as_service_error()
                         .is_some_and(|e| e.is_resource_not_found_exception());
-                    if !missing {
-                        tracing::warn!(stream = %self.stream, error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "cannot read the schema task's log stream");
-                    }
-                    return lines;
+                    return match missing {
+                        true => Ok(lines),
+                        false => {
+                            Err(aws_smithy_types::error::display::DisplayErrorContext(&err)
+                                .to_string())
+                        }
+                    };
                 }
             };
             lines.extend(
@@ -155,15 +157,13 @@ impl LogTail {
                     .iter()
                     .filter_map(|e| e.message().map(str::to_string)),
             );
-            // GetLogEvents repeats the token it was given at the end of the stream.
+            // The end of the stream is where GetLogEvents gives back the
+            // token it was given; a page may be empty before that.
             let next = out.next_forward_token().map(str::to_string);
-            let at_end = out.events().is_empty() || next == self.token;
-            if next.is_some() {
-                self.token = next;
+            if next.is_none() || next == self.token {
+                return Ok(lines);
             }
-            if at_end {
-                return lines;
-            }
+            self.token = next;
         }
     }
 }

@@ -28,15 +28,20 @@ impl Proxy {
         ))
     }
 
-    /// The kinds of AWS behaviour the proxy played, in order.
-    pub async fn played(&self) -> Vec<String> {
-        let events: Vec<Value> = reqwest::get(format!("{}/__proxy/events", self.url))
+    /// What the proxy played, in order, with what it recorded of each.
+    pub async fn events(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/__proxy/events", self.url))
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
-        events
+            .unwrap()
+    }
+
+    /// The kinds of AWS behaviour the proxy played, in order.
+    pub async fn played(&self) -> Vec<String> {
+        self.events()
+            .await
             .iter()
             .map(|e| e["kind"].as_str().unwrap().to_string())
             .collect()
@@ -76,7 +81,7 @@ impl Proxy {
 
     /// Tells the proxy where the tasks it runs find the database, and which
     /// failures to play (`POST /__proxy/tasks`).
-    async fn tasks(&self, settings: Value) {
+    pub async fn tasks(&self, settings: Value) {
         self.post("tasks", settings).await
     }
 

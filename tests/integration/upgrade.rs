@@ -194,3 +194,63 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     env.deploy();
     assert!(!parameter_group_exists(&older_group).await);
 }
+
+/// With the schema task (`schema_runner = "ecs-task"`, the default on AWS),
+/// through the layer that runs the task's command here as ECS would: the
+/// jobs are paused before the upgrade by a run of the live schema task
+/// with a command of its own, and the task after the upgrade runs ANALYZE
+/// and resumes exactly those jobs.
+#[tokio::test]
+async fn a_major_upgrade_with_the_schema_task_pauses_the_jobs_from_inside_the_vpc() {
+    let proxy = Proxy::start();
+    let mut env = Env::new("upgtask");
+    env.endpoint = proxy.url.clone();
+    env.target_extra = "emulator_runs_tasks = true\n".into();
+    env.database_extra = "schema_runner = \"ecs-task\"\n".into();
+    env.write();
+    let database = format!("127.0.0.1:{}", env.postgres.port);
+    proxy
+        .tasks(serde_json::json!({ "database": database }))
+        .await;
+    env.poolside(&["image", "push", "--env", &env.name])
+        .assert_code(0);
+    env.deploy();
+
+    env.database_extra = "schema_runner = \"ecs-task\"\nengine_version = \"17\"\n".into();
+    env.write();
+    let upgraded = env.poolside(&[
+        "deploy",
+        "--env",
+        &env.name,
+        "--yes",
+        "--allow-major-upgrade",
+        "--output",
+        "json",
+    ]);
+    upgraded.assert_code(0);
+    let paused = upgraded.one("jobs_paused_for_upgrade")["jobs"].clone();
+    assert_eq!(paused.as_array().map(Vec::len), Some(5), "{paused}");
+    let report = upgraded.one("data_tier");
+    assert_eq!(report["analyzed_after_upgrade"], true, "{report}");
+    assert_eq!(report["jobs_resumed_after_upgrade"], paused, "{report}");
+    assert_eq!(report["jobs_changed"], serde_json::json!([]), "{report}");
+
+    // The pause ran with its own command before RDS was asked to upgrade;
+    // the schema task after it was told to analyze and what to resume.
+    let events = proxy.events().await;
+    let position = |wanted: &dyn Fn(&Value) -> bool| events.iter().position(wanted);
+    let pause = position(&|e| e["kind"] == "task_overrides_applied" && e["command"] == true)
+        .unwrap_or_else(|| panic!("no task ran with a command of its own: {events:?}"));
+    let upgrade = position(&|e| e["kind"] == "major_upgrade").expect("no major upgrade");
+    let after = position(&|e| {
+        e["kind"] == "task_overrides_applied"
+            && e["command"] == false
+            && e["environment"] == serde_json::json!(["POOLSIDE_ANALYZE", "POOLSIDE_RESUME"])
+    })
+    .unwrap_or_else(|| panic!("the schema task was not told to analyze and resume: {events:?}"));
+    assert!(
+        pause < upgrade && upgrade < after,
+        "{pause} {upgrade} {after}"
+    );
+    env.plan().assert_code(0);
+}
