@@ -62,10 +62,16 @@ impl Clients {
     /// as the environment's role, assumed here before any other call.
     pub async fn connect(config: &Config) -> Result<Clients, role::RoleError> {
         let own = operator_config(config).await;
+        let stats = Arc::new(CallStats::default());
         let Some(assumed) = config.role() else {
-            return Ok(Clients::with_config(config, &own, None));
+            return Ok(Clients::with_config(config, &own, (stats, None)));
         };
-        let sts = aws_sdk_sts::Client::new(&own);
+        // Counted as well: `--stats` shows the two calls made as the operator.
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&own)
+                .interceptor(CallCounter(stats.clone()))
+                .build(),
+        );
         let operator = role::operator(&sts, Some(&assumed.arn)).await?;
         let credentials =
             role::RoleCredentials::assume(sts, assumed, operator.clone(), &config.name).await?;
@@ -83,15 +89,18 @@ impl Clients {
                     .build(),
             )
             .build();
-        Ok(Clients::with_config(config, &as_role, Some(operator)))
+        Ok(Clients::with_config(
+            config,
+            &as_role,
+            (stats, Some(operator)),
+        ))
     }
 
     fn with_config(
         config: &Config,
         shared: &aws_config::SdkConfig,
-        operator: Option<role::Operator>,
+        (stats, operator): (Arc<CallStats>, Option<role::Operator>),
     ) -> Clients {
-        let stats = Arc::new(CallStats::default());
         let counter = CallCounter(stats.clone());
         // Every client counts its calls (`--stats`, the benchmark).
         macro_rules! client {

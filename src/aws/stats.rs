@@ -192,10 +192,11 @@ impl StatsReport {
     }
 }
 
-/// Reads never change anything; every other operation is counted as mutating.
+/// Reads never change anything, nor does taking a role's credentials
+/// (STS AssumeRole); every other operation is counted as mutating.
 pub fn is_mutating(operation: &str) -> bool {
     const READ_PREFIXES: [&str; 5] = ["Describe", "Get", "List", "Head", "Lookup"];
-    !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
+    operation != "AssumeRole" && !READ_PREFIXES.iter().any(|p| operation.starts_with(p))
 }
 
 #[derive(Clone, Debug)]
@@ -309,6 +310,7 @@ mod tests {
         assert!(!is_mutating("DescribeVpcs"));
         assert!(!is_mutating("GetBucketPolicy"));
         assert!(!is_mutating("HeadBucket"));
+        assert!(!is_mutating("AssumeRole"));
         assert!(is_mutating("CreateVpc"));
         assert!(is_mutating("AuthorizeSecurityGroupIngress"));
         assert!(is_mutating("PutBucketPolicy"));

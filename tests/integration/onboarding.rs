@@ -213,7 +213,21 @@ async fn onboarding_runs_end_to_end_as_the_role_the_template_makes() {
         .push_str(&format!("role_arn = \"{role_arn}\"\n"));
     env.write();
     let before = proxy.authorizations().await.len();
-    env.deploy();
+    let deployed = env.deploy();
+    // --stats counts the two calls made as the operator, and AssumeRole
+    // is not a change of the account.
+    let operations = deployed.one("stats")["calls"]["operations"].clone();
+    let sts_calls = |operation: &str| {
+        operations
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|op| op["service"] == "STS" && op["operation"] == operation)
+            .map(|op| op["calls"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sts_calls("AssumeRole"), 1, "{operations}");
+    assert!(sts_calls("GetCallerIdentity") >= 1, "{operations}");
     let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
     status.assert_code(0);
     env.poolside(&["destroy", "--env", &env.name, "--yes", "--delete-data"])
