@@ -190,6 +190,8 @@ const OPERATIONS: &[(&str, &str, &str, Scope)] = &[
     ("RDS", "DescribeDBInstances", "rds:DescribeDBInstances", Scope::Database),
     ("RDS", "DescribePendingMaintenanceActions", "rds:DescribePendingMaintenanceActions", Scope::Any),
     ("RDS", "DescribeDBSnapshots", "rds:DescribeDBSnapshots", Scope::Any),
+    // Retained backups are named by a resource id RDS makes (`auto-backup:ab-...`).
+    ("RDS", "DescribeDBInstanceAutomatedBackups", "rds:DescribeDBInstanceAutomatedBackups", Scope::Any),
     ("RDS", "DescribeDBParameterGroups", "rds:DescribeDBParameterGroups", Scope::Database),
     ("RDS", "DescribeDBParameters", "rds:DescribeDBParameters", Scope::Database),
     ("RDS", "DescribeDBSubnetGroups", "rds:DescribeDBSubnetGroups", Scope::Database),

@@ -5,20 +5,29 @@
 use super::{exit, RunOptions, Session};
 use crate::config::Config;
 use crate::output::{self, Format};
-use crate::resources::rds::snapshots::{self, Snapshot};
+use crate::resources::rds::snapshots::{self, RetainedBackup, Snapshot};
 use std::process::ExitCode;
 
 pub async fn snapshots(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode> {
     let identifier = crate::names::database_identifier(&config);
     let session = Session::open(config).await?;
-    let found = snapshots::list(&session.cx, &identifier).await?;
+    let (found, retained) = tokio::try_join!(
+        snapshots::list(&session.cx, &identifier),
+        snapshots::retained_backups(&session.cx, &identifier),
+    )?;
     match run.output {
         Format::Json => {
             for snapshot in &found {
                 output::json_line("snapshot", snapshot);
             }
+            for backup in &retained {
+                output::json_line("retained_backup", backup);
+            }
         }
-        Format::Human => print(&identifier, &found),
+        Format::Human => {
+            print(&identifier, &found);
+            print_retained(&identifier, &retained);
+        }
     }
     run.print_stats(&session);
     Ok(ExitCode::from(exit::OK))
@@ -45,5 +54,29 @@ fn print(identifier: &str, found: &[Snapshot]) {
             }
         );
         println!("    {}", s.identifier);
+    }
+}
+
+/// The deleted instance's automated backups, which RDS keeps (and bills)
+/// until their retention ends.
+fn print_retained(identifier: &str, retained: &[RetainedBackup]) {
+    for b in retained {
+        let window = match (&b.restorable_from, &b.restorable_until) {
+            (Some(from), Some(until)) => {
+                format!(", restorable to any point from {from} to {until}")
+            }
+            _ => String::new(),
+        };
+        let kept = b
+            .retention_days
+            .map(|d| format!(" for {d} days after the instance was deleted"))
+            .unwrap_or_default();
+        println!(
+            "RDS retains the automated backups of the deleted {identifier}{window}; it keeps them{kept}, then deletes them{}",
+            b.arn
+                .as_deref()
+                .map(|a| format!(" ({a}: `aws rds restore-db-instance-to-point-in-time --source-db-instance-automated-backups-arn {a} ...` restores it, `aws rds delete-db-instance-automated-backup` deletes them now)"))
+                .unwrap_or_default()
+        );
     }
 }

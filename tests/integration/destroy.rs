@@ -438,9 +438,18 @@ async fn destroy_removes_everything_of_the_environment_keeps_data_until_told_and
     assert_eq!(kept.len(), 1, "{}", listed.stdout());
     assert_eq!(kept[0]["identifier"], snapshot);
     assert_eq!(kept[0]["kind"], "manual");
+    // destroy keeps the automated backups too: RDS retains them, and
+    // they are listed as what a point-in-time restore starts from.
+    let retained = listed.json("retained_backup");
+    assert_eq!(retained.len(), 1, "{}", listed.stdout());
+    assert_eq!(retained[0]["status"], "retained");
     let human = env.poolside(&["snapshots", "--env", &env.name]);
     assert!(
-        human.stdout().contains(snapshot) && human.stdout().contains("kept by destroy"),
+        human.stdout().contains(snapshot)
+            && human.stdout().contains("kept by destroy")
+            && human
+                .stdout()
+                .contains("RDS retains the automated backups of the deleted"),
         "{}",
         human.stdout()
     );

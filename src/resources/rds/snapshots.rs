@@ -29,6 +29,76 @@ pub struct Snapshot {
     pub taken_before: Option<String>,
 }
 
+/// The automated backups RDS retained of a deleted instance (destroy
+/// deletes it with `DeleteAutomatedBackups=false`): the instance can be
+/// restored from them to a point in their window until their retention
+/// ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RetainedBackup {
+    /// `retained` (the instance is gone).
+    pub status: String,
+    /// The window a point-in-time restore can choose from (RFC 3339).
+    pub restorable_from: Option<String>,
+    pub restorable_until: Option<String>,
+    /// How many days RDS keeps them after the instance was deleted.
+    pub retention_days: Option<i32>,
+    pub allocated_storage_gb: Option<i32>,
+    pub engine_version: Option<String>,
+    /// What a restore names (`RestoreDBInstanceToPointInTime`'s
+    /// `SourceDBInstanceAutomatedBackupsArn`).
+    pub arn: Option<String>,
+}
+
+/// The retained automated backups of the deleted instance `identifier`.
+/// DescribeDBInstanceAutomatedBackups' `DBInstanceIdentifier` must name an
+/// existing instance, so the region's retained ones are read and matched
+/// by the identifier they were taken of.
+pub async fn retained_backups(
+    cx: &Context,
+    identifier: &str,
+) -> anyhow::Result<Vec<RetainedBackup>> {
+    let mut pages = cx
+        .clients
+        .rds
+        .describe_db_instance_automated_backups()
+        .filters(
+            aws_sdk_rds::types::Filter::builder()
+                .name("status")
+                .values("retained")
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    let time = |t: Option<&aws_smithy_types::DateTime>| {
+        t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+    };
+    while let Some(page) = pages.next().await {
+        let page = page.aws("DescribeDBInstanceAutomatedBackups")?;
+        for backup in page.db_instance_automated_backups() {
+            // An emulator may not filter: the status is checked here too.
+            if backup.db_instance_identifier() != Some(identifier)
+                || backup.status() != Some("retained")
+            {
+                continue;
+            }
+            let window = backup.restore_window();
+            found.push(RetainedBackup {
+                status: backup.status().unwrap_or_default().to_string(),
+                restorable_from: time(window.and_then(|w| w.earliest_time())),
+                restorable_until: time(window.and_then(|w| w.latest_time())),
+                retention_days: backup.backup_retention_period(),
+                allocated_storage_gb: backup.allocated_storage(),
+                engine_version: backup.engine_version().map(str::to_string),
+                arn: backup
+                    .db_instance_automated_backups_arn()
+                    .map(str::to_string),
+            });
+        }
+    }
+    Ok(found)
+}
+
 /// Every snapshot RDS keeps of the instance `identifier` (existing or
 /// deleted), newest first: the manual ones, from the region's manual
 /// snapshots by the instance they were taken of (DescribeDBSnapshots'
@@ -57,8 +127,8 @@ pub async fn list(cx: &Context, identifier: &str) -> anyhow::Result<Vec<Snapshot
     while let Some(page) = automated.next().await {
         match page {
             Ok(page) => raw.extend_from_slice(page.db_snapshots()),
-            // The instance is gone: its retained automated backups are RDS's
-            // DescribeDBInstanceAutomatedBackups, which this does not read.
+            // The instance is gone: its automated backups are retained
+            // ones ([`retained_backups`]).
             Err(err) if error_code(&err) == Some("DBInstanceNotFound") => break,
             Err(err) => return Err(err).aws("DescribeDBSnapshots"),
         }
