@@ -25,8 +25,14 @@ case "${1:-}" in
     if [ ! -f "$data/PG_VERSION" ]; then
       log "creating a PostgreSQL $PG_VERSION cluster in $data"
       mkdir -p "$data"
-      chown -R postgres:postgres "$(dirname "$data")"
+      chown -R postgres:postgres "$data"
       chmod 700 "$data"
+      # postgres must reach its directory; nothing else beside it changes hands.
+      parent="$(dirname "$data")"
+      if ! as_postgres test -x "$parent"; then
+        chmod o+x "$parent"
+        log "let postgres traverse $parent (o+x)"
+      fi
       password_file="$(mktemp)"
       printf '%s\n' "$master_password" >"$password_file"
       chown postgres "$password_file"

@@ -86,6 +86,11 @@ pub struct Drift {
 }
 
 impl Drift {
+    /// The database should have been read and could not be.
+    pub fn database_unreadable(&self) -> bool {
+        self.database.as_ref().is_err_and(NotInspected::is_failure)
+    }
+
     /// Why the database side is not among the findings, when it is not.
     pub fn database_unchecked(&self) -> Option<&NotInspected> {
         match &self.database {
@@ -161,6 +166,7 @@ pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
     match database::inspect(cx, config).await {
         Ok(inspection) => DatabasePlan {
             checked: true,
+            unreadable: false,
             why_not: None,
             changes: from_database(&inspection),
             warnings: contract_snapshot(config, &inspection.migrations.pending)
@@ -169,12 +175,14 @@ pub async fn database_plan(cx: &Context, config: &Config) -> DatabasePlan {
         },
         Err(NotInspected::NoInstance) => DatabasePlan {
             checked: true,
+            unreadable: false,
             why_not: None,
             changes: first_deploy(config),
             warnings: vec![],
         },
         Err(why) => DatabasePlan {
             checked: false,
+            unreadable: why.is_failure(),
             why_not: Some(why.to_string()),
             changes: Vec::new(),
             warnings: vec![],

@@ -113,15 +113,20 @@ pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
         return;
     }
     if !plan.changes_anything() {
-        let and_sql = if plan.database.as_ref().is_some_and(|d| d.checked) {
-            " and sql/"
-        } else {
-            ""
-        };
-        println!(
-            "No changes. Environment `{}` matches its file{and_sql}.",
-            plan.environment
-        );
+        match plan.database.as_ref() {
+            Some(d) if !d.checked => println!(
+                "No changes to the AWS resources of environment `{}`; its database was not planned (note above).",
+                plan.environment
+            ),
+            Some(_) => println!(
+                "No changes. Environment `{}` matches its file and sql/.",
+                plan.environment
+            ),
+            None => println!(
+                "No changes. Environment `{}` matches its file.",
+                plan.environment
+            ),
+        }
         return;
     }
     println!("Environment `{}` needs these changes:\n", plan.environment);

@@ -35,7 +35,13 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         }
         Err(NotInspected::Failed(err)) => database_error = Some(format!("{err:#}")),
     }
-    print(globals.output, &args.env, &findings);
+    // The deploy that repairs a major upgrade's drift must say it means it.
+    let deploy = match plan.major_upgrade() {
+        Some(_) => format!("poolside deploy --env {} --allow-major-upgrade", args.env),
+        None => format!("poolside deploy --env {}", args.env),
+    };
+    let shown = (args.env.as_str(), deploy.as_str());
+    print(globals.output, shown, &findings, database_error.is_none());
     globals.print_stats(&session, started);
     if let Some(error) = database_error {
         bail!(
@@ -50,12 +56,17 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
     }))
 }
 
-fn print(format: Format, env: &str, findings: &[Finding]) {
+/// `database_read`: false when the database side could not be read (the
+/// error follows), so no drift is claimed of it.
+fn print(format: Format, (env, deploy): (&str, &str), findings: &[Finding], database_read: bool) {
     match format {
         Format::Json => {
             for f in findings {
                 output::json_line("finding", f);
             }
+        }
+        Format::Human if findings.is_empty() && !database_read => {
+            println!("No drift on the AWS side of environment `{env}`; its database could not be read (below).")
         }
         Format::Human if findings.is_empty() => {
             println!("No drift: environment `{env}` matches its file and sql/.")
@@ -89,7 +100,7 @@ fn print(format: Format, env: &str, findings: &[Finding]) {
             if network_broken {
                 println!("\nThe customer's network is not ready (below): deploy refuses, and repairs nothing else, until its owner fixes it.");
             } else {
-                println!("\n`poolside deploy --env {env}` repairs what poolside manages; unmanaged resources are only reported.");
+                println!("\n`{deploy}` repairs what poolside manages; unmanaged resources are only reported.");
             }
             for f in findings {
                 if let Some(remedy) = &f.remedy {

@@ -13,16 +13,16 @@ pub struct Args {
     /// The environment whose history to list.
     #[arg(long, value_parser = super::globals::environment_name)]
     pub env: String,
-    /// How many runs to list.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    /// How many runs to list (1 to 1000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
 }
 
 pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
     let store = session.state().await?;
-    let records = state::list(&store, &args.env, args.limit.clamp(1, 1000)).await?;
+    let records = state::list(&store, &args.env, usize::from(args.limit)).await?;
     match globals.output {
         Format::Json => {
             for record in &records {

@@ -56,6 +56,13 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             plan.customer_network.len()
         );
     }
+    if let Some(database) = plan.database.as_ref().filter(|d| d.unreadable) {
+        anyhow::bail!(
+            "plan of `{}`: the database side could not be read, so what the schema step would change is unknown (the plan above covers the AWS side only): {}",
+            args.env,
+            database.why_not.as_deref().unwrap_or("no reason given")
+        );
+    }
     let attention = plan.changes_anything() || !plan.duplicates.is_empty();
     let code = if args.detailed_exitcode && attention {
         exit::CHANGES

@@ -124,24 +124,32 @@ pub struct JobHealth {
     pub last_message: Option<String>,
     /// Failed runs in the last 24 hours.
     pub failed_last_day: i64,
+    /// pg_cron schedules it (`false`: paused, by a deploy cut off mid-way
+    /// or by hand).
+    pub active: bool,
+    /// The newest run ran a command the job no longer has: a deploy has
+    /// corrected the job since, so its failure says nothing of the job now.
+    pub last_run_superseded: bool,
 }
 
 impl JobHealth {
+    /// Its newest run, of the command it has now, failed.
     pub fn failed(&self) -> bool {
-        self.last_status.as_deref() == Some("failed")
+        self.last_status.as_deref() == Some("failed") && !self.last_run_superseded
     }
 }
 
 /// The newest run and the day's failures of each job of the connected user.
-const HEALTH: &str = "SELECT j.jobname, j.schedule,
+const HEALTH: &str = "SELECT j.jobname, j.schedule, j.active,
         last.status AS last_status,
+        coalesce(last.command <> j.command, false) AS last_run_superseded,
         to_char(last.start_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_started,
         left(regexp_replace(last.return_message, '\\s*\\n\\s*', ' / ', 'g'), 200) AS last_message,
         (SELECT count(*) FROM cron.job_run_details f
           WHERE f.jobid = j.jobid AND f.status = 'failed'
             AND f.start_time > now() - interval '24 hours') AS failed_last_day
    FROM cron.job j
-   LEFT JOIN LATERAL (SELECT status, start_time, return_message FROM cron.job_run_details r
+   LEFT JOIN LATERAL (SELECT status, start_time, return_message, command FROM cron.job_run_details r
                        WHERE r.jobid = j.jobid ORDER BY r.start_time DESC NULLS LAST LIMIT 1) last ON true
   WHERE j.username = current_user AND j.jobname IS NOT NULL
   ORDER BY j.jobname";
@@ -179,6 +187,8 @@ pub async fn read(cron: &mut PgConnection, app: &mut PgConnection) -> Result<Liv
             last_started: row.get("last_started"),
             last_message: row.get("last_message"),
             failed_last_day: row.get("failed_last_day"),
+            active: row.get("active"),
+            last_run_superseded: row.get("last_run_superseded"),
         })
         .filter(|h| owned.contains(&h.name))
         .collect();

@@ -459,6 +459,15 @@ pub enum NotInspected {
     Failed(anyhow::Error),
 }
 
+impl NotInspected {
+    /// The database should have been read and could not be: what it holds
+    /// is unknown, not in order (an emulator's instance or the VPC runner
+    /// are not read by design).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, NotInspected::Failed(_))
+    }
+}
+
 /// Reads what `converge` would change, without changing anything. One
 /// connection attempt (10 s at most), no retries: a plan must not stall.
 pub async fn inspect(cx: &Context, config: &Config) -> Result<Inspection, NotInspected> {

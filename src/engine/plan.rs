@@ -138,6 +138,9 @@ pub struct DatabasePlan {
     /// Why it was not read, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why_not: Option<String>,
+    /// It should have been read and could not be: plan fails.
+    #[serde(skip)]
+    pub unreadable: bool,
     pub changes: Vec<Finding>,
     /// What the plan must say about these changes (a snapshot before a
     /// contracting migration); `with_database` adds them to the plan's.

@@ -166,6 +166,16 @@ async fn one(name: String, config: Result<Config, ConfigError>) -> Row {
     match read.await {
         Ok((account, status)) => {
             row.account = Some(account);
+            // Not known to be in sync: counted with the environments not read.
+            if status.database_unreadable {
+                row.error = Some(format!(
+                    "its database could not be read: {}",
+                    status
+                        .database_unchecked
+                        .as_deref()
+                        .unwrap_or("no reason given")
+                ));
+            }
             row.status = Some(status);
         }
         Err(err) => row.error = Some(format!("{err:#}")),

@@ -253,6 +253,7 @@ async fn drift_and_jobs(session: &Session, env: &str) -> anyhow::Result<(Check, 
         outcome: Outcome::Skipped,
         detail: String::new(),
     };
+    let mut unreadable = None;
     let database_note = match database::inspect(cx, &session.config).await {
         Ok(inspection) => {
             findings.extend(drift::from_database(&inspection));
@@ -261,17 +262,23 @@ async fn drift_and_jobs(session: &Session, env: &str) -> anyhow::Result<(Check, 
         }
         Err(why) => {
             jobs_check.detail = format!("the database side was not read: {why}");
+            if why.is_failure() {
+                jobs_check.outcome = Outcome::Failed;
+                unreadable = Some(why.to_string());
+            }
             format!(" (database side not checked: {why})")
         }
     };
     let drift_check = Check {
         name: "drift",
-        outcome: if findings.is_empty() {
+        outcome: if findings.is_empty() && unreadable.is_none() {
             Outcome::Passed
         } else {
             Outcome::Failed
         },
-        detail: if findings.is_empty() {
+        detail: if let Some(why) = unreadable.filter(|_| findings.is_empty()) {
+            format!("the database side could not be read, so it is not known to match sql/: {why}")
+        } else if findings.is_empty() {
             format!("the environment matches its file and sql/{database_note}")
         } else {
             format!(

@@ -24,6 +24,9 @@ pub(super) struct Status {
     pub(super) differences: usize,
     /// Why the database is not in `in_sync`, when it could not be read.
     pub(super) database_unchecked: Option<String>,
+    /// It should have been read and could not be: `in_sync` is then false,
+    /// as nothing says it is.
+    pub(super) database_unreadable: bool,
     /// On an emulator, no task runs: the local PostgREST stands in.
     pub(super) emulator: bool,
     pub(super) api_url: Option<String>,
@@ -51,7 +54,7 @@ pub(super) struct Status {
     pub(super) jobs_scheduler_running: Option<bool>,
     /// pgvector's (`vector`) and pg_cron's installed versions.
     pub(super) extensions: Option<std::collections::BTreeMap<String, String>>,
-    /// The changes `plan` would show on the AWS side.
+    /// The changes `plan` would show: the AWS side's and the database's.
     pub(super) planned_changes: usize,
     pub(super) last_run: Option<state::Record>,
     pub(super) lock: Option<state::LockInfo>,
@@ -180,9 +183,10 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
     let status = Status {
         environment: env.clone(),
         phase: format!("{:?}", config.phase).to_lowercase(),
-        in_sync: drift.findings.is_empty(),
+        in_sync: drift.findings.is_empty() && !drift.database_unreadable(),
         differences: drift.findings.len(),
         database_unchecked: drift.database_unchecked().map(|why| why.to_string()),
+        database_unreadable: drift.database_unreadable(),
         emulator: config.endpoint_url.is_some(),
         api_url: outputs.api_url.clone(),
         database_endpoint: outputs.database_endpoint.clone(),
@@ -201,7 +205,8 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
         database_engine,
         jobs,
         jobs_scheduler_running,
-        planned_changes: plan.changes.len(),
+        planned_changes: plan.changes.len()
+            + inspected.map_or(0, |i| crate::drift::from_database(i).len()),
         extensions,
         last_run,
         lock,
@@ -216,6 +221,9 @@ fn print(s: &Status) {
         "  in sync:        {}",
         match (s.in_sync, s.differences) {
             (true, _) => "yes".to_string(),
+            (false, 0) =>
+                "unknown: nothing differs on the AWS side, and the database could not be read"
+                    .to_string(),
             (false, 1) => "no, 1 difference (poolside drift lists it)".to_string(),
             (false, n) => format!("no, {n} differences (poolside drift lists them)"),
         }
@@ -352,7 +360,36 @@ pub(super) fn jobs_line(jobs: &[JobHealth], scheduler_running: bool) -> String {
         })
         .collect();
     let ran = jobs.iter().filter(|j| j.last_status.is_some()).count();
-    match (failing.as_slice(), ran) {
+    let paused: Vec<&str> = jobs
+        .iter()
+        .filter(|j| !j.active)
+        .map(|j| j.name.as_str())
+        .collect();
+    let mut line = jobs_runs_line(jobs, &failing, ran);
+    let superseded: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.last_run_superseded && j.last_status.as_deref() == Some("failed"))
+        .map(|j| j.name.as_str())
+        .collect();
+    if !superseded.is_empty() {
+        line.push_str(&format!(
+            "; {} last failed running a command a deploy has corrected since (not counted)",
+            superseded.join(", ")
+        ));
+    }
+    match paused.as_slice() {
+        [] => line,
+        paused => format!(
+            "{line}; paused: {} (a deploy resumes {})",
+            paused.join(", "),
+            if paused.len() == 1 { "it" } else { "them" }
+        ),
+    }
+}
+
+/// How the jobs' last runs went, in a line.
+fn jobs_runs_line(jobs: &[JobHealth], failing: &[String], ran: usize) -> String {
+    match (failing, ran) {
         ([], 0) => format!("{} scheduled, none has run yet", jobs.len()),
         ([], _) => format!(
             "{} scheduled, every last run succeeded or is running",

@@ -244,6 +244,10 @@ fn completions_and_the_manual_page_are_generated() {
 fn outputs_of_a_deployed_environment_one_alone_for_scripts() {
     let env = Env::new("outs");
     env.write();
+    // A limit of no runs is a usage error, not one run.
+    let none = env.poolside(&["history", "--env", &env.name, "--limit", "0"]);
+    none.assert_code(1);
+    assert!(none.stderr().contains("--limit"), "{}", none.stderr());
     // Before the first deploy (as after a destroy) each command says so alike.
     for command in ["outputs", "status", "drift"] {
         let not_yet = env.poolside(&[command, "--env", &env.name]);

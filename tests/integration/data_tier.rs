@@ -1065,6 +1065,49 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
         "{failed_run}"
     );
     assert_eq!(status.one("status")["in_sync"], false);
+
+    // deploy puts the job's command back: its failed run ran a command it
+    // no longer has, so status, drift and the jobs gate stop counting it,
+    // before the job next runs.
+    env.deploy();
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    let status = status.one("status");
+    let corrected = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "generate-embeddings")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            corrected["last_status"].as_str(),
+            corrected["last_run_superseded"].as_bool()
+        ),
+        (Some("failed"), Some(true)),
+        "{corrected}"
+    );
+    let findings = env
+        .poolside(&["drift", "--env", &env.name, "--output", "json"])
+        .json("finding");
+    assert!(
+        !findings.iter().any(|f| f["attribute"] == "last run"),
+        "{findings:?}"
+    );
+
+    // A job paused by hand: status says so, as plan and drift do.
+    sqlx::query("SELECT cron.alter_job((SELECT jobid FROM cron.job WHERE jobname = 'generate-embeddings'), active => false)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let human = env.poolside(&["status", "--env", &env.name]);
+    assert!(
+        human
+            .stdout()
+            .contains("paused: generate-embeddings (a deploy resumes it)"),
+        "{}",
+        human.stdout()
+    );
 }
 
 /// Roles are server-wide: a second environment pointed at the PostgreSQL

@@ -180,4 +180,83 @@ async fn drift_names_each_change_made_by_hand_and_deploy_repairs_it() {
         .await
         .unwrap();
     drift(&env).assert_code(0);
+
+    // A database that cannot be read is not one that matches sql/: plan,
+    // drift, status and the fleet say it is unknown, and plan fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(env.file()).unwrap().replace(
+        &format!("connect_port = {}", env.postgres.port),
+        &format!("connect_port = {closed}"),
+    );
+    std::fs::write(env.file(), text).unwrap();
+    let plan = env.poolside(&["plan", "--env", &env.name, "--detailed-exitcode"]);
+    plan.assert_code(1);
+    assert!(
+        plan.stdout().contains("No changes to the AWS resources")
+            && plan
+                .stderr()
+                .contains("the database side could not be read"),
+        "{}\n{}",
+        plan.stdout(),
+        plan.stderr()
+    );
+    let unread = env.poolside(&["drift", "--env", &env.name]);
+    unread.assert_code(1);
+    assert!(
+        unread.stdout().contains("No drift on the AWS side")
+            && !unread.stdout().contains("No drift:"),
+        "{}",
+        unread.stdout()
+    );
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    status.assert_code(0);
+    let status = status.one("status");
+    assert_eq!(
+        (
+            status["in_sync"].as_bool(),
+            status["database_unreadable"].as_bool()
+        ),
+        (Some(false), Some(true)),
+        "{status}"
+    );
+    let gated = env.poolside(&[
+        "promote",
+        "--env",
+        &env.name,
+        "--to",
+        "limited",
+        "--bake",
+        "0s",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    gated.assert_code(1);
+    let gates = gated.one("gates");
+    let drift_gate = gates["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "drift")
+        .unwrap_or_else(|| panic!("{gates}"))
+        .clone();
+    assert_eq!(drift_gate["outcome"], "failed", "{drift_gate}");
+    assert!(
+        drift_gate["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{drift_gate}"
+    );
+    let fleet = env.poolside(&["fleet", "plan", "--select", &env.name, "--output", "json"]);
+    assert_eq!(
+        fleet.one("fleet")["errors"].as_u64(),
+        Some(1),
+        "{}",
+        fleet.stdout()
+    );
 }

@@ -86,6 +86,17 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
         refused.stderr()
     );
     assert_eq!(refused.mutating_calls(), 0);
+    // drift points at the deploy that makes it, not at one that refuses.
+    let drifted = env.poolside(&["drift", "--env", &env.name]);
+    drifted.assert_code(2);
+    assert!(
+        drifted.stdout().contains(&format!(
+            "`poolside deploy --env {} --allow-major-upgrade` repairs",
+            env.name
+        )),
+        "{}",
+        drifted.stdout()
+    );
 
     // A version RDS does not offer from 16.8: the plan itself refuses,
     // naming what it offers.
