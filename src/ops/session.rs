@@ -251,6 +251,9 @@ impl Session {
         if let Some(warning) = self.snapshot_warning(&plan) {
             plan.warnings.push(warning);
         }
+        if let Some(warning) = window_warning(&plan, std::time::SystemTime::now()) {
+            plan.warnings.push(warning);
+        }
         plan.fingerprint = Some(fingerprint(&live));
         Ok((plan, live))
     }
@@ -731,4 +734,25 @@ async fn s3_prefix_list(clients: &Clients, region: &str) -> anyhow::Result<Optio
         .first()
         .and_then(|p| p.prefix_list_id())
         .map(str::to_string))
+}
+
+/// A new maintenance window that includes the moment of the plan: RDS then
+/// applies at once the actions pending on the instance that need a reboot
+/// (ModifyDBInstance's PreferredMaintenanceWindow), rather than in a window.
+fn window_warning(plan: &Plan, now: std::time::SystemTime) -> Option<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action == plan::Action::Update)
+        .find_map(|c| match (&c.desired, c.live.as_ref().map(|l| &l.spec)) {
+            (Some(Spec::DbInstance(new)), Some(Spec::DbInstance(old)))
+                if new.maintenance_window != old.maintenance_window
+                    && crate::config::windows::includes(&new.maintenance_window, now) =>
+            {
+                Some(format!(
+                    "{}: the new maintenance window ({} UTC) includes the current time: RDS applies at once whatever it has pending for the instance that needs a reboot (a minute or more of downtime), and wants 30 minutes left in the window to apply it; deploy outside it, or pick a window that starts later",
+                    c.id, new.maintenance_window
+                ))
+            }
+            _ => None,
+        })
 }

@@ -385,6 +385,29 @@ async fn deploy_from_empty_builds_the_data_tier_and_a_second_deploy_changes_noth
     );
     assert_eq!(db.preferred_backup_window(), Some("01:00-01:30"));
     env.plan().assert_code(0);
+
+    // A window that includes the moment of the plan: RDS applies what it
+    // has pending at once, which plan says.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = |secs: u64| {
+        let day = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"][((secs / 86_400) % 7) as usize];
+        let minutes = (secs % 86_400) / 60;
+        format!("{day}:{:02}:{:02}", minutes / 60, minutes % 60)
+    };
+    let backup_hour = ((now % 86_400) / 3600 + 12) % 24;
+    env.database_extra = format!(
+        "maintenance_window = \"{}-{}\"\nbackup_window = \"{backup_hour:02}:00-{backup_hour:02}:30\"\n",
+        at(now - 600),
+        at(now + 3000)
+    );
+    env.write();
+    let planned = env.plan();
+    planned.assert_code(2);
+    let warnings = planned.one("plan")["warnings"].to_string();
+    assert!(warnings.contains("includes the current time"), "{warnings}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
