@@ -78,8 +78,9 @@ if [ "$exists" != 1 ]; then
   psql -X -q -d postgres -c "CREATE DATABASE \"$PGDATABASE\""
   echo "poolside: database-created"
 fi
-# A statement whose client is gone (the task stopped) is cancelled.
-export PGOPTIONS="-c client_connection_check_interval=10s"
+# A statement whose client is gone (the task stopped) is cancelled; the
+# keepalives let the server see a connection that vanished unclosed.
+export PGOPTIONS="-c client_connection_check_interval=10s -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
 every="${POOLSIDE_PROGRESS_EVERY:-@every@}"
 (
   n=0
@@ -91,7 +92,9 @@ every="${POOLSIDE_PROGRESS_EVERY:-@every@}"
 ) &
 progress=$!
 trap 'kill "$progress" 2>/dev/null || true' EXIT
-# StopTask's SIGTERM ends the shell (PID 1 ignores it otherwise).
+# StopTask's SIGTERM ends the shell between commands (PID 1 ignores it
+# otherwise); during a psql it waits, and StopTask's SIGKILL 30 s later
+# closes the connection, which the check above notices.
 trap 'exit 143' TERM INT
 if [ "${POOLSIDE_ANALYZE:-}" = yes ]; then
   psql -X -q -v ON_ERROR_STOP=1 -d "$PGDATABASE" -c 'ANALYZE'

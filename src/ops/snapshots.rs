@@ -11,10 +11,17 @@ use std::process::ExitCode;
 pub async fn snapshots(run: &RunOptions, config: Config) -> anyhow::Result<ExitCode> {
     let identifier = crate::names::database_identifier(&config);
     let session = Session::open(config).await?;
-    let (found, retained) = tokio::try_join!(
+    let (found, retained) = tokio::join!(
         snapshots::list(&session.cx, &identifier),
         snapshots::retained_backups(&session.cx, &identifier),
-    )?;
+    );
+    let found = found?;
+    // The snapshots stand without them (a policy older than this version
+    // may not allow the call).
+    let retained = retained.unwrap_or_else(|err| {
+        eprintln!("warning: the automated backups RDS retained of {identifier} could not be listed: {err:#}. `poolside iam-policy --env {}` prints the policy this version needs", session.config.name);
+        Vec::new()
+    });
     match run.output {
         Format::Json => {
             for snapshot in &found {
@@ -69,7 +76,7 @@ fn print_retained(identifier: &str, retained: &[RetainedBackup]) {
         };
         let kept = b
             .retention_days
-            .map(|d| format!(" for {d} days after the instance was deleted"))
+            .map(|d| format!(" as long as their last system snapshot would have been kept (a retention of {d} days)"))
             .unwrap_or_default();
         println!(
             "RDS retains the automated backups of the deleted {identifier}{window}; it keeps them{kept}, then deletes them{}",

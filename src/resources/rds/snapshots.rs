@@ -40,7 +40,8 @@ pub struct RetainedBackup {
     /// The window a point-in-time restore can choose from (RFC 3339).
     pub restorable_from: Option<String>,
     pub restorable_until: Option<String>,
-    /// How many days RDS keeps them after the instance was deleted.
+    /// The instance's backup retention: RDS keeps them as long as their last
+    /// system snapshot would have been kept.
     pub retention_days: Option<i32>,
     pub allocated_storage_gb: Option<i32>,
     pub engine_version: Option<String>,
