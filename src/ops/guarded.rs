@@ -173,8 +173,9 @@ impl Guarded {
     /// Records the run and releases the lock. Failing to do either is
     /// reported, but does not change the command's own outcome.
     pub async fn finish(self, session: &Session, outcome: &anyhow::Result<ExitCode>) {
+        let dry_run = *self.dry_run.lock().unwrap();
         let result = match outcome {
-            Ok(_) if *self.dry_run.lock().unwrap() => "dry_run",
+            Ok(_) if dry_run => "dry_run",
             Ok(_) => "ok",
             Err(err) if err.downcast_ref::<Cancelled>().is_some() => "cancelled",
             Err(err)
@@ -185,6 +186,9 @@ impl Guarded {
             {
                 "interrupted"
             }
+            // A look that found the gates failing is still a look (its
+            // error says what failed): nothing was refused that was tried.
+            Err(_) if dry_run => "dry_run",
             Err(err)
                 if err.to_string().contains(" refused") || err.to_string().contains("refusing") =>
             {

@@ -122,6 +122,10 @@ async fn promote_locked(
         path,
         promoted_text,
     } = promotion;
+    if options.dry_run {
+        // Recorded as a look, whether or not its gates pass.
+        guard.note_dry_run();
+    }
     let gates = gates(session, env, options.bake, &promoted).await?;
     print_gates(&gates, run.output);
     let failed: Vec<&str> = gates.failed().iter().map(|c| c.name).collect();
@@ -140,7 +144,6 @@ async fn promote_locked(
     let plan = plan.with_database(database);
     guard.note_plan(&plan);
     if options.dry_run {
-        guard.note_dry_run();
         output::print_plan(&plan, run.output, run.compact);
         run.print_stats(session);
         eprintln!("Dry run: the gates pass; nothing was changed.");

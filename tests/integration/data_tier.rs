@@ -1063,6 +1063,19 @@ async fn pg_cron_really_runs_a_job_in_the_app_database() {
             .contains("generate-embeddings failed at"),
         "{jobs_gate}"
     );
+    // A look whose gates fail is recorded as a look, with what failed.
+    let history = env.poolside(&[
+        "history", "--env", &env.name, "--output", "json", "--limit", "1",
+    ]);
+    let looked = history.one("run");
+    assert_eq!(looked["result"], "dry_run", "{looked}");
+    assert!(
+        looked["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gates failed"),
+        "{looked}"
+    );
 
     // drift tells the same story: the failed run is a finding deploy does
     // not repair, with what to do; status counts it among its differences.
