@@ -22,7 +22,7 @@ pub struct Args {
 pub async fn exec(globals: &Globals, args: Args) -> anyhow::Result<ExitCode> {
     let config = globals.load(&args.env)?;
     let session = Session::open(config).await?;
-    session.plan_without_login().await?;
+    session.discover_only().await?;
     let outputs = session.outputs();
     session.ensure_deployed()?;
     let all = serde_json::to_value(&outputs)?;

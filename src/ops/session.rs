@@ -196,9 +196,16 @@ impl Session {
     }
 
     /// [`Session::plan`] for a command that never logs in to the database
-    /// (`outputs`, `forget`): no secret is read.
+    /// (`forget`): no secret is read.
     pub async fn plan_without_login(&self) -> anyhow::Result<Plan> {
         self.plan_reading(false).await
+    }
+
+    /// Discovery alone, for what reads only what exists (`outputs`): the
+    /// file is not planned, so a change it asks for that cannot be made
+    /// (an older engine version) does not stop the reading.
+    pub async fn discover_only(&self) -> anyhow::Result<()> {
+        self.discover(false).await.map(drop)
     }
 
     async fn plan_reading(&self, logs_in_to_database: bool) -> anyhow::Result<Plan> {

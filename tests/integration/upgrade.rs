@@ -204,6 +204,21 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     );
     env.deploy();
     assert!(!parameter_group_exists(&older_group).await);
+
+    // A file asking for an older major: plan refuses it, naming the key;
+    // outputs, which only reads what exists, still answers.
+    env.database_extra = "engine_version = \"16\"\n".into();
+    env.write();
+    let refused = env.plan();
+    refused.assert_code(1);
+    assert!(
+        refused.stderr().contains("database.engine_version")
+            && refused.stderr().contains("cannot downgrade"),
+        "{}",
+        refused.stderr()
+    );
+    env.poolside(&["outputs", "--env", &env.name])
+        .assert_code(0);
 }
 
 /// With the schema task (`schema_runner = "ecs-task"`, the default on AWS),
