@@ -86,6 +86,14 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
         refused.stderr()
     );
     assert_eq!(refused.mutating_calls(), 0);
+    // history says why the deploy was refused, under its table.
+    let history = env.poolside(&["history", "--env", &env.name, "--limit", "3"]);
+    assert!(
+        history.stdout().contains("did not succeed stopped")
+            && history.stdout().contains("deploy refused: deploy of"),
+        "{}",
+        history.stdout()
+    );
     // drift points at the deploy that makes it, not at one that refuses.
     let drifted = env.poolside(&["drift", "--env", &env.name]);
     drifted.assert_code(2);
