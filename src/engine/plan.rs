@@ -311,6 +311,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         forced.extend(more_forced);
     };
     let mut changes = changes;
+    name_what_is_created(&mut changes);
     let duplicates = duplicates(live);
     let wanted: std::collections::BTreeSet<&ResourceId> = desired.iter().map(|d| &d.id).collect();
     // An extra copy of a logical id is reported, not deleted: which copy is
@@ -500,6 +501,29 @@ fn change_for(
                     .flatten(),
                 create_before_destroy: false,
             })
+        }
+    }
+}
+
+/// A property that names a resource this plan creates shows the name it
+/// will have, not its logical id (`parameter_group: "…-postgres16" ->
+/// "…-postgres17"` in a major upgrade), where that name is known.
+pub fn name_what_is_created(changes: &mut [Change]) {
+    let names: BTreeMap<String, String> = changes
+        .iter()
+        .filter(|c| c.action == Action::Create)
+        .filter_map(|c| {
+            Some((
+                c.id.0.clone(),
+                c.desired.as_ref()?.chosen_name()?.to_string(),
+            ))
+        })
+        .collect();
+    for property in changes.iter_mut().flat_map(|c| c.properties.iter_mut()) {
+        if let Some(Value::String(after)) = &property.after {
+            if let Some(name) = names.get(after) {
+                property.after = Some(Value::String(name.clone()));
+            }
         }
     }
 }

@@ -252,6 +252,8 @@ impl Session {
         }
         self.pin_engine_version(&mut plan).await;
         self.pin_upgrade_target(&mut plan).await?;
+        // Pinning diffed the instance again.
+        plan::name_what_is_created(&mut plan.changes);
         if let Some(warning) = self.reboot_warning(&plan) {
             plan.warnings.push(warning);
         }

@@ -197,3 +197,15 @@ impl Desired {
         all
     }
 }
+
+impl Spec {
+    /// The name the resource gets, where the file decides it before AWS
+    /// makes the resource (what a plan shows for one it creates).
+    pub fn chosen_name(&self) -> Option<&str> {
+        match self {
+            Spec::DbParameterGroup(s) => Some(&s.name),
+            Spec::DbSubnetGroup(s) => Some(&s.name),
+            _ => None,
+        }
+    }
+}

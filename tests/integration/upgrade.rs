@@ -57,6 +57,12 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
         (version["before"].as_str(), version["after"].as_str()),
         (Some("16.8"), Some("17.4"))
     );
+    // The group the instance moves to, by the name it will have.
+    let moves_to = property(instance, "parameter_group");
+    assert_eq!(
+        (moves_to["before"].as_str(), moves_to["after"].as_str()),
+        (Some(old_group.as_str()), Some(new_group.as_str()))
+    );
     let group = changes
         .iter()
         .find(|c| c["id"] == "db-parameter-group/main")
