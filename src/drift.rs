@@ -57,6 +57,7 @@ pub fn from_plan(plan: &Plan) -> Vec<Finding> {
             "poolside does not change the customer's network: its owner repairs it, then `poolside drift` checks again".into(),
         ));
     }
+    let from_changes = found.len();
     for change in &plan.changes {
         let id = change.id.0.as_str();
         match change.action {
@@ -72,6 +73,25 @@ pub fn from_plan(plan: &Plan) -> Vec<Finding> {
                     ));
                 }
             }
+        }
+    }
+    // What deploy refuses to do is not repaired by it: the finding says so.
+    for refused in &plan.refused {
+        let remedy = format!("{}; correct the file", refused.why);
+        match found[from_changes..]
+            .iter_mut()
+            .find(|f| f.resource == refused.resource && f.attribute == refused.property)
+        {
+            Some(f) => f.remedy = Some(remedy),
+            None => found.push(needs(
+                finding(
+                    refused.resource.as_str(),
+                    refused.property.as_str(),
+                    Value::Null,
+                    Value::Null,
+                ),
+                remedy,
+            )),
         }
     }
     found

@@ -101,6 +101,10 @@ pub fn print_plan(plan: &Plan, format: Format, compact: bool) {
             problem.problem
         );
     }
+    for refused in &plan.refused {
+        let loud = anstyle::AnsiColor::Red.on_default().bold();
+        anstream::eprintln!("{loud}refused:{loud:#} {}", refused.why);
+    }
     if let Some(why) = plan.database.as_ref().and_then(|d| d.why_not.as_ref()) {
         eprintln!("note: the database side was not planned: {why}");
     }

@@ -36,9 +36,10 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
         Err(NotInspected::Failed(err)) => database_error = Some(format!("{err:#}")),
     }
     // The deploy that repairs a major upgrade's drift must say it means it.
-    let deploy = match plan.major_upgrade() {
-        Some(_) => format!("poolside deploy --env {} --allow-major-upgrade", args.env),
-        None => format!("poolside deploy --env {}", args.env),
+    let deploy = match (plan.refused.is_empty(), plan.major_upgrade()) {
+        (false, _) => String::new(),
+        (true, Some(_)) => format!("poolside deploy --env {} --allow-major-upgrade", args.env),
+        (true, None) => format!("poolside deploy --env {}", args.env),
     };
     let shown = (args.env.as_str(), deploy.as_str());
     print(globals.output, shown, &findings, database_error.is_none());
@@ -99,6 +100,8 @@ fn print(format: Format, (env, deploy): (&str, &str), findings: &[Finding], data
             let network_broken = findings.iter().any(|f| f.attribute == "customer network");
             if network_broken {
                 println!("\nThe customer's network is not ready (below): deploy refuses, and repairs nothing else, until its owner fixes it.");
+            } else if deploy.is_empty() {
+                println!("\nThe file asks for what AWS cannot do (below): deploy refuses, and repairs nothing else, until it is corrected.");
             } else {
                 println!("\n`{deploy}` repairs what poolside manages; unmanaged resources are only reported.");
             }

@@ -49,6 +49,14 @@ pub async fn exec(globals: &Globals, args: Args, started: Instant) -> anyhow::Re
             path.display()
         );
     }
+    if !plan.refused.is_empty() {
+        let why: Vec<&str> = plan.refused.iter().map(|r| r.why.as_str()).collect();
+        anyhow::bail!(
+            "environment `{}` asks for what AWS cannot do: {}",
+            args.env,
+            why.join("; ")
+        );
+    }
     if !plan.customer_network.is_empty() {
         anyhow::bail!(
             "the customer's network is not ready for environment `{}` ({} problem(s) above): deploy refuses until its owner fixes them",

@@ -36,6 +36,14 @@ impl Action {
     }
 }
 
+/// A change of the file that AWS cannot make, and why (naming the key).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Refused {
+    pub resource: String,
+    pub property: String,
+    pub why: String,
+}
+
 /// One property that differs. For sets and maps, one entry per element.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PropertyChange {
@@ -121,6 +129,11 @@ pub struct Plan {
     /// fixes it: poolside changes nothing of theirs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub customer_network: Vec<crate::resources::network::customer::Problem>,
+    /// Changes the file asks for that AWS cannot make (an older engine
+    /// version, a major RDS does not offer): plan fails and deploy refuses,
+    /// naming the key, while the commands that only read go on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refused>,
     /// The database side: what the schema step would change (commands that
     /// never run it, destroy and status's AWS half, leave it out).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,6 +245,7 @@ impl Plan {
             fingerprint: None,
             duplicates: Vec::new(),
             customer_network: Vec::new(),
+            refused: Vec::new(),
             database: None,
         };
         (part(first), part(second))
@@ -340,6 +354,7 @@ pub fn plan(environment: &str, desired: &[Desired], live: &[Live], warnings: Vec
         fingerprint: None,
         duplicates,
         customer_network: Vec::new(),
+        refused: Vec::new(),
         database: None,
     }
 }
@@ -822,6 +837,7 @@ mod tests {
             fingerprint: None,
             duplicates: Vec::new(),
             customer_network: Vec::new(),
+            refused: Vec::new(),
             database: None,
         };
         let (first, second) = plan.split_at(&ResourceId("service/api".into()));

@@ -184,6 +184,14 @@ async fn refusal(session: &Session, options: &DeployOptions, plan: &Plan) -> any
             options.env
         );
     }
+    if !plan.refused.is_empty() {
+        let why: Vec<&str> = plan.refused.iter().map(|r| r.why.as_str()).collect();
+        bail!(
+            "deploy of `{}` refused: {}. Nothing was changed",
+            options.env,
+            why.join("; ")
+        );
+    }
     if !plan.customer_network.is_empty() {
         let named: Vec<String> = plan
             .customer_network

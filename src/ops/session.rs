@@ -251,7 +251,19 @@ impl Session {
             }
         }
         self.pin_engine_version(&mut plan).await;
-        self.pin_upgrade_target(&mut plan).await?;
+        if let Err(err) = self.pin_upgrade_target(&mut plan).await {
+            // What the file asks of the instance that RDS cannot do: plan
+            // and deploy refuse it; status, drift and outputs read on.
+            let refused = err.downcast_ref::<resources::rds::upgrade::UpgradeRefused>();
+            let Some(refused) = refused else {
+                return Err(err);
+            };
+            plan.refused.push(plan::Refused {
+                resource: ResourceId::new(Kind::DbInstance, "main").0,
+                property: "engine_version".into(),
+                why: refused.to_string(),
+            });
+        }
         // Pinning diffed the instance again.
         plan::name_what_is_created(&mut plan.changes);
         if let Some(warning) = self.reboot_warning(&plan) {

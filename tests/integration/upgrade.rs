@@ -219,8 +219,9 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     env.deploy();
     assert!(!parameter_group_exists(&older_group).await);
 
-    // A file asking for an older major: plan refuses it, naming the key;
-    // outputs, which only reads what exists, still answers.
+    // A file asking for an older major: plan and deploy refuse it, naming
+    // the key; drift reports it with why deploy does not repair it, status
+    // counts it, and outputs, which only reads what exists, answers.
     env.database_extra = "engine_version = \"16\"\n".into();
     env.write();
     let refused = env.plan();
@@ -231,6 +232,33 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
         "{}",
         refused.stderr()
     );
+    let deploy = env.poolside(&[
+        "deploy", "--env", &env.name, "--yes", "--stats", "--output", "json",
+    ]);
+    deploy.assert_code(1);
+    assert!(
+        deploy.stderr().contains("cannot downgrade"),
+        "{}",
+        deploy.stderr()
+    );
+    assert_eq!(deploy.mutating_calls(), 0);
+    let drifted = env.poolside(&["drift", "--env", &env.name, "--output", "json"]);
+    drifted.assert_code(2);
+    let findings = drifted.json("finding");
+    let version = findings
+        .iter()
+        .find(|f| f["resource"] == "db-instance/main" && f["attribute"] == "engine_version")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        version["remedy"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot downgrade"),
+        "{version}"
+    );
+    let status = env.poolside(&["status", "--env", &env.name, "--output", "json"]);
+    status.assert_code(0);
+    assert_eq!(status.one("status")["in_sync"], false);
     env.poolside(&["outputs", "--env", &env.name])
         .assert_code(0);
 }
