@@ -166,7 +166,8 @@ async fn one(name: String, config: Result<Config, ConfigError>) -> Row {
     match read.await {
         Ok((account, status)) => {
             row.account = Some(account);
-            // Not known to be in sync: counted with the environments not read.
+            // Not known to be in sync, or not deployable as its file says:
+            // counted with the environments not read, as plan fails for both.
             if status.database_unreadable {
                 row.error = Some(format!(
                     "its database could not be read: {}",
@@ -174,6 +175,11 @@ async fn one(name: String, config: Result<Config, ConfigError>) -> Row {
                         .database_unchecked
                         .as_deref()
                         .unwrap_or("no reason given")
+                ));
+            } else if !status.plan_refused.is_empty() {
+                row.error = Some(format!(
+                    "its plan refuses the file: {}",
+                    status.plan_refused.join("; ")
                 ));
             }
             row.status = Some(status);
@@ -307,14 +313,18 @@ fn print(rows: &[Row], view: View, summary: &Summary) {
                 .as_ref()
                 .and_then(|e| e.version.as_deref())
                 .unwrap_or("-"),
-            if changes == 0 {
-                "in sync".to_string()
-            } else {
-                changes.to_string()
+            match (&row.error, changes) {
+                (Some(_), _) => "?".to_string(),
+                (None, 0) => "in sync".to_string(),
+                (None, n) => n.to_string(),
             },
             in_alarm,
             maintenance,
         );
+        // Read, but not wholly: its database, or a plan that refuses the file.
+        if let Some(error) = &row.error {
+            println!("{:<18} error: {error}", "");
+        }
     }
     println!(
         "\n{}: {} with {}, {} failed to read, {} on another release than the newest in full{}",

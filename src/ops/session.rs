@@ -324,6 +324,14 @@ impl Session {
     /// changes the instance in a way that is hard to undo, and about the
     /// downtime of such a change (applied at once, not in the window).
     fn snapshot_warning(&self, plan: &Plan) -> Option<String> {
+        // A change the plan refuses is not made: nothing to warn of.
+        if plan
+            .refused
+            .iter()
+            .any(|r| r.resource == "db-instance/main")
+        {
+            return None;
+        }
         let change = plan
             .changes
             .iter()
@@ -488,12 +496,12 @@ impl Session {
         let Spec::DbInstance(old) = &live.spec else {
             return Ok(());
         };
+        // An older major is refused whether or not RDS's list can be read.
+        resources::rds::upgrade::refuse_downgrade(&old.engine_version, &new.engine_version)?;
         let upgrade = resources::rds::upgrade::is_major_upgrade;
         if !upgrade(&old.engine_version, &new.engine_version) {
             return Ok(());
         }
-        // An older major is refused whether or not RDS's list can be read.
-        resources::rds::upgrade::refuse_downgrade(&old.engine_version, &new.engine_version)?;
         match resources::rds::upgrade::offered_targets(&self.cx, &old.engine_version).await {
             Ok(None) => plan.warnings.push(format!(
                 "RDS does not list the {} the instance runs: the upgrade to {:?} is sent as written, and RDS checks it",

@@ -74,12 +74,13 @@ fn print_retained(identifier: &str, retained: &[RetainedBackup]) {
             }
             _ => String::new(),
         };
+        // What RDS does not say (an emulator gives the status alone) is left out.
         let kept = b
             .retention_days
-            .map(|d| format!(" as long as their last system snapshot would have been kept (a retention of {d} days)"))
+            .map(|d| format!("; it keeps them as long as their last system snapshot would have been kept (a retention of {d} days), then deletes them"))
             .unwrap_or_default();
         println!(
-            "RDS retains the automated backups of the deleted {identifier}{window}; it keeps them{kept}, then deletes them{}",
+            "RDS retains the automated backups of the deleted {identifier}{window}{kept}{}",
             b.arn
                 .as_deref()
                 .map(|a| format!(" ({a}: `aws rds restore-db-instance-to-point-in-time --source-db-instance-automated-backups-arn {a} ...` restores it, `aws rds delete-db-instance-automated-backup` deletes them now)"))

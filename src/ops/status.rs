@@ -18,15 +18,18 @@ use std::process::ExitCode;
 pub(super) struct Status {
     pub(super) environment: String,
     pub(super) phase: String,
-    /// No finding of `drift`: AWS side, unmanaged resources, database.
-    pub(super) in_sync: bool,
+    /// No finding of `drift`: AWS side, unmanaged resources, database;
+    /// `None` (null) when nothing differs but the database could not be read.
+    pub(super) in_sync: Option<bool>,
     /// How many findings `drift` reports.
     pub(super) differences: usize,
     /// Why the database is not in `in_sync`, when it could not be read.
     pub(super) database_unchecked: Option<String>,
-    /// It should have been read and could not be: `in_sync` is then false,
-    /// as nothing says it is.
+    /// It should have been read and could not be: `in_sync` is then
+    /// unknown (null) unless something else differs.
     pub(super) database_unreadable: bool,
+    /// What the plan refuses of the file (plan and deploy fail on it).
+    pub(super) plan_refused: Vec<String>,
     /// On an emulator, no task runs: the local PostgREST stands in.
     pub(super) emulator: bool,
     pub(super) api_url: Option<String>,
@@ -183,10 +186,11 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
     let status = Status {
         environment: env.clone(),
         phase: format!("{:?}", config.phase).to_lowercase(),
-        in_sync: drift.findings.is_empty() && !drift.database_unreadable(),
+        in_sync: in_sync(&drift),
         differences: drift.findings.len(),
         database_unchecked: drift.database_unchecked().map(|why| why.to_string()),
         database_unreadable: drift.database_unreadable(),
+        plan_refused: plan.refused.iter().map(|r| r.why.clone()).collect(),
         emulator: config.endpoint_url.is_some(),
         api_url: outputs.api_url.clone(),
         database_endpoint: outputs.database_endpoint.clone(),
@@ -214,23 +218,41 @@ pub(super) async fn read(session: &Session) -> anyhow::Result<Status> {
     Ok(status)
 }
 
-fn print(s: &Status) {
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("Environment `{}` (phase {})", s.environment, s.phase);
+/// `drift` finds nothing: yes; it finds something: no; it finds nothing
+/// but could not read the database: unknown.
+fn in_sync(drift: &crate::drift::Drift) -> Option<bool> {
+    match (drift.findings.is_empty(), drift.database_unreadable()) {
+        (false, _) => Some(false),
+        (true, true) => None,
+        (true, false) => Some(true),
+    }
+}
+
+/// Whether the environment is as its file says, and what keeps it from being known.
+fn print_sync(s: &Status) {
     println!(
         "  in sync:        {}",
         match (s.in_sync, s.differences) {
-            (true, _) => "yes".to_string(),
-            (false, 0) =>
+            (Some(true), _) => "yes".to_string(),
+            (None, _) =>
                 "unknown: nothing differs on the AWS side, and the database could not be read"
                     .to_string(),
-            (false, 1) => "no, 1 difference (poolside drift lists it)".to_string(),
-            (false, n) => format!("no, {n} differences (poolside drift lists them)"),
+            (Some(false), 1) => "no, 1 difference (poolside drift lists it)".to_string(),
+            (Some(false), n) => format!("no, {n} differences (poolside drift lists them)"),
         }
     );
+    for why in &s.plan_refused {
+        println!("  refused:        {why} (plan and deploy fail on it)");
+    }
     if let Some(why) = &s.database_unchecked {
         println!("  (the database side was not checked: {why})");
     }
+}
+
+fn print(s: &Status) {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!("Environment `{}` (phase {})", s.environment, s.phase);
+    print_sync(s);
     println!("  api_url:        {}", or_dash(&s.api_url));
     println!("  database:       {}", or_dash(&s.database_endpoint));
     println!("  bucket:         {}", or_dash(&s.bucket));
@@ -360,12 +382,16 @@ pub(super) fn jobs_line(jobs: &[JobHealth], scheduler_running: bool) -> String {
         })
         .collect();
     let ran = jobs.iter().filter(|j| j.last_status.is_some()).count();
+    let not_yet = jobs.len() - ran;
     let paused: Vec<&str> = jobs
         .iter()
         .filter(|j| !j.active)
         .map(|j| j.name.as_str())
         .collect();
     let mut line = jobs_runs_line(jobs, &failing, ran);
+    if ran > 0 && not_yet > 0 {
+        line.push_str(&format!("; {not_yet} not run yet"));
+    }
     let superseded: Vec<&str> = jobs
         .iter()
         .filter(|j| j.last_run_superseded && j.last_status.as_deref() == Some("failed"))
@@ -392,7 +418,7 @@ fn jobs_runs_line(jobs: &[JobHealth], failing: &[String], ran: usize) -> String 
     match (failing, ran) {
         ([], 0) => format!("{} scheduled, none has run yet", jobs.len()),
         ([], _) => format!(
-            "{} scheduled, every last run succeeded or is running",
+            "{} scheduled, each last run of those that ran succeeded or is running",
             jobs.len()
         ),
         (failing, _) => format!(

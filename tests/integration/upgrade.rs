@@ -228,9 +228,18 @@ async fn a_major_upgrade_is_planned_with_rds_target_refused_without_the_flag_and
     refused.assert_code(1);
     assert!(
         refused.stderr().contains("database.engine_version")
-            && refused.stderr().contains("cannot downgrade"),
+            && refused.stderr().contains("cannot downgrade")
+            && !refused.stderr().contains("a major upgrade"),
         "{}",
         refused.stderr()
+    );
+    let fleet = env.poolside(&["fleet", "plan", "--select", &env.name, "--output", "json"]);
+    fleet.assert_code(1);
+    assert_eq!(
+        fleet.one("fleet")["errors"].as_u64(),
+        Some(1),
+        "{}",
+        fleet.stdout()
     );
     let deploy = env.poolside(&[
         "deploy", "--env", &env.name, "--yes", "--stats", "--output", "json",

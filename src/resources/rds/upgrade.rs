@@ -25,9 +25,14 @@ pub fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
 
-/// `true` when `from` and `to` name different majors.
+/// `true` when `to` names a later major than `from` (an older one is a
+/// downgrade, which RDS refuses and the plan refuses first).
 pub fn is_major_upgrade(from: &str, to: &str) -> bool {
-    major(from) != major(to)
+    let number = |v: &str| major(v).parse::<u32>().ok();
+    match (number(from), number(to)) {
+        (Some(from), Some(to)) => to > from,
+        _ => major(from) != major(to),
+    }
 }
 
 /// Why a major upgrade cannot be planned.
@@ -357,6 +362,7 @@ mod tests {
     fn majors_are_compared_as_numbers() {
         assert!(is_major_upgrade("9.6.20", "16"));
         assert!(!is_major_upgrade("16.8", "16"));
+        assert!(!is_major_upgrade("17.4", "16"), "a downgrade is no upgrade");
         assert!(matches!(
             pick_target("9.6", "10", &["10.21".into()]),
             Ok(v) if v == "10.21"
