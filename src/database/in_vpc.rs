@@ -272,11 +272,7 @@ pub async fn run(
         }
     };
     report.endpoint = format!("the schema task {task_arn}");
-    let container = task
-        .containers()
-        .iter()
-        .find(|c| c.name() == Some(CONTAINER_NAME));
-    let exit_code = container.and_then(|c| c.exit_code());
+    let exit_code = schema_container(&task).and_then(|c| c.exit_code());
     let done = read_markers(&lines, shipped, report);
     if exit_code == Some(0) && done {
         return Ok(());
@@ -383,16 +379,19 @@ pub async fn pause_jobs_for_upgrade(
         run_container(cx, placement, waits, (Some(PAUSE_COMMAND), &variables)).await?;
     let mut report = DataTierReport::default();
     let done = read_markers(&lines, &[], &mut report);
-    let exit_code = task
-        .containers()
-        .iter()
-        .find(|c| c.name() == Some(CONTAINER_NAME))
-        .and_then(|c| c.exit_code());
+    let exit_code = schema_container(&task).and_then(|c| c.exit_code());
     if exit_code == Some(0) && done {
         return Ok(report.jobs_paused_for_migrations);
     }
     Err(failure(&task_arn, &task, &lines, &report)
         .context("pausing poolside's pg_cron jobs before the major upgrade (nothing was upgraded)"))
+}
+
+/// The task's one container, which runs psql.
+fn schema_container(task: &Task) -> Option<&aws_sdk_ecs::types::Container> {
+    task.containers()
+        .iter()
+        .find(|c| c.name() == Some(CONTAINER_NAME))
 }
 
 /// Why the schema task failed: psql's exit and last words, or why its
@@ -403,10 +402,7 @@ fn failure(
     lines: &[String],
     report: &DataTierReport,
 ) -> anyhow::Error {
-    let container = task
-        .containers()
-        .iter()
-        .find(|c| c.name() == Some(CONTAINER_NAME));
+    let container = schema_container(task);
     let reason = match container.and_then(|c| c.exit_code()) {
         Some(code) => format!("psql exited with {code}"),
         None => format!(
@@ -1707,6 +1703,37 @@ mod tests {
                 .build()
         }
 
+        /// RunTask starts the task.
+        fn started() -> aws_smithy_mocks::Rule {
+            mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
+                RunTaskOutput::builder()
+                    .tasks(task("PROVISIONING", None))
+                    .build()
+            })
+        }
+
+        /// DescribeTasks: the task stopped, its container exited with `code`.
+        fn stopped_with(code: i32) -> aws_smithy_mocks::Rule {
+            mock!(aws_sdk_ecs::Client::describe_tasks).then_output(move || {
+                DescribeTasksOutput::builder()
+                    .tasks(task("STOPPED", Some(code)))
+                    .build()
+            })
+        }
+
+        /// A JSON-protocol refusal, as ECS, ECR and CloudWatch Logs answer.
+        fn refusal(
+            code: &str,
+            message: &str,
+        ) -> aws_smithy_runtime_api::http::Response<aws_smithy_types::body::SdkBody> {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::from(crate::resources::testing::json_error(
+                    code, message,
+                )),
+            )
+        }
+
         fn image_listed() -> aws_smithy_mocks::Rule {
             mock!(aws_sdk_ecr::Client::describe_images).then_output(|| {
                 DescribeImagesOutput::builder()
@@ -1762,12 +1789,7 @@ mod tests {
                         .tasks(task("PROVISIONING", None))
                         .build()
                 });
-            let stopped_for_snapshot =
-                mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                    DescribeTasksOutput::builder()
-                        .tasks(task("STOPPED", Some(3)))
-                        .build()
-                });
+            let stopped_for_snapshot = stopped_with(3);
             let second_run = mock!(aws_sdk_ecs::Client::run_task)
                 .match_requests(|r| {
                     let variables: Vec<(&str, &str)> = r
@@ -1789,11 +1811,7 @@ mod tests {
                         .tasks(task("PROVISIONING", None))
                         .build()
                 });
-            let stopped_done = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(0)))
-                    .build()
-            });
+            let stopped_done = stopped_with(0);
             let create = mock!(aws_sdk_rds::Client::create_db_snapshot)
                 .match_requests(|r| r.db_instance_identifier() == Some("poolside-pilot"))
                 .then_output(|| CreateDbSnapshotOutput::builder().build());
@@ -1878,11 +1896,7 @@ mod tests {
                     .tasks(task("RUNNING", None))
                     .build()
             });
-            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(0)))
-                    .build()
-            });
+            let stopped = stopped_with(0);
             let image = image_listed();
             let [first, end] = logs(&[
                 "poolside: connecting to db:5432",
@@ -1916,11 +1930,7 @@ mod tests {
                     self.0.lock().unwrap().push(until.to_string());
                 }
             }
-            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-                RunTaskOutput::builder()
-                    .tasks(task("PROVISIONING", None))
-                    .build()
-            });
+            let run = started();
             let running = mock!(aws_sdk_ecs::Client::describe_tasks)
                 .sequence()
                 .output(|| {
@@ -1930,11 +1940,7 @@ mod tests {
                 })
                 .times(3)
                 .build();
-            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(0)))
-                    .build()
-            });
+            let stopped = stopped_with(0);
             let image = image_listed();
             let [first, end] = logs(&[
                 "poolside: connecting to db:5432",
@@ -1994,11 +2000,7 @@ mod tests {
         /// stopped, rather than waited for to the end of the task limit.
         #[tokio::test(start_paused = true)]
         async fn a_silent_task_is_stopped_after_a_quarter_of_an_hour() {
-            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-                RunTaskOutput::builder()
-                    .tasks(task("PROVISIONING", None))
-                    .build()
-            });
+            let run = started();
             let pending = mock!(aws_sdk_ecs::Client::describe_tasks)
                 .sequence()
                 .output(|| {
@@ -2049,11 +2051,7 @@ mod tests {
         /// silent one: the task is waited for to its end, however long.
         #[tokio::test(start_paused = true)]
         async fn a_log_that_cannot_be_read_does_not_stop_a_long_task() {
-            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-                RunTaskOutput::builder()
-                    .tasks(task("PROVISIONING", None))
-                    .build()
-            });
+            let run = started();
             // 20 minutes of looks, 10 s apart, then stopped.
             let running = mock!(aws_sdk_ecs::Client::describe_tasks)
                 .sequence()
@@ -2064,24 +2062,15 @@ mod tests {
                 })
                 .times(125)
                 .build();
-            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(0)))
-                    .build()
-            });
+            let stopped = stopped_with(0);
             let stop = mock!(aws_sdk_ecs::Client::stop_task).then_output(|| {
                 aws_sdk_ecs::operation::stop_task::StopTaskOutput::builder().build()
             });
             let denied =
                 mock!(aws_sdk_cloudwatchlogs::Client::get_log_events).then_http_response(|| {
-                    aws_smithy_runtime_api::http::Response::new(
-                        aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
-                        aws_smithy_types::body::SdkBody::from(
-                            crate::resources::testing::json_error(
-                                "AccessDeniedException",
-                                "User is not authorized to perform: logs:GetLogEvents",
-                            ),
-                        ),
+                    refusal(
+                        "AccessDeniedException",
+                        "User is not authorized to perform: logs:GetLogEvents",
                     )
                 });
             let image = image_listed();
@@ -2111,18 +2100,11 @@ mod tests {
         /// waiting, says the task goes on, and does not stop it.
         #[tokio::test(start_paused = true)]
         async fn a_task_deploy_cannot_see_is_left_running_and_said_so() {
-            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-                RunTaskOutput::builder()
-                    .tasks(task("PROVISIONING", None))
-                    .build()
-            });
+            let run = started();
             let unavailable = mock!(aws_sdk_ecs::Client::describe_tasks).then_http_response(|| {
-                aws_smithy_runtime_api::http::Response::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
-                    aws_smithy_types::body::SdkBody::from(crate::resources::testing::json_error(
-                        "AccessDeniedException",
-                        "User is not authorized to perform: ecs:DescribeTasks",
-                    )),
+                refusal(
+                    "AccessDeniedException",
+                    "User is not authorized to perform: ecs:DescribeTasks",
                 )
             });
             let stop = mock!(aws_sdk_ecs::Client::stop_task).then_output(|| {
@@ -2195,11 +2177,7 @@ mod tests {
                         .tasks(task("PROVISIONING", None))
                         .build()
                 });
-            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(0)))
-                    .build()
-            });
+            let stopped = stopped_with(0);
             let image = image_listed();
             let [first, end] = logs(&[
                 "poolside: connecting to db:5432",
@@ -2242,16 +2220,8 @@ mod tests {
 
         #[tokio::test(start_paused = true)]
         async fn a_failed_run_reports_psqls_last_words() {
-            let run = mock!(aws_sdk_ecs::Client::run_task).then_output(|| {
-                RunTaskOutput::builder()
-                    .tasks(task("PROVISIONING", None))
-                    .build()
-            });
-            let stopped = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
-                DescribeTasksOutput::builder()
-                    .tasks(task("STOPPED", Some(3)))
-                    .build()
-            });
+            let run = started();
+            let stopped = stopped_with(3);
             let image = image_listed();
             let [first, end] = logs(&[
                 "poolside: connecting to db:5432",
@@ -2318,12 +2288,9 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_missing_psql_image_names_the_push_command_before_any_task_starts() {
             let missing = mock!(aws_sdk_ecr::Client::describe_images).then_http_response(|| {
-                aws_smithy_runtime_api::http::Response::new(
-                    aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
-                    aws_smithy_types::body::SdkBody::from(crate::resources::testing::json_error(
-                        "ImageNotFoundException",
-                        "The image with imageId {imageTag:'psql-16-alpine-rds-ca'} does not exist",
-                    )),
+                refusal(
+                    "ImageNotFoundException",
+                    "The image with imageId {imageTag:'psql-16-alpine-rds-ca'} does not exist",
                 )
             });
             let run = mock!(aws_sdk_ecs::Client::run_task)
